@@ -1,0 +1,104 @@
+# cpn — top-level build. `make help` lists the targets.
+#
+# BPF objects are built next to their source (bpf/cpn_router.bpf.o) so that
+# `bpftool prog loadall bpf/cpn_router.bpf.o …` works from the tree root.
+# Everything else goes under build/.
+
+BUILD     ?= build
+CC        ?= gcc
+CLANG     ?= clang
+BPFTOOL   ?= bpftool
+ARCH      := $(shell uname -m | sed 's/x86_64/x86/;s/aarch64/arm64/')
+MULTIARCH := $(shell $(CC) -print-multiarch 2>/dev/null)
+
+CPPFLAGS  += -Iinclude -I$(BUILD)
+CFLAGS    ?= -O2 -g
+CFLAGS    += -std=gnu11 -Wall -Wextra -Werror -D_GNU_SOURCE
+SANITIZE  ?= -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined
+LIBBPF    := $(shell pkg-config --libs libbpf 2>/dev/null || echo -lbpf -lelf -lz)
+CMOCKA    := -lcmocka
+
+BPF_CFLAGS := -target bpf -O2 -g -std=gnu11 -Wall -Wextra -Werror -Wno-unused-function \
+	-D__TARGET_ARCH_$(ARCH) -mcpu=v3 -Iinclude -I/usr/include/$(MULTIARCH)
+
+BPF_SRCS := $(wildcard bpf/*.bpf.c)
+BPF_OBJS := $(BPF_SRCS:.bpf.c=.bpf.o)
+SKELS    := $(patsubst bpf/%.bpf.c,$(BUILD)/%.skel.h,$(BPF_SRCS))
+HDRS     := $(wildcard include/cpn/*.h)
+
+UNIT_SRCS := $(wildcard selftests/unit/test_*.c)
+UNIT_BINS := $(patsubst %.c,$(BUILD)/%,$(UNIT_SRCS))
+BPFT_SRCS := $(wildcard selftests/bpf/test_*.c)
+BPFT_BINS := $(patsubst %.c,$(BUILD)/%,$(BPFT_SRCS))
+BPFT_LIB  := $(filter-out $(BPFT_SRCS),$(wildcard selftests/bpf/*.c))
+BPFT_HDRS := $(wildcard selftests/bpf/*.h)
+TOOL_BINS := $(BUILD)/cpn-maps $(BUILD)/bench-xdp
+
+.PHONY: all deps test test-unit test-bpf bench bench-xdp demo clean help format check-format
+
+all: $(BPF_OBJS) $(SKELS) $(UNIT_BINS) $(BPFT_BINS) $(TOOL_BINS)
+
+help:
+	@echo "make deps      install the Debian packages cpn needs (idempotent)"
+	@echo "make all       build the XDP object, skeletons, tools and tests"
+	@echo "make test      build and run every test suite"
+	@echo "make bench     run the benchmarks (bench-xdp: per-packet cost)"
+	@echo "make demo      netns testbed demo (see README)"
+	@echo "make format    clang-format every C source and header"
+
+deps:
+	@tools/deps.sh
+
+# ---- BPF ----------------------------------------------------------------
+bpf/%.bpf.o: bpf/%.bpf.c $(HDRS) $(wildcard bpf/*.h)
+	$(CLANG) $(BPF_CFLAGS) -c $< -o $@
+
+$(BUILD)/%.skel.h: bpf/%.bpf.o
+	@mkdir -p $(dir $@)
+	$(BPFTOOL) gen skeleton $< name $(subst -,_,$*) > $@.tmp && mv $@.tmp $@
+
+# ---- tests --------------------------------------------------------------
+$(BUILD)/selftests/unit/%: selftests/unit/%.c $(HDRS)
+	@mkdir -p $(dir $@)
+	$(CC) $(CPPFLAGS) $(CFLAGS) $(SANITIZE) $< -o $@ $(CMOCKA) -lm
+
+$(BUILD)/selftests/bpf/%: selftests/bpf/%.c $(BPFT_LIB) $(BPFT_HDRS) $(HDRS) $(SKELS) $(BPF_OBJS)
+	@mkdir -p $(dir $@)
+	$(CC) $(CPPFLAGS) -Iselftests/bpf $(CFLAGS) $(SANITIZE) $< $(BPFT_LIB) -o $@ $(CMOCKA) $(LIBBPF) -lm
+
+# ---- tools --------------------------------------------------------------
+$(BUILD)/cpn-maps: tools/cpn-maps.c $(HDRS)
+	@mkdir -p $(dir $@)
+	$(CC) $(CPPFLAGS) $(CFLAGS) $< -o $@ $(LIBBPF)
+
+$(BUILD)/bench-xdp: tools/bench-xdp.c $(HDRS) $(SKELS) $(BPF_OBJS)
+	@mkdir -p $(dir $@)
+	$(CC) $(CPPFLAGS) -Iselftests/bpf $(CFLAGS) $< $(BPFT_LIB) -o $@ $(LIBBPF) -lm
+
+# ---- run ----------------------------------------------------------------
+test: deps all
+	@selftests/run.sh
+
+test-unit: $(UNIT_BINS)
+	@selftests/run.sh unit
+
+test-bpf: $(BPF_OBJS) $(BPFT_BINS) $(TOOL_BINS)
+	@selftests/run.sh bpf
+
+bench: bench-xdp
+
+bench-xdp: deps $(BUILD)/bench-xdp
+	$(BUILD)/bench-xdp
+
+demo:
+	@echo "make demo arrives with the worker, load generator and testbed (issue 4)." >&2
+	@exit 1
+
+format:
+	clang-format -i $$(git ls-files '*.c' '*.h')
+
+check-format:
+	clang-format --dry-run -Werror $$(git ls-files '*.c' '*.h')
+
+clean:
+	rm -rf $(BUILD) bpf/*.bpf.o

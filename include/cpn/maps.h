@@ -1,0 +1,285 @@
+/* SPDX-License-Identifier: (GPL-2.0-only OR BSD-2-Clause) */
+/*
+ * Keys and values of the router's maps, shared by the XDP program, cpnctl,
+ * cpn-fwd and the tests. One definition: nothing here is copied elsewhere.
+ *
+ * Map (pinned name)   type                 key            value
+ * cpn_config          ARRAY[1]             __u32          struct cpn_config
+ * cpn_vips            HASH                 cpn_vip_key    struct cpn_vip
+ * cpn_services        ARRAY                service_id     struct cpn_service
+ * cpn_maglev          ARRAY                service_id     struct cpn_maglev
+ * cpn_nodes           ARRAY                node_id        struct cpn_node_cfg
+ * cpn_node_state      ARRAY (MMAPABLE)     node_id        struct cpn_node
+ * cpn_tenants         HASH                 tenant_id      struct cpn_tenant
+ * cpn_affinity        LRU_HASH             cpn_aff_key    struct cpn_aff
+ * cpn_stats           PERCPU_ARRAY         enum cpn_stat  __u64
+ * cpn_node_stats      PERCPU_ARRAY         node_id        struct cpn_node_stats
+ * cpn_tx_ports        DEVMAP_HASH          ifindex        struct bpf_devmap_val
+ */
+#ifndef CPN_MAPS_H
+#define CPN_MAPS_H
+
+#include <linux/types.h>
+#include <linux/bpf.h>
+#include "cpn/compiler.h"
+
+/* Compile-time limits (override with -D). */
+#ifndef CPN_MAX_NODES
+#define CPN_MAX_NODES 1024 /* node ids 1 .. CPN_MAX_NODES-1; 0 = none */
+#endif
+#ifndef CPN_MAX_SERVICES
+#define CPN_MAX_SERVICES 256 /* service ids 0 .. CPN_MAX_SERVICES-1 */
+#endif
+#ifndef CPN_MAX_TENANTS
+#define CPN_MAX_TENANTS 4096
+#endif
+#ifndef CPN_MAX_SESSIONS
+#define CPN_MAX_SESSIONS 65536
+#endif
+#define CPN_MAX_SVC_NODES 64 /* candidates per service */
+#define CPN_MAGLEV_M      4099 /* Maglev table size: prime, > 64 x CPN_MAX_SVC_NODES */
+#define CPN_HIST_BUCKETS  24   /* log2 µs: [0,2) [2,4) .. [2^23, inf) */
+#define CPN_MAX_PORTS     64
+#define CPN_DEFAULT_CONTROL_PORT 7471
+#define CPN_DEFAULT_MAX_HOPS     4
+
+CPN_STATIC_ASSERT((CPN_MAX_NODES & (CPN_MAX_NODES - 1)) == 0, "CPN_MAX_NODES power of two");
+CPN_STATIC_ASSERT((CPN_MAX_SERVICES & (CPN_MAX_SERVICES - 1)) == 0,
+		  "CPN_MAX_SERVICES power of two");
+
+enum cpn_family {
+	CPN_AF_INET = 4,
+	CPN_AF_INET6 = 6,
+};
+
+/* An IPv4 address lives in addr[0], the other words zero. */
+struct cpn_vip_key {
+	__be32 addr[4];
+	__be16 port;
+	__u8 family;
+	__u8 pad;
+};
+
+struct cpn_vip {
+	__u16 service_id;
+	__u16 pad;
+};
+
+enum cpn_policy {
+	CPN_POL_P2C = 0,
+	CPN_POL_LEAST = 1,
+	CPN_POL_MAGLEV = 2,
+	CPN_POL_RANDOM = 3,
+	CPN_POL_RR = 4,
+	CPN_POL_MAX = CPN_POL_RR,
+};
+
+enum cpn_service_flags {
+	CPN_SVC_ACTIVE = 0x1,
+	CPN_SVC_DPDK = 0x2, /* dataplane: dpdk — hand off to cpn-fwd's AF_XDP socket */
+};
+
+struct cpn_service {
+	__u32 flags;
+	__u8 policy;
+	__u8 family;
+	__be16 port;  /* VIP port: source of replies after reverse NAT */
+	__be32 vip[4];
+	__u32 max_wait_us; /* 0 = no limit */
+	__u32 max_queue;   /* 0 = no limit */
+	__u32 stale_ms;
+	__u32 n_nodes;
+	__u32 rr; /* round-robin cursor, advanced atomically by the data plane */
+	__u16 nodes[CPN_MAX_SVC_NODES];
+};
+
+struct cpn_maglev {
+	__u16 entry[CPN_MAGLEV_M]; /* node ids; 0 = empty table */
+};
+
+enum cpn_node_cfg_flags {
+	CPN_NODE_CFG_VALID = 0x1,
+	CPN_NODE_CFG_KEY = 0x2, /* reports must carry AUTH with the node key */
+};
+
+/* Where a node is: written by the controller only. */
+struct cpn_node_cfg {
+	__be32 addr[4];
+	__be16 port;
+	__u8 family;
+	__u8 flags;
+	__u32 pad;
+	__u64 key[2];
+};
+
+enum cpn_admin {
+	CPN_ADMIN_UP = 0x1,
+	CPN_ADMIN_DRAIN = 0x2,
+};
+
+enum cpn_report_flags {
+	CPN_REP_DRAINING = 0x1,   /* the node said DRAINING in its last report */
+	CPN_REP_PATH_VALID = 0x2, /* path_us holds at least one sample */
+	CPN_REP_SVC_VALID = 0x4,  /* svc_us holds at least one sample */
+};
+
+/* What the router knows of a node: the policy's whole input. admin and
+ * weight are the controller's; the rest is learned from reports. 64 bytes,
+ * one cache line, in the BPF_F_MMAPABLE array cpn_node_state.
+ */
+struct cpn_node {
+	__u32 admin;
+	__u32 weight; /* percent of nominal capacity, 1..1000 */
+	__u32 queue_depth;
+	__u32 inflight;
+	__u32 capacity;
+	__u32 util;
+	__u32 svc_us;  /* EWMA of the node's mean service time */
+	__u32 path_us; /* EWMA of reply time minus worker_us */
+	__u64 last_report_ns;
+	__u32 outstanding; /* steered here since the last report */
+	__u32 report_flags;
+	__u64 reports;
+	__u64 pad;
+};
+CPN_STATIC_ASSERT(sizeof(struct cpn_node) == 64, "cpn_node is one cache line");
+
+enum cpn_tenant_flags {
+	CPN_TENANT_KEY = 0x1, /* requests must carry AUTH with the tenant key */
+};
+
+struct cpn_tenant {
+	struct bpf_spin_lock lock; /* guards tat */
+	__u32 flags;
+	__u64 interval_ns; /* 1e9 / rate; 0 = no rate limit */
+	__u64 burst_ns;    /* burst x interval_ns */
+	__u64 tat;         /* GCRA theoretical arrival time */
+	__u64 key[2];
+	__u64 services[CPN_MAX_SERVICES / 64]; /* bitmap of allowed service ids */
+};
+
+struct cpn_aff_key {
+	__u32 tenant_id;
+	__u32 session_key;
+	__u16 service_id;
+	__u16 pad;
+};
+
+struct cpn_aff {
+	__u16 node_id;
+	__u16 pad;
+	__u32 pad2;
+	__u64 last_ns;
+};
+
+struct cpn_config {
+	__be16 control_port;
+	__u16 max_hops;
+	__u32 router_id;
+	__u32 flags;
+	__u32 pad;
+};
+
+struct cpn_node_stats {
+	__u64 requests; /* steered to the node */
+	__u64 replies;  /* replies forwarded from it */
+	__u64 busy;     /* BUSY from it forwarded */
+	__u64 reports;  /* LOAD and PROBE_ACK learned */
+	__u64 lat_hist[CPN_HIST_BUCKETS]; /* path latency samples, log2 µs */
+};
+
+/* Every action and every drop reason of the data plane: the index into the
+ * per-CPU array cpn_stats. CPN_STATS(X) keeps the enum and the names
+ * (Prometheus label values) in one list.
+ */
+#define CPN_STATS(X)                                                                               \
+	X(RX, "rx")                             /* packets seen */                                 \
+	X(PASS_NOT_CPN, "pass_not_cpn")         /* not ours: passed untouched */                   \
+	X(PASS_SHORT_L2, "pass_short_l2")       /* truncated Ethernet/VLAN: passed */              \
+	X(PASS_SHORT_L3, "pass_short_l3")       /* truncated IP header: passed */                  \
+	X(PASS_SHORT_L4, "pass_short_l4")       /* truncated UDP header: passed */                 \
+	X(PASS_IP_OPTIONS, "pass_ip_options")   /* IPv4 with options: passed */                    \
+	X(PASS_FRAGMENT, "pass_fragment")       /* IP fragment: passed */                          \
+	X(REQ_STEERED, "req_steered")           /* request chosen and rewritten */                 \
+	X(REQ_TAG_HONOURED, "req_tag_honoured") /* live tag kept */                                \
+	X(REQ_RESTEERED, "req_resteered")       /* tag of a dead node replaced */                  \
+	X(REQ_AFFINITY, "req_affinity")         /* session affinity kept */                        \
+	X(REQ_FALLBACK, "req_fallback")         /* no live node: maglev over up nodes */           \
+	X(REQ_DPDK, "req_dpdk")                 /* handed to cpn-fwd */                            \
+	X(TX_REDIRECT, "tx_redirect")           /* sent through the devmap */                      \
+	X(TX_BOUNCE, "tx_bounce")               /* sent back out of the ingress port */            \
+	X(TX_KERNEL, "tx_kernel")               /* rewritten, kernel forwards (neighbour) */       \
+	X(BUSY_SENT, "busy_sent")               /* admission refused: BUSY to client */            \
+	X(REPLY_FWD, "reply_fwd")               /* reply reverse-NATed to client */                \
+	X(BUSY_FWD, "busy_fwd")                 /* node's BUSY reverse-NATed to client */          \
+	X(LOAD_LEARNED, "load_learned")         /* LOAD consumed */                                \
+	X(PROBE_ACK_LEARNED, "probe_ack_learned")                                                  \
+	X(LOAD_UNKNOWN, "load_unknown")         /* LOAD from unknown node: passed up */            \
+	X(DROP_SHORT, "drop_short")             /* payload shorter than the header */              \
+	X(DROP_BAD_MAGIC, "drop_bad_magic")                                                        \
+	X(DROP_BAD_VERSION, "drop_bad_version")                                                    \
+	X(DROP_BAD_TYPE, "drop_bad_type")                                                          \
+	X(DROP_BAD_SERVICE, "drop_bad_service") /* service_id is not the VIP's */                  \
+	X(DROP_BAD_UDP_LEN, "drop_bad_udp_len")                                                    \
+	X(DROP_BAD_IP_LEN, "drop_bad_ip_len")                                                      \
+	X(DROP_ACL, "drop_acl")                 /* unknown tenant or service not allowed */        \
+	X(DROP_RATE, "drop_rate")               /* tenant over its rate */                         \
+	X(DROP_AUTH, "drop_auth")               /* request tag missing or wrong */                 \
+	X(DROP_NODE_AUTH, "drop_node_auth")     /* report tag missing or wrong: spoofed */         \
+	X(DROP_FAMILY, "drop_family")           /* node family differs from the VIP's */           \
+	X(DROP_HOPS, "drop_hops")               /* too many steering hops */                       \
+	X(DROP_TX, "drop_tx")                   /* could not transmit (FIB error) */
+
+enum cpn_stat {
+#define CPN_STAT_ENUM(name, str) CPN_STAT_##name,
+	CPN_STATS(CPN_STAT_ENUM)
+#undef CPN_STAT_ENUM
+		CPN_STAT_MAX,
+};
+
+#ifndef __bpf__
+static const char *const cpn_stat_names[CPN_STAT_MAX] = {
+#define CPN_STAT_NAME(name, str) [CPN_STAT_##name] = str,
+	CPN_STATS(CPN_STAT_NAME)
+#undef CPN_STAT_NAME
+};
+
+static const char *const cpn_policy_names[CPN_POL_MAX + 1] = {
+	[CPN_POL_P2C] = "p2c",       [CPN_POL_LEAST] = "least", [CPN_POL_MAGLEV] = "maglev",
+	[CPN_POL_RANDOM] = "random", [CPN_POL_RR] = "round-robin",
+};
+#endif
+
+/* Token bucket (GCRA) parameters of a tenant from rate/s and burst. */
+static __always_inline void cpn_tenant_set_rate(struct cpn_tenant *t, __u64 rate, __u64 burst)
+{
+	t->interval_ns = rate ? 1000000000ULL / rate : 0;
+	if (rate && !t->interval_ns)
+		t->interval_ns = 1;
+	t->burst_ns = (burst ? burst : 1) * t->interval_ns;
+	t->tat = 0;
+}
+
+static __always_inline int cpn_tenant_allows(const struct cpn_tenant *t, __u16 service_id)
+{
+	__u32 s = service_id & (CPN_MAX_SERVICES - 1);
+
+	if (service_id >= CPN_MAX_SERVICES)
+		return 0;
+	return (t->services[s / 64] >> (s % 64)) & 1;
+}
+
+/* GCRA: may one more request pass at `now`? Updates *tat when it does. */
+static __always_inline int cpn_gcra(__u64 *tat, __u64 now, __u64 interval_ns, __u64 burst_ns)
+{
+	__u64 t = *tat > now ? *tat : now;
+
+	if (!interval_ns)
+		return 1;
+	if (t + interval_ns - now > burst_ns)
+		return 0;
+	*tat = t + interval_ns;
+	return 1;
+}
+
+#endif /* CPN_MAPS_H */

@@ -1,0 +1,222 @@
+/* SPDX-License-Identifier: (GPL-2.0-only OR BSD-2-Clause) */
+/*
+ * cpn wire format, version 1.
+ *
+ * UDP payload = struct cpn_hdr (48 bytes) [+ 8-byte SipHash-2-4 tag when
+ * CPN_F_AUTH is set] + application payload. Every multi-byte field is in
+ * network byte order on the wire.
+ *
+ * Plain C: this header compiles with `clang -target bpf` and for userspace.
+ */
+#ifndef CPN_PROTO_H
+#define CPN_PROTO_H
+
+#include <linux/types.h>
+#include "cpn/compiler.h"
+
+#define CPN_MAGIC   0x4350
+#define CPN_VERSION 1
+
+#define CPN_HDR_LEN 48
+#define CPN_TAG_LEN 8
+
+/* Bytes covered by the tag: the tenant signs the request's identity, a node
+ * signs its whole header (the load report included).
+ */
+#define CPN_AUTH_REQ_LEN  24
+#define CPN_AUTH_NODE_LEN 48
+
+enum cpn_type {
+	CPN_T_REQUEST = 1,
+	CPN_T_REPLY = 2,
+	CPN_T_LOAD = 3,
+	CPN_T_PROBE = 4,
+	CPN_T_PROBE_ACK = 5,
+	CPN_T_BUSY = 6,
+	CPN_T_MAX = CPN_T_BUSY,
+};
+
+enum cpn_flags {
+	CPN_F_TAGGED = 0x0001,
+	CPN_F_AUTH = 0x0002,
+	CPN_F_DRAINING = 0x0004,
+	CPN_F_STICKY = 0x0008,
+};
+
+/* Flags that a steering hop may change after the client signed the request:
+ * they are hashed as zero (docs/PROTOCOL.md).
+ */
+#define CPN_F_HOP_OWNED CPN_F_TAGGED
+
+/* REPLY status: 0 ok, else an error code of the worker. */
+enum cpn_reply_status {
+	CPN_ST_OK = 0,
+	CPN_ST_BAD_REQUEST = 1,
+	CPN_ST_KERNEL_ERROR = 2,
+	CPN_ST_UNSUPPORTED = 3,
+};
+
+/* BUSY status: why the request was refused. */
+enum cpn_busy_reason {
+	CPN_BUSY_WAIT = 1,     /* est_us of the best node above max_wait_us */
+	CPN_BUSY_QUEUE = 2,    /* every candidate's queue at max_queue */
+	CPN_BUSY_NO_NODE = 3,  /* no administratively-up node for the service */
+	CPN_BUSY_DRAINING = 4, /* sent by a node that is draining */
+	CPN_BUSY_OVERLOAD = 5, /* sent by a node whose own queue is full */
+};
+
+struct cpn_hdr {
+	__be16 magic;
+	__u8 version;
+	__u8 type;
+	__be16 flags;
+	__be16 service_id;
+	__be32 tenant_id;
+	__be32 session_key;
+	__be64 request_id;
+	__be16 node_id;
+	__u8 hops;
+	__u8 class;
+	__be32 router_ts;
+	__be16 queue_depth;
+	__be16 inflight;
+	__be16 capacity;
+	__u8 util;
+	__u8 status;
+	__be32 worker_us;
+	__be32 reserved;
+};
+
+CPN_STATIC_ASSERT(sizeof(struct cpn_hdr) == CPN_HDR_LEN, "cpn_hdr is 48 bytes");
+CPN_STATIC_ASSERT(__builtin_offsetof(struct cpn_hdr, magic) == 0, "magic");
+CPN_STATIC_ASSERT(__builtin_offsetof(struct cpn_hdr, version) == 2, "version");
+CPN_STATIC_ASSERT(__builtin_offsetof(struct cpn_hdr, type) == 3, "type");
+CPN_STATIC_ASSERT(__builtin_offsetof(struct cpn_hdr, flags) == 4, "flags");
+CPN_STATIC_ASSERT(__builtin_offsetof(struct cpn_hdr, service_id) == 6, "service_id");
+CPN_STATIC_ASSERT(__builtin_offsetof(struct cpn_hdr, tenant_id) == 8, "tenant_id");
+CPN_STATIC_ASSERT(__builtin_offsetof(struct cpn_hdr, session_key) == 12, "session_key");
+CPN_STATIC_ASSERT(__builtin_offsetof(struct cpn_hdr, request_id) == 16, "request_id");
+CPN_STATIC_ASSERT(__builtin_offsetof(struct cpn_hdr, node_id) == 24, "node_id");
+CPN_STATIC_ASSERT(__builtin_offsetof(struct cpn_hdr, hops) == 26, "hops");
+CPN_STATIC_ASSERT(__builtin_offsetof(struct cpn_hdr, class) == 27, "class");
+CPN_STATIC_ASSERT(__builtin_offsetof(struct cpn_hdr, router_ts) == 28, "router_ts");
+CPN_STATIC_ASSERT(__builtin_offsetof(struct cpn_hdr, queue_depth) == 32, "queue_depth");
+CPN_STATIC_ASSERT(__builtin_offsetof(struct cpn_hdr, inflight) == 34, "inflight");
+CPN_STATIC_ASSERT(__builtin_offsetof(struct cpn_hdr, capacity) == 36, "capacity");
+CPN_STATIC_ASSERT(__builtin_offsetof(struct cpn_hdr, util) == 38, "util");
+CPN_STATIC_ASSERT(__builtin_offsetof(struct cpn_hdr, status) == 39, "status");
+CPN_STATIC_ASSERT(__builtin_offsetof(struct cpn_hdr, worker_us) == 40, "worker_us");
+CPN_STATIC_ASSERT(__builtin_offsetof(struct cpn_hdr, reserved) == 44, "reserved");
+
+/* The header in host byte order: what userspace programs build and read. */
+struct cpn_msg {
+	__u16 magic;
+	__u8 version;
+	__u8 type;
+	__u16 flags;
+	__u16 service_id;
+	__u32 tenant_id;
+	__u32 session_key;
+	__u64 request_id;
+	__u16 node_id;
+	__u8 hops;
+	__u8 class;
+	__u32 router_ts;
+	__u16 queue_depth;
+	__u16 inflight;
+	__u16 capacity;
+	__u8 util;
+	__u8 status;
+	__u32 worker_us;
+	__u32 reserved;
+};
+
+/* Why a datagram addressed to cpn is not accepted (cpn_hdr_check). */
+enum cpn_hdr_err {
+	CPN_HDR_OK = 0,
+	CPN_HDR_SHORT,       /* fewer than 48 bytes, or AUTH without the tag */
+	CPN_HDR_BAD_MAGIC,
+	CPN_HDR_BAD_VERSION,
+	CPN_HDR_BAD_TYPE,
+};
+
+static __always_inline void cpn_hdr_decode(const struct cpn_hdr *h, struct cpn_msg *m)
+{
+	m->magic = cpn_ntohs(h->magic);
+	m->version = h->version;
+	m->type = h->type;
+	m->flags = cpn_ntohs(h->flags);
+	m->service_id = cpn_ntohs(h->service_id);
+	m->tenant_id = cpn_ntohl(h->tenant_id);
+	m->session_key = cpn_ntohl(h->session_key);
+	m->request_id = cpn_ntohll(h->request_id);
+	m->node_id = cpn_ntohs(h->node_id);
+	m->hops = h->hops;
+	m->class = h->class;
+	m->router_ts = cpn_ntohl(h->router_ts);
+	m->queue_depth = cpn_ntohs(h->queue_depth);
+	m->inflight = cpn_ntohs(h->inflight);
+	m->capacity = cpn_ntohs(h->capacity);
+	m->util = h->util;
+	m->status = h->status;
+	m->worker_us = cpn_ntohl(h->worker_us);
+	m->reserved = cpn_ntohl(h->reserved);
+}
+
+static __always_inline void cpn_hdr_encode(const struct cpn_msg *m, struct cpn_hdr *h)
+{
+	h->magic = cpn_htons(m->magic);
+	h->version = m->version;
+	h->type = m->type;
+	h->flags = cpn_htons(m->flags);
+	h->service_id = cpn_htons(m->service_id);
+	h->tenant_id = cpn_htonl(m->tenant_id);
+	h->session_key = cpn_htonl(m->session_key);
+	h->request_id = cpn_htonll(m->request_id);
+	h->node_id = cpn_htons(m->node_id);
+	h->hops = m->hops;
+	h->class = m->class;
+	h->router_ts = cpn_htonl(m->router_ts);
+	h->queue_depth = cpn_htons(m->queue_depth);
+	h->inflight = cpn_htons(m->inflight);
+	h->capacity = cpn_htons(m->capacity);
+	h->util = m->util;
+	h->status = m->status;
+	h->worker_us = cpn_htonl(m->worker_us);
+	h->reserved = cpn_htonl(m->reserved);
+}
+
+/* A fresh header of the given type with magic and version set. */
+static __always_inline void cpn_msg_init(struct cpn_msg *m, __u8 type)
+{
+	__builtin_memset(m, 0, sizeof(*m));
+	m->magic = CPN_MAGIC;
+	m->version = CPN_VERSION;
+	m->type = type;
+}
+
+/* Validate a header of which `len` payload bytes are present (len >= 48 is
+ * checked here, so `h` may point at fewer bytes only if len says so).
+ */
+static __always_inline int cpn_hdr_check(const struct cpn_hdr *h, __u32 len)
+{
+	if (len < CPN_HDR_LEN)
+		return CPN_HDR_SHORT;
+	if (h->magic != cpn_htons(CPN_MAGIC))
+		return CPN_HDR_BAD_MAGIC;
+	if (h->version != CPN_VERSION)
+		return CPN_HDR_BAD_VERSION;
+	if (h->type == 0 || h->type > CPN_T_MAX)
+		return CPN_HDR_BAD_TYPE;
+	if ((h->flags & cpn_htons(CPN_F_AUTH)) && len < CPN_HDR_LEN + CPN_TAG_LEN)
+		return CPN_HDR_SHORT;
+	return CPN_HDR_OK;
+}
+
+/* Length of header plus tag. */
+static __always_inline __u32 cpn_hdr_total_len(const struct cpn_hdr *h)
+{
+	return (h->flags & cpn_htons(CPN_F_AUTH)) ? CPN_HDR_LEN + CPN_TAG_LEN : CPN_HDR_LEN;
+}
+
+#endif /* CPN_PROTO_H */

@@ -1,0 +1,484 @@
+/* SPDX-License-Identifier: (GPL-2.0-only OR BSD-2-Clause) */
+/*
+ * The cpn policy core: estimated completion time, liveness, node choice,
+ * admission, Maglev, and learning from load reports.
+ *
+ * Used unchanged by the XDP router, cpn-fwd, cpn-sim and the unit tests.
+ * Pure C: no BPF helpers; randomness and time are passed in. How a node's
+ * state is found is the includer's business: define
+ *
+ *     #define cpn_node_at(ctx, id)  <expression giving struct cpn_node * or NULL>
+ *
+ * before including this file. Without it, `ctx` is a flat
+ * struct cpn_node[CPN_MAX_NODES] array, which is exactly how the mmaped
+ * cpn_node_state map looks from userspace.
+ */
+#ifndef CPN_SCHED_H
+#define CPN_SCHED_H
+
+#include "cpn/compiler.h"
+#include "cpn/maps.h"
+#include "cpn/proto.h"
+
+#ifndef cpn_node_at
+static __always_inline struct cpn_node *cpn_node_at_flat(void *tbl, __u32 id)
+{
+	if (id == 0 || id >= CPN_MAX_NODES)
+		return (struct cpn_node *)0;
+	return &((struct cpn_node *)tbl)[id];
+}
+#define cpn_node_at(ctx, id) cpn_node_at_flat(ctx, id)
+#endif
+
+#define CPN_EWMA_SHIFT     3 /* EWMA weight of a new sample: 1/8 */
+#define CPN_MAGLEV_PROBES  8 /* entries tried past a dead Maglev entry */
+#define CPN_PATH_MAX_US    10000000 /* a path sample above 10 s is discarded */
+
+enum cpn_pick_verdict {
+	CPN_PICK_OK = 0,       /* steer to node_id */
+	CPN_PICK_FALLBACK = 1, /* no live node: Maglev over up nodes chose node_id */
+	CPN_PICK_BUSY = 2,     /* refuse: BUSY with busy_reason */
+};
+
+struct cpn_pick {
+	__u16 node_id;
+	__u8 verdict;
+	__u8 busy_reason;
+	__u32 est_us;
+};
+
+/* ---- mixing and hashing --------------------------------------------- */
+
+static __always_inline __u32 cpn_mix32(__u32 h)
+{
+	h ^= h >> 16;
+	h *= 0x85ebca6bU;
+	h ^= h >> 13;
+	h *= 0xc2b2ae35U;
+	h ^= h >> 16;
+	return h;
+}
+
+static __always_inline __u32 cpn_hash3(__u32 a, __u32 b, __u32 c)
+{
+	return cpn_mix32(a ^ cpn_mix32(b ^ cpn_mix32(c ^ 0x9e3779b9U)));
+}
+
+/* Flow hash for Maglev: the session when there is one, else the client's
+ * address and port (the destination is the service's VIP, the same for all).
+ */
+static __always_inline __u32 cpn_flow_hash(const __be32 saddr[4], __be16 sport, __u32 tenant_id,
+					   __u32 session_key)
+{
+	if (session_key)
+		return cpn_hash3(tenant_id, session_key, 0x5e551011U);
+	return cpn_hash3(saddr[0] ^ saddr[1], saddr[2] ^ saddr[3], sport);
+}
+
+/* ---- node state ------------------------------------------------------ */
+
+static __always_inline int cpn_node_up(const struct cpn_node *n)
+{
+	return (n->admin & CPN_ADMIN_UP) && !(n->admin & CPN_ADMIN_DRAIN);
+}
+
+/* Live: administratively up, not draining, reported within stale_ms. */
+static __always_inline int cpn_node_live(const struct cpn_node *n, __u64 now_ns, __u32 stale_ms)
+{
+	if (!cpn_node_up(n) || (n->report_flags & CPN_REP_DRAINING) || !n->last_report_ns)
+		return 0;
+	if (n->last_report_ns >= now_ns)
+		return 1;
+	return now_ns - n->last_report_ns <= (__u64)stale_ms * 1000000ULL;
+}
+
+/* Requests waiting at the node as far as this router knows. */
+static __always_inline __u32 cpn_node_queue(const struct cpn_node *n)
+{
+	return n->queue_depth + n->outstanding;
+}
+
+/* est_us(n) = path_us + (queue_depth + inflight + outstanding + 1) * svc_us
+ *                       / (capacity * weight / 100)
+ */
+static __always_inline __u64 cpn_est_us(const struct cpn_node *n)
+{
+	__u64 cap = n->capacity ? n->capacity : 1;
+	__u64 w = n->weight ? n->weight : 100;
+	__u64 svc = n->svc_us ? n->svc_us : 1;
+	__u64 depth = (__u64)n->queue_depth + n->inflight + n->outstanding + 1;
+
+	return (__u64)n->path_us + depth * svc * 100 / (cap * w);
+}
+
+static __always_inline __u32 cpn_sat32(__u64 v)
+{
+	return v > 0xffffffffULL ? 0xffffffffU : (__u32)v;
+}
+
+/* ---- choice ---------------------------------------------------------- */
+
+static __always_inline __u32 cpn_svc_n(const struct cpn_service *svc)
+{
+	return svc->n_nodes > CPN_MAX_SVC_NODES ? CPN_MAX_SVC_NODES : svc->n_nodes;
+}
+
+/* Index of the first live candidate at or after `start` (wrapping), other
+ * than `skip`; -1 when there is none.
+ */
+static __always_inline int cpn_scan_live(void *ctx, const struct cpn_service *svc, __u32 n,
+					 __u32 start, int skip, __u64 now_ns)
+{
+	__u32 idx = start;
+
+	for (__u32 i = 0; i < CPN_MAX_SVC_NODES; i++) {
+		if (i >= n)
+			break;
+		if ((int)idx != skip) {
+			struct cpn_node *nd = cpn_node_at(ctx, svc->nodes[idx & (CPN_MAX_SVC_NODES - 1)]);
+
+			if (nd && cpn_node_live(nd, now_ns, svc->stale_ms))
+				return (int)idx;
+		}
+		if (++idx >= n)
+			idx = 0;
+	}
+	return -1;
+}
+
+/* Maglev lookup: the entry for `hash`, or the next live one within
+ * CPN_MAGLEV_PROBES entries. With `need_live` = 0 an administratively-up
+ * node suffices (the all-stale fallback). 0 when none qualifies.
+ */
+static __always_inline __u16 cpn_maglev_pick(void *ctx, const struct cpn_maglev *mg, __u32 hash,
+					     int need_live, __u64 now_ns, __u32 stale_ms)
+{
+	__u32 idx = hash % CPN_MAGLEV_M;
+
+	if (!mg)
+		return 0;
+	for (int i = 0; i < CPN_MAGLEV_PROBES; i++) {
+		__u16 id = mg->entry[idx < CPN_MAGLEV_M ? idx : 0];
+		struct cpn_node *nd = cpn_node_at(ctx, id);
+
+		if (nd && (need_live ? cpn_node_live(nd, now_ns, stale_ms) : cpn_node_up(nd)))
+			return id;
+		if (++idx >= CPN_MAGLEV_M)
+			idx = 0;
+	}
+	return 0;
+}
+
+/* All-stale fallback: Maglev over the administratively-up nodes; without a
+ * table, the first up candidate from a hashed start.
+ */
+static __always_inline int cpn_fallback(void *ctx, const struct cpn_service *svc,
+					const struct cpn_maglev *mg, __u32 flow_hash,
+					struct cpn_pick *out)
+{
+	__u32 n = cpn_svc_n(svc);
+	__u16 id = cpn_maglev_pick(ctx, mg, flow_hash, 0, 0, 0);
+
+	if (!id && n) {
+		__u32 idx = flow_hash % n;
+
+		for (__u32 i = 0; i < CPN_MAX_SVC_NODES; i++) {
+			if (i >= n)
+				break;
+			__u16 cand = svc->nodes[idx & (CPN_MAX_SVC_NODES - 1)];
+			struct cpn_node *nd = cpn_node_at(ctx, cand);
+
+			if (nd && cpn_node_up(nd)) {
+				id = cand;
+				break;
+			}
+			if (++idx >= n)
+				idx = 0;
+		}
+	}
+	out->node_id = id;
+	out->est_us = 0;
+	if (!id) {
+		out->verdict = CPN_PICK_BUSY;
+		out->busy_reason = CPN_BUSY_NO_NODE;
+		return CPN_PICK_BUSY;
+	}
+	out->verdict = CPN_PICK_FALLBACK;
+	out->busy_reason = 0;
+	return CPN_PICK_FALLBACK;
+}
+
+/* Admission of the chosen node: est above max_wait_us, or every candidate
+ * considered (min_queue is the least queue among them) at max_queue.
+ */
+static __always_inline int cpn_admit(const struct cpn_service *svc, __u64 est, __u32 min_queue,
+				     struct cpn_pick *out)
+{
+	out->est_us = cpn_sat32(est);
+	if (svc->max_queue && min_queue >= svc->max_queue) {
+		out->verdict = CPN_PICK_BUSY;
+		out->busy_reason = CPN_BUSY_QUEUE;
+		return CPN_PICK_BUSY;
+	}
+	if (svc->max_wait_us && est > svc->max_wait_us) {
+		out->verdict = CPN_PICK_BUSY;
+		out->busy_reason = CPN_BUSY_WAIT;
+		return CPN_PICK_BUSY;
+	}
+	out->verdict = CPN_PICK_OK;
+	out->busy_reason = 0;
+	return CPN_PICK_OK;
+}
+
+/* Choose the node for one request of service `svc`.
+ *   ctx        node-state context for cpn_node_at()
+ *   mg         the service's Maglev table (may be NULL)
+ *   flow_hash  cpn_flow_hash() of the request
+ *   rnd        64 random bits
+ *   now_ns     monotonic time
+ * Returns out->verdict. Does not touch `outstanding`: the caller accounts
+ * for a request it actually sends (cpn_node_steered()).
+ */
+static __always_inline int cpn_choose(void *ctx, struct cpn_service *svc,
+				      const struct cpn_maglev *mg, __u32 flow_hash, __u64 rnd,
+				      __u64 now_ns, struct cpn_pick *out)
+{
+	__u32 n = cpn_svc_n(svc);
+	struct cpn_node *a, *b;
+	int ia, ib;
+	__u64 ea, eb;
+	__u32 qa, qb;
+
+	if (!n)
+		return cpn_fallback(ctx, svc, mg, flow_hash, out);
+
+	switch (svc->policy) {
+	case CPN_POL_LEAST: {
+		__u32 start = (__u32)rnd % n, idx = start, minq = 0xffffffffU;
+		__u64 best = ~0ULL;
+		int found = 0;
+		__u16 best_id = 0;
+
+		for (__u32 i = 0; i < CPN_MAX_SVC_NODES; i++) {
+			if (i >= n)
+				break;
+			__u16 id = svc->nodes[idx & (CPN_MAX_SVC_NODES - 1)];
+			struct cpn_node *nd = cpn_node_at(ctx, id);
+
+			if (nd && cpn_node_live(nd, now_ns, svc->stale_ms)) {
+				__u64 e = cpn_est_us(nd);
+				__u32 q = cpn_node_queue(nd);
+
+				if (!found || e < best) {
+					best = e;
+					best_id = id;
+					found = 1;
+				}
+				if (q < minq)
+					minq = q;
+			}
+			if (++idx >= n)
+				idx = 0;
+		}
+		if (!found)
+			return cpn_fallback(ctx, svc, mg, flow_hash, out);
+		out->node_id = best_id;
+		return cpn_admit(svc, best, minq, out);
+	}
+	case CPN_POL_MAGLEV: {
+		__u16 id = cpn_maglev_pick(ctx, mg, flow_hash, 1, now_ns, svc->stale_ms);
+
+		if (!id) {
+			/* No table or no live entry near the hash: keep the
+			 * flow consistent among live candidates if any.
+			 */
+			ia = cpn_scan_live(ctx, svc, n, flow_hash % n, -1, now_ns);
+			if (ia < 0)
+				return cpn_fallback(ctx, svc, mg, flow_hash, out);
+			id = svc->nodes[ia & (CPN_MAX_SVC_NODES - 1)];
+		}
+		a = cpn_node_at(ctx, id);
+		if (!a)
+			return cpn_fallback(ctx, svc, mg, flow_hash, out);
+		out->node_id = id;
+		return cpn_admit(svc, cpn_est_us(a), cpn_node_queue(a), out);
+	}
+	case CPN_POL_RANDOM:
+	case CPN_POL_RR: {
+		__u32 start = svc->policy == CPN_POL_RR ? __sync_fetch_and_add(&svc->rr, 1) % n
+							: (__u32)rnd % n;
+
+		ia = cpn_scan_live(ctx, svc, n, start, -1, now_ns);
+		if (ia < 0)
+			return cpn_fallback(ctx, svc, mg, flow_hash, out);
+		out->node_id = svc->nodes[ia & (CPN_MAX_SVC_NODES - 1)];
+		a = cpn_node_at(ctx, out->node_id);
+		if (!a)
+			return cpn_fallback(ctx, svc, mg, flow_hash, out);
+		return cpn_admit(svc, cpn_est_us(a), cpn_node_queue(a), out);
+	}
+	case CPN_POL_P2C:
+	default: {
+		__u32 r1 = (__u32)rnd, r2 = (__u32)(rnd >> 32);
+
+		ia = cpn_scan_live(ctx, svc, n, r1 % n, -1, now_ns);
+		if (ia < 0)
+			return cpn_fallback(ctx, svc, mg, flow_hash, out);
+		a = cpn_node_at(ctx, svc->nodes[ia & (CPN_MAX_SVC_NODES - 1)]);
+		if (!a)
+			return cpn_fallback(ctx, svc, mg, flow_hash, out);
+		ea = cpn_est_us(a);
+		qa = cpn_node_queue(a);
+		ib = -1;
+		if (n > 1) {
+			__u32 jb = r2 % (n - 1);
+
+			if (jb >= (__u32)ia)
+				jb++;
+			ib = cpn_scan_live(ctx, svc, n, jb, ia, now_ns);
+		}
+		b = ib >= 0 ? cpn_node_at(ctx, svc->nodes[ib & (CPN_MAX_SVC_NODES - 1)]) : 0;
+		if (!b) {
+			out->node_id = svc->nodes[ia & (CPN_MAX_SVC_NODES - 1)];
+			return cpn_admit(svc, ea, qa, out);
+		}
+		eb = cpn_est_us(b);
+		qb = cpn_node_queue(b);
+		if (eb < ea) {
+			out->node_id = svc->nodes[ib & (CPN_MAX_SVC_NODES - 1)];
+			return cpn_admit(svc, eb, qa < qb ? qa : qb, out);
+		}
+		out->node_id = svc->nodes[ia & (CPN_MAX_SVC_NODES - 1)];
+		return cpn_admit(svc, ea, qa < qb ? qa : qb, out);
+	}
+	}
+}
+
+/* A request was sent to the node: count it until the next report. */
+static __always_inline void cpn_node_steered(struct cpn_node *n)
+{
+	__sync_fetch_and_add(&n->outstanding, 1);
+}
+
+/* ---- learning -------------------------------------------------------- */
+
+static __always_inline __u32 cpn_ewma(__u32 old, __u32 sample, int valid)
+{
+	if (!valid)
+		return sample;
+	return (__u32)((((__u64)old << CPN_EWMA_SHIFT) - old + sample + (1u << (CPN_EWMA_SHIFT - 1))) >>
+		       CPN_EWMA_SHIFT);
+}
+
+/* The load fields of a REPLY, LOAD or PROBE_ACK (already authenticated). */
+static __always_inline void cpn_learn_load(struct cpn_node *n, const struct cpn_hdr *h,
+					   __u64 now_ns)
+{
+	n->queue_depth = cpn_ntohs(h->queue_depth);
+	n->inflight = cpn_ntohs(h->inflight);
+	n->capacity = cpn_ntohs(h->capacity);
+	n->util = h->util;
+	if (h->flags & cpn_htons(CPN_F_DRAINING))
+		n->report_flags |= CPN_REP_DRAINING;
+	else
+		n->report_flags &= ~CPN_REP_DRAINING;
+	n->outstanding = 0;
+	n->last_report_ns = now_ns;
+	n->reports++;
+}
+
+/* A mean service time (LOAD, PROBE_ACK worker_us; or a REPLY's worker_us
+ * while the node has not yet sent a mean).
+ */
+static __always_inline void cpn_learn_svc(struct cpn_node *n, __u32 svc_us)
+{
+	n->svc_us = cpn_ewma(n->svc_us, svc_us, n->report_flags & CPN_REP_SVC_VALID);
+	n->report_flags |= CPN_REP_SVC_VALID;
+}
+
+/* One path sample from a router_ts echo: reply time minus time spent inside
+ * the node, in µs (clock mod 2^32). -1 when implausible.
+ */
+static __always_inline long long cpn_path_sample(__u32 now_us, __u32 router_ts, __u32 inside_us)
+{
+	__u32 rtt = now_us - router_ts;
+
+	if (rtt > CPN_PATH_MAX_US)
+		return -1;
+	return rtt > inside_us ? (long long)(rtt - inside_us) : 0;
+}
+
+static __always_inline void cpn_learn_path(struct cpn_node *n, __u32 sample_us)
+{
+	n->path_us = cpn_ewma(n->path_us, sample_us, n->report_flags & CPN_REP_PATH_VALID);
+	n->report_flags |= CPN_REP_PATH_VALID;
+}
+
+/* log2 histogram bucket of a latency in µs: 0 for [0,2), k for [2^k, 2^(k+1)). */
+static __always_inline __u32 cpn_hist_bucket(__u32 us)
+{
+	__u32 b = 0;
+
+CPN_UNROLL
+	for (int i = 0; i < 5; i++) {
+		__u32 s = 16u >> i;
+
+		if (us >> s) {
+			us >>= s;
+			b += s;
+		}
+	}
+	return b >= CPN_HIST_BUCKETS ? CPN_HIST_BUCKETS - 1 : b;
+}
+
+/* ---- Maglev table population (control plane) ------------------------ */
+#ifndef __bpf__
+
+/* Fill `mg` for the given nodes (ids >= 1) and weights (> 0), as in the
+ * Maglev paper (Eisenbud et al., NSDI 2016, section 3.4), each node taking
+ * turns in proportion to its weight. n = 0 empties the table. Returns 0, or
+ * -1 on bad input (n > CPN_MAX_SVC_NODES, a zero id or weight).
+ */
+static inline int cpn_maglev_build(struct cpn_maglev *mg, const __u16 *ids, const __u32 *weights,
+				   int n)
+{
+	__u32 offset[CPN_MAX_SVC_NODES], skip[CPN_MAX_SVC_NODES], next[CPN_MAX_SVC_NODES];
+	__u64 credit[CPN_MAX_SVC_NODES];
+	__u32 wmax = 0, filled = 0;
+
+	__builtin_memset(mg, 0, sizeof(*mg));
+	if (n < 0 || n > CPN_MAX_SVC_NODES)
+		return -1;
+	for (int i = 0; i < n; i++) {
+		if (!ids[i] || !weights[i])
+			return -1;
+		offset[i] = cpn_hash3(ids[i], 0x0ff5e7U, 0x6d61676cU) % CPN_MAGLEV_M;
+		skip[i] = cpn_hash3(ids[i], 0x5c1b0dU, 0x736b6970U) % (CPN_MAGLEV_M - 1) + 1;
+		next[i] = 0;
+		credit[i] = 0;
+		if (weights[i] > wmax)
+			wmax = weights[i];
+	}
+	if (!n)
+		return 0;
+	while (filled < CPN_MAGLEV_M) {
+		for (int i = 0; i < n && filled < CPN_MAGLEV_M; i++) {
+			__u32 c;
+
+			credit[i] += weights[i];
+			if (credit[i] < wmax)
+				continue;
+			credit[i] -= wmax;
+			do {
+				c = (__u32)(((__u64)offset[i] + (__u64)next[i] * skip[i]) % CPN_MAGLEV_M);
+				next[i]++;
+			} while (mg->entry[c]);
+			mg->entry[c] = ids[i];
+			filled++;
+		}
+	}
+	return 0;
+}
+#endif /* !__bpf__ */
+
+#endif /* CPN_SCHED_H */

@@ -1,0 +1,98 @@
+/* SPDX-License-Identifier: (GPL-2.0-only OR BSD-2-Clause) */
+/*
+ * SipHash-2-4 (Aumasson & Bernstein, 2012) over whole 64-bit words, which is
+ * all cpn needs: the signed spans of the header are 24 and 48 bytes long.
+ * Bounded loops, no floating point, no helpers: usable from BPF and userspace.
+ */
+#ifndef CPN_SIPHASH_H
+#define CPN_SIPHASH_H
+
+#include "cpn/compiler.h"
+#include "cpn/proto.h"
+
+#define CPN_SIP_MAX_WORDS 6
+
+#define CPN_ROTL64(x, b) (__u64)(((x) << (b)) | ((x) >> (64 - (b))))
+
+#define CPN_SIPROUND(v0, v1, v2, v3)                                                              \
+	do {                                                                                       \
+		v0 += v1;                                                                          \
+		v1 = CPN_ROTL64(v1, 13);                                                           \
+		v1 ^= v0;                                                                          \
+		v0 = CPN_ROTL64(v0, 32);                                                           \
+		v2 += v3;                                                                          \
+		v3 = CPN_ROTL64(v3, 16);                                                           \
+		v3 ^= v2;                                                                          \
+		v0 += v3;                                                                          \
+		v3 = CPN_ROTL64(v3, 21);                                                           \
+		v3 ^= v0;                                                                          \
+		v2 += v1;                                                                          \
+		v1 = CPN_ROTL64(v1, 17);                                                           \
+		v1 ^= v2;                                                                          \
+		v2 = CPN_ROTL64(v2, 32);                                                           \
+	} while (0)
+
+/* SipHash-2-4 of `nwords` 64-bit words as they lie in memory (the message
+ * bytes, read little-endian as the algorithm specifies), nwords <= 6.
+ * key[0] is the first 8 key bytes read little-endian, key[1] the next 8.
+ */
+static __always_inline __u64 cpn_siphash24(const __u64 key[2], const __u64 *words, int nwords)
+{
+	__u64 k0 = key[0], k1 = key[1];
+	__u64 v0 = 0x736f6d6570736575ULL ^ k0;
+	__u64 v1 = 0x646f72616e646f6dULL ^ k1;
+	__u64 v2 = 0x6c7967656e657261ULL ^ k0;
+	__u64 v3 = 0x7465646279746573ULL ^ k1;
+	__u64 b = ((__u64)(nwords * 8)) << 56;
+
+CPN_UNROLL
+	for (int i = 0; i < CPN_SIP_MAX_WORDS; i++) {
+		if (i >= nwords)
+			break;
+		__u64 m = cpn_le64(words[i]);
+		v3 ^= m;
+		CPN_SIPROUND(v0, v1, v2, v3);
+		CPN_SIPROUND(v0, v1, v2, v3);
+		v0 ^= m;
+	}
+	v3 ^= b;
+	CPN_SIPROUND(v0, v1, v2, v3);
+	CPN_SIPROUND(v0, v1, v2, v3);
+	v0 ^= b;
+	v2 ^= 0xff;
+	CPN_SIPROUND(v0, v1, v2, v3);
+	CPN_SIPROUND(v0, v1, v2, v3);
+	CPN_SIPROUND(v0, v1, v2, v3);
+	CPN_SIPROUND(v0, v1, v2, v3);
+	return v0 ^ v1 ^ v2 ^ v3;
+}
+
+/* The tag as it is carried on the wire: the 8 output bytes in little-endian
+ * order (the reference implementation's byte output), read as a u64 from
+ * memory. Compare it with the 8 bytes after the header read the same way.
+ */
+static __always_inline __u64 cpn_tag_wire(__u64 h)
+{
+	return cpn_le64(h);
+}
+
+/* Tag of a REQUEST: tenant key over bytes 0..23 with hop-owned flags zeroed. */
+static __always_inline __u64 cpn_tag_request(const __u64 key[2], const struct cpn_hdr *h)
+{
+	__u64 w[3];
+
+	__builtin_memcpy(w, h, sizeof(w));
+	((struct cpn_hdr *)w)->flags &= ~cpn_htons(CPN_F_HOP_OWNED);
+	return cpn_tag_wire(cpn_siphash24(key, w, 3));
+}
+
+/* Tag of a REPLY, LOAD or PROBE_ACK: node key over the whole header. */
+static __always_inline __u64 cpn_tag_node(const __u64 key[2], const struct cpn_hdr *h)
+{
+	__u64 w[6];
+
+	__builtin_memcpy(w, h, sizeof(w));
+	return cpn_tag_wire(cpn_siphash24(key, w, 6));
+}
+
+#endif /* CPN_SIPHASH_H */
