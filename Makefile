@@ -18,7 +18,7 @@ SANITIZE  ?= -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-
 LIBBPF    := $(shell pkg-config --libs libbpf 2>/dev/null || echo -lbpf -lelf -lz)
 CMOCKA    := -lcmocka
 
-BPF_CFLAGS := -target bpf -O2 -g -std=gnu11 -Wall -Wextra -Werror -Wno-unused-function \
+BPF_CFLAGS := -target bpf -O2 -g -std=gnu11 -Wall -Wextra -Werror -Wno-unused-function -Wno-unused-parameter \
 	-D__TARGET_ARCH_$(ARCH) -mcpu=v3 -Iinclude -I/usr/include/$(MULTIARCH)
 
 BPF_SRCS := $(wildcard bpf/*.bpf.c)

@@ -19,6 +19,11 @@
 #define CPN_UNROLL _Pragma("GCC unroll 64")
 #endif
 
+/* Hide a value from the optimiser so that a bounds check the verifier needs
+ * is not folded away as redundant (libbpf's barrier_var()).
+ */
+#define cpn_barrier_var(var) __asm__ __volatile__("" : "+r"(var))
+
 #define CPN_STATIC_ASSERT(cond, msg) _Static_assert(cond, msg)
 
 #ifndef cpn_likely

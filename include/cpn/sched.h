@@ -12,6 +12,13 @@
  * before including this file. Without it, `ctx` is a flat
  * struct cpn_node[CPN_MAX_NODES] array, which is exactly how the mmaped
  * cpn_node_state map looks from userspace.
+ *
+ * CPN_CTX names the type `ctx` points to (default void). The loops below are
+ * declared CPN_SCHED_FN: inline by default; the XDP program makes them
+ * global BPF functions (CPN_SCHED_FN = noinline, non-static) so that the
+ * verifier checks each once and callers see their result as one unknown
+ * scalar rather than one state per loop exit. Hence at most five arguments
+ * each, and pointer arguments that are checked for NULL.
  */
 #ifndef CPN_SCHED_H
 #define CPN_SCHED_H
@@ -19,6 +26,17 @@
 #include "cpn/compiler.h"
 #include "cpn/maps.h"
 #include "cpn/proto.h"
+
+#ifndef CPN_CTX
+#define CPN_CTX void
+#endif
+#ifndef CPN_SCHED_FN
+#define CPN_SCHED_FN static __always_inline
+#endif
+/* A global BPF function must receive a valid ctx even where its accessor
+ * ignores it: keep the argument alive at every call site.
+ */
+#define CPN_CTX_USE(ctx) cpn_barrier_var(ctx)
 
 #ifndef cpn_node_at
 static __always_inline struct cpn_node *cpn_node_at_flat(void *tbl, __u32 id)
@@ -45,6 +63,8 @@ struct cpn_pick {
 	__u8 verdict;
 	__u8 busy_reason;
 	__u32 est_us;
+	__u32 min_queue; /* least queue among the candidates considered */
+	__u32 pad;
 };
 
 /* ---- mixing and hashing --------------------------------------------- */
@@ -118,6 +138,14 @@ static __always_inline __u32 cpn_sat32(__u64 v)
 
 /* ---- choice ---------------------------------------------------------- */
 
+/* x mod n for x < 2n: the loops recompute their index from `start + i`
+ * rather than carry a wrapped one, which keeps the verifier's states few.
+ */
+static __always_inline __u32 cpn_wrap(__u32 x, __u32 n)
+{
+	return x >= n ? x - n : x;
+}
+
 static __always_inline __u32 cpn_svc_n(const struct cpn_service *svc)
 {
 	return svc->n_nodes > CPN_MAX_SVC_NODES ? CPN_MAX_SVC_NODES : svc->n_nodes;
@@ -126,10 +154,17 @@ static __always_inline __u32 cpn_svc_n(const struct cpn_service *svc)
 /* Index of the first live candidate at or after `start` (wrapping), other
  * than `skip`; -1 when there is none.
  */
-static __always_inline int cpn_scan_live(void *ctx, const struct cpn_service *svc, __u32 n,
-					 __u32 start, int skip, __u64 now_ns)
+CPN_SCHED_FN int cpn_scan_live(CPN_CTX *ctx, const struct cpn_service *svc, __u32 start, int skip,
+			       __u64 now_ns)
 {
-	__u32 idx = start;
+	CPN_CTX_USE(ctx);
+	__u32 n, idx = start;
+
+	if (!svc)
+		return -1;
+	n = cpn_svc_n(svc);
+	if (idx >= n)
+		return -1;
 
 	for (__u32 i = 0; i < CPN_MAX_SVC_NODES; i++) {
 		if (i >= n)
@@ -140,31 +175,31 @@ static __always_inline int cpn_scan_live(void *ctx, const struct cpn_service *sv
 			if (nd && cpn_node_live(nd, now_ns, svc->stale_ms))
 				return (int)idx;
 		}
-		if (++idx >= n)
-			idx = 0;
 	}
 	return -1;
 }
 
 /* Maglev lookup: the entry for `hash`, or the next live one within
- * CPN_MAGLEV_PROBES entries. With `need_live` = 0 an administratively-up
- * node suffices (the all-stale fallback). 0 when none qualifies.
+ * CPN_MAGLEV_PROBES entries. With now_ns = 0 an administratively-up node
+ * suffices (the all-stale fallback). 0 when none qualifies.
  */
-static __always_inline __u16 cpn_maglev_pick(void *ctx, const struct cpn_maglev *mg, __u32 hash,
-					     int need_live, __u64 now_ns, __u32 stale_ms)
+CPN_SCHED_FN int cpn_maglev_pick(CPN_CTX *ctx, const struct cpn_maglev *mg, __u32 hash,
+				 __u64 now_ns, __u32 stale_ms)
 {
+	CPN_CTX_USE(ctx);
 	__u32 idx = hash % CPN_MAGLEV_M;
 
 	if (!mg)
 		return 0;
 	for (int i = 0; i < CPN_MAGLEV_PROBES; i++) {
-		__u16 id = mg->entry[idx < CPN_MAGLEV_M ? idx : 0];
+		__u16 id;
+
+		cpn_barrier_var(idx);
+		id = mg->entry[idx < CPN_MAGLEV_M ? idx : 0];
 		struct cpn_node *nd = cpn_node_at(ctx, id);
 
-		if (nd && (need_live ? cpn_node_live(nd, now_ns, stale_ms) : cpn_node_up(nd)))
+		if (nd && (now_ns ? cpn_node_live(nd, now_ns, stale_ms) : cpn_node_up(nd)))
 			return id;
-		if (++idx >= CPN_MAGLEV_M)
-			idx = 0;
 	}
 	return 0;
 }
@@ -172,19 +207,25 @@ static __always_inline __u16 cpn_maglev_pick(void *ctx, const struct cpn_maglev 
 /* All-stale fallback: Maglev over the administratively-up nodes; without a
  * table, the first up candidate from a hashed start.
  */
-static __always_inline int cpn_fallback(void *ctx, const struct cpn_service *svc,
-					const struct cpn_maglev *mg, __u32 flow_hash,
-					struct cpn_pick *out)
+CPN_SCHED_FN int cpn_fallback(CPN_CTX *ctx, const struct cpn_service *svc,
+			      const struct cpn_maglev *mg, __u32 flow_hash, struct cpn_pick *out)
 {
-	__u32 n = cpn_svc_n(svc);
-	__u16 id = cpn_maglev_pick(ctx, mg, flow_hash, 0, 0, 0);
+	CPN_CTX_USE(ctx);
+	__u32 n;
+	__u16 id;
+
+	if (!svc || !out)
+		return CPN_PICK_BUSY;
+	n = cpn_svc_n(svc);
+	id = (__u16)cpn_maglev_pick(ctx, mg, flow_hash, 0, 0);
 
 	if (!id && n) {
-		__u32 idx = flow_hash % n;
+		__u32 start = flow_hash % n;
 
 		for (__u32 i = 0; i < CPN_MAX_SVC_NODES; i++) {
 			if (i >= n)
 				break;
+			__u32 idx = cpn_wrap(start + i, n);
 			__u16 cand = svc->nodes[idx & (CPN_MAX_SVC_NODES - 1)];
 			struct cpn_node *nd = cpn_node_at(ctx, cand);
 
@@ -192,8 +233,6 @@ static __always_inline int cpn_fallback(void *ctx, const struct cpn_service *svc
 				id = cand;
 				break;
 			}
-			if (++idx >= n)
-				idx = 0;
 		}
 	}
 	out->node_id = id;
@@ -215,6 +254,7 @@ static __always_inline int cpn_admit(const struct cpn_service *svc, __u64 est, _
 				     struct cpn_pick *out)
 {
 	out->est_us = cpn_sat32(est);
+	out->min_queue = min_queue;
 	if (svc->max_queue && min_queue >= svc->max_queue) {
 		out->verdict = CPN_PICK_BUSY;
 		out->busy_reason = CPN_BUSY_QUEUE;
@@ -230,6 +270,49 @@ static __always_inline int cpn_admit(const struct cpn_service *svc, __u64 est, _
 	return CPN_PICK_OK;
 }
 
+/* `least`: the live candidate with the lowest est_us, scanning from
+ * `start` so that ties go to a random one. Fills node_id, est_us and
+ * min_queue; returns 0 when no candidate is live.
+ */
+CPN_SCHED_FN int cpn_least(CPN_CTX *ctx, const struct cpn_service *svc, __u32 start, __u64 now_ns,
+			   struct cpn_pick *out)
+{
+	CPN_CTX_USE(ctx);
+	__u32 n, idx = start, minq = 0xffffffffU;
+	__u64 best = ~0ULL;
+	int found = 0;
+	__u16 best_id = 0;
+
+	if (!svc || !out)
+		return 0;
+	n = cpn_svc_n(svc);
+	if (idx >= n)
+		return 0;
+	for (__u32 i = 0; i < CPN_MAX_SVC_NODES; i++) {
+		if (i >= n)
+			break;
+		__u16 id = svc->nodes[idx & (CPN_MAX_SVC_NODES - 1)];
+		struct cpn_node *nd = cpn_node_at(ctx, id);
+
+		if (nd && cpn_node_live(nd, now_ns, svc->stale_ms)) {
+			__u64 e = cpn_est_us(nd);
+			__u32 q = cpn_node_queue(nd);
+
+			if (!found || e < best) {
+				best = e;
+				best_id = id;
+				found = 1;
+			}
+			if (q < minq)
+				minq = q;
+		}
+	}
+	out->node_id = best_id;
+	out->est_us = cpn_sat32(best);
+	out->min_queue = minq;
+	return found;
+}
+
 /* Choose the node for one request of service `svc`.
  *   ctx        node-state context for cpn_node_at()
  *   mg         the service's Maglev table (may be NULL)
@@ -239,7 +322,7 @@ static __always_inline int cpn_admit(const struct cpn_service *svc, __u64 est, _
  * Returns out->verdict. Does not touch `outstanding`: the caller accounts
  * for a request it actually sends (cpn_node_steered()).
  */
-static __always_inline int cpn_choose(void *ctx, struct cpn_service *svc,
+static __always_inline int cpn_choose(CPN_CTX *ctx, struct cpn_service *svc,
 				      const struct cpn_maglev *mg, __u32 flow_hash, __u64 rnd,
 				      __u64 now_ns, struct cpn_pick *out)
 {
@@ -253,46 +336,18 @@ static __always_inline int cpn_choose(void *ctx, struct cpn_service *svc,
 		return cpn_fallback(ctx, svc, mg, flow_hash, out);
 
 	switch (svc->policy) {
-	case CPN_POL_LEAST: {
-		__u32 start = (__u32)rnd % n, idx = start, minq = 0xffffffffU;
-		__u64 best = ~0ULL;
-		int found = 0;
-		__u16 best_id = 0;
-
-		for (__u32 i = 0; i < CPN_MAX_SVC_NODES; i++) {
-			if (i >= n)
-				break;
-			__u16 id = svc->nodes[idx & (CPN_MAX_SVC_NODES - 1)];
-			struct cpn_node *nd = cpn_node_at(ctx, id);
-
-			if (nd && cpn_node_live(nd, now_ns, svc->stale_ms)) {
-				__u64 e = cpn_est_us(nd);
-				__u32 q = cpn_node_queue(nd);
-
-				if (!found || e < best) {
-					best = e;
-					best_id = id;
-					found = 1;
-				}
-				if (q < minq)
-					minq = q;
-			}
-			if (++idx >= n)
-				idx = 0;
-		}
-		if (!found)
+	case CPN_POL_LEAST:
+		if (!cpn_least(ctx, svc, (__u32)rnd % n, now_ns, out))
 			return cpn_fallback(ctx, svc, mg, flow_hash, out);
-		out->node_id = best_id;
-		return cpn_admit(svc, best, minq, out);
-	}
+		return cpn_admit(svc, out->est_us, out->min_queue, out);
 	case CPN_POL_MAGLEV: {
-		__u16 id = cpn_maglev_pick(ctx, mg, flow_hash, 1, now_ns, svc->stale_ms);
+		__u16 id = (__u16)cpn_maglev_pick(ctx, mg, flow_hash, now_ns, svc->stale_ms);
 
 		if (!id) {
 			/* No table or no live entry near the hash: keep the
 			 * flow consistent among live candidates if any.
 			 */
-			ia = cpn_scan_live(ctx, svc, n, flow_hash % n, -1, now_ns);
+			ia = cpn_scan_live(ctx, svc, flow_hash % n, -1, now_ns);
 			if (ia < 0)
 				return cpn_fallback(ctx, svc, mg, flow_hash, out);
 			id = svc->nodes[ia & (CPN_MAX_SVC_NODES - 1)];
@@ -308,7 +363,7 @@ static __always_inline int cpn_choose(void *ctx, struct cpn_service *svc,
 		__u32 start = svc->policy == CPN_POL_RR ? __sync_fetch_and_add(&svc->rr, 1) % n
 							: (__u32)rnd % n;
 
-		ia = cpn_scan_live(ctx, svc, n, start, -1, now_ns);
+		ia = cpn_scan_live(ctx, svc, start, -1, now_ns);
 		if (ia < 0)
 			return cpn_fallback(ctx, svc, mg, flow_hash, out);
 		out->node_id = svc->nodes[ia & (CPN_MAX_SVC_NODES - 1)];
@@ -321,7 +376,7 @@ static __always_inline int cpn_choose(void *ctx, struct cpn_service *svc,
 	default: {
 		__u32 r1 = (__u32)rnd, r2 = (__u32)(rnd >> 32);
 
-		ia = cpn_scan_live(ctx, svc, n, r1 % n, -1, now_ns);
+		ia = cpn_scan_live(ctx, svc, r1 % n, -1, now_ns);
 		if (ia < 0)
 			return cpn_fallback(ctx, svc, mg, flow_hash, out);
 		a = cpn_node_at(ctx, svc->nodes[ia & (CPN_MAX_SVC_NODES - 1)]);
@@ -335,7 +390,7 @@ static __always_inline int cpn_choose(void *ctx, struct cpn_service *svc,
 
 			if (jb >= (__u32)ia)
 				jb++;
-			ib = cpn_scan_live(ctx, svc, n, jb, ia, now_ns);
+			ib = cpn_scan_live(ctx, svc, jb, ia, now_ns);
 		}
 		b = ib >= 0 ? cpn_node_at(ctx, svc->nodes[ib & (CPN_MAX_SVC_NODES - 1)]) : 0;
 		if (!b) {

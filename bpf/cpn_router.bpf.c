@@ -1,0 +1,319 @@
+// SPDX-License-Identifier: (GPL-2.0-only OR BSD-2-Clause)
+/*
+ * cpn_router: the router's XDP program.
+ *
+ * The packet path itself is include/cpn/router.h, shared with cpn-fwd; this
+ * file holds what is XDP's own: the maps, the environment router.h asks for,
+ * and how a verdict leaves (FIB lookup, devmap redirect, XDP_TX, AF_XDP).
+ *
+ *   bpftool prog loadall bpf/cpn_router.bpf.o /sys/fs/bpf/cpn/progs pinmaps /sys/fs/bpf/cpn
+ *   bpftool net attach xdp pinned /sys/fs/bpf/cpn/progs/cpn_xdp dev eth0
+ */
+#include <linux/bpf.h>
+#include <bpf/bpf_helpers.h>
+
+#include "cpn/maps.h"
+
+#ifndef AF_INET
+#define AF_INET 2
+#endif
+#ifndef AF_INET6
+#define AF_INET6 10
+#endif
+
+char LICENSE[] SEC("license") = "Dual BSD/GPL";
+
+/* ---- maps (see include/cpn/maps.h) ----------------------------------- */
+
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, struct cpn_config);
+} cpn_config SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, CPN_MAX_SERVICES);
+	__type(key, struct cpn_vip_key);
+	__type(value, struct cpn_vip);
+} cpn_vips SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, CPN_MAX_SERVICES);
+	__type(key, __u32);
+	__type(value, struct cpn_service);
+} cpn_services SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, CPN_MAX_SERVICES);
+	__type(key, __u32);
+	__type(value, struct cpn_maglev);
+} cpn_maglev SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, CPN_MAX_NODES);
+	__type(key, __u32);
+	__type(value, struct cpn_node_cfg);
+} cpn_nodes SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, CPN_MAX_NODES);
+	__uint(map_flags, BPF_F_MMAPABLE);
+	__type(key, __u32);
+	__type(value, struct cpn_node);
+} cpn_node_state SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, CPN_MAX_TENANTS);
+	__type(key, __u32);
+	__type(value, struct cpn_tenant);
+} cpn_tenants SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, CPN_MAX_SESSIONS);
+	__type(key, struct cpn_aff_key);
+	__type(value, struct cpn_aff);
+} cpn_affinity SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, CPN_STAT_MAX);
+	__type(key, __u32);
+	__type(value, __u64);
+} cpn_stats SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, CPN_MAX_NODES);
+	__type(key, __u32);
+	__type(value, struct cpn_node_stats);
+} cpn_node_stats SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_DEVMAP_HASH);
+	__uint(max_entries, CPN_MAX_PORTS);
+	__type(key, __u32);
+	__type(value, struct bpf_devmap_val);
+} cpn_tx_ports SEC(".maps");
+
+/* AF_XDP sockets of cpn-fwd, by RX queue (the net_af_xdp PMD's name). */
+struct {
+	__uint(type, BPF_MAP_TYPE_XSKMAP);
+	__uint(max_entries, 64);
+	__type(key, __u32);
+	__type(value, __u32);
+} xsks_map SEC(".maps");
+
+/* ---- the environment of include/cpn/router.h ------------------------- */
+
+struct cpn_env {
+	struct xdp_md *ctx;
+};
+
+/* The policy loops of sched.h become global functions, each verified once. */
+#define CPN_CTX      struct cpn_env
+#define CPN_SCHED_FN __attribute__((noinline))
+
+static __always_inline struct cpn_node *cpn_bpf_node(__u32 id)
+{
+	if (!id)
+		return 0;
+	return bpf_map_lookup_elem(&cpn_node_state, &id);
+}
+#define cpn_node_at(env, id) cpn_bpf_node(id)
+
+static __always_inline struct cpn_config *cpn_env_config(struct cpn_env *env)
+{
+	__u32 k = 0;
+
+	return bpf_map_lookup_elem(&cpn_config, &k);
+}
+
+static __always_inline struct cpn_vip *cpn_env_vip(struct cpn_env *env,
+						   const struct cpn_vip_key *k)
+{
+	return bpf_map_lookup_elem(&cpn_vips, k);
+}
+
+static __always_inline struct cpn_service *cpn_env_service(struct cpn_env *env, __u32 id)
+{
+	return bpf_map_lookup_elem(&cpn_services, &id);
+}
+
+static __always_inline struct cpn_maglev *cpn_env_maglev(struct cpn_env *env, __u32 id)
+{
+	return bpf_map_lookup_elem(&cpn_maglev, &id);
+}
+
+static __always_inline struct cpn_node_cfg *cpn_env_node_cfg(struct cpn_env *env, __u32 id)
+{
+	return bpf_map_lookup_elem(&cpn_nodes, &id);
+}
+
+static __always_inline struct cpn_tenant *cpn_env_tenant(struct cpn_env *env, __u32 id)
+{
+	return bpf_map_lookup_elem(&cpn_tenants, &id);
+}
+
+static __always_inline int cpn_env_tenant_admit(struct cpn_env *env, struct cpn_tenant *t,
+						__u64 now)
+{
+	int ok;
+
+	if (!t->interval_ns)
+		return 1;
+	bpf_spin_lock(&t->lock);
+	ok = cpn_gcra(&t->tat, now, t->interval_ns, t->burst_ns);
+	bpf_spin_unlock(&t->lock);
+	return ok;
+}
+
+static __always_inline struct cpn_aff *cpn_env_aff(struct cpn_env *env,
+						   const struct cpn_aff_key *k)
+{
+	return bpf_map_lookup_elem(&cpn_affinity, k);
+}
+
+static __always_inline void cpn_env_aff_set(struct cpn_env *env, const struct cpn_aff_key *k,
+					    const struct cpn_aff *a)
+{
+	bpf_map_update_elem(&cpn_affinity, k, a, BPF_ANY);
+}
+
+static __always_inline void cpn_env_count(struct cpn_env *env, __u32 stat)
+{
+	__u64 *c = bpf_map_lookup_elem(&cpn_stats, &stat);
+
+	if (c)
+		*c += 1;
+}
+
+static __always_inline struct cpn_node_stats *cpn_env_node_stats(struct cpn_env *env, __u32 id)
+{
+	return bpf_map_lookup_elem(&cpn_node_stats, &id);
+}
+
+static __always_inline __u64 cpn_env_now_ns(struct cpn_env *env)
+{
+	return bpf_ktime_get_ns();
+}
+
+static __always_inline __u64 cpn_env_rand(struct cpn_env *env)
+{
+	return ((__u64)bpf_get_prandom_u32() << 32) | bpf_get_prandom_u32();
+}
+
+#include "cpn/router.h"
+
+/* ---- how verdicts leave ---------------------------------------------- */
+
+/* Route a rewritten packet by its destination: FIB lookup, then XDP_TX
+ * when the next hop is behind the ingress port, a devmap redirect when the
+ * egress port is in cpn_tx_ports, and the kernel's own forwarding (the
+ * packet already rewritten) when the neighbour is not resolved or the port
+ * is not ours.
+ */
+static __always_inline int cpn_xdp_forward(struct xdp_md *ctx, struct cpn_env *env,
+					   const struct cpn_verdict *v)
+{
+	void *data = (void *)(long)ctx->data;
+	void *data_end = (void *)(long)ctx->data_end;
+	struct bpf_fib_lookup fib = {};
+	struct ethhdr *eth = data;
+	struct iphdr *ip4 = 0;
+	struct ipv6hdr *ip6 = 0;
+	__u32 off = v->l3_off;
+	int rc, act;
+
+	if (off != sizeof(struct ethhdr) && off != sizeof(struct ethhdr) + 4)
+		return XDP_PASS;
+	if (v->family == CPN_AF_INET) {
+		ip4 = data + off;
+		if ((void *)(ip4 + 1) > data_end)
+			return XDP_PASS;
+		if (ip4->ttl <= 1)
+			goto kernel;
+		fib.family = AF_INET;
+		fib.tos = ip4->tos;
+		fib.l4_protocol = ip4->protocol;
+		fib.tot_len = cpn_ntohs(ip4->tot_len);
+		fib.ipv4_src = ip4->saddr;
+		fib.ipv4_dst = ip4->daddr;
+	} else {
+		ip6 = data + off;
+		if ((void *)(ip6 + 1) > data_end)
+			return XDP_PASS;
+		if (ip6->hop_limit <= 1)
+			goto kernel;
+		fib.family = AF_INET6;
+		fib.flowinfo = *(__be32 *)ip6 & cpn_htonl(0x0FFFFFFF);
+		fib.l4_protocol = ip6->nexthdr;
+		fib.tot_len = cpn_ntohs(ip6->payload_len);
+		__builtin_memcpy(fib.ipv6_src, &ip6->saddr, 16);
+		__builtin_memcpy(fib.ipv6_dst, &ip6->daddr, 16);
+	}
+	fib.ifindex = ctx->ingress_ifindex;
+
+	rc = bpf_fib_lookup(ctx, &fib, sizeof(fib), 0);
+	if (rc != BPF_FIB_LKUP_RET_SUCCESS)
+		goto kernel;
+	if (fib.ifindex == ctx->ingress_ifindex) {
+		act = XDP_TX;
+		cpn_env_count(env, CPN_STAT_TX_BOUNCE);
+	} else {
+		act = bpf_redirect_map(&cpn_tx_ports, fib.ifindex, XDP_PASS);
+		if (act != XDP_REDIRECT)
+			goto kernel;
+		cpn_env_count(env, CPN_STAT_TX_REDIRECT);
+	}
+	if (ip4) {
+		__u16 old, new_;
+
+		__builtin_memcpy(&old, &ip4->ttl, 2);
+		ip4->ttl--;
+		__builtin_memcpy(&new_, &ip4->ttl, 2);
+		ip4->check = cpn_csum_apply(ip4->check, cpn_csum_diff16(0, old, new_));
+	} else if (ip6) {
+		ip6->hop_limit--;
+	}
+	__builtin_memcpy(eth->h_dest, fib.dmac, ETH_ALEN);
+	__builtin_memcpy(eth->h_source, fib.smac, ETH_ALEN);
+	return act;
+kernel:
+	cpn_env_count(env, CPN_STAT_TX_KERNEL);
+	return XDP_PASS;
+}
+
+SEC("xdp")
+int cpn_xdp(struct xdp_md *ctx)
+{
+	void *data = (void *)(long)ctx->data;
+	void *data_end = (void *)(long)ctx->data_end;
+	struct cpn_env env = {.ctx = ctx};
+	struct cpn_verdict v;
+
+	switch (cpn_router_rx(&env, data, data_end, &v)) {
+	case CPN_ACT_FWD:
+		return cpn_xdp_forward(ctx, &env, &v);
+	case CPN_ACT_TX:
+		if (v.trim && bpf_xdp_adjust_tail(ctx, -(int)v.trim)) {
+			cpn_env_count(&env, CPN_STAT_DROP_TX);
+			return XDP_DROP;
+		}
+		return XDP_TX;
+	case CPN_ACT_XSK:
+		return bpf_redirect_map(&xsks_map, ctx->rx_queue_index, XDP_PASS);
+	case CPN_ACT_DROP:
+	case CPN_ACT_CONSUME:
+		return XDP_DROP;
+	default:
+		return XDP_PASS;
+	}
+}

@@ -1,0 +1,620 @@
+/* SPDX-License-Identifier: (GPL-2.0-only OR BSD-2-Clause) */
+/*
+ * The router's packet path, written once for every data plane: the XDP
+ * program (bpf/cpn_router.bpf.c) and cpn-fwd include this file and differ
+ * only in how packets come and go. Read top to bottom in the order a packet
+ * meets it: parse, classify, then the REQUEST, REPLY and control paths.
+ *
+ * The includer defines, before including this file, `struct cpn_env` and:
+ *
+ *   struct cpn_config      *cpn_env_config(struct cpn_env *);
+ *   struct cpn_vip         *cpn_env_vip(struct cpn_env *, const struct cpn_vip_key *);
+ *   struct cpn_service     *cpn_env_service(struct cpn_env *, __u32 id);
+ *   struct cpn_maglev      *cpn_env_maglev(struct cpn_env *, __u32 id);
+ *   struct cpn_node_cfg    *cpn_env_node_cfg(struct cpn_env *, __u32 id);
+ *   struct cpn_tenant      *cpn_env_tenant(struct cpn_env *, __u32 id);
+ *   int                     cpn_env_tenant_admit(struct cpn_env *, struct cpn_tenant *, __u64 now);
+ *   struct cpn_aff         *cpn_env_aff(struct cpn_env *, const struct cpn_aff_key *);
+ *   void                    cpn_env_aff_set(struct cpn_env *, const struct cpn_aff_key *,
+ *                                           const struct cpn_aff *);
+ *   void                    cpn_env_count(struct cpn_env *, __u32 stat);
+ *   struct cpn_node_stats  *cpn_env_node_stats(struct cpn_env *, __u32 id);
+ *   __u64                   cpn_env_now_ns(struct cpn_env *);
+ *   __u64                   cpn_env_rand(struct cpn_env *);
+ *   cpn_node_at(env, id)    as sched.h describes.
+ *
+ * All of them may return NULL where a pointer is returned.
+ */
+#ifndef CPN_ROUTER_H
+#define CPN_ROUTER_H
+
+#include <linux/if_ether.h>
+#include <linux/ip.h>
+#include <linux/ipv6.h>
+#include <linux/in.h>
+#include <linux/udp.h>
+
+#include "cpn/compiler.h"
+#include "cpn/csum.h"
+#include "cpn/maps.h"
+#include "cpn/proto.h"
+#include "cpn/sched.h"
+#include "cpn/siphash.h"
+
+#define CPN_ETH_P_8021Q  0x8100
+#define CPN_ETH_P_8021AD 0x88A8
+#define CPN_IP_MF        0x2000
+#define CPN_IP_OFFSET    0x1FFF
+#define CPN_NEXTHDR_FRAG 44
+#define CPN_TTL_BUSY     64
+
+/* What the data plane does with the packet after cpn_router_rx(). */
+enum cpn_action {
+	CPN_ACT_PASS = 0, /* hand to the host stack untouched (or rewritten: FWD failed) */
+	CPN_ACT_DROP,     /* malformed or refused: counted and dropped */
+	CPN_ACT_CONSUME,  /* a report learned: nothing left to deliver */
+	CPN_ACT_FWD,      /* rewritten: route by destination address */
+	CPN_ACT_TX,       /* BUSY: send back out of the ingress port after trimming */
+	CPN_ACT_XSK,      /* the service is served by cpn-fwd: hand off */
+};
+
+struct cpn_verdict {
+	__u8 action;
+	__u8 family; /* CPN_AF_INET / CPN_AF_INET6 for FWD and TX */
+	__u16 l3_off;
+	__u32 trim; /* TX: bytes to cut from the end of the frame */
+};
+
+/* ---- small helpers --------------------------------------------------- */
+
+static __always_inline int cpn_verdict_set(struct cpn_env *env, struct cpn_verdict *v, int action,
+					   __u32 stat)
+{
+	cpn_env_count(env, stat);
+	v->action = action;
+	return action;
+}
+
+static __always_inline int cpn_addr_eq(const __be32 *a, const __be32 *b, int family)
+{
+	if (family == CPN_AF_INET)
+		return a[0] == b[0];
+	return a[0] == b[0] && a[1] == b[1] && a[2] == b[2] && a[3] == b[3];
+}
+
+/* Parsed view of an IPv4/IPv6 + UDP datagram. */
+struct cpn_l34 {
+	struct iphdr *ip4;
+	struct ipv6hdr *ip6;
+	struct udphdr *udp;
+	__be32 *saddr;
+	__be32 *daddr;
+	__u32 udp_len; /* from the UDP header, validated against the frame */
+	__u8 family;
+	__u8 nwords;   /* address length in 32-bit words */
+};
+
+/* Add to *acc the checksum change of replacing an address and a port. */
+static __always_inline __u32 cpn_csum_addr_port(__u32 acc, const __be32 *old_a, const __be32 *new_a,
+						int nwords, __be16 old_p, __be16 new_p)
+{
+	acc = cpn_csum_diff_words(acc, old_a, new_a, nwords);
+	return cpn_csum_diff16(acc, old_p, new_p);
+}
+
+/* Rewrite the destination (dir = 0) or the source (dir = 1) address and
+ * port, updating the IPv4 header and UDP checksums incrementally. `acc_udp`
+ * carries payload changes already made (cpn header fields).
+ */
+static __always_inline void cpn_nat(struct cpn_l34 *p, int dir, const __be32 *addr, __be16 port,
+				    __u32 acc_udp)
+{
+	__be32 *a = dir ? p->saddr : p->daddr;
+	__be16 *pp = dir ? &p->udp->source : &p->udp->dest;
+	__be32 old[4] = {a[0], 0, 0, 0};
+
+	if (p->nwords == 4) {
+		old[1] = a[1];
+		old[2] = a[2];
+		old[3] = a[3];
+	}
+	acc_udp = cpn_csum_addr_port(acc_udp, old, addr, p->nwords, *pp, port);
+	if (p->family == CPN_AF_INET)
+		p->ip4->check = cpn_csum_apply(p->ip4->check, cpn_csum_diff32(0, old[0], addr[0]));
+	a[0] = addr[0];
+	if (p->nwords == 4) {
+		a[1] = addr[1];
+		a[2] = addr[2];
+		a[3] = addr[3];
+	}
+	*pp = port;
+	/* IPv4 UDP checksum 0 means "none": it stays so. */
+	if (p->family == CPN_AF_INET6 || p->udp->check)
+		p->udp->check = cpn_udp_csum_fixup(cpn_csum_apply(p->udp->check, acc_udp));
+}
+
+/* ---- BUSY ------------------------------------------------------------ */
+
+/* Turn a refused REQUEST into a BUSY to its client: swap the addresses,
+ * keep the request's header fields, set type and status, drop the tag and
+ * the payload (trimmed by the data plane), recompute the checksums.
+ */
+static __always_inline int cpn_make_busy(struct cpn_env *env, void *data, void *data_end,
+					 struct cpn_l34 *p, struct cpn_hdr *h, __u8 reason,
+					 struct cpn_verdict *v)
+{
+	struct ethhdr *eth = data;
+	unsigned char mac[ETH_ALEN];
+	__u16 new_udp_len = sizeof(struct udphdr) + CPN_HDR_LEN;
+	__be32 tmp;
+	__be16 port;
+	__u32 acc;
+
+	if ((void *)(eth + 1) > data_end || (void *)(h + 1) > data_end)
+		return cpn_verdict_set(env, v, CPN_ACT_DROP, CPN_STAT_DROP_SHORT);
+
+	__builtin_memcpy(mac, eth->h_dest, ETH_ALEN);
+	__builtin_memcpy(eth->h_dest, eth->h_source, ETH_ALEN);
+	__builtin_memcpy(eth->h_source, mac, ETH_ALEN);
+
+	CPN_UNROLL
+	for (int i = 0; i < 4; i++) {
+		if (i >= p->nwords)
+			break;
+		tmp = p->saddr[i];
+		p->saddr[i] = p->daddr[i];
+		p->daddr[i] = tmp;
+	}
+	port = p->udp->source;
+	p->udp->source = p->udp->dest;
+	p->udp->dest = port;
+
+	h->type = CPN_T_BUSY;
+	h->status = reason;
+	h->flags &= ~cpn_htons(CPN_F_AUTH);
+
+	p->udp->len = cpn_htons(new_udp_len);
+	if (p->family == CPN_AF_INET) {
+		p->ip4->tot_len = cpn_htons(sizeof(struct iphdr) + new_udp_len);
+		p->ip4->ttl = CPN_TTL_BUSY;
+		p->ip4->check = 0;
+		p->ip4->check = cpn_csum_finish(cpn_csum_add(0, p->ip4, sizeof(struct iphdr) / 2));
+	} else {
+		p->ip6->payload_len = cpn_htons(new_udp_len);
+		p->ip6->hop_limit = CPN_TTL_BUSY;
+	}
+	if (p->family == CPN_AF_INET6 || p->udp->check) {
+		p->udp->check = 0;
+		acc = cpn_csum_add(0, p->saddr, p->nwords * 2);
+		acc = cpn_csum_add(acc, p->daddr, p->nwords * 2);
+		acc += cpn_htons(IPPROTO_UDP) + p->udp->len;
+		acc = cpn_csum_add(acc, p->udp, sizeof(struct udphdr) / 2);
+		acc = cpn_csum_add(acc, h, CPN_HDR_LEN / 2);
+		p->udp->check = cpn_udp_csum_fixup(cpn_csum_finish(acc));
+	}
+	v->trim = (__u32)((long)data_end - (long)(h + 1));
+	v->family = p->family;
+	return cpn_verdict_set(env, v, CPN_ACT_TX, CPN_STAT_BUSY_SENT);
+}
+
+/* ---- REQUEST --------------------------------------------------------- */
+
+/* The node for a request: an honoured live tag, a live session, or a fresh
+ * choice. Returns the node id, 0 with *busy set when refused.
+ */
+static __always_inline __u16 cpn_request_node(struct cpn_env *env, struct cpn_service *svc,
+					      struct cpn_hdr *h, struct cpn_l34 *p, __u64 now,
+					      __u8 *busy)
+{
+	__u16 tagged = cpn_ntohs(h->node_id);
+	__u32 key = cpn_ntohl(h->session_key);
+	struct cpn_aff_key ak = {};
+	struct cpn_aff *aff = 0, na = {};
+	struct cpn_pick pick = {};
+	struct cpn_node *n;
+	__u32 hash;
+
+	if ((h->flags & cpn_htons(CPN_F_TAGGED)) && tagged) {
+		n = cpn_node_at(env, tagged);
+		if (n && cpn_node_live(n, now, svc->stale_ms)) {
+			cpn_env_count(env, CPN_STAT_REQ_TAG_HONOURED);
+			return tagged;
+		}
+		cpn_env_count(env, CPN_STAT_REQ_RESTEERED);
+	}
+
+	if (key && (h->flags & cpn_htons(CPN_F_STICKY))) {
+		ak.tenant_id = h->tenant_id;
+		ak.session_key = key;
+		ak.service_id = cpn_ntohs(h->service_id);
+		aff = cpn_env_aff(env, &ak);
+		if (aff) {
+			n = cpn_node_at(env, aff->node_id);
+			if (n && cpn_node_live(n, now, svc->stale_ms)) {
+				aff->last_ns = now;
+				cpn_env_count(env, CPN_STAT_REQ_AFFINITY);
+				return aff->node_id;
+			}
+		}
+	}
+
+	hash = cpn_flow_hash(p->saddr, p->udp->source, cpn_ntohl(h->tenant_id), key);
+	cpn_choose(env, svc, cpn_env_maglev(env, cpn_ntohs(h->service_id)), hash,
+		   cpn_env_rand(env), now, &pick);
+	if (pick.verdict == CPN_PICK_BUSY) {
+		*busy = pick.busy_reason;
+		return 0;
+	}
+	if (pick.verdict == CPN_PICK_FALLBACK)
+		cpn_env_count(env, CPN_STAT_REQ_FALLBACK);
+	if (key && (h->flags & cpn_htons(CPN_F_STICKY))) {
+		na.node_id = pick.node_id;
+		na.last_ns = now;
+		cpn_env_aff_set(env, &ak, &na);
+	}
+	return pick.node_id;
+}
+
+static __always_inline int cpn_request(struct cpn_env *env, void *data, void *data_end,
+				       struct cpn_l34 *p, const struct cpn_vip *vip,
+				       struct cpn_verdict *v)
+{
+	struct cpn_hdr *h = (struct cpn_hdr *)(p->udp + 1);
+	struct cpn_config *cfg = cpn_env_config(env);
+	struct cpn_service *svc;
+	struct cpn_tenant *t;
+	struct cpn_node_cfg *nc;
+	struct cpn_node_stats *ns;
+	struct cpn_node *n;
+	__u32 len = p->udp_len - sizeof(struct udphdr);
+	__u64 now = cpn_env_now_ns(env);
+	__u16 node_id, max_hops;
+	__u8 busy = 0;
+	__u32 acc;
+	int err;
+
+	if ((void *)(h + 1) > data_end)
+		return cpn_verdict_set(env, v, CPN_ACT_DROP, CPN_STAT_DROP_SHORT);
+	err = cpn_hdr_check(h, len);
+	if (err == CPN_HDR_SHORT)
+		return cpn_verdict_set(env, v, CPN_ACT_DROP, CPN_STAT_DROP_SHORT);
+	if (err == CPN_HDR_BAD_MAGIC)
+		return cpn_verdict_set(env, v, CPN_ACT_DROP, CPN_STAT_DROP_BAD_MAGIC);
+	if (err == CPN_HDR_BAD_VERSION)
+		return cpn_verdict_set(env, v, CPN_ACT_DROP, CPN_STAT_DROP_BAD_VERSION);
+	if (err != CPN_HDR_OK || h->type != CPN_T_REQUEST)
+		return cpn_verdict_set(env, v, CPN_ACT_DROP, CPN_STAT_DROP_BAD_TYPE);
+	if (cpn_ntohs(h->service_id) != vip->service_id)
+		return cpn_verdict_set(env, v, CPN_ACT_DROP, CPN_STAT_DROP_BAD_SERVICE);
+	svc = cpn_env_service(env, vip->service_id);
+	if (!svc || !(svc->flags & CPN_SVC_ACTIVE))
+		return cpn_verdict_set(env, v, CPN_ACT_DROP, CPN_STAT_DROP_BAD_SERVICE);
+	max_hops = cfg && cfg->max_hops ? cfg->max_hops : CPN_DEFAULT_MAX_HOPS;
+	if (h->hops >= max_hops)
+		return cpn_verdict_set(env, v, CPN_ACT_DROP, CPN_STAT_DROP_HOPS);
+
+	/* Tenant: ACL, authentication, rate. */
+	t = cpn_env_tenant(env, cpn_ntohl(h->tenant_id));
+	if (!t || !cpn_tenant_allows(t, vip->service_id))
+		return cpn_verdict_set(env, v, CPN_ACT_DROP, CPN_STAT_DROP_ACL);
+	if (t->flags & CPN_TENANT_KEY) {
+		__u64 *tag = (__u64 *)(h + 1);
+
+		if (!(h->flags & cpn_htons(CPN_F_AUTH)) || (void *)(tag + 1) > data_end ||
+		    *tag != cpn_tag_request(t->key, h))
+			return cpn_verdict_set(env, v, CPN_ACT_DROP, CPN_STAT_DROP_AUTH);
+	}
+	if (!cpn_env_tenant_admit(env, t, now))
+		return cpn_verdict_set(env, v, CPN_ACT_DROP, CPN_STAT_DROP_RATE);
+
+	if (svc->flags & CPN_SVC_DPDK)
+		return cpn_verdict_set(env, v, CPN_ACT_XSK, CPN_STAT_REQ_DPDK);
+
+	node_id = cpn_request_node(env, svc, h, p, now, &busy);
+	if (!node_id)
+		return cpn_make_busy(env, data, data_end, p, h, busy ? busy : CPN_BUSY_NO_NODE, v);
+	nc = cpn_env_node_cfg(env, node_id);
+	n = cpn_node_at(env, node_id);
+	if (!nc || !n || !(nc->flags & CPN_NODE_CFG_VALID))
+		return cpn_make_busy(env, data, data_end, p, h, CPN_BUSY_NO_NODE, v);
+	if (nc->family != p->family)
+		return cpn_verdict_set(env, v, CPN_ACT_DROP, CPN_STAT_DROP_FAMILY);
+
+	/* Tag: node, hop count, our clock, TAGGED. The UDP checksum follows
+	 * every changed 16-bit word of the header.
+	 */
+	acc = 0;
+	{
+		__be16 old_flags = h->flags, new_flags = h->flags | cpn_htons(CPN_F_TAGGED);
+		__be16 old_node = h->node_id, new_node = cpn_htons(node_id);
+		__u16 old_hc, new_hc;
+		__be32 old_ts = h->router_ts, new_ts = cpn_htonl((__u32)(now / 1000));
+
+		__builtin_memcpy(&old_hc, &h->hops, 2);
+		h->hops++;
+		__builtin_memcpy(&new_hc, &h->hops, 2);
+		h->flags = new_flags;
+		h->node_id = new_node;
+		h->router_ts = new_ts;
+		acc = cpn_csum_diff16(acc, old_flags, new_flags);
+		acc = cpn_csum_diff16(acc, old_node, new_node);
+		acc = cpn_csum_diff16(acc, old_hc, new_hc);
+		acc = cpn_csum_diff32(acc, old_ts, new_ts);
+	}
+	cpn_nat(p, 0, nc->addr, nc->port, acc);
+
+	cpn_node_steered(n);
+	ns = cpn_env_node_stats(env, node_id);
+	if (ns)
+		ns->requests++;
+	cpn_env_count(env, CPN_STAT_REQ_STEERED);
+	v->family = p->family;
+	v->action = CPN_ACT_FWD;
+	return CPN_ACT_FWD;
+}
+
+/* ---- reports: REPLY, BUSY from a node, LOAD, PROBE_ACK --------------- */
+
+/* The node that sent this report, if the source is a configured node:
+ * address and port for REPLY/BUSY, address alone for the control port.
+ */
+static __always_inline struct cpn_node_cfg *cpn_report_node(struct cpn_env *env, struct cpn_l34 *p,
+							     struct cpn_hdr *h, int match_port)
+{
+	__u16 id = cpn_ntohs(h->node_id);
+	struct cpn_node_cfg *nc = cpn_env_node_cfg(env, id);
+
+	if (!nc || !(nc->flags & CPN_NODE_CFG_VALID) || nc->family != p->family)
+		return 0;
+	if (!cpn_addr_eq(nc->addr, p->saddr, p->family))
+		return 0;
+	if (match_port && nc->port != p->udp->source)
+		return 0;
+	return nc;
+}
+
+/* A node with a key must sign its reports: spoofed load is rejected. */
+static __always_inline int cpn_report_auth_ok(struct cpn_node_cfg *nc, struct cpn_hdr *h,
+					      void *data_end)
+{
+	__u64 *tag = (__u64 *)(h + 1);
+
+	if (!(nc->flags & CPN_NODE_CFG_KEY))
+		return 1;
+	if (!(h->flags & cpn_htons(CPN_F_AUTH)) || (void *)(tag + 1) > data_end)
+		return 0;
+	return *tag == cpn_tag_node(nc->key, h);
+}
+
+static __always_inline void cpn_learn_path_sample(struct cpn_node *n, struct cpn_node_stats *ns,
+						  __u32 now_us, __u32 router_ts, __u32 inside_us)
+{
+	long long s = cpn_path_sample(now_us, router_ts, inside_us);
+
+	if (s < 0)
+		return;
+	cpn_learn_path(n, (__u32)s);
+	if (ns) {
+		__u32 b = cpn_hist_bucket((__u32)s);
+
+		if (b < CPN_HIST_BUCKETS)
+			ns->lat_hist[b]++;
+	}
+}
+
+/* REPLY or BUSY from a node: learn (REPLY), reverse NAT to the VIP, forward. */
+static __always_inline int cpn_reply(struct cpn_env *env, void *data_end, struct cpn_l34 *p,
+				     struct cpn_hdr *h, struct cpn_node_cfg *nc,
+				     struct cpn_verdict *v)
+{
+	__u16 id = cpn_ntohs(h->node_id);
+	struct cpn_service *svc = cpn_env_service(env, cpn_ntohs(h->service_id));
+	struct cpn_node_stats *ns = cpn_env_node_stats(env, id);
+	struct cpn_node *n = cpn_node_at(env, id);
+	__u64 now;
+
+	if (!cpn_report_auth_ok(nc, h, data_end))
+		return cpn_verdict_set(env, v, CPN_ACT_DROP, CPN_STAT_DROP_NODE_AUTH);
+	if (!svc || !(svc->flags & CPN_SVC_ACTIVE) || svc->family != p->family)
+		return cpn_verdict_set(env, v, CPN_ACT_DROP, CPN_STAT_DROP_BAD_SERVICE);
+
+	if (h->type == CPN_T_REPLY && n) {
+		now = cpn_env_now_ns(env);
+		cpn_learn_load(n, h, now);
+		if (!(n->report_flags & CPN_REP_SVC_VALID))
+			cpn_learn_svc(n, cpn_ntohl(h->worker_us));
+		cpn_learn_path_sample(n, ns, (__u32)(now / 1000), cpn_ntohl(h->router_ts),
+				      cpn_ntohl(h->worker_us));
+	}
+	if (ns) {
+		if (h->type == CPN_T_REPLY)
+			ns->replies++;
+		else
+			ns->busy++;
+	}
+	cpn_nat(p, 1, svc->vip, svc->port, 0);
+	cpn_env_count(env, h->type == CPN_T_REPLY ? CPN_STAT_REPLY_FWD : CPN_STAT_BUSY_FWD);
+	v->family = p->family;
+	v->action = CPN_ACT_FWD;
+	return CPN_ACT_FWD;
+}
+
+/* LOAD or PROBE_ACK to the control port. */
+static __always_inline int cpn_control(struct cpn_env *env, void *data_end, struct cpn_l34 *p,
+				       struct cpn_hdr *h, struct cpn_verdict *v)
+{
+	struct cpn_node_cfg *nc;
+	struct cpn_node_stats *ns;
+	struct cpn_node *n;
+	__u64 now;
+
+	if (h->type != CPN_T_LOAD && h->type != CPN_T_PROBE_ACK)
+		return cpn_verdict_set(env, v, CPN_ACT_PASS, CPN_STAT_PASS_NOT_CPN);
+	nc = cpn_report_node(env, p, h, 0);
+	n = cpn_node_at(env, cpn_ntohs(h->node_id));
+	if (!nc || !n)
+		return cpn_verdict_set(env, v, CPN_ACT_PASS,
+				       h->type == CPN_T_LOAD ? CPN_STAT_LOAD_UNKNOWN
+							     : CPN_STAT_PASS_NOT_CPN);
+	if (!cpn_report_auth_ok(nc, h, data_end))
+		return cpn_verdict_set(env, v, CPN_ACT_DROP, CPN_STAT_DROP_NODE_AUTH);
+
+	now = cpn_env_now_ns(env);
+	ns = cpn_env_node_stats(env, cpn_ntohs(h->node_id));
+	cpn_learn_load(n, h, now);
+	cpn_learn_svc(n, cpn_ntohl(h->worker_us));
+	if (ns)
+		ns->reports++;
+	if (h->type == CPN_T_PROBE_ACK) {
+		/* A probe is answered at once: the whole round trip is path. */
+		cpn_learn_path_sample(n, ns, (__u32)(now / 1000), cpn_ntohl(h->router_ts), 0);
+		return cpn_verdict_set(env, v, CPN_ACT_CONSUME, CPN_STAT_PROBE_ACK_LEARNED);
+	}
+	return cpn_verdict_set(env, v, CPN_ACT_CONSUME, CPN_STAT_LOAD_LEARNED);
+}
+
+/* ---- entry ----------------------------------------------------------- */
+
+/* End parsing with a counted verdict. */
+static __always_inline int cpn_parse_stop(struct cpn_env *env, struct cpn_verdict *v, int action,
+					  __u32 stat)
+{
+	cpn_verdict_set(env, v, action, stat);
+	return -1;
+}
+
+/* Parse Ethernet (one VLAN tag), IPv4/IPv6 and UDP. Returns 0 and fills
+ * `p` for a UDP datagram whose lengths agree with the frame; otherwise -1
+ * with a counted verdict in `v` (PASS for what is not ours to judge).
+ */
+static __always_inline int cpn_parse(struct cpn_env *env, void *data, void *data_end,
+				     struct cpn_l34 *p, struct cpn_verdict *v)
+{
+	struct ethhdr *eth = data;
+	__u32 off = sizeof(*eth);
+	__be16 proto;
+
+	if ((void *)(eth + 1) > data_end)
+		return cpn_parse_stop(env, v, CPN_ACT_PASS, CPN_STAT_PASS_SHORT_L2);
+	proto = eth->h_proto;
+	if (proto == cpn_htons(CPN_ETH_P_8021Q) || proto == cpn_htons(CPN_ETH_P_8021AD)) {
+		__be16 *inner = (__be16 *)((char *)data + off + 2);
+
+		if ((void *)(inner + 1) > data_end)
+			return cpn_parse_stop(env, v, CPN_ACT_PASS, CPN_STAT_PASS_SHORT_L2);
+		proto = *inner;
+		off += 4;
+	}
+	v->l3_off = off;
+
+	if (proto == cpn_htons(ETH_P_IP)) {
+		struct iphdr *ip4 = (struct iphdr *)((char *)data + off);
+		__u32 tot;
+
+		if ((void *)(ip4 + 1) > data_end)
+			return cpn_parse_stop(env, v, CPN_ACT_PASS, CPN_STAT_PASS_SHORT_L3);
+		if (ip4->version != 4 || ip4->protocol != IPPROTO_UDP)
+			return cpn_parse_stop(env, v, CPN_ACT_PASS, CPN_STAT_PASS_NOT_CPN);
+		if (ip4->ihl != 5)
+			return cpn_parse_stop(env, v, CPN_ACT_PASS, CPN_STAT_PASS_IP_OPTIONS);
+		if (ip4->frag_off & cpn_htons(CPN_IP_MF | CPN_IP_OFFSET))
+			return cpn_parse_stop(env, v, CPN_ACT_PASS, CPN_STAT_PASS_FRAGMENT);
+		p->udp = (struct udphdr *)(ip4 + 1);
+		if ((void *)(p->udp + 1) > data_end)
+			return cpn_parse_stop(env, v, CPN_ACT_PASS, CPN_STAT_PASS_SHORT_L4);
+		tot = cpn_ntohs(ip4->tot_len);
+		if (tot < sizeof(*ip4) + sizeof(struct udphdr) ||
+		    (char *)ip4 + tot > (char *)data_end)
+			return cpn_parse_stop(env, v, CPN_ACT_DROP, CPN_STAT_DROP_BAD_IP_LEN);
+		p->udp_len = cpn_ntohs(p->udp->len);
+		if (p->udp_len < sizeof(struct udphdr) || p->udp_len > tot - sizeof(*ip4))
+			return cpn_parse_stop(env, v, CPN_ACT_DROP, CPN_STAT_DROP_BAD_UDP_LEN);
+		p->ip4 = ip4;
+		p->ip6 = 0;
+		p->saddr = &ip4->saddr;
+		p->daddr = &ip4->daddr;
+		p->family = CPN_AF_INET;
+		p->nwords = 1;
+		return 0;
+	}
+	if (proto == cpn_htons(ETH_P_IPV6)) {
+		struct ipv6hdr *ip6 = (struct ipv6hdr *)((char *)data + off);
+		__u32 plen;
+
+		if ((void *)(ip6 + 1) > data_end)
+			return cpn_parse_stop(env, v, CPN_ACT_PASS, CPN_STAT_PASS_SHORT_L3);
+		if (ip6->nexthdr == CPN_NEXTHDR_FRAG)
+			return cpn_parse_stop(env, v, CPN_ACT_PASS, CPN_STAT_PASS_FRAGMENT);
+		if (ip6->version != 6 || ip6->nexthdr != IPPROTO_UDP)
+			return cpn_parse_stop(env, v, CPN_ACT_PASS, CPN_STAT_PASS_NOT_CPN);
+		p->udp = (struct udphdr *)(ip6 + 1);
+		if ((void *)(p->udp + 1) > data_end)
+			return cpn_parse_stop(env, v, CPN_ACT_PASS, CPN_STAT_PASS_SHORT_L4);
+		plen = cpn_ntohs(ip6->payload_len);
+		if (plen < sizeof(struct udphdr) || (char *)(ip6 + 1) + plen > (char *)data_end)
+			return cpn_parse_stop(env, v, CPN_ACT_DROP, CPN_STAT_DROP_BAD_IP_LEN);
+		p->udp_len = cpn_ntohs(p->udp->len);
+		if (p->udp_len < sizeof(struct udphdr) || p->udp_len > plen)
+			return cpn_parse_stop(env, v, CPN_ACT_DROP, CPN_STAT_DROP_BAD_UDP_LEN);
+		p->ip4 = 0;
+		p->ip6 = ip6;
+		p->saddr = ip6->saddr.in6_u.u6_addr32;
+		p->daddr = ip6->daddr.in6_u.u6_addr32;
+		p->family = CPN_AF_INET6;
+		p->nwords = 4;
+		return 0;
+	}
+	return cpn_parse_stop(env, v, CPN_ACT_PASS, CPN_STAT_PASS_NOT_CPN);
+}
+
+/* One frame in, one verdict out. The frame may have been rewritten. */
+static __always_inline int cpn_router_rx(struct cpn_env *env, void *data, void *data_end,
+					 struct cpn_verdict *v)
+{
+	struct cpn_l34 p = {};
+	struct cpn_vip_key vk = {};
+	struct cpn_config *cfg;
+	struct cpn_vip *vip;
+	struct cpn_hdr *h;
+	struct cpn_node_cfg *nc;
+
+	v->action = CPN_ACT_PASS;
+	v->family = 0;
+	v->l3_off = 0;
+	v->trim = 0;
+	cpn_env_count(env, CPN_STAT_RX);
+	if (cpn_parse(env, data, data_end, &p, v))
+		return v->action;
+
+	/* A request to a service VIP? */
+	vk.addr[0] = p.daddr[0];
+	if (p.nwords == 4) {
+		vk.addr[1] = p.daddr[1];
+		vk.addr[2] = p.daddr[2];
+		vk.addr[3] = p.daddr[3];
+	}
+	vk.port = p.udp->dest;
+	vk.family = p.family;
+	vip = cpn_env_vip(env, &vk);
+	if (vip)
+		return cpn_request(env, data, data_end, &p, vip, v);
+
+	/* Anything else is ours only if it carries a valid cpn header. */
+	h = (struct cpn_hdr *)(p.udp + 1);
+	if ((void *)(h + 1) > data_end || p.udp_len < sizeof(struct udphdr) + CPN_HDR_LEN ||
+	    h->magic != cpn_htons(CPN_MAGIC) || h->version != CPN_VERSION)
+		return cpn_verdict_set(env, v, CPN_ACT_PASS, CPN_STAT_PASS_NOT_CPN);
+
+	cfg = cpn_env_config(env);
+	if (cfg && p.udp->dest == cfg->control_port)
+		return cpn_control(env, data_end, &p, h, v);
+
+	if (h->type == CPN_T_REPLY || h->type == CPN_T_BUSY) {
+		nc = cpn_report_node(env, &p, h, 1);
+		if (nc)
+			return cpn_reply(env, data_end, &p, h, nc, v);
+	}
+	return cpn_verdict_set(env, v, CPN_ACT_PASS, CPN_STAT_PASS_NOT_CPN);
+}
+
+#endif /* CPN_ROUTER_H */
