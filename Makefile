@@ -11,7 +11,7 @@ BPFTOOL   ?= bpftool
 ARCH      := $(shell uname -m | sed 's/x86_64/x86/;s/aarch64/arm64/')
 MULTIARCH := $(shell $(CC) -print-multiarch 2>/dev/null)
 
-CPPFLAGS  += -Iinclude -I$(BUILD)
+CPPFLAGS  += -Iinclude -Iuserspace/lib -I$(BUILD)
 CFLAGS    ?= -O2 -g
 CFLAGS    += -std=gnu11 -Wall -Wextra -Werror -D_GNU_SOURCE
 SANITIZE  ?= -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined
@@ -32,6 +32,8 @@ BPFT_SRCS := $(wildcard selftests/bpf/test_*.c)
 BPFT_BINS := $(patsubst %.c,$(BUILD)/%,$(BPFT_SRCS))
 BPFT_LIB  := $(filter-out $(BPFT_SRCS),$(wildcard selftests/bpf/*.c))
 BPFT_HDRS := $(wildcard selftests/bpf/*.h)
+LIBCPN    := $(wildcard userspace/lib/*.c)
+LIBCPN_H  := $(wildcard userspace/lib/*.h)
 TOOL_BINS := $(BUILD)/cpn-maps $(BUILD)/bench-xdp
 
 .PHONY: all deps test test-unit test-bpf bench bench-xdp demo clean help format check-format
@@ -62,18 +64,18 @@ $(BUILD)/selftests/unit/%: selftests/unit/%.c $(HDRS)
 	@mkdir -p $(dir $@)
 	$(CC) $(CPPFLAGS) $(CFLAGS) $(SANITIZE) $< -o $@ $(CMOCKA) -lm
 
-$(BUILD)/selftests/bpf/%: selftests/bpf/%.c $(BPFT_LIB) $(BPFT_HDRS) $(HDRS) $(SKELS) $(BPF_OBJS)
+$(BUILD)/selftests/bpf/%: selftests/bpf/%.c $(BPFT_LIB) $(BPFT_HDRS) $(HDRS) $(SKELS) $(BPF_OBJS) $(LIBCPN) $(LIBCPN_H)
 	@mkdir -p $(dir $@)
-	$(CC) $(CPPFLAGS) -Iselftests/bpf $(CFLAGS) $(SANITIZE) $< $(BPFT_LIB) -o $@ $(CMOCKA) $(LIBBPF) -lm
+	$(CC) $(CPPFLAGS) -Iselftests/bpf $(CFLAGS) $(SANITIZE) $< $(BPFT_LIB) $(LIBCPN) -o $@ $(CMOCKA) $(LIBBPF) -lm
 
 # ---- tools --------------------------------------------------------------
-$(BUILD)/cpn-maps: tools/cpn-maps.c $(HDRS)
+$(BUILD)/cpn-maps: tools/cpn-maps.c $(HDRS) $(LIBCPN) $(LIBCPN_H)
 	@mkdir -p $(dir $@)
-	$(CC) $(CPPFLAGS) $(CFLAGS) $< -o $@ $(LIBBPF)
+	$(CC) $(CPPFLAGS) $(CFLAGS) $< $(LIBCPN) -o $@ $(LIBBPF)
 
-$(BUILD)/bench-xdp: tools/bench-xdp.c $(HDRS) $(SKELS) $(BPF_OBJS)
+$(BUILD)/bench-xdp: tools/bench-xdp.c $(HDRS) $(SKELS) $(BPF_OBJS) $(BPFT_LIB) $(BPFT_HDRS) $(LIBCPN) $(LIBCPN_H)
 	@mkdir -p $(dir $@)
-	$(CC) $(CPPFLAGS) -Iselftests/bpf $(CFLAGS) $< $(BPFT_LIB) -o $@ $(LIBBPF) -lm
+	$(CC) $(CPPFLAGS) -Iselftests/bpf $(CFLAGS) $< $(BPFT_LIB) $(LIBCPN) -o $@ $(LIBBPF) -lm
 
 # ---- run ----------------------------------------------------------------
 test: deps all

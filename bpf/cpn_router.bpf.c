@@ -23,7 +23,12 @@
 
 char LICENSE[] SEC("license") = "Dual BSD/GPL";
 
-/* ---- maps (see include/cpn/maps.h) ----------------------------------- */
+/* ---- maps (see include/cpn/maps.h) -----------------------------------
+ *
+ * Configuration that a packet must never see half-written (services, node
+ * addresses, Maglev tables) lives in hash maps, whose updates replace the
+ * whole value at once. The learned node state is the mmapable array.
+ */
 
 struct {
 	__uint(type, BPF_MAP_TYPE_ARRAY);
@@ -40,21 +45,21 @@ struct {
 } cpn_vips SEC(".maps");
 
 struct {
-	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(type, BPF_MAP_TYPE_HASH);
 	__uint(max_entries, CPN_MAX_SERVICES);
 	__type(key, __u32);
 	__type(value, struct cpn_service);
 } cpn_services SEC(".maps");
 
 struct {
-	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(type, BPF_MAP_TYPE_HASH);
 	__uint(max_entries, CPN_MAX_SERVICES);
 	__type(key, __u32);
 	__type(value, struct cpn_maglev);
 } cpn_maglev SEC(".maps");
 
 struct {
-	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(type, BPF_MAP_TYPE_HASH);
 	__uint(max_entries, CPN_MAX_NODES);
 	__type(key, __u32);
 	__type(value, struct cpn_node_cfg);

@@ -6,15 +6,20 @@
  * Map (pinned name)   type                 key            value
  * cpn_config          ARRAY[1]             __u32          struct cpn_config
  * cpn_vips            HASH                 cpn_vip_key    struct cpn_vip
- * cpn_services        ARRAY                service_id     struct cpn_service
- * cpn_maglev          ARRAY                service_id     struct cpn_maglev
- * cpn_nodes           ARRAY                node_id        struct cpn_node_cfg
+ * cpn_services        HASH                 service_id     struct cpn_service
+ * cpn_maglev          HASH                 service_id     struct cpn_maglev
+ * cpn_nodes           HASH                 node_id        struct cpn_node_cfg
  * cpn_node_state      ARRAY (MMAPABLE)     node_id        struct cpn_node
  * cpn_tenants         HASH                 tenant_id      struct cpn_tenant
  * cpn_affinity        LRU_HASH             cpn_aff_key    struct cpn_aff
  * cpn_stats           PERCPU_ARRAY         enum cpn_stat  __u64
  * cpn_node_stats      PERCPU_ARRAY         node_id        struct cpn_node_stats
  * cpn_tx_ports        DEVMAP_HASH          ifindex        struct bpf_devmap_val
+ * xsks_map            XSKMAP               rx queue       AF_XDP socket of cpn-fwd
+ *
+ * Keys are __u32 where the table says an id. Services, nodes and Maglev
+ * tables are hash maps so that an update replaces a value whole: no packet
+ * sees a half-written service.
  */
 #ifndef CPN_MAPS_H
 #define CPN_MAPS_H

@@ -80,9 +80,10 @@ static __always_inline __u64 cpn_tag_wire(__u64 h)
 static __always_inline __u64 cpn_tag_request(const __u64 key[2], const struct cpn_hdr *h)
 {
 	__u64 w[3];
+	__be16 flags = h->flags & ~cpn_htons(CPN_F_HOP_OWNED);
 
 	__builtin_memcpy(w, h, sizeof(w));
-	((struct cpn_hdr *)w)->flags &= ~cpn_htons(CPN_F_HOP_OWNED);
+	__builtin_memcpy((char *)w + __builtin_offsetof(struct cpn_hdr, flags), &flags, 2);
 	return cpn_tag_wire(cpn_siphash24(key, w, 3));
 }
 

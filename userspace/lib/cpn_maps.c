@@ -1,0 +1,389 @@
+// SPDX-License-Identifier: (GPL-2.0-only OR BSD-2-Clause)
+/* libcpn map access: see cpn_maps.h. */
+#include <arpa/inet.h>
+#include <errno.h>
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <bpf/bpf.h>
+#include <bpf/libbpf.h>
+
+#include "cpn/sched.h"
+#include "cpn_maps.h"
+
+const char *const cpn_map_names[12] = {
+	"cpn_config",  "cpn_vips",	"cpn_services", "cpn_maglev",	  "cpn_nodes",	  "cpn_node_state",
+	"cpn_tenants", "cpn_affinity", "cpn_stats",	"cpn_node_stats", "cpn_tx_ports", "xsks_map",
+};
+
+static int *map_slot(struct cpn_maps *m, int i)
+{
+	int *slots[12] = {&m->config,	&m->vips,     &m->services, &m->maglev,
+			  &m->nodes,	&m->node_state, &m->tenants,  &m->affinity,
+			  &m->stats,	&m->node_stats, &m->tx_ports, &m->xsks};
+	return slots[i];
+}
+
+static int map_state(struct cpn_maps *m)
+{
+	size_t len = (size_t)CPN_MAX_NODES * sizeof(struct cpn_node);
+	void *p = mmap(NULL, len, PROT_READ | PROT_WRITE, MAP_SHARED, m->node_state, 0);
+
+	if (p == MAP_FAILED)
+		return -errno;
+	m->state = p;
+	m->ncpus = libbpf_num_possible_cpus();
+	return m->ncpus > 0 ? 0 : m->ncpus;
+}
+
+int cpn_maps_open_pinned(struct cpn_maps *m, const char *pin_dir)
+{
+	char path[PATH_MAX];
+	int err;
+
+	memset(m, 0, sizeof(*m));
+	for (int i = 0; i < 12; i++)
+		*map_slot(m, i) = -1;
+	m->owns_fds = true;
+	for (int i = 0; i < 12; i++) {
+		snprintf(path, sizeof(path), "%s/%s", pin_dir, cpn_map_names[i]);
+		*map_slot(m, i) = bpf_obj_get(path);
+		if (*map_slot(m, i) < 0) {
+			err = -errno;
+			cpn_maps_close(m);
+			return err;
+		}
+	}
+	err = map_state(m);
+	if (err)
+		cpn_maps_close(m);
+	return err;
+}
+
+int cpn_maps_from_object(struct cpn_maps *m, struct bpf_object *obj)
+{
+	memset(m, 0, sizeof(*m));
+	for (int i = 0; i < 12; i++) {
+		*map_slot(m, i) = bpf_object__find_map_fd_by_name(obj, cpn_map_names[i]);
+		if (*map_slot(m, i) < 0)
+			return -ENOENT;
+	}
+	return map_state(m);
+}
+
+void cpn_maps_close(struct cpn_maps *m)
+{
+	if (m->state)
+		munmap(m->state, (size_t)CPN_MAX_NODES * sizeof(struct cpn_node));
+	m->state = NULL;
+	for (int i = 0; i < 12; i++) {
+		if (m->owns_fds && *map_slot(m, i) >= 0)
+			close(*map_slot(m, i));
+		*map_slot(m, i) = -1;
+	}
+}
+
+static int ret(int rc)
+{
+	return rc ? -errno : 0;
+}
+
+int cpn_maps_set_config(struct cpn_maps *m, const struct cpn_config *cfg)
+{
+	__u32 k = 0;
+
+	return ret(bpf_map_update_elem(m->config, &k, cfg, BPF_ANY));
+}
+
+int cpn_maps_get_config(struct cpn_maps *m, struct cpn_config *cfg)
+{
+	__u32 k = 0;
+
+	return ret(bpf_map_lookup_elem(m->config, &k, cfg));
+}
+
+int cpn_maps_set_node(struct cpn_maps *m, __u16 id, const struct cpn_node_cfg *cfg, __u32 weight,
+		      __u32 admin)
+{
+	struct cpn_node_cfg c = *cfg;
+	__u32 k = id;
+	int err;
+
+	if (!id || id >= CPN_MAX_NODES || !weight)
+		return -EINVAL;
+	c.flags |= CPN_NODE_CFG_VALID;
+	err = ret(bpf_map_update_elem(m->nodes, &k, &c, BPF_ANY));
+	if (err)
+		return err;
+	__atomic_store_n(&m->state[id].weight, weight, __ATOMIC_RELEASE);
+	__atomic_store_n(&m->state[id].admin, admin, __ATOMIC_RELEASE);
+	return 0;
+}
+
+int cpn_maps_get_node(struct cpn_maps *m, __u16 id, struct cpn_node_cfg *cfg)
+{
+	__u32 k = id;
+
+	return ret(bpf_map_lookup_elem(m->nodes, &k, cfg));
+}
+
+int cpn_maps_del_node(struct cpn_maps *m, __u16 id)
+{
+	__u32 k = id;
+
+	if (!id || id >= CPN_MAX_NODES)
+		return -EINVAL;
+	/* Down first, so that no new choice lands on it, then forget it. */
+	__atomic_store_n(&m->state[id].admin, 0, __ATOMIC_RELEASE);
+	if (bpf_map_delete_elem(m->nodes, &k) && errno != ENOENT)
+		return -errno;
+	memset(&m->state[id], 0, sizeof(m->state[id]));
+	return 0;
+}
+
+int cpn_maps_node_admin(struct cpn_maps *m, __u16 id, __u32 set, __u32 clear)
+{
+	__u32 a;
+
+	if (!id || id >= CPN_MAX_NODES)
+		return -EINVAL;
+	a = __atomic_load_n(&m->state[id].admin, __ATOMIC_ACQUIRE);
+	__atomic_store_n(&m->state[id].admin, (a | set) & ~clear, __ATOMIC_RELEASE);
+	return 0;
+}
+
+static void vip_key(const struct cpn_service *svc, struct cpn_vip_key *k)
+{
+	memset(k, 0, sizeof(*k));
+	memcpy(k->addr, svc->vip, sizeof(k->addr));
+	k->port = svc->port;
+	k->family = svc->family;
+}
+
+int cpn_maps_set_service(struct cpn_maps *m, __u16 id, const struct cpn_service *svc)
+{
+	struct cpn_maglev *mg;
+	struct cpn_vip_key vk;
+	struct cpn_vip v = {.service_id = id};
+	struct cpn_service old;
+	__u32 weights[CPN_MAX_SVC_NODES];
+	__u32 k = id;
+	int n = (int)svc->n_nodes, err;
+
+	if (id >= CPN_MAX_SERVICES || n > CPN_MAX_SVC_NODES)
+		return -EINVAL;
+	for (int i = 0; i < n; i++) {
+		if (!svc->nodes[i] || svc->nodes[i] >= CPN_MAX_NODES)
+			return -EINVAL;
+		weights[i] = m->state[svc->nodes[i]].weight ? m->state[svc->nodes[i]].weight : 100;
+	}
+	mg = calloc(1, sizeof(*mg));
+	if (!mg)
+		return -ENOMEM;
+	if (cpn_maglev_build(mg, svc->nodes, weights, n)) {
+		free(mg);
+		return -EINVAL;
+	}
+	err = ret(bpf_map_update_elem(m->maglev, &k, mg, BPF_ANY));
+	free(mg);
+	if (err)
+		return err;
+	/* A VIP that moved: the old one goes first. */
+	if (!bpf_map_lookup_elem(m->services, &k, &old) &&
+	    (memcmp(old.vip, svc->vip, sizeof(old.vip)) || old.port != svc->port ||
+	     old.family != svc->family)) {
+		vip_key(&old, &vk);
+		bpf_map_delete_elem(m->vips, &vk);
+	}
+	err = ret(bpf_map_update_elem(m->services, &k, svc, BPF_ANY));
+	if (err)
+		return err;
+	vip_key(svc, &vk);
+	return ret(bpf_map_update_elem(m->vips, &vk, &v, BPF_ANY));
+}
+
+int cpn_maps_get_service(struct cpn_maps *m, __u16 id, struct cpn_service *svc)
+{
+	__u32 k = id;
+
+	return ret(bpf_map_lookup_elem(m->services, &k, svc));
+}
+
+int cpn_maps_del_service(struct cpn_maps *m, __u16 id)
+{
+	struct cpn_service old;
+	struct cpn_vip_key vk;
+	__u32 k = id;
+
+	if (bpf_map_lookup_elem(m->services, &k, &old))
+		return -errno;
+	/* The VIP first: no packet finds a service that is going away. */
+	vip_key(&old, &vk);
+	bpf_map_delete_elem(m->vips, &vk);
+	bpf_map_delete_elem(m->services, &k);
+	bpf_map_delete_elem(m->maglev, &k);
+	return 0;
+}
+
+int cpn_maps_set_tenant(struct cpn_maps *m, __u32 id, const struct cpn_tenant *t)
+{
+	return ret(bpf_map_update_elem(m->tenants, &id, t, BPF_ANY));
+}
+
+int cpn_maps_del_tenant(struct cpn_maps *m, __u32 id)
+{
+	return ret(bpf_map_delete_elem(m->tenants, &id));
+}
+
+int cpn_maps_add_port(struct cpn_maps *m, int ifindex)
+{
+	struct bpf_devmap_val v = {.ifindex = (__u32)ifindex};
+	__u32 k = (__u32)ifindex;
+
+	return ret(bpf_map_update_elem(m->tx_ports, &k, &v, BPF_ANY));
+}
+
+int cpn_maps_del_port(struct cpn_maps *m, int ifindex)
+{
+	__u32 k = (__u32)ifindex;
+
+	return ret(bpf_map_delete_elem(m->tx_ports, &k));
+}
+
+int cpn_maps_stats(struct cpn_maps *m, __u64 out[CPN_STAT_MAX])
+{
+	__u64 *v = calloc((size_t)m->ncpus, sizeof(__u64));
+
+	if (!v)
+		return -ENOMEM;
+	for (__u32 i = 0; i < CPN_STAT_MAX; i++) {
+		out[i] = 0;
+		if (bpf_map_lookup_elem(m->stats, &i, v)) {
+			int err = -errno;
+
+			free(v);
+			return err;
+		}
+		for (int c = 0; c < m->ncpus; c++)
+			out[i] += v[c];
+	}
+	free(v);
+	return 0;
+}
+
+int cpn_maps_node_stats(struct cpn_maps *m, __u16 id, struct cpn_node_stats *out)
+{
+	struct cpn_node_stats *v = calloc((size_t)m->ncpus, sizeof(*v));
+	__u32 k = id;
+
+	if (!v)
+		return -ENOMEM;
+	memset(out, 0, sizeof(*out));
+	if (bpf_map_lookup_elem(m->node_stats, &k, v)) {
+		int err = -errno;
+
+		free(v);
+		return err;
+	}
+	for (int c = 0; c < m->ncpus; c++) {
+		out->requests += v[c].requests;
+		out->replies += v[c].replies;
+		out->busy += v[c].busy;
+		out->reports += v[c].reports;
+		for (int b = 0; b < CPN_HIST_BUCKETS; b++)
+			out->lat_hist[b] += v[c].lat_hist[b];
+	}
+	free(v);
+	return 0;
+}
+
+int cpn_addr_parse(const char *s, __be32 addr[4], __u8 *family)
+{
+	memset(addr, 0, 16);
+	if (inet_pton(AF_INET, s, addr) == 1) {
+		*family = CPN_AF_INET;
+		return 0;
+	}
+	if (inet_pton(AF_INET6, s, addr) == 1) {
+		*family = CPN_AF_INET6;
+		return 0;
+	}
+	return -1;
+}
+
+int cpn_addr_port_parse(const char *s, __be32 addr[4], __be16 *port, __u8 *family)
+{
+	char host[INET6_ADDRSTRLEN + 2];
+	const char *colon;
+	char *end;
+	unsigned long p;
+	size_t hl;
+
+	if (*s == '[') {
+		const char *rb = strchr(s, ']');
+
+		if (!rb || rb[1] != ':')
+			return -1;
+		hl = (size_t)(rb - s - 1);
+		colon = rb + 1;
+		s++;
+	} else {
+		colon = strrchr(s, ':');
+		if (!colon)
+			return -1;
+		hl = (size_t)(colon - s);
+	}
+	if (hl == 0 || hl >= sizeof(host))
+		return -1;
+	memcpy(host, s, hl);
+	host[hl] = 0;
+	errno = 0;
+	p = strtoul(colon + 1, &end, 10);
+	if (errno || *end || end == colon + 1 || p == 0 || p > 65535)
+		return -1;
+	if (cpn_addr_parse(host, addr, family))
+		return -1;
+	*port = htons((__u16)p);
+	return 0;
+}
+
+const char *cpn_addr_str(const __be32 addr[4], __u8 family, char *buf, size_t len)
+{
+	if (!inet_ntop(family == CPN_AF_INET6 ? AF_INET6 : AF_INET, addr, buf, (socklen_t)len))
+		snprintf(buf, len, "?");
+	return buf;
+}
+
+int cpn_key_parse(const char *hex, __u64 key[2])
+{
+	__u8 b[16];
+
+	if (strlen(hex) != 32)
+		return -1;
+	for (int i = 0; i < 16; i++) {
+		unsigned v;
+
+		if (sscanf(hex + 2 * i, "%2x", &v) != 1 || !strchr("0123456789abcdefABCDEF", hex[2 * i]) ||
+		    !strchr("0123456789abcdefABCDEF", hex[2 * i + 1]))
+			return -1;
+		b[i] = (__u8)v;
+	}
+	/* Bytes as they are, read as the little-endian words SipHash wants. */
+	memcpy(key, b, 16);
+	key[0] = cpn_le64(key[0]);
+	key[1] = cpn_le64(key[1]);
+	return 0;
+}
+
+__u64 cpn_now_ns(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (__u64)ts.tv_sec * 1000000000ULL + (__u64)ts.tv_nsec;
+}

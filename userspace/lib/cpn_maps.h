@@ -1,0 +1,89 @@
+/* SPDX-License-Identifier: (GPL-2.0-only OR BSD-2-Clause) */
+/*
+ * libcpn map access: the one place userspace reads and writes the router's
+ * maps, whether they come from a loaded object (skeleton) or from pins
+ * under /sys/fs/bpf/cpn. Used by cpnctl, cpn-fwd, the tools and the tests.
+ */
+#ifndef CPN_USER_MAPS_H
+#define CPN_USER_MAPS_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <linux/types.h>
+
+#include "cpn/maps.h"
+
+struct bpf_object;
+
+#define CPN_DEFAULT_PIN_DIR "/sys/fs/bpf/cpn"
+
+struct cpn_maps {
+	int config;
+	int vips;
+	int services;
+	int maglev;
+	int nodes;
+	int node_state;
+	int tenants;
+	int affinity;
+	int stats;
+	int node_stats;
+	int tx_ports;
+	int xsks;
+	struct cpn_node *state; /* cpn_node_state, mmaped: CPN_MAX_NODES entries */
+	int ncpus;
+	bool owns_fds; /* opened from pins: close them */
+};
+
+/* Map names as pinned, in struct order. */
+extern const char *const cpn_map_names[12];
+
+int cpn_maps_open_pinned(struct cpn_maps *m, const char *pin_dir);
+int cpn_maps_from_object(struct cpn_maps *m, struct bpf_object *obj);
+void cpn_maps_close(struct cpn_maps *m);
+
+int cpn_maps_set_config(struct cpn_maps *m, const struct cpn_config *cfg);
+int cpn_maps_get_config(struct cpn_maps *m, struct cpn_config *cfg);
+
+/* A node: its address (cpn_nodes) and its admin state and weight
+ * (cpn_node_state). Learned state is kept across updates.
+ */
+int cpn_maps_set_node(struct cpn_maps *m, __u16 id, const struct cpn_node_cfg *cfg, __u32 weight,
+		      __u32 admin);
+int cpn_maps_get_node(struct cpn_maps *m, __u16 id, struct cpn_node_cfg *cfg);
+int cpn_maps_del_node(struct cpn_maps *m, __u16 id);
+/* Set or clear admin flags (CPN_ADMIN_DRAIN, ...) of a node. */
+int cpn_maps_node_admin(struct cpn_maps *m, __u16 id, __u32 set, __u32 clear);
+
+/* A service: Maglev table (built from its nodes' weights), then the service
+ * entry, then its VIP, in that order so that a packet that finds the VIP
+ * finds everything behind it.
+ */
+int cpn_maps_set_service(struct cpn_maps *m, __u16 id, const struct cpn_service *svc);
+int cpn_maps_get_service(struct cpn_maps *m, __u16 id, struct cpn_service *svc);
+int cpn_maps_del_service(struct cpn_maps *m, __u16 id);
+
+int cpn_maps_set_tenant(struct cpn_maps *m, __u32 id, const struct cpn_tenant *t);
+int cpn_maps_del_tenant(struct cpn_maps *m, __u32 id);
+
+/* Egress ports for the devmap redirect. */
+int cpn_maps_add_port(struct cpn_maps *m, int ifindex);
+int cpn_maps_del_port(struct cpn_maps *m, int ifindex);
+
+/* Counters summed over CPUs. */
+int cpn_maps_stats(struct cpn_maps *m, __u64 out[CPN_STAT_MAX]);
+int cpn_maps_node_stats(struct cpn_maps *m, __u16 id, struct cpn_node_stats *out);
+
+/* "10.0.0.1", "fd00::1" -> addr, family. 0 or -1. */
+int cpn_addr_parse(const char *s, __be32 addr[4], __u8 *family);
+/* "10.1.0.2:7470", "[fd00::2]:7470" -> addr, port (network order), family. */
+int cpn_addr_port_parse(const char *s, __be32 addr[4], __be16 *port, __u8 *family);
+/* Format an address; returns buf. */
+const char *cpn_addr_str(const __be32 addr[4], __u8 family, char *buf, size_t len);
+/* Parse 32 hex digits into a SipHash key as cpn_siphash24() takes it. */
+int cpn_key_parse(const char *hex, __u64 key[2]);
+
+/* CLOCK_MONOTONIC in ns: the clock of bpf_ktime_get_ns(). */
+__u64 cpn_now_ns(void);
+
+#endif /* CPN_USER_MAPS_H */
