@@ -25,9 +25,9 @@ char LICENSE[] SEC("license") = "Dual BSD/GPL";
 
 /* ---- maps (see include/cpn/maps.h) -----------------------------------
  *
- * Configuration that a packet must never see half-written (services, node
- * addresses, Maglev tables) lives in hash maps, whose updates replace the
- * whole value at once. The learned node state is the mmapable array.
+ * Configuration that a packet must never see half-written (services, Maglev
+ * tables) lives in hash maps, whose updates replace the whole value at once.
+ * The learned node state is the mmapable array.
  */
 
 struct {
@@ -41,7 +41,7 @@ struct {
 	__uint(type, BPF_MAP_TYPE_HASH);
 	__uint(max_entries, CPN_MAX_SERVICES);
 	__type(key, struct cpn_vip_key);
-	__type(value, struct cpn_vip);
+	__type(value, struct cpn_service);
 } cpn_vips SEC(".maps");
 
 struct {
@@ -59,7 +59,7 @@ struct {
 } cpn_maglev SEC(".maps");
 
 struct {
-	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(type, BPF_MAP_TYPE_ARRAY);
 	__uint(max_entries, CPN_MAX_NODES);
 	__type(key, __u32);
 	__type(value, struct cpn_node_cfg);
@@ -108,6 +108,20 @@ struct {
 	__type(value, struct bpf_devmap_val);
 } cpn_tx_ports SEC(".maps");
 
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, CPN_MAX_NODES);
+	__type(key, __u32);
+	__type(value, struct cpn_nexthop);
+} cpn_nh_cache SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, __u64);
+} cpn_rng SEC(".maps");
+
 /* AF_XDP sockets of cpn-fwd, by RX queue (the net_af_xdp PMD's name). */
 struct {
 	__uint(type, BPF_MAP_TYPE_XSKMAP);
@@ -141,8 +155,8 @@ static __always_inline struct cpn_config *cpn_env_config(struct cpn_env *env)
 	return bpf_map_lookup_elem(&cpn_config, &k);
 }
 
-static __always_inline struct cpn_vip *cpn_env_vip(struct cpn_env *env,
-						   const struct cpn_vip_key *k)
+static __always_inline struct cpn_service *cpn_env_vip(struct cpn_env *env,
+						       const struct cpn_vip_key *k)
 {
 	return bpf_map_lookup_elem(&cpn_vips, k);
 }
@@ -210,9 +224,25 @@ static __always_inline __u64 cpn_env_now_ns(struct cpn_env *env)
 	return bpf_ktime_get_ns();
 }
 
+/* xorshift64* per CPU, seeded from the kernel's PRNG: p2c needs two cheap
+ * random draws per request, not cryptographic ones.
+ */
 static __always_inline __u64 cpn_env_rand(struct cpn_env *env)
 {
-	return ((__u64)bpf_get_prandom_u32() << 32) | bpf_get_prandom_u32();
+	__u32 k = 0;
+	__u64 *st = bpf_map_lookup_elem(&cpn_rng, &k);
+	__u64 x;
+
+	if (!st)
+		return ((__u64)bpf_get_prandom_u32() << 32) | bpf_get_prandom_u32();
+	x = *st;
+	if (!x)
+		x = ((__u64)bpf_get_prandom_u32() << 32) | bpf_get_prandom_u32() | 1;
+	x ^= x >> 12;
+	x ^= x << 25;
+	x ^= x >> 27;
+	*st = x;
+	return x * 0x2545F4914F6CDD1DULL;
 }
 
 #include "cpn/router.h"
@@ -224,6 +254,10 @@ static __always_inline __u64 cpn_env_rand(struct cpn_env *env)
  * egress port is in cpn_tx_ports, and the kernel's own forwarding (the
  * packet already rewritten) when the neighbour is not resolved or the port
  * is not ours.
+ *
+ * A request's next hop is that of its node: the FIB result is cached per CPU
+ * and node for nh_ttl_ms (cpn_config), so a route or neighbour change is
+ * followed within that time. Replies go to many clients: looked up each time.
  */
 static __always_inline int cpn_xdp_forward(struct xdp_md *ctx, struct cpn_env *env,
 					   const struct cpn_verdict *v)
@@ -234,17 +268,40 @@ static __always_inline int cpn_xdp_forward(struct xdp_md *ctx, struct cpn_env *e
 	struct ethhdr *eth = data;
 	struct iphdr *ip4 = 0;
 	struct ipv6hdr *ip6 = 0;
-	__u32 off = v->l3_off;
+	struct cpn_nexthop *nh = 0;
+	struct cpn_config *cfg;
+	__u32 off = v->l3_off, node = v->node_id;
+	int v4 = v->family == CPN_AF_INET; /* branch on this, not on ip4 != NULL */
 	int rc, act;
 
 	if (off != sizeof(struct ethhdr) && off != sizeof(struct ethhdr) + 4)
 		return XDP_PASS;
-	if (v->family == CPN_AF_INET) {
+	if (v4) {
 		ip4 = data + off;
 		if ((void *)(ip4 + 1) > data_end)
 			return XDP_PASS;
 		if (ip4->ttl <= 1)
 			goto kernel;
+	} else {
+		ip6 = data + off;
+		if ((void *)(ip6 + 1) > data_end)
+			return XDP_PASS;
+		if (ip6->hop_limit <= 1)
+			goto kernel;
+	}
+
+	cfg = cpn_env_config(env);
+	if (node && v->now_ns && cfg && !(cfg->flags & CPN_CFG_NO_NH_CACHE)) {
+		nh = bpf_map_lookup_elem(&cpn_nh_cache, &node);
+		if (nh && nh->expires_ns > v->now_ns && nh->in_ifindex == ctx->ingress_ifindex) {
+			__builtin_memcpy(fib.smac, nh->smac, ETH_ALEN);
+			__builtin_memcpy(fib.dmac, nh->dmac, ETH_ALEN);
+			fib.ifindex = nh->ifindex;
+			goto out;
+		}
+	}
+
+	if (v4) {
 		fib.family = AF_INET;
 		fib.tos = ip4->tos;
 		fib.l4_protocol = ip4->protocol;
@@ -252,11 +309,6 @@ static __always_inline int cpn_xdp_forward(struct xdp_md *ctx, struct cpn_env *e
 		fib.ipv4_src = ip4->saddr;
 		fib.ipv4_dst = ip4->daddr;
 	} else {
-		ip6 = data + off;
-		if ((void *)(ip6 + 1) > data_end)
-			return XDP_PASS;
-		if (ip6->hop_limit <= 1)
-			goto kernel;
 		fib.family = AF_INET6;
 		fib.flowinfo = *(__be32 *)ip6 & cpn_htonl(0x0FFFFFFF);
 		fib.l4_protocol = ip6->nexthdr;
@@ -269,6 +321,16 @@ static __always_inline int cpn_xdp_forward(struct xdp_md *ctx, struct cpn_env *e
 	rc = bpf_fib_lookup(ctx, &fib, sizeof(fib), 0);
 	if (rc != BPF_FIB_LKUP_RET_SUCCESS)
 		goto kernel;
+	if (nh && cfg) {
+		nh->expires_ns = v->now_ns + (__u64)(cfg->nh_ttl_ms ? cfg->nh_ttl_ms
+								 : CPN_DEFAULT_NH_TTL_MS) *
+						     1000000ULL;
+		nh->ifindex = fib.ifindex;
+		nh->in_ifindex = ctx->ingress_ifindex;
+		__builtin_memcpy(nh->smac, fib.smac, ETH_ALEN);
+		__builtin_memcpy(nh->dmac, fib.dmac, ETH_ALEN);
+	}
+out:
 	if (fib.ifindex == ctx->ingress_ifindex) {
 		act = XDP_TX;
 		cpn_env_count(env, CPN_STAT_TX_BOUNCE);
@@ -278,14 +340,14 @@ static __always_inline int cpn_xdp_forward(struct xdp_md *ctx, struct cpn_env *e
 			goto kernel;
 		cpn_env_count(env, CPN_STAT_TX_REDIRECT);
 	}
-	if (ip4) {
+	if (v4) {
 		__u16 old, new_;
 
 		__builtin_memcpy(&old, &ip4->ttl, 2);
 		ip4->ttl--;
 		__builtin_memcpy(&new_, &ip4->ttl, 2);
 		ip4->check = cpn_csum_apply(ip4->check, cpn_csum_diff16(0, old, new_));
-	} else if (ip6) {
+	} else {
 		ip6->hop_limit--;
 	}
 	__builtin_memcpy(eth->h_dest, fib.dmac, ETH_ALEN);

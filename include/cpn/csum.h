@@ -34,7 +34,7 @@ static __always_inline __u32 cpn_csum_diff32(__u32 acc, __u32 old, __u32 new_)
 static __always_inline __u32 cpn_csum_diff_words(__u32 acc, const __u32 *old, const __u32 *new_,
 						 int nwords)
 {
-CPN_UNROLL
+	CPN_UNROLL
 	for (int i = 0; i < 4; i++) {
 		if (i >= nwords)
 			break;
@@ -55,15 +55,15 @@ static __always_inline __u16 cpn_udp_csum_fixup(__u16 csum)
 	return csum ? csum : 0xffff;
 }
 
-/* Sum of `nwords` 16-bit words at `p`; nwords must be a compile-time bound
- * that the caller has checked against the end of the buffer.
+/* Sum of `nwords` (at most 32) 16-bit words at `p`, which the caller has
+ * checked against the end of the buffer. Not unrolled: it serves cold paths
+ * (BUSY), whose code should stay small.
  */
 static __always_inline __u32 cpn_csum_add(__u32 acc, const void *p, int nwords)
 {
 	const __u16 *w = (const __u16 *)p;
 
-CPN_UNROLL
-	for (int i = 0; i < 64; i++) {
+	for (int i = 0; i < 32; i++) {
 		if (i >= nwords)
 			break;
 		acc += w[i];

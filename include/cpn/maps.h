@@ -5,21 +5,24 @@
  *
  * Map (pinned name)   type                 key            value
  * cpn_config          ARRAY[1]             __u32          struct cpn_config
- * cpn_vips            HASH                 cpn_vip_key    struct cpn_vip
+ * cpn_vips            HASH                 cpn_vip_key    struct cpn_service
  * cpn_services        HASH                 service_id     struct cpn_service
  * cpn_maglev          HASH                 service_id     struct cpn_maglev
- * cpn_nodes           HASH                 node_id        struct cpn_node_cfg
+ * cpn_nodes           ARRAY                node_id        struct cpn_node_cfg
  * cpn_node_state      ARRAY (MMAPABLE)     node_id        struct cpn_node
  * cpn_tenants         HASH                 tenant_id      struct cpn_tenant
  * cpn_affinity        LRU_HASH             cpn_aff_key    struct cpn_aff
  * cpn_stats           PERCPU_ARRAY         enum cpn_stat  __u64
  * cpn_node_stats      PERCPU_ARRAY         node_id        struct cpn_node_stats
  * cpn_tx_ports        DEVMAP_HASH          ifindex        struct bpf_devmap_val
+ * cpn_nh_cache        PERCPU_ARRAY         node_id        struct cpn_nexthop
+ * cpn_rng             PERCPU_ARRAY[1]      __u32          __u64 (xorshift state)
  * xsks_map            XSKMAP               rx queue       AF_XDP socket of cpn-fwd
  *
- * Keys are __u32 where the table says an id. Services, nodes and Maglev
- * tables are hash maps so that an update replaces a value whole: no packet
- * sees a half-written service.
+ * Keys are __u32 where the table says an id. Services and Maglev tables are
+ * hash maps so that an update replaces a value whole: no packet sees a
+ * half-written service. A node's address (cpn_nodes) is an array entry that
+ * the controller rewrites only while no service names the node.
  */
 #ifndef CPN_MAPS_H
 #define CPN_MAPS_H
@@ -65,11 +68,6 @@ struct cpn_vip_key {
 	__u8 pad;
 };
 
-struct cpn_vip {
-	__u16 service_id;
-	__u16 pad;
-};
-
 enum cpn_policy {
 	CPN_POL_P2C = 0,
 	CPN_POL_LEAST = 1,
@@ -84,8 +82,12 @@ enum cpn_service_flags {
 	CPN_SVC_DPDK = 0x2, /* dataplane: dpdk — hand off to cpn-fwd's AF_XDP socket */
 };
 
+/* A service. The canonical copy is cpn_services[id]; cpn_vips holds the
+ * same value under its VIP so that a request finds it in one lookup.
+ */
 struct cpn_service {
-	__u32 flags;
+	__u16 flags;
+	__u16 id;
 	__u8 policy;
 	__u8 family;
 	__be16 port;  /* VIP port: source of replies after reverse NAT */
@@ -177,11 +179,27 @@ struct cpn_aff {
 	__u64 last_ns;
 };
 
+enum cpn_config_flags {
+	CPN_CFG_NO_NH_CACHE = 0x1, /* FIB lookup for every packet */
+};
+
+#define CPN_DEFAULT_NH_TTL_MS 100
+
 struct cpn_config {
 	__be16 control_port;
 	__u16 max_hops;
 	__u32 router_id;
 	__u32 flags;
+	__u32 nh_ttl_ms; /* life of a cached FIB result; 0 = CPN_DEFAULT_NH_TTL_MS */
+};
+
+/* A FIB result for the path to a node, cached per CPU for nh_ttl_ms. */
+struct cpn_nexthop {
+	__u64 expires_ns;
+	__u32 ifindex;    /* egress port */
+	__u32 in_ifindex; /* the ingress port it was looked up for */
+	__u8 smac[6];
+	__u8 dmac[6];
 	__u32 pad;
 };
 

@@ -8,7 +8,7 @@
  * The includer defines, before including this file, `struct cpn_env` and:
  *
  *   struct cpn_config      *cpn_env_config(struct cpn_env *);
- *   struct cpn_vip         *cpn_env_vip(struct cpn_env *, const struct cpn_vip_key *);
+ *   struct cpn_service     *cpn_env_vip(struct cpn_env *, const struct cpn_vip_key *);
  *   struct cpn_service     *cpn_env_service(struct cpn_env *, __u32 id);
  *   struct cpn_maglev      *cpn_env_maglev(struct cpn_env *, __u32 id);
  *   struct cpn_node_cfg    *cpn_env_node_cfg(struct cpn_env *, __u32 id);
@@ -62,7 +62,10 @@ struct cpn_verdict {
 	__u8 action;
 	__u8 family; /* CPN_AF_INET / CPN_AF_INET6 for FWD and TX */
 	__u16 l3_off;
-	__u32 trim; /* TX: bytes to cut from the end of the frame */
+	__u32 trim;    /* TX: bytes to cut from the end of the frame */
+	__u16 node_id; /* FWD of a request: the node it goes to */
+	__u16 pad[3];
+	__u64 now_ns;  /* the clock read for this packet, 0 if none */
 };
 
 /* ---- small helpers --------------------------------------------------- */
@@ -211,6 +214,7 @@ static __always_inline __u16 cpn_request_node(struct cpn_env *env, struct cpn_se
 	struct cpn_aff_key ak = {};
 	struct cpn_aff *aff = 0, na = {};
 	struct cpn_pick pick = {};
+	const struct cpn_maglev *mg = 0;
 	struct cpn_node *n;
 	__u32 hash;
 
@@ -238,9 +242,16 @@ static __always_inline __u16 cpn_request_node(struct cpn_env *env, struct cpn_se
 		}
 	}
 
+	/* The Maglev table is a lookup of its own: fetched only for the maglev
+	 * policy, or when no candidate is live and the fallback needs it.
+	 */
 	hash = cpn_flow_hash(p->saddr, p->udp->source, cpn_ntohl(h->tenant_id), key);
-	cpn_choose(env, svc, cpn_env_maglev(env, cpn_ntohs(h->service_id)), hash,
-		   cpn_env_rand(env), now, &pick);
+	if (svc->policy == CPN_POL_MAGLEV)
+		mg = cpn_env_maglev(env, svc->id);
+	cpn_choose(env, svc, mg, hash, cpn_env_rand(env), now, &pick);
+	if (!mg && (pick.verdict == CPN_PICK_FALLBACK ||
+		    (pick.verdict == CPN_PICK_BUSY && pick.busy_reason == CPN_BUSY_NO_NODE)))
+		cpn_fallback(env, svc, cpn_env_maglev(env, svc->id), hash, &pick);
 	if (pick.verdict == CPN_PICK_BUSY) {
 		*busy = pick.busy_reason;
 		return 0;
@@ -256,12 +267,11 @@ static __always_inline __u16 cpn_request_node(struct cpn_env *env, struct cpn_se
 }
 
 static __always_inline int cpn_request(struct cpn_env *env, void *data, void *data_end,
-				       struct cpn_l34 *p, const struct cpn_vip *vip,
+				       struct cpn_l34 *p, struct cpn_service *svc,
 				       struct cpn_verdict *v)
 {
 	struct cpn_hdr *h = (struct cpn_hdr *)(p->udp + 1);
 	struct cpn_config *cfg = cpn_env_config(env);
-	struct cpn_service *svc;
 	struct cpn_tenant *t;
 	struct cpn_node_cfg *nc;
 	struct cpn_node_stats *ns;
@@ -284,10 +294,7 @@ static __always_inline int cpn_request(struct cpn_env *env, void *data, void *da
 		return cpn_verdict_set(env, v, CPN_ACT_DROP, CPN_STAT_DROP_BAD_VERSION);
 	if (err != CPN_HDR_OK || h->type != CPN_T_REQUEST)
 		return cpn_verdict_set(env, v, CPN_ACT_DROP, CPN_STAT_DROP_BAD_TYPE);
-	if (cpn_ntohs(h->service_id) != vip->service_id)
-		return cpn_verdict_set(env, v, CPN_ACT_DROP, CPN_STAT_DROP_BAD_SERVICE);
-	svc = cpn_env_service(env, vip->service_id);
-	if (!svc || !(svc->flags & CPN_SVC_ACTIVE))
+	if (cpn_ntohs(h->service_id) != svc->id || !(svc->flags & CPN_SVC_ACTIVE))
 		return cpn_verdict_set(env, v, CPN_ACT_DROP, CPN_STAT_DROP_BAD_SERVICE);
 	max_hops = cfg && cfg->max_hops ? cfg->max_hops : CPN_DEFAULT_MAX_HOPS;
 	if (h->hops >= max_hops)
@@ -295,7 +302,7 @@ static __always_inline int cpn_request(struct cpn_env *env, void *data, void *da
 
 	/* Tenant: ACL, authentication, rate. */
 	t = cpn_env_tenant(env, cpn_ntohl(h->tenant_id));
-	if (!t || !cpn_tenant_allows(t, vip->service_id))
+	if (!t || !cpn_tenant_allows(t, svc->id))
 		return cpn_verdict_set(env, v, CPN_ACT_DROP, CPN_STAT_DROP_ACL);
 	if (t->flags & CPN_TENANT_KEY) {
 		__u64 *tag = (__u64 *)(h + 1);
@@ -349,6 +356,8 @@ static __always_inline int cpn_request(struct cpn_env *env, void *data, void *da
 		ns->requests++;
 	cpn_env_count(env, CPN_STAT_REQ_STEERED);
 	v->family = p->family;
+	v->node_id = node_id;
+	v->now_ns = now;
 	v->action = CPN_ACT_FWD;
 	return CPN_ACT_FWD;
 }
@@ -574,7 +583,7 @@ static __always_inline int cpn_router_rx(struct cpn_env *env, void *data, void *
 	struct cpn_l34 p = {};
 	struct cpn_vip_key vk = {};
 	struct cpn_config *cfg;
-	struct cpn_vip *vip;
+	struct cpn_service *svc;
 	struct cpn_hdr *h;
 	struct cpn_node_cfg *nc;
 
@@ -582,6 +591,8 @@ static __always_inline int cpn_router_rx(struct cpn_env *env, void *data, void *
 	v->family = 0;
 	v->l3_off = 0;
 	v->trim = 0;
+	v->node_id = 0;
+	v->now_ns = 0;
 	cpn_env_count(env, CPN_STAT_RX);
 	if (cpn_parse(env, data, data_end, &p, v))
 		return v->action;
@@ -595,9 +606,9 @@ static __always_inline int cpn_router_rx(struct cpn_env *env, void *data, void *
 	}
 	vk.port = p.udp->dest;
 	vk.family = p.family;
-	vip = cpn_env_vip(env, &vk);
-	if (vip)
-		return cpn_request(env, data, data_end, &p, vip, v);
+	svc = cpn_env_vip(env, &vk);
+	if (svc)
+		return cpn_request(env, data, data_end, &p, svc, v);
 
 	/* Anything else is ours only if it carries a valid cpn header. */
 	h = (struct cpn_hdr *)(p.udp + 1);

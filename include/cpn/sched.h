@@ -169,6 +169,7 @@ CPN_SCHED_FN int cpn_scan_live(CPN_CTX *ctx, const struct cpn_service *svc, __u3
 	for (__u32 i = 0; i < CPN_MAX_SVC_NODES; i++) {
 		if (i >= n)
 			break;
+		idx = cpn_wrap(start + i, n);
 		if ((int)idx != skip) {
 			struct cpn_node *nd = cpn_node_at(ctx, svc->nodes[idx & (CPN_MAX_SVC_NODES - 1)]);
 
@@ -194,6 +195,7 @@ CPN_SCHED_FN int cpn_maglev_pick(CPN_CTX *ctx, const struct cpn_maglev *mg, __u3
 	for (int i = 0; i < CPN_MAGLEV_PROBES; i++) {
 		__u16 id;
 
+		idx = cpn_wrap(hash % CPN_MAGLEV_M + i, CPN_MAGLEV_M);
 		cpn_barrier_var(idx);
 		id = mg->entry[idx < CPN_MAGLEV_M ? idx : 0];
 		struct cpn_node *nd = cpn_node_at(ctx, id);
@@ -291,6 +293,7 @@ CPN_SCHED_FN int cpn_least(CPN_CTX *ctx, const struct cpn_service *svc, __u32 st
 	for (__u32 i = 0; i < CPN_MAX_SVC_NODES; i++) {
 		if (i >= n)
 			break;
+		idx = cpn_wrap(start + i, n);
 		__u16 id = svc->nodes[idx & (CPN_MAX_SVC_NODES - 1)];
 		struct cpn_node *nd = cpn_node_at(ctx, id);
 
@@ -311,6 +314,66 @@ CPN_SCHED_FN int cpn_least(CPN_CTX *ctx, const struct cpn_service *svc, __u32 st
 	out->est_us = cpn_sat32(best);
 	out->min_queue = minq;
 	return found;
+}
+
+#define CPN_RANDOM_TRIES 8
+
+/* `random`: uniform over the live candidates by rejection sampling: up to
+ * CPN_RANDOM_TRIES independent uniform draws over all candidates, the first
+ * live one wins, which makes the winner uniform over the live ones (a scan
+ * from one random start would hand a dead node's share to its successor).
+ * When every draw misses, the first live one after the last draw. Index of
+ * the candidate; -1 when none is live. No state is carried between rounds,
+ * which keeps the verifier's work linear.
+ */
+CPN_SCHED_FN int cpn_random_live(CPN_CTX *ctx, const struct cpn_service *svc, __u64 rnd,
+				 __u64 now_ns)
+{
+	__u64 x = rnd;
+	__u32 n, idx = 0;
+
+	CPN_CTX_USE(ctx);
+	if (!svc)
+		return -1;
+	n = cpn_svc_n(svc);
+	if (!n)
+		return -1;
+	for (int i = 0; i < CPN_RANDOM_TRIES; i++) {
+		struct cpn_node *nd;
+
+		x = x * 6364136223846793005ULL + 1442695040888963407ULL;
+		idx = (__u32)(x >> 33) % n;
+		nd = cpn_node_at(ctx, svc->nodes[idx & (CPN_MAX_SVC_NODES - 1)]);
+		if (nd && cpn_node_live(nd, now_ns, svc->stale_ms))
+			return (int)idx;
+	}
+	return cpn_scan_live(ctx, svc, idx, -1, now_ns);
+}
+
+/* `round-robin`: each request takes ticks of the service's cursor until one
+ * lands on a live candidate, so the live nodes are visited in turn and
+ * evenly; a dead node's ticks are skipped, not given to its successor.
+ */
+CPN_SCHED_FN int cpn_rr_live(CPN_CTX *ctx, struct cpn_service *svc, __u64 now_ns)
+{
+	__u32 n;
+
+	CPN_CTX_USE(ctx);
+	if (!svc)
+		return -1;
+	n = cpn_svc_n(svc);
+	for (__u32 i = 0; i < CPN_MAX_SVC_NODES; i++) {
+		__u32 idx;
+		struct cpn_node *nd;
+
+		if (i >= n)
+			break;
+		idx = __sync_fetch_and_add(&svc->rr, 1) % n;
+		nd = cpn_node_at(ctx, svc->nodes[idx & (CPN_MAX_SVC_NODES - 1)]);
+		if (nd && cpn_node_live(nd, now_ns, svc->stale_ms))
+			return (int)idx;
+	}
+	return -1;
 }
 
 /* Choose the node for one request of service `svc`.
@@ -360,10 +423,8 @@ static __always_inline int cpn_choose(CPN_CTX *ctx, struct cpn_service *svc,
 	}
 	case CPN_POL_RANDOM:
 	case CPN_POL_RR: {
-		__u32 start = svc->policy == CPN_POL_RR ? __sync_fetch_and_add(&svc->rr, 1) % n
-							: (__u32)rnd % n;
-
-		ia = cpn_scan_live(ctx, svc, start, -1, now_ns);
+		ia = svc->policy == CPN_POL_RR ? cpn_rr_live(ctx, svc, now_ns)
+					       : cpn_random_live(ctx, svc, rnd, now_ns);
 		if (ia < 0)
 			return cpn_fallback(ctx, svc, mg, flow_hash, out);
 		out->node_id = svc->nodes[ia & (CPN_MAX_SVC_NODES - 1)];
@@ -474,7 +535,7 @@ static __always_inline __u32 cpn_hist_bucket(__u32 us)
 {
 	__u32 b = 0;
 
-CPN_UNROLL
+	CPN_UNROLL
 	for (int i = 0; i < 5; i++) {
 		__u32 s = 16u >> i;
 

@@ -45,7 +45,7 @@ static __always_inline __u64 cpn_siphash24(const __u64 key[2], const __u64 *word
 	__u64 v3 = 0x7465646279746573ULL ^ k1;
 	__u64 b = ((__u64)(nwords * 8)) << 56;
 
-CPN_UNROLL
+	CPN_UNROLL
 	for (int i = 0; i < CPN_SIP_MAX_WORDS; i++) {
 		if (i >= nwords)
 			break;

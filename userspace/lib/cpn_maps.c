@@ -16,16 +16,18 @@
 #include "cpn/sched.h"
 #include "cpn_maps.h"
 
-const char *const cpn_map_names[12] = {
-	"cpn_config",  "cpn_vips",	"cpn_services", "cpn_maglev",	  "cpn_nodes",	  "cpn_node_state",
-	"cpn_tenants", "cpn_affinity", "cpn_stats",	"cpn_node_stats", "cpn_tx_ports", "xsks_map",
+const char *const cpn_map_names[CPN_NR_MAPS] = {
+	"cpn_config",	 "cpn_vips",	 "cpn_services", "cpn_maglev",	 "cpn_nodes",
+	"cpn_node_state", "cpn_tenants", "cpn_affinity", "cpn_stats",	 "cpn_node_stats",
+	"cpn_tx_ports",	 "xsks_map",	 "cpn_nh_cache",
 };
 
 static int *map_slot(struct cpn_maps *m, int i)
 {
-	int *slots[12] = {&m->config,	&m->vips,     &m->services, &m->maglev,
-			  &m->nodes,	&m->node_state, &m->tenants,  &m->affinity,
-			  &m->stats,	&m->node_stats, &m->tx_ports, &m->xsks};
+	int *slots[CPN_NR_MAPS] = {&m->config,	   &m->vips,	 &m->services,	 &m->maglev,
+				   &m->nodes,	   &m->node_state, &m->tenants,	 &m->affinity,
+				   &m->stats,	   &m->node_stats, &m->tx_ports, &m->xsks,
+				   &m->nh_cache};
 	return slots[i];
 }
 
@@ -47,10 +49,10 @@ int cpn_maps_open_pinned(struct cpn_maps *m, const char *pin_dir)
 	int err;
 
 	memset(m, 0, sizeof(*m));
-	for (int i = 0; i < 12; i++)
+	for (int i = 0; i < CPN_NR_MAPS; i++)
 		*map_slot(m, i) = -1;
 	m->owns_fds = true;
-	for (int i = 0; i < 12; i++) {
+	for (int i = 0; i < CPN_NR_MAPS; i++) {
 		snprintf(path, sizeof(path), "%s/%s", pin_dir, cpn_map_names[i]);
 		*map_slot(m, i) = bpf_obj_get(path);
 		if (*map_slot(m, i) < 0) {
@@ -68,7 +70,7 @@ int cpn_maps_open_pinned(struct cpn_maps *m, const char *pin_dir)
 int cpn_maps_from_object(struct cpn_maps *m, struct bpf_object *obj)
 {
 	memset(m, 0, sizeof(*m));
-	for (int i = 0; i < 12; i++) {
+	for (int i = 0; i < CPN_NR_MAPS; i++) {
 		*map_slot(m, i) = bpf_object__find_map_fd_by_name(obj, cpn_map_names[i]);
 		if (*map_slot(m, i) < 0)
 			return -ENOENT;
@@ -81,7 +83,7 @@ void cpn_maps_close(struct cpn_maps *m)
 	if (m->state)
 		munmap(m->state, (size_t)CPN_MAX_NODES * sizeof(struct cpn_node));
 	m->state = NULL;
-	for (int i = 0; i < 12; i++) {
+	for (int i = 0; i < CPN_NR_MAPS; i++) {
 		if (m->owns_fds && *map_slot(m, i) >= 0)
 			close(*map_slot(m, i));
 		*map_slot(m, i) = -1;
@@ -107,6 +109,20 @@ int cpn_maps_get_config(struct cpn_maps *m, struct cpn_config *cfg)
 	return ret(bpf_map_lookup_elem(m->config, &k, cfg));
 }
 
+/* Forget the cached next hop of a node on every CPU. */
+static int flush_nexthop(struct cpn_maps *m, __u16 id)
+{
+	struct cpn_nexthop *zero = calloc((size_t)m->ncpus, sizeof(*zero));
+	__u32 k = id;
+	int err;
+
+	if (!zero)
+		return -ENOMEM;
+	err = ret(bpf_map_update_elem(m->nh_cache, &k, zero, BPF_ANY));
+	free(zero);
+	return err;
+}
+
 int cpn_maps_set_node(struct cpn_maps *m, __u16 id, const struct cpn_node_cfg *cfg, __u32 weight,
 		      __u32 admin)
 {
@@ -118,6 +134,8 @@ int cpn_maps_set_node(struct cpn_maps *m, __u16 id, const struct cpn_node_cfg *c
 		return -EINVAL;
 	c.flags |= CPN_NODE_CFG_VALID;
 	err = ret(bpf_map_update_elem(m->nodes, &k, &c, BPF_ANY));
+	if (!err)
+		err = flush_nexthop(m, id);
 	if (err)
 		return err;
 	__atomic_store_n(&m->state[id].weight, weight, __ATOMIC_RELEASE);
@@ -129,21 +147,26 @@ int cpn_maps_get_node(struct cpn_maps *m, __u16 id, struct cpn_node_cfg *cfg)
 {
 	__u32 k = id;
 
-	return ret(bpf_map_lookup_elem(m->nodes, &k, cfg));
+	if (!id || id >= CPN_MAX_NODES)
+		return -EINVAL;
+	if (bpf_map_lookup_elem(m->nodes, &k, cfg))
+		return -errno;
+	return (cfg->flags & CPN_NODE_CFG_VALID) ? 0 : -ENOENT;
 }
 
 int cpn_maps_del_node(struct cpn_maps *m, __u16 id)
 {
+	struct cpn_node_cfg zero = {0};
 	__u32 k = id;
 
 	if (!id || id >= CPN_MAX_NODES)
 		return -EINVAL;
 	/* Down first, so that no new choice lands on it, then forget it. */
 	__atomic_store_n(&m->state[id].admin, 0, __ATOMIC_RELEASE);
-	if (bpf_map_delete_elem(m->nodes, &k) && errno != ENOENT)
+	if (bpf_map_update_elem(m->nodes, &k, &zero, BPF_ANY))
 		return -errno;
 	memset(&m->state[id], 0, sizeof(m->state[id]));
-	return 0;
+	return flush_nexthop(m, id);
 }
 
 int cpn_maps_node_admin(struct cpn_maps *m, __u16 id, __u32 set, __u32 clear)
@@ -169,14 +192,14 @@ int cpn_maps_set_service(struct cpn_maps *m, __u16 id, const struct cpn_service 
 {
 	struct cpn_maglev *mg;
 	struct cpn_vip_key vk;
-	struct cpn_vip v = {.service_id = id};
-	struct cpn_service old;
+	struct cpn_service old, s = *svc;
 	__u32 weights[CPN_MAX_SVC_NODES];
 	__u32 k = id;
 	int n = (int)svc->n_nodes, err;
 
 	if (id >= CPN_MAX_SERVICES || n > CPN_MAX_SVC_NODES)
 		return -EINVAL;
+	s.id = id;
 	for (int i = 0; i < n; i++) {
 		if (!svc->nodes[i] || svc->nodes[i] >= CPN_MAX_NODES)
 			return -EINVAL;
@@ -200,11 +223,11 @@ int cpn_maps_set_service(struct cpn_maps *m, __u16 id, const struct cpn_service 
 		vip_key(&old, &vk);
 		bpf_map_delete_elem(m->vips, &vk);
 	}
-	err = ret(bpf_map_update_elem(m->services, &k, svc, BPF_ANY));
+	err = ret(bpf_map_update_elem(m->services, &k, &s, BPF_ANY));
 	if (err)
 		return err;
-	vip_key(svc, &vk);
-	return ret(bpf_map_update_elem(m->vips, &vk, &v, BPF_ANY));
+	vip_key(&s, &vk);
+	return ret(bpf_map_update_elem(m->vips, &vk, &s, BPF_ANY));
 }
 
 int cpn_maps_get_service(struct cpn_maps *m, __u16 id, struct cpn_service *svc)

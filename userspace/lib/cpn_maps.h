@@ -30,13 +30,15 @@ struct cpn_maps {
 	int node_stats;
 	int tx_ports;
 	int xsks;
+	int nh_cache;
 	struct cpn_node *state; /* cpn_node_state, mmaped: CPN_MAX_NODES entries */
 	int ncpus;
 	bool owns_fds; /* opened from pins: close them */
 };
 
 /* Map names as pinned, in struct order. */
-extern const char *const cpn_map_names[12];
+#define CPN_NR_MAPS 13
+extern const char *const cpn_map_names[CPN_NR_MAPS];
 
 int cpn_maps_open_pinned(struct cpn_maps *m, const char *pin_dir);
 int cpn_maps_from_object(struct cpn_maps *m, struct bpf_object *obj);
