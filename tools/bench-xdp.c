@@ -8,7 +8,8 @@
  * input, each return value and output checked; the kernel's own per-run
  * duration is summed (wall-clock per call, syscall included, is shown too).
  * Paths are interleaved in rounds so that drift hits them all alike, and the
- * trivial XDP_PASS program is timed the same way in the same run.
+ * trivial XDP_PASS program is timed the same way in the same run, and so is
+ * the floor: a program that only parses, rewrites and transmits.
  *
  * The router runs in a private network namespace with two veth pairs,
  * forwarding on, and permanent neighbours, so the REQUEST and REPLY paths
@@ -36,14 +37,17 @@
 #include <bpf/libbpf.h>
 #include <linux/bpf.h>
 
+#include "cpn_floor.skel.h"
 #include "cpn_pass.skel.h"
 #include "cpn_test.h"
 
-enum path { P_TRIVIAL, P_PASS, P_REQUEST, P_REPLY, P_LOAD, P_MAX };
-static const char *const path_names[P_MAX] = {"trivial", "pass-through", "request", "reply",
-					      "load"};
+enum path { P_TRIVIAL, P_FLOOR, P_PASS, P_REQUEST, P_REPLY, P_LOAD, P_MAX };
+static const char *const path_names[P_MAX] = {"trivial", "floor",   "pass-through",
+					      "request", "reply", "load"};
 static const char *const path_desc[P_MAX] = {
-	"XDP_PASS program (baseline)", "non-cpn UDP through the router",
+	"XDP_PASS program (baseline)",
+	"parse, rewrite dst + checksums, swap MACs, XDP_TX (the floor)",
+	"non-cpn UDP through the router",
 	"REQUEST: choose, tag, DNAT, FIB, redirect", "REPLY: learn, reverse NAT, FIB, redirect",
 	"LOAD heartbeat: learn, consume"};
 
@@ -173,6 +177,7 @@ int main(int argc, char **argv)
 	int json = 0, nofib = 0, nocache = 0, c, if_in = 0, if_out = 0;
 	struct path_run p[P_MAX];
 	struct cpn_pass *pass;
+	struct cpn_floor *floor;
 	struct router r;
 	struct pkt_spec s;
 	struct pkt_view v;
@@ -215,8 +220,9 @@ int main(int argc, char **argv)
 	if (router_open(&r))
 		return 1;
 	pass = cpn_pass__open_and_load();
-	if (!pass) {
-		fprintf(stderr, "bench-xdp: cannot load cpn_pass.bpf.o\n");
+	floor = cpn_floor__open_and_load();
+	if (!pass || !floor) {
+		fprintf(stderr, "bench-xdp: cannot load cpn_pass.bpf.o or cpn_floor.bpf.o\n");
 		return 1;
 	}
 
@@ -269,6 +275,16 @@ int main(int argc, char **argv)
 	p[P_TRIVIAL].prog_fd = bpf_program__fd(pass->progs.cpn_pass);
 	p[P_TRIVIAL].want = XDP_PASS;
 	p[P_TRIVIAL].ifindex = if_in;
+
+	/* The floor on the same frame: rewritten and sent back. */
+	memcpy(p[P_FLOOR].in, p[P_REQUEST].in, p[P_REQUEST].in_len);
+	p[P_FLOOR].in_len = p[P_REQUEST].in_len;
+	p[P_FLOOR].prog_fd = bpf_program__fd(floor->progs.cpn_floor);
+	p[P_FLOOR].want = XDP_TX;
+	p[P_FLOOR].ifindex = if_in;
+	p[P_FLOOR].check_off = p[P_REQUEST].check_off;
+	memcpy(p[P_FLOOR].check, (__u8[]){10, 1, 0, 1}, 4);
+	p[P_FLOOR].check_len = 4;
 
 	/* Non-cpn UDP (a DNS query) through the router: untouched. */
 	{
@@ -375,6 +391,7 @@ int main(int argc, char **argv)
 	for (int i = 0; i < P_MAX; i++)
 		free(p[i].round_ns);
 	cpn_pass__destroy(pass);
+	cpn_floor__destroy(floor);
 	router_close(&r);
 	return 0;
 }
