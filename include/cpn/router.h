@@ -220,7 +220,7 @@ static __always_inline __u16 cpn_request_node(struct cpn_env *env, struct cpn_se
 
 	if ((h->flags & cpn_htons(CPN_F_TAGGED)) && tagged) {
 		n = cpn_node_at(env, tagged);
-		if (n && cpn_node_live(n, now, svc->stale_ms)) {
+		if (n && cpn_node_live(n, now, svc->stale_ms) && cpn_svc_has_node(env, svc, tagged)) {
 			cpn_env_count(env, CPN_STAT_REQ_TAG_HONOURED);
 			return tagged;
 		}
@@ -234,7 +234,8 @@ static __always_inline __u16 cpn_request_node(struct cpn_env *env, struct cpn_se
 		aff = cpn_env_aff(env, &ak);
 		if (aff) {
 			n = cpn_node_at(env, aff->node_id);
-			if (n && cpn_node_live(n, now, svc->stale_ms)) {
+			if (n && cpn_node_live(n, now, svc->stale_ms) &&
+			    cpn_svc_has_node(env, svc, aff->node_id)) {
 				aff->last_ns = now;
 				cpn_env_count(env, CPN_STAT_REQ_AFFINITY);
 				return aff->node_id;

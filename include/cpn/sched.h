@@ -376,6 +376,26 @@ CPN_SCHED_FN int cpn_rr_live(CPN_CTX *ctx, struct cpn_service *svc, __u64 now_ns
 	return -1;
 }
 
+/* Whether node `id` is one of the service's candidates: a tag or a
+ * session may only keep a request on a node of its own service.
+ */
+CPN_SCHED_FN int cpn_svc_has_node(CPN_CTX *ctx, const struct cpn_service *svc, __u32 id)
+{
+	__u32 n;
+
+	CPN_CTX_USE(ctx);
+	if (!svc || !id)
+		return 0;
+	n = cpn_svc_n(svc);
+	for (__u32 i = 0; i < CPN_MAX_SVC_NODES; i++) {
+		if (i >= n)
+			break;
+		if (svc->nodes[i & (CPN_MAX_SVC_NODES - 1)] == id)
+			return 1;
+	}
+	return 0;
+}
+
 /* Choose the node for one request of service `svc`.
  *   ctx        node-state context for cpn_node_at()
  *   mg         the service's Maglev table (may be NULL)
