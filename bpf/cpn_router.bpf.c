@@ -51,8 +51,10 @@ struct {
 	__type(value, struct cpn_service);
 } cpn_services SEC(".maps");
 
+/* 128 KiB a table: allocated for the services that exist, not preallocated. */
 struct {
 	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(map_flags, BPF_F_NO_PREALLOC);
 	__uint(max_entries, CPN_MAX_SERVICES);
 	__type(key, __u32);
 	__type(value, struct cpn_maglev);

@@ -45,7 +45,7 @@
 #define CPN_MAX_SESSIONS 65536
 #endif
 #define CPN_MAX_SVC_NODES 64 /* candidates per service */
-#define CPN_MAGLEV_M      4099 /* Maglev table size: prime, > 64 x CPN_MAX_SVC_NODES */
+#define CPN_MAGLEV_M      65537 /* Maglev table size: prime, >> CPN_MAX_SVC_NODES (the paper's) */
 #define CPN_HIST_BUCKETS  24   /* log2 µs: [0,2) [2,4) .. [2^23, inf) */
 #define CPN_MAX_PORTS     64
 #define CPN_DEFAULT_CONTROL_PORT 7471

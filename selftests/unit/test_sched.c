@@ -1,0 +1,1643 @@
+// SPDX-License-Identifier: (GPL-2.0-only OR BSD-2-Clause)
+/*
+ * Unit tests of the policy core, include/cpn/sched.h: estimated completion
+ * time, liveness, every policy of cpn_choose(), the all-stale fallback,
+ * admission, Maglev table population, and learning from reports.
+ *
+ * The node table is the header's default accessor: a flat
+ * struct cpn_node[CPN_MAX_NODES] indexed by node id.
+ */
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <setjmp.h>
+#include <string.h>
+#include <math.h>
+#include <cmocka.h>
+
+#include "cpn/sched.h"
+
+#define NOW_NS	 1000000000000ULL /* 1000 s of monotonic time */
+#define STALE_MS 100
+#define MS	 1000000ULL
+
+static struct cpn_node tbl[CPN_MAX_NODES];
+static struct cpn_maglev mg, mg2;
+
+/* ---- helpers ---------------------------------------------------------- */
+
+static __u64 sm_state;
+
+static void rng_seed(__u64 seed)
+{
+	sm_state = seed;
+}
+
+/* splitmix64 (Steele, Lea, Flood 2014): a seeded source of `rnd`. */
+static __u64 rng(void)
+{
+	__u64 z = (sm_state += 0x9e3779b97f4a7c15ULL);
+
+	z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ULL;
+	z = (z ^ (z >> 27)) * 0x94d049bb133111ebULL;
+	return z ^ (z >> 31);
+}
+
+static int reset_tables(void **state)
+{
+	(void)state;
+	memset(tbl, 0, sizeof(tbl));
+	memset(&mg, 0, sizeof(mg));
+	memset(&mg2, 0, sizeof(mg2));
+	rng_seed(0x5eed);
+	return 0;
+}
+
+/* A live, idle node: up, weight 100, capacity 1, 100 µs per request. */
+static struct cpn_node *live_node(__u16 id)
+{
+	struct cpn_node *n = &tbl[id];
+
+	memset(n, 0, sizeof(*n));
+	n->admin = CPN_ADMIN_UP;
+	n->weight = 100;
+	n->capacity = 1;
+	n->svc_us = 100;
+	n->last_report_ns = NOW_NS;
+	n->report_flags = CPN_REP_SVC_VALID;
+	return n;
+}
+
+/* The ways a node can be not live. */
+enum dead_kind {
+	DEAD_ADMIN_DOWN,
+	DEAD_ADMIN_DRAIN,
+	DEAD_REPORTED_DRAINING,
+	DEAD_STALE,
+	DEAD_NEVER_REPORTED,
+	DEAD_KINDS,
+};
+
+static void kill_node(__u16 id, enum dead_kind how)
+{
+	struct cpn_node *n = &tbl[id];
+
+	switch (how) {
+	case DEAD_ADMIN_DOWN:
+		n->admin = 0;
+		break;
+	case DEAD_ADMIN_DRAIN:
+		n->admin = CPN_ADMIN_UP | CPN_ADMIN_DRAIN;
+		break;
+	case DEAD_REPORTED_DRAINING:
+		n->report_flags |= CPN_REP_DRAINING;
+		break;
+	case DEAD_STALE:
+		n->last_report_ns = NOW_NS - STALE_MS * MS - 1;
+		break;
+	default:
+		n->last_report_ns = 0;
+		break;
+	}
+}
+
+static void svc_init(struct cpn_service *s, __u8 policy, const __u16 *ids, int n)
+{
+	memset(s, 0, sizeof(*s));
+	s->flags = CPN_SVC_ACTIVE;
+	s->policy = policy;
+	s->stale_ms = STALE_MS;
+	s->n_nodes = n;
+	for (int i = 0; i < n; i++)
+		s->nodes[i] = ids[i];
+}
+
+static struct cpn_pick choose(struct cpn_service *s, const struct cpn_maglev *m, __u32 flow_hash,
+			      __u64 rnd)
+{
+	struct cpn_pick p;
+	int v;
+
+	memset(&p, 0xa5, sizeof(p));
+	v = cpn_choose(tbl, s, m, flow_hash, rnd, NOW_NS, &p);
+	assert_int_equal(v, p.verdict);
+	return p;
+}
+
+static int is_live(__u16 id)
+{
+	return cpn_node_live(&tbl[id], NOW_NS, STALE_MS);
+}
+
+/* ---- cpn_est_us -------------------------------------------------------- */
+
+static void test_est_us_follows_formula(void **state)
+{
+	struct cpn_node n = {0};
+
+	(void)state;
+	/* 250 + (3 + 2 + 1 + 1) * 1000 * 100 / (4 * 150) = 250 + 1166 */
+	n.queue_depth = 3;
+	n.inflight = 2;
+	n.outstanding = 1;
+	n.capacity = 4;
+	n.weight = 150;
+	n.svc_us = 1000;
+	n.path_us = 250;
+	assert_int_equal(cpn_est_us(&n), 1416);
+
+	/* An idle node: one service time plus the path. */
+	memset(&n, 0, sizeof(n));
+	n.capacity = 1;
+	n.weight = 100;
+	n.svc_us = 800;
+	n.path_us = 40;
+	assert_int_equal(cpn_est_us(&n), 840);
+
+	/* Capacity divides, weight in percent scales capacity. */
+	n.queue_depth = 7; /* depth 8 */
+	n.capacity = 8;
+	assert_int_equal(cpn_est_us(&n), 40 + 800);
+	n.weight = 200;
+	assert_int_equal(cpn_est_us(&n), 40 + 400);
+	n.weight = 50;
+	assert_int_equal(cpn_est_us(&n), 40 + 1600);
+}
+
+static void test_est_us_each_queue_term_counts_once(void **state)
+{
+	struct cpn_node n = {0};
+	__u64 base;
+
+	(void)state;
+	n.capacity = 1;
+	n.weight = 100;
+	n.svc_us = 10;
+	base = cpn_est_us(&n);
+	assert_int_equal(base, 10);
+	n.queue_depth = 1;
+	assert_int_equal(cpn_est_us(&n), base + 10);
+	n.queue_depth = 0;
+	n.inflight = 1;
+	assert_int_equal(cpn_est_us(&n), base + 10);
+	n.inflight = 0;
+	n.outstanding = 1;
+	assert_int_equal(cpn_est_us(&n), base + 10);
+	/* util is reported but not part of the estimate */
+	n.util = 255;
+	assert_int_equal(cpn_est_us(&n), base + 10);
+}
+
+static void test_est_us_zero_capacity_weight_svc_use_defaults(void **state)
+{
+	struct cpn_node n = {0}, ref;
+
+	(void)state;
+	/* All three zero: capacity 1, weight 100, svc 1 µs. */
+	n.queue_depth = 4;
+	n.path_us = 7;
+	assert_int_equal(cpn_est_us(&n), 7 + 5);
+
+	n.svc_us = 50;
+	n.weight = 100;
+	ref = n;
+	ref.capacity = 1;
+	n.capacity = 0;
+	assert_int_equal(cpn_est_us(&n), cpn_est_us(&ref));
+	assert_int_equal(cpn_est_us(&n), 7 + 5 * 50);
+
+	n.capacity = 2;
+	ref = n;
+	ref.weight = 100;
+	n.weight = 0;
+	assert_int_equal(cpn_est_us(&n), cpn_est_us(&ref));
+	assert_int_equal(cpn_est_us(&n), 7 + 5 * 50 / 2);
+
+	n.weight = 100;
+	n.svc_us = 0;
+	n.capacity = 1;
+	assert_int_equal(cpn_est_us(&n), 7 + 5);
+}
+
+static void test_est_us_large_values_do_not_overflow(void **state)
+{
+	struct cpn_node n = {0};
+	unsigned __int128 want;
+
+	(void)state;
+	n.queue_depth = 65535;
+	n.inflight = 65535;
+	n.outstanding = 100000;
+	n.capacity = 1;
+	n.weight = 1;
+	n.svc_us = 0xffffffffU;
+	n.path_us = 0xffffffffU;
+	want =
+	    (unsigned __int128)(65535 + 65535 + 100000 + 1) * 0xffffffffU * 100 / 1 + 0xffffffffU;
+	assert_true(cpn_est_us(&n) == (__u64)want);
+	assert_int_equal(cpn_sat32(cpn_est_us(&n)), 0xffffffffU);
+	assert_int_equal(cpn_sat32(12345), 12345);
+}
+
+/* ---- liveness ---------------------------------------------------------- */
+
+static void test_live_requires_admin_up(void **state)
+{
+	struct cpn_node *n = live_node(5);
+
+	(void)state;
+	assert_true(cpn_node_up(n));
+	assert_true(is_live(5));
+	n->admin = 0;
+	assert_false(cpn_node_up(n));
+	assert_false(is_live(5));
+	n->admin = CPN_ADMIN_DRAIN; /* drain without up is not up either */
+	assert_false(is_live(5));
+	n->admin = CPN_ADMIN_UP;
+	assert_true(is_live(5));
+}
+
+static void test_live_false_when_admin_drain(void **state)
+{
+	struct cpn_node *n = live_node(5);
+
+	(void)state;
+	n->admin = CPN_ADMIN_UP | CPN_ADMIN_DRAIN;
+	assert_false(cpn_node_up(n));
+	assert_false(is_live(5));
+}
+
+static void test_live_false_when_node_reports_draining(void **state)
+{
+	struct cpn_node *n = live_node(5);
+
+	(void)state;
+	n->report_flags |= CPN_REP_DRAINING;
+	assert_true(cpn_node_up(n)); /* still administratively up */
+	assert_false(is_live(5));
+	n->report_flags &= ~CPN_REP_DRAINING;
+	assert_true(is_live(5));
+	/* the other report flags do not matter */
+	n->report_flags = CPN_REP_PATH_VALID | CPN_REP_SVC_VALID;
+	assert_true(is_live(5));
+}
+
+static void test_live_false_when_never_reported(void **state)
+{
+	struct cpn_node *n = live_node(5);
+
+	(void)state;
+	n->last_report_ns = 0;
+	assert_false(cpn_node_live(n, NOW_NS, STALE_MS));
+	assert_false(cpn_node_live(n, 1, 0xffffffffU));
+}
+
+static void test_live_stale_boundary_is_inclusive(void **state)
+{
+	struct cpn_node *n = live_node(5);
+	__u64 t = n->last_report_ns;
+
+	(void)state;
+	assert_true(cpn_node_live(n, t, STALE_MS));
+	assert_true(cpn_node_live(n, t + 1, STALE_MS));
+	assert_true(cpn_node_live(n, t + STALE_MS * MS - 1, STALE_MS));
+	assert_true(cpn_node_live(n, t + STALE_MS * MS, STALE_MS));
+	assert_false(cpn_node_live(n, t + STALE_MS * MS + 1, STALE_MS));
+	assert_false(cpn_node_live(n, t + 3600 * 1000 * MS, STALE_MS));
+	/* stale_ms in ms, not truncated to 32 bits when scaled */
+	assert_true(cpn_node_live(n, t + 5000 * MS, 5000));
+	assert_false(cpn_node_live(n, t + 5000 * MS + 1, 5000));
+}
+
+static void test_live_report_newer_than_now_is_fresh(void **state)
+{
+	struct cpn_node *n = live_node(5);
+
+	(void)state;
+	/* Another CPU may learn a report after this one read its clock. */
+	assert_true(cpn_node_live(n, n->last_report_ns - 1000, STALE_MS));
+}
+
+/* ---- p2c --------------------------------------------------------------- */
+
+static void test_p2c_less_loaded_of_two_always_wins(void **state)
+{
+	const __u16 ids[2] = {11, 22};
+	struct cpn_service s;
+
+	(void)state;
+	for (int order = 0; order < 2; order++) {
+		__u16 light = order ? 11 : 22, heavy = order ? 22 : 11;
+
+		live_node(light)->queue_depth = 1;
+		live_node(heavy)->queue_depth = 5;
+		svc_init(&s, CPN_POL_P2C, ids, 2);
+		for (int i = 0; i < 10000; i++) {
+			struct cpn_pick p = choose(&s, NULL, 0, rng());
+
+			assert_int_equal(p.verdict, CPN_PICK_OK);
+			assert_int_equal(p.node_id, light);
+			assert_int_equal(p.est_us, cpn_est_us(&tbl[light]));
+		}
+	}
+}
+
+/* Candidates are two distinct live nodes drawn uniformly, and the lower
+ * est_us wins: the node of load rank k (0 = least loaded) of n wins the
+ * pairs it forms with the n-1-k more loaded nodes, a share of
+ * 2 (n-1-k) / (n (n-1)).
+ */
+static void test_p2c_pick_shares_match_uniform_distinct_pairs(void **state)
+{
+	enum { N = 6, DRAWS = 60000 };
+	const __u16 ids[N] = {40, 12, 33, 7, 58, 21}; /* rank = position */
+	int count[N] = {0};
+	struct cpn_service s;
+
+	(void)state;
+	for (int i = 0; i < N; i++)
+		live_node(ids[i])->queue_depth = 2 * i;
+	svc_init(&s, CPN_POL_P2C, ids, N);
+	for (int d = 0; d < DRAWS; d++) {
+		struct cpn_pick p = choose(&s, NULL, 0, rng());
+		int hit = -1;
+
+		assert_int_equal(p.verdict, CPN_PICK_OK);
+		for (int i = 0; i < N; i++)
+			if (ids[i] == p.node_id)
+				hit = i;
+		assert_true(hit >= 0);
+		count[hit]++;
+	}
+	for (int k = 0; k < N; k++) {
+		double want = 2.0 * (N - 1 - k) / (N * (N - 1)) * DRAWS;
+
+		assert_true(fabs(count[k] - want) < 0.02 * DRAWS);
+		if (k)
+			assert_true(count[k] < count[k - 1]); /* least loaded most */
+	}
+	assert_int_equal(count[N - 1], 0);
+}
+
+/* Every candidate is sampled equally often, wherever it sits in the list:
+ * a lone idle node among equally busy ones wins exactly when it is one of
+ * the two candidates, 2/n of the time.
+ */
+static void test_p2c_samples_every_position_equally(void **state)
+{
+	enum { N = 7, DRAWS = 14000 };
+	__u16 ids[N];
+	struct cpn_service s;
+
+	(void)state;
+	for (int i = 0; i < N; i++)
+		ids[i] = 30 + i;
+	svc_init(&s, CPN_POL_P2C, ids, N);
+	for (int light = 0; light < N; light++) {
+		int won = 0;
+
+		for (int i = 0; i < N; i++)
+			live_node(ids[i])->queue_depth = i == light ? 0 : 5;
+		for (int d = 0; d < DRAWS; d++)
+			won += choose(&s, NULL, 0, rng()).node_id == ids[light];
+		assert_true(fabs((double)won / DRAWS - 2.0 / N) < 0.02);
+	}
+}
+
+/* With two distinct candidates the most loaded node always meets a less
+ * loaded one and never wins, for every service size.
+ */
+static void test_p2c_candidates_are_distinct(void **state)
+{
+	struct cpn_service s;
+	__u16 ids[CPN_MAX_SVC_NODES];
+
+	(void)state;
+	for (int n = 2; n <= CPN_MAX_SVC_NODES; n++) {
+		memset(tbl, 0, sizeof(tbl));
+		for (int i = 0; i < n; i++) {
+			ids[i] = 100 + i;
+			live_node(ids[i])->queue_depth = i == n / 2 ? 50 : 1 + i % 3;
+		}
+		svc_init(&s, CPN_POL_P2C, ids, n);
+		for (int d = 0; d < 2000; d++) {
+			struct cpn_pick p = choose(&s, NULL, 0, rng());
+
+			assert_int_equal(p.verdict, CPN_PICK_OK);
+			assert_int_not_equal(p.node_id, ids[n / 2]);
+		}
+	}
+}
+
+static void test_p2c_never_picks_dead_node(void **state)
+{
+	enum { N = 10 };
+	__u16 ids[N];
+	struct cpn_service s;
+
+	(void)state;
+	for (int kind = 0; kind < DEAD_KINDS; kind++) {
+		memset(tbl, 0, sizeof(tbl));
+		for (int i = 0; i < N; i++) {
+			ids[i] = 200 + i;
+			live_node(ids[i])->queue_depth = 10;
+		}
+		/* the dead nodes look idle: they would win if considered */
+		for (int i = 0; i < N; i += 2) {
+			tbl[ids[i]].queue_depth = 0;
+			kill_node(ids[i], kind);
+		}
+		svc_init(&s, CPN_POL_P2C, ids, N);
+		for (int d = 0; d < 5000; d++) {
+			struct cpn_pick p = choose(&s, NULL, 0, rng());
+
+			assert_int_equal(p.verdict, CPN_PICK_OK);
+			assert_true(is_live(p.node_id));
+			assert_int_equal((p.node_id - 200) % 2, 1);
+		}
+	}
+}
+
+static void test_p2c_single_live_node_is_picked(void **state)
+{
+	enum { N = 7 };
+	__u16 ids[N];
+	struct cpn_service s;
+
+	(void)state;
+	for (int i = 0; i < N; i++) {
+		ids[i] = 300 + i;
+		live_node(ids[i]);
+		if (i != 4)
+			kill_node(ids[i], i % DEAD_KINDS);
+	}
+	tbl[ids[4]].queue_depth = 1000; /* heavily loaded, but the only one */
+	svc_init(&s, CPN_POL_P2C, ids, N);
+	for (int d = 0; d < 5000; d++) {
+		struct cpn_pick p = choose(&s, NULL, 0, rng());
+
+		assert_int_equal(p.verdict, CPN_PICK_OK);
+		assert_int_equal(p.node_id, ids[4]);
+	}
+
+	/* and a service of one candidate */
+	svc_init(&s, CPN_POL_P2C, &ids[4], 1);
+	for (int d = 0; d < 100; d++)
+		assert_int_equal(choose(&s, NULL, 0, rng()).node_id, ids[4]);
+}
+
+static void test_p2c_does_not_touch_outstanding(void **state)
+{
+	const __u16 ids[2] = {1, 2};
+	struct cpn_service s;
+	struct cpn_pick p;
+
+	(void)state;
+	live_node(1);
+	live_node(2)->queue_depth = 3;
+	svc_init(&s, CPN_POL_P2C, ids, 2);
+	p = choose(&s, NULL, 0, rng());
+	assert_int_equal(p.node_id, 1);
+	assert_int_equal(tbl[1].outstanding, 0);
+	assert_int_equal(tbl[2].outstanding, 0);
+	cpn_node_steered(&tbl[1]);
+	cpn_node_steered(&tbl[1]);
+	assert_int_equal(tbl[1].outstanding, 2);
+}
+
+/* Outstanding requests count as load: after enough steering to a node its
+ * sibling wins.
+ */
+static void test_p2c_outstanding_shifts_choice(void **state)
+{
+	const __u16 ids[2] = {1, 2};
+	struct cpn_service s;
+	int to1 = 0, to2 = 0;
+
+	(void)state;
+	live_node(1);
+	live_node(2)->queue_depth = 4;
+	svc_init(&s, CPN_POL_P2C, ids, 2);
+	for (int i = 0; i < 10; i++) {
+		struct cpn_pick p = choose(&s, NULL, 0, rng());
+
+		cpn_node_steered(&tbl[p.node_id]);
+		if (p.node_id == 1)
+			to1++;
+		else
+			to2++;
+	}
+	/* node 1 takes the first 4; from then on the two are level after
+	 * every second request: 7 + 0 = 3 + 4 */
+	assert_int_equal(to1, 7);
+	assert_int_equal(to2, 3);
+	assert_int_equal(tbl[1].outstanding, 7);
+	assert_int_equal(tbl[2].outstanding, 3);
+}
+
+/* ---- least ------------------------------------------------------------- */
+
+static void test_least_picks_minimum_est(void **state)
+{
+	enum { N = 16 };
+	__u16 ids[N];
+	struct cpn_service s;
+
+	(void)state;
+	for (int trial = 0; trial < 2000; trial++) {
+		__u64 best = ~0ULL;
+
+		memset(tbl, 0, sizeof(tbl));
+		for (int i = 0; i < N; i++) {
+			struct cpn_node *n;
+
+			ids[i] = 1 + i * 3;
+			n = live_node(ids[i]);
+			n->queue_depth = rng() % 20;
+			n->inflight = rng() % 8;
+			n->outstanding = rng() % 4;
+			n->capacity = 1 + rng() % 8;
+			n->weight = 50 + rng() % 300;
+			n->svc_us = 50 + rng() % 2000;
+			n->path_us = rng() % 500;
+			if (rng() % 4 == 0)
+				kill_node(ids[i], rng() % DEAD_KINDS);
+		}
+		if (!is_live(ids[trial % N]))
+			live_node(ids[trial % N]); /* at least one */
+		for (int i = 0; i < N; i++)
+			if (is_live(ids[i]) && cpn_est_us(&tbl[ids[i]]) < best)
+				best = cpn_est_us(&tbl[ids[i]]);
+		svc_init(&s, CPN_POL_LEAST, ids, N);
+		struct cpn_pick p = choose(&s, NULL, 0, rng());
+
+		assert_int_equal(p.verdict, CPN_PICK_OK);
+		assert_true(is_live(p.node_id));
+		assert_int_equal(cpn_est_us(&tbl[p.node_id]), best);
+		assert_int_equal(p.est_us, best);
+	}
+}
+
+static void test_least_spreads_ties_across_equal_nodes(void **state)
+{
+	enum { N = 8 };
+	__u16 ids[N];
+	int count[N] = {0}, distinct = 0;
+	struct cpn_service s;
+
+	(void)state;
+	for (int i = 0; i < N; i++) {
+		ids[i] = 50 + i;
+		live_node(ids[i])->queue_depth = 3;
+	}
+	svc_init(&s, CPN_POL_LEAST, ids, N);
+	for (int d = 0; d < 8000; d++) {
+		struct cpn_pick p = choose(&s, NULL, 0, rng());
+
+		assert_int_equal(p.verdict, CPN_PICK_OK);
+		count[p.node_id - 50]++;
+	}
+	for (int i = 0; i < N; i++) {
+		if (count[i])
+			distinct++;
+		assert_true(count[i] > 500); /* ~1000 each */
+	}
+	assert_int_equal(distinct, N);
+
+	/* only the tied minima share, never a worse node */
+	tbl[ids[0]].queue_depth = 2;
+	tbl[ids[5]].queue_depth = 2;
+	memset(count, 0, sizeof(count));
+	for (int d = 0; d < 2000; d++)
+		count[choose(&s, NULL, 0, rng()).node_id - 50]++;
+	assert_true(count[0] > 0 && count[5] > 0);
+	assert_int_equal(count[0] + count[5], 2000);
+}
+
+static void test_least_path_latency_counts(void **state)
+{
+	const __u16 ids[2] = {1, 2};
+	struct cpn_service s;
+
+	(void)state;
+	live_node(1)->path_us = 900; /* far */
+	live_node(2)->path_us = 30;  /* near */
+	tbl[1].queue_depth = tbl[2].queue_depth = 2;
+	svc_init(&s, CPN_POL_LEAST, ids, 2);
+	for (int d = 0; d < 100; d++) {
+		struct cpn_pick p = choose(&s, NULL, 0, rng());
+
+		assert_int_equal(p.node_id, 2);
+		assert_int_equal(p.est_us, 30 + 3 * 100);
+	}
+	/* but a far idle node beats a near busy one */
+	tbl[2].queue_depth = 20;
+	assert_int_equal(choose(&s, NULL, 0, rng()).node_id, 1);
+}
+
+static void test_least_weight_counts(void **state)
+{
+	const __u16 ids[2] = {1, 2};
+	struct cpn_service s;
+
+	(void)state;
+	live_node(1)->weight = 100;
+	live_node(2)->weight = 200;
+	tbl[1].queue_depth = tbl[2].queue_depth = 5;
+	svc_init(&s, CPN_POL_LEAST, ids, 2);
+	for (int d = 0; d < 100; d++) {
+		struct cpn_pick p = choose(&s, NULL, 0, rng());
+
+		assert_int_equal(p.node_id, 2);
+		assert_int_equal(p.est_us, 6 * 100 * 100 / 200);
+	}
+}
+
+static void test_least_never_picks_dead_node(void **state)
+{
+	enum { N = 6 };
+	__u16 ids[N];
+	struct cpn_service s;
+
+	(void)state;
+	for (int kind = 0; kind < DEAD_KINDS; kind++) {
+		for (int i = 0; i < N; i++) {
+			ids[i] = 70 + i;
+			live_node(ids[i])->queue_depth = 10 + i;
+		}
+		tbl[ids[0]].queue_depth = 0;
+		kill_node(ids[0], kind);
+		svc_init(&s, CPN_POL_LEAST, ids, N);
+		for (int d = 0; d < 200; d++)
+			assert_int_equal(choose(&s, NULL, 0, rng()).node_id, ids[1]);
+	}
+}
+
+/* ---- random and round-robin ------------------------------------------- */
+
+static void test_rr_cycles_evenly_through_live_nodes(void **state)
+{
+	enum { N = 5, ROUNDS = 1000 };
+	__u16 ids[N];
+	int count[N] = {0};
+	struct cpn_service s;
+
+	(void)state;
+	for (int i = 0; i < N; i++) {
+		ids[i] = 90 + i;
+		live_node(ids[i])->queue_depth = i * 7; /* load-unaware */
+	}
+	svc_init(&s, CPN_POL_RR, ids, N);
+	for (int r = 0; r < ROUNDS; r++) {
+		int seen[N] = {0};
+
+		for (int i = 0; i < N; i++) {
+			struct cpn_pick p = choose(&s, NULL, 0, rng());
+
+			assert_int_equal(p.verdict, CPN_PICK_OK);
+			assert_int_equal(p.est_us, cpn_est_us(&tbl[p.node_id]));
+			seen[p.node_id - 90]++;
+			count[p.node_id - 90]++;
+		}
+		for (int i = 0; i < N; i++)
+			assert_int_equal(seen[i], 1); /* each once per round */
+	}
+	for (int i = 0; i < N; i++)
+		assert_int_equal(count[i], ROUNDS);
+}
+
+static void test_rr_skips_dead_nodes_evenly(void **state)
+{
+	enum { N = 7, ROUNDS = 1000 };
+	__u16 ids[N];
+	int count[N] = {0}, live = 0;
+	struct cpn_service s;
+
+	(void)state;
+	for (int i = 0; i < N; i++) {
+		ids[i] = 120 + i;
+		live_node(ids[i]);
+	}
+	/* two adjacent dead nodes and one at the end */
+	kill_node(ids[2], DEAD_STALE);
+	kill_node(ids[3], DEAD_ADMIN_DOWN);
+	kill_node(ids[6], DEAD_REPORTED_DRAINING);
+	for (int i = 0; i < N; i++)
+		live += is_live(ids[i]);
+	assert_int_equal(live, 4);
+	svc_init(&s, CPN_POL_RR, ids, N);
+	for (int r = 0; r < ROUNDS; r++) {
+		int seen[N] = {0};
+
+		for (int i = 0; i < live; i++) {
+			struct cpn_pick p = choose(&s, NULL, 0, 0);
+
+			assert_int_equal(p.verdict, CPN_PICK_OK);
+			assert_true(is_live(p.node_id));
+			seen[p.node_id - 120]++;
+			count[p.node_id - 120]++;
+		}
+		for (int i = 0; i < N; i++)
+			assert_int_equal(seen[i], is_live(ids[i]) ? 1 : 0);
+	}
+	for (int i = 0; i < N; i++)
+		assert_int_equal(count[i], is_live(ids[i]) ? ROUNDS : 0);
+}
+
+/* Pearson's chi-square of the counts against a uniform spread over the
+ * `k` cells that should be hit; the others must be empty.
+ */
+static double chi2_uniform(const int *count, const int *want_hit, int cells, int draws)
+{
+	int k = 0;
+	double chi2 = 0;
+
+	for (int i = 0; i < cells; i++)
+		k += want_hit[i];
+	for (int i = 0; i < cells; i++) {
+		double e = (double)draws / k;
+
+		if (!want_hit[i]) {
+			assert_int_equal(count[i], 0);
+			continue;
+		}
+		chi2 += (count[i] - e) * (count[i] - e) / e;
+	}
+	return chi2;
+}
+
+static void test_random_is_roughly_uniform(void **state)
+{
+	enum { N = 8, DRAWS = 80000 };
+	__u16 ids[N];
+	int count[N] = {0}, hit[N];
+	struct cpn_service s;
+
+	(void)state;
+	for (int i = 0; i < N; i++) {
+		ids[i] = 140 + i;
+		live_node(ids[i])->queue_depth = i; /* load-unaware */
+		hit[i] = 1;
+	}
+	svc_init(&s, CPN_POL_RANDOM, ids, N);
+	for (int d = 0; d < DRAWS; d++) {
+		struct cpn_pick p = choose(&s, NULL, 0, rng());
+
+		assert_int_equal(p.verdict, CPN_PICK_OK);
+		count[p.node_id - 140]++;
+	}
+	/* df = 7: p = 0.001 at 24.3; loose */
+	assert_true(chi2_uniform(count, hit, N, DRAWS) < 40.0);
+}
+
+static void test_random_is_uniform_over_live_nodes(void **state)
+{
+	enum { N = 8, DRAWS = 60000 };
+	__u16 ids[N];
+	int count[N] = {0}, hit[N];
+	struct cpn_service s;
+
+	(void)state;
+	for (int i = 0; i < N; i++) {
+		ids[i] = 160 + i;
+		live_node(ids[i]);
+	}
+	kill_node(ids[1], DEAD_STALE);
+	kill_node(ids[2], DEAD_ADMIN_DRAIN);
+	for (int i = 0; i < N; i++)
+		hit[i] = is_live(ids[i]);
+	svc_init(&s, CPN_POL_RANDOM, ids, N);
+	for (int d = 0; d < DRAWS; d++) {
+		struct cpn_pick p = choose(&s, NULL, 0, rng());
+
+		assert_int_equal(p.verdict, CPN_PICK_OK);
+		count[p.node_id - 160]++;
+	}
+	/* df = 5: p = 0.001 at 20.5; a dead node's share falling to its
+	 * successor gives thousands */
+	assert_true(chi2_uniform(count, hit, N, DRAWS) < 40.0);
+}
+
+/* ---- maglev ------------------------------------------------------------ */
+
+static void build_equal(struct cpn_maglev *m, const __u16 *ids, int n)
+{
+	__u32 w[CPN_MAX_SVC_NODES];
+
+	for (int i = 0; i < n; i++)
+		w[i] = 100;
+	assert_int_equal(cpn_maglev_build(m, ids, w, n), 0);
+}
+
+static void count_entries(const struct cpn_maglev *m, int *count /* [CPN_MAX_NODES] */)
+{
+	memset(count, 0, CPN_MAX_NODES * sizeof(*count));
+	for (int e = 0; e < CPN_MAGLEV_M; e++)
+		count[m->entry[e]]++;
+}
+
+static void test_maglev_same_flow_same_node(void **state)
+{
+	enum { N = 16 };
+	__u16 ids[N];
+	struct cpn_service s;
+
+	(void)state;
+	for (int i = 0; i < N; i++) {
+		ids[i] = 500 + 3 * i;
+		live_node(ids[i])->queue_depth = i; /* load-unaware */
+	}
+	build_equal(&mg, ids, N);
+	svc_init(&s, CPN_POL_MAGLEV, ids, N);
+	for (int f = 0; f < 5000; f++) {
+		__u32 h = (__u32)rng();
+		struct cpn_pick p = choose(&s, &mg, h, rng());
+		struct cpn_pick q = choose(&s, &mg, h, rng());
+
+		assert_int_equal(p.verdict, CPN_PICK_OK);
+		assert_int_equal(p.node_id, q.node_id);
+		assert_int_equal(p.node_id, mg.entry[h % CPN_MAGLEV_M]);
+		assert_int_equal(p.est_us, cpn_est_us(&tbl[p.node_id]));
+	}
+}
+
+/* A dead node's flows move to the next live entry of the table; every
+ * other flow stays where it was.
+ */
+static void test_maglev_dead_node_moves_only_its_flows(void **state)
+{
+	enum { N = 16 };
+	__u16 ids[N], dead;
+	struct cpn_service s;
+
+	(void)state;
+	for (int i = 0; i < N; i++) {
+		ids[i] = 600 + i;
+		live_node(ids[i]);
+	}
+	build_equal(&mg, ids, N);
+	dead = ids[5];
+	kill_node(dead, DEAD_STALE);
+	svc_init(&s, CPN_POL_MAGLEV, ids, N);
+	for (__u32 h = 0; h < 3 * CPN_MAGLEV_M; h += 3) {
+		struct cpn_pick p = choose(&s, &mg, h, 0);
+		__u32 e = h % CPN_MAGLEV_M;
+
+		assert_int_equal(p.verdict, CPN_PICK_OK);
+		assert_int_not_equal(p.node_id, dead);
+		if (mg.entry[e] != dead) {
+			assert_int_equal(p.node_id, mg.entry[e]);
+		} else {
+			while (mg.entry[e] == dead)
+				e = (e + 1) % CPN_MAGLEV_M;
+			assert_int_equal(p.node_id, mg.entry[e]);
+		}
+	}
+}
+
+static void test_maglev_without_table_stays_consistent_among_live(void **state)
+{
+	enum { N = 8 };
+	__u16 ids[N];
+	struct cpn_service s;
+
+	(void)state;
+	for (int i = 0; i < N; i++) {
+		ids[i] = 700 + i;
+		live_node(ids[i]);
+	}
+	kill_node(ids[3], DEAD_ADMIN_DOWN);
+	svc_init(&s, CPN_POL_MAGLEV, ids, N);
+	for (int f = 0; f < 2000; f++) {
+		__u32 h = (__u32)rng();
+		struct cpn_pick p = choose(&s, NULL, h, rng());
+
+		assert_int_equal(p.verdict, CPN_PICK_OK);
+		assert_true(is_live(p.node_id));
+		assert_int_equal(choose(&s, NULL, h, rng()).node_id, p.node_id);
+	}
+}
+
+static void test_maglev_table_balanced_for_1_to_64_nodes(void **state)
+{
+	static int count[CPN_MAX_NODES];
+	__u16 ids[CPN_MAX_SVC_NODES];
+
+	(void)state;
+	for (int n = 1; n <= CPN_MAX_SVC_NODES; n++) {
+		double mean = (double)CPN_MAGLEV_M / n;
+		int max = 0, total = 0;
+
+		for (int i = 0; i < n; i++)
+			ids[i] = 1 + (i * 37) % (CPN_MAX_NODES - 1);
+		build_equal(&mg, ids, n);
+		count_entries(&mg, count);
+		assert_int_equal(count[0], 0); /* the table is full */
+		for (int i = 0; i < n; i++) {
+			total += count[ids[i]];
+			if (count[ids[i]] > max)
+				max = count[ids[i]];
+		}
+		assert_int_equal(total, CPN_MAGLEV_M); /* nothing but our ids */
+		assert_true(max / mean <= 1.05);
+	}
+}
+
+static void test_maglev_honours_weights(void **state)
+{
+	static int count[CPN_MAX_NODES];
+	const __u16 ids[8] = {3, 9, 27, 81, 243, 729, 100, 200};
+	const __u32 w[8] = {100, 200, 100, 100, 100, 100, 100, 100};
+	const __u32 w2[6] = {100, 200, 50, 300, 150, 130};
+	double per100;
+	int sum = 0;
+
+	(void)state;
+	assert_int_equal(cpn_maglev_build(&mg, ids, w, 8), 0);
+	count_entries(&mg, count);
+	for (int i = 0; i < 8; i++)
+		if (w[i] == 100)
+			sum += count[ids[i]];
+	per100 = sum / 7.0;
+	assert_true(fabs(count[9] / per100 - 2.0) <= 0.05 * 2.0);
+	assert_true(fabs(count[9] - CPN_MAGLEV_M * 200.0 / 900) <=
+		    0.05 * CPN_MAGLEV_M * 200.0 / 900);
+
+	/* any mix: entries proportional to weight within 5% */
+	assert_int_equal(cpn_maglev_build(&mg, ids, w2, 6), 0);
+	count_entries(&mg, count);
+	for (int i = 0; i < 6; i++) {
+		double want = CPN_MAGLEV_M * w2[i] / 930.0;
+
+		assert_true(fabs(count[ids[i]] - want) <= 0.05 * want);
+	}
+}
+
+/* Removing one of N nodes moves all of its entries and few others: about
+ * 1/N of the table, as the Maglev paper shows for M >> N (M = 65537 here).
+ * The bounds are in units of 1/N, over every possible removal. A population
+ * that ignored the previous layout would move about (N-1)/N.
+ */
+static void test_maglev_removal_moves_about_one_nth(void **state)
+{
+	static const struct {
+		int n;
+		double worst, mean; /* changed entries x N / M */
+	} cases[] = {{8, 1.6, 1.2}, {16, 1.6, 1.3}, {32, 1.6, 1.3}, {64, 1.6, 1.4}};
+	__u16 ids[CPN_MAX_SVC_NODES], rest[CPN_MAX_SVC_NODES];
+
+	(void)state;
+	for (unsigned c = 0; c < sizeof(cases) / sizeof(cases[0]); c++) {
+		int n = cases[c].n;
+		double sum = 0;
+
+		for (int i = 0; i < n; i++)
+			ids[i] = 10 + i * 5;
+		build_equal(&mg, ids, n);
+		for (int r = 0; r < n; r++) {
+			int changed = 0, m = 0, was_r = 0;
+			double f;
+
+			for (int i = 0; i < n; i++)
+				if (i != r)
+					rest[m++] = ids[i];
+			build_equal(&mg2, rest, m);
+			for (int e = 0; e < CPN_MAGLEV_M; e++) {
+				assert_int_not_equal(mg2.entry[e], 0);
+				assert_int_not_equal(mg2.entry[e], ids[r]);
+				if (mg.entry[e] == ids[r])
+					was_r++;
+				if (mg.entry[e] != mg2.entry[e])
+					changed++;
+				else /* every entry of the removed node moved */
+					assert_int_not_equal(mg.entry[e], ids[r]);
+			}
+			assert_true(was_r >= CPN_MAGLEV_M / n);
+			assert_true(changed >= was_r);
+			f = (double)changed * n / CPN_MAGLEV_M;
+			sum += f;
+			assert_true(f <= cases[c].worst);
+		}
+		assert_true(sum / n <= cases[c].mean);
+	}
+}
+
+static void test_maglev_build_is_deterministic(void **state)
+{
+	const __u16 ids[4] = {5, 6, 7, 8}, rev[4] = {8, 7, 6, 5};
+	static int count[CPN_MAX_NODES];
+
+	(void)state;
+	build_equal(&mg, ids, 4);
+	build_equal(&mg2, ids, 4);
+	assert_memory_equal(&mg, &mg2, sizeof(mg));
+	/* a permuted list: the same ids, as evenly spread */
+	build_equal(&mg2, rev, 4);
+	count_entries(&mg2, count);
+	for (int id = 5; id <= 8; id++)
+		assert_true(count[id] == CPN_MAGLEV_M / 4 || count[id] == CPN_MAGLEV_M / 4 + 1);
+}
+
+static void test_maglev_build_rejects_bad_input(void **state)
+{
+	__u16 ids[CPN_MAX_SVC_NODES + 1];
+	__u32 w[CPN_MAX_SVC_NODES + 1];
+	static int count[CPN_MAX_NODES];
+
+	(void)state;
+	for (int i = 0; i <= CPN_MAX_SVC_NODES; i++) {
+		ids[i] = i + 1;
+		w[i] = 100;
+	}
+	assert_int_equal(cpn_maglev_build(&mg, ids, w, CPN_MAX_SVC_NODES + 1), -1);
+	assert_int_equal(cpn_maglev_build(&mg, ids, w, -1), -1);
+	ids[3] = 0;
+	assert_int_equal(cpn_maglev_build(&mg, ids, w, 8), -1);
+	ids[3] = 4;
+	w[7] = 0;
+	assert_int_equal(cpn_maglev_build(&mg, ids, w, 8), -1);
+	w[7] = 100;
+	/* a rejected build leaves no half-built table behind */
+	count_entries(&mg, count);
+	assert_int_equal(count[0], CPN_MAGLEV_M);
+
+	assert_int_equal(cpn_maglev_build(&mg, ids, w, CPN_MAX_SVC_NODES), 0);
+	count_entries(&mg, count);
+	assert_int_equal(count[0], 0);
+	/* n = 0 empties the table */
+	assert_int_equal(cpn_maglev_build(&mg, ids, w, 0), 0);
+	count_entries(&mg, count);
+	assert_int_equal(count[0], CPN_MAGLEV_M);
+}
+
+/* ---- all-stale fallback ------------------------------------------------ */
+
+static const __u8 all_policies[] = {CPN_POL_P2C, CPN_POL_LEAST, CPN_POL_MAGLEV, CPN_POL_RANDOM,
+				    CPN_POL_RR};
+
+static void test_fallback_all_stale_uses_maglev_over_up_nodes(void **state)
+{
+	enum { N = 8 };
+	__u16 ids[N];
+	struct cpn_service s;
+
+	(void)state;
+	for (int i = 0; i < N; i++) {
+		ids[i] = 800 + i;
+		live_node(ids[i]);
+		kill_node(ids[i], i % 2 ? DEAD_STALE : DEAD_NEVER_REPORTED);
+	}
+	build_equal(&mg, ids, N);
+	for (unsigned p = 0; p < sizeof(all_policies); p++) {
+		svc_init(&s, all_policies[p], ids, N);
+		for (int f = 0; f < 2000; f++) {
+			__u32 h = (__u32)rng();
+			struct cpn_pick pk = choose(&s, &mg, h, rng());
+
+			assert_int_equal(pk.verdict, CPN_PICK_FALLBACK);
+			assert_int_equal(pk.busy_reason, 0);
+			assert_int_equal(pk.node_id, mg.entry[h % CPN_MAGLEV_M]);
+			assert_int_equal(pk.est_us, 0);
+		}
+	}
+}
+
+static void test_fallback_skips_nodes_not_admin_up(void **state)
+{
+	enum { N = 8 };
+	__u16 ids[N];
+	struct cpn_service s;
+	int seen_up[N] = {0};
+
+	(void)state;
+	for (int i = 0; i < N; i++) {
+		ids[i] = 820 + i;
+		live_node(ids[i]);
+		kill_node(ids[i], DEAD_STALE);
+	}
+	/* half of them also administratively down or drained */
+	for (int i = 0; i < N; i += 2)
+		kill_node(ids[i], i % 4 ? DEAD_ADMIN_DRAIN : DEAD_ADMIN_DOWN);
+	build_equal(&mg, ids, N);
+	for (unsigned p = 0; p < sizeof(all_policies); p++) {
+		svc_init(&s, all_policies[p], ids, N);
+		for (int f = 0; f < 3000; f++) {
+			__u32 h = (__u32)rng();
+			struct cpn_pick pk = choose(&s, &mg, h, rng());
+
+			assert_int_equal(pk.verdict, CPN_PICK_FALLBACK);
+			assert_true(cpn_node_up(&tbl[pk.node_id]));
+			seen_up[pk.node_id - 820]++;
+			/* the flow's own entry when that node is up */
+			if (cpn_node_up(&tbl[mg.entry[h % CPN_MAGLEV_M]]))
+				assert_int_equal(pk.node_id, mg.entry[h % CPN_MAGLEV_M]);
+		}
+	}
+	for (int i = 1; i < N; i += 2)
+		assert_true(seen_up[i] > 0);
+}
+
+static void test_fallback_without_table_picks_up_candidate(void **state)
+{
+	enum { N = 6 };
+	__u16 ids[N];
+	struct cpn_service s;
+
+	(void)state;
+	for (int i = 0; i < N; i++) {
+		ids[i] = 840 + i;
+		live_node(ids[i]);
+		kill_node(ids[i], DEAD_STALE);
+		if (i != 2 && i != 4)
+			kill_node(ids[i], DEAD_ADMIN_DOWN);
+	}
+	for (unsigned p = 0; p < sizeof(all_policies); p++) {
+		svc_init(&s, all_policies[p], ids, N);
+		for (int f = 0; f < 500; f++) {
+			__u32 h = (__u32)rng();
+			struct cpn_pick pk = choose(&s, NULL, h, rng());
+
+			assert_int_equal(pk.verdict, CPN_PICK_FALLBACK);
+			assert_true(pk.node_id == ids[2] || pk.node_id == ids[4]);
+			/* consistent per flow */
+			assert_int_equal(choose(&s, NULL, h, rng()).node_id, pk.node_id);
+		}
+	}
+}
+
+static void test_busy_no_node_when_nothing_admin_up(void **state)
+{
+	enum { N = 6 };
+	__u16 ids[N];
+	struct cpn_service s;
+
+	(void)state;
+	for (int i = 0; i < N; i++) {
+		ids[i] = 860 + i;
+		live_node(ids[i]);
+		kill_node(ids[i], i % 2 ? DEAD_ADMIN_DOWN : DEAD_ADMIN_DRAIN);
+	}
+	build_equal(&mg, ids, N);
+	for (unsigned p = 0; p < sizeof(all_policies); p++) {
+		svc_init(&s, all_policies[p], ids, N);
+		for (int f = 0; f < 200; f++) {
+			struct cpn_pick pk = choose(&s, f % 2 ? &mg : NULL, (__u32)rng(), rng());
+
+			assert_int_equal(pk.verdict, CPN_PICK_BUSY);
+			assert_int_equal(pk.busy_reason, CPN_BUSY_NO_NODE);
+			assert_int_equal(pk.node_id, 0);
+		}
+	}
+}
+
+static void test_busy_no_node_for_service_without_candidates(void **state)
+{
+	struct cpn_service s;
+
+	(void)state;
+	for (unsigned p = 0; p < sizeof(all_policies); p++) {
+		svc_init(&s, all_policies[p], NULL, 0);
+		for (int f = 0; f < 50; f++) {
+			struct cpn_pick pk = choose(&s, f % 2 ? &mg : NULL, (__u32)rng(), rng());
+
+			assert_int_equal(pk.verdict, CPN_PICK_BUSY);
+			assert_int_equal(pk.busy_reason, CPN_BUSY_NO_NODE);
+			assert_int_equal(pk.node_id, 0);
+		}
+	}
+}
+
+/* A candidate id that is out of the table's range is never dereferenced. */
+static void test_invalid_candidate_ids_are_ignored(void **state)
+{
+	const __u16 ids[3] = {0, CPN_MAX_NODES, 9};
+	struct cpn_service s;
+
+	(void)state;
+	live_node(9);
+	for (unsigned p = 0; p < sizeof(all_policies); p++) {
+		svc_init(&s, all_policies[p], ids, 3);
+		for (int f = 0; f < 100; f++) {
+			struct cpn_pick pk = choose(&s, NULL, (__u32)rng(), rng());
+
+			assert_int_equal(pk.verdict, CPN_PICK_OK);
+			assert_int_equal(pk.node_id, 9);
+		}
+	}
+}
+
+/* ---- admission --------------------------------------------------------- */
+
+static void test_admission_busy_wait_when_est_exceeds_max_wait(void **state)
+{
+	const __u16 ids[2] = {1, 2};
+	struct cpn_service s;
+
+	(void)state;
+	live_node(1)->queue_depth = 10; /* est 1100 */
+	live_node(2)->queue_depth = 12; /* est 1300 */
+	for (unsigned p = 0; p < sizeof(all_policies); p++) {
+		if (all_policies[p] == CPN_POL_MAGLEV)
+			build_equal(&mg, ids, 2);
+		svc_init(&s, all_policies[p], ids, 2);
+		s.max_wait_us = 1000;
+		for (int f = 0; f < 200; f++) {
+			struct cpn_pick pk = choose(&s, &mg, (__u32)rng(), rng());
+
+			assert_int_equal(pk.verdict, CPN_PICK_BUSY);
+			assert_int_equal(pk.busy_reason, CPN_BUSY_WAIT);
+			assert_int_equal(pk.est_us, cpn_est_us(&tbl[pk.node_id]));
+		}
+		/* est exactly max_wait_us still passes */
+		s.max_wait_us = 1300;
+		for (int f = 0; f < 200; f++) {
+			struct cpn_pick pk = choose(&s, &mg, (__u32)rng(), rng());
+
+			assert_int_equal(pk.verdict, CPN_PICK_OK);
+			assert_int_equal(pk.busy_reason, 0);
+		}
+	}
+	/* least and p2c compare the best node: 1100 <= 1100 passes */
+	svc_init(&s, CPN_POL_LEAST, ids, 2);
+	s.max_wait_us = 1100;
+	assert_int_equal(choose(&s, NULL, 0, rng()).verdict, CPN_PICK_OK);
+	s.max_wait_us = 1099;
+	assert_int_equal(choose(&s, NULL, 0, rng()).busy_reason, CPN_BUSY_WAIT);
+}
+
+static void test_admission_busy_queue_when_every_candidate_full(void **state)
+{
+	const __u16 ids[3] = {1, 2, 3};
+	struct cpn_service s;
+
+	(void)state;
+	/* queue = queue_depth + outstanding; inflight does not count */
+	live_node(1)->queue_depth = 4;
+	live_node(2)->queue_depth = 1;
+	tbl[2].outstanding = 3;
+	live_node(3)->queue_depth = 9;
+	for (unsigned p = 0; p < sizeof(all_policies); p++) {
+		if (all_policies[p] == CPN_POL_MAGLEV)
+			build_equal(&mg, ids, 3);
+		svc_init(&s, all_policies[p], ids, 3);
+		s.max_queue = 4;
+		for (int f = 0; f < 200; f++) {
+			struct cpn_pick pk = choose(&s, &mg, (__u32)rng(), rng());
+
+			assert_int_equal(pk.verdict, CPN_PICK_BUSY);
+			assert_int_equal(pk.busy_reason, CPN_BUSY_QUEUE);
+		}
+		s.max_queue = 5; /* node 1 and 2 have room */
+		for (int f = 0; f < 200; f++) {
+			struct cpn_pick pk = choose(&s, &mg, (__u32)rng(), rng());
+
+			if (all_policies[p] == CPN_POL_P2C || all_policies[p] == CPN_POL_LEAST)
+				assert_int_equal(pk.verdict, CPN_PICK_OK);
+			else if (pk.node_id == 3) /* load-unaware policies */
+				assert_int_equal(pk.busy_reason, CPN_BUSY_QUEUE);
+			else
+				assert_int_equal(pk.verdict, CPN_PICK_OK);
+		}
+	}
+}
+
+/* One candidate with room keeps least admitting even when it is not the
+ * best by est_us: only a full house is refused.
+ */
+static void test_admission_queue_needs_all_candidates_full(void **state)
+{
+	const __u16 ids[2] = {1, 2};
+	struct cpn_service s;
+	struct cpn_pick pk;
+
+	(void)state;
+	live_node(1)->queue_depth = 8; /* near and full: best est */
+	live_node(2)->queue_depth = 2; /* far with room */
+	tbl[2].path_us = 5000;
+	svc_init(&s, CPN_POL_LEAST, ids, 2);
+	s.max_queue = 8;
+	pk = choose(&s, NULL, 0, rng());
+	assert_int_equal(pk.verdict, CPN_PICK_OK);
+	assert_int_equal(pk.node_id, 1);
+	tbl[2].outstanding = 6;
+	pk = choose(&s, NULL, 0, rng());
+	assert_int_equal(pk.verdict, CPN_PICK_BUSY);
+	assert_int_equal(pk.busy_reason, CPN_BUSY_QUEUE);
+	/* inflight alone is not a queue */
+	tbl[1].queue_depth = 0;
+	tbl[1].inflight = 1000;
+	assert_int_equal(choose(&s, NULL, 0, rng()).verdict, CPN_PICK_OK);
+}
+
+static void test_admission_zero_limits_mean_unlimited(void **state)
+{
+	const __u16 ids[2] = {1, 2};
+	struct cpn_service s;
+
+	(void)state;
+	live_node(1)->queue_depth = 60000;
+	live_node(2)->queue_depth = 60000;
+	tbl[1].svc_us = tbl[2].svc_us = 0xffffffffU;
+	tbl[1].outstanding = tbl[2].outstanding = 60000;
+	build_equal(&mg, ids, 2);
+	for (unsigned p = 0; p < sizeof(all_policies); p++) {
+		svc_init(&s, all_policies[p], ids, 2);
+		s.max_wait_us = 0;
+		s.max_queue = 0;
+		for (int f = 0; f < 50; f++) {
+			struct cpn_pick pk = choose(&s, &mg, (__u32)rng(), rng());
+
+			assert_int_equal(pk.verdict, CPN_PICK_OK);
+			assert_int_equal(pk.est_us, 0xffffffffU); /* saturated */
+		}
+	}
+}
+
+/* ---- learning ---------------------------------------------------------- */
+
+static void load_hdr(struct cpn_hdr *h, __u16 q, __u16 infl, __u16 cap, __u8 util, __u16 flags)
+{
+	struct cpn_msg m;
+
+	cpn_msg_init(&m, CPN_T_LOAD);
+	m.queue_depth = q;
+	m.inflight = infl;
+	m.capacity = cap;
+	m.util = util;
+	m.flags = flags;
+	m.worker_us = 1234;
+	cpn_hdr_encode(&m, h);
+}
+
+static void test_learn_load_sets_fields_and_resets_outstanding(void **state)
+{
+	struct cpn_node *n = live_node(3);
+	struct cpn_hdr h;
+
+	(void)state;
+	n->outstanding = 17;
+	n->reports = 41;
+	n->svc_us = 77;
+	n->path_us = 55;
+	n->report_flags = CPN_REP_SVC_VALID | CPN_REP_PATH_VALID;
+	load_hdr(&h, 0x0102, 0x0304, 0x0506, 200, 0);
+	cpn_learn_load(n, &h, NOW_NS + 42);
+	assert_int_equal(n->queue_depth, 0x0102);
+	assert_int_equal(n->inflight, 0x0304);
+	assert_int_equal(n->capacity, 0x0506);
+	assert_int_equal(n->util, 200);
+	assert_int_equal(n->outstanding, 0);
+	assert_int_equal(n->last_report_ns, NOW_NS + 42);
+	assert_int_equal(n->reports, 42);
+	/* the controller's fields and the other estimates are left alone */
+	assert_int_equal(n->admin, CPN_ADMIN_UP);
+	assert_int_equal(n->weight, 100);
+	assert_int_equal(n->svc_us, 77);
+	assert_int_equal(n->path_us, 55);
+	assert_int_equal(n->report_flags, CPN_REP_SVC_VALID | CPN_REP_PATH_VALID);
+}
+
+static void test_learn_load_sets_and_clears_draining(void **state)
+{
+	struct cpn_node *n = live_node(3);
+	struct cpn_hdr h;
+
+	(void)state;
+	load_hdr(&h, 1, 1, 1, 0, CPN_F_DRAINING | CPN_F_AUTH);
+	cpn_learn_load(n, &h, NOW_NS);
+	assert_true(n->report_flags & CPN_REP_DRAINING);
+	assert_true(n->report_flags & CPN_REP_SVC_VALID);
+	assert_false(is_live(3));
+	/* other flags do not mean draining */
+	load_hdr(&h, 1, 1, 1, 0, CPN_F_AUTH | CPN_F_TAGGED | CPN_F_STICKY);
+	cpn_learn_load(n, &h, NOW_NS);
+	assert_false(n->report_flags & CPN_REP_DRAINING);
+	assert_true(n->report_flags & CPN_REP_SVC_VALID);
+	assert_true(is_live(3));
+}
+
+static void test_learn_load_revives_stale_node(void **state)
+{
+	struct cpn_node *n = live_node(3);
+	struct cpn_hdr h;
+
+	(void)state;
+	kill_node(3, DEAD_NEVER_REPORTED);
+	assert_false(is_live(3));
+	load_hdr(&h, 0, 0, 4, 0, 0);
+	cpn_learn_load(n, &h, NOW_NS - MS);
+	assert_true(is_live(3));
+}
+
+static void test_learn_svc_first_sample_direct_then_ewma(void **state)
+{
+	struct cpn_node n = {0};
+
+	(void)state;
+	n.svc_us = 99999; /* garbage before the first sample */
+	cpn_learn_svc(&n, 800);
+	assert_int_equal(n.svc_us, 800);
+	assert_true(n.report_flags & CPN_REP_SVC_VALID);
+	assert_false(n.report_flags & CPN_REP_PATH_VALID);
+	/* new = (7 old + sample + 4) / 8 */
+	cpn_learn_svc(&n, 1600);
+	assert_int_equal(n.svc_us, (7 * 800 + 1600 + 4) / 8); /* 900 */
+	cpn_learn_svc(&n, 1600);
+	assert_int_equal(n.svc_us, (7 * 900 + 1600 + 4) / 8); /* 988 */
+	cpn_learn_svc(&n, 0);
+	assert_int_equal(n.svc_us, (7 * 988 + 0 + 4) / 8); /* 865 */
+}
+
+static void test_learn_path_first_sample_direct_then_ewma(void **state)
+{
+	struct cpn_node n = {0};
+
+	(void)state;
+	n.path_us = 12345;
+	n.report_flags = CPN_REP_SVC_VALID;
+	cpn_learn_path(&n, 40);
+	assert_int_equal(n.path_us, 40);
+	assert_true(n.report_flags & CPN_REP_PATH_VALID);
+	cpn_learn_path(&n, 120);
+	assert_int_equal(n.path_us, (7 * 40 + 120 + 4) / 8); /* 50 */
+	cpn_learn_path(&n, 120);
+	assert_int_equal(n.path_us, (7 * 50 + 120 + 4) / 8); /* 59 */
+	/* svc and path are separate estimates */
+	n.svc_us = 5;
+	cpn_learn_svc(&n, 700);
+	assert_int_equal(n.svc_us, (7 * 5 + 700 + 4) / 8);
+	assert_int_equal(n.path_us, 59);
+}
+
+static void test_ewma_settles_near_constant_input_without_overflow(void **state)
+{
+	struct cpn_node n = {0};
+
+	(void)state;
+	cpn_learn_path(&n, 1000000);
+	for (int i = 0; i < 200; i++)
+		cpn_learn_path(&n, 300);
+	/* integer EWMA with rounding: a dead band of 2^shift / 2 */
+	assert_true(n.path_us >= 300 - 4 && n.path_us <= 300 + 4);
+	for (int i = 0; i < 200; i++)
+		cpn_learn_path(&n, 0xffffffffU);
+	assert_true(n.path_us >= 0xffffffffU - 4);
+}
+
+static void test_path_sample_is_rtt_minus_time_inside(void **state)
+{
+	(void)state;
+	assert_int_equal(cpn_path_sample(1000, 400, 100), 500);
+	assert_int_equal(cpn_path_sample(1000, 400, 0), 600);
+	assert_int_equal(cpn_path_sample(1000, 1000, 0), 0);
+}
+
+static void test_path_sample_handles_clock_wraparound(void **state)
+{
+	(void)state;
+	assert_int_equal(cpn_path_sample(0x00000100U, 0xffffff00U, 12), 0x200 - 12);
+	assert_int_equal(cpn_path_sample(0, 0xffffffffU, 0), 1);
+	assert_int_equal(cpn_path_sample(4000000, 0xffffffffU - 5999999, 1000), 9999000);
+}
+
+static void test_path_sample_rejects_implausible(void **state)
+{
+	(void)state;
+	assert_int_equal(cpn_path_sample(CPN_PATH_MAX_US, 0, 0), CPN_PATH_MAX_US);
+	assert_int_equal(cpn_path_sample(CPN_PATH_MAX_US + 1, 0, 0), -1);
+	/* an echo from the future (router_ts ahead of now) is a huge rtt */
+	assert_int_equal(cpn_path_sample(1000, 1001, 0), -1);
+	assert_int_equal(cpn_path_sample(5, 0x80000000U, 0), -1);
+}
+
+static void test_path_sample_worker_time_above_rtt_is_zero(void **state)
+{
+	(void)state;
+	assert_int_equal(cpn_path_sample(1000, 900, 101), 0);
+	assert_int_equal(cpn_path_sample(1000, 900, 100), 0);
+	assert_int_equal(cpn_path_sample(1000, 900, 99), 1);
+	assert_int_equal(cpn_path_sample(1000, 900, 0xffffffffU), 0);
+}
+
+static void test_hist_bucket_boundaries(void **state)
+{
+	(void)state;
+	assert_int_equal(cpn_hist_bucket(0), 0);
+	assert_int_equal(cpn_hist_bucket(1), 0);
+	assert_int_equal(cpn_hist_bucket(2), 1);
+	assert_int_equal(cpn_hist_bucket(3), 1);
+	assert_int_equal(cpn_hist_bucket(4), 2);
+	assert_int_equal(cpn_hist_bucket(7), 2);
+	assert_int_equal(cpn_hist_bucket(8), 3);
+	for (int k = 1; k < CPN_HIST_BUCKETS; k++) {
+		assert_int_equal(cpn_hist_bucket(1u << k), k);
+		assert_int_equal(cpn_hist_bucket((1u << k) - 1), k - 1);
+		assert_int_equal(cpn_hist_bucket((1u << k) + 1), k);
+	}
+	assert_int_equal(cpn_hist_bucket(1u << (CPN_HIST_BUCKETS - 1)), CPN_HIST_BUCKETS - 1);
+	assert_int_equal(cpn_hist_bucket(1u << CPN_HIST_BUCKETS), CPN_HIST_BUCKETS - 1);
+	assert_int_equal(cpn_hist_bucket(1u << 31), CPN_HIST_BUCKETS - 1);
+	assert_int_equal(cpn_hist_bucket(0xffffffffU), CPN_HIST_BUCKETS - 1);
+}
+
+/* ---- flow hash --------------------------------------------------------- */
+
+static void test_flow_hash_uses_session_key_when_present(void **state)
+{
+	const __be32 a[4] = {cpn_htonl(0x0a000001), 0, 0, 0};
+	const __be32 b[4] = {cpn_htonl(0x0a000002), 0, 0, 0};
+
+	(void)state;
+	/* one session from two addresses and ports: one flow */
+	assert_int_equal(cpn_flow_hash(a, cpn_htons(1000), 7, 99),
+			 cpn_flow_hash(b, cpn_htons(2000), 7, 99));
+	/* the session belongs to its tenant */
+	assert_int_not_equal(cpn_flow_hash(a, cpn_htons(1000), 7, 99),
+			     cpn_flow_hash(a, cpn_htons(1000), 8, 99));
+	assert_int_not_equal(cpn_flow_hash(a, cpn_htons(1000), 7, 99),
+			     cpn_flow_hash(a, cpn_htons(1000), 7, 98));
+}
+
+static void test_flow_hash_without_session_uses_client_address_and_port(void **state)
+{
+	const __be32 a[4] = {cpn_htonl(0x20010db8), 0, 0, cpn_htonl(1)};
+	__be32 b[4];
+	__u32 h = cpn_flow_hash(a, cpn_htons(1000), 7, 0);
+
+	(void)state;
+	assert_int_equal(cpn_flow_hash(a, cpn_htons(1000), 8, 0), h); /* tenant not part of it */
+	assert_int_not_equal(cpn_flow_hash(a, cpn_htons(1001), 7, 0), h);
+	for (int w = 0; w < 4; w++) {
+		memcpy(b, a, sizeof(b));
+		b[w] ^= cpn_htonl(0x100);
+		assert_int_not_equal(cpn_flow_hash(b, cpn_htons(1000), 7, 0), h);
+	}
+}
+
+#define T(f) cmocka_unit_test_setup(f, reset_tables)
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+	    T(test_est_us_follows_formula),
+	    T(test_est_us_each_queue_term_counts_once),
+	    T(test_est_us_zero_capacity_weight_svc_use_defaults),
+	    T(test_est_us_large_values_do_not_overflow),
+	    T(test_live_requires_admin_up),
+	    T(test_live_false_when_admin_drain),
+	    T(test_live_false_when_node_reports_draining),
+	    T(test_live_false_when_never_reported),
+	    T(test_live_stale_boundary_is_inclusive),
+	    T(test_live_report_newer_than_now_is_fresh),
+	    T(test_p2c_less_loaded_of_two_always_wins),
+	    T(test_p2c_pick_shares_match_uniform_distinct_pairs),
+	    T(test_p2c_samples_every_position_equally),
+	    T(test_p2c_candidates_are_distinct),
+	    T(test_p2c_never_picks_dead_node),
+	    T(test_p2c_single_live_node_is_picked),
+	    T(test_p2c_does_not_touch_outstanding),
+	    T(test_p2c_outstanding_shifts_choice),
+	    T(test_least_picks_minimum_est),
+	    T(test_least_spreads_ties_across_equal_nodes),
+	    T(test_least_path_latency_counts),
+	    T(test_least_weight_counts),
+	    T(test_least_never_picks_dead_node),
+	    T(test_rr_cycles_evenly_through_live_nodes),
+	    T(test_rr_skips_dead_nodes_evenly),
+	    T(test_random_is_roughly_uniform),
+	    T(test_random_is_uniform_over_live_nodes),
+	    T(test_maglev_same_flow_same_node),
+	    T(test_maglev_dead_node_moves_only_its_flows),
+	    T(test_maglev_without_table_stays_consistent_among_live),
+	    T(test_maglev_table_balanced_for_1_to_64_nodes),
+	    T(test_maglev_honours_weights),
+	    T(test_maglev_removal_moves_about_one_nth),
+	    T(test_maglev_build_is_deterministic),
+	    T(test_maglev_build_rejects_bad_input),
+	    T(test_fallback_all_stale_uses_maglev_over_up_nodes),
+	    T(test_fallback_skips_nodes_not_admin_up),
+	    T(test_fallback_without_table_picks_up_candidate),
+	    T(test_busy_no_node_when_nothing_admin_up),
+	    T(test_busy_no_node_for_service_without_candidates),
+	    T(test_invalid_candidate_ids_are_ignored),
+	    T(test_admission_busy_wait_when_est_exceeds_max_wait),
+	    T(test_admission_busy_queue_when_every_candidate_full),
+	    T(test_admission_queue_needs_all_candidates_full),
+	    T(test_admission_zero_limits_mean_unlimited),
+	    T(test_learn_load_sets_fields_and_resets_outstanding),
+	    T(test_learn_load_sets_and_clears_draining),
+	    T(test_learn_load_revives_stale_node),
+	    T(test_learn_svc_first_sample_direct_then_ewma),
+	    T(test_learn_path_first_sample_direct_then_ewma),
+	    T(test_ewma_settles_near_constant_input_without_overflow),
+	    T(test_path_sample_is_rtt_minus_time_inside),
+	    T(test_path_sample_handles_clock_wraparound),
+	    T(test_path_sample_rejects_implausible),
+	    T(test_path_sample_worker_time_above_rtt_is_zero),
+	    T(test_hist_bucket_boundaries),
+	    T(test_flow_hash_uses_session_key_when_present),
+	    T(test_flow_hash_without_session_uses_client_address_and_port),
+	};
+
+	return cmocka_run_group_tests_name("sched", tests, NULL, NULL);
+}
