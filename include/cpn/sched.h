@@ -322,11 +322,12 @@ CPN_SCHED_FN int cpn_least(CPN_CTX *ctx, const struct cpn_service *svc, __u32 st
  * CPN_RANDOM_TRIES independent uniform draws over all candidates, the first
  * live one wins, which makes the winner uniform over the live ones (a scan
  * from one random start would hand a dead node's share to its successor).
- * When every draw misses, the first live one after the last draw. Index of
- * the candidate; -1 when none is live. No state is carried between rounds,
+ * When every draw misses, the first live one after the last draw. `skip`
+ * (or -1) is an index not to return: p2c's first draw. Index of the
+ * candidate; -1 when none is live. No state is carried between rounds,
  * which keeps the verifier's work linear.
  */
-CPN_SCHED_FN int cpn_random_live(CPN_CTX *ctx, const struct cpn_service *svc, __u64 rnd,
+CPN_SCHED_FN int cpn_random_live(CPN_CTX *ctx, const struct cpn_service *svc, __u64 rnd, int skip,
 				 __u64 now_ns)
 {
 	__u64 x = rnd;
@@ -343,11 +344,13 @@ CPN_SCHED_FN int cpn_random_live(CPN_CTX *ctx, const struct cpn_service *svc, __
 
 		x = x * 6364136223846793005ULL + 1442695040888963407ULL;
 		idx = (__u32)(x >> 33) % n;
+		if ((int)idx == skip)
+			continue;
 		nd = cpn_node_at(ctx, svc->nodes[idx & (CPN_MAX_SVC_NODES - 1)]);
 		if (nd && cpn_node_live(nd, now_ns, svc->stale_ms))
 			return (int)idx;
 	}
-	return cpn_scan_live(ctx, svc, idx, -1, now_ns);
+	return cpn_scan_live(ctx, svc, idx, skip, now_ns);
 }
 
 /* `round-robin`: each request takes ticks of the service's cursor until one
@@ -444,7 +447,7 @@ static __always_inline int cpn_choose(CPN_CTX *ctx, struct cpn_service *svc,
 	case CPN_POL_RANDOM:
 	case CPN_POL_RR: {
 		ia = svc->policy == CPN_POL_RR ? cpn_rr_live(ctx, svc, now_ns)
-					       : cpn_random_live(ctx, svc, rnd, now_ns);
+					       : cpn_random_live(ctx, svc, rnd, -1, now_ns);
 		if (ia < 0)
 			return cpn_fallback(ctx, svc, mg, flow_hash, out);
 		out->node_id = svc->nodes[ia & (CPN_MAX_SVC_NODES - 1)];
@@ -457,7 +460,7 @@ static __always_inline int cpn_choose(CPN_CTX *ctx, struct cpn_service *svc,
 	default: {
 		__u32 r1 = (__u32)rnd, r2 = (__u32)(rnd >> 32);
 
-		ia = cpn_scan_live(ctx, svc, r1 % n, -1, now_ns);
+		ia = cpn_random_live(ctx, svc, r1, -1, now_ns);
 		if (ia < 0)
 			return cpn_fallback(ctx, svc, mg, flow_hash, out);
 		a = cpn_node_at(ctx, svc->nodes[ia & (CPN_MAX_SVC_NODES - 1)]);
@@ -465,14 +468,7 @@ static __always_inline int cpn_choose(CPN_CTX *ctx, struct cpn_service *svc,
 			return cpn_fallback(ctx, svc, mg, flow_hash, out);
 		ea = cpn_est_us(a);
 		qa = cpn_node_queue(a);
-		ib = -1;
-		if (n > 1) {
-			__u32 jb = r2 % (n - 1);
-
-			if (jb >= (__u32)ia)
-				jb++;
-			ib = cpn_scan_live(ctx, svc, jb, ia, now_ns);
-		}
+		ib = n > 1 ? cpn_random_live(ctx, svc, r2, ia, now_ns) : -1;
 		b = ib >= 0 ? cpn_node_at(ctx, svc->nodes[ib & (CPN_MAX_SVC_NODES - 1)]) : 0;
 		if (!b) {
 			out->node_id = svc->nodes[ia & (CPN_MAX_SVC_NODES - 1)];
