@@ -1,0 +1,248 @@
+#!/usr/bin/env python3
+# SPDX-License-Identifier: (GPL-2.0-only OR BSD-2-Clause)
+"""cpn datagrams over plain UDP sockets, for the e2e tests (standard library only).
+
+  cpn_udp.py node --listen IP:PORT --node-id N [--iface IF] [--ready FILE] [--timeout S]
+      Receive one REQUEST on a socket bound to IP:PORT, check that the
+      router tagged it for node N (TAGGED, node_id N, hops 1), answer the
+      sender with a REPLY that carries a load report (queue 2, inflight 1,
+      capacity 6, util 64, worker_us 150).
+
+  cpn_udp.py client --to VIP:PORT --service S --tenant T [--expect-node N] [--iface IF]
+                    [--timeout S]
+      Send one REQUEST to VIP:PORT and wait for its REPLY, which must come
+      from VIP:PORT (the router's reverse NAT) and echo the request.
+
+With --iface, the datagram received is also read as a whole frame from a
+packet socket on IF, and its IPv4 header and UDP checksums are verified
+here: the kernel verifies them too, but not on every path (a frame that a
+veth hands over as CHECKSUM_UNNECESSARY is not checked again).
+
+Each prints what it saw as key=value lines and exits 0 when every check
+holds, 1 when one fails, 3 on timeout, 2 on bad usage.
+"""
+import argparse
+import random
+import socket
+import struct
+import sys
+import time
+
+MAGIC, VERSION = 0x4350, 1
+T_REQUEST, T_REPLY = 1, 2
+F_TAGGED = 0x0001
+IP_PKTINFO = getattr(socket, "IP_PKTINFO", 8)  # <linux/in.h>; absent from some Pythons
+ETH_P_IP = 0x0800
+PACKET_OUTGOING = 4
+# docs/PROTOCOL.md, include/cpn/proto.h: 48 bytes, network byte order.
+HDR = struct.Struct("!HBBHHIIQHBBIHHHBBII")
+FIELDS = ("magic", "version", "type", "flags", "service_id", "tenant_id", "session_key",
+          "request_id", "node_id", "hops", "class_", "router_ts", "queue_depth", "inflight",
+          "capacity", "util", "status", "worker_us", "reserved")
+assert HDR.size == 48
+PAYLOAD = b"cpn e2e round trip payload\n"
+REPLY_LOAD = dict(queue_depth=2, inflight=1, capacity=6, util=64, worker_us=150)
+
+
+def pack(**kw):
+    h = dict.fromkeys(FIELDS, 0)
+    h.update(magic=MAGIC, version=VERSION)
+    h.update(kw)
+    return HDR.pack(*(h[f] for f in FIELDS))
+
+
+def unpack(data):
+    if len(data) < HDR.size:
+        return None
+    return dict(zip(FIELDS, HDR.unpack_from(data)))
+
+
+def addr_port(s):
+    host, _, port = s.rpartition(":")
+    return host, int(port)
+
+
+def show(who, h):
+    print(f"{who}: type={h['type']} flags=0x{h['flags']:04x} service_id={h['service_id']} "
+          f"tenant_id={h['tenant_id']} request_id={h['request_id']} node_id={h['node_id']} "
+          f"hops={h['hops']} router_ts={h['router_ts']}")
+
+
+def csum_ok(data):
+    """The ones' complement sum of data (with its checksum field) is all ones."""
+    if len(data) % 2:
+        data += b"\0"
+    s = sum(struct.unpack(f"!{len(data) // 2}H", data))
+    while s >> 16:
+        s = (s & 0xFFFF) + (s >> 16)
+    return s == 0xFFFF
+
+
+def open_capture(iface):
+    if not iface:
+        return None
+    c = socket.socket(socket.AF_PACKET, socket.SOCK_RAW, socket.htons(ETH_P_IP))
+    c.bind((iface, ETH_P_IP))
+    return c
+
+
+def check_frame(cap, who, request_id, errs):
+    """Find the received frame of `request_id` on the packet socket; verify it."""
+    if cap is None:
+        return
+    deadline = time.monotonic() + 1.0
+    while True:
+        left = deadline - time.monotonic()
+        if left <= 0:
+            errs.append("the frame was not seen on the packet socket")
+            return
+        cap.settimeout(left)
+        try:
+            frame, sll = cap.recvfrom(65535)
+        except socket.timeout:
+            continue
+        if sll[2] == PACKET_OUTGOING or len(frame) < 14 + 20:
+            continue
+        ip = frame[14:]
+        ihl = (ip[0] & 0x0F) * 4
+        tot = int.from_bytes(ip[2:4], "big")
+        if ip[0] >> 4 != 4 or ip[9] != socket.IPPROTO_UDP or tot > len(ip):
+            continue
+        udp = ip[ihl:tot]
+        h = unpack(udp[8:])
+        if h is None or h["request_id"] != request_id:
+            continue
+        src, dst = socket.inet_ntoa(ip[12:16]), socket.inet_ntoa(ip[16:20])
+        sport, dport, ulen, ucsum = struct.unpack("!HHHH", udp[:8])
+        ip_ok = csum_ok(ip[:ihl])
+        pseudo = ip[12:20] + struct.pack("!BBH", 0, socket.IPPROTO_UDP, len(udp))
+        udp_ok = ucsum != 0 and ulen == len(udp) and csum_ok(pseudo + udp)
+        print(f"{who}: frame {src}:{sport} > {dst}:{dport} ttl={ip[8]} udp_len={ulen} "
+              f"udp_csum=0x{ucsum:04x} ip_csum_ok={int(ip_ok)} udp_csum_ok={int(udp_ok)}")
+        if not ip_ok:
+            errs.append("IPv4 header checksum wrong")
+        if not udp_ok:
+            errs.append("UDP checksum wrong or absent")
+        return
+
+
+def node(a):
+    ip, port = addr_port(a.listen)
+    s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    s.setsockopt(socket.SOL_IP, IP_PKTINFO, 1)
+    s.bind((ip, port))
+    s.settimeout(a.timeout)
+    cap = open_capture(a.iface)
+    if a.ready:
+        with open(a.ready, "w") as f:
+            f.write("ready\n")
+    try:
+        data, anc, _, src = s.recvmsg(65535, socket.CMSG_SPACE(12))
+    except socket.timeout:
+        print("node: timeout: no request arrived")
+        return 3
+    dst = "?"
+    for level, typ, val in anc:
+        if level == socket.SOL_IP and typ == IP_PKTINFO and len(val) >= 12:
+            dst = socket.inet_ntoa(val[8:12])  # struct in_pktinfo: ipi_addr
+    print(f"node: from={src[0]}:{src[1]} dst={dst}:{port} len={len(data)}")
+    h = unpack(data)
+    if h is None:
+        print("node: FAIL datagram shorter than the cpn header")
+        return 1
+    show("node", h)
+    # Checked on the raw bytes: flags at 4-5, node_id at 24-25, hops at 26.
+    flags = int.from_bytes(data[4:6], "big")
+    node_id = int.from_bytes(data[24:26], "big")
+    errs = []
+    if h["magic"] != MAGIC or h["version"] != VERSION or h["type"] != T_REQUEST:
+        errs.append("not a cpn v1 REQUEST")
+    if dst not in ("?", ip):
+        errs.append(f"destination {dst}, expected {ip}")
+    if not flags & F_TAGGED:
+        errs.append("TAGGED not set")
+    if node_id != a.node_id:
+        errs.append(f"node_id {node_id}, expected {a.node_id}")
+    if data[26] != 1:
+        errs.append(f"hops {data[26]}, expected 1")
+    if data[HDR.size:] != PAYLOAD:
+        errs.append("payload changed")
+    check_frame(cap, "node", h["request_id"], errs)
+    # Answer as a worker would: echo the identity and router_ts, report load.
+    reply = pack(type=T_REPLY, service_id=h["service_id"], tenant_id=h["tenant_id"],
+                 session_key=h["session_key"], request_id=h["request_id"], node_id=a.node_id,
+                 hops=h["hops"], class_=h["class_"], router_ts=h["router_ts"], status=0,
+                 **REPLY_LOAD)
+    s.sendto(reply + data[HDR.size:], src)
+    print(f"node: replied to {src[0]}:{src[1]}")
+    for e in errs:
+        print(f"node: FAIL {e}")
+    return 1 if errs else 0
+
+
+def client(a):
+    vip, port = addr_port(a.to)
+    s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    cap = open_capture(a.iface)
+    rid = random.getrandbits(63) | 1
+    s.sendto(pack(type=T_REQUEST, service_id=a.service, tenant_id=a.tenant, request_id=rid) +
+             PAYLOAD, (vip, port))
+    me = s.getsockname()
+    print(f"client: sent REQUEST request_id={rid} from {me[0]}:{me[1]} to {vip}:{port}")
+    deadline = time.monotonic() + a.timeout
+    while True:
+        left = deadline - time.monotonic()
+        if left <= 0:
+            print("client: timeout: no reply arrived")
+            return 3
+        s.settimeout(left)
+        try:
+            data, src = s.recvfrom(65535)
+        except socket.timeout:
+            continue
+        h = unpack(data)
+        print(f"client: from={src[0]}:{src[1]} len={len(data)}")
+        if h is None or h["request_id"] != rid:
+            continue  # not ours: keep waiting
+        show("client", h)
+        errs = []
+        if src != (vip, port):
+            errs.append(f"source {src[0]}:{src[1]}, expected {vip}:{port} (reverse NAT)")
+        if h["type"] != T_REPLY:
+            errs.append(f"type {h['type']}, expected REPLY")
+        if a.expect_node and h["node_id"] != a.expect_node:
+            errs.append(f"node_id {h['node_id']}, expected {a.expect_node}")
+        if h["service_id"] != a.service:
+            errs.append(f"service_id {h['service_id']}, expected {a.service}")
+        if data[HDR.size:] != PAYLOAD:
+            errs.append("payload changed")
+        check_frame(cap, "client", rid, errs)
+        for e in errs:
+            print(f"client: FAIL {e}")
+        return 1 if errs else 0
+
+
+def main():
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    sub = p.add_subparsers(dest="cmd", required=True)
+    n = sub.add_parser("node")
+    n.add_argument("--listen", required=True)
+    n.add_argument("--node-id", type=int, required=True)
+    n.add_argument("--iface")
+    n.add_argument("--ready")
+    n.add_argument("--timeout", type=float, default=5.0)
+    c = sub.add_parser("client")
+    c.add_argument("--to", required=True)
+    c.add_argument("--service", type=int, required=True)
+    c.add_argument("--tenant", type=int, required=True)
+    c.add_argument("--expect-node", type=int, default=0)
+    c.add_argument("--iface")
+    c.add_argument("--timeout", type=float, default=5.0)
+    a = p.parse_args()
+    rc = node(a) if a.cmd == "node" else client(a)
+    sys.stdout.flush()
+    return rc
+
+
+if __name__ == "__main__":
+    sys.exit(main())
