@@ -104,6 +104,13 @@ struct {
 } cpn_node_stats SEC(".maps");
 
 struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, CPN_MAX_SERVICES);
+	__type(key, __u32);
+	__type(value, struct cpn_svc_stats);
+} cpn_svc_stats SEC(".maps");
+
+struct {
 	__uint(type, BPF_MAP_TYPE_DEVMAP_HASH);
 	__uint(max_entries, CPN_MAX_PORTS);
 	__type(key, __u32);
@@ -219,6 +226,11 @@ static __always_inline void cpn_env_count(struct cpn_env *env, __u32 stat)
 static __always_inline struct cpn_node_stats *cpn_env_node_stats(struct cpn_env *env, __u32 id)
 {
 	return bpf_map_lookup_elem(&cpn_node_stats, &id);
+}
+
+static __always_inline struct cpn_svc_stats *cpn_env_svc_stats(struct cpn_env *env, __u32 id)
+{
+	return bpf_map_lookup_elem(&cpn_svc_stats, &id);
 }
 
 static __always_inline __u64 cpn_env_now_ns(struct cpn_env *env)

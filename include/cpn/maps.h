@@ -14,6 +14,7 @@
  * cpn_affinity        LRU_HASH             cpn_aff_key    struct cpn_aff
  * cpn_stats           PERCPU_ARRAY         enum cpn_stat  __u64
  * cpn_node_stats      PERCPU_ARRAY         node_id        struct cpn_node_stats
+ * cpn_svc_stats       PERCPU_ARRAY         service_id     struct cpn_svc_stats
  * cpn_tx_ports        DEVMAP_HASH          ifindex        struct bpf_devmap_val
  * cpn_nh_cache        PERCPU_ARRAY         node_id        struct cpn_nexthop
  * cpn_rng             PERCPU_ARRAY[1]      __u32          __u64 (xorshift state)
@@ -209,6 +210,14 @@ struct cpn_node_stats {
 	__u64 busy;     /* BUSY from it forwarded */
 	__u64 reports;  /* LOAD and PROBE_ACK learned */
 	__u64 lat_hist[CPN_HIST_BUCKETS]; /* path latency samples, log2 µs */
+};
+
+struct cpn_svc_stats {
+	__u64 requests;  /* steered to a node */
+	__u64 busy;      /* refused by this router: BUSY sent */
+	__u64 refused;   /* dropped after the service was known: ACL, rate, auth, hops */
+	__u64 replies;   /* replies forwarded to clients */
+	__u64 node_busy; /* BUSY from a node forwarded */
 };
 
 /* Every action and every drop reason of the data plane: the index into the

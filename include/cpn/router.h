@@ -19,6 +19,7 @@
  *                                           const struct cpn_aff *);
  *   void                    cpn_env_count(struct cpn_env *, __u32 stat);
  *   struct cpn_node_stats  *cpn_env_node_stats(struct cpn_env *, __u32 id);
+ *   struct cpn_svc_stats   *cpn_env_svc_stats(struct cpn_env *, __u32 id);
  *   __u64                   cpn_env_now_ns(struct cpn_env *);
  *   __u64                   cpn_env_rand(struct cpn_env *);
  *   cpn_node_at(env, id)    as sched.h describes.
@@ -76,6 +77,15 @@ static __always_inline int cpn_verdict_set(struct cpn_env *env, struct cpn_verdi
 	cpn_env_count(env, stat);
 	v->action = action;
 	return action;
+}
+
+/* A request of a known service refused: counted for the service too. */
+static __always_inline int cpn_refuse(struct cpn_env *env, struct cpn_svc_stats *ss,
+				      struct cpn_verdict *v, __u32 stat)
+{
+	if (ss)
+		ss->refused++;
+	return cpn_verdict_set(env, v, CPN_ACT_DROP, stat);
 }
 
 static __always_inline int cpn_addr_eq(const __be32 *a, const __be32 *b, int family)
@@ -276,6 +286,7 @@ static __always_inline int cpn_request(struct cpn_env *env, void *data, void *da
 	struct cpn_tenant *t;
 	struct cpn_node_cfg *nc;
 	struct cpn_node_stats *ns;
+	struct cpn_svc_stats *ss;
 	struct cpn_node *n;
 	__u32 len = p->udp_len - sizeof(struct udphdr);
 	__u64 now = cpn_env_now_ns(env);
@@ -297,36 +308,38 @@ static __always_inline int cpn_request(struct cpn_env *env, void *data, void *da
 		return cpn_verdict_set(env, v, CPN_ACT_DROP, CPN_STAT_DROP_BAD_TYPE);
 	if (cpn_ntohs(h->service_id) != svc->id || !(svc->flags & CPN_SVC_ACTIVE))
 		return cpn_verdict_set(env, v, CPN_ACT_DROP, CPN_STAT_DROP_BAD_SERVICE);
+	ss = cpn_env_svc_stats(env, svc->id);
 	max_hops = cfg && cfg->max_hops ? cfg->max_hops : CPN_DEFAULT_MAX_HOPS;
 	if (h->hops >= max_hops)
-		return cpn_verdict_set(env, v, CPN_ACT_DROP, CPN_STAT_DROP_HOPS);
+		return cpn_refuse(env, ss, v, CPN_STAT_DROP_HOPS);
 
 	/* Tenant: ACL, authentication, rate. */
 	t = cpn_env_tenant(env, cpn_ntohl(h->tenant_id));
 	if (!t || !cpn_tenant_allows(t, svc->id))
-		return cpn_verdict_set(env, v, CPN_ACT_DROP, CPN_STAT_DROP_ACL);
+		return cpn_refuse(env, ss, v, CPN_STAT_DROP_ACL);
 	if (t->flags & CPN_TENANT_KEY) {
 		__u64 *tag = (__u64 *)(h + 1);
 
 		if (!(h->flags & cpn_htons(CPN_F_AUTH)) || (void *)(tag + 1) > data_end ||
 		    *tag != cpn_tag_request(t->key, h))
-			return cpn_verdict_set(env, v, CPN_ACT_DROP, CPN_STAT_DROP_AUTH);
+			return cpn_refuse(env, ss, v, CPN_STAT_DROP_AUTH);
 	}
 	if (!cpn_env_tenant_admit(env, t, now))
-		return cpn_verdict_set(env, v, CPN_ACT_DROP, CPN_STAT_DROP_RATE);
+		return cpn_refuse(env, ss, v, CPN_STAT_DROP_RATE);
 
 	if (svc->flags & CPN_SVC_DPDK)
 		return cpn_verdict_set(env, v, CPN_ACT_XSK, CPN_STAT_REQ_DPDK);
 
 	node_id = cpn_request_node(env, svc, h, p, now, &busy);
-	if (!node_id)
+	nc = node_id ? cpn_env_node_cfg(env, node_id) : 0;
+	n = node_id ? cpn_node_at(env, node_id) : 0;
+	if (!nc || !n || !(nc->flags & CPN_NODE_CFG_VALID)) {
+		if (ss)
+			ss->busy++;
 		return cpn_make_busy(env, data, data_end, p, h, busy ? busy : CPN_BUSY_NO_NODE, v);
-	nc = cpn_env_node_cfg(env, node_id);
-	n = cpn_node_at(env, node_id);
-	if (!nc || !n || !(nc->flags & CPN_NODE_CFG_VALID))
-		return cpn_make_busy(env, data, data_end, p, h, CPN_BUSY_NO_NODE, v);
+	}
 	if (nc->family != p->family)
-		return cpn_verdict_set(env, v, CPN_ACT_DROP, CPN_STAT_DROP_FAMILY);
+		return cpn_refuse(env, ss, v, CPN_STAT_DROP_FAMILY);
 
 	/* Tag: node, hop count, our clock, TAGGED. The UDP checksum follows
 	 * every changed 16-bit word of the header.
@@ -355,6 +368,8 @@ static __always_inline int cpn_request(struct cpn_env *env, void *data, void *da
 	ns = cpn_env_node_stats(env, node_id);
 	if (ns)
 		ns->requests++;
+	if (ss)
+		ss->requests++;
 	cpn_env_count(env, CPN_STAT_REQ_STEERED);
 	v->family = p->family;
 	v->node_id = node_id;
@@ -421,6 +436,7 @@ static __always_inline int cpn_reply(struct cpn_env *env, void *data_end, struct
 	struct cpn_service *svc = cpn_env_service(env, cpn_ntohs(h->service_id));
 	struct cpn_node_stats *ns = cpn_env_node_stats(env, id);
 	struct cpn_node *n = cpn_node_at(env, id);
+	struct cpn_svc_stats *ss;
 	__u64 now;
 
 	if (!cpn_report_auth_ok(nc, h, data_end))
@@ -441,6 +457,13 @@ static __always_inline int cpn_reply(struct cpn_env *env, void *data_end, struct
 			ns->replies++;
 		else
 			ns->busy++;
+	}
+	ss = cpn_env_svc_stats(env, svc->id);
+	if (ss) {
+		if (h->type == CPN_T_REPLY)
+			ss->replies++;
+		else
+			ss->node_busy++;
 	}
 	cpn_nat(p, 1, svc->vip, svc->port, 0);
 	cpn_env_count(env, h->type == CPN_T_REPLY ? CPN_STAT_REPLY_FWD : CPN_STAT_BUSY_FWD);

@@ -19,7 +19,7 @@
 const char *const cpn_map_names[CPN_NR_MAPS] = {
 	"cpn_config",	 "cpn_vips",	 "cpn_services", "cpn_maglev",	 "cpn_nodes",
 	"cpn_node_state", "cpn_tenants", "cpn_affinity", "cpn_stats",	 "cpn_node_stats",
-	"cpn_tx_ports",	 "xsks_map",	 "cpn_nh_cache",
+	"cpn_tx_ports",	 "xsks_map",	 "cpn_nh_cache", "cpn_svc_stats",
 };
 
 static int *map_slot(struct cpn_maps *m, int i)
@@ -27,7 +27,7 @@ static int *map_slot(struct cpn_maps *m, int i)
 	int *slots[CPN_NR_MAPS] = {&m->config,	   &m->vips,	 &m->services,	 &m->maglev,
 				   &m->nodes,	   &m->node_state, &m->tenants,	 &m->affinity,
 				   &m->stats,	   &m->node_stats, &m->tx_ports, &m->xsks,
-				   &m->nh_cache};
+				   &m->nh_cache,   &m->svc_stats};
 	return slots[i];
 }
 
@@ -320,6 +320,31 @@ int cpn_maps_node_stats(struct cpn_maps *m, __u16 id, struct cpn_node_stats *out
 		out->reports += v[c].reports;
 		for (int b = 0; b < CPN_HIST_BUCKETS; b++)
 			out->lat_hist[b] += v[c].lat_hist[b];
+	}
+	free(v);
+	return 0;
+}
+
+int cpn_maps_svc_stats(struct cpn_maps *m, __u16 id, struct cpn_svc_stats *out)
+{
+	struct cpn_svc_stats *v = calloc((size_t)m->ncpus, sizeof(*v));
+	__u32 k = id;
+
+	if (!v)
+		return -ENOMEM;
+	memset(out, 0, sizeof(*out));
+	if (bpf_map_lookup_elem(m->svc_stats, &k, v)) {
+		int err = -errno;
+
+		free(v);
+		return err;
+	}
+	for (int c = 0; c < m->ncpus; c++) {
+		out->requests += v[c].requests;
+		out->busy += v[c].busy;
+		out->refused += v[c].refused;
+		out->replies += v[c].replies;
+		out->node_busy += v[c].node_busy;
 	}
 	free(v);
 	return 0;

@@ -31,13 +31,14 @@ struct cpn_maps {
 	int tx_ports;
 	int xsks;
 	int nh_cache;
+	int svc_stats;
 	struct cpn_node *state; /* cpn_node_state, mmaped: CPN_MAX_NODES entries */
 	int ncpus;
 	bool owns_fds; /* opened from pins: close them */
 };
 
 /* Map names as pinned, in struct order. */
-#define CPN_NR_MAPS 13
+#define CPN_NR_MAPS 14
 extern const char *const cpn_map_names[CPN_NR_MAPS];
 
 int cpn_maps_open_pinned(struct cpn_maps *m, const char *pin_dir);
@@ -75,6 +76,7 @@ int cpn_maps_del_port(struct cpn_maps *m, int ifindex);
 /* Counters summed over CPUs. */
 int cpn_maps_stats(struct cpn_maps *m, __u64 out[CPN_STAT_MAX]);
 int cpn_maps_node_stats(struct cpn_maps *m, __u16 id, struct cpn_node_stats *out);
+int cpn_maps_svc_stats(struct cpn_maps *m, __u16 id, struct cpn_svc_stats *out);
 
 /* "10.0.0.1", "fd00::1" -> addr, family. 0 or -1. */
 int cpn_addr_parse(const char *s, __be32 addr[4], __u8 *family);
