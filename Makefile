@@ -34,7 +34,9 @@ BPFT_LIB  := $(filter-out $(BPFT_SRCS),$(wildcard selftests/bpf/*.c))
 BPFT_HDRS := $(wildcard selftests/bpf/*.h)
 LIBCPN    := $(wildcard userspace/lib/*.c)
 LIBCPN_H  := $(wildcard userspace/lib/*.h)
-TOOL_BINS := $(BUILD)/cpn-maps $(BUILD)/bench-xdp
+CPNCTL_SRCS := $(wildcard userspace/cpnctl/*.c)
+CPNCTL_HDRS := $(wildcard userspace/cpnctl/*.h)
+TOOL_BINS := $(BUILD)/cpn-maps $(BUILD)/bench-xdp $(BUILD)/cpnctl
 
 .PHONY: all deps test test-unit test-bpf bench bench-xdp demo clean help format check-format
 
@@ -60,6 +62,13 @@ $(BUILD)/%.skel.h: bpf/%.bpf.o
 	$(BPFTOOL) gen skeleton $< name $(subst -,_,$*) > $@.tmp && mv $@.tmp $@
 
 # ---- tests --------------------------------------------------------------
+# test_config also needs the config parser, libcpn, libyaml and libbpf.
+$(BUILD)/selftests/unit/test_config: selftests/unit/test_config.c userspace/cpnctl/config.c \
+		userspace/cpnctl/cpnctl.h $(HDRS) $(LIBCPN) $(LIBCPN_H)
+	@mkdir -p $(dir $@)
+	$(CC) $(CPPFLAGS) -Iuserspace/cpnctl $(CFLAGS) $(SANITIZE) $< userspace/cpnctl/config.c \
+		userspace/lib/cpn_maps.c -o $@ $(CMOCKA) -lyaml $(LIBBPF) -lm
+
 $(BUILD)/selftests/unit/%: selftests/unit/%.c $(HDRS)
 	@mkdir -p $(dir $@)
 	$(CC) $(CPPFLAGS) $(CFLAGS) $(SANITIZE) $< -o $@ $(CMOCKA) -lm
@@ -67,6 +76,17 @@ $(BUILD)/selftests/unit/%: selftests/unit/%.c $(HDRS)
 $(BUILD)/selftests/bpf/%: selftests/bpf/%.c $(BPFT_LIB) $(BPFT_HDRS) $(HDRS) $(SKELS) $(BPF_OBJS) $(LIBCPN) $(LIBCPN_H)
 	@mkdir -p $(dir $@)
 	$(CC) $(CPPFLAGS) -Iselftests/bpf $(CFLAGS) $(SANITIZE) $< $(BPFT_LIB) $(LIBCPN) -o $@ $(CMOCKA) $(LIBBPF) -lm
+
+# test_metrics also takes cpnctl's metrics.c and libmicrohttpd (an explicit
+# rule: it wins over the pattern above).
+$(BUILD)/selftests/bpf/test_metrics: selftests/bpf/test_metrics.c userspace/cpnctl/metrics.c userspace/cpnctl/cpnctl.h $(BPFT_LIB) $(BPFT_HDRS) $(HDRS) $(SKELS) $(BPF_OBJS) $(LIBCPN) $(LIBCPN_H)
+	@mkdir -p $(dir $@)
+	$(CC) $(CPPFLAGS) -Iselftests/bpf -Iuserspace/cpnctl $(CFLAGS) $(SANITIZE) $< userspace/cpnctl/metrics.c $(BPFT_LIB) $(LIBCPN) -o $@ $(CMOCKA) $(LIBBPF) -lmicrohttpd -lm
+
+# ---- programs -----------------------------------------------------------
+$(BUILD)/cpnctl: $(CPNCTL_SRCS) $(CPNCTL_HDRS) $(HDRS) $(LIBCPN) $(LIBCPN_H) $(SKELS)
+	@mkdir -p $(dir $@)
+	$(CC) $(CPPFLAGS) -Iuserspace/cpnctl $(CFLAGS) $(CPNCTL_SRCS) $(LIBCPN) -o $@ $(LIBBPF) -lyaml -lmicrohttpd -lpthread
 
 # ---- tools --------------------------------------------------------------
 $(BUILD)/cpn-maps: tools/cpn-maps.c $(HDRS) $(LIBCPN) $(LIBCPN_H)

@@ -108,6 +108,11 @@ struct cpn_maglev {
 enum cpn_node_cfg_flags {
 	CPN_NODE_CFG_VALID = 0x1,
 	CPN_NODE_CFG_KEY = 0x2, /* reports must carry AUTH with the node key */
+	/* Removed from the configuration: in no service, never chosen, but its
+	 * replies still in flight are recognised and reverse-NATed until the
+	 * controller deletes the entry.
+	 */
+	CPN_NODE_CFG_RETIRED = 0x4,
 };
 
 /* Where a node is: written by the controller only. */

@@ -398,15 +398,19 @@ static __always_inline struct cpn_node_cfg *cpn_report_node(struct cpn_env *env,
 	return nc;
 }
 
-/* A node with a key must sign its reports: spoofed load is rejected. */
+/* A node with a key must sign its reports: spoofed load is rejected. The
+ * tag must lie inside the datagram (`len` UDP payload bytes), not merely
+ * inside the frame.
+ */
 static __always_inline int cpn_report_auth_ok(struct cpn_node_cfg *nc, struct cpn_hdr *h,
-					      void *data_end)
+					      __u32 len, void *data_end)
 {
 	__u64 *tag = (__u64 *)(h + 1);
 
 	if (!(nc->flags & CPN_NODE_CFG_KEY))
 		return 1;
-	if (!(h->flags & cpn_htons(CPN_F_AUTH)) || (void *)(tag + 1) > data_end)
+	if (!(h->flags & cpn_htons(CPN_F_AUTH)) || len < CPN_HDR_LEN + CPN_TAG_LEN ||
+	    (void *)(tag + 1) > data_end)
 		return 0;
 	return *tag == cpn_tag_node(nc->key, h);
 }
@@ -439,7 +443,7 @@ static __always_inline int cpn_reply(struct cpn_env *env, void *data_end, struct
 	struct cpn_svc_stats *ss;
 	__u64 now;
 
-	if (!cpn_report_auth_ok(nc, h, data_end))
+	if (!cpn_report_auth_ok(nc, h, p->udp_len - sizeof(struct udphdr), data_end))
 		return cpn_verdict_set(env, v, CPN_ACT_DROP, CPN_STAT_DROP_NODE_AUTH);
 	if (!svc || !(svc->flags & CPN_SVC_ACTIVE) || svc->family != p->family)
 		return cpn_verdict_set(env, v, CPN_ACT_DROP, CPN_STAT_DROP_BAD_SERVICE);
@@ -489,7 +493,7 @@ static __always_inline int cpn_control(struct cpn_env *env, void *data_end, stru
 		return cpn_verdict_set(env, v, CPN_ACT_PASS,
 				       h->type == CPN_T_LOAD ? CPN_STAT_LOAD_UNKNOWN
 							     : CPN_STAT_PASS_NOT_CPN);
-	if (!cpn_report_auth_ok(nc, h, data_end))
+	if (!cpn_report_auth_ok(nc, h, p->udp_len - sizeof(struct udphdr), data_end))
 		return cpn_verdict_set(env, v, CPN_ACT_DROP, CPN_STAT_DROP_NODE_AUTH);
 
 	now = cpn_env_now_ns(env);

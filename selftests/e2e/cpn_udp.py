@@ -18,9 +18,26 @@ packet socket on IF, and its IPv4 header and UDP checksums are verified
 here: the kernel verifies them too, but not on every path (a frame that a
 veth hands over as CHECKSUM_UNNECESSARY is not checked again).
 
+  cpn_udp.py serve --listen IP:PORT --node-id N [--load-to IP:PORT] [--capacity C]
+                   [--svc-us US] [--duration S] [--stats FILE]
+      A worker for traffic tests: answer every REQUEST at once with a REPLY
+      carrying its load, answer PROBE with PROBE_ACK, send a LOAD heartbeat
+      to --load-to every 50 ms; run for --duration seconds or until SIGTERM,
+      then write served=N to --stats (or stdout).
+
+  cpn_udp.py stream --to VIP:PORT --service S --tenant T --count N --rate R
+                    [--timeout S] [--json FILE]
+      A counted stream: N REQUESTs paced at R per second, every one with its
+      own request_id; waits --timeout after the last for the replies. Prints
+      sent, replied, busy, lost and the share per node; exits 0 only when
+      every request got exactly one REPLY from VIP:PORT.
+
 Each prints what it saw as key=value lines and exits 0 when every check
 holds, 1 when one fails, 3 on timeout, 2 on bad usage.
 """
+import json
+import select
+import signal
 import argparse
 import random
 import socket
@@ -29,7 +46,7 @@ import sys
 import time
 
 MAGIC, VERSION = 0x4350, 1
-T_REQUEST, T_REPLY = 1, 2
+T_REQUEST, T_REPLY, T_LOAD, T_PROBE, T_PROBE_ACK, T_BUSY = 1, 2, 3, 4, 5, 6
 F_TAGGED = 0x0001
 IP_PKTINFO = getattr(socket, "IP_PKTINFO", 8)  # <linux/in.h>; absent from some Pythons
 ETH_P_IP = 0x0800
@@ -131,6 +148,10 @@ def node(a):
     s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
     s.setsockopt(socket.SOL_IP, IP_PKTINFO, 1)
     s.bind((ip, port))
+    if a.load_to:
+        # A heartbeat first, so that the router knows the node as live.
+        s.sendto(pack(type=T_LOAD, node_id=a.node_id, capacity=8, worker_us=100),
+                 addr_port(a.load_to))
     s.settimeout(a.timeout)
     cap = open_capture(a.iface)
     if a.ready:
@@ -222,6 +243,121 @@ def client(a):
         return 1 if errs else 0
 
 
+def serve(a):
+    ip, port = addr_port(a.listen)
+    s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    s.bind((ip, port))
+    s.setblocking(False)
+    load_to = addr_port(a.load_to) if a.load_to else None
+    stop = []
+    signal.signal(signal.SIGTERM, lambda *_: stop.append(1))
+    served = probes = 0
+    end = time.monotonic() + a.duration
+    next_load = 0.0
+    if a.ready:
+        with open(a.ready, "w") as f:
+            f.write("ready\n")
+    while not stop and time.monotonic() < end:
+        now = time.monotonic()
+        if load_to and now >= next_load:
+            s.sendto(pack(type=T_LOAD, node_id=a.node_id, capacity=a.capacity,
+                          worker_us=a.svc_us), load_to)
+            next_load = now + 0.05
+        r, _, _ = select.select([s], [], [], max(0.0, min(next_load - now, 0.05)))
+        if not r:
+            continue
+        while True:
+            try:
+                data, src = s.recvfrom(65535)
+            except BlockingIOError:
+                break
+            h = unpack(data)
+            if h is None or h["magic"] != MAGIC:
+                continue
+            if h["type"] == T_REQUEST:
+                served += 1
+                s.sendto(pack(type=T_REPLY, service_id=h["service_id"], tenant_id=h["tenant_id"],
+                              session_key=h["session_key"], request_id=h["request_id"],
+                              node_id=a.node_id, hops=h["hops"], class_=h["class_"],
+                              router_ts=h["router_ts"], capacity=a.capacity,
+                              worker_us=a.svc_us) + data[HDR.size:], src)
+            elif h["type"] == T_PROBE:
+                probes += 1
+                s.sendto(pack(type=T_PROBE_ACK, node_id=a.node_id, router_ts=h["router_ts"],
+                              capacity=a.capacity, worker_us=a.svc_us), src)
+    out = f"served={served}\nprobes={probes}\n"
+    if a.stats:
+        with open(a.stats, "w") as f:
+            f.write(out)
+    else:
+        sys.stdout.write(out)
+    return 0
+
+
+def stream(a):
+    vip, port = addr_port(a.to)
+    s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 1 << 20)
+    s.setblocking(False)
+    base = random.getrandbits(40) << 20
+    pending = {}
+    replied = busy = dup = wrong_src = 0
+    share = {}
+    t0 = time.monotonic()
+    sent = 0
+
+    def drain():
+        nonlocal replied, busy, dup, wrong_src
+        while True:
+            try:
+                data, src = s.recvfrom(65535)
+            except BlockingIOError:
+                return
+            h = unpack(data)
+            if h is None:
+                continue
+            rid = h["request_id"]
+            if rid not in pending:
+                dup += 1
+                continue
+            del pending[rid]
+            if src != (vip, port):
+                wrong_src += 1
+            if h["type"] == T_BUSY:
+                busy += 1
+            elif h["type"] == T_REPLY:
+                replied += 1
+                share[h["node_id"]] = share.get(h["node_id"], 0) + 1
+
+    while sent < a.count:
+        due = t0 + sent / a.rate
+        now = time.monotonic()
+        if now < due:
+            select.select([s], [], [], due - now)
+            drain()
+            continue
+        rid = base + sent
+        pending[rid] = now
+        s.sendto(pack(type=T_REQUEST, service_id=a.service, tenant_id=a.tenant, request_id=rid) +
+                 PAYLOAD, (vip, port))
+        sent += 1
+        drain()
+    end = time.monotonic() + a.timeout
+    while pending and time.monotonic() < end:
+        select.select([s], [], [], 0.05)
+        drain()
+    res = dict(sent=sent, replied=replied, busy=busy, lost=len(pending), duplicate=dup,
+               wrong_source=wrong_src, share={str(k): v for k, v in sorted(share.items())},
+               seconds=round(time.monotonic() - t0, 3))
+    print(" ".join(f"{k}={v}" for k, v in res.items() if k != "share"),
+          "share=" + ",".join(f"{k}:{v}" for k, v in res["share"].items()))
+    if a.json:
+        with open(a.json, "w") as f:
+            json.dump(res, f)
+    ok = res["lost"] == 0 and busy == 0 and dup == 0 and wrong_src == 0 and replied == a.count
+    return 0 if ok else 1
+
+
 def main():
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     sub = p.add_subparsers(dest="cmd", required=True)
@@ -231,6 +367,24 @@ def main():
     n.add_argument("--iface")
     n.add_argument("--ready")
     n.add_argument("--timeout", type=float, default=5.0)
+    n.add_argument("--load-to")
+    v = sub.add_parser("serve")
+    v.add_argument("--listen", required=True)
+    v.add_argument("--node-id", type=int, required=True)
+    v.add_argument("--load-to")
+    v.add_argument("--capacity", type=int, default=8)
+    v.add_argument("--svc-us", type=int, default=100)
+    v.add_argument("--duration", type=float, default=30.0)
+    v.add_argument("--stats")
+    v.add_argument("--ready")
+    t = sub.add_parser("stream")
+    t.add_argument("--to", required=True)
+    t.add_argument("--service", type=int, required=True)
+    t.add_argument("--tenant", type=int, required=True)
+    t.add_argument("--count", type=int, required=True)
+    t.add_argument("--rate", type=float, required=True)
+    t.add_argument("--timeout", type=float, default=3.0)
+    t.add_argument("--json")
     c = sub.add_parser("client")
     c.add_argument("--to", required=True)
     c.add_argument("--service", type=int, required=True)
@@ -239,7 +393,7 @@ def main():
     c.add_argument("--iface")
     c.add_argument("--timeout", type=float, default=5.0)
     a = p.parse_args()
-    rc = node(a) if a.cmd == "node" else client(a)
+    rc = {"node": node, "client": client, "serve": serve, "stream": stream}[a.cmd](a)
     sys.stdout.flush()
     return rc
 

@@ -164,4 +164,20 @@ int cpn_ctl_load(struct cpn_ctl *ctl, struct cpn_cfg *cfg, struct cpn_err *err);
  */
 int cpn_ctl_commit(struct cpn_ctl *ctl, const struct cpn_cfg *cfg, struct cpn_err *err);
 
+/* ---- metrics.c ------------------------------------------------------- */
+
+/* Write the Prometheus text exposition (format 0.0.4) of the router's state
+ * and counters: `cfg` gives names (may be NULL: ids only). 0 or -errno.
+ */
+int cpn_metrics_render(struct cpn_maps *m, const struct cpn_cfg *cfg, FILE *out);
+/* Serve GET /metrics on "ADDR:PORT" (IPv4 or [IPv6]) with libmicrohttpd,
+ * calling render(arg, out) for every scrape (from the server's own thread;
+ * render must be thread-safe against the caller: the server holds no locks).
+ */
+struct cpn_metrics_srv;
+struct cpn_metrics_srv *cpn_metrics_start(const char *addr_port,
+					  int (*render)(void *arg, FILE *out), void *arg,
+					  struct cpn_err *err);
+void cpn_metrics_stop(struct cpn_metrics_srv *srv);
+
 #endif /* CPNCTL_H */

@@ -169,6 +169,22 @@ int cpn_maps_del_node(struct cpn_maps *m, __u16 id)
 	return flush_nexthop(m, id);
 }
 
+int cpn_maps_retire_node(struct cpn_maps *m, __u16 id)
+{
+	struct cpn_node_cfg c;
+	__u32 k = id;
+
+	if (!id || id >= CPN_MAX_NODES)
+		return -EINVAL;
+	if (bpf_map_lookup_elem(m->nodes, &k, &c))
+		return -errno;
+	__atomic_store_n(&m->state[id].admin, 0, __ATOMIC_RELEASE);
+	if (!(c.flags & CPN_NODE_CFG_VALID) || (c.flags & CPN_NODE_CFG_RETIRED))
+		return 0;
+	c.flags |= CPN_NODE_CFG_RETIRED;
+	return ret(bpf_map_update_elem(m->nodes, &k, &c, BPF_ANY));
+}
+
 int cpn_maps_node_admin(struct cpn_maps *m, __u16 id, __u32 set, __u32 clear)
 {
 	__u32 a;

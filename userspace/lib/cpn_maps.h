@@ -55,6 +55,10 @@ int cpn_maps_set_node(struct cpn_maps *m, __u16 id, const struct cpn_node_cfg *c
 		      __u32 admin);
 int cpn_maps_get_node(struct cpn_maps *m, __u16 id, struct cpn_node_cfg *cfg);
 int cpn_maps_del_node(struct cpn_maps *m, __u16 id);
+/* Retire a node that no service names any more: never chosen, but the
+ * replies still in flight from it are forwarded. Delete it later.
+ */
+int cpn_maps_retire_node(struct cpn_maps *m, __u16 id);
 /* Set or clear admin flags (CPN_ADMIN_DRAIN, ...) of a node. */
 int cpn_maps_node_admin(struct cpn_maps *m, __u16 id, __u32 set, __u32 clear);
 

@@ -1,0 +1,421 @@
+// SPDX-License-Identifier: (GPL-2.0-only OR BSD-2-Clause)
+/*
+ * cpnctl's read commands: status, stats, service/node/tenant list. Names
+ * come from the desired state, numbers from the maps. Tables for people,
+ * -j for programs (one JSON object on one line).
+ */
+#include <arpa/inet.h>
+#include <inttypes.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "cpn/sched.h"
+#include "cpnctl_cmd.h"
+
+/* ---- JSON ---------------------------------------------------------------- */
+
+static void jstr(const char *s)
+{
+	putchar('"');
+	for (; *s; s++) {
+		unsigned char c = (unsigned char)*s;
+
+		if (c == '"' || c == '\\')
+			printf("\\%c", c);
+		else if (c < 0x20)
+			printf("\\u%04x", c);
+		else
+			putchar(c);
+	}
+	putchar('"');
+}
+
+static void jkey(const char *k, bool *first)
+{
+	if (!*first)
+		putchar(',');
+	*first = false;
+	jstr(k);
+	putchar(':');
+}
+
+static void jkv_s(const char *k, const char *v, bool *first)
+{
+	jkey(k, first);
+	jstr(v);
+}
+
+static void jkv_u(const char *k, unsigned long long v, bool *first)
+{
+	jkey(k, first);
+	printf("%llu", v);
+}
+
+static void jkv_f(const char *k, double v, bool *first)
+{
+	jkey(k, first);
+	printf("%.6g", v);
+}
+
+static void jkv_b(const char *k, bool v, bool *first)
+{
+	jkey(k, first);
+	fputs(v ? "true" : "false", stdout);
+}
+
+/* ---- what a node looks like now ----------------------------------------- */
+
+struct node_view {
+	__u16 id;
+	const struct cfg_node *cfg; /* may be NULL: in the maps only */
+	struct cpn_node st;
+	struct cpn_node_stats ns;
+	bool live;
+	bool retired; /* out of the configuration, replies still forwarded */
+	__u32 stale_ms;
+};
+
+static __u32 node_stale_ms(const struct cpn_cfg *cfg, __u16 id)
+{
+	__u32 best = 0;
+
+	for (int i = 0; i < cfg->n_services; i++)
+		for (int k = 0; k < cfg->services[i].n_nodes; k++)
+			if (cfg->services[i].nodes[k] == id &&
+			    (!best || cfg->services[i].stale_ms < best))
+				best = cfg->services[i].stale_ms;
+	return best ? best : 500;
+}
+
+static const char *admin_str(__u32 admin)
+{
+	if (!(admin & CPN_ADMIN_UP))
+		return "down";
+	return (admin & CPN_ADMIN_DRAIN) ? "drain" : "up";
+}
+
+static void node_addr(const struct node_view *v, struct cpn_maps *m, char *buf, size_t len)
+{
+	struct cpn_node_cfg nc;
+	char a[64];
+
+	if (cpn_maps_get_node(m, v->id, &nc)) {
+		snprintf(buf, len, "-");
+		return;
+	}
+	cpn_addr_str(nc.addr, nc.family, a, sizeof(a));
+	snprintf(buf, len, nc.family == CPN_AF_INET6 ? "[%s]:%u" : "%s:%u", a, ntohs(nc.port));
+}
+
+/* Every node the config names or the maps know. */
+static int collect_nodes(struct cpn_maps *m, const struct cpn_cfg *cfg, struct node_view **out)
+{
+	struct node_view *v = NULL;
+	struct cpn_node_cfg nc;
+	__u64 now = cpn_now_ns();
+	int n = 0;
+
+	for (__u16 id = 1; id < CPN_MAX_NODES; id++) {
+		const struct cfg_node *c = cpn_cfg_node(cfg, id);
+		struct node_view *nv;
+
+		if (!c && cpn_maps_get_node(m, id, &nc))
+			continue;
+		nv = realloc(v, (size_t)(n + 1) * sizeof(*v));
+		if (!nv) {
+			free(v);
+			return -1;
+		}
+		v = nv;
+		memset(&v[n], 0, sizeof(v[n]));
+		v[n].id = id;
+		v[n].cfg = c;
+		v[n].st = m->state[id];
+		cpn_maps_node_stats(m, id, &v[n].ns);
+		v[n].stale_ms = node_stale_ms(cfg, id);
+		v[n].live = cpn_node_live(&v[n].st, now, v[n].stale_ms);
+		v[n].retired = !cpn_maps_get_node(m, id, &nc) && (nc.flags & CPN_NODE_CFG_RETIRED);
+		n++;
+	}
+	*out = v;
+	return n;
+}
+
+/* ---- the views --------------------------------------------------------- */
+
+static void service_vip(const struct cfg_service *s, char *buf, size_t len)
+{
+	char a[64];
+
+	cpn_addr_str(s->vip, s->family, a, sizeof(a));
+	snprintf(buf, len, s->family == CPN_AF_INET6 ? "[%s]:%u" : "%s:%u", a, ntohs(s->port));
+}
+
+static int live_nodes(const struct cfg_service *s, const struct node_view *nv, int nn)
+{
+	int live = 0;
+	__u64 now = cpn_now_ns();
+
+	for (int k = 0; k < s->n_nodes; k++)
+		for (int i = 0; i < nn; i++)
+			if (nv[i].id == s->nodes[k] && cpn_node_live(&nv[i].st, now, s->stale_ms))
+				live++;
+	return live;
+}
+
+static void show_services(struct cpn_maps *m, const struct cpn_cfg *cfg, const struct node_view *nv,
+			  int nn, bool json)
+{
+	char vip[80], list[512];
+
+	if (json) {
+		printf("[");
+		for (int i = 0; i < cfg->n_services; i++) {
+			const struct cfg_service *s = &cfg->services[i];
+			struct cpn_svc_stats ss;
+			bool f = true;
+
+			cpn_maps_svc_stats(m, s->id, &ss);
+			service_vip(s, vip, sizeof(vip));
+			printf("%s{", i ? "," : "");
+			jkv_s("name", s->name, &f);
+			jkv_u("id", s->id, &f);
+			jkv_s("vip", vip, &f);
+			jkv_s("policy", cpn_policy_names[s->policy], &f);
+			jkv_s("dataplane", s->dpdk ? "dpdk" : "xdp", &f);
+			jkv_u("max_wait_us", s->max_wait_us, &f);
+			jkv_u("max_queue", s->max_queue, &f);
+			jkv_u("stale_ms", s->stale_ms, &f);
+			jkey("nodes", &f);
+			printf("[");
+			for (int k = 0; k < s->n_nodes; k++)
+				printf("%s%u", k ? "," : "", s->nodes[k]);
+			printf("]");
+			jkv_u("live_nodes", (unsigned)live_nodes(s, nv, nn), &f);
+			jkv_u("requests", ss.requests, &f);
+			jkv_u("busy", ss.busy, &f);
+			jkv_u("refused", ss.refused, &f);
+			jkv_u("replies", ss.replies, &f);
+			jkv_u("node_busy", ss.node_busy, &f);
+			printf("}");
+		}
+		printf("]");
+		return;
+	}
+	printf("%-16s %5s %-24s %-12s %-5s %-11s %10s %8s %8s %10s\n", "SERVICE", "ID", "VIP",
+	       "POLICY", "PLANE", "LIVE/NODES", "REQUESTS", "BUSY", "REFUSED", "REPLIES");
+	for (int i = 0; i < cfg->n_services; i++) {
+		const struct cfg_service *s = &cfg->services[i];
+		struct cpn_svc_stats ss;
+		char ln[32];
+
+		cpn_maps_svc_stats(m, s->id, &ss);
+		service_vip(s, vip, sizeof(vip));
+		snprintf(ln, sizeof(ln), "%d/%d", live_nodes(s, nv, nn), s->n_nodes);
+		printf("%-16s %5u %-24s %-12s %-5s %-11s %10llu %8llu %8llu %10llu\n", s->name, s->id,
+		       vip, cpn_policy_names[s->policy], s->dpdk ? "dpdk" : "xdp", ln,
+		       (unsigned long long)ss.requests, (unsigned long long)ss.busy,
+		       (unsigned long long)ss.refused, (unsigned long long)ss.replies);
+		list[0] = 0;
+		for (int k = 0; k < s->n_nodes; k++) {
+			size_t l = strlen(list);
+
+			snprintf(list + l, sizeof(list) - l, "%s%u", k ? "," : "", s->nodes[k]);
+		}
+		if (s->n_nodes)
+			printf("%16s nodes %s\n", "", list);
+	}
+}
+
+static void show_nodes(struct cpn_maps *m, const struct node_view *nv, int nn, bool json)
+{
+	__u64 total = 0, now = cpn_now_ns();
+	char addr[80];
+
+	for (int i = 0; i < nn; i++)
+		total += nv[i].ns.requests;
+	if (json) {
+		printf("[");
+		for (int i = 0; i < nn; i++) {
+			const struct node_view *v = &nv[i];
+			bool f = true;
+
+			node_addr(v, m, addr, sizeof(addr));
+			printf("%s{", i ? "," : "");
+			jkv_u("id", v->id, &f);
+			jkv_s("addr", addr, &f);
+			jkv_s("admin", v->retired ? "retired" : admin_str(v->st.admin), &f);
+			jkv_u("weight", v->st.weight, &f);
+			jkv_b("joined", v->cfg && v->cfg->joined, &f);
+			jkv_b("live", v->live, &f);
+			jkv_b("draining", v->st.report_flags & CPN_REP_DRAINING, &f);
+			jkv_u("queue_depth", v->st.queue_depth, &f);
+			jkv_u("inflight", v->st.inflight, &f);
+			jkv_u("capacity", v->st.capacity, &f);
+			jkv_u("outstanding", v->st.outstanding, &f);
+			jkv_f("util", v->st.util / 255.0, &f);
+			jkv_u("svc_us", v->st.svc_us, &f);
+			jkv_u("path_us", v->st.path_us, &f);
+			jkv_b("path_measured", v->st.report_flags & CPN_REP_PATH_VALID, &f);
+			jkv_u("est_us", cpn_est_us(&v->st), &f);
+			jkey("report_age_ms", &f);
+			if (v->st.last_report_ns && now >= v->st.last_report_ns)
+				printf("%.3f", (double)(now - v->st.last_report_ns) / 1e6);
+			else
+				printf("null");
+			jkv_u("reports", v->st.reports, &f);
+			jkv_u("requests", v->ns.requests, &f);
+			jkv_u("replies", v->ns.replies, &f);
+			jkv_u("busy", v->ns.busy, &f);
+			jkv_f("share", total ? (double)v->ns.requests / (double)total : 0.0, &f);
+			printf("}");
+		}
+		printf("]");
+		return;
+	}
+	printf("%5s %-24s %-5s %-4s %6s %6s %6s %5s %9s %9s %9s %10s %6s\n", "NODE", "ADDR", "ADMIN",
+	       "LIVE", "QUEUE", "INFLT", "CAP", "UTIL", "SVC_US", "PATH_US", "EST_US", "REQUESTS",
+	       "SHARE");
+	for (int i = 0; i < nn; i++) {
+		const struct node_view *v = &nv[i];
+
+		node_addr(v, m, addr, sizeof(addr));
+		printf("%5u %-24s %-5s %-4s %6u %6u %6u %4.0f%% %9u %9u %9llu %10llu %5.1f%%%s\n",
+		       v->id, addr, v->retired ? "rtrd" : admin_str(v->st.admin), v->live ? "yes" : "no",
+		       v->st.queue_depth, v->st.inflight, v->st.capacity, v->st.util * 100.0 / 255,
+		       v->st.svc_us, v->st.path_us, (unsigned long long)cpn_est_us(&v->st),
+		       (unsigned long long)v->ns.requests,
+		       total ? 100.0 * (double)v->ns.requests / (double)total : 0.0,
+		       v->cfg && v->cfg->joined ? "  (joined)" : "");
+	}
+}
+
+static void show_tenants(const struct cpn_cfg *cfg, bool json)
+{
+	if (json)
+		printf("[");
+	else
+		printf("%10s %-32s %10s %10s %-4s\n", "TENANT", "SERVICES", "RATE", "BURST", "KEY");
+	for (int i = 0; i < cfg->n_tenants; i++) {
+		const struct cfg_tenant *t = &cfg->tenants[i];
+		char list[512] = "";
+		bool f = true;
+
+		for (int k = 0; k < t->n_services; k++) {
+			const struct cfg_service *s = cpn_cfg_service(cfg, t->services[k]);
+			size_t l = strlen(list);
+
+			snprintf(list + l, sizeof(list) - l, "%s%s", k ? "," : "", s ? s->name : "?");
+		}
+		if (!json) {
+			printf("%10u %-32s %10llu %10llu %-4s\n", t->id, list, (unsigned long long)t->rate,
+			       (unsigned long long)t->burst, t->has_key ? "yes" : "no");
+			continue;
+		}
+		printf("%s{", i ? "," : "");
+		jkv_u("id", t->id, &f);
+		jkey("services", &f);
+		printf("[");
+		for (int k = 0; k < t->n_services; k++) {
+			const struct cfg_service *s = cpn_cfg_service(cfg, t->services[k]);
+
+			if (k)
+				putchar(',');
+			jstr(s ? s->name : "?");
+		}
+		printf("]");
+		jkv_u("rate", t->rate, &f);
+		jkv_u("burst", t->burst, &f);
+		jkv_b("key", t->has_key, &f);
+		printf("}");
+	}
+	if (json)
+		printf("]");
+}
+
+static void show_stats(struct cpn_maps *m, bool json)
+{
+	__u64 c[CPN_STAT_MAX];
+	bool f = true;
+
+	if (cpn_maps_stats(m, c)) {
+		cpnctl_fail("cannot read cpn_stats");
+		return;
+	}
+	if (json)
+		printf("{");
+	for (int i = 0; i < CPN_STAT_MAX; i++) {
+		if (json)
+			jkv_u(cpn_stat_names[i], c[i], &f);
+		else
+			printf("%-22s %llu\n", cpn_stat_names[i], (unsigned long long)c[i]);
+	}
+	if (json)
+		printf("}");
+}
+
+int cpnctl_show(const char *pin_dir, const char *state_dir, enum cpnctl_show what, bool json)
+{
+	struct node_view *nv = NULL;
+	struct cpn_ctl ctl;
+	struct cpn_cfg cfg;
+	struct cpn_err err;
+	int nn;
+
+	if (cpn_ctl_open(&ctl, pin_dir ? pin_dir : CPN_DEFAULT_PIN_DIR,
+			 state_dir ? state_dir : CPN_DEFAULT_STATE_DIR, &err))
+		return cpnctl_fail("%s", err.msg);
+	/* Readers take the lock too: they never see a state file half-written. */
+	if (cpn_ctl_lock(&ctl, &err) || cpn_ctl_load(&ctl, &cfg, &err)) {
+		cpn_ctl_close(&ctl);
+		return cpnctl_fail("%s", err.msg);
+	}
+	cpn_ctl_unlock(&ctl);
+	nn = collect_nodes(&ctl.maps, &cfg, &nv);
+	if (nn < 0) {
+		cpn_cfg_free(&cfg);
+		cpn_ctl_close(&ctl);
+		return cpnctl_fail("out of memory");
+	}
+	switch (what) {
+	case CPNCTL_SHOW_STATUS:
+		if (json) {
+			printf("{\"pin_dir\":");
+			jstr(ctl.pin_dir);
+			printf(",\"services\":");
+			show_services(&ctl.maps, &cfg, nv, nn, true);
+			printf(",\"nodes\":");
+			show_nodes(&ctl.maps, nv, nn, true);
+			printf("}\n");
+		} else {
+			show_services(&ctl.maps, &cfg, nv, nn, false);
+			printf("\n");
+			show_nodes(&ctl.maps, nv, nn, false);
+		}
+		break;
+	case CPNCTL_SHOW_STATS:
+		show_stats(&ctl.maps, json);
+		if (json)
+			printf("\n");
+		break;
+	case CPNCTL_SHOW_SERVICES:
+		show_services(&ctl.maps, &cfg, nv, nn, json);
+		if (json)
+			printf("\n");
+		break;
+	case CPNCTL_SHOW_NODES:
+		show_nodes(&ctl.maps, nv, nn, json);
+		if (json)
+			printf("\n");
+		break;
+	case CPNCTL_SHOW_TENANTS:
+		show_tenants(&cfg, json);
+		if (json)
+			printf("\n");
+		break;
+	}
+	free(nv);
+	cpn_cfg_free(&cfg);
+	cpn_ctl_close(&ctl);
+	return CPN_EXIT_OK;
+}

@@ -1,0 +1,353 @@
+// SPDX-License-Identifier: (GPL-2.0-only OR BSD-2-Clause)
+/*
+ * cpnctl's desired state and how the router's maps are brought to it.
+ *
+ * Every change — apply, service/node/tenant add/del, drain, a node joining —
+ * is the same three steps under the state lock: load the desired state,
+ * change it, commit it. A commit validates the whole config first (nothing
+ * changes when it is wrong), then reconciles the maps to it by comparing
+ * with what the maps hold now (not with the state file: the maps are the
+ * truth the data plane sees), writing only what differs, in an order that
+ * no packet can observe half-done:
+ *
+ *   1. global config
+ *   2. nodes that are new or changed (a node whose address changes is first
+ *      taken out of the running services that name it)
+ *   3. services that are new or changed (Maglev table, service, VIP)
+ *   4. tenants that are new or changed
+ *   5. services, tenants that are gone
+ *   6. nodes that are gone (no service names them any more) are retired:
+ *      never chosen again, but the replies still in flight from them are
+ *      forwarded; the daemon deletes them once they have been quiet
+ *
+ * and finally saves the config as the new desired state (write + rename).
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <stdarg.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/file.h>
+#include <sys/stat.h>
+#include <unistd.h>
+#include <arpa/inet.h>
+
+#include <bpf/bpf.h>
+
+#include "cpnctl.h"
+
+static int errf(struct cpn_err *err, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+static int errf(struct cpn_err *err, const char *fmt, ...)
+{
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(err->msg, sizeof(err->msg), fmt, ap);
+	va_end(ap);
+	return -1;
+}
+
+static int mkdir_p(const char *dir)
+{
+	char tmp[512];
+
+	snprintf(tmp, sizeof(tmp), "%s", dir);
+	for (char *p = tmp + 1; *p; p++) {
+		if (*p != '/')
+			continue;
+		*p = 0;
+		if (mkdir(tmp, 0755) && errno != EEXIST)
+			return -1;
+		*p = '/';
+	}
+	if (mkdir(tmp, 0755) && errno != EEXIST)
+		return -1;
+	return 0;
+}
+
+int cpn_ctl_open(struct cpn_ctl *ctl, const char *pin_dir, const char *state_dir,
+		 struct cpn_err *err)
+{
+	char name[256], lock[600];
+	int rc;
+
+	memset(ctl, 0, sizeof(*ctl));
+	ctl->lock_fd = -1;
+	snprintf(ctl->pin_dir, sizeof(ctl->pin_dir), "%s", pin_dir);
+	/* One state file per router: the pin dir, '/' turned into '_'. */
+	snprintf(name, sizeof(name), "%s", pin_dir);
+	for (char *p = name; *p; p++)
+		if (*p == '/')
+			*p = '_';
+	snprintf(ctl->state_path, sizeof(ctl->state_path), "%s/%s.yaml", state_dir, name);
+	if (mkdir_p(state_dir))
+		return errf(err, "cannot create state directory %s: %s", state_dir, strerror(errno));
+	snprintf(lock, sizeof(lock), "%s.lock", ctl->state_path);
+	ctl->lock_fd = open(lock, O_CREAT | O_RDWR | O_CLOEXEC, 0644);
+	if (ctl->lock_fd < 0)
+		return errf(err, "cannot open %s: %s", lock, strerror(errno));
+	rc = cpn_maps_open_pinned(&ctl->maps, pin_dir);
+	if (rc) {
+		close(ctl->lock_fd);
+		ctl->lock_fd = -1;
+		return errf(err, "no cpn router pinned at %s (%s): run 'cpnctl up' first",
+			    pin_dir, strerror(-rc));
+	}
+	ctl->maps_open = true;
+	return 0;
+}
+
+void cpn_ctl_close(struct cpn_ctl *ctl)
+{
+	if (ctl->maps_open)
+		cpn_maps_close(&ctl->maps);
+	ctl->maps_open = false;
+	if (ctl->lock_fd >= 0)
+		close(ctl->lock_fd);
+	ctl->lock_fd = -1;
+}
+
+int cpn_ctl_lock(struct cpn_ctl *ctl, struct cpn_err *err)
+{
+	if (flock(ctl->lock_fd, LOCK_EX))
+		return errf(err, "cannot lock %s.lock: %s", ctl->state_path, strerror(errno));
+	return 0;
+}
+
+void cpn_ctl_unlock(struct cpn_ctl *ctl)
+{
+	flock(ctl->lock_fd, LOCK_UN);
+}
+
+int cpn_ctl_load(struct cpn_ctl *ctl, struct cpn_cfg *cfg, struct cpn_err *err)
+{
+	if (access(ctl->state_path, F_OK)) {
+		cpn_cfg_init(cfg);
+		return 0;
+	}
+	return cpn_cfg_load(ctl->state_path, cfg, err);
+}
+
+/* ---- config -> map values --------------------------------------------- */
+
+static void to_service(const struct cfg_service *c, struct cpn_service *s)
+{
+	memset(s, 0, sizeof(*s));
+	s->flags = CPN_SVC_ACTIVE | (c->dpdk ? CPN_SVC_DPDK : 0);
+	s->id = c->id;
+	s->policy = c->policy;
+	s->family = c->family;
+	s->port = c->port;
+	memcpy(s->vip, c->vip, sizeof(s->vip));
+	s->max_wait_us = c->max_wait_us;
+	s->max_queue = c->max_queue;
+	s->stale_ms = c->stale_ms;
+	s->n_nodes = (__u32)c->n_nodes;
+	for (int i = 0; i < c->n_nodes; i++)
+		s->nodes[i] = c->nodes[i];
+}
+
+static void to_node(const struct cfg_node *c, struct cpn_node_cfg *n, __u32 *admin)
+{
+	memset(n, 0, sizeof(*n));
+	memcpy(n->addr, c->addr, sizeof(n->addr));
+	n->port = c->port;
+	n->family = c->family;
+	n->flags = CPN_NODE_CFG_VALID | (c->has_key ? CPN_NODE_CFG_KEY : 0);
+	if (c->has_key) {
+		n->key[0] = c->key[0];
+		n->key[1] = c->key[1];
+	}
+	*admin = CPN_ADMIN_UP | (c->drain ? CPN_ADMIN_DRAIN : 0);
+}
+
+static void to_tenant(const struct cfg_tenant *c, struct cpn_tenant *t)
+{
+	memset(t, 0, sizeof(*t));
+	for (int i = 0; i < c->n_services; i++)
+		t->services[c->services[i] / 64] |= 1ULL << (c->services[i] % 64);
+	cpn_tenant_set_rate(t, c->rate, c->burst);
+	if (c->has_key) {
+		t->flags |= CPN_TENANT_KEY;
+		t->key[0] = c->key[0];
+		t->key[1] = c->key[1];
+	}
+}
+
+static bool same_service(const struct cpn_service *a, const struct cpn_service *b)
+{
+	struct cpn_service x = *a, y = *b;
+
+	x.rr = y.rr = 0;
+	return !memcmp(&x, &y, sizeof(x));
+}
+
+static bool same_tenant(const struct cpn_tenant *a, const struct cpn_tenant *b)
+{
+	return a->flags == b->flags && a->interval_ns == b->interval_ns &&
+	       a->burst_ns == b->burst_ns && !memcmp(a->key, b->key, sizeof(a->key)) &&
+	       !memcmp(a->services, b->services, sizeof(a->services));
+}
+
+static bool svc_names(const struct cpn_service *s, __u16 node)
+{
+	for (__u32 i = 0; i < s->n_nodes && i < CPN_MAX_SVC_NODES; i++)
+		if (s->nodes[i] == node)
+			return true;
+	return false;
+}
+
+/* Take `node` out of every running service that names it. */
+static int unlist_node(struct cpn_maps *m, __u16 node)
+{
+	__u32 key, next, *prev = NULL;
+	struct cpn_service s;
+
+	while (!bpf_map_get_next_key(m->services, prev, &next)) {
+		key = next;
+		prev = &key;
+		if (bpf_map_lookup_elem(m->services, &key, &s) || !svc_names(&s, node))
+			continue;
+		__u32 n = 0;
+
+		for (__u32 i = 0; i < s.n_nodes && i < CPN_MAX_SVC_NODES; i++)
+			if (s.nodes[i] != node)
+				s.nodes[n++] = s.nodes[i];
+		s.n_nodes = n;
+		if (cpn_maps_set_service(m, (__u16)key, &s))
+			return -1;
+	}
+	return 0;
+}
+
+static int reconcile(struct cpn_maps *m, const struct cpn_cfg *cfg, struct cpn_err *err)
+{
+	struct cpn_config gc = {0}, old_gc = {0};
+	struct cpn_node_cfg nc, old_nc;
+	struct cpn_service s, old_s;
+	struct cpn_tenant t, old_t;
+	bool weight_changed[CPN_MAX_NODES] = {false};
+	__u32 key, next, *prev;
+	__u32 admin;
+	int rc;
+
+	/* 1. global config */
+	cpn_maps_get_config(m, &old_gc);
+	gc = old_gc;
+	gc.control_port = htons(cfg->control_port);
+	gc.max_hops = cfg->max_hops;
+	gc.nh_ttl_ms = cfg->nh_ttl_ms;
+	if (memcmp(&gc, &old_gc, sizeof(gc)) && (rc = cpn_maps_set_config(m, &gc)))
+		return errf(err, "cannot write cpn_config: %s", strerror(-rc));
+
+	/* 2. nodes new or changed */
+	for (int i = 0; i < cfg->n_nodes; i++) {
+		const struct cfg_node *c = &cfg->nodes[i];
+		bool exists = !cpn_maps_get_node(m, c->id, &old_nc);
+
+		to_node(c, &nc, &admin);
+		if (exists && !memcmp(&nc, &old_nc, sizeof(nc))) {
+			/* Same address: only admin state and weight may differ. */
+			if (m->state[c->id].weight != c->weight) {
+				weight_changed[c->id] = true;
+				__atomic_store_n(&m->state[c->id].weight, c->weight, __ATOMIC_RELEASE);
+			}
+			if (m->state[c->id].admin != admin)
+				__atomic_store_n(&m->state[c->id].admin, admin, __ATOMIC_RELEASE);
+			continue;
+		}
+		if (exists && unlist_node(m, c->id))
+			return errf(err, "cannot take node %u out of its services: %s", c->id,
+				    strerror(errno));
+		weight_changed[c->id] = true;
+		rc = cpn_maps_set_node(m, c->id, &nc, c->weight, admin);
+		if (rc)
+			return errf(err, "cannot write node %u: %s", c->id, strerror(-rc));
+	}
+
+	/* 3. services new or changed (a weight change rebuilds the Maglev table) */
+	for (int i = 0; i < cfg->n_services; i++) {
+		const struct cfg_service *c = &cfg->services[i];
+		bool rebuild = false;
+
+		to_service(c, &s);
+		for (int k = 0; k < c->n_nodes; k++)
+			rebuild |= weight_changed[c->nodes[k]];
+		if (!rebuild && !cpn_maps_get_service(m, c->id, &old_s) && same_service(&s, &old_s))
+			continue;
+		rc = cpn_maps_set_service(m, c->id, &s);
+		if (rc)
+			return errf(err, "cannot write service %s: %s", c->name, strerror(-rc));
+	}
+
+	/* 4. tenants new or changed */
+	for (int i = 0; i < cfg->n_tenants; i++) {
+		const struct cfg_tenant *c = &cfg->tenants[i];
+
+		to_tenant(c, &t);
+		key = c->id;
+		if (!bpf_map_lookup_elem(m->tenants, &key, &old_t) && same_tenant(&t, &old_t))
+			continue;
+		rc = cpn_maps_set_tenant(m, c->id, &t);
+		if (rc)
+			return errf(err, "cannot write tenant %u: %s", c->id, strerror(-rc));
+	}
+
+	/* 5. services and tenants that are gone */
+	for (prev = NULL; !bpf_map_get_next_key(m->services, prev, &next);) {
+		key = next;
+		if (!cpn_cfg_service(cfg, (__u16)key)) {
+			cpn_maps_del_service(m, (__u16)key);
+			continue; /* the iteration restarts from a key that still exists */
+		}
+		prev = &key;
+	}
+	for (prev = NULL; !bpf_map_get_next_key(m->tenants, prev, &next);) {
+		key = next;
+		if (!cpn_cfg_tenant(cfg, key)) {
+			cpn_maps_del_tenant(m, key);
+			continue;
+		}
+		prev = &key;
+	}
+
+	/* 6. nodes that are gone: retired, deleted later by the daemon */
+	for (__u16 id = 1; id < CPN_MAX_NODES; id++) {
+		if (cpn_cfg_node(cfg, id) || cpn_maps_get_node(m, id, &old_nc))
+			continue;
+		rc = cpn_maps_retire_node(m, id);
+		if (rc)
+			return errf(err, "cannot retire node %u: %s", id, strerror(-rc));
+	}
+	return 0;
+}
+
+static int save(struct cpn_ctl *ctl, const struct cpn_cfg *cfg, struct cpn_err *err)
+{
+	char tmp[600];
+	FILE *f;
+
+	snprintf(tmp, sizeof(tmp), "%s.tmp", ctl->state_path);
+	f = fopen(tmp, "w");
+	if (!f)
+		return errf(err, "cannot write %s: %s", tmp, strerror(errno));
+	if (cpn_cfg_write(f, cfg) || fflush(f) || fsync(fileno(f))) {
+		fclose(f);
+		unlink(tmp);
+		return errf(err, "cannot write %s: %s", tmp, strerror(errno));
+	}
+	fclose(f);
+	if (rename(tmp, ctl->state_path))
+		return errf(err, "cannot rename %s: %s", tmp, strerror(errno));
+	return 0;
+}
+
+int cpn_ctl_commit(struct cpn_ctl *ctl, const struct cpn_cfg *cfg, struct cpn_err *err)
+{
+	if (cpn_cfg_validate(cfg, err))
+		return -1;
+	if (reconcile(&ctl->maps, cfg, err))
+		return -1;
+	return save(ctl, cfg, err);
+}
