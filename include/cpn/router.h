@@ -105,6 +105,7 @@ struct cpn_l34 {
 	__u32 udp_len; /* from the UDP header, validated against the frame */
 	__u8 family;
 	__u8 nwords;   /* address length in 32-bit words */
+	__u8 len_err;  /* lengths disagree: the drop reason if the datagram is ours */
 };
 
 /* Add to *acc the checksum change of replacing an address and a port. */
@@ -521,8 +522,9 @@ static __always_inline int cpn_parse_stop(struct cpn_env *env, struct cpn_verdic
 }
 
 /* Parse Ethernet (one VLAN tag), IPv4/IPv6 and UDP. Returns 0 and fills
- * `p` for a UDP datagram whose lengths agree with the frame; otherwise -1
- * with a counted verdict in `v` (PASS for what is not ours to judge).
+ * `p` for a UDP datagram (p->len_err says whether its lengths disagree with
+ * the frame: dropped if it is ours, passed if not); otherwise -1 with a
+ * counted verdict in `v` (PASS for what is not ours to judge).
  */
 static __always_inline int cpn_parse(struct cpn_env *env, void *data, void *data_end,
 				     struct cpn_l34 *p, struct cpn_verdict *v)
@@ -560,12 +562,11 @@ static __always_inline int cpn_parse(struct cpn_env *env, void *data, void *data
 		if ((void *)(p->udp + 1) > data_end)
 			return cpn_parse_stop(env, v, CPN_ACT_PASS, CPN_STAT_PASS_SHORT_L4);
 		tot = cpn_ntohs(ip4->tot_len);
-		if (tot < sizeof(*ip4) + sizeof(struct udphdr) ||
-		    (char *)ip4 + tot > (char *)data_end)
-			return cpn_parse_stop(env, v, CPN_ACT_DROP, CPN_STAT_DROP_BAD_IP_LEN);
 		p->udp_len = cpn_ntohs(p->udp->len);
-		if (p->udp_len < sizeof(struct udphdr) || p->udp_len > tot - sizeof(*ip4))
-			return cpn_parse_stop(env, v, CPN_ACT_DROP, CPN_STAT_DROP_BAD_UDP_LEN);
+		if (tot < sizeof(*ip4) + sizeof(struct udphdr) || (char *)ip4 + tot > (char *)data_end)
+			p->len_err = CPN_STAT_DROP_BAD_IP_LEN;
+		else if (p->udp_len < sizeof(struct udphdr) || p->udp_len > tot - sizeof(*ip4))
+			p->len_err = CPN_STAT_DROP_BAD_UDP_LEN;
 		p->ip4 = ip4;
 		p->ip6 = 0;
 		p->saddr = &ip4->saddr;
@@ -588,11 +589,11 @@ static __always_inline int cpn_parse(struct cpn_env *env, void *data, void *data
 		if ((void *)(p->udp + 1) > data_end)
 			return cpn_parse_stop(env, v, CPN_ACT_PASS, CPN_STAT_PASS_SHORT_L4);
 		plen = cpn_ntohs(ip6->payload_len);
-		if (plen < sizeof(struct udphdr) || (char *)(ip6 + 1) + plen > (char *)data_end)
-			return cpn_parse_stop(env, v, CPN_ACT_DROP, CPN_STAT_DROP_BAD_IP_LEN);
 		p->udp_len = cpn_ntohs(p->udp->len);
-		if (p->udp_len < sizeof(struct udphdr) || p->udp_len > plen)
-			return cpn_parse_stop(env, v, CPN_ACT_DROP, CPN_STAT_DROP_BAD_UDP_LEN);
+		if (plen < sizeof(struct udphdr) || (char *)(ip6 + 1) + plen > (char *)data_end)
+			p->len_err = CPN_STAT_DROP_BAD_IP_LEN;
+		else if (p->udp_len < sizeof(struct udphdr) || p->udp_len > plen)
+			p->len_err = CPN_STAT_DROP_BAD_UDP_LEN;
 		p->ip4 = 0;
 		p->ip6 = ip6;
 		p->saddr = ip6->saddr.in6_u.u6_addr32;
@@ -635,6 +636,9 @@ static __always_inline int cpn_router_rx(struct cpn_env *env, void *data, void *
 	vk.port = p.udp->dest;
 	vk.family = p.family;
 	svc = cpn_env_vip(env, &vk);
+	if (p.len_err) /* lengths that lie: dropped if ours, the host's business if not */
+		return cpn_verdict_set(env, v, svc ? CPN_ACT_DROP : CPN_ACT_PASS,
+				       svc ? p.len_err : CPN_STAT_PASS_NOT_CPN);
 	if (svc)
 		return cpn_request(env, data, data_end, &p, svc, v);
 
@@ -645,7 +649,8 @@ static __always_inline int cpn_router_rx(struct cpn_env *env, void *data, void *
 		return cpn_verdict_set(env, v, CPN_ACT_PASS, CPN_STAT_PASS_NOT_CPN);
 
 	cfg = cpn_env_config(env);
-	if (cfg && p.udp->dest == cfg->control_port)
+	if (p.udp->dest == (cfg && cfg->control_port ? cfg->control_port
+						     : cpn_htons(CPN_DEFAULT_CONTROL_PORT)))
 		return cpn_control(env, data_end, &p, h, v);
 
 	if (h->type == CPN_T_REPLY || h->type == CPN_T_BUSY) {

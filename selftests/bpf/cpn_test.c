@@ -391,3 +391,139 @@ int t_config(struct router *r)
 
 	return cpn_maps_set_config(&r->maps, &c);
 }
+
+/* ---- additions for the router suites --------------------------------- */
+
+int t_router_setup(void **state)
+{
+	struct router *r = calloc(1, sizeof(*r));
+
+	if (!r)
+		return -1;
+	if (router_open(r)) {
+		free(r);
+		return -1;
+	}
+	if (t_config(r)) {
+		router_close(r);
+		free(r);
+		return -1;
+	}
+	*state = r;
+	return 0;
+}
+
+int t_router_teardown(void **state)
+{
+	struct router *r = *state;
+
+	if (r) {
+		router_close(r);
+		free(r);
+	}
+	*state = NULL;
+	return 0;
+}
+
+int t_topology(struct router *r, int family, int policy, int n)
+{
+	__u16 ids[CPN_MAX_SVC_NODES];
+
+	if (n < 0 || n > CPN_MAX_SVC_NODES)
+		return -1;
+	for (int i = 0; i < n; i++) {
+		ids[i] = (__u16)(i + 1);
+		if (t_add_node(r, ids[i], family, 100))
+			return -1;
+		t_report(r, ids[i], 0, 0, 1, 100, 0);
+	}
+	if (t_add_service(r, T_SVC, family, policy, ids, n))
+		return -1;
+	return t_add_tenant(r, T_TENANT, (__u16[]){T_SVC}, 1, 0, 0, NULL);
+}
+
+int router_stats(struct router *r, __u64 out[CPN_STAT_MAX])
+{
+	return cpn_maps_stats(&r->maps, out);
+}
+
+int router_node_stats(struct router *r, __u16 id, struct cpn_node_stats *out)
+{
+	return cpn_maps_node_stats(&r->maps, id, out);
+}
+
+__u32 t_now_us(void)
+{
+	return (__u32)(cpn_now_ns() / 1000);
+}
+
+void t_make_stale(struct router *r, __u16 id)
+{
+	/* 10 s ago: past every stale_ms of the tests, and never 0 ("never"). */
+	r->maps.state[id].last_report_ns = cpn_now_ns() - 10000000000ULL;
+}
+
+void pkt_spec_reply(struct pkt_spec *s, int family, __u16 id)
+{
+	static char addr[2][CPN_MAX_NODES][48];
+	char *a = addr[family == CPN_AF_INET6][id & (CPN_MAX_NODES - 1)];
+
+	pkt_spec_default(s, family);
+	t_node_addr(id, family, a, sizeof(addr[0][0]));
+	s->src = a;
+	s->dst = family == CPN_AF_INET ? T_CLIENT4 : T_CLIENT6;
+	s->sport = T_PORT;
+	s->dport = 40000;
+	s->msg.type = CPN_T_REPLY;
+	s->msg.flags = CPN_F_TAGGED;
+	s->msg.node_id = id;
+	s->msg.hops = 1;
+}
+
+void pkt_spec_load(struct pkt_spec *s, int family, __u16 id)
+{
+	pkt_spec_reply(s, family, id);
+	s->dst = family == CPN_AF_INET ? T_ROUTER4 : T_ROUTER6;
+	s->dport = T_CTL;
+	s->msg.type = CPN_T_LOAD;
+	s->msg.flags = 0;
+	s->msg.tenant_id = 0;
+	s->msg.request_id = 0;
+	s->msg.hops = 0;
+}
+
+__u16 pkt_steered_node(const __u8 *buf, size_t len)
+{
+	struct pkt_view v;
+	__be32 want[4];
+	__u8 fam;
+	char a[48];
+	__u16 id;
+
+	if (pkt_locate(buf, len, &v) || v.udp_len < 8 + CPN_HDR_LEN)
+		return 0;
+	id = (__u16)(buf[v.pay + 24] << 8 | buf[v.pay + 25]);
+	if (!id || id >= CPN_MAX_NODES)
+		return 0;
+	t_node_addr(id, v.family, a, sizeof(a));
+	if (cpn_addr_parse(a, want, &fam))
+		return 0;
+	if (v.family == CPN_AF_INET ? memcmp(buf + v.l3 + 16, want, 4)
+				    : memcmp(buf + v.l3 + 24, want, 16))
+		return 0;
+	if ((buf[v.l4 + 2] << 8 | buf[v.l4 + 3]) != T_PORT)
+		return 0;
+	return id;
+}
+
+void t_fill(__u8 *buf, size_t len, __u32 seed)
+{
+	__u32 x = seed ? seed : 1;
+
+	for (size_t i = 0; i < len; i++) {
+		x ^= x << 13;
+		x ^= x >> 17;
+		x ^= x << 5;
+		buf[i] = (__u8)(x >> 24);
+	}
+}

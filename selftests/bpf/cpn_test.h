@@ -97,4 +97,37 @@ void t_report(struct router *r, __u16 id, __u32 queue, __u32 inflight, __u32 cap
 /* Config with control port T_CTL. */
 int t_config(struct router *r);
 
+/* ---- additions for the router suites (test_router*.c) ---------------- */
+
+#define T_ROUTER4 "10.0.0.254" /* the router's own address: LOAD, PROBE_ACK go here */
+#define T_ROUTER6 "fd00::fe"
+
+/* cmocka setup/teardown: a fresh router with t_config() in *state. */
+int t_router_setup(void **state);
+int t_router_teardown(void **state);
+/* Nodes 1..n of `family` (weight 100, admin up), service T_SVC on the
+ * family's VIP with `policy` over them, tenant T_TENANT allowed on T_SVC
+ * without limit or key, every node reported fresh and idle (capacity 1,
+ * 100 µs a request, no path latency). Called again, it reconfigures in place.
+ */
+int t_topology(struct router *r, int family, int policy, int n);
+/* Every counter, summed over CPUs. */
+int router_stats(struct router *r, __u64 out[CPN_STAT_MAX]);
+/* A node's counters, summed over CPUs. */
+int router_node_stats(struct router *r, __u16 id, struct cpn_node_stats *out);
+/* CLOCK_MONOTONIC in µs mod 2^32: the clock of router_ts. */
+__u32 t_now_us(void);
+/* Make a node's last report older than any stale_ms the tests use. */
+void t_make_stale(struct router *r, __u16 id);
+/* A REPLY from node `id` (its address and T_PORT) to the default client. */
+void pkt_spec_reply(struct pkt_spec *s, int family, __u16 id);
+/* A LOAD from node `id` (its address, port T_PORT) to the router's control port. */
+void pkt_spec_load(struct pkt_spec *s, int family, __u16 id);
+/* The node a rewritten request was steered to: the header's node_id, when
+ * the destination is that node's address and port T_PORT; 0 otherwise.
+ */
+__u16 pkt_steered_node(const __u8 *buf, size_t len);
+/* Fill `buf` with `len` bytes of a fixed pseudo-random sequence. */
+void t_fill(__u8 *buf, size_t len, __u32 seed);
+
 #endif /* CPN_SELFTEST_H */

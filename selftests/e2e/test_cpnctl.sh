@@ -270,27 +270,33 @@ else
 fi
 
 # 6. kill -9 the daemon mid-stream and start another: no request lost.
-start_daemon() {
-	bg_ns "$NS_R" 100 "$CPNCTL" --pin-dir "$PIN" --state-dir "$STATE" daemon \
+start_daemon() { # nsenter execs the daemon: $! is the daemon itself (killed on exit)
+	nsenter --net="/run/netns/$NS_R" "$CPNCTL" --pin-dir "$PIN" --state-dir "$STATE" daemon \
 		--metrics "127.0.0.1:$MPORT" >>"$TMP/daemon.log" 2>&1 &
 	daemon_pid=$!
 }
 start_daemon
 sleep 0.5
+# A second daemon for the same router refuses to start.
+ctl daemon --metrics "127.0.0.1:$((MPORT + 1))" >"$TMP/second" 2>&1
+second_rc=$?
 stream kill 2500 500 &
 spid=$!
 sleep 1.5
-kill -9 "$daemon_pid"
-wait "$daemon_pid" 2>/dev/null
+first=$daemon_pid
+kill -9 "$first"
+wait "$first" 2>/dev/null
 sleep 0.5
 start_daemon
 wait "$spid"
 wait_rc=$?
-if [ "$wait_rc" -eq 0 ] && kill -0 "$daemon_pid" 2>/dev/null; then
+sleep 0.3
+if [ "$wait_rc" -eq 0 ] && ! kill -0 "$first" 2>/dev/null && kill -0 "$daemon_pid" 2>/dev/null &&
+	[ "$second_rc" -eq 1 ] && grep -q "another cpnctl daemon" "$TMP/second"; then
 	ok "daemon_kill_9_and_restart_under_traffic_loses_no_request"
 else
 	not_ok "daemon_kill_9_and_restart_under_traffic_loses_no_request" "$TMP/stream.kill.out" \
-		"$TMP/daemon.log"
+		"second daemon: rc $second_rc" "$TMP/second" "$TMP/daemon.log"
 fi
 
 # 7. a drained node gets no new request; undrained, it can take them all

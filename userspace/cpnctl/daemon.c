@@ -21,7 +21,9 @@
  */
 #include <errno.h>
 #include <stdarg.h>
+#include <sys/file.h>
 #include <sys/stat.h>
+#include <fcntl.h>
 #include <poll.h>
 #include <pthread.h>
 #include <signal.h>
@@ -56,6 +58,7 @@ struct daemon {
 	pthread_mutex_t lock; /* guards cfg against the metrics thread */
 	struct cpn_cfg cfg;   /* the desired state as last loaded */
 	int sock;             /* UDP, the control port, v4 and v6 */
+	int daemon_lock;      /* held while this daemon runs: one per router */
 	bool was_live[CPN_MAX_NODES];
 	bool known[CPN_MAX_NODES];
 	__u64 samples[CPN_MAX_NODES];  /* path samples seen at the last check */
@@ -398,6 +401,7 @@ int cpnctl_daemon(const struct cpnctl_daemon_opts *o)
 		return cpnctl_fail("out of memory");
 	d->o = o;
 	d->sock = -1;
+	d->daemon_lock = -1;
 	pthread_mutex_init(&d->lock, NULL);
 	cpn_cfg_init(&d->cfg);
 	if (o->config && (rc = cpnctl_apply_file(o->pin_dir, o->state_dir, o->config)))
@@ -405,6 +409,18 @@ int cpnctl_daemon(const struct cpnctl_daemon_opts *o)
 	if (cpn_ctl_open(&d->ctl, o->pin_dir, o->state_dir, &err)) {
 		rc = cpnctl_fail("%s", err.msg);
 		goto out_free;
+	}
+	{
+		char path[600];
+
+		snprintf(path, sizeof(path), "%s.daemon", d->ctl.state_path);
+		d->daemon_lock = open(path, O_CREAT | O_RDWR | O_CLOEXEC, 0644);
+		if (d->daemon_lock < 0 || flock(d->daemon_lock, LOCK_EX | LOCK_NB)) {
+			rc = cpnctl_fail("another cpnctl daemon is running for %s (lock %s): stop "
+					 "it first",
+					 o->pin_dir, path);
+			goto out_close;
+		}
 	}
 	if (reload(d)) {
 		rc = CPN_EXIT_FAIL;
@@ -480,6 +496,8 @@ out_close:
 	if (d->sock >= 0)
 		close(d->sock);
 	cpn_ctl_close(&d->ctl);
+	if (d->daemon_lock >= 0)
+		close(d->daemon_lock);
 out_free:
 	cpn_cfg_free(&d->cfg);
 	pthread_mutex_destroy(&d->lock);

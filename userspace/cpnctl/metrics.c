@@ -685,10 +685,7 @@ struct cpn_metrics_srv *cpn_metrics_start(const char *addr_port,
 	srv->d =
 	    MHD_start_daemon(flags, ntohs(port), NULL, NULL, handle, srv, MHD_OPTION_SOCK_ADDR,
 			     (struct sockaddr *)&ss, MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)10,
-			     MHD_OPTION_CONNECTION_LIMIT, (unsigned)64,
-			     /* a restarted daemon binds again at once, whatever the last
-			      * scrapes left in TIME_WAIT */
-			     MHD_OPTION_LISTENING_ADDRESS_REUSE, (unsigned)1, MHD_OPTION_END);
+			     MHD_OPTION_CONNECTION_LIMIT, (unsigned)64, MHD_OPTION_END);
 	if (!srv->d) {
 		int e = errno;
 
