@@ -36,7 +36,7 @@ LIBCPN    := $(wildcard userspace/lib/*.c)
 LIBCPN_H  := $(wildcard userspace/lib/*.h)
 CPNCTL_SRCS := $(wildcard userspace/cpnctl/*.c)
 CPNCTL_HDRS := $(wildcard userspace/cpnctl/*.h)
-TOOL_BINS := $(BUILD)/cpn-maps $(BUILD)/bench-xdp $(BUILD)/cpnctl
+TOOL_BINS := $(BUILD)/bench-xdp $(BUILD)/cpnctl
 
 .PHONY: all deps test test-unit test-bpf bench bench-xdp demo clean help format check-format
 
@@ -89,10 +89,6 @@ $(BUILD)/cpnctl: $(CPNCTL_SRCS) $(CPNCTL_HDRS) $(HDRS) $(LIBCPN) $(LIBCPN_H) $(S
 	$(CC) $(CPPFLAGS) -Iuserspace/cpnctl $(CFLAGS) $(CPNCTL_SRCS) $(LIBCPN) -o $@ $(LIBBPF) -lyaml -lmicrohttpd -lpthread
 
 # ---- tools --------------------------------------------------------------
-$(BUILD)/cpn-maps: tools/cpn-maps.c $(HDRS) $(LIBCPN) $(LIBCPN_H)
-	@mkdir -p $(dir $@)
-	$(CC) $(CPPFLAGS) $(CFLAGS) $< $(LIBCPN) -o $@ $(LIBBPF)
-
 $(BUILD)/bench-xdp: tools/bench-xdp.c $(HDRS) $(SKELS) $(BPF_OBJS) $(BPFT_LIB) $(BPFT_HDRS) $(LIBCPN) $(LIBCPN_H)
 	@mkdir -p $(dir $@)
 	$(CC) $(CPPFLAGS) -Iselftests/bpf $(CFLAGS) $< $(BPFT_LIB) $(LIBCPN) -o $@ $(LIBBPF) -lm

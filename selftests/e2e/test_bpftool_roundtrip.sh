@@ -10,7 +10,7 @@
 # test's own, /sys/fs/bpf/cpn-rt-$$ (not the spec's /sys/fs/bpf/cpn, so that
 # the test never touches a real router's pins nor collides with another run),
 # `bpftool net attach` attaches cpn_xdp in native mode to both router ports,
-# build/cpn-maps fills the maps through the pins. The client sends a REQUEST
+# and `cpnctl apply` adopts what bpftool pinned and configures it. The client sends a REQUEST
 # to the VIP 10.200.9.100:7470; the node must get it DNATed to
 # 10.200.2.2:7470, tagged for node 1, with a valid UDP checksum, and its
 # REPLY must reach the client from the VIP. cpn_pass sits on the client's
@@ -23,7 +23,7 @@
 set -u
 cd "$(dirname "$0")/../.." || exit 1
 BUILD=${BUILD:-build}
-CPN_MAPS=$BUILD/cpn-maps
+CPNCTL=$BUILD/cpnctl
 ROUTER_OBJ=bpf/cpn_router.bpf.o
 PASS_OBJ=bpf/cpn_pass.bpf.o
 UDP=selftests/e2e/cpn_udp.py
@@ -37,7 +37,7 @@ skip() {
 for t in ip bpftool python3 timeout nsenter ethtool mount; do
 	command -v "$t" >/dev/null 2>&1 || skip "$t not installed"
 done
-for f in "$ROUTER_OBJ" "$PASS_OBJ" "$CPN_MAPS"; do
+for f in "$ROUTER_OBJ" "$PASS_OBJ" "$CPNCTL"; do
 	[ -e "$f" ] || skip "$f not built (make all)"
 done
 
@@ -173,28 +173,30 @@ else
 	bail "topology"
 fi
 
-# 4. the maps filled through the pins.
+# 4. cpnctl adopts the pinned router and configures it from YAML.
 : >"$log"
-maps() {
-	run timeout "$T" "$CPN_MAPS" --pin-dir "$PIN" "$@"
-}
-if maps config --control-port "$CTL_PORT" &&
-	maps node 1 "$NODE_ADDR:$PORT" --weight 100 &&
-	maps service 1 "$VIP:$PORT" --policy p2c --nodes 1 --stale-ms 5000 &&
-	maps tenant 42 --services 1 &&
-	run in_ns "$NS_R" "$CPN_MAPS" --pin-dir "$PIN" port r-c &&
-	run in_ns "$NS_R" "$CPN_MAPS" --pin-dir "$PIN" port r-n &&
-	maps report 1 --queue 0 --capacity 8 --svc-us 100; then
-	ok "cpn_maps_fills_config_node_service_tenant_ports_report"
+cat >"$TMP/cpn.yaml" <<EOF
+interfaces: [r-c, r-n]
+control_port: $CTL_PORT
+services:
+  - {name: echo, id: 1, vip: $VIP, port: $PORT, policy: p2c, stale_ms: 5000, nodes: [1]}
+nodes:
+  - {id: 1, addr: "$NODE_ADDR:$PORT", weight: 100}
+tenants:
+  - {id: 42, services: [echo]}
+EOF
+ctl() { in_ns "$NS_R" "$CPNCTL" --pin-dir "$PIN" --state-dir "$TMP/state" "$@"; }
+if run ctl apply --config "$TMP/cpn.yaml" && run ctl status; then
+	ok "cpnctl_apply_adopts_bpftool_pins_and_configures_them"
 else
-	not_ok "cpn_maps_fills_config_node_service_tenant_ports_report" "$log"
-	bail "maps"
+	not_ok "cpnctl_apply_adopts_bpftool_pins_and_configures_them" "$log"
+	bail "apply"
 fi
 
 stats=$TMP/stats
-stat() { sed -n "s/^$1=//p" "$stats"; }
-snap_stats() { timeout "$T" "$CPN_MAPS" --pin-dir "$PIN" stats >"$stats" 2>&1; }
-nonzero() { grep -v '=0$' "$stats"; } # the counters worth showing
+stat() { awk -v n="$1" '$1 == n { print $2 }' "$stats"; }
+snap_stats() { ctl stats >"$stats" 2>&1; }
+nonzero() { awk '$2 != 0' "$stats"; } # the counters worth showing
 
 # One request from the client to the VIP and its reply, both ends checking
 # what they get (cpn_udp.py). Sets node_rc, client_rc, node_out, client_out.
@@ -202,9 +204,9 @@ round_trip() { # tag
 	local ready=$TMP/node.ready.$1 node_pid
 	node_out=$TMP/node.$1
 	client_out=$TMP/client.$1
-	# The node's report is refreshed right before: it must be live.
-	maps report 1 --queue 0 --capacity 8 --svc-us 100
+	# The node announces its load first (a LOAD to the control port): live.
 	in_ns "$NS_N" python3 "$UDP" node --listen "$NODE_ADDR:$PORT" --node-id 1 --iface n-r \
+		--load-to "10.200.2.1:$CTL_PORT" \
 		--ready "$ready" --timeout 3 >"$node_out" 2>&1 &
 	node_pid=$!
 	bg_pids+=("$node_pid")
@@ -284,21 +286,15 @@ else
 fi
 echo "# path: tx_redirect=$(stat tx_redirect) tx_kernel=$kernel_after"
 
-# 9. cpn-maps refuses bad arguments with usage and exit 2.
-bad=0
-for args in "" "frob" "node 0 $NODE_ADDR:$PORT" "node 1 nowhere" "service 1 $VIP:$PORT" \
-	"service 1 $VIP:$PORT --nodes 1 --policy nope" "tenant 42" "report 1 --queue 1"; do
-	# shellcheck disable=SC2086
-	timeout "$T" "$CPN_MAPS" --pin-dir "$PIN" $args >/dev/null 2>&1
-	rc=$?
-	[ "$rc" -eq 2 ] || {
-		bad=1
-		echo "# cpn-maps $args: exit $rc, expected 2"
-	}
-done
-if [ "$bad" -eq 0 ]; then
-	ok "cpn_maps_bad_arguments_exit_2"
+# 9. cpnctl status -j shows the load and path latency the reply carried.
+st=$(ctl status -j 2>&1)
+if echo "$st" | python3 -c '
+import json, sys
+n = [n for n in json.load(sys.stdin)["nodes"] if n["id"] == 1][0]
+assert n["queue_depth"] == 2 and n["capacity"] == 6 and n["path_measured"] and n["replies"] >= 2, n
+' 2>>"$log"; then
+	ok "cpnctl_status_json_shows_load_and_path_latency_from_the_reply"
 else
-	not_ok "cpn_maps_bad_arguments_exit_2"
+	not_ok "cpnctl_status_json_shows_load_and_path_latency_from_the_reply" "$st" "$log"
 fi
 [ "$i" -eq "$N" ] || echo "# ran $i of $N tests"

@@ -1104,8 +1104,11 @@ static int parse_svc_names(const struct field *f, __u16 *ids, int *n)
 			    "%s names service '%.40s', which is not defined: define it under "
 			    "services or take it out of %s",
 			    f->sec, str, strcmp(f->sec, "tenant") ? f->sec : "the tenant");
+		/* The same service, not merely the same id: two services that
+		 * share an id are the error validation reports, not this one.
+		 */
 		for (int j = 0; j < *n; j++)
-			if (ids[j] == s->id)
+			if (cpn_cfg_service(c->cfg, ids[j]) == s)
 				return fail(c, fi.kline,
 					    "%s lists service %s twice: list each service once",
 					    f->sec, s->name);
