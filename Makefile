@@ -120,3 +120,11 @@ check-format:
 
 clean:
 	rm -rf $(BUILD) bpf/*.bpf.o
+
+# ---- components with rules of their own (worker, load generator, ...) ---
+# Each mk/*.mk adds its programs to EXTRA_BINS (built by `all`) and may add
+# test programs to EXTRA_TESTS (built before `make test` runs the suites).
+EXTRA_BINS  :=
+EXTRA_TESTS :=
+include $(sort $(wildcard mk/*.mk))
+all: $(EXTRA_BINS) $(EXTRA_TESTS)
