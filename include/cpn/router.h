@@ -490,7 +490,10 @@ static __always_inline int cpn_control(struct cpn_env *env, void *data_end, stru
 		return cpn_verdict_set(env, v, CPN_ACT_PASS, CPN_STAT_PASS_NOT_CPN);
 	nc = cpn_report_node(env, p, h, 0);
 	n = cpn_node_at(env, cpn_ntohs(h->node_id));
-	if (!nc || !n)
+	/* A retired node's heartbeats go up to the controller, which may admit
+	 * it again; its replies in flight are still forwarded (cpn_reply).
+	 */
+	if (!nc || !n || (nc->flags & CPN_NODE_CFG_RETIRED))
 		return cpn_verdict_set(env, v, CPN_ACT_PASS,
 				       h->type == CPN_T_LOAD ? CPN_STAT_LOAD_UNKNOWN
 							     : CPN_STAT_PASS_NOT_CPN);

@@ -20,10 +20,14 @@ veth hands over as CHECKSUM_UNNECESSARY is not checked again).
 
   cpn_udp.py serve --listen IP:PORT --node-id N [--load-to IP:PORT] [--capacity C]
                    [--svc-us US] [--duration S] [--stats FILE]
+                   [--load-interval S] [--auth-key HEX32]
       A worker for traffic tests: answer every REQUEST at once with a REPLY
       carrying its load, answer PROBE with PROBE_ACK, send a LOAD heartbeat
-      to --load-to every 50 ms; run for --duration seconds or until SIGTERM,
-      then write served=N to --stats (or stdout).
+      to --load-to every --load-interval seconds (default 0.05); run for
+      --duration seconds or until SIGTERM, then write served=N and probes=N
+      to --stats (or stdout). With --auth-key, every LOAD, REPLY and
+      PROBE_ACK carries AUTH and the node tag (docs/PROTOCOL.md): SipHash-2-4
+      with that key over the 48-byte header, appended after it.
 
   cpn_udp.py stream --to VIP:PORT --service S --tenant T --count N --rate R
                     [--timeout S] [--json FILE]
@@ -48,6 +52,7 @@ import time
 MAGIC, VERSION = 0x4350, 1
 T_REQUEST, T_REPLY, T_LOAD, T_PROBE, T_PROBE_ACK, T_BUSY = 1, 2, 3, 4, 5, 6
 F_TAGGED = 0x0001
+F_AUTH = 0x0002
 IP_PKTINFO = getattr(socket, "IP_PKTINFO", 8)  # <linux/in.h>; absent from some Pythons
 ETH_P_IP = 0x0800
 PACKET_OUTGOING = 4
@@ -72,6 +77,60 @@ def unpack(data):
     if len(data) < HDR.size:
         return None
     return dict(zip(FIELDS, HDR.unpack_from(data)))
+
+
+def _rotl(x, b):
+    return ((x << b) | (x >> (64 - b))) & 0xFFFFFFFFFFFFFFFF
+
+
+def siphash24(key, msg):
+    """SipHash-2-4 of msg with the 16-byte key (k0, k1 read little-endian)."""
+    mask = 0xFFFFFFFFFFFFFFFF
+    k0, k1 = struct.unpack("<QQ", key)
+    v = [0x736F6D6570736575 ^ k0, 0x646F72616E646F6D ^ k1,
+         0x6C7967656E657261 ^ k0, 0x7465646279746573 ^ k1]
+
+    def rounds(n):
+        for _ in range(n):
+            v[0] = (v[0] + v[1]) & mask
+            v[1] = _rotl(v[1], 13) ^ v[0]
+            v[0] = _rotl(v[0], 32)
+            v[2] = (v[2] + v[3]) & mask
+            v[3] = _rotl(v[3], 16) ^ v[2]
+            v[0] = (v[0] + v[3]) & mask
+            v[3] = _rotl(v[3], 21) ^ v[0]
+            v[2] = (v[2] + v[1]) & mask
+            v[1] = _rotl(v[1], 17) ^ v[2]
+            v[2] = _rotl(v[2], 32)
+
+    full = len(msg) // 8 * 8
+    for i in range(0, full, 8):
+        m = int.from_bytes(msg[i:i + 8], "little")
+        v[3] ^= m
+        rounds(2)
+        v[0] ^= m
+    b = ((len(msg) & 0xFF) << 56) | int.from_bytes(msg[full:], "little")
+    v[3] ^= b
+    rounds(2)
+    v[0] ^= b
+    v[2] ^= 0xFF
+    rounds(4)
+    return v[0] ^ v[1] ^ v[2] ^ v[3]
+
+
+def node_tag(key, hdr):
+    """The tag of a REPLY, LOAD or PROBE_ACK: the node key over the whole
+    header, the 8 output bytes little-endian, as they go on the wire."""
+    return siphash24(key, hdr[:HDR.size]).to_bytes(8, "little")
+
+
+def pack_signed(key, **kw):
+    """A node's header, with AUTH and the tag after it when key is set."""
+    if not key:
+        return pack(**kw)
+    kw["flags"] = kw.get("flags", 0) | F_AUTH
+    h = pack(**kw)
+    return h + node_tag(key, h)
 
 
 def addr_port(s):
@@ -249,6 +308,7 @@ def serve(a):
     s.bind((ip, port))
     s.setblocking(False)
     load_to = addr_port(a.load_to) if a.load_to else None
+    key = bytes.fromhex(a.auth_key) if a.auth_key else None
     stop = []
     signal.signal(signal.SIGTERM, lambda *_: stop.append(1))
     served = probes = 0
@@ -260,9 +320,9 @@ def serve(a):
     while not stop and time.monotonic() < end:
         now = time.monotonic()
         if load_to and now >= next_load:
-            s.sendto(pack(type=T_LOAD, node_id=a.node_id, capacity=a.capacity,
-                          worker_us=a.svc_us), load_to)
-            next_load = now + 0.05
+            s.sendto(pack_signed(key, type=T_LOAD, node_id=a.node_id, capacity=a.capacity,
+                                 worker_us=a.svc_us), load_to)
+            next_load = now + a.load_interval
         r, _, _ = select.select([s], [], [], max(0.0, min(next_load - now, 0.05)))
         if not r:
             continue
@@ -276,15 +336,17 @@ def serve(a):
                 continue
             if h["type"] == T_REQUEST:
                 served += 1
-                s.sendto(pack(type=T_REPLY, service_id=h["service_id"], tenant_id=h["tenant_id"],
-                              session_key=h["session_key"], request_id=h["request_id"],
-                              node_id=a.node_id, hops=h["hops"], class_=h["class_"],
-                              router_ts=h["router_ts"], capacity=a.capacity,
-                              worker_us=a.svc_us) + data[HDR.size:], src)
+                s.sendto(pack_signed(key, type=T_REPLY, service_id=h["service_id"],
+                                     tenant_id=h["tenant_id"], session_key=h["session_key"],
+                                     request_id=h["request_id"], node_id=a.node_id,
+                                     hops=h["hops"], class_=h["class_"],
+                                     router_ts=h["router_ts"], capacity=a.capacity,
+                                     worker_us=a.svc_us) + data[HDR.size:], src)
             elif h["type"] == T_PROBE:
                 probes += 1
-                s.sendto(pack(type=T_PROBE_ACK, node_id=a.node_id, router_ts=h["router_ts"],
-                              capacity=a.capacity, worker_us=a.svc_us), src)
+                s.sendto(pack_signed(key, type=T_PROBE_ACK, node_id=a.node_id,
+                                     router_ts=h["router_ts"], capacity=a.capacity,
+                                     worker_us=a.svc_us), src)
     out = f"served={served}\nprobes={probes}\n"
     if a.stats:
         with open(a.stats, "w") as f:
@@ -377,6 +439,10 @@ def main():
     v.add_argument("--duration", type=float, default=30.0)
     v.add_argument("--stats")
     v.add_argument("--ready")
+    v.add_argument("--load-interval", type=float, default=0.05)
+    v.add_argument("--auth-key", type=lambda x: x if len(x) == 32 and
+                   all(c in "0123456789abcdefABCDEF" for c in x) else
+                   p.error("--auth-key must be 32 hex digits"))
     t = sub.add_parser("stream")
     t.add_argument("--to", required=True)
     t.add_argument("--service", type=int, required=True)

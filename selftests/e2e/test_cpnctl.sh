@@ -60,7 +60,12 @@ cleanup() {
 		kill -9 "$p" 2>/dev/null
 		wait "$p" 2>/dev/null
 	done
+	# Whatever still runs in the namespaces (a worker under `timeout` outlives
+	# the kill of its parent) goes too, before the namespaces themselves.
 	for n in "$NS_C" "$NS_R" "$NS_N"; do
+		for p in $(ip netns pids "$n" 2>/dev/null); do
+			kill -9 "$p" 2>/dev/null
+		done
 		ip netns del "$n" 2>/dev/null
 	done
 	rm -rf "$PIN" "$PASS_PIN" "$TMP"

@@ -64,6 +64,7 @@ struct daemon {
 	__u64 samples[CPN_MAX_NODES];  /* path samples seen at the last check */
 	__u64 measured[CPN_MAX_NODES]; /* when they last grew (or a probe went out) */
 	__u64 joined_at[CPN_MAX_NODES];
+	__u64 refusal_logged[CPN_MAX_NODES]; /* when a refused join was last logged */
 	__u64 retired_seen[CPN_MAX_NODES];  /* replies + BUSY of a retired node */
 	__u64 retired_quiet[CPN_MAX_NODES]; /* since when that has not grown */
 	__u64 start_ns;
@@ -166,12 +167,42 @@ static void to_sockaddr(const struct cpn_node_cfg *nc, struct sockaddr_in6 *sa)
 
 /* ---- elastic join ------------------------------------------------------ */
 
+/* Why a LOAD from an unknown node may not join under `cfg`; NULL if it may. */
+static const char *join_refusal(const struct cpn_cfg *cfg, const struct cfg_node *n,
+				const struct cpn_hdr *h, const __u8 *buf, size_t len)
+{
+	__u64 tag;
+
+	if (!cpnctl_join_allowed(cfg, n))
+		return "address not in an auto_join prefix";
+	if (!cfg->auto_join.has_key)
+		return NULL;
+	if (!(h->flags & htons(CPN_F_AUTH)) || len < CPN_HDR_LEN + CPN_TAG_LEN)
+		return "not signed with the auto_join key";
+	memcpy(&tag, buf + CPN_HDR_LEN, sizeof(tag));
+	if (tag != cpn_tag_node(cfg->auto_join.key, h))
+		return "wrong tag for the auto_join key";
+	return NULL;
+}
+
+/* A refused node keeps sending heartbeats: say so once per 10 s per id. */
+static void log_refusal(struct daemon *d, __u16 id, const char *a, const char *why)
+{
+	__u64 now = cpn_now_ns();
+
+	if (d->refusal_logged[id] && now - d->refusal_logged[id] < 10000000000ULL)
+		return;
+	d->refusal_logged[id] = now;
+	logf_("LOAD from unknown node %u at %s: %s: join refused", id, a, why);
+}
+
 static void join(struct daemon *d, const struct sockaddr_in6 *from, const __u8 *buf, size_t len)
 {
 	const struct cpn_hdr *h = (const struct cpn_hdr *)buf;
 	struct cfg_node n = {0};
 	struct cpn_cfg cfg;
 	struct cpn_err err;
+	const char *why;
 	char a[64];
 
 	if (cpn_hdr_check(h, (__u32)len) != CPN_HDR_OK || h->type != CPN_T_LOAD)
@@ -181,27 +212,25 @@ static void join(struct daemon *d, const struct sockaddr_in6 *from, const __u8 *
 	cpn_addr_str(n.addr, n.family, a, sizeof(a));
 	if (!n.id || n.id >= CPN_MAX_NODES)
 		return;
+	/* Screened against the state in memory first: a refused node costs
+	 * neither the lock nor a parse, however often it calls.
+	 */
+	why = join_refusal(&d->cfg, &n, h, buf, len);
+	if (why) {
+		log_refusal(d, n.id, a, why);
+		return;
+	}
 	if (cpn_ctl_lock(&d->ctl, &err) || cpn_ctl_load(&d->ctl, &cfg, &err)) {
 		cpn_ctl_unlock(&d->ctl);
 		logf_("join: %s", err.msg);
 		return;
 	}
-	if (!cpnctl_join_allowed(&cfg, &n)) {
-		logf_("LOAD from unknown node %u at %s: not in an auto_join prefix, ignored", n.id, a);
+	why = join_refusal(&cfg, &n, h, buf, len);
+	if (why) {
+		log_refusal(d, n.id, a, why);
 		goto out;
 	}
 	if (cfg.auto_join.has_key) {
-		__u64 tag;
-
-		if (!(h->flags & htons(CPN_F_AUTH)) || len < CPN_HDR_LEN + CPN_TAG_LEN) {
-			logf_("LOAD from node %u at %s is not signed: join refused", n.id, a);
-			goto out;
-		}
-		memcpy(&tag, buf + CPN_HDR_LEN, sizeof(tag));
-		if (tag != cpn_tag_node(cfg.auto_join.key, h)) {
-			logf_("LOAD from node %u at %s has a wrong tag: join refused", n.id, a);
-			goto out;
-		}
 		n.has_key = true;
 		n.key[0] = cfg.auto_join.key[0];
 		n.key[1] = cfg.auto_join.key[1];
@@ -223,6 +252,20 @@ out:
 	reload(d);
 }
 
+/* How long joined node `id` has been silent at `now`: since its last report,
+ * or since it joined (the daemon started) if that is later. A report that
+ * the data plane learned after `now` was read is no silence at all (the
+ * unsigned difference would wrap and retire a node that is reporting).
+ */
+static __u64 silence_ns(const struct daemon *d, __u16 id, __u64 now)
+{
+	__u64 last = d->ctl.maps.state[id].last_report_ns;
+	__u64 since = d->joined_at[id] ? d->joined_at[id] : d->start_ns;
+	__u64 ref = last > since ? last : since;
+
+	return now > ref ? now - ref : 0;
+}
+
 /* Joined nodes silent for retire_ms leave. */
 static void retire(struct daemon *d, __u64 now)
 {
@@ -236,10 +279,8 @@ static void retire(struct daemon *d, __u64 now)
 	limit = (__u64)(d->cfg.auto_join.retire_ms ? d->cfg.auto_join.retire_ms : 5000) * 1000000ULL;
 	for (int i = 0; i < d->cfg.n_nodes; i++) {
 		const struct cfg_node *n = &d->cfg.nodes[i];
-		__u64 last = d->ctl.maps.state[n->id].last_report_ns;
-		__u64 since = d->joined_at[n->id] ? d->joined_at[n->id] : d->start_ns;
 
-		if (n->joined && now - (last > since ? last : since) > limit)
+		if (n->joined && silence_ns(d, n->id, now) > limit)
 			changed = true;
 	}
 	if (!changed)
@@ -250,11 +291,9 @@ static void retire(struct daemon *d, __u64 now)
 	}
 	for (int i = 0; i < cfg.n_nodes; i++) {
 		const struct cfg_node *n = &cfg.nodes[i];
-		__u64 last = d->ctl.maps.state[n->id].last_report_ns;
-		__u64 since = d->joined_at[n->id] ? d->joined_at[n->id] : d->start_ns;
 		__u16 id = n->id;
 
-		if (!n->joined || now - (last > since ? last : since) <= limit)
+		if (!n->joined || silence_ns(d, id, now) <= limit)
 			continue;
 		cpnctl_cfg_del_node(&cfg, id);
 		d->joined_at[id] = 0;
