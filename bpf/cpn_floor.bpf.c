@@ -29,8 +29,8 @@ int cpn_floor(struct xdp_md *ctx)
 	__be32 dst = cpn_htonl(0x0a010001); /* 10.1.0.1 */
 	__u32 acc;
 
-	if ((void *)(udp + 1) > data_end || eth->h_proto != cpn_htons(ETH_P_IP) ||
-	    ip4->ihl != 5 || ip4->protocol != IPPROTO_UDP)
+	if ((void *)(udp + 1) > data_end || eth->h_proto != cpn_htons(ETH_P_IP) || ip4->ihl != 5 ||
+	    ip4->protocol != IPPROTO_UDP)
 		return XDP_PASS;
 	acc = cpn_csum_diff32(0, ip4->daddr, dst);
 	ip4->check = cpn_csum_apply(ip4->check, acc);

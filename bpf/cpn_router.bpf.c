@@ -146,7 +146,7 @@ struct cpn_env {
 };
 
 /* The policy loops of sched.h become global functions, each verified once. */
-#define CPN_CTX      struct cpn_env
+#define CPN_CTX	     struct cpn_env
 #define CPN_SCHED_FN __attribute__((noinline))
 
 static __always_inline struct cpn_node *cpn_bpf_node(__u32 id)
@@ -203,8 +203,7 @@ static __always_inline int cpn_env_tenant_admit(struct cpn_env *env, struct cpn_
 	return ok;
 }
 
-static __always_inline struct cpn_aff *cpn_env_aff(struct cpn_env *env,
-						   const struct cpn_aff_key *k)
+static __always_inline struct cpn_aff *cpn_env_aff(struct cpn_env *env, const struct cpn_aff_key *k)
 {
 	return bpf_map_lookup_elem(&cpn_affinity, k);
 }
@@ -336,9 +335,9 @@ static __always_inline int cpn_xdp_forward(struct xdp_md *ctx, struct cpn_env *e
 	if (rc != BPF_FIB_LKUP_RET_SUCCESS)
 		goto kernel;
 	if (nh && cfg) {
-		nh->expires_ns = v->now_ns + (__u64)(cfg->nh_ttl_ms ? cfg->nh_ttl_ms
-								 : CPN_DEFAULT_NH_TTL_MS) *
-						     1000000ULL;
+		nh->expires_ns =
+		    v->now_ns +
+		    (__u64)(cfg->nh_ttl_ms ? cfg->nh_ttl_ms : CPN_DEFAULT_NH_TTL_MS) * 1000000ULL;
 		nh->ifindex = fib.ifindex;
 		nh->in_ifindex = ctx->ingress_ifindex;
 		__builtin_memcpy(nh->smac, fib.smac, ETH_ALEN);

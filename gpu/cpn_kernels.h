@@ -21,13 +21,13 @@
 #include <stdint.h>
 
 #define CPN_MLP_MAX_LAYERS 8
-#define CPN_VS_MAX_K       64
+#define CPN_VS_MAX_K	   64
 
 struct cpn_mlp {
-	int n_layers;                      /* 1..CPN_MLP_MAX_LAYERS */
-	int dims[CPN_MLP_MAX_LAYERS + 1];  /* dims[0] in, dims[n_layers] out */
-	float *w[CPN_MLP_MAX_LAYERS];      /* dims[l] x dims[l+1], row-major */
-	float *b[CPN_MLP_MAX_LAYERS];      /* dims[l+1] */
+	int n_layers;			  /* 1..CPN_MLP_MAX_LAYERS */
+	int dims[CPN_MLP_MAX_LAYERS + 1]; /* dims[0] in, dims[n_layers] out */
+	float *w[CPN_MLP_MAX_LAYERS];	  /* dims[l] x dims[l+1], row-major */
+	float *b[CPN_MLP_MAX_LAYERS];	  /* dims[l+1] */
 };
 
 struct cpn_vtable {

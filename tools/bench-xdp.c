@@ -42,28 +42,29 @@
 #include "cpn_test.h"
 
 enum path { P_TRIVIAL, P_FLOOR, P_PASS, P_REQUEST, P_REPLY, P_LOAD, P_MAX };
-static const char *const path_names[P_MAX] = {"trivial", "floor",   "pass-through",
+static const char *const path_names[P_MAX] = {"trivial", "floor", "pass-through",
 					      "request", "reply", "load"};
 static const char *const path_desc[P_MAX] = {
-	"XDP_PASS program (baseline)",
-	"parse, rewrite dst + checksums, swap MACs, XDP_TX (the floor)",
-	"non-cpn UDP through the router",
-	"REQUEST: choose, tag, DNAT, FIB, redirect", "REPLY: learn, reverse NAT, FIB, redirect",
-	"LOAD heartbeat: learn, consume"};
+    "XDP_PASS program (baseline)",
+    "parse, rewrite dst + checksums, swap MACs, XDP_TX (the floor)",
+    "non-cpn UDP through the router",
+    "REQUEST: choose, tag, DNAT, FIB, redirect",
+    "REPLY: learn, reverse NAT, FIB, redirect",
+    "LOAD heartbeat: learn, consume"};
 
 struct path_run {
 	int prog_fd;
 	__u8 in[PKT_MAX];
 	size_t in_len;
-	int want;           /* expected XDP action */
-	size_t check_off;   /* bytes of the output checked on every call */
+	int want;	  /* expected XDP action */
+	size_t check_off; /* bytes of the output checked on every call */
 	__u8 check[16];
 	size_t check_len;
 	int ifindex;
-	__u64 kern_ns;      /* sum of kernel durations */
+	__u64 kern_ns; /* sum of kernel durations */
 	__u64 wall_ns;
 	__u64 calls;
-	double *round_ns;   /* kernel ns/packet per round */
+	double *round_ns; /* kernel ns/packet per round */
 };
 
 static __u64 now_ns(void)
@@ -89,17 +90,20 @@ static int sh(const char *cmd)
 static int make_netns(int *if_in, int *if_out)
 {
 	static const char *cmds[] = {
-		"ip link set lo up",
-		"ip link add in0 type veth peer name in1",
-		"ip link add out0 type veth peer name out1",
-		"ip addr add 10.0.0.254/24 dev in0",
-		"ip addr add 10.1.0.254/24 dev out0",
-		"ip link set in0 up", "ip link set in1 up", "ip link set out0 up", "ip link set out1 up",
-		"ip neigh replace 10.0.0.1 lladdr 02:00:00:00:00:01 nud permanent dev in0",
-		"ip neigh replace 10.1.0.1 lladdr 02:00:00:00:01:01 nud permanent dev out0",
-		"ip neigh replace 10.1.0.2 lladdr 02:00:00:00:01:02 nud permanent dev out0",
-		"sysctl -qw net.ipv4.ip_forward=1",
-		"sysctl -qw net.ipv4.conf.all.forwarding=1",
+	    "ip link set lo up",
+	    "ip link add in0 type veth peer name in1",
+	    "ip link add out0 type veth peer name out1",
+	    "ip addr add 10.0.0.254/24 dev in0",
+	    "ip addr add 10.1.0.254/24 dev out0",
+	    "ip link set in0 up",
+	    "ip link set in1 up",
+	    "ip link set out0 up",
+	    "ip link set out1 up",
+	    "ip neigh replace 10.0.0.1 lladdr 02:00:00:00:00:01 nud permanent dev in0",
+	    "ip neigh replace 10.1.0.1 lladdr 02:00:00:00:01:01 nud permanent dev out0",
+	    "ip neigh replace 10.1.0.2 lladdr 02:00:00:00:01:02 nud permanent dev out0",
+	    "sysctl -qw net.ipv4.ip_forward=1",
+	    "sysctl -qw net.ipv4.conf.all.forwarding=1",
 	};
 
 	if (unshare(CLONE_NEWNET)) {
@@ -159,8 +163,10 @@ static double median(double *v, int n)
 
 static void usage(void)
 {
-	fprintf(stderr, "usage: bench-xdp [--calls N] [--rounds R] [--json] [--no-fib] [--no-nh-cache]\n"
-			"  N calls at repeat=1 per path in all (default 1000000), in R rounds (default 10)\n");
+	fprintf(
+	    stderr,
+	    "usage: bench-xdp [--calls N] [--rounds R] [--json] [--no-fib] [--no-nh-cache]\n"
+	    "  N calls at repeat=1 per path in all (default 1000000), in R rounds (default 10)\n");
 	exit(2);
 }
 
@@ -229,7 +235,8 @@ int main(int argc, char **argv)
 	/* Two nodes, p2c, a tenant without limits; stale_ms long enough for
 	 * the whole run so that the live path is what gets timed.
 	 */
-	if (t_config(&r) || t_add_node(&r, 1, CPN_AF_INET, 100) || t_add_node(&r, 2, CPN_AF_INET, 100) ||
+	if (t_config(&r) || t_add_node(&r, 1, CPN_AF_INET, 100) ||
+	    t_add_node(&r, 2, CPN_AF_INET, 100) ||
 	    t_add_service(&r, T_SVC, CPN_AF_INET, CPN_POL_P2C, nodes, 2) ||
 	    t_add_tenant(&r, T_TENANT, (__u16[]){T_SVC}, 1, 0, 0, NULL) ||
 	    cpn_maps_add_port(&r.maps, if_in) || cpn_maps_add_port(&r.maps, if_out)) {
@@ -288,8 +295,8 @@ int main(int argc, char **argv)
 
 	/* Non-cpn UDP (a DNS query) through the router: untouched. */
 	{
-		static const __u8 dns[] = {0x12, 0x34, 1, 0, 0, 1, 0, 0, 0, 0, 0, 0, 3, 'c', 'p', 'n',
-					   0, 0, 1, 0, 1};
+		static const __u8 dns[] = {0x12, 0x34, 1,   0,	 0,   1, 0, 0, 0, 0, 0,
+					   0,	 3,    'c', 'p', 'n', 0, 0, 1, 0, 1};
 
 		pkt_spec_default(&s, CPN_AF_INET);
 		s.with_hdr = false;
@@ -355,7 +362,8 @@ int main(int argc, char **argv)
 
 			for (long k = 0; k < per; k++)
 				if (run_once(&p[i])) {
-					fprintf(stderr, "bench-xdp: path %s failed\n", path_names[i]);
+					fprintf(stderr, "bench-xdp: path %s failed\n",
+						path_names[i]);
 					return 1;
 				}
 			p[i].round_ns[rd] = (double)(p[i].kern_ns - k0) / (double)(p[i].calls - n0);
@@ -367,10 +375,11 @@ int main(int argc, char **argv)
 		mean[i] = (double)p[i].kern_ns / (double)p[i].calls;
 	}
 	if (json) {
-		printf("{\"bench\":\"xdp\",\"calls_per_path\":%ld,\"rounds\":%ld,\"paths\":[", calls,
-		       rounds);
+		printf("{\"bench\":\"xdp\",\"calls_per_path\":%ld,\"rounds\":%ld,\"paths\":[",
+		       calls, rounds);
 		for (int i = 0; i < P_MAX; i++)
-			printf("%s{\"path\":\"%s\",\"ns_per_pkt_median\":%.1f,\"ns_per_pkt_mean\":%.1f,"
+			printf("%s{\"path\":\"%s\",\"ns_per_pkt_median\":%.1f,\"ns_per_pkt_mean\":%"
+			       ".1f,"
 			       "\"wall_ns_per_call\":%.1f,\"ratio_to_trivial\":%.2f}",
 			       i ? "," : "", path_names[i], med[i], mean[i],
 			       (double)p[i].wall_ns / (double)p[i].calls, med[i] / med[P_TRIVIAL]);
@@ -382,9 +391,9 @@ int main(int argc, char **argv)
 		printf("%-13s %12s %12s %10s %14s  %s\n", "path", "ns/pkt(med)", "ns/pkt(mean)",
 		       "x trivial", "wall ns/call", "what");
 		for (int i = 0; i < P_MAX; i++)
-			printf("%-13s %12.1f %12.1f %10.2f %14.1f  %s\n", path_names[i], med[i], mean[i],
-			       med[i] / med[P_TRIVIAL], (double)p[i].wall_ns / (double)p[i].calls,
-			       path_desc[i]);
+			printf("%-13s %12.1f %12.1f %10.2f %14.1f  %s\n", path_names[i], med[i],
+			       mean[i], med[i] / med[P_TRIVIAL],
+			       (double)p[i].wall_ns / (double)p[i].calls, path_desc[i]);
 		printf("ns/pkt: the kernel's duration of each single run (median over rounds); "
 		       "wall: per syscall, copy in/out included\n");
 	}

@@ -27,7 +27,7 @@
 #define CPN_STATIC_ASSERT(cond, msg) _Static_assert(cond, msg)
 
 #ifndef cpn_likely
-#define cpn_likely(x)   __builtin_expect(!!(x), 1)
+#define cpn_likely(x)	__builtin_expect(!!(x), 1)
 #define cpn_unlikely(x) __builtin_expect(!!(x), 0)
 #endif
 

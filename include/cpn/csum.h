@@ -26,7 +26,7 @@ static __always_inline __u32 cpn_csum_diff16(__u32 acc, __u16 old, __u16 new_)
 
 static __always_inline __u32 cpn_csum_diff32(__u32 acc, __u32 old, __u32 new_)
 {
-	acc += (__u16)~(__u16)(old & 0xffff) + (__u16)~(__u16)(old >> 16);
+	acc += (__u16) ~(__u16)(old & 0xffff) + (__u16) ~(__u16)(old >> 16);
 	return acc + (new_ & 0xffff) + (new_ >> 16);
 }
 

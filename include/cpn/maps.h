@@ -45,12 +45,12 @@
 #ifndef CPN_MAX_SESSIONS
 #define CPN_MAX_SESSIONS 65536
 #endif
-#define CPN_MAX_SVC_NODES 64 /* candidates per service */
-#define CPN_MAGLEV_M      65537 /* Maglev table size: prime, >> CPN_MAX_SVC_NODES (the paper's) */
-#define CPN_HIST_BUCKETS  24   /* log2 µs: [0,2) [2,4) .. [2^23, inf) */
-#define CPN_MAX_PORTS     64
+#define CPN_MAX_SVC_NODES	 64 /* candidates per service */
+#define CPN_MAGLEV_M		 65537 /* Maglev table size: prime, >> CPN_MAX_SVC_NODES (the paper's) */
+#define CPN_HIST_BUCKETS	 24 /* log2 µs: [0,2) [2,4) .. [2^23, inf) */
+#define CPN_MAX_PORTS		 64
 #define CPN_DEFAULT_CONTROL_PORT 7471
-#define CPN_DEFAULT_MAX_HOPS     4
+#define CPN_DEFAULT_MAX_HOPS	 4
 
 CPN_STATIC_ASSERT((CPN_MAX_NODES & (CPN_MAX_NODES - 1)) == 0, "CPN_MAX_NODES power of two");
 CPN_STATIC_ASSERT((CPN_MAX_SERVICES & (CPN_MAX_SERVICES - 1)) == 0,
@@ -91,7 +91,7 @@ struct cpn_service {
 	__u16 id;
 	__u8 policy;
 	__u8 family;
-	__be16 port;  /* VIP port: source of replies after reverse NAT */
+	__be16 port; /* VIP port: source of replies after reverse NAT */
 	__be32 vip[4];
 	__u32 max_wait_us; /* 0 = no limit */
 	__u32 max_queue;   /* 0 = no limit */
@@ -131,7 +131,7 @@ enum cpn_admin {
 };
 
 enum cpn_report_flags {
-	CPN_REP_DRAINING = 0x1,   /* the node said DRAINING in its last report */
+	CPN_REP_DRAINING = 0x1,	  /* the node said DRAINING in its last report */
 	CPN_REP_PATH_VALID = 0x2, /* path_us holds at least one sample */
 	CPN_REP_SVC_VALID = 0x4,  /* svc_us holds at least one sample */
 };
@@ -165,8 +165,8 @@ struct cpn_tenant {
 	struct bpf_spin_lock lock; /* guards tat */
 	__u32 flags;
 	__u64 interval_ns; /* 1e9 / rate; 0 = no rate limit */
-	__u64 burst_ns;    /* burst x interval_ns */
-	__u64 tat;         /* GCRA theoretical arrival time */
+	__u64 burst_ns;	   /* burst x interval_ns */
+	__u64 tat;	   /* GCRA theoretical arrival time */
 	__u64 key[2];
 	__u64 services[CPN_MAX_SERVICES / 64]; /* bitmap of allowed service ids */
 };
@@ -202,7 +202,7 @@ struct cpn_config {
 /* A FIB result for the path to a node, cached per CPU for nh_ttl_ms. */
 struct cpn_nexthop {
 	__u64 expires_ns;
-	__u32 ifindex;    /* egress port */
+	__u32 ifindex;	  /* egress port */
 	__u32 in_ifindex; /* the ingress port it was looked up for */
 	__u8 smac[6];
 	__u8 dmac[6];
@@ -210,18 +210,18 @@ struct cpn_nexthop {
 };
 
 struct cpn_node_stats {
-	__u64 requests; /* steered to the node */
-	__u64 replies;  /* replies forwarded from it */
-	__u64 busy;     /* BUSY from it forwarded */
-	__u64 reports;  /* LOAD and PROBE_ACK learned */
+	__u64 requests;			  /* steered to the node */
+	__u64 replies;			  /* replies forwarded from it */
+	__u64 busy;			  /* BUSY from it forwarded */
+	__u64 reports;			  /* LOAD and PROBE_ACK learned */
 	__u64 lat_hist[CPN_HIST_BUCKETS]; /* path latency samples, log2 µs */
 };
 
 struct cpn_svc_stats {
-	__u64 requests;  /* steered to a node */
-	__u64 busy;      /* refused by this router: BUSY sent */
-	__u64 refused;   /* dropped after the service was known: ACL, rate, auth, hops */
-	__u64 replies;   /* replies forwarded to clients */
+	__u64 requests;	 /* steered to a node */
+	__u64 busy;	 /* refused by this router: BUSY sent */
+	__u64 refused;	 /* dropped after the service was known: ACL, rate, auth, hops */
+	__u64 replies;	 /* replies forwarded to clients */
 	__u64 node_busy; /* BUSY from a node forwarded */
 };
 
@@ -230,60 +230,60 @@ struct cpn_svc_stats {
  * (Prometheus label values) in one list.
  */
 #define CPN_STATS(X)                                                                               \
-	X(RX, "rx")                             /* packets seen */                                 \
-	X(PASS_NOT_CPN, "pass_not_cpn")         /* not ours: passed untouched */                   \
-	X(PASS_SHORT_L2, "pass_short_l2")       /* truncated Ethernet/VLAN: passed */              \
-	X(PASS_SHORT_L3, "pass_short_l3")       /* truncated IP header: passed */                  \
-	X(PASS_SHORT_L4, "pass_short_l4")       /* truncated UDP header: passed */                 \
-	X(PASS_IP_OPTIONS, "pass_ip_options")   /* IPv4 with options: passed */                    \
-	X(PASS_FRAGMENT, "pass_fragment")       /* IP fragment: passed */                          \
-	X(REQ_STEERED, "req_steered")           /* request chosen and rewritten */                 \
+	X(RX, "rx")				/* packets seen */                                 \
+	X(PASS_NOT_CPN, "pass_not_cpn")		/* not ours: passed untouched */                   \
+	X(PASS_SHORT_L2, "pass_short_l2")	/* truncated Ethernet/VLAN: passed */              \
+	X(PASS_SHORT_L3, "pass_short_l3")	/* truncated IP header: passed */                  \
+	X(PASS_SHORT_L4, "pass_short_l4")	/* truncated UDP header: passed */                 \
+	X(PASS_IP_OPTIONS, "pass_ip_options")	/* IPv4 with options: passed */                    \
+	X(PASS_FRAGMENT, "pass_fragment")	/* IP fragment: passed */                          \
+	X(REQ_STEERED, "req_steered")		/* request chosen and rewritten */                 \
 	X(REQ_TAG_HONOURED, "req_tag_honoured") /* live tag kept */                                \
-	X(REQ_RESTEERED, "req_resteered")       /* tag of a dead node replaced */                  \
-	X(REQ_AFFINITY, "req_affinity")         /* session affinity kept */                        \
-	X(REQ_FALLBACK, "req_fallback")         /* no live node: maglev over up nodes */           \
-	X(REQ_DPDK, "req_dpdk")                 /* handed to cpn-fwd */                            \
-	X(TX_REDIRECT, "tx_redirect")           /* sent through the devmap */                      \
-	X(TX_BOUNCE, "tx_bounce")               /* sent back out of the ingress port */            \
-	X(TX_KERNEL, "tx_kernel")               /* rewritten, kernel forwards (neighbour) */       \
-	X(BUSY_SENT, "busy_sent")               /* admission refused: BUSY to client */            \
-	X(REPLY_FWD, "reply_fwd")               /* reply reverse-NATed to client */                \
-	X(BUSY_FWD, "busy_fwd")                 /* node's BUSY reverse-NATed to client */          \
-	X(LOAD_LEARNED, "load_learned")         /* LOAD consumed */                                \
+	X(REQ_RESTEERED, "req_resteered")	/* tag of a dead node replaced */                  \
+	X(REQ_AFFINITY, "req_affinity")		/* session affinity kept */                        \
+	X(REQ_FALLBACK, "req_fallback")		/* no live node: maglev over up nodes */           \
+	X(REQ_DPDK, "req_dpdk")			/* handed to cpn-fwd */                            \
+	X(TX_REDIRECT, "tx_redirect")		/* sent through the devmap */                      \
+	X(TX_BOUNCE, "tx_bounce")		/* sent back out of the ingress port */            \
+	X(TX_KERNEL, "tx_kernel")		/* rewritten, kernel forwards (neighbour) */       \
+	X(BUSY_SENT, "busy_sent")		/* admission refused: BUSY to client */            \
+	X(REPLY_FWD, "reply_fwd")		/* reply reverse-NATed to client */                \
+	X(BUSY_FWD, "busy_fwd")			/* node's BUSY reverse-NATed to client */          \
+	X(LOAD_LEARNED, "load_learned")		/* LOAD consumed */                                \
 	X(PROBE_ACK_LEARNED, "probe_ack_learned")                                                  \
-	X(LOAD_UNKNOWN, "load_unknown")         /* LOAD from unknown node: passed up */            \
-	X(DROP_SHORT, "drop_short")             /* payload shorter than the header */              \
+	X(LOAD_UNKNOWN, "load_unknown") /* LOAD from unknown node: passed up */                    \
+	X(DROP_SHORT, "drop_short")	/* payload shorter than the header */                      \
 	X(DROP_BAD_MAGIC, "drop_bad_magic")                                                        \
 	X(DROP_BAD_VERSION, "drop_bad_version")                                                    \
 	X(DROP_BAD_TYPE, "drop_bad_type")                                                          \
 	X(DROP_BAD_SERVICE, "drop_bad_service") /* service_id is not the VIP's */                  \
 	X(DROP_BAD_UDP_LEN, "drop_bad_udp_len")                                                    \
 	X(DROP_BAD_IP_LEN, "drop_bad_ip_len")                                                      \
-	X(DROP_ACL, "drop_acl")                 /* unknown tenant or service not allowed */        \
-	X(DROP_RATE, "drop_rate")               /* tenant over its rate */                         \
-	X(DROP_AUTH, "drop_auth")               /* request tag missing or wrong */                 \
-	X(DROP_NODE_AUTH, "drop_node_auth")     /* report tag missing or wrong: spoofed */         \
-	X(DROP_FAMILY, "drop_family")           /* node family differs from the VIP's */           \
-	X(DROP_HOPS, "drop_hops")               /* too many steering hops */                       \
-	X(DROP_TX, "drop_tx")                   /* could not transmit (FIB error) */
+	X(DROP_ACL, "drop_acl")		    /* unknown tenant or service not allowed */            \
+	X(DROP_RATE, "drop_rate")	    /* tenant over its rate */                             \
+	X(DROP_AUTH, "drop_auth")	    /* request tag missing or wrong */                     \
+	X(DROP_NODE_AUTH, "drop_node_auth") /* report tag missing or wrong: spoofed */             \
+	X(DROP_FAMILY, "drop_family")	    /* node family differs from the VIP's */               \
+	X(DROP_HOPS, "drop_hops")	    /* too many steering hops */                           \
+	X(DROP_TX, "drop_tx")		    /* could not transmit (FIB error) */
 
 enum cpn_stat {
 #define CPN_STAT_ENUM(name, str) CPN_STAT_##name,
 	CPN_STATS(CPN_STAT_ENUM)
 #undef CPN_STAT_ENUM
-		CPN_STAT_MAX,
+	    CPN_STAT_MAX,
 };
 
 #ifndef __bpf__
 static const char *const cpn_stat_names[CPN_STAT_MAX] = {
 #define CPN_STAT_NAME(name, str) [CPN_STAT_##name] = str,
-	CPN_STATS(CPN_STAT_NAME)
+    CPN_STATS(CPN_STAT_NAME)
 #undef CPN_STAT_NAME
 };
 
 static const char *const cpn_policy_names[CPN_POL_MAX + 1] = {
-	[CPN_POL_P2C] = "p2c",       [CPN_POL_LEAST] = "least", [CPN_POL_MAGLEV] = "maglev",
-	[CPN_POL_RANDOM] = "random", [CPN_POL_RR] = "round-robin",
+    [CPN_POL_P2C] = "p2c",	 [CPN_POL_LEAST] = "least",    [CPN_POL_MAGLEV] = "maglev",
+    [CPN_POL_RANDOM] = "random", [CPN_POL_RR] = "round-robin",
 };
 #endif
 

@@ -134,7 +134,7 @@ struct cpn_msg {
 /* Why a datagram addressed to cpn is not accepted (cpn_hdr_check). */
 enum cpn_hdr_err {
 	CPN_HDR_OK = 0,
-	CPN_HDR_SHORT,       /* fewer than 48 bytes, or AUTH without the tag */
+	CPN_HDR_SHORT, /* fewer than 48 bytes, or AUTH without the tag */
 	CPN_HDR_BAD_MAGIC,
 	CPN_HDR_BAD_VERSION,
 	CPN_HDR_BAD_TYPE,

@@ -42,21 +42,21 @@
 #include "cpn/sched.h"
 #include "cpn/siphash.h"
 
-#define CPN_ETH_P_8021Q  0x8100
+#define CPN_ETH_P_8021Q	 0x8100
 #define CPN_ETH_P_8021AD 0x88A8
-#define CPN_IP_MF        0x2000
-#define CPN_IP_OFFSET    0x1FFF
+#define CPN_IP_MF	 0x2000
+#define CPN_IP_OFFSET	 0x1FFF
 #define CPN_NEXTHDR_FRAG 44
-#define CPN_TTL_BUSY     64
+#define CPN_TTL_BUSY	 64
 
 /* What the data plane does with the packet after cpn_router_rx(). */
 enum cpn_action {
 	CPN_ACT_PASS = 0, /* hand to the host stack untouched (or rewritten: FWD failed) */
-	CPN_ACT_DROP,     /* malformed or refused: counted and dropped */
+	CPN_ACT_DROP,	  /* malformed or refused: counted and dropped */
 	CPN_ACT_CONSUME,  /* a report learned: nothing left to deliver */
-	CPN_ACT_FWD,      /* rewritten: route by destination address */
-	CPN_ACT_TX,       /* BUSY: send back out of the ingress port after trimming */
-	CPN_ACT_XSK,      /* the service is served by cpn-fwd: hand off */
+	CPN_ACT_FWD,	  /* rewritten: route by destination address */
+	CPN_ACT_TX,	  /* BUSY: send back out of the ingress port after trimming */
+	CPN_ACT_XSK,	  /* the service is served by cpn-fwd: hand off */
 };
 
 struct cpn_verdict {
@@ -66,7 +66,7 @@ struct cpn_verdict {
 	__u32 trim;    /* TX: bytes to cut from the end of the frame */
 	__u16 node_id; /* FWD of a request: the node it goes to */
 	__u16 pad[3];
-	__u64 now_ns;  /* the clock read for this packet, 0 if none */
+	__u64 now_ns; /* the clock read for this packet, 0 if none */
 };
 
 /* ---- small helpers --------------------------------------------------- */
@@ -104,8 +104,8 @@ struct cpn_l34 {
 	__be32 *daddr;
 	__u32 udp_len; /* from the UDP header, validated against the frame */
 	__u8 family;
-	__u8 nwords;   /* address length in 32-bit words */
-	__u8 len_err;  /* lengths disagree: the drop reason if the datagram is ours */
+	__u8 nwords;  /* address length in 32-bit words */
+	__u8 len_err; /* lengths disagree: the drop reason if the datagram is ours */
 };
 
 /* Add to *acc the checksum change of replacing an address and a port. */
@@ -231,7 +231,8 @@ static __always_inline __u16 cpn_request_node(struct cpn_env *env, struct cpn_se
 
 	if ((h->flags & cpn_htons(CPN_F_TAGGED)) && tagged) {
 		n = cpn_node_at(env, tagged);
-		if (n && cpn_node_live(n, now, svc->stale_ms) && cpn_svc_has_node(env, svc, tagged)) {
+		if (n && cpn_node_live(n, now, svc->stale_ms) &&
+		    cpn_svc_has_node(env, svc, tagged)) {
 			cpn_env_count(env, CPN_STAT_REQ_TAG_HONOURED);
 			return tagged;
 		}
@@ -385,7 +386,7 @@ static __always_inline int cpn_request(struct cpn_env *env, void *data, void *da
  * address and port for REPLY/BUSY, address alone for the control port.
  */
 static __always_inline struct cpn_node_cfg *cpn_report_node(struct cpn_env *env, struct cpn_l34 *p,
-							     struct cpn_hdr *h, int match_port)
+							    struct cpn_hdr *h, int match_port)
 {
 	__u16 id = cpn_ntohs(h->node_id);
 	struct cpn_node_cfg *nc = cpn_env_node_cfg(env, id);
@@ -403,8 +404,8 @@ static __always_inline struct cpn_node_cfg *cpn_report_node(struct cpn_env *env,
  * tag must lie inside the datagram (`len` UDP payload bytes), not merely
  * inside the frame.
  */
-static __always_inline int cpn_report_auth_ok(struct cpn_node_cfg *nc, struct cpn_hdr *h,
-					      __u32 len, void *data_end)
+static __always_inline int cpn_report_auth_ok(struct cpn_node_cfg *nc, struct cpn_hdr *h, __u32 len,
+					      void *data_end)
 {
 	__u64 *tag = (__u64 *)(h + 1);
 
@@ -566,7 +567,8 @@ static __always_inline int cpn_parse(struct cpn_env *env, void *data, void *data
 			return cpn_parse_stop(env, v, CPN_ACT_PASS, CPN_STAT_PASS_SHORT_L4);
 		tot = cpn_ntohs(ip4->tot_len);
 		p->udp_len = cpn_ntohs(p->udp->len);
-		if (tot < sizeof(*ip4) + sizeof(struct udphdr) || (char *)ip4 + tot > (char *)data_end)
+		if (tot < sizeof(*ip4) + sizeof(struct udphdr) ||
+		    (char *)ip4 + tot > (char *)data_end)
 			p->len_err = CPN_STAT_DROP_BAD_IP_LEN;
 		else if (p->udp_len < sizeof(struct udphdr) || p->udp_len > tot - sizeof(*ip4))
 			p->len_err = CPN_STAT_DROP_BAD_UDP_LEN;
@@ -652,8 +654,8 @@ static __always_inline int cpn_router_rx(struct cpn_env *env, void *data, void *
 		return cpn_verdict_set(env, v, CPN_ACT_PASS, CPN_STAT_PASS_NOT_CPN);
 
 	cfg = cpn_env_config(env);
-	if (p.udp->dest == (cfg && cfg->control_port ? cfg->control_port
-						     : cpn_htons(CPN_DEFAULT_CONTROL_PORT)))
+	if (p.udp->dest ==
+	    (cfg && cfg->control_port ? cfg->control_port : cpn_htons(CPN_DEFAULT_CONTROL_PORT)))
 		return cpn_control(env, data_end, &p, h, v);
 
 	if (h->type == CPN_T_REPLY || h->type == CPN_T_BUSY) {

@@ -48,9 +48,9 @@ static __always_inline struct cpn_node *cpn_node_at_flat(void *tbl, __u32 id)
 #define cpn_node_at(ctx, id) cpn_node_at_flat(ctx, id)
 #endif
 
-#define CPN_EWMA_SHIFT     3 /* EWMA weight of a new sample: 1/8 */
-#define CPN_MAGLEV_PROBES  8 /* entries tried past a dead Maglev entry */
-#define CPN_PATH_MAX_US    10000000 /* a path sample above 10 s is discarded */
+#define CPN_EWMA_SHIFT	  3	   /* EWMA weight of a new sample: 1/8 */
+#define CPN_MAGLEV_PROBES 8	   /* entries tried past a dead Maglev entry */
+#define CPN_PATH_MAX_US	  10000000 /* a path sample above 10 s is discarded */
 
 enum cpn_pick_verdict {
 	CPN_PICK_OK = 0,       /* steer to node_id */
@@ -171,7 +171,8 @@ CPN_SCHED_FN int cpn_scan_live(CPN_CTX *ctx, const struct cpn_service *svc, __u3
 			break;
 		idx = cpn_wrap(start + i, n);
 		if ((int)idx != skip) {
-			struct cpn_node *nd = cpn_node_at(ctx, svc->nodes[idx & (CPN_MAX_SVC_NODES - 1)]);
+			struct cpn_node *nd =
+			    cpn_node_at(ctx, svc->nodes[idx & (CPN_MAX_SVC_NODES - 1)]);
 
 			if (nd && cpn_node_live(nd, now_ns, svc->stale_ms))
 				return (int)idx;
@@ -498,8 +499,9 @@ static __always_inline __u32 cpn_ewma(__u32 old, __u32 sample, int valid)
 {
 	if (!valid)
 		return sample;
-	return (__u32)((((__u64)old << CPN_EWMA_SHIFT) - old + sample + (1u << (CPN_EWMA_SHIFT - 1))) >>
-		       CPN_EWMA_SHIFT);
+	return (
+	    __u32)((((__u64)old << CPN_EWMA_SHIFT) - old + sample + (1u << (CPN_EWMA_SHIFT - 1))) >>
+		   CPN_EWMA_SHIFT);
 }
 
 /* The load fields of a REPLY, LOAD or PROBE_ACK (already authenticated). */
@@ -602,7 +604,8 @@ static inline int cpn_maglev_build(struct cpn_maglev *mg, const __u16 *ids, cons
 				continue;
 			credit[i] -= wmax;
 			do {
-				c = (__u32)(((__u64)offset[i] + (__u64)next[i] * skip[i]) % CPN_MAGLEV_M);
+				c = (__u32)(((__u64)offset[i] + (__u64)next[i] * skip[i]) %
+					    CPN_MAGLEV_M);
 				next[i]++;
 			} while (mg->entry[c]);
 			mg->entry[c] = ids[i];

@@ -14,7 +14,7 @@
 
 #define CPN_ROTL64(x, b) (__u64)(((x) << (b)) | ((x) >> (64 - (b))))
 
-#define CPN_SIPROUND(v0, v1, v2, v3)                                                              \
+#define CPN_SIPROUND(v0, v1, v2, v3)                                                               \
 	do {                                                                                       \
 		v0 += v1;                                                                          \
 		v1 = CPN_ROTL64(v1, 13);                                                           \

@@ -370,8 +370,8 @@ int t_add_tenant(struct router *r, __u32 id, const __u16 *svcs, int n, __u64 rat
 	return cpn_maps_set_tenant(&r->maps, id, &t);
 }
 
-void t_report(struct router *r, __u16 id, __u32 queue, __u32 inflight, __u32 capacity,
-	      __u32 svc_us, __u32 path_us)
+void t_report(struct router *r, __u16 id, __u32 queue, __u32 inflight, __u32 capacity, __u32 svc_us,
+	      __u32 path_us)
 {
 	struct cpn_node *n = &r->maps.state[id];
 

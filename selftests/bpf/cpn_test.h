@@ -20,17 +20,17 @@
 
 /* What to put in a frame. Addresses are text ("10.0.0.1", "fd00::1"). */
 struct pkt_spec {
-	int family;  /* CPN_AF_INET or CPN_AF_INET6 */
-	int vlan;    /* 0 none, else the VLAN id (802.1Q) */
+	int family; /* CPN_AF_INET or CPN_AF_INET6 */
+	int vlan;   /* 0 none, else the VLAN id (802.1Q) */
 	const char *src, *dst;
 	__u16 sport, dport;
 	struct cpn_msg msg; /* the cpn header, host order */
-	bool with_hdr;      /* false: UDP payload is only `payload` */
-	bool auth;          /* set CPN_F_AUTH and append the tag */
-	__u64 key[2];       /* tenant key (REQUEST) or node key (others) */
+	bool with_hdr;	    /* false: UDP payload is only `payload` */
+	bool auth;	    /* set CPN_F_AUTH and append the tag */
+	__u64 key[2];	    /* tenant key (REQUEST) or node key (others) */
 	const void *payload;
 	size_t payload_len;
-	__u8 ttl;           /* 0 = 64 */
+	__u8 ttl;	    /* 0 = 64 */
 	bool udp_csum_zero; /* IPv4: send without UDP checksum */
 };
 
@@ -74,13 +74,13 @@ int router_run_if(struct router *r, const __u8 *in, size_t in_len, __u8 *out, si
 __u64 router_stat(struct router *r, enum cpn_stat s);
 
 /* Configure: defaults used across the tests. */
-#define T_VIP4    "10.0.0.100"
-#define T_VIP6    "fd00::100"
+#define T_VIP4	  "10.0.0.100"
+#define T_VIP6	  "fd00::100"
 #define T_CLIENT4 "10.0.0.1"
 #define T_CLIENT6 "fd00::1"
-#define T_PORT    7470
-#define T_CTL     7471
-#define T_SVC     1
+#define T_PORT	  7470
+#define T_CTL	  7471
+#define T_SVC	  1
 #define T_TENANT  42
 
 /* Node n (1..) lives at 10.1.0.n:7470 / fd01::n port 7470. */
@@ -92,8 +92,8 @@ int t_add_service(struct router *r, __u16 id, int family, int policy, const __u1
 int t_add_tenant(struct router *r, __u32 id, const __u16 *svcs, int n, __u64 rate, __u64 burst,
 		 const __u64 *key);
 /* Mark a node as freshly reported with this load. */
-void t_report(struct router *r, __u16 id, __u32 queue, __u32 inflight, __u32 capacity,
-	      __u32 svc_us, __u32 path_us);
+void t_report(struct router *r, __u16 id, __u32 queue, __u32 inflight, __u32 capacity, __u32 svc_us,
+	      __u32 path_us);
 /* Config with control port T_CTL. */
 int t_config(struct router *r);
 

@@ -40,7 +40,7 @@ static void test_request_is_steered_with_valid_checksums(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(test_request_is_steered_with_valid_checksums),
+	    cmocka_unit_test(test_request_is_steered_with_valid_checksums),
 	};
 	return cmocka_run_group_tests_name("bpf_smoke", tests, NULL, NULL);
 }

@@ -27,7 +27,8 @@ static void del_at(void *arr, int *n, int pos, size_t size)
 {
 	char *a = arr;
 
-	memmove(a + (size_t)pos * size, a + (size_t)(pos + 1) * size, (size_t)(*n - pos - 1) * size);
+	memmove(a + (size_t)pos * size, a + (size_t)(pos + 1) * size,
+		(size_t)(*n - pos - 1) * size);
 	(*n)--;
 }
 

@@ -16,11 +16,11 @@
 #include "cpn/maps.h"
 #include "cpn_maps.h"
 
-#define CPN_CFG_MAX_IFACES   16
-#define CPN_CFG_MAX_PREFIXES 32
-#define CPN_NAME_MAX         32
+#define CPN_CFG_MAX_IFACES    16
+#define CPN_CFG_MAX_PREFIXES  32
+#define CPN_NAME_MAX	      32
 #define CPN_DEFAULT_STATE_DIR "/run/cpn"
-#define CPN_DEFAULT_METRICS  "127.0.0.1:9470"
+#define CPN_DEFAULT_METRICS   "127.0.0.1:9470"
 
 /* Exit codes of every command. */
 enum { CPN_EXIT_OK = 0, CPN_EXIT_FAIL = 1, CPN_EXIT_USAGE = 2 };
@@ -33,8 +33,8 @@ struct cpn_err {
 struct cfg_node {
 	__u16 id;
 	__be32 addr[4];
-	__be16 port; /* network order */
-	__u8 family; /* CPN_AF_INET / CPN_AF_INET6 */
+	__be16 port;  /* network order */
+	__u8 family;  /* CPN_AF_INET / CPN_AF_INET6 */
 	__u32 weight; /* 1..1000, default 100 */
 	bool has_key;
 	__u64 key[2];
@@ -81,9 +81,9 @@ struct cfg_auto_join {
 	int n_prefixes;
 	__u16 services[CPN_MAX_SERVICES]; /* service ids */
 	int n_services;
-	__u32 weight;    /* of joined nodes, default 100 */
+	__u32 weight;	 /* of joined nodes, default 100 */
 	__u32 retire_ms; /* a joined node silent this long is retired, default 5000 */
-	bool has_key;    /* joined nodes must sign their reports with this key */
+	bool has_key;	 /* joined nodes must sign their reports with this key */
 	__u64 key[2];
 	int line;
 };
@@ -91,10 +91,10 @@ struct cfg_auto_join {
 struct cpn_cfg {
 	char ifaces[CPN_CFG_MAX_IFACES][IF_NAMESIZE];
 	int n_ifaces;
-	__u16 control_port; /* host order, default 7471 */
-	char metrics[64];   /* ADDR:PORT, default 127.0.0.1:9470 */
-	__u16 max_hops;     /* default 4 */
-	__u32 nh_ttl_ms;    /* next-hop cache, default 100 */
+	__u16 control_port;	      /* host order, default 7471 */
+	char metrics[64];	      /* ADDR:PORT, default 127.0.0.1:9470 */
+	__u16 max_hops;		      /* default 4 */
+	__u32 nh_ttl_ms;	      /* next-hop cache, default 100 */
 	struct cfg_service *services; /* sorted by id */
 	int n_services;
 	struct cfg_node *nodes; /* sorted by id */

@@ -46,7 +46,7 @@ struct cpnctl_daemon_opts {
 	const char *pin_dir, *state_dir;
 	const char *config;  /* reloaded on SIGHUP; NULL: keep the desired state */
 	const char *metrics; /* ADDR:PORT; NULL: the config's */
-	__u32 probe_ms;      /* probe a node whose path went unmeasured this long */
+	__u32 probe_ms;	     /* probe a node whose path went unmeasured this long */
 };
 int cpnctl_daemon(const struct cpnctl_daemon_opts *o);
 

@@ -57,7 +57,7 @@ struct daemon {
 	struct cpn_ctl ctl;
 	pthread_mutex_t lock; /* guards cfg against the metrics thread */
 	struct cpn_cfg cfg;   /* the desired state as last loaded */
-	int sock;             /* UDP, the control port, v4 and v6 */
+	int sock;	      /* UDP, the control port, v4 and v6 */
 	int daemon_lock;      /* held while this daemon runs: one per router */
 	bool was_live[CPN_MAX_NODES];
 	bool known[CPN_MAX_NODES];
@@ -65,8 +65,8 @@ struct daemon {
 	__u64 measured[CPN_MAX_NODES]; /* when they last grew (or a probe went out) */
 	__u64 joined_at[CPN_MAX_NODES];
 	__u64 refusal_logged[CPN_MAX_NODES]; /* when a refused join was last logged */
-	__u64 retired_seen[CPN_MAX_NODES];  /* replies + BUSY of a retired node */
-	__u64 retired_quiet[CPN_MAX_NODES]; /* since when that has not grown */
+	__u64 retired_seen[CPN_MAX_NODES];   /* replies + BUSY of a retired node */
+	__u64 retired_quiet[CPN_MAX_NODES];  /* since when that has not grown */
 	__u64 start_ns;
 	__u64 last_gc;
 	struct timespec state_mtime; /* of the state file when last loaded */
@@ -276,7 +276,8 @@ static void retire(struct daemon *d, __u64 now)
 
 	if (!d->cfg.has_auto_join)
 		return;
-	limit = (__u64)(d->cfg.auto_join.retire_ms ? d->cfg.auto_join.retire_ms : 5000) * 1000000ULL;
+	limit =
+	    (__u64)(d->cfg.auto_join.retire_ms ? d->cfg.auto_join.retire_ms : 5000) * 1000000ULL;
 	for (int i = 0; i < d->cfg.n_nodes; i++) {
 		const struct cfg_node *n = &d->cfg.nodes[i];
 
@@ -324,7 +325,8 @@ static void gc_retired(struct daemon *d, __u64 now)
 		struct cpn_err err;
 		__u64 seen;
 
-		if (cpn_maps_get_node(&d->ctl.maps, id, &nc) || !(nc.flags & CPN_NODE_CFG_RETIRED)) {
+		if (cpn_maps_get_node(&d->ctl.maps, id, &nc) ||
+		    !(nc.flags & CPN_NODE_CFG_RETIRED)) {
 			d->retired_quiet[id] = 0;
 			continue;
 		}
@@ -341,9 +343,11 @@ static void gc_retired(struct daemon *d, __u64 now)
 		/* Under the lock: a command may be bringing the id back. */
 		if (cpn_ctl_lock(&d->ctl, &err))
 			continue;
-		if (!cpn_maps_get_node(&d->ctl.maps, id, &nc) && (nc.flags & CPN_NODE_CFG_RETIRED)) {
+		if (!cpn_maps_get_node(&d->ctl.maps, id, &nc) &&
+		    (nc.flags & CPN_NODE_CFG_RETIRED)) {
 			cpn_maps_del_node(&d->ctl.maps, id);
-			logf_("retired node %u quiet for %u s: deleted", id, RETIRED_QUIET_MS / 1000);
+			logf_("retired node %u quiet for %u s: deleted", id,
+			      RETIRED_QUIET_MS / 1000);
 		}
 		cpn_ctl_unlock(&d->ctl);
 		d->retired_quiet[id] = 0;
@@ -381,9 +385,10 @@ static void watch(struct daemon *d, __u64 now)
 				logf_("node %u reports DRAINING", n->id);
 			else
 				logf_("node %u went stale: no report for %llu ms", n->id,
-				      st->last_report_ns ? (unsigned long long)((now - st->last_report_ns) /
-										 1000000ULL)
-							 : 0ULL);
+				      st->last_report_ns
+					  ? (unsigned long long)((now - st->last_report_ns) /
+								 1000000ULL)
+					  : 0ULL);
 		}
 		d->known[n->id] = true;
 		d->was_live[n->id] = live;

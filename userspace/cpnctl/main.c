@@ -37,69 +37,69 @@
 /* ---- usage ------------------------------------------------------------ */
 
 static const char *const usage_main =
-	"usage: cpnctl [--pin-dir DIR] [--state-dir DIR] COMMAND [ARGS]\n"
-	"\n"
-	"commands:\n"
-	"  up [--config FILE] [--skb-mode]   load or adopt the router, attach XDP, apply FILE\n"
-	"  apply --config FILE                reconcile the router to FILE, dropping no traffic\n"
-	"  down                               detach and unpin what cpn owns\n"
-	"  service add|del|list ...           services (a VIP:port, a policy, nodes)\n"
-	"  node add|del|drain|undrain|list    worker nodes\n"
-	"  tenant add|del|list ...            tenants (ACL, rate, key)\n"
-	"  status [-j]                        services and nodes: liveness, load, latency, share\n"
-	"  stats [-j]                         data plane counters\n"
-	"  daemon [--metrics ADDR:PORT] [--config FILE]\n"
-	"                                     staleness, probes, joins, SIGHUP reload, /metrics\n"
-	"\n"
-	"options of every command:\n"
-	"  --pin-dir DIR    where the router's maps are pinned (default " CPN_DEFAULT_PIN_DIR ")\n"
-	"  --state-dir DIR  where cpnctl keeps the desired state (default " CPN_DEFAULT_STATE_DIR ")\n"
-	"  -j, --json       JSON output (read commands)\n"
-	"  -h, --help       this help, or the command's\n"
-	"\n"
-	"exit codes: 0 ok, 1 runtime failure, 2 usage error\n";
+    "usage: cpnctl [--pin-dir DIR] [--state-dir DIR] COMMAND [ARGS]\n"
+    "\n"
+    "commands:\n"
+    "  up [--config FILE] [--skb-mode]   load or adopt the router, attach XDP, apply FILE\n"
+    "  apply --config FILE                reconcile the router to FILE, dropping no traffic\n"
+    "  down                               detach and unpin what cpn owns\n"
+    "  service add|del|list ...           services (a VIP:port, a policy, nodes)\n"
+    "  node add|del|drain|undrain|list    worker nodes\n"
+    "  tenant add|del|list ...            tenants (ACL, rate, key)\n"
+    "  status [-j]                        services and nodes: liveness, load, latency, share\n"
+    "  stats [-j]                         data plane counters\n"
+    "  daemon [--metrics ADDR:PORT] [--config FILE]\n"
+    "                                     staleness, probes, joins, SIGHUP reload, /metrics\n"
+    "\n"
+    "options of every command:\n"
+    "  --pin-dir DIR    where the router's maps are pinned (default " CPN_DEFAULT_PIN_DIR ")\n"
+    "  --state-dir DIR  where cpnctl keeps the desired state (default " CPN_DEFAULT_STATE_DIR ")\n"
+    "  -j, --json       JSON output (read commands)\n"
+    "  -h, --help       this help, or the command's\n"
+    "\n"
+    "exit codes: 0 ok, 1 runtime failure, 2 usage error\n";
 
 static const char *const usage_up =
-	"usage: cpnctl up [--config FILE] [--skb-mode] [--pin-dir DIR] [--state-dir DIR]\n"
-	"  Load bpf/cpn_router.bpf.o (built into cpnctl) and pin it under DIR, or adopt\n"
-	"  what `bpftool prog loadall ... pinmaps DIR` pinned there; attach cpn_xdp to\n"
-	"  the config's interfaces in driver (native) mode, falling back to generic mode\n"
-	"  with a warning (--skb-mode asks for generic); apply FILE. Running it again\n"
-	"  changes nothing that is already so.\n";
+    "usage: cpnctl up [--config FILE] [--skb-mode] [--pin-dir DIR] [--state-dir DIR]\n"
+    "  Load bpf/cpn_router.bpf.o (built into cpnctl) and pin it under DIR, or adopt\n"
+    "  what `bpftool prog loadall ... pinmaps DIR` pinned there; attach cpn_xdp to\n"
+    "  the config's interfaces in driver (native) mode, falling back to generic mode\n"
+    "  with a warning (--skb-mode asks for generic); apply FILE. Running it again\n"
+    "  changes nothing that is already so.\n";
 static const char *const usage_apply =
-	"usage: cpnctl apply --config FILE [--pin-dir DIR] [--state-dir DIR]\n"
-	"  Validate FILE whole (any error: exit 2 with FILE:LINE, nothing changes), then\n"
-	"  change only what differs, in an order no packet sees half-done.\n";
+    "usage: cpnctl apply --config FILE [--pin-dir DIR] [--state-dir DIR]\n"
+    "  Validate FILE whole (any error: exit 2 with FILE:LINE, nothing changes), then\n"
+    "  change only what differs, in an order no packet sees half-done.\n";
 static const char *const usage_down =
-	"usage: cpnctl down [--pin-dir DIR] [--state-dir DIR]\n"
-	"  Detach cpn_xdp from the interfaces where it is attached, unpin the maps and\n"
-	"  the program, forget the desired state. Leaves everything else alone.\n";
+    "usage: cpnctl down [--pin-dir DIR] [--state-dir DIR]\n"
+    "  Detach cpn_xdp from the interfaces where it is attached, unpin the maps and\n"
+    "  the program, forget the desired state. Leaves everything else alone.\n";
 static const char *const usage_service =
-	"usage: cpnctl service add NAME --id N --vip ADDR --port P [--policy P]\n"
-	"                          [--nodes 1,2,3] [--max-wait-us N] [--max-queue N]\n"
-	"                          [--stale-ms N] [--dataplane xdp|dpdk]\n"
-	"       cpnctl service del NAME|ID\n"
-	"       cpnctl service list [-j]\n"
-	"  policies: p2c (default), least, maglev, random, round-robin\n";
+    "usage: cpnctl service add NAME --id N --vip ADDR --port P [--policy P]\n"
+    "                          [--nodes 1,2,3] [--max-wait-us N] [--max-queue N]\n"
+    "                          [--stale-ms N] [--dataplane xdp|dpdk]\n"
+    "       cpnctl service del NAME|ID\n"
+    "       cpnctl service list [-j]\n"
+    "  policies: p2c (default), least, maglev, random, round-robin\n";
 static const char *const usage_node =
-	"usage: cpnctl node add ID ADDR:PORT [--weight W] [--key HEX32] [--service NAME]...\n"
-	"       cpnctl node del ID\n"
-	"       cpnctl node drain ID | node undrain ID\n"
-	"       cpnctl node list [-j]\n"
-	"  `add --service NAME` also puts the node in that service's candidates; `del`\n"
-	"  takes the node out of every service first.\n";
+    "usage: cpnctl node add ID ADDR:PORT [--weight W] [--key HEX32] [--service NAME]...\n"
+    "       cpnctl node del ID\n"
+    "       cpnctl node drain ID | node undrain ID\n"
+    "       cpnctl node list [-j]\n"
+    "  `add --service NAME` also puts the node in that service's candidates; `del`\n"
+    "  takes the node out of every service first.\n";
 static const char *const usage_tenant =
-	"usage: cpnctl tenant add ID --services NAME[,NAME...] [--rate R] [--burst B] [--key HEX32]\n"
-	"       cpnctl tenant del ID\n"
-	"       cpnctl tenant list [-j]\n";
+    "usage: cpnctl tenant add ID --services NAME[,NAME...] [--rate R] [--burst B] [--key HEX32]\n"
+    "       cpnctl tenant del ID\n"
+    "       cpnctl tenant list [-j]\n";
 static const char *const usage_status = "usage: cpnctl status [-j] [--pin-dir DIR]\n";
 static const char *const usage_stats = "usage: cpnctl stats [-j] [--pin-dir DIR]\n";
 const char *const cpnctl_usage_daemon =
-	"usage: cpnctl daemon [--metrics ADDR:PORT] [--config FILE] [--probe-ms N]\n"
-	"                     [--pin-dir DIR] [--state-dir DIR]\n"
-	"  Watch node liveness, probe idle nodes, admit nodes that announce themselves\n"
-	"  from an auto_join prefix and retire them when silent, reload FILE on SIGHUP,\n"
-	"  serve Prometheus /metrics (default from the config, else " CPN_DEFAULT_METRICS ").\n";
+    "usage: cpnctl daemon [--metrics ADDR:PORT] [--config FILE] [--probe-ms N]\n"
+    "                     [--pin-dir DIR] [--state-dir DIR]\n"
+    "  Watch node liveness, probe idle nodes, admit nodes that announce themselves\n"
+    "  from an auto_join prefix and retire them when silent, reload FILE on SIGHUP,\n"
+    "  serve Prometheus /metrics (default from the config, else " CPN_DEFAULT_METRICS ").\n";
 
 int cpnctl_usage(const char *text, const char *fmt, ...)
 {
@@ -160,30 +160,30 @@ enum {
 };
 
 static const struct option long_opts[] = {
-	{"pin-dir", required_argument, 0, OPT_PIN_DIR},
-	{"state-dir", required_argument, 0, OPT_STATE_DIR},
-	{"config", required_argument, 0, 'c'},
-	{"json", no_argument, 0, 'j'},
-	{"help", no_argument, 0, 'h'},
-	{"skb-mode", no_argument, 0, OPT_SKB},
-	{"id", required_argument, 0, OPT_ID},
-	{"vip", required_argument, 0, OPT_VIP},
-	{"port", required_argument, 0, OPT_PORT},
-	{"policy", required_argument, 0, OPT_POLICY},
-	{"nodes", required_argument, 0, OPT_NODES},
-	{"max-wait-us", required_argument, 0, OPT_MAX_WAIT},
-	{"max-queue", required_argument, 0, OPT_MAX_QUEUE},
-	{"stale-ms", required_argument, 0, OPT_STALE},
-	{"dataplane", required_argument, 0, OPT_DATAPLANE},
-	{"weight", required_argument, 0, OPT_WEIGHT},
-	{"key", required_argument, 0, OPT_KEY},
-	{"service", required_argument, 0, OPT_SERVICE},
-	{"services", required_argument, 0, OPT_SERVICES},
-	{"rate", required_argument, 0, OPT_RATE},
-	{"burst", required_argument, 0, OPT_BURST},
-	{"metrics", required_argument, 0, OPT_METRICS},
-	{"probe-ms", required_argument, 0, OPT_PROBE_MS},
-	{0, 0, 0, 0},
+    {"pin-dir", required_argument, 0, OPT_PIN_DIR},
+    {"state-dir", required_argument, 0, OPT_STATE_DIR},
+    {"config", required_argument, 0, 'c'},
+    {"json", no_argument, 0, 'j'},
+    {"help", no_argument, 0, 'h'},
+    {"skb-mode", no_argument, 0, OPT_SKB},
+    {"id", required_argument, 0, OPT_ID},
+    {"vip", required_argument, 0, OPT_VIP},
+    {"port", required_argument, 0, OPT_PORT},
+    {"policy", required_argument, 0, OPT_POLICY},
+    {"nodes", required_argument, 0, OPT_NODES},
+    {"max-wait-us", required_argument, 0, OPT_MAX_WAIT},
+    {"max-queue", required_argument, 0, OPT_MAX_QUEUE},
+    {"stale-ms", required_argument, 0, OPT_STALE},
+    {"dataplane", required_argument, 0, OPT_DATAPLANE},
+    {"weight", required_argument, 0, OPT_WEIGHT},
+    {"key", required_argument, 0, OPT_KEY},
+    {"service", required_argument, 0, OPT_SERVICE},
+    {"services", required_argument, 0, OPT_SERVICES},
+    {"rate", required_argument, 0, OPT_RATE},
+    {"burst", required_argument, 0, OPT_BURST},
+    {"metrics", required_argument, 0, OPT_METRICS},
+    {"probe-ms", required_argument, 0, OPT_PROBE_MS},
+    {0, 0, 0, 0},
 };
 
 /* Every option a command may get; which ones it accepts is its own check. */
@@ -284,8 +284,8 @@ static int parse_opts(int argc, char **argv, struct opts *o, const char *usage, 
 		case '?':
 		default:
 			if (optopt)
-				return cpnctl_usage(usage, "option '-%c' is unknown or lacks its value",
-						    optopt);
+				return cpnctl_usage(
+				    usage, "option '-%c' is unknown or lacks its value", optopt);
 			return cpnctl_usage(usage, "option '%s' is unknown or lacks its value",
 					    argv[optind - 1]);
 		}
@@ -300,17 +300,19 @@ static int parse_opts(int argc, char **argv, struct opts *o, const char *usage, 
 /* Options beyond --pin-dir/--state-dir/-j/-h/-c that a command allows. */
 static int only(const struct opts *o, unsigned allowed, const char *usage)
 {
-	unsigned extra = o->seen & ~allowed & ~((1u << (OPT_PIN_DIR - OPT_PIN_DIR)) |
-						 (1u << (OPT_STATE_DIR - OPT_PIN_DIR)));
+	unsigned extra =
+	    o->seen & ~allowed &
+	    ~((1u << (OPT_PIN_DIR - OPT_PIN_DIR)) | (1u << (OPT_STATE_DIR - OPT_PIN_DIR)));
 
 	if (extra) {
 		for (const struct option *lo = long_opts; lo->name; lo++)
 			if (lo->val >= OPT_PIN_DIR && (extra & (1u << (lo->val - OPT_PIN_DIR))))
-				return cpnctl_usage(usage, "option --%s does not apply here", lo->name);
+				return cpnctl_usage(usage, "option --%s does not apply here",
+						    lo->name);
 	}
 	return 0;
 }
-#define ALLOW(x) (1u << ((x) - OPT_PIN_DIR))
+#define ALLOW(x) (1u << ((x)-OPT_PIN_DIR))
 
 int cpnctl_parse_u32(const char *s, unsigned long max, __u32 *out)
 {
@@ -758,19 +760,21 @@ static int cmd_service(struct opts *o)
 
 		rc = only(o,
 			  ALLOW(OPT_ID) | ALLOW(OPT_VIP) | ALLOW(OPT_PORT) | ALLOW(OPT_POLICY) |
-				  ALLOW(OPT_NODES) | ALLOW(OPT_MAX_WAIT) | ALLOW(OPT_MAX_QUEUE) |
-				  ALLOW(OPT_STALE) | ALLOW(OPT_DATAPLANE),
+			      ALLOW(OPT_NODES) | ALLOW(OPT_MAX_WAIT) | ALLOW(OPT_MAX_QUEUE) |
+			      ALLOW(OPT_STALE) | ALLOW(OPT_DATAPLANE),
 			  usage_service);
 		if (rc)
 			return rc;
 		if (o->n_args != 2)
 			return cpnctl_usage(usage_service, "service add needs exactly one NAME");
 		if (strlen(o->args[1]) >= sizeof(s.name) || !*o->args[1])
-			return cpnctl_usage(usage_service, "service name '%s' must be 1..%zu characters",
+			return cpnctl_usage(usage_service,
+					    "service name '%s' must be 1..%zu characters",
 					    o->args[1], sizeof(s.name) - 1);
 		snprintf(s.name, sizeof(s.name), "%s", o->args[1]);
 		if (!o->id || cpnctl_parse_u32(o->id, CPN_MAX_SERVICES - 1, &v))
-			return cpnctl_usage(usage_service, "--id must be 0..%d", CPN_MAX_SERVICES - 1);
+			return cpnctl_usage(usage_service, "--id must be 0..%d",
+					    CPN_MAX_SERVICES - 1);
 		s.id = (__u16)v;
 		if (!o->vip || cpn_addr_parse(o->vip, s.vip, &s.family))
 			return cpnctl_usage(usage_service, "--vip must be an IPv4 or IPv6 address");
@@ -782,11 +786,13 @@ static int cmd_service(struct opts *o)
 			int p = cpn_policy_parse(o->policy);
 
 			if (p < 0)
-				return cpnctl_usage(usage_service, "unknown policy '%s'", o->policy);
+				return cpnctl_usage(usage_service, "unknown policy '%s'",
+						    o->policy);
 			s.policy = (__u8)p;
 		}
 		if (o->nodes) {
-			s.n_nodes = split_ids(o->nodes, s.nodes, CPN_MAX_SVC_NODES, CPN_MAX_NODES - 1);
+			s.n_nodes =
+			    split_ids(o->nodes, s.nodes, CPN_MAX_SVC_NODES, CPN_MAX_NODES - 1);
 			if (s.n_nodes < 0)
 				return cpnctl_usage(usage_service,
 						    "--nodes is a list of at most %d node ids",
@@ -797,7 +803,8 @@ static int cmd_service(struct opts *o)
 			return cpnctl_usage(usage_service, "--max-wait-us must be a number");
 		if (o->max_queue && cpnctl_parse_u32(o->max_queue, 0xffffffffUL, &s.max_queue))
 			return cpnctl_usage(usage_service, "--max-queue must be a number");
-		if (o->stale && (cpnctl_parse_u32(o->stale, 0xffffffffUL, &s.stale_ms) || !s.stale_ms))
+		if (o->stale &&
+		    (cpnctl_parse_u32(o->stale, 0xffffffffUL, &s.stale_ms) || !s.stale_ms))
 			return cpnctl_usage(usage_service, "--stale-ms must be at least 1");
 		if (o->dataplane) {
 			if (strcmp(o->dataplane, "xdp") && strcmp(o->dataplane, "dpdk"))
@@ -808,8 +815,9 @@ static int cmd_service(struct opts *o)
 			return rc;
 		if (cpn_cfg_service(&cfg, s.id) || cpn_cfg_service_by_name(&cfg, s.name)) {
 			abandon(&ctl, &cfg);
-			return cpnctl_fail("service %s or id %u exists: 'cpnctl service del' it first",
-					   s.name, s.id);
+			return cpnctl_fail(
+			    "service %s or id %u exists: 'cpnctl service del' it first", s.name,
+			    s.id);
 		}
 		if (cpnctl_cfg_put_service(&cfg, &s)) {
 			abandon(&ctl, &cfg);
@@ -835,7 +843,8 @@ static int cmd_service(struct opts *o)
 		}
 		if (!s) {
 			abandon(&ctl, &cfg);
-			return cpnctl_fail("no service '%s' (see 'cpnctl service list')", o->args[1]);
+			return cpnctl_fail("no service '%s' (see 'cpnctl service list')",
+					   o->args[1]);
 		}
 		cpnctl_cfg_del_service(&cfg, s->id);
 		return finish(&ctl, &cfg);
@@ -863,7 +872,8 @@ static int cmd_node(struct opts *o)
 
 	if (o->help || !verb)
 		return o->help ? (cpnctl_help(usage_node))
-			       : cpnctl_usage(usage_node, "node needs add, del, drain, undrain or list");
+			       : cpnctl_usage(usage_node,
+					      "node needs add, del, drain, undrain or list");
 	if (!strcmp(verb, "list")) {
 		if ((rc = only(o, 0, usage_node)))
 			return rc;
@@ -875,7 +885,8 @@ static int cmd_node(struct opts *o)
 		struct cfg_node n = {0};
 		__u32 w = 100;
 
-		if ((rc = only(o, ALLOW(OPT_WEIGHT) | ALLOW(OPT_KEY) | ALLOW(OPT_SERVICE), usage_node)))
+		if ((rc = only(o, ALLOW(OPT_WEIGHT) | ALLOW(OPT_KEY) | ALLOW(OPT_SERVICE),
+			       usage_node)))
 			return rc;
 		if ((rc = node_id_arg(o, &id)))
 			return rc;
@@ -883,9 +894,10 @@ static int cmd_node(struct opts *o)
 			return cpnctl_usage(usage_node, "node add needs ID and ADDR:PORT");
 		n.id = id;
 		if (cpn_addr_port_parse(o->args[2], n.addr, &n.port, &n.family))
-			return cpnctl_usage(usage_node,
-					    "'%s' is not ADDR:PORT (e.g. 10.1.0.2:7470, [fd01::2]:7470)",
-					    o->args[2]);
+			return cpnctl_usage(
+			    usage_node,
+			    "'%s' is not ADDR:PORT (e.g. 10.1.0.2:7470, [fd01::2]:7470)",
+			    o->args[2]);
 		if (o->weight && (cpnctl_parse_u32(o->weight, 1000, &w) || !w))
 			return cpnctl_usage(usage_node, "--weight must be 1..1000");
 		n.weight = w;
@@ -968,14 +980,16 @@ static int cmd_tenant(struct opts *o)
 		struct cfg_tenant t = {0};
 		char buf[2048], *save = NULL, *tok;
 
-		rc = only(o, ALLOW(OPT_SERVICES) | ALLOW(OPT_RATE) | ALLOW(OPT_BURST) | ALLOW(OPT_KEY),
+		rc = only(o,
+			  ALLOW(OPT_SERVICES) | ALLOW(OPT_RATE) | ALLOW(OPT_BURST) | ALLOW(OPT_KEY),
 			  usage_tenant);
 		if (rc)
 			return rc;
 		if (o->n_args != 2)
 			return cpnctl_usage(usage_tenant, "unexpected argument '%s'", o->args[2]);
 		if (!o->services)
-			return cpnctl_usage(usage_tenant, "tenant add needs --services NAME[,NAME]");
+			return cpnctl_usage(usage_tenant,
+					    "tenant add needs --services NAME[,NAME]");
 		t.id = id;
 		if (o->rate && parse_u64(o->rate, &t.rate))
 			return cpnctl_usage(usage_tenant, "--rate must be a number (requests/s)");
@@ -1001,7 +1015,8 @@ static int cmd_tenant(struct opts *o)
 		}
 		if (cpn_cfg_tenant(&cfg, id)) {
 			abandon(&ctl, &cfg);
-			return cpnctl_fail("tenant %u exists: 'cpnctl tenant del %u' it first", id, id);
+			return cpnctl_fail("tenant %u exists: 'cpnctl tenant del %u' it first", id,
+					   id);
 		}
 		if (cpnctl_cfg_put_tenant(&cfg, &t)) {
 			abandon(&ctl, &cfg);
@@ -1083,9 +1098,9 @@ int main(int argc, char **argv)
 		const char *name;
 		int (*fn)(struct opts *);
 	} cmds[] = {
-		{"up", cmd_up},		  {"apply", cmd_apply},	  {"down", cmd_down},
-		{"service", cmd_service}, {"node", cmd_node},	  {"tenant", cmd_tenant},
-		{"status", cmd_status},	  {"stats", cmd_stats},	  {"daemon", cmd_daemon_opts},
+	    {"up", cmd_up},	      {"apply", cmd_apply}, {"down", cmd_down},
+	    {"service", cmd_service}, {"node", cmd_node},   {"tenant", cmd_tenant},
+	    {"status", cmd_status},   {"stats", cmd_stats}, {"daemon", cmd_daemon_opts},
 	};
 	struct opts o = {0};
 	const char *cmd = NULL;

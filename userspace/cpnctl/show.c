@@ -212,8 +212,8 @@ static void show_services(struct cpn_maps *m, const struct cpn_cfg *cfg, const s
 		cpn_maps_svc_stats(m, s->id, &ss);
 		service_vip(s, vip, sizeof(vip));
 		snprintf(ln, sizeof(ln), "%d/%d", live_nodes(s, nv, nn), s->n_nodes);
-		printf("%-16s %5u %-24s %-12s %-5s %-11s %10llu %8llu %8llu %10llu\n", s->name, s->id,
-		       vip, cpn_policy_names[s->policy], s->dpdk ? "dpdk" : "xdp", ln,
+		printf("%-16s %5u %-24s %-12s %-5s %-11s %10llu %8llu %8llu %10llu\n", s->name,
+		       s->id, vip, cpn_policy_names[s->policy], s->dpdk ? "dpdk" : "xdp", ln,
 		       (unsigned long long)ss.requests, (unsigned long long)ss.busy,
 		       (unsigned long long)ss.refused, (unsigned long long)ss.replies);
 		list[0] = 0;
@@ -273,18 +273,18 @@ static void show_nodes(struct cpn_maps *m, const struct node_view *nv, int nn, b
 		printf("]");
 		return;
 	}
-	printf("%5s %-24s %-5s %-4s %6s %6s %6s %5s %9s %9s %9s %10s %6s\n", "NODE", "ADDR", "ADMIN",
-	       "LIVE", "QUEUE", "INFLT", "CAP", "UTIL", "SVC_US", "PATH_US", "EST_US", "REQUESTS",
-	       "SHARE");
+	printf("%5s %-24s %-5s %-4s %6s %6s %6s %5s %9s %9s %9s %10s %6s\n", "NODE", "ADDR",
+	       "ADMIN", "LIVE", "QUEUE", "INFLT", "CAP", "UTIL", "SVC_US", "PATH_US", "EST_US",
+	       "REQUESTS", "SHARE");
 	for (int i = 0; i < nn; i++) {
 		const struct node_view *v = &nv[i];
 
 		node_addr(v, m, addr, sizeof(addr));
 		printf("%5u %-24s %-5s %-4s %6u %6u %6u %4.0f%% %9u %9u %9llu %10llu %5.1f%%%s\n",
-		       v->id, addr, v->retired ? "rtrd" : admin_str(v->st.admin), v->live ? "yes" : "no",
-		       v->st.queue_depth, v->st.inflight, v->st.capacity, v->st.util * 100.0 / 255,
-		       v->st.svc_us, v->st.path_us, (unsigned long long)cpn_est_us(&v->st),
-		       (unsigned long long)v->ns.requests,
+		       v->id, addr, v->retired ? "rtrd" : admin_str(v->st.admin),
+		       v->live ? "yes" : "no", v->st.queue_depth, v->st.inflight, v->st.capacity,
+		       v->st.util * 100.0 / 255, v->st.svc_us, v->st.path_us,
+		       (unsigned long long)cpn_est_us(&v->st), (unsigned long long)v->ns.requests,
 		       total ? 100.0 * (double)v->ns.requests / (double)total : 0.0,
 		       v->cfg && v->cfg->joined ? "  (joined)" : "");
 	}
@@ -305,11 +305,13 @@ static void show_tenants(const struct cpn_cfg *cfg, bool json)
 			const struct cfg_service *s = cpn_cfg_service(cfg, t->services[k]);
 			size_t l = strlen(list);
 
-			snprintf(list + l, sizeof(list) - l, "%s%s", k ? "," : "", s ? s->name : "?");
+			snprintf(list + l, sizeof(list) - l, "%s%s", k ? "," : "",
+				 s ? s->name : "?");
 		}
 		if (!json) {
-			printf("%10u %-32s %10llu %10llu %-4s\n", t->id, list, (unsigned long long)t->rate,
-			       (unsigned long long)t->burst, t->has_key ? "yes" : "no");
+			printf("%10u %-32s %10llu %10llu %-4s\n", t->id, list,
+			       (unsigned long long)t->rate, (unsigned long long)t->burst,
+			       t->has_key ? "yes" : "no");
 			continue;
 		}
 		printf("%s{", i ? "," : "");

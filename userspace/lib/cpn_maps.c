@@ -17,17 +17,17 @@
 #include "cpn_maps.h"
 
 const char *const cpn_map_names[CPN_NR_MAPS] = {
-	"cpn_config",	 "cpn_vips",	 "cpn_services", "cpn_maglev",	 "cpn_nodes",
-	"cpn_node_state", "cpn_tenants", "cpn_affinity", "cpn_stats",	 "cpn_node_stats",
-	"cpn_tx_ports",	 "xsks_map",	 "cpn_nh_cache", "cpn_svc_stats",
+    "cpn_config",     "cpn_vips",    "cpn_services", "cpn_maglev",    "cpn_nodes",
+    "cpn_node_state", "cpn_tenants", "cpn_affinity", "cpn_stats",     "cpn_node_stats",
+    "cpn_tx_ports",   "xsks_map",    "cpn_nh_cache", "cpn_svc_stats",
 };
 
 static int *map_slot(struct cpn_maps *m, int i)
 {
-	int *slots[CPN_NR_MAPS] = {&m->config,	   &m->vips,	 &m->services,	 &m->maglev,
-				   &m->nodes,	   &m->node_state, &m->tenants,	 &m->affinity,
-				   &m->stats,	   &m->node_stats, &m->tx_ports, &m->xsks,
-				   &m->nh_cache,   &m->svc_stats};
+	int *slots[CPN_NR_MAPS] = {&m->config,	 &m->vips,	 &m->services, &m->maglev,
+				   &m->nodes,	 &m->node_state, &m->tenants,  &m->affinity,
+				   &m->stats,	 &m->node_stats, &m->tx_ports, &m->xsks,
+				   &m->nh_cache, &m->svc_stats};
 	return slots[i];
 }
 
@@ -432,7 +432,8 @@ int cpn_key_parse(const char *hex, __u64 key[2])
 	for (int i = 0; i < 16; i++) {
 		unsigned v;
 
-		if (sscanf(hex + 2 * i, "%2x", &v) != 1 || !strchr("0123456789abcdefABCDEF", hex[2 * i]) ||
+		if (sscanf(hex + 2 * i, "%2x", &v) != 1 ||
+		    !strchr("0123456789abcdefABCDEF", hex[2 * i]) ||
 		    !strchr("0123456789abcdefABCDEF", hex[2 * i + 1]))
 			return -1;
 		b[i] = (__u8)v;
