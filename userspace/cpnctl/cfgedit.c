@@ -151,3 +151,15 @@ int cpnctl_cfg_add_joined(struct cpn_cfg *cfg, const struct cfg_node *n)
 	}
 	return 0;
 }
+
+__u32 cpnctl_node_stale_ms(const struct cpn_cfg *cfg, __u16 id)
+{
+	__u32 best = 0;
+
+	for (int i = 0; i < cfg->n_services; i++)
+		for (int k = 0; k < cfg->services[i].n_nodes; k++)
+			if (cfg->services[i].nodes[k] == id &&
+			    (!best || cfg->services[i].stale_ms < best))
+				best = cfg->services[i].stale_ms;
+	return best ? best : 500;
+}

@@ -25,6 +25,10 @@ int cpnctl_cfg_put_tenant(struct cpn_cfg *cfg, const struct cfg_tenant *t);
 void cpnctl_cfg_del_tenant(struct cpn_cfg *cfg, __u32 id);
 /* Append a node to a service's candidates (no-op if there); -1 when full. */
 int cpnctl_cfg_service_add_node(struct cfg_service *s, __u16 id);
+/* The staleness window a node is judged by: the smallest stale_ms of the
+ * services that name it, 500 ms when none does.
+ */
+__u32 cpnctl_node_stale_ms(const struct cpn_cfg *cfg, __u16 id);
 /* Whether auto_join admits a node at this address. */
 bool cpnctl_join_allowed(const struct cpn_cfg *cfg, const struct cfg_node *n);
 /* Add a joined node and list it in every auto_join service. */

@@ -356,24 +356,12 @@ static void gc_retired(struct daemon *d, __u64 now)
 
 /* ---- liveness and probes ------------------------------------------------ */
 
-static __u32 stale_ms_of(const struct cpn_cfg *cfg, __u16 id)
-{
-	__u32 best = 0;
-
-	for (int i = 0; i < cfg->n_services; i++)
-		for (int k = 0; k < cfg->services[i].n_nodes; k++)
-			if (cfg->services[i].nodes[k] == id &&
-			    (!best || cfg->services[i].stale_ms < best))
-				best = cfg->services[i].stale_ms;
-	return best ? best : 500;
-}
-
 static void watch(struct daemon *d, __u64 now)
 {
 	for (int i = 0; i < d->cfg.n_nodes; i++) {
 		const struct cfg_node *n = &d->cfg.nodes[i];
 		const struct cpn_node *st = &d->ctl.maps.state[n->id];
-		bool live = cpn_node_live(st, now, stale_ms_of(&d->cfg, n->id));
+		bool live = cpn_node_live(st, now, cpnctl_node_stale_ms(&d->cfg, n->id));
 
 		if (d->known[n->id] && live != d->was_live[n->id]) {
 			if (live)

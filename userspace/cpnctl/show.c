@@ -75,18 +75,6 @@ struct node_view {
 	__u32 stale_ms;
 };
 
-static __u32 node_stale_ms(const struct cpn_cfg *cfg, __u16 id)
-{
-	__u32 best = 0;
-
-	for (int i = 0; i < cfg->n_services; i++)
-		for (int k = 0; k < cfg->services[i].n_nodes; k++)
-			if (cfg->services[i].nodes[k] == id &&
-			    (!best || cfg->services[i].stale_ms < best))
-				best = cfg->services[i].stale_ms;
-	return best ? best : 500;
-}
-
 static const char *admin_str(__u32 admin)
 {
 	if (!(admin & CPN_ADMIN_UP))
@@ -132,7 +120,7 @@ static int collect_nodes(struct cpn_maps *m, const struct cpn_cfg *cfg, struct n
 		v[n].cfg = c;
 		v[n].st = m->state[id];
 		cpn_maps_node_stats(m, id, &v[n].ns);
-		v[n].stale_ms = node_stale_ms(cfg, id);
+		v[n].stale_ms = cpnctl_node_stale_ms(cfg, id);
 		v[n].live = cpn_node_live(&v[n].st, now, v[n].stale_ms);
 		v[n].retired = !cpn_maps_get_node(m, id, &nc) && (nc.flags & CPN_NODE_CFG_RETIRED);
 		n++;
