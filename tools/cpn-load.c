@@ -18,14 +18,18 @@
  * reuses a slot only once the cursor has passed it; the table holds about
  * twice rate x timeout, so that never waits in practice.
  *
- * Open loop runs two threads: the sender follows the arrival schedule,
- * sleeping (absolute, timer slack 1 ns) until the next arrival and sending
- * whatever is due in one sendmmsg (up to LOAD_BATCH), so the batch grows by
- * itself when the rate is high; the receiver (main thread) polls the sockets,
- * reads them with recvmmsg and expires. Closed loop is one thread: poll,
- * read, expire, send one new request per request resolved. Datagrams go
- * out over --sockets connected UDP sockets in turn (distinct source ports
- * for the router's flow hash) and come back to the socket that sent them.
+ * Open loop, by default in one thread: send what is due (one sendmmsg of
+ * up to LOAD_BATCH), read what came (recvmmsg on the sockets ppoll says are
+ * ready), expire, then wait in ppoll (timer slack 1 ns) for an answer or the
+ * next arrival, whichever comes first; the batch grows by itself when the
+ * rate is high. On a small machine most of the cost is waking up, and one
+ * thread wakes where two would. With --threads 2 a sender thread follows the
+ * schedule (clock_nanosleep to the next arrival) and the main thread only
+ * receives and expires: for machines with cores to spare. Closed loop is one
+ * thread: poll, read, expire, send one new request per request resolved.
+ * Datagrams go out over --sockets connected UDP sockets in turn (distinct
+ * source ports for the router's flow hash) and come back to the socket that
+ * sent them.
  * Headers are built in a per-batch buffer from a template (request_id,
  * session key and tag patched); payloads come from a pool made at start:
  * nothing is allocated per request. Clock readings are one per batch.
@@ -93,6 +97,7 @@ struct opts {
 	bool json;
 	double warmup;
 	int sockets;
+	int threads; /* open loop: 1 or 2 */
 };
 
 /* A request due to be sent (open loop): its arrival time, in the measured part. */
@@ -117,12 +122,13 @@ struct gen {
 	uint32_t payload_len, npayloads;
 
 	/* Shared between the threads. */
-	_Atomic uint64_t sent_seq; /* every seq below was sent (sender publishes) */
-	_Atomic uint64_t cursor;   /* every seq below is resolved (receiver publishes) */
+	_Atomic uint64_t sent_seq
+	    __attribute__((aligned(64))); /* every seq below was sent (sender publishes) */
+	_Atomic uint64_t cursor;	  /* every seq below is resolved (receiver publishes) */
 	atomic_bool sender_done;
 
 	/* Sender side. */
-	uint64_t next_seq;
+	uint64_t next_seq __attribute__((aligned(64)));
 	uint64_t rng[4];
 	int rr;
 	uint8_t hdrs[LOAD_BATCH][CPN_HDR_LEN + CPN_TAG_LEN] __attribute__((aligned(8)));
@@ -134,10 +140,12 @@ struct gen {
 	uint64_t lag_n, lag_max;
 	double lag_sum;
 	uint64_t send_refused, send_full;
-	int fatal_errno;
+	int tx_errno; /* a send failed for good */
 
-	/* Receiver side. */
-	uint64_t rx_cursor, resolved;
+	/* Receiver side (its own cache lines: the threads write both sides). */
+	uint64_t rx_cursor __attribute__((aligned(64)));
+	uint64_t resolved;
+	int rx_errno; /* a receive failed for good */
 	uint8_t rbuf[LOAD_BATCH][RX_BUF];
 	struct iovec riov[LOAD_BATCH];
 	struct mmsghdr rmsgs[LOAD_BATCH];
@@ -166,7 +174,7 @@ static void usage(FILE *f)
 	    "                (--duration SECONDS | --count N) [--timeout MS]\n"
 	    "                [--kernel echo|mlp|vsearch|synthetic] [--payload-bytes N]\n"
 	    "                [--mlp-in D] [--vs-dim D --vs-k K] [--session-keys N [--sticky]]\n"
-	    "                [--seed S] [--json] [--warmup SECONDS] [--sockets N]\n"
+	    "                [--seed S] [--json] [--warmup SECONDS] [--sockets N] [--threads 1|2]\n"
 	    "       cpn-load reflect --listen IP:PORT [--threads N] [--node-id N] [--drop-every "
 	    "N]\n"
 	    "                [--busy-every N] [--require-key HEX32] [--duration SECONDS]\n"
@@ -191,6 +199,8 @@ static void usage(FILE *f)
 	    "  --seed S              arrivals, payloads and session keys (1)\n"
 	    "  --warmup SECONDS      traffic of the first SECONDS is sent but not counted\n"
 	    "  --sockets N           source sockets (ports) used in turn (4)\n"
+	    "  --threads 1|2         open loop: one thread (default) or a sender and a\n"
+	    "                        receiver (for machines with cores to spare)\n"
 	    "  --json                one JSON object on stdout instead of the text report\n"
 	    "\n"
 	    "Counts cover the measured requests (not the warmup). Every measured request\n"
@@ -526,7 +536,7 @@ static int tx_batch(struct gen *g, int n, const struct pend *pend, bool measured
 				break;
 			continue;
 		}
-		g->fatal_errno = errno;
+		g->tx_errno = errno;
 		return -1;
 	}
 	g->rr = (g->rr + 1) % g->nfds;
@@ -575,69 +585,110 @@ static void tx_backoff(struct gen *g)
 		poll(&p, 1, 1);
 }
 
-/* Open loop: follow the arrival schedule. Runs in its own thread. */
+/* The open loop's arrival schedule and the requests due but not yet sent. */
+struct sched {
+	struct pend pend[LOAD_BATCH];
+	int np;
+	double period_ns, off_ns; /* next arrival: t0 + off_ns */
+	uint64_t scheduled, deadline;
+	bool more;    /* arrivals left in the schedule */
+	bool done;    /* nothing more will be sent */
+	bool blocked; /* the last send found no room: back off */
+};
+
+static void sched_init(struct gen *g, struct sched *sc)
+{
+	const struct opts *o = g->o;
+
+	memset(sc, 0, sizeof(*sc));
+	sc->period_ns = 1e9 / o->rate;
+	sc->more = true;
+	/* Behind schedule (a starved machine), the sending ends all the same. */
+	if (o->count)
+		sc->deadline =
+		    g->measure_start + (uint64_t)(2e9 * (double)o->count / o->rate) + 1000000000ULL;
+	else
+		sc->deadline = g->end_ns + 1000000000ULL;
+}
+
+static uint64_t sched_next(const struct gen *g, const struct sched *sc)
+{
+	return g->t0 + (uint64_t)sc->off_ns;
+}
+
+/* Send what is due at `now` (one batch at most). Returns how many were sent,
+ * -1 on a fatal error; sets sc->done when nothing more will be sent.
+ */
+static int sched_step(struct gen *g, struct sched *sc, uint64_t now)
+{
+	const struct opts *o = g->o;
+
+	sc->blocked = false;
+	if (atomic_load_explicit(&stop_req, memory_order_relaxed) || now > sc->deadline) {
+		/* Stopped early: the window ends here. */
+		if (sc->more)
+			g->window_end = now;
+		sc->done = true;
+		return 0;
+	}
+	while (sc->more && sc->np < LOAD_BATCH) {
+		uint64_t due = sched_next(g, sc);
+		bool measured = due >= g->measure_start;
+
+		if (o->count ? (measured && sc->scheduled == o->count) : due >= g->end_ns) {
+			sc->more = false;
+			g->window_end = o->count ? due : g->end_ns;
+			break;
+		}
+		if (due > now)
+			break;
+		sc->pend[sc->np].due = due;
+		sc->pend[sc->np].measured = measured;
+		sc->np++;
+		sc->scheduled += measured;
+		sc->off_ns +=
+		    o->poisson ? -log1p(-rng_unit(g->rng)) * sc->period_ns : sc->period_ns;
+	}
+	if (!sc->np) {
+		sc->done = !sc->more;
+		return 0;
+	}
+	uint64_t room = tx_room(g);
+	int k = room < (uint64_t)sc->np ? (int)room : sc->np, sent = 0;
+
+	if (k)
+		sent = tx_batch(g, k, sc->pend, false);
+	if (sent < 0)
+		return -1;
+	sc->np -= sent;
+	memmove(sc->pend, sc->pend + sent, (size_t)sc->np * sizeof(sc->pend[0]));
+	sc->blocked = sent < k || !k;
+	return sent;
+}
+
+/* Open loop, sender thread: send what is due, sleep until the next arrival. */
 static void *tx_open_loop(void *arg)
 {
 	struct gen *g = arg;
-	const struct opts *o = g->o;
-	struct pend pend[LOAD_BATCH];
-	int np = 0;
-	double period_ns = 1e9 / o->rate, off_ns = 0;
-	uint64_t scheduled = 0, deadline;
-	bool more = true;
+	struct sched sc;
 
+	sched_init(g, &sc);
 	/* Sleep as precisely as the clock allows: the default slack is 50 µs. */
 	prctl(PR_SET_TIMERSLACK, 1UL, 0, 0, 0);
-	if (o->count)
-		deadline =
-		    g->measure_start + (uint64_t)(2e9 * (double)o->count / o->rate) + 1000000000ULL;
-	else
-		deadline = g->end_ns + 1000000000ULL;
-
 	for (;;) {
 		uint64_t now = load_now_ns();
+		int r = sched_step(g, &sc, now);
 
-		if (atomic_load_explicit(&stop_req, memory_order_relaxed) || now > deadline) {
-			/* Stopped early: the window ends here. */
-			if (more)
-				g->window_end = now;
+		if (r < 0 || sc.done)
 			break;
-		}
-		while (more && np < LOAD_BATCH) {
-			uint64_t due = g->t0 + (uint64_t)off_ns;
-			bool measured = due >= g->measure_start;
-
-			if (o->count ? (measured && scheduled == o->count) : due >= g->end_ns) {
-				more = false;
-				g->window_end = o->count ? due : g->end_ns;
-				break;
-			}
-			if (due > now)
-				break;
-			pend[np].due = due;
-			pend[np].measured = measured;
-			np++;
-			scheduled += measured;
-			off_ns += o->poisson ? -log1p(-rng_unit(g->rng)) * period_ns : period_ns;
-		}
-		if (np) {
-			uint64_t room = tx_room(g);
-			int k = room < (uint64_t)np ? (int)room : np, s = 0;
-
-			if (k)
-				s = tx_batch(g, k, pend, false);
-			if (s < 0)
-				break;
-			np -= s;
-			memmove(pend, pend + s, (size_t)np * sizeof(*pend));
-			if (s < k || !k)
-				tx_backoff(g);
+		if (sc.blocked) {
+			tx_backoff(g);
 			continue;
 		}
-		if (!more)
-			break;
+		if (r > 0 || sc.np)
+			continue;
 		/* In slices of 100 ms at most: a signal may have gone to the receiver. */
-		uint64_t next = g->t0 + (uint64_t)off_ns;
+		uint64_t next = sched_next(g, &sc);
 
 		if (next > now + 100000000ULL)
 			next = now + 100000000ULL;
@@ -729,7 +780,7 @@ static int rx_drain(struct gen *g, int fd)
 			}
 			if (errno == EAGAIN || errno == EWOULDBLOCK)
 				return total;
-			g->fatal_errno = errno;
+			g->rx_errno = errno;
 			return -1;
 		}
 		uint64_t now = load_now_ns();
@@ -765,15 +816,17 @@ static void rx_expire(struct gen *g, uint64_t now)
 	atomic_store_explicit(&g->cursor, c, memory_order_release);
 }
 
-/* Wait up to timeout_ms for answers, read them. -1 on a fatal error. */
-static int rx_poll(struct gen *g, int timeout_ms)
+/* Wait up to timeout_ns for answers, read them. -1 on a fatal error. */
+static int rx_poll(struct gen *g, uint64_t timeout_ns)
 {
 	struct pollfd p[MAX_SOCKETS];
+	struct timespec ts = {.tv_sec = (time_t)(timeout_ns / 1000000000ULL),
+			      .tv_nsec = (long)(timeout_ns % 1000000000ULL)};
 	int got = 0;
 
 	for (int i = 0; i < g->nfds; i++)
 		p[i] = (struct pollfd){.fd = g->fds[i], .events = POLLIN};
-	int n = poll(p, (nfds_t)g->nfds, timeout_ms);
+	int n = ppoll(p, (nfds_t)g->nfds, &ts, NULL);
 
 	if (n <= 0)
 		return 0;
@@ -791,7 +844,10 @@ static int rx_poll(struct gen *g, int timeout_ms)
 
 /* ---- the two modes -------------------------------------------------------- */
 
-static int run_open(struct gen *g)
+#define MS 1000000ULL
+
+/* Open loop in two threads: the sender (tx_open_loop) and this receiver. */
+static int run_open2(struct gen *g)
 {
 	pthread_t tx;
 
@@ -802,7 +858,7 @@ static int run_open(struct gen *g)
 	int rc = 0;
 
 	for (;;) {
-		if (rx_poll(g, 1) < 0) {
+		if (rx_poll(g, 1 * MS) < 0) {
 			rc = -1;
 			atomic_store(&stop_req, true);
 			break;
@@ -813,9 +869,54 @@ static int run_open(struct gen *g)
 			break;
 	}
 	pthread_join(tx, NULL);
-	if (g->fatal_errno)
+	if (g->tx_errno || g->rx_errno)
 		rc = -1;
 	return rc;
+}
+
+/* Open loop in one thread: send what is due, read what came, then wait in
+ * ppoll for an answer or the next arrival, whichever is first. One thread
+ * wakes where two would: on a small machine that is most of the cost.
+ */
+static int run_open1(struct gen *g)
+{
+	struct sched sc;
+
+	sched_init(g, &sc);
+	prctl(PR_SET_TIMERSLACK, 1UL, 0, 0, 0);
+	for (;;) {
+		uint64_t now = load_now_ns(), wait = 1 * MS;
+
+		/* A few batches at most, then read: answers must not wait long. */
+		for (int i = 0; i < 4 && !sc.done; i++) {
+			int r = sched_step(g, &sc, now);
+
+			if (r < 0)
+				return -1;
+			if (sc.blocked || (r == 0 && !sc.np))
+				break;
+			now = load_now_ns();
+		}
+		rx_expire(g, now);
+		if (sc.done) {
+			if (g->rx_cursor ==
+			    atomic_load_explicit(&g->sent_seq, memory_order_acquire))
+				break;
+		} else if (sc.blocked) {
+			wait = 200000;
+		} else if (sc.np) {
+			wait = 0;
+		} else {
+			uint64_t next = sched_next(g, &sc), t = load_now_ns();
+
+			wait = next > t ? next - t : 0;
+			if (wait > 100 * MS)
+				wait = 100 * MS;
+		}
+		if (rx_poll(g, wait) < 0)
+			return -1;
+	}
+	return 0;
 }
 
 static int run_closed(struct gen *g)
@@ -857,7 +958,7 @@ static int run_closed(struct gen *g)
 				break;
 			}
 		}
-		if (rx_poll(g, 1) < 0)
+		if (rx_poll(g, 1 * MS) < 0)
 			return -1;
 		rx_expire(g, load_now_ns());
 		if (!sending && g->next_seq == g->resolved)
@@ -1109,6 +1210,7 @@ static void parse_args(int argc, char **argv, struct opts *o)
 		O_JSON,
 		O_WARMUP,
 		O_SOCKETS,
+		O_THREADS,
 	};
 	static const struct option lopts[] = {
 	    {"to", required_argument, NULL, O_TO},
@@ -1132,11 +1234,12 @@ static void parse_args(int argc, char **argv, struct opts *o)
 	    {"json", no_argument, NULL, O_JSON},
 	    {"warmup", required_argument, NULL, O_WARMUP},
 	    {"sockets", required_argument, NULL, O_SOCKETS},
+	    {"threads", required_argument, NULL, O_THREADS},
 	    {"help", no_argument, NULL, 'h'},
 	    {0},
 	};
 	bool have_to = false, have_svc = false, have_tenant = false, have_arr = false;
-	bool have_payload = false, have_mlp = false, have_vs = false;
+	bool have_payload = false, have_mlp = false, have_vs = false, have_threads = false;
 	uint64_t v;
 	double d;
 	int c;
@@ -1151,6 +1254,7 @@ static void parse_args(int argc, char **argv, struct opts *o)
 	o->vs_k = 10;
 	o->seed = 1;
 	o->sockets = 4;
+	o->threads = 1;
 	o->duration = -1;
 
 	while ((c = getopt_long(argc, argv, "h", lopts, NULL)) != -1) {
@@ -1270,6 +1374,12 @@ static void parse_args(int argc, char **argv, struct opts *o)
 				bad_args("--sockets: '%s' is not 1..64", optarg);
 			o->sockets = (int)v;
 			break;
+		case O_THREADS:
+			if (load_parse_u64(optarg, 1, 2, &v))
+				bad_args("--threads: '%s' is neither 1 nor 2", optarg);
+			o->threads = (int)v;
+			have_threads = true;
+			break;
 		case 'h':
 			usage(stdout);
 			exit(0);
@@ -1285,6 +1395,8 @@ static void parse_args(int argc, char **argv, struct opts *o)
 		bad_args("%s", "give one of --rate (open loop) and --concurrency (closed loop)");
 	if (have_arr && o->rate <= 0)
 		bad_args("%s", "--arrivals goes with --rate");
+	if (have_threads && o->rate <= 0)
+		bad_args("%s", "--threads goes with --rate (the closed loop has one thread)");
 	if ((o->duration > 0) == (o->count > 0))
 		bad_args("%s", "give one of --duration and --count");
 	if (o->sticky && !o->session_keys)
@@ -1340,10 +1452,12 @@ int main(int argc, char **argv)
 	g->t0 = load_now_ns();
 	g->measure_start = g->t0 + (uint64_t)(o.warmup * 1e9);
 	g->end_ns = g->measure_start + (uint64_t)(o.duration * 1e9);
-	rc = o.rate > 0 ? run_open(g) : run_closed(g);
+	rc = o.rate <= 0 ? run_closed(g) : o.threads == 1 ? run_open1(g) : run_open2(g);
 	if (rc) {
 		fprintf(stderr, "cpn-load: %s: %s\n", o.to_str,
-			strerror(g->fatal_errno ? g->fatal_errno : EIO));
+			strerror(g->tx_errno   ? g->tx_errno
+				 : g->rx_errno ? g->rx_errno
+					       : EIO));
 		gen_free(g);
 		free(g);
 		return 1;

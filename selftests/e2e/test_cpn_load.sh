@@ -3,15 +3,16 @@
 # no router, no worker, no namespaces, no root.
 #
 # What is proved: an open-loop counted run gets every reply, with ordered
-# percentiles and the share of node 1; a closed loop keeps its requests
-# answered; Poisson gaps have a coefficient of variation near 1 and uniform
-# ones near 0; a reflector that drops every 10th request makes 10 % lost,
-# one that answers BUSY every 5th makes 20 % BUSY by status; --key signs
-# requests so that a reflector holding the key answers them all and drops
-# every request signed with another key; a silent port ends in lost requests
-# within the timeout; the warmup is not counted; mlp and vsearch payloads
-# have their sizes; bad arguments exit 2, an unusable target exits 1; and a
-# short throughput smoke (50k/s for 1 s) is held.
+# percentiles and the share of node 1, in one thread or two; a closed loop
+# keeps its requests answered; Poisson gaps have a coefficient of variation
+# near 1 and uniform ones near 0; a reflector that drops every 10th request
+# makes 10 % lost, one that answers BUSY every 5th makes 20 % BUSY by status;
+# --key signs requests so that a reflector holding the key answers them all
+# and drops every request signed with another key; a silent port ends in
+# lost requests within the timeout; the warmup is not counted; mlp and
+# vsearch payloads have their sizes; bad arguments exit 2, an unusable
+# target exits 1; and a short throughput smoke (50k/s for 1 s) is held.
+# KEEP_TMP=1 keeps the JSON of every run.
 set -u
 cd "$(dirname "$0")/../.." || exit 1
 BUILD=${BUILD:-build}
@@ -51,23 +52,23 @@ not_ok() { # name, detail file...
 	done
 }
 
-# Start a reflector on a free port: reflect NAME [options]; sets PORT_<NAME>.
+# Start a reflector on a free port: reflect NAME [options]; sets REFLECT_PORT.
 reflect() {
-	local name=$1 log=$TMP/reflect-$1.log port="" i
+	local name=$1 log=$TMP/reflect-$1.log port=""
 	shift
 	"$LOAD" reflect --listen 127.0.0.1:0 "$@" 2>"$log" &
 	refl_pids+=($!)
-	for i in $(seq 100); do
+	for _ in $(seq 100); do
 		port=$(sed -n 's/.*listening on 127\.0\.0\.1:\([0-9]*\).*/\1/p' "$log")
 		[ -n "$port" ] && break
 		sleep 0.05
 	done
 	[ -n "$port" ] || {
 		echo "Bail out! reflector $name did not start"
-		cat "$log" | sed 's/^/# /'
+		sed 's/^/# /' "$log"
 		exit 1
 	}
-	printf -v "PORT_$name" '%s' "$port"
+	REFLECT_PORT=$port
 }
 
 # run NAME PORT cpn-load-args...: JSON in $TMP/NAME.json, stderr in .err, rc in .rc
@@ -94,13 +95,17 @@ $code
 	fi
 }
 
-echo "1..15"
+echo "1..16"
 
 reflect plain
+PORT_plain=$REFLECT_PORT
 reflect drop --drop-every 10
+PORT_drop=$REFLECT_PORT
 reflect busy --busy-every 5
+PORT_busy=$REFLECT_PORT
 KEY=000102030405060708090a0b0c0d0e0f
 reflect auth --require-key "$KEY"
+PORT_auth=$REFLECT_PORT
 
 # 1. Open loop, counted: every request answered by node 1.
 run open "$PORT_plain" --rate 2000 --count 2000
@@ -114,6 +119,16 @@ assert l["min"] <= l["mean"] <= l["max"], l
 assert d["share"] == {"1": 2000}, d["share"]
 assert sum(b[2] for b in d["latency_hist"]) == 2000, d["latency_hist"]
 assert 1500 < d["send_rate"] < 2500, d["send_rate"]
+'
+
+# 1b. The same with a sender thread and a receiver thread.
+run open2 "$PORT_plain" --rate 2000 --count 2000 --threads 2
+check open_loop_in_two_threads_gets_every_reply open2 '
+l = d["latency_us"]
+assert d["sent"] == 2000 and d["replied"] == 2000 and d["lost"] == 0, d
+assert d["duplicates"] == 0 and d["unexpected"] == 0, d
+assert 0 < l["p50"] <= l["p90"] <= l["p99"] <= l["p99.9"] <= l["max"], l
+assert d["share"] == {"1": 2000}, d["share"]
 '
 
 # 2. Closed loop: C outstanding, every one answered.
@@ -261,6 +276,8 @@ done <<EOF
 --to 127.0.0.1:1 --service 1 --tenant 1 --rate 10 --count 1 --timeout abc
 --to 127.0.0.1:1 --service 1 --tenant 1 --rate 10 --count 1 --frobnicate
 --to 127.0.0.1:1 --service 1 --tenant 1 --rate 10 --count 1 extra
+--to 127.0.0.1:1 --service 1 --tenant 1 --rate 10 --count 1 --threads 3
+--to 127.0.0.1:1 --service 1 --tenant 1 --concurrency 4 --count 1 --threads 2
 reflect
 reflect --listen 127.0.0.1:0 --drop-every 0
 reflect --listen nowhere

@@ -34,6 +34,7 @@
 
 #include <bpf/bpf.h>
 
+#include "cfgmap.h"
 #include "cpnctl.h"
 
 static int errf(struct cpn_err *err, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
@@ -82,7 +83,8 @@ int cpn_ctl_open(struct cpn_ctl *ctl, const char *pin_dir, const char *state_dir
 			*p = '_';
 	snprintf(ctl->state_path, sizeof(ctl->state_path), "%s/%s.yaml", state_dir, name);
 	if (mkdir_p(state_dir))
-		return errf(err, "cannot create state directory %s: %s", state_dir, strerror(errno));
+		return errf(err, "cannot create state directory %s: %s", state_dir,
+			    strerror(errno));
 	snprintf(lock, sizeof(lock), "%s.lock", ctl->state_path);
 	ctl->lock_fd = open(lock, O_CREAT | O_RDWR | O_CLOEXEC, 0644);
 	if (ctl->lock_fd < 0)
@@ -91,8 +93,8 @@ int cpn_ctl_open(struct cpn_ctl *ctl, const char *pin_dir, const char *state_dir
 	if (rc) {
 		close(ctl->lock_fd);
 		ctl->lock_fd = -1;
-		return errf(err, "no cpn router pinned at %s (%s): run 'cpnctl up' first",
-			    pin_dir, strerror(-rc));
+		return errf(err, "no cpn router pinned at %s (%s): run 'cpnctl up' first", pin_dir,
+			    strerror(-rc));
 	}
 	ctl->maps_open = true;
 	return 0;
@@ -129,51 +131,7 @@ int cpn_ctl_load(struct cpn_ctl *ctl, struct cpn_cfg *cfg, struct cpn_err *err)
 	return cpn_cfg_load(ctl->state_path, cfg, err);
 }
 
-/* ---- config -> map values --------------------------------------------- */
-
-static void to_service(const struct cfg_service *c, struct cpn_service *s)
-{
-	memset(s, 0, sizeof(*s));
-	s->flags = CPN_SVC_ACTIVE | (c->dpdk ? CPN_SVC_DPDK : 0);
-	s->id = c->id;
-	s->policy = c->policy;
-	s->family = c->family;
-	s->port = c->port;
-	memcpy(s->vip, c->vip, sizeof(s->vip));
-	s->max_wait_us = c->max_wait_us;
-	s->max_queue = c->max_queue;
-	s->stale_ms = c->stale_ms;
-	s->n_nodes = (__u32)c->n_nodes;
-	for (int i = 0; i < c->n_nodes; i++)
-		s->nodes[i] = c->nodes[i];
-}
-
-static void to_node(const struct cfg_node *c, struct cpn_node_cfg *n, __u32 *admin)
-{
-	memset(n, 0, sizeof(*n));
-	memcpy(n->addr, c->addr, sizeof(n->addr));
-	n->port = c->port;
-	n->family = c->family;
-	n->flags = CPN_NODE_CFG_VALID | (c->has_key ? CPN_NODE_CFG_KEY : 0);
-	if (c->has_key) {
-		n->key[0] = c->key[0];
-		n->key[1] = c->key[1];
-	}
-	*admin = CPN_ADMIN_UP | (c->drain ? CPN_ADMIN_DRAIN : 0);
-}
-
-static void to_tenant(const struct cfg_tenant *c, struct cpn_tenant *t)
-{
-	memset(t, 0, sizeof(*t));
-	for (int i = 0; i < c->n_services; i++)
-		t->services[c->services[i] / 64] |= 1ULL << (c->services[i] % 64);
-	cpn_tenant_set_rate(t, c->rate, c->burst);
-	if (c->has_key) {
-		t->flags |= CPN_TENANT_KEY;
-		t->key[0] = c->key[0];
-		t->key[1] = c->key[1];
-	}
-}
+/* ---- reconcile (config -> map values: cfgmap.c) ----------------------- */
 
 static bool same_service(const struct cpn_service *a, const struct cpn_service *b)
 {
@@ -246,12 +204,13 @@ static int reconcile(struct cpn_maps *m, const struct cpn_cfg *cfg, struct cpn_e
 		const struct cfg_node *c = &cfg->nodes[i];
 		bool exists = !cpn_maps_get_node(m, c->id, &old_nc);
 
-		to_node(c, &nc, &admin);
+		cpn_cfg_to_node(c, &nc, &admin);
 		if (exists && !memcmp(&nc, &old_nc, sizeof(nc))) {
 			/* Same address: only admin state and weight may differ. */
 			if (m->state[c->id].weight != c->weight) {
 				weight_changed[c->id] = true;
-				__atomic_store_n(&m->state[c->id].weight, c->weight, __ATOMIC_RELEASE);
+				__atomic_store_n(&m->state[c->id].weight, c->weight,
+						 __ATOMIC_RELEASE);
 			}
 			if (m->state[c->id].admin != admin)
 				__atomic_store_n(&m->state[c->id].admin, admin, __ATOMIC_RELEASE);
@@ -271,7 +230,7 @@ static int reconcile(struct cpn_maps *m, const struct cpn_cfg *cfg, struct cpn_e
 		const struct cfg_service *c = &cfg->services[i];
 		bool rebuild = false;
 
-		to_service(c, &s);
+		cpn_cfg_to_service(c, &s);
 		for (int k = 0; k < c->n_nodes; k++)
 			rebuild |= weight_changed[c->nodes[k]];
 		if (!rebuild && !cpn_maps_get_service(m, c->id, &old_s) && same_service(&s, &old_s))
@@ -285,7 +244,7 @@ static int reconcile(struct cpn_maps *m, const struct cpn_cfg *cfg, struct cpn_e
 	for (int i = 0; i < cfg->n_tenants; i++) {
 		const struct cfg_tenant *c = &cfg->tenants[i];
 
-		to_tenant(c, &t);
+		cpn_cfg_to_tenant(c, &t);
 		key = c->id;
 		if (!bpf_map_lookup_elem(m->tenants, &key, &old_t) && same_tenant(&t, &old_t))
 			continue;

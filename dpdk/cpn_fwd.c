@@ -1,0 +1,855 @@
+// SPDX-License-Identifier: (GPL-2.0-only OR BSD-2-Clause)
+/*
+ * cpn-fwd: the DPDK data plane. The packet path is include/cpn/router.h,
+ * the same as the XDP program's; fwd_loop.c runs it on the forwarding
+ * lcores and carries out verdicts, fwd_env.c builds configuration
+ * snapshots. This file: options, ports and queues, the control thread
+ * (snapshot reloads, SIGHUP, stats), counters, telemetry and /metrics.
+ *
+ *   cpn-fwd [EAL args] -- (--config FILE | --pin-dir DIR) [--burst 32] [--seed S]
+ *           [--neigh IP=MAC[@PORT]]... [--default-port P] [--metrics ADDR:PORT]
+ *           [--stats-interval S]
+ *
+ * Exit status: 0 after SIGINT/SIGTERM, 1 when it cannot start, 2 on bad
+ * EAL or cpn-fwd arguments.
+ */
+#include <errno.h>
+#include <getopt.h>
+#include <inttypes.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+#include <arpa/inet.h>
+
+#include <rte_common.h>
+#include <rte_eal.h>
+#include <rte_errno.h>
+#include <rte_ethdev.h>
+#include <rte_jhash.h>
+#include <rte_lcore.h>
+#include <rte_malloc.h>
+#include <rte_mbuf.h>
+#include <rte_rcu_qsbr.h>
+#include <rte_telemetry.h>
+
+#include "fwd.h"
+#include "cpn/sched.h"
+#include "cpn_maps.h"
+#include "cpnctl.h"
+
+#define FWD_RX_DESC   1024
+#define FWD_TX_DESC   1024
+#define FWD_NEIGH_MAX 4096
+
+enum { EXIT_OK = 0, EXIT_FAIL = 1, EXIT_USAGE = 2 };
+
+static struct {
+	/* options */
+	const char *config_path;
+	const char *pin_dir;
+	__u64 seed;
+	bool have_seed;
+	const char *metrics;
+	unsigned int stats_interval;
+	/* ports */
+	__u16 nb_queues;
+	struct rte_mempool *pool;
+	/* state */
+	struct cpn_maps maps;
+	bool maps_open;
+	struct cpn_node *state;
+	struct fwd_aff_ent *aff;
+	__u64 gen;
+	pthread_mutex_t ctl_lock; /* snapshot swap and free vs telemetry readers */
+	struct fwd_lcore *lc[RTE_MAX_LCORE];
+	unsigned int n_lc;
+	struct cpn_metrics_srv *msrv;
+} g = {.ctl_lock = PTHREAD_MUTEX_INITIALIZER};
+
+struct fwd_globals fwd = {.burst = 32, .default_port = -1};
+volatile sig_atomic_t fwd_stop;
+static volatile sig_atomic_t reload_flag;
+
+static void on_signal(int sig)
+{
+	if (sig == SIGHUP)
+		reload_flag = 1;
+	else
+		fwd_stop = 1;
+}
+
+__u64 fwd_now_ns(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (__u64)ts.tv_sec * 1000000000ULL + (__u64)ts.tv_nsec;
+}
+
+static void usage(const char *prog)
+{
+	fprintf(
+	    stderr,
+	    "usage: %s [EAL args] -- (--config FILE | --pin-dir DIR) [--burst N] [--seed S]\n"
+	    "          [--neigh IP=MAC[@PORT]]... [--default-port P] [--metrics ADDR:PORT]\n"
+	    "          [--stats-interval S]\n"
+	    "  --config FILE        services, nodes, tenants from cpnctl's YAML (SIGHUP re-reads)\n"
+	    "  --pin-dir DIR        follow the router pinned at DIR (maps re-read every second,\n"
+	    "                       node state shared with the XDP routers)\n"
+	    "  --burst N            RX burst, 1..%d (default 32)\n"
+	    "  --seed S             seed of the per-lcore generators (deterministic runs)\n"
+	    "  --neigh IP=MAC[@P]   static next hop: IPv4/IPv6 address behind port P (default 0)\n"
+	    "  --default-port P     where PASS packets go (default: dropped and counted)\n"
+	    "  --metrics ADDR:PORT  serve Prometheus /metrics\n"
+	    "  --stats-interval S   print counters every S seconds\n",
+	    prog, FWD_MAX_BURST);
+}
+
+__u16 fwd_rx_burst(__u16 port, __u16 queue, struct rte_mbuf **pkts, __u16 n)
+{
+	return rte_eth_rx_burst(port, queue, pkts, n);
+}
+
+__u16 fwd_tx_burst(__u16 port, __u16 queue, struct rte_mbuf **pkts, __u16 n)
+{
+	return rte_eth_tx_burst(port, queue, pkts, n);
+}
+
+/* ---- neighbours ------------------------------------------------------ */
+
+/* "IP=MAC[@PORT]" */
+static int neigh_opt(const char *s)
+{
+	char buf[128], *eq, *at;
+	struct neigh_key k = {0};
+	unsigned int mac[6];
+	__u8 m[6];
+	long port = 0;
+
+	snprintf(buf, sizeof(buf), "%s", s);
+	eq = strchr(buf, '=');
+	if (!eq)
+		return -1;
+	*eq = 0;
+	at = strchr(eq + 1, '@');
+	if (at) {
+		char *end;
+
+		*at = 0;
+		port = strtol(at + 1, &end, 10);
+		if (*end || port < 0 || port >= FWD_MAX_PORTS)
+			return -1;
+	}
+	if (cpn_addr_parse(buf, k.addr, &k.family))
+		return -1;
+	if (sscanf(eq + 1, "%x:%x:%x:%x:%x:%x", &mac[0], &mac[1], &mac[2], &mac[3], &mac[4],
+		   &mac[5]) != 6)
+		return -1;
+	for (int i = 0; i < 6; i++) {
+		if (mac[i] > 0xff)
+			return -1;
+		m[i] = (__u8)mac[i];
+	}
+	return fwd_neigh_set(&k, m, (__u16)port);
+}
+
+/* ---- counters -------------------------------------------------------- */
+
+static void sum_stats(__u64 out[CPN_STAT_MAX])
+{
+	memset(out, 0, sizeof(__u64) * CPN_STAT_MAX);
+	for (unsigned int i = 0; i < g.n_lc; i++)
+		for (int s = 0; s < CPN_STAT_MAX; s++)
+			out[s] += __atomic_load_n(&g.lc[i]->cnt->stat[s], __ATOMIC_RELAXED);
+}
+
+static void sum_port(__u16 p, struct fwd_port_stats *o)
+{
+	memset(o, 0, sizeof(*o));
+	for (unsigned int i = 0; i < g.n_lc; i++) {
+		const struct fwd_port_stats *s = &g.lc[i]->cnt->port[p];
+
+		o->rx += s->rx;
+		o->tx += s->tx;
+		o->tx_drop += s->tx_drop;
+		o->pass_drop += s->pass_drop;
+		o->pass_fwd += s->pass_fwd;
+		o->neigh_miss += s->neigh_miss;
+		o->neigh_learn += s->neigh_learn;
+	}
+}
+
+static void sum_node(__u16 id, struct cpn_node_stats *o)
+{
+	memset(o, 0, sizeof(*o));
+	for (unsigned int i = 0; i < g.n_lc; i++) {
+		const struct cpn_node_stats *s = &g.lc[i]->cnt->node[id];
+
+		o->requests += s->requests;
+		o->replies += s->replies;
+		o->busy += s->busy;
+		o->reports += s->reports;
+		for (int b = 0; b < CPN_HIST_BUCKETS; b++)
+			o->lat_hist[b] += s->lat_hist[b];
+	}
+}
+
+static void sum_svc(__u16 id, struct cpn_svc_stats *o)
+{
+	memset(o, 0, sizeof(*o));
+	for (unsigned int i = 0; i < g.n_lc; i++) {
+		const struct cpn_svc_stats *s = &g.lc[i]->cnt->svc[id];
+
+		o->requests += s->requests;
+		o->busy += s->busy;
+		o->refused += s->refused;
+		o->replies += s->replies;
+		o->node_busy += s->node_busy;
+	}
+}
+
+static void print_counters(FILE *f, const char *title)
+{
+	__u64 st[CPN_STAT_MAX];
+	struct fwd_port_stats ps;
+
+	sum_stats(st);
+	fprintf(f, "cpn-fwd: %s\n", title);
+	for (int s = 0; s < CPN_STAT_MAX; s++)
+		if (st[s])
+			fprintf(f, "  %-20s %" PRIu64 "\n", cpn_stat_names[s], (uint64_t)st[s]);
+	for (__u16 p = 0; p < fwd.nb_ports; p++) {
+		sum_port(p, &ps);
+		fprintf(f,
+			"  port %u: rx %" PRIu64 " tx %" PRIu64 " tx_drop %" PRIu64
+			" pass_drop %" PRIu64 " pass_fwd %" PRIu64 " neigh_miss %" PRIu64
+			" neigh_learn %" PRIu64 "\n",
+			p, (uint64_t)ps.rx, (uint64_t)ps.tx, (uint64_t)ps.tx_drop,
+			(uint64_t)ps.pass_drop, (uint64_t)ps.pass_fwd, (uint64_t)ps.neigh_miss,
+			(uint64_t)ps.neigh_learn);
+	}
+	fflush(f);
+}
+
+/* ---- telemetry ------------------------------------------------------- */
+
+static int tel_stats(const char *cmd, const char *params, struct rte_tel_data *d)
+{
+	__u64 st[CPN_STAT_MAX];
+	struct fwd_port_stats ps;
+	char name[64];
+
+	(void)cmd;
+	(void)params;
+	sum_stats(st);
+	rte_tel_data_start_dict(d);
+	for (int s = 0; s < CPN_STAT_MAX; s++)
+		rte_tel_data_add_dict_u64(d, cpn_stat_names[s], st[s]);
+	for (__u16 p = 0; p < fwd.nb_ports; p++) {
+		sum_port(p, &ps);
+#define PORT_STAT(f)                                                                               \
+	snprintf(name, sizeof(name), "port%u_" #f, p);                                             \
+	rte_tel_data_add_dict_u64(d, name, ps.f)
+		PORT_STAT(rx);
+		PORT_STAT(tx);
+		PORT_STAT(tx_drop);
+		PORT_STAT(pass_drop);
+		PORT_STAT(pass_fwd);
+		PORT_STAT(neigh_miss);
+#undef PORT_STAT
+	}
+	return 0;
+}
+
+static int tel_nodes(const char *cmd, const char *params, struct rte_tel_data *d)
+{
+	struct fwd_snap *s;
+	struct cpn_node_stats ns;
+	int n = 0;
+
+	(void)cmd;
+	(void)params;
+	rte_tel_data_start_dict(d);
+	pthread_mutex_lock(&g.ctl_lock);
+	s = atomic_load(&fwd.snap);
+	for (__u16 id = 1; id < CPN_MAX_NODES && n < RTE_TEL_MAX_DICT_ENTRIES; id++) {
+		const struct cpn_node *st = &g.state[id];
+		struct rte_tel_data *c;
+		char key[16], addr[64];
+
+		if (!(s->nodes[id].flags & CPN_NODE_CFG_VALID))
+			continue;
+		c = rte_tel_data_alloc();
+		if (!c)
+			break;
+		sum_node(id, &ns);
+		rte_tel_data_start_dict(c);
+		cpn_addr_str(s->nodes[id].addr, s->nodes[id].family, addr, sizeof(addr));
+		rte_tel_data_add_dict_string(c, "addr", addr);
+		rte_tel_data_add_dict_u64(c, "port", ntohs(s->nodes[id].port));
+		rte_tel_data_add_dict_u64(c, "retired",
+					  !!(s->nodes[id].flags & CPN_NODE_CFG_RETIRED));
+		rte_tel_data_add_dict_u64(c, "admin", st->admin);
+		rte_tel_data_add_dict_u64(c, "weight", st->weight);
+		rte_tel_data_add_dict_u64(c, "live", cpn_node_live(st, fwd_now_ns(), 500));
+		rte_tel_data_add_dict_u64(c, "queue_depth", st->queue_depth);
+		rte_tel_data_add_dict_u64(c, "inflight", st->inflight);
+		rte_tel_data_add_dict_u64(c, "capacity", st->capacity);
+		rte_tel_data_add_dict_u64(c, "outstanding", st->outstanding);
+		rte_tel_data_add_dict_u64(c, "svc_us", st->svc_us);
+		rte_tel_data_add_dict_u64(c, "path_us", st->path_us);
+		rte_tel_data_add_dict_u64(c, "last_report_ns", st->last_report_ns);
+		rte_tel_data_add_dict_u64(c, "requests", ns.requests);
+		rte_tel_data_add_dict_u64(c, "replies", ns.replies);
+		rte_tel_data_add_dict_u64(c, "busy", ns.busy);
+		rte_tel_data_add_dict_u64(c, "reports", ns.reports);
+		snprintf(key, sizeof(key), "%u", id);
+		rte_tel_data_add_dict_container(d, key, c, 0);
+		n++;
+	}
+	pthread_mutex_unlock(&g.ctl_lock);
+	return 0;
+}
+
+static int tel_lcores(const char *cmd, const char *params, struct rte_tel_data *d)
+{
+	(void)cmd;
+	(void)params;
+	rte_tel_data_start_dict(d);
+	for (unsigned int i = 0; i < g.n_lc; i++) {
+		const struct fwd_lcore *lc = g.lc[i];
+		struct rte_tel_data *c = rte_tel_data_alloc();
+		__u64 rx = 0, tx = 0;
+		char key[16];
+
+		if (!c)
+			break;
+		for (__u16 p = 0; p < fwd.nb_ports; p++) {
+			rx += lc->cnt->port[p].rx;
+			tx += lc->cnt->port[p].tx;
+		}
+		rte_tel_data_start_dict(c);
+		rte_tel_data_add_dict_u64(c, "queue", lc->queue);
+		rte_tel_data_add_dict_u64(c, "rx", rx);
+		rte_tel_data_add_dict_u64(c, "tx", tx);
+		rte_tel_data_add_dict_u64(c, "bursts", lc->cnt->bursts);
+		rte_tel_data_add_dict_u64(c, "quiescent", lc->cnt->quiescent);
+		snprintf(key, sizeof(key), "%u", lc->lcore_id);
+		rte_tel_data_add_dict_container(d, key, c, 0);
+	}
+	return 0;
+}
+
+/* ---- /metrics -------------------------------------------------------- */
+
+/* cpnctl's metric names (userspace/cpnctl/metrics.c) where they mean the
+ * same, with plane="dpdk".
+ */
+static int render_metrics(void *arg, FILE *f)
+{
+	static const char *const pfx[2] = {"drop_", "pass_"};
+	__u64 st[CPN_STAT_MAX];
+	struct fwd_snap *s;
+
+	(void)arg;
+	sum_stats(st);
+	fprintf(f, "# HELP cpn_packets_total Packets by what the data plane did with them "
+		   "(action=\"rx\" counts every packet seen).\n# TYPE cpn_packets_total counter\n");
+	for (int i = 0; i < CPN_STAT_MAX; i++)
+		if (strncmp(cpn_stat_names[i], pfx[0], 5) && strncmp(cpn_stat_names[i], pfx[1], 5))
+			fprintf(f, "cpn_packets_total{action=\"%s\",plane=\"dpdk\"} %" PRIu64 "\n",
+				cpn_stat_names[i], (uint64_t)st[i]);
+	fprintf(f, "# HELP cpn_dropped_packets_total Packets dropped by the data plane, by "
+		   "reason.\n# TYPE cpn_dropped_packets_total counter\n");
+	for (int i = 0; i < CPN_STAT_MAX; i++)
+		if (!strncmp(cpn_stat_names[i], pfx[0], 5))
+			fprintf(f,
+				"cpn_dropped_packets_total{reason=\"%s\",plane=\"dpdk\"} %" PRIu64
+				"\n",
+				cpn_stat_names[i] + 5, (uint64_t)st[i]);
+	fprintf(f, "# HELP cpn_passed_packets_total Packets passed to the kernel untouched by "
+		   "the data plane, by reason.\n# TYPE cpn_passed_packets_total counter\n");
+	for (int i = 0; i < CPN_STAT_MAX; i++)
+		if (!strncmp(cpn_stat_names[i], pfx[1], 5))
+			fprintf(f,
+				"cpn_passed_packets_total{reason=\"%s\",plane=\"dpdk\"} %" PRIu64
+				"\n",
+				cpn_stat_names[i] + 5, (uint64_t)st[i]);
+
+	pthread_mutex_lock(&g.ctl_lock);
+	s = atomic_load(&fwd.snap);
+	{
+		static const struct {
+			const char *name, *help;
+			size_t off;
+		} nc[] = {
+		    {"cpn_node_requests_total", "Requests steered to the node.",
+		     offsetof(struct cpn_node_stats, requests)},
+		    {"cpn_node_replies_total", "Replies from the node forwarded to clients.",
+		     offsetof(struct cpn_node_stats, replies)},
+		    {"cpn_node_busy_total", "BUSY answers from the node forwarded to clients.",
+		     offsetof(struct cpn_node_stats, busy)},
+		    {"cpn_node_reports_total",
+		     "Load reports (LOAD, PROBE_ACK) of the node learned.",
+		     offsetof(struct cpn_node_stats, reports)},
+		};
+		static const struct {
+			const char *name, *help;
+			size_t off;
+		} sc[] = {
+		    {"cpn_service_requests_total", "Requests of the service steered to a node.",
+		     offsetof(struct cpn_svc_stats, requests)},
+		    {"cpn_service_busy_total", "Requests of the service refused with BUSY.",
+		     offsetof(struct cpn_svc_stats, busy)},
+		    {"cpn_service_refused_total", "Requests of the service dropped.",
+		     offsetof(struct cpn_svc_stats, refused)},
+		    {"cpn_service_replies_total", "Replies of the service forwarded to clients.",
+		     offsetof(struct cpn_svc_stats, replies)},
+		    {"cpn_service_node_busy_total", "BUSY answers of nodes forwarded.",
+		     offsetof(struct cpn_svc_stats, node_busy)},
+		};
+		struct cpn_node_stats ns;
+		struct cpn_svc_stats ss;
+
+		for (size_t k = 0; k < sizeof(nc) / sizeof(nc[0]); k++) {
+			fprintf(f, "# HELP %s %s\n# TYPE %s counter\n", nc[k].name, nc[k].help,
+				nc[k].name);
+			for (__u16 id = 1; id < CPN_MAX_NODES; id++) {
+				if (!(s->nodes[id].flags & CPN_NODE_CFG_VALID))
+					continue;
+				sum_node(id, &ns);
+				fprintf(f, "%s{node=\"%u\",plane=\"dpdk\"} %" PRIu64 "\n",
+					nc[k].name, id,
+					*(const uint64_t *)((char *)&ns + nc[k].off));
+			}
+		}
+		for (size_t k = 0; k < sizeof(sc) / sizeof(sc[0]); k++) {
+			fprintf(f, "# HELP %s %s\n# TYPE %s counter\n", sc[k].name, sc[k].help,
+				sc[k].name);
+			for (__u16 id = 0; id < CPN_MAX_SERVICES; id++) {
+				if (!s->has_svc[id])
+					continue;
+				sum_svc(id, &ss);
+				fprintf(f, "%s{service_id=\"%u\",plane=\"dpdk\"} %" PRIu64 "\n",
+					sc[k].name, id,
+					*(const uint64_t *)((char *)&ss + sc[k].off));
+			}
+		}
+	}
+	pthread_mutex_unlock(&g.ctl_lock);
+	return 0;
+}
+
+/* ---- configuration --------------------------------------------------- */
+
+static struct fwd_snap *build_snap(const struct fwd_snap *old, char *err, size_t errlen)
+{
+	struct fwd_snap *s;
+
+	if (g.pin_dir)
+		return fwd_snap_from_maps(&g.maps, old, ++g.gen, err, errlen);
+	{
+		struct cpn_cfg cfg;
+		struct cpn_err e;
+
+		if (cpn_cfg_load(g.config_path, &cfg, &e)) {
+			snprintf(err, errlen, "%s", e.msg);
+			return NULL;
+		}
+		s = fwd_snap_from_cfg(&cfg, g.state, old, ++g.gen, err, errlen);
+		cpn_cfg_free(&cfg);
+	}
+	return s;
+}
+
+/* Publish a new snapshot; the old one is freed once every forwarding lcore
+ * has passed a quiescent point.
+ */
+static int reload(void)
+{
+	struct fwd_snap *old = atomic_load(&fwd.snap), *s;
+	char err[512];
+
+	s = build_snap(old, err, sizeof(err));
+	if (!s) {
+		fprintf(stderr, "cpn-fwd: configuration not reloaded: %s\n", err);
+		return -1;
+	}
+	pthread_mutex_lock(&g.ctl_lock);
+	atomic_store_explicit(&fwd.snap, s, memory_order_release);
+	rte_rcu_qsbr_synchronize(fwd.qsv, RTE_QSBR_THRID_INVALID);
+	fwd_snap_free(old);
+	pthread_mutex_unlock(&g.ctl_lock);
+	return 0;
+}
+
+/* ---- setup ----------------------------------------------------------- */
+
+static int parse_args(int argc, char **argv)
+{
+	static const struct option opts[] = {
+	    {"config", required_argument, NULL, 'c'},
+	    {"pin-dir", required_argument, NULL, 'p'},
+	    {"burst", required_argument, NULL, 'b'},
+	    {"seed", required_argument, NULL, 's'},
+	    {"neigh", required_argument, NULL, 'n'},
+	    {"default-port", required_argument, NULL, 'd'},
+	    {"metrics", required_argument, NULL, 'm'},
+	    {"stats-interval", required_argument, NULL, 'i'},
+	    {"help", no_argument, NULL, 'h'},
+	    {NULL, 0, NULL, 0},
+	};
+	unsigned long long v;
+	char *end;
+	int c;
+
+	optind = 1;
+	opterr = 1;
+	while ((c = getopt_long(argc, argv, "", opts, NULL)) != -1) {
+		switch (c) {
+		case 'c':
+			g.config_path = optarg;
+			break;
+		case 'p':
+			g.pin_dir = optarg;
+			break;
+		case 'b':
+			v = strtoull(optarg, &end, 0);
+			if (*end || !*optarg || v < 1 || v > FWD_MAX_BURST) {
+				fprintf(stderr, "cpn-fwd: --burst: 1..%d\n", FWD_MAX_BURST);
+				return -1;
+			}
+			fwd.burst = (unsigned int)v;
+			break;
+		case 's':
+			v = strtoull(optarg, &end, 0);
+			if (*end || !*optarg) {
+				fprintf(stderr, "cpn-fwd: --seed: a number\n");
+				return -1;
+			}
+			g.seed = v;
+			g.have_seed = true;
+			break;
+		case 'n':
+			/* checked here, added once the table exists */
+			break;
+		case 'd':
+			v = strtoull(optarg, &end, 0);
+			if (*end || !*optarg || v >= FWD_MAX_PORTS) {
+				fprintf(stderr, "cpn-fwd: --default-port: a port number\n");
+				return -1;
+			}
+			fwd.default_port = (int)v;
+			break;
+		case 'm':
+			g.metrics = optarg;
+			break;
+		case 'i':
+			v = strtoull(optarg, &end, 0);
+			if (*end || !*optarg || v > 86400) {
+				fprintf(stderr, "cpn-fwd: --stats-interval: seconds\n");
+				return -1;
+			}
+			g.stats_interval = (unsigned int)v;
+			break;
+		default:
+			return -1;
+		}
+	}
+	if (optind < argc) {
+		fprintf(stderr, "cpn-fwd: unexpected argument '%s'\n", argv[optind]);
+		return -1;
+	}
+	if (!g.config_path == !g.pin_dir) {
+		fprintf(stderr, "cpn-fwd: one of --config FILE or --pin-dir DIR\n");
+		return -1;
+	}
+	return 0;
+}
+
+static int add_neighbours(int argc, char **argv)
+{
+	for (int i = 1; i < argc; i++) {
+		const char *a = NULL;
+
+		if (!strcmp(argv[i], "--neigh") && i + 1 < argc)
+			a = argv[++i];
+		else if (!strncmp(argv[i], "--neigh=", 8))
+			a = argv[i] + 8;
+		if (a && neigh_opt(a)) {
+			fprintf(stderr, "cpn-fwd: --neigh %s: want IP=MAC[@PORT]\n", a);
+			return -1;
+		}
+	}
+	return 0;
+}
+
+static int port_setup(__u16 port)
+{
+	struct rte_eth_conf conf = {0};
+	struct rte_eth_dev_info info;
+	__u16 nrx = FWD_RX_DESC, ntx = FWD_TX_DESC;
+	int rc;
+
+	rc = rte_eth_dev_info_get(port, &info);
+	if (rc)
+		return rc;
+	if (info.max_rx_queues < g.nb_queues || info.max_tx_queues < g.nb_queues) {
+		fprintf(stderr,
+			"cpn-fwd: port %u has %u RX / %u TX queues, %u lcores need one each\n",
+			port, info.max_rx_queues, info.max_tx_queues, g.nb_queues);
+		return -EINVAL;
+	}
+	if (g.nb_queues > 1) {
+		conf.rxmode.mq_mode = RTE_ETH_MQ_RX_RSS;
+		conf.rx_adv_conf.rss_conf.rss_hf =
+		    (RTE_ETH_RSS_IP | RTE_ETH_RSS_UDP) & info.flow_type_rss_offloads;
+		if (!conf.rx_adv_conf.rss_conf.rss_hf)
+			conf.rxmode.mq_mode = RTE_ETH_MQ_RX_NONE;
+	}
+	rc = rte_eth_dev_configure(port, g.nb_queues, g.nb_queues, &conf);
+	if (rc)
+		return rc;
+	rc = rte_eth_dev_adjust_nb_rx_tx_desc(port, &nrx, &ntx);
+	if (rc)
+		return rc;
+	for (__u16 q = 0; q < g.nb_queues; q++) {
+		rc = rte_eth_rx_queue_setup(port, q, nrx, (unsigned int)rte_eth_dev_socket_id(port),
+					    NULL, g.pool);
+		if (rc)
+			return rc;
+		rc = rte_eth_tx_queue_setup(port, q, ntx, (unsigned int)rte_eth_dev_socket_id(port),
+					    NULL);
+		if (rc)
+			return rc;
+	}
+	rc = rte_eth_dev_start(port);
+	if (rc)
+		return rc;
+	rte_eth_promiscuous_enable(port); /* not every PMD has it: not an error */
+	return rte_eth_macaddr_get(port, &fwd.mac[port]);
+}
+
+static struct rte_hash *neigh_table(void)
+{
+	struct rte_hash_parameters p = {0};
+
+	p.name = "cpn_neigh";
+	p.entries = FWD_NEIGH_MAX;
+	p.key_len = sizeof(struct neigh_key);
+	p.hash_func = rte_jhash;
+	p.socket_id = SOCKET_ID_ANY;
+	p.extra_flag =
+	    RTE_HASH_EXTRA_FLAGS_RW_CONCURRENCY_LF | RTE_HASH_EXTRA_FLAGS_MULTI_WRITER_ADD;
+	return rte_hash_create(&p);
+}
+
+int main(int argc, char **argv)
+{
+	const char *prog = argv[0];
+	unsigned int lcore, k = 0;
+	size_t qsz;
+	int rc, ret = EXIT_FAIL;
+	__u64 next_reload, next_stats;
+	char err[512];
+
+	rc = rte_eal_init(argc, argv);
+	if (rc < 0) {
+		if (rte_errno == EINVAL) {
+			usage(prog);
+			return EXIT_USAGE;
+		}
+		fprintf(stderr, "cpn-fwd: cannot initialise DPDK: %s\n", rte_strerror(rte_errno));
+		return EXIT_FAIL;
+	}
+	argc -= rc;
+	argv += rc;
+	argv[0] = (char *)prog;
+	if (parse_args(argc, argv)) {
+		usage(prog);
+		rte_eal_cleanup();
+		return EXIT_USAGE;
+	}
+	fwd.neigh = neigh_table();
+	if (!fwd.neigh) {
+		fprintf(stderr, "cpn-fwd: cannot create the neighbour table: %s\n",
+			rte_strerror(rte_errno));
+		goto out;
+	}
+	if (add_neighbours(argc, argv)) {
+		usage(prog);
+		ret = EXIT_USAGE;
+		goto out;
+	}
+	g.nb_queues = (__u16)rte_lcore_count() - 1;
+	if (!g.nb_queues) {
+		fprintf(stderr,
+			"cpn-fwd: no worker lcore to forward on (-l: main plus at least one)\n");
+		usage(prog);
+		ret = EXIT_USAGE;
+		goto out;
+	}
+	fwd.nb_ports = rte_eth_dev_count_avail();
+	if (!fwd.nb_ports || fwd.nb_ports > FWD_MAX_PORTS) {
+		fprintf(stderr, "cpn-fwd: %u ports (want 1..%d): give a device or --vdev\n",
+			fwd.nb_ports, FWD_MAX_PORTS);
+		goto out;
+	}
+	if (fwd.default_port >= fwd.nb_ports) {
+		fprintf(stderr, "cpn-fwd: --default-port %d: there are %u ports\n",
+			fwd.default_port, fwd.nb_ports);
+		usage(prog);
+		ret = EXIT_USAGE;
+		goto out;
+	}
+
+	/* Node state: the XDP routers' mmaped array, or our own. */
+	if (g.pin_dir) {
+		rc = cpn_maps_open_pinned(&g.maps, g.pin_dir);
+		if (rc) {
+			fprintf(stderr, "cpn-fwd: no cpn router pinned at %s: %s\n", g.pin_dir,
+				strerror(-rc));
+			goto out;
+		}
+		g.maps_open = true;
+		g.state = g.maps.state;
+	} else {
+		g.state = aligned_alloc(64, sizeof(struct cpn_node) * CPN_MAX_NODES);
+		if (!g.state)
+			goto oom;
+		memset(g.state, 0, sizeof(struct cpn_node) * CPN_MAX_NODES);
+	}
+	g.aff = calloc(FWD_AFF_SIZE, sizeof(*g.aff));
+	if (!g.aff)
+		goto oom;
+	fwd.snap = build_snap(NULL, err, sizeof(err));
+	if (!fwd.snap) {
+		fprintf(stderr, "cpn-fwd: %s\n", err);
+		goto out;
+	}
+
+	qsz = rte_rcu_qsbr_get_memsize(RTE_MAX_LCORE);
+	fwd.qsv = aligned_alloc(RTE_CACHE_LINE_SIZE, RTE_ALIGN(qsz, RTE_CACHE_LINE_SIZE));
+	if (!fwd.qsv || rte_rcu_qsbr_init(fwd.qsv, RTE_MAX_LCORE))
+		goto oom;
+
+	g.pool = rte_pktmbuf_pool_create(
+	    "cpn_mbufs",
+	    RTE_MAX(8191U,
+		    fwd.nb_ports * g.nb_queues * (FWD_RX_DESC + FWD_TX_DESC + FWD_MAX_BURST) +
+			g.nb_queues * 512U),
+	    256, 0, RTE_MBUF_DEFAULT_BUF_SIZE, (int)rte_socket_id());
+	if (!g.pool) {
+		fprintf(stderr, "cpn-fwd: cannot create the mbuf pool: %s\n",
+			rte_strerror(rte_errno));
+		goto out;
+	}
+	for (__u16 p = 0; p < fwd.nb_ports; p++) {
+		rc = port_setup(p);
+		if (rc) {
+			fprintf(stderr, "cpn-fwd: port %u: %s\n", p, rte_strerror(-rc));
+			goto out;
+		}
+	}
+
+	RTE_LCORE_FOREACH_WORKER(lcore)
+	{
+		struct fwd_lcore *lc = rte_zmalloc("cpn_lcore", sizeof(*lc), RTE_CACHE_LINE_SIZE);
+
+		if (!lc)
+			goto oom;
+		lc->cnt = rte_zmalloc("cpn_cnt", sizeof(*lc->cnt), RTE_CACHE_LINE_SIZE);
+		if (!lc->cnt)
+			goto oom;
+		lc->lcore_id = lcore;
+		lc->queue = (__u16)k;
+		lc->env.state = g.state;
+		lc->env.aff = g.aff;
+		lc->env.cnt = lc->cnt;
+		lc->env.snap = fwd.snap;
+		lc->env.rng = g.have_seed ? fwd_rng_seed(g.seed, k)
+					  : fwd_rng_seed(fwd_now_ns() ^ ((__u64)getpid() << 32), k);
+		g.lc[g.n_lc++] = lc;
+		k++;
+	}
+
+	rte_telemetry_register_cmd("/cpn/stats", tel_stats,
+				   "cpn-fwd counters by name (cpn_stat_names), port counters");
+	rte_telemetry_register_cmd("/cpn/nodes", tel_nodes,
+				   "cpn-fwd nodes: address, state, counters");
+	rte_telemetry_register_cmd("/cpn/lcores", tel_lcores, "cpn-fwd forwarding lcores");
+	if (g.metrics) {
+		struct cpn_err e;
+
+		g.msrv = cpn_metrics_start(g.metrics, render_metrics, NULL, &e);
+		if (!g.msrv) {
+			fprintf(stderr, "cpn-fwd: --metrics %s: %s\n", g.metrics, e.msg);
+			goto out;
+		}
+	}
+
+	signal(SIGINT, on_signal);
+	signal(SIGTERM, on_signal);
+	signal(SIGHUP, on_signal);
+	printf("cpn-fwd: %u ports, %u forwarding lcores, burst %u, %s %s\n", fwd.nb_ports, g.n_lc,
+	       fwd.burst, g.pin_dir ? "pin-dir" : "config", g.pin_dir ? g.pin_dir : g.config_path);
+	fflush(stdout);
+	for (unsigned int i = 0; i < g.n_lc; i++)
+		rte_eal_remote_launch(fwd_lcore_main, g.lc[i], g.lc[i]->lcore_id);
+
+	next_reload = fwd_now_ns() + 1000000000ULL;
+	next_stats = fwd_now_ns() + (__u64)g.stats_interval * 1000000000ULL;
+	while (!fwd_stop) {
+		struct timespec ts = {0, 20 * 1000 * 1000};
+		__u64 t;
+
+		nanosleep(&ts, NULL);
+		t = fwd_now_ns();
+		if (reload_flag || (g.pin_dir && t >= next_reload)) {
+			if (reload_flag && !g.pin_dir)
+				printf("cpn-fwd: SIGHUP: re-reading %s\n", g.config_path);
+			reload_flag = 0;
+			if (!reload() && !g.pin_dir)
+				printf("cpn-fwd: configuration %" PRIu64 " in use\n",
+				       (uint64_t)g.gen);
+			fflush(stdout);
+			next_reload = t + 1000000000ULL;
+		}
+		if (g.stats_interval && t >= next_stats) {
+			print_counters(stdout, "counters");
+			next_stats = t + (__u64)g.stats_interval * 1000000000ULL;
+		}
+	}
+	rte_eal_mp_wait_lcore();
+	print_counters(stdout, "final counters");
+	ret = EXIT_OK;
+	goto out;
+oom:
+	fprintf(stderr, "cpn-fwd: out of memory\n");
+out:
+	if (g.msrv)
+		cpn_metrics_stop(g.msrv);
+	for (__u16 p = 0; p < fwd.nb_ports; p++) {
+		rte_eth_dev_stop(p);
+		rte_eth_dev_close(p);
+	}
+	fwd_snap_free(atomic_load(&fwd.snap));
+	for (unsigned int i = 0; i < g.n_lc; i++) {
+		rte_free(g.lc[i]->cnt);
+		rte_free(g.lc[i]);
+	}
+	rte_hash_free(fwd.neigh);
+	free(fwd.qsv);
+	free(g.aff);
+	if (g.maps_open)
+		cpn_maps_close(&g.maps);
+	else
+		free(g.state);
+	rte_eal_cleanup();
+	return ret;
+}

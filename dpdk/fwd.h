@@ -1,0 +1,174 @@
+/* SPDX-License-Identifier: (GPL-2.0-only OR BSD-2-Clause) */
+/*
+ * cpn-fwd's data: the configuration snapshot, per-lcore counters, the
+ * environment router.h runs in (struct cpn_env), the lcores and the
+ * program's globals. No packet path here: fwd_env.h adds the env functions
+ * and include/cpn/router.h for fwd_loop.c, the one file that must not see
+ * glibc's <netinet/ip.h> (rte_ethdev.h pulls it in; router.h uses the
+ * kernel's <linux/ip.h>, which clashes with it).
+ *
+ * Snapshot life cycle: the control thread builds a new struct fwd_snap
+ * (from the YAML config or from the pinned maps), publishes it with an
+ * atomic pointer store and frees the old one once every forwarding lcore
+ * has passed a quiescent point (rte_rcu_qsbr: each lcore reports one
+ * between bursts). A forwarding lcore reads the pointer once per burst.
+ */
+#ifndef CPN_FWD_H
+#define CPN_FWD_H
+
+#include <pthread.h>
+#include <signal.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <linux/types.h>
+
+#include <rte_common.h>
+#include <rte_ether.h>
+#include <rte_hash.h>
+#include <rte_mbuf.h>
+#include <rte_rcu_qsbr.h>
+#include <rte_spinlock.h>
+
+#include "cpn/maps.h"
+
+#define FWD_AFF_SIZE CPN_MAX_SESSIONS /* direct-mapped session table, power of two */
+
+struct cpn_cfg;
+struct cpn_maps;
+
+/* A tenant and the lock that guards its GCRA state (t.tat). */
+struct fwd_tenant {
+	struct cpn_tenant t;
+	rte_spinlock_t lock;
+	__u32 id;
+};
+
+/* One configuration, immutable once published (but for the counters the
+ * data plane keeps inside values, as XDP does: service rr, tenant tat).
+ */
+struct fwd_snap {
+	__u64 gen;
+	struct cpn_config config;
+	bool has_config;
+	struct rte_hash *vips;			      /* cpn_vip_key -> index in vip_svc */
+	struct cpn_service vip_svc[CPN_MAX_SERVICES]; /* the cpn_vips values */
+	int n_vips;
+	struct cpn_service svc[CPN_MAX_SERVICES]; /* cpn_services, by id */
+	bool has_svc[CPN_MAX_SERVICES];
+	struct cpn_maglev *maglev[CPN_MAX_SERVICES]; /* by id, NULL if none */
+	struct cpn_node_cfg nodes[CPN_MAX_NODES];    /* cpn_nodes */
+	struct rte_hash *tenants;		     /* tenant id -> index in tenant */
+	struct fwd_tenant *tenant;
+	int n_tenants;
+};
+
+/* Session affinity: one direct-mapped table shared by every lcore. Entries
+ * are copied out and checked by key, so a racing overwrite costs at worst a
+ * lost affinity, never a wrong node (the router re-checks liveness and
+ * membership).
+ */
+struct fwd_aff_ent {
+	struct cpn_aff_key key;
+	struct cpn_aff aff;
+};
+
+/* Per-port counters of one lcore. */
+struct fwd_port_stats {
+	__u64 rx;
+	__u64 tx;
+	__u64 tx_drop;	   /* not taken by rte_eth_tx_burst: freed */
+	__u64 pass_drop;   /* PASS with no --default-port: dropped */
+	__u64 pass_fwd;	   /* PASS sent out of --default-port */
+	__u64 neigh_miss;  /* FWD with no neighbour: treated as PASS */
+	__u64 neigh_learn; /* ARP replies / neighbour advertisements learned */
+};
+
+#define FWD_MAX_PORTS 32
+
+/* Everything one forwarding lcore writes: summed when read. */
+struct fwd_counters {
+	__u64 stat[CPN_STAT_MAX];
+	struct fwd_port_stats port[FWD_MAX_PORTS];
+	__u64 bursts;
+	__u64 quiescent;
+	struct cpn_node_stats node[CPN_MAX_NODES];
+	struct cpn_svc_stats svc[CPN_MAX_SERVICES];
+};
+
+struct cpn_env {
+	struct fwd_snap *snap;
+	struct cpn_node *state;	  /* struct cpn_node[CPN_MAX_NODES] */
+	struct fwd_aff_ent *aff;  /* FWD_AFF_SIZE entries */
+	struct fwd_counters *cnt; /* this lcore's */
+	__u64 now;		  /* read once per burst */
+	__u64 rng;		  /* xorshift64* state */
+	struct cpn_aff aff_copy;  /* what cpn_env_aff() returned */
+};
+
+#define FWD_MAX_BURST 512
+
+/* One forwarding lcore: its queue on every port and what it writes. */
+struct fwd_lcore {
+	unsigned int lcore_id;
+	__u16 queue;
+	struct cpn_env env;
+	struct fwd_counters *cnt;
+	__u16 ntx[FWD_MAX_PORTS];
+	struct rte_mbuf *txb[FWD_MAX_PORTS][FWD_MAX_BURST];
+} __rte_cache_aligned;
+
+/* A next hop: IPv4 / IPv6 address -> MAC and port. */
+struct neigh_key {
+	__be32 addr[4];
+	__u8 family;
+	__u8 pad[3];
+};
+
+/* What the forwarding lcores read (set up before they start). */
+struct fwd_globals {
+	unsigned int burst;
+	int default_port; /* -1: PASS is dropped */
+	__u16 nb_ports;
+	struct rte_ether_addr mac[FWD_MAX_PORTS];
+	struct fwd_snap *_Atomic snap;
+	struct rte_rcu_qsbr *qsv;
+	struct rte_hash *neigh;
+};
+
+extern struct fwd_globals fwd;
+extern volatile sig_atomic_t fwd_stop;
+
+/* ---- building and reading snapshots (fwd_env.c) ---------------------- */
+
+/* From a config: node state (admin, weight) is written into `state`.
+ * `old` (may be NULL) lends its rr cursors and GCRA state, and its nodes
+ * that the config drops stay as RETIRED (replies in flight still forwarded).
+ */
+struct fwd_snap *fwd_snap_from_cfg(const struct cpn_cfg *cfg, struct cpn_node *state,
+				   const struct fwd_snap *old, __u64 gen, char *err, size_t errlen);
+/* From the pinned maps, read whole (the XDP router's own view). */
+struct fwd_snap *fwd_snap_from_maps(struct cpn_maps *m, const struct fwd_snap *old, __u64 gen,
+				    char *err, size_t errlen);
+void fwd_snap_free(struct fwd_snap *s);
+
+/* Starting state of lcore `k`'s generator from --seed. */
+__u64 fwd_rng_seed(__u64 seed, unsigned int k);
+
+/* ---- neighbours (fwd_loop.c) ----------------------------------------- */
+
+int fwd_neigh_set(const struct neigh_key *k, const __u8 mac[6], __u16 port);
+int fwd_neigh_get(const struct neigh_key *k, __u8 mac[6], __u16 *port);
+
+/* ---- the forwarding loop (fwd_loop.c) --------------------------------- */
+
+/* rte_eal_remote_launch entry: arg is the struct fwd_lcore. */
+int fwd_lcore_main(void *arg);
+/* rte_eth_rx_burst / rte_eth_tx_burst, from cpn_fwd.c (rte_ethdev.h). */
+__u16 fwd_rx_burst(__u16 port, __u16 queue, struct rte_mbuf **pkts, __u16 n);
+__u16 fwd_tx_burst(__u16 port, __u16 queue, struct rte_mbuf **pkts, __u16 n);
+/* CLOCK_MONOTONIC in ns (vDSO: no syscall). */
+__u64 fwd_now_ns(void);
+
+#endif /* CPN_FWD_H */

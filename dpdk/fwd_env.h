@@ -1,0 +1,154 @@
+/* SPDX-License-Identifier: (GPL-2.0-only OR BSD-2-Clause) */
+/*
+ * cpn-fwd's environment for include/cpn/router.h (its contract is at the
+ * top of that file), on plain memory: the snapshot's tables, the shared
+ * node state, the lcore's counters, generator and clock. Include this,
+ * not router.h: it defines CPN_CTX and cpn_node_at first, as sched.h asks.
+ * No syscall and no lock but the per-tenant GCRA spinlock (XDP's
+ * bpf_spin_lock) in any of them.
+ */
+#ifndef CPN_FWD_ENV_H
+#define CPN_FWD_ENV_H
+
+#include "fwd.h"
+
+#define CPN_CTX struct cpn_env
+
+static inline struct cpn_node *fwd_node_at(struct cpn_env *env, __u32 id)
+{
+	if (id == 0 || id >= CPN_MAX_NODES)
+		return NULL;
+	return &env->state[id];
+}
+#define cpn_node_at(env, id) fwd_node_at(env, id)
+
+static inline struct cpn_config *cpn_env_config(struct cpn_env *env)
+{
+	return env->snap->has_config ? &env->snap->config : NULL;
+}
+
+static inline struct cpn_service *cpn_env_vip(struct cpn_env *env, const struct cpn_vip_key *k)
+{
+	void *data;
+
+	if (!env->snap->vips || rte_hash_lookup_data(env->snap->vips, k, &data) < 0)
+		return NULL;
+	return &env->snap->vip_svc[(uintptr_t)data];
+}
+
+static inline struct cpn_service *cpn_env_service(struct cpn_env *env, __u32 id)
+{
+	if (id >= CPN_MAX_SERVICES || !env->snap->has_svc[id])
+		return NULL;
+	return &env->snap->svc[id];
+}
+
+static inline struct cpn_maglev *cpn_env_maglev(struct cpn_env *env, __u32 id)
+{
+	return id < CPN_MAX_SERVICES ? env->snap->maglev[id] : NULL;
+}
+
+/* cpn_nodes is an array: every id below CPN_MAX_NODES has an entry. */
+static inline struct cpn_node_cfg *cpn_env_node_cfg(struct cpn_env *env, __u32 id)
+{
+	return id < CPN_MAX_NODES ? &env->snap->nodes[id] : NULL;
+}
+
+static inline struct cpn_tenant *cpn_env_tenant(struct cpn_env *env, __u32 id)
+{
+	void *data;
+
+	if (!env->snap->tenants || rte_hash_lookup_data(env->snap->tenants, &id, &data) < 0)
+		return NULL;
+	return &env->snap->tenant[(uintptr_t)data].t;
+}
+
+static inline int cpn_env_tenant_admit(struct cpn_env *env, struct cpn_tenant *t, __u64 now)
+{
+	struct fwd_tenant *ft = (struct fwd_tenant *)((char *)t - offsetof(struct fwd_tenant, t));
+	int ok;
+
+	(void)env;
+	if (!t->interval_ns)
+		return 1;
+	rte_spinlock_lock(&ft->lock);
+	ok = cpn_gcra(&t->tat, now, t->interval_ns, t->burst_ns);
+	rte_spinlock_unlock(&ft->lock);
+	return ok;
+}
+
+static inline __u32 fwd_aff_slot(const struct cpn_aff_key *k)
+{
+	__u32 h = k->tenant_id * 0x9e3779b1U ^ k->session_key * 0x85ebca6bU ^
+		  (__u32)k->service_id * 0xc2b2ae35U;
+
+	h ^= h >> 15;
+	return h & (FWD_AFF_SIZE - 1);
+}
+
+static inline int fwd_aff_key_eq(const struct cpn_aff_key *a, const struct cpn_aff_key *b)
+{
+	return a->tenant_id == b->tenant_id && a->session_key == b->session_key &&
+	       a->service_id == b->service_id;
+}
+
+static inline struct cpn_aff *cpn_env_aff(struct cpn_env *env, const struct cpn_aff_key *k)
+{
+	struct fwd_aff_ent e = env->aff[fwd_aff_slot(k)];
+
+	if (!e.aff.node_id || !fwd_aff_key_eq(&e.key, k))
+		return NULL;
+	env->aff_copy = e.aff;
+	return &env->aff_copy;
+}
+
+static inline void cpn_env_aff_set(struct cpn_env *env, const struct cpn_aff_key *k,
+				   const struct cpn_aff *a)
+{
+	struct fwd_aff_ent *e = &env->aff[fwd_aff_slot(k)];
+
+	e->key = *k;
+	e->aff = *a;
+}
+
+static inline void cpn_env_count(struct cpn_env *env, __u32 stat)
+{
+	if (stat < CPN_STAT_MAX)
+		env->cnt->stat[stat]++;
+}
+
+static inline struct cpn_node_stats *cpn_env_node_stats(struct cpn_env *env, __u32 id)
+{
+	return id < CPN_MAX_NODES ? &env->cnt->node[id] : NULL;
+}
+
+static inline struct cpn_svc_stats *cpn_env_svc_stats(struct cpn_env *env, __u32 id)
+{
+	return id < CPN_MAX_SERVICES ? &env->cnt->svc[id] : NULL;
+}
+
+/* The burst's clock: CLOCK_MONOTONIC (bpf_ktime_get_ns's), read once per
+ * burst through the vDSO (no syscall) by fwd_env_tick().
+ */
+static inline __u64 cpn_env_now_ns(struct cpn_env *env)
+{
+	return env->now;
+}
+
+/* xorshift64*, the XDP program's generator: an lcore seeded with S draws
+ * what the XDP program draws with cpn_rng = S.
+ */
+static inline __u64 cpn_env_rand(struct cpn_env *env)
+{
+	__u64 x = env->rng ? env->rng : 1;
+
+	x ^= x >> 12;
+	x ^= x << 25;
+	x ^= x >> 27;
+	env->rng = x;
+	return x * 0x2545F4914F6CDD1DULL;
+}
+
+#include "cpn/router.h"
+
+#endif /* CPN_FWD_ENV_H */

@@ -1,0 +1,285 @@
+// SPDX-License-Identifier: (GPL-2.0-only OR BSD-2-Clause)
+/*
+ * cpn-fwd's forwarding lcores: receive a burst on every port, run
+ * include/cpn/router.h on each packet, carry out its verdict, send.
+ *
+ * Verdicts, as the XDP glue (bpf/cpn_router.bpf.c) carries them out:
+ *   FWD      route by destination: the neighbour table gives MAC and port
+ *            (XDP: bpf_fib_lookup); MACs rewritten, TTL / hop limit
+ *            decremented with the IPv4 checksum updated; counted tx_bounce
+ *            (out of the ingress port) or tx_redirect. TTL <= 1 or no
+ *            neighbour: counted tx_kernel and handled as PASS (XDP hands
+ *            the rewritten packet to the kernel).
+ *   TX       BUSY back out of the ingress port, trimmed by v.trim.
+ *   DROP, CONSUME   freed.
+ *   PASS     no kernel sits behind a DPDK port: sent unchanged out of
+ *            --default-port when given, else freed and counted (pass_drop).
+ *            ARP replies and neighbour advertisements are learned first.
+ *
+ * No lock (but the per-tenant GCRA spinlock, as XDP's bpf_spin_lock) and no
+ * syscall: the clock is clock_gettime(CLOCK_MONOTONIC), a vDSO call, once
+ * per burst. Learning a neighbour writes the lock-free neighbour hash (its
+ * writers serialise among themselves: rare, and never on the request path).
+ * Only the first segment of a multi-segment mbuf is parsed.
+ */
+#include "fwd_env.h" /* first: router.h wants the kernel's network headers */
+
+#include <string.h>
+
+#include <rte_mbuf.h>
+#include <rte_prefetch.h>
+
+#define FWD_PREFETCH	 3
+#define FWD_DRAIN_ROUNDS 64
+
+/* ---- neighbours ------------------------------------------------------ */
+
+static uintptr_t neigh_val(const __u8 mac[6], __u16 port)
+{
+	uintptr_t v = (uintptr_t)(port + 1) << 48;
+
+	for (int i = 0; i < 6; i++)
+		v |= (uintptr_t)mac[i] << (8 * (5 - i));
+	return v;
+}
+
+int fwd_neigh_set(const struct neigh_key *k, const __u8 mac[6], __u16 port)
+{
+	return rte_hash_add_key_data(fwd.neigh, k, (void *)neigh_val(mac, port));
+}
+
+int fwd_neigh_get(const struct neigh_key *k, __u8 mac[6], __u16 *port)
+{
+	void *data;
+	uintptr_t v;
+
+	if (rte_hash_lookup_data(fwd.neigh, k, &data) < 0)
+		return -1;
+	v = (uintptr_t)data;
+	for (int i = 0; i < 6; i++)
+		mac[i] = (__u8)(v >> (8 * (5 - i)));
+	*port = (__u16)((v >> 48) - 1);
+	return 0;
+}
+
+/* ARP reply: sender -> MAC; IPv6 neighbour advertisement: target -> the
+ * target link-layer address option. Learned on the ingress port.
+ */
+static void neigh_learn(struct fwd_lcore *lc, const __u8 *d, __u32 len, __u16 port)
+{
+	struct neigh_key k = {0};
+	__u32 off = 14;
+	__u16 proto;
+
+	if (len < 14)
+		return;
+	proto = (__u16)(d[12] << 8 | d[13]);
+	if (proto == CPN_ETH_P_8021Q || proto == CPN_ETH_P_8021AD) {
+		if (len < 18)
+			return;
+		proto = (__u16)(d[16] << 8 | d[17]);
+		off = 18;
+	}
+	if (proto == 0x0806) {
+		const __u8 *a = d + off;
+
+		/* Ethernet/IPv4, reply */
+		if (len < off + 28 || a[0] != 0 || a[1] != 1 || a[2] != 8 || a[3] != 0 ||
+		    a[4] != 6 || a[5] != 4 || a[6] != 0 || a[7] != 2)
+			return;
+		k.family = CPN_AF_INET;
+		memcpy(k.addr, a + 14, 4);
+		if (!fwd_neigh_set(&k, a + 8, port))
+			lc->cnt->port[port].neigh_learn++;
+		return;
+	}
+	if (proto == 0x86dd) {
+		const __u8 *ip6 = d + off, *icmp = ip6 + 40, *opt;
+		__u32 plen;
+
+		if (len < off + 40 + 24 || ip6[6] != 58 || icmp[0] != 136)
+			return;
+		plen = (__u32)(ip6[4] << 8 | ip6[5]);
+		if (off + 40 + plen > len || plen < 24)
+			return;
+		for (opt = icmp + 24; opt + 8 <= icmp + plen && opt[1]; opt += (size_t)opt[1] * 8) {
+			if (opt[0] != 2 || opt[1] != 1)
+				continue;
+			k.family = CPN_AF_INET6;
+			memcpy(k.addr, icmp + 8, 16);
+			if (!fwd_neigh_set(&k, opt + 2, port))
+				lc->cnt->port[port].neigh_learn++;
+			return;
+		}
+	}
+}
+
+/* ---- carrying out verdicts ------------------------------------------- */
+
+static inline void tx_flush(struct fwd_lcore *lc, __u16 port)
+{
+	__u16 n = lc->ntx[port], sent;
+
+	if (!n)
+		return;
+	sent = fwd_tx_burst(port, lc->queue, lc->txb[port], n);
+	lc->cnt->port[port].tx += sent;
+	if (sent < n) {
+		lc->cnt->port[port].tx_drop += n - sent;
+		lc->cnt->stat[CPN_STAT_DROP_TX] += n - sent;
+		rte_pktmbuf_free_bulk(&lc->txb[port][sent], n - sent);
+	}
+	lc->ntx[port] = 0;
+}
+
+static inline void tx_queue(struct fwd_lcore *lc, __u16 port, struct rte_mbuf *m)
+{
+	if (lc->ntx[port] == FWD_MAX_BURST)
+		tx_flush(lc, port);
+	lc->txb[port][lc->ntx[port]++] = m;
+}
+
+static inline void do_pass(struct fwd_lcore *lc, struct rte_mbuf *m, __u16 in_port)
+{
+	if (fwd.default_port >= 0) {
+		lc->cnt->port[in_port].pass_fwd++;
+		tx_queue(lc, (__u16)fwd.default_port, m);
+		return;
+	}
+	lc->cnt->port[in_port].pass_drop++;
+	rte_pktmbuf_free(m);
+}
+
+/* FWD: the XDP glue's cpn_xdp_forward with the neighbour table for the FIB. */
+static inline void do_forward(struct fwd_lcore *lc, struct rte_mbuf *m, __u16 in_port,
+			      const struct cpn_verdict *v)
+{
+	__u8 *data = rte_pktmbuf_mtod(m, __u8 *);
+	__u32 len = rte_pktmbuf_data_len(m), off = v->l3_off;
+	struct iphdr *ip4 = NULL;
+	struct ipv6hdr *ip6 = NULL;
+	struct neigh_key k = {0};
+	__u8 dmac[6];
+	__u16 out;
+
+	if (off != sizeof(struct ethhdr) && off != sizeof(struct ethhdr) + 4)
+		goto pass;
+	if (v->family == CPN_AF_INET) {
+		if (off + sizeof(*ip4) > len)
+			goto pass;
+		ip4 = (struct iphdr *)(data + off);
+		if (ip4->ttl <= 1)
+			goto kernel;
+		k.family = CPN_AF_INET;
+		k.addr[0] = ip4->daddr;
+	} else {
+		if (off + sizeof(*ip6) > len)
+			goto pass;
+		ip6 = (struct ipv6hdr *)(data + off);
+		if (ip6->hop_limit <= 1)
+			goto kernel;
+		k.family = CPN_AF_INET6;
+		memcpy(k.addr, &ip6->daddr, 16);
+	}
+	if (fwd_neigh_get(&k, dmac, &out) || out >= fwd.nb_ports) {
+		lc->cnt->port[in_port].neigh_miss++;
+		goto kernel;
+	}
+	lc->cnt->stat[out == in_port ? CPN_STAT_TX_BOUNCE : CPN_STAT_TX_REDIRECT]++;
+	if (ip4) {
+		__u16 old, new_;
+
+		memcpy(&old, &ip4->ttl, 2);
+		ip4->ttl--;
+		memcpy(&new_, &ip4->ttl, 2);
+		ip4->check = cpn_csum_apply(ip4->check, cpn_csum_diff16(0, old, new_));
+	} else {
+		ip6->hop_limit--;
+	}
+	memcpy(data, dmac, 6);
+	memcpy(data + 6, fwd.mac[out].addr_bytes, 6);
+	tx_queue(lc, out, m);
+	return;
+kernel:
+	lc->cnt->stat[CPN_STAT_TX_KERNEL]++;
+pass:
+	do_pass(lc, m, in_port);
+}
+
+static inline void handle(struct fwd_lcore *lc, struct rte_mbuf *m, __u16 in_port)
+{
+	__u8 *data = rte_pktmbuf_mtod(m, __u8 *);
+	__u32 len = rte_pktmbuf_data_len(m);
+	struct cpn_verdict v;
+
+	switch (cpn_router_rx(&lc->env, data, data + len, &v)) {
+	case CPN_ACT_FWD:
+		do_forward(lc, m, in_port, &v);
+		return;
+	case CPN_ACT_TX:
+		if (v.trim && rte_pktmbuf_trim(m, (uint16_t)v.trim)) {
+			lc->cnt->stat[CPN_STAT_DROP_TX]++;
+			rte_pktmbuf_free(m);
+			return;
+		}
+		tx_queue(lc, in_port, m);
+		return;
+	case CPN_ACT_DROP:
+	case CPN_ACT_CONSUME:
+		rte_pktmbuf_free(m);
+		return;
+	default: /* PASS (XSK cannot happen: cpn-fwd owns its dpdk services) */
+		neigh_learn(lc, data, len, in_port);
+		do_pass(lc, m, in_port);
+		return;
+	}
+}
+
+/* One round over every port; returns the packets received. */
+static unsigned int fwd_round(struct fwd_lcore *lc)
+{
+	struct rte_mbuf *pkts[FWD_MAX_BURST];
+	unsigned int total = 0;
+
+	lc->env.snap = atomic_load_explicit(&fwd.snap, memory_order_acquire);
+	lc->env.now = fwd_now_ns();
+	for (__u16 p = 0; p < fwd.nb_ports; p++) {
+		__u16 n = fwd_rx_burst(p, lc->queue, pkts, (__u16)fwd.burst);
+
+		if (!n)
+			continue;
+		lc->cnt->port[p].rx += n;
+		total += n;
+		for (__u16 i = 0; i < n && i < FWD_PREFETCH; i++)
+			rte_prefetch0(rte_pktmbuf_mtod(pkts[i], void *));
+		for (__u16 i = 0; i < n; i++) {
+			if (i + FWD_PREFETCH < n)
+				rte_prefetch0(rte_pktmbuf_mtod(pkts[i + FWD_PREFETCH], void *));
+			handle(lc, pkts[i], p);
+		}
+	}
+	for (__u16 p = 0; p < fwd.nb_ports; p++)
+		tx_flush(lc, p);
+	lc->cnt->bursts++;
+	return total;
+}
+
+int fwd_lcore_main(void *arg)
+{
+	struct fwd_lcore *lc = arg;
+
+	rte_rcu_qsbr_thread_register(fwd.qsv, lc->lcore_id);
+	rte_rcu_qsbr_thread_online(fwd.qsv, lc->lcore_id);
+	while (!fwd_stop) {
+		fwd_round(lc);
+		/* Between bursts this lcore holds no snapshot. */
+		rte_rcu_qsbr_quiescent(fwd.qsv, lc->lcore_id);
+		lc->cnt->quiescent++;
+	}
+	/* Drain: what is already in the RX rings, then the TX buffers. */
+	for (int i = 0; i < FWD_DRAIN_ROUNDS && fwd_round(lc); i++)
+		;
+	rte_rcu_qsbr_thread_offline(fwd.qsv, lc->lcore_id);
+	rte_rcu_qsbr_thread_unregister(fwd.qsv, lc->lcore_id);
+	return 0;
+}

@@ -1,0 +1,168 @@
+// SPDX-License-Identifier: (GPL-2.0-only OR BSD-2-Clause)
+/*
+ * fwd_pcap: the pcap files of test_cpn_fwd.sh, frames built byte by byte
+ * with selftests/bpf/cpn_test.c's pkt_build.
+ *
+ *   fwd_pcap gen FILE    write the input: LOADs, requests, a reply,
+ *                        malformed and non-cpn frames (the list below)
+ *   fwd_pcap dump FILE   one line per frame of a pcap (what cpn-fwd sent):
+ *                        "ip4|ip6 SRC SPORT DST DPORT type=T node=N hops=H
+ *                         ttl=L csum=ok|bad len=LEN dmac=MAC", or "other len=LEN"
+ */
+#include <arpa/inet.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "cpn_test.h"
+
+static FILE *out;
+
+static void rec(const __u8 *buf, size_t len)
+{
+	__u32 h[4] = {0, 0, (__u32)len, (__u32)len};
+
+	fwrite(h, sizeof(h), 1, out);
+	fwrite(buf, 1, len, out);
+}
+
+static void put(const struct pkt_spec *s)
+{
+	__u8 buf[PKT_MAX];
+	size_t n = pkt_build(s, buf, sizeof(buf));
+
+	if (!n) {
+		fprintf(stderr, "fwd_pcap: frame does not build\n");
+		exit(1);
+	}
+	rec(buf, n);
+}
+
+static void load(int family, __u16 id)
+{
+	struct pkt_spec s;
+
+	pkt_spec_load(&s, family, id);
+	s.msg.capacity = 4;
+	s.msg.worker_us = 100;
+	put(&s);
+}
+
+static void request(int family, __u16 svc, __u16 sport)
+{
+	struct pkt_spec s;
+
+	pkt_spec_default(&s, family);
+	s.msg.service_id = svc;
+	s.sport = sport;
+	put(&s);
+}
+
+static int gen(const char *path)
+{
+	static const __u32 hdr[6] = {0xa1b2c3d4, 0x00040002, 0, 0, 65535, 1};
+	__u8 buf[PKT_MAX];
+	struct pkt_spec s;
+	size_t n;
+
+	out = fopen(path, "wb");
+	if (!out)
+		return 1;
+	fwrite(hdr, sizeof(hdr), 1, out);
+	/* 1-3: LOADs of the nodes: learned, consumed */
+	load(CPN_AF_INET, 1);
+	load(CPN_AF_INET, 2);
+	load(CPN_AF_INET6, 3);
+	/* 4-7: requests to the IPv4 VIP: DNAT to node 1 or 2 */
+	for (__u16 i = 0; i < 4; i++)
+		request(CPN_AF_INET, 1, (__u16)(40000 + i));
+	/* 8: a request to the IPv6 VIP: DNAT to node 3 */
+	request(CPN_AF_INET6, 2, 40100);
+	/* 9: a REPLY of node 1: reverse NAT to the VIP */
+	pkt_spec_reply(&s, CPN_AF_INET, 1);
+	s.msg.service_id = 1;
+	put(&s);
+	/* 10: a request with a bad magic: drop_bad_magic */
+	pkt_spec_default(&s, CPN_AF_INET);
+	s.msg.magic = 0x1234;
+	put(&s);
+	/* 11: a request whose UDP length lies: drop_bad_udp_len */
+	pkt_spec_default(&s, CPN_AF_INET);
+	n = pkt_build(&s, buf, sizeof(buf));
+	buf[14 + 20 + 4] = 0x7f;
+	pkt_fix_csums(buf, n);
+	rec(buf, n);
+	/* 12: DNS, not cpn: pass_not_cpn */
+	pkt_spec_default(&s, CPN_AF_INET);
+	s.dst = "10.0.0.53";
+	s.dport = 53;
+	s.with_hdr = false;
+	s.payload = "not cpn at all";
+	s.payload_len = 14;
+	put(&s);
+	/* 13: an ARP request, not IP: pass_not_cpn */
+	memset(buf, 0, 60);
+	memset(buf, 0xff, 6);
+	buf[6] = 0x02;
+	buf[11] = 0x01;
+	buf[12] = 0x08;
+	buf[13] = 0x06;
+	rec(buf, 60);
+	fclose(out);
+	return 0;
+}
+
+static int dump(const char *path)
+{
+	__u32 gh[6], h[4];
+	__u8 buf[65536];
+	FILE *f = fopen(path, "rb");
+
+	if (!f || fread(gh, sizeof(gh), 1, f) != 1)
+		return 1;
+	while (fread(h, sizeof(h), 1, f) == 1) {
+		struct pkt_view v;
+		char sa[64], da[64];
+		__u8 *ip;
+
+		if (h[2] > sizeof(buf) || fread(buf, 1, h[2], f) != h[2])
+			return 1;
+		if (pkt_locate(buf, h[2], &v)) {
+			printf("other len=%u\n", h[2]);
+			continue;
+		}
+		ip = buf + v.l3;
+		if (v.family == CPN_AF_INET) {
+			inet_ntop(AF_INET, ip + 12, sa, sizeof(sa));
+			inet_ntop(AF_INET, ip + 16, da, sizeof(da));
+		} else {
+			inet_ntop(AF_INET6, ip + 8, sa, sizeof(sa));
+			inet_ntop(AF_INET6, ip + 24, da, sizeof(da));
+		}
+		printf("ip%d %s %u %s %u", v.family, sa, buf[v.l4] << 8 | buf[v.l4 + 1], da,
+		       buf[v.l4 + 2] << 8 | buf[v.l4 + 3]);
+		if (v.udp_len >= 8 + CPN_HDR_LEN) {
+			struct cpn_hdr *c = pkt_hdr(buf, &v);
+
+			printf(" type=%u node=%u hops=%u", c->type, ntohs(c->node_id), c->hops);
+		} else {
+			printf(" type=0 node=0 hops=0");
+		}
+		printf(" ttl=%u csum=%s len=%u dmac=%02x:%02x:%02x:%02x:%02x:%02x\n",
+		       v.family == CPN_AF_INET ? ip[8] : ip[7],
+		       pkt_csum_ok(buf, h[2]) ? "ok" : "bad", h[2], buf[0], buf[1], buf[2], buf[3],
+		       buf[4], buf[5]);
+	}
+	fclose(f);
+	return 0;
+}
+
+int main(int argc, char **argv)
+{
+	if (argc == 3 && !strcmp(argv[1], "gen"))
+		return gen(argv[2]);
+	if (argc == 3 && !strcmp(argv[1], "dump"))
+		return dump(argv[2]);
+	fprintf(stderr, "usage: fwd_pcap gen|dump FILE\n");
+	return 2;
+}
