@@ -404,27 +404,38 @@ static int render_metrics(void *arg, FILE *f)
 		} sc[] = {
 		    {"cpn_service_requests_total", "Requests of the service steered to a node.",
 		     offsetof(struct cpn_svc_stats, requests)},
-		    {"cpn_service_busy_total", "Requests of the service refused with BUSY.",
+		    {"cpn_service_busy_total",
+		     "Requests of the service refused by the router with BUSY (admission control).",
 		     offsetof(struct cpn_svc_stats, busy)},
-		    {"cpn_service_refused_total", "Requests of the service dropped.",
+		    {"cpn_service_refused_total",
+		     "Requests of the service dropped by the router: tenant ACL, rate limit, "
+		     "authentication or hop limit.",
 		     offsetof(struct cpn_svc_stats, refused)},
 		    {"cpn_service_replies_total", "Replies of the service forwarded to clients.",
 		     offsetof(struct cpn_svc_stats, replies)},
-		    {"cpn_service_node_busy_total", "BUSY answers of nodes forwarded.",
+		    {"cpn_service_node_busy_total",
+		     "BUSY answers of the service's nodes forwarded to clients.",
 		     offsetof(struct cpn_svc_stats, node_busy)},
 		};
 		struct cpn_node_stats ns;
 		struct cpn_svc_stats ss;
+		char a[INET6_ADDRSTRLEN];
 
 		for (size_t k = 0; k < sizeof(nc) / sizeof(nc[0]); k++) {
 			fprintf(f, "# HELP %s %s\n# TYPE %s counter\n", nc[k].name, nc[k].help,
 				nc[k].name);
 			for (__u16 id = 1; id < CPN_MAX_NODES; id++) {
+				bool v6 = s->nodes[id].family == CPN_AF_INET6;
+
 				if (!(s->nodes[id].flags & CPN_NODE_CFG_VALID))
 					continue;
 				sum_node(id, &ns);
-				fprintf(f, "%s{node=\"%u\",plane=\"dpdk\"} %" PRIu64 "\n",
-					nc[k].name, id,
+				cpn_addr_str(s->nodes[id].addr, s->nodes[id].family, a, sizeof(a));
+				fprintf(f,
+					"%s{node=\"%u\",addr=\"%s%s%s:%u\",plane=\"dpdk\"} %" PRIu64
+					"\n",
+					nc[k].name, id, v6 ? "[" : "", a, v6 ? "]" : "",
+					ntohs(s->nodes[id].port),
 					*(const uint64_t *)((char *)&ns + nc[k].off));
 			}
 		}
@@ -435,8 +446,13 @@ static int render_metrics(void *arg, FILE *f)
 				if (!s->has_svc[id])
 					continue;
 				sum_svc(id, &ss);
-				fprintf(f, "%s{service_id=\"%u\",plane=\"dpdk\"} %" PRIu64 "\n",
-					sc[k].name, id,
+				/* No name with --pin-dir: absent, as an empty value reads. */
+				if (s->svc_name[id][0])
+					fprintf(f, "%s{service=\"%s\",", sc[k].name,
+						s->svc_name[id]);
+				else
+					fprintf(f, "%s{", sc[k].name);
+				fprintf(f, "service_id=\"%u\",plane=\"dpdk\"} %" PRIu64 "\n", id,
 					*(const uint64_t *)((char *)&ss + sc[k].off));
 			}
 		}

@@ -57,6 +57,10 @@ struct fwd_snap {
 	int n_vips;
 	struct cpn_service svc[CPN_MAX_SERVICES]; /* cpn_services, by id */
 	bool has_svc[CPN_MAX_SERVICES];
+	/* Service names for /metrics (CPN_NAME_MAX): from --config; "" with
+	 * --pin-dir, whose maps hold no names.
+	 */
+	char svc_name[CPN_MAX_SERVICES][32];
 	struct cpn_maglev *maglev[CPN_MAX_SERVICES]; /* by id, NULL if none */
 	struct cpn_node_cfg nodes[CPN_MAX_NODES];    /* cpn_nodes */
 	struct rte_hash *tenants;		     /* tenant id -> index in tenant */

@@ -17,6 +17,9 @@
 #include "cpn_maps.h"
 #include "cpnctl.h"
 
+_Static_assert(sizeof(((struct fwd_snap *)0)->svc_name[0]) == CPN_NAME_MAX,
+	       "fwd_snap.svc_name holds a config name");
+
 static struct rte_hash *hash_new(const char *kind, __u64 gen, __u32 key_len, __u32 entries)
 {
 	struct rte_hash_parameters p = {0};
@@ -165,6 +168,7 @@ struct fwd_snap *fwd_snap_from_cfg(const struct cpn_cfg *cfg, struct cpn_node *s
 		own_service(&svc);
 		s->svc[c->id] = svc;
 		s->has_svc[c->id] = true;
+		snprintf(s->svc_name[c->id], sizeof(s->svc_name[c->id]), "%s", c->name);
 		s->maglev[c->id] = malloc(sizeof(struct cpn_maglev));
 		if (!s->maglev[c->id])
 			goto oom;

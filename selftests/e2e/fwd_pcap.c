@@ -5,6 +5,14 @@
  *
  *   fwd_pcap gen FILE    write the input: LOADs, requests, a reply,
  *                        malformed and non-cpn frames (the list below)
+ *   fwd_pcap mk FILE ITEM...
+ *                        write a pcap of the ITEMs, in order:
+ *                        load:ID:QUEUE  a LOAD of IPv4 node ID reporting QUEUE
+ *                                       queued (capacity 4, 1000 us a request)
+ *                        req:N          N requests to service 1's IPv4 VIP
+ *   fwd_pcap frame FILE load:ID:QUEUE
+ *                        the same LOAD as one bare frame, no pcap headers
+ *                        (bpftool prog run ... data_in FILE)
  *   fwd_pcap dump FILE   one line per frame of a pcap (what cpn-fwd sent):
  *                        "ip4|ip6 SRC SPORT DST DPORT type=T node=N hops=H
  *                         ttl=L csum=ok|bad len=LEN dmac=MAC", or "other len=LEN"
@@ -58,9 +66,58 @@ static void request(int family, __u16 svc, __u16 sport)
 	put(&s);
 }
 
+static const __u32 pcap_hdr[6] = {0xa1b2c3d4, 0x00040002, 0, 0, 65535, 1};
+
+/* One ITEM of `mk`/`frame`; -1 when it does not parse. */
+static int item(const char *it, bool bare)
+{
+	unsigned int id, queue, n;
+	struct pkt_spec s;
+	char end;
+
+	if (sscanf(it, "load:%u:%u%c", &id, &queue, &end) == 2 && id && id < CPN_MAX_NODES &&
+	    queue <= 0xffff) {
+		__u8 buf[PKT_MAX];
+		size_t len;
+
+		pkt_spec_load(&s, CPN_AF_INET, (__u16)id);
+		s.msg.queue_depth = (__u16)queue;
+		s.msg.capacity = 4;
+		s.msg.worker_us = 1000;
+		if (!bare) {
+			put(&s);
+			return 0;
+		}
+		len = pkt_build(&s, buf, sizeof(buf));
+		return len && fwrite(buf, 1, len, out) == len ? 0 : -1;
+	}
+	if (!bare && sscanf(it, "req:%u%c", &n, &end) == 1 && n <= 1000) {
+		for (unsigned int i = 0; i < n; i++)
+			request(CPN_AF_INET, 1, (__u16)(41000 + i));
+		return 0;
+	}
+	fprintf(stderr, "fwd_pcap: bad item %s\n", it);
+	return -1;
+}
+
+static int mk(const char *path, int n, char **items, bool bare)
+{
+	int rc = 0;
+
+	out = fopen(path, "wb");
+	if (!out)
+		return 1;
+	if (!bare)
+		fwrite(pcap_hdr, sizeof(pcap_hdr), 1, out);
+	for (int i = 0; i < n && !rc; i++)
+		rc = item(items[i], bare);
+	if (fclose(out))
+		rc = -1;
+	return rc ? 1 : 0;
+}
+
 static int gen(const char *path)
 {
-	static const __u32 hdr[6] = {0xa1b2c3d4, 0x00040002, 0, 0, 65535, 1};
 	__u8 buf[PKT_MAX];
 	struct pkt_spec s;
 	size_t n;
@@ -68,7 +125,7 @@ static int gen(const char *path)
 	out = fopen(path, "wb");
 	if (!out)
 		return 1;
-	fwrite(hdr, sizeof(hdr), 1, out);
+	fwrite(pcap_hdr, sizeof(pcap_hdr), 1, out);
 	/* 1-3: LOADs of the nodes: learned, consumed */
 	load(CPN_AF_INET, 1);
 	load(CPN_AF_INET, 2);
@@ -163,6 +220,10 @@ int main(int argc, char **argv)
 		return gen(argv[2]);
 	if (argc == 3 && !strcmp(argv[1], "dump"))
 		return dump(argv[2]);
-	fprintf(stderr, "usage: fwd_pcap gen|dump FILE\n");
+	if (argc >= 4 && !strcmp(argv[1], "mk"))
+		return mk(argv[2], argc - 3, argv + 3, false);
+	if (argc == 4 && !strcmp(argv[1], "frame"))
+		return mk(argv[2], 1, argv + 3, true);
+	fprintf(stderr, "usage: fwd_pcap gen|dump FILE | mk FILE ITEM... | frame FILE ITEM\n");
 	return 2;
 }

@@ -11,12 +11,15 @@
 #   - a draining worker gets no new request and finishes its queue;
 #   - a worker that announces itself from an auto_join prefix gets work with
 #     no configuration change.
+# CPN_PLANE=dpdk runs the same tests with cpn-fwd as the router's data plane
+# (testbed up --plane dpdk; selftests/e2e/test_fleet_dpdk.sh).
 set -u
 cd "$(dirname "$0")/../.." || exit 1
 BUILD=${BUILD:-build}
 TB=tools/testbed
 LOAD=$(pwd)/$BUILD/cpn-load
 KCHECK=$(pwd)/$BUILD/selftests/e2e/worker_kcheck
+PLANE=${CPN_PLANE:-xdp}
 
 skip() {
 	echo "1..1"
@@ -27,6 +30,11 @@ skip() {
 for f in "$BUILD/cpnctl" "$BUILD/cpn-worker" "$LOAD" "$KCHECK"; do
 	[ -x "$f" ] || skip "$f not built (make all)"
 done
+case "$PLANE" in
+xdp) ;;
+dpdk) [ -x "$BUILD/cpn-fwd" ] || skip "$BUILD/cpn-fwd not built (make dpdk)" ;;
+*) skip "CPN_PLANE=$PLANE: xdp or dpdk" ;;
+esac
 for t in ip bpftool python3 nsenter ethtool timeout; do
 	command -v "$t" >/dev/null || skip "$t not installed"
 done
@@ -62,7 +70,7 @@ up() { # policy, worker specs...
 	shift
 	for w in "$@"; do args+=(--worker "$w"); done
 	$TB down --name "$NAME"
-	timeout 60 $TB up --name "$NAME" --policy "$policy" --stale-ms 300 "${args[@]}" \
+	timeout 60 $TB up --name "$NAME" --plane "$PLANE" --policy "$policy" --stale-ms 300 "${args[@]}" \
 		>"$TMP/up.log" 2>&1
 }
 load() { # json file, cpn-load args...
@@ -73,6 +81,21 @@ load() { # json file, cpn-load args...
 }
 j() { # file, python expression over d
 	python3 -c "import json,sys; d=json.load(open('$1')); print($2)"
+}
+node_requests() { # requests steered to nodes 1, 2, 3 as "a/b/c", by the data plane's counters
+	if [ "$PLANE" = dpdk ]; then
+		# cpn-fwd counts its own (testbed info: FWD_METRICS).
+		tb exec router -- python3 -c '
+import re, urllib.request
+t = urllib.request.urlopen("http://127.0.0.1:9471/metrics", timeout=5).read().decode()
+n = {int(m[0]): int(m[1]) for m in re.findall(r"^cpn_node_requests_total\{node=\"(\d+)\"[^}]*\} (\d+)", t, re.M)}
+print("/".join(str(n.get(k, 0)) for k in (1, 2, 3)))'
+		return
+	fi
+	tb cpnctl status -j | python3 -c '
+import json, sys
+n = {x["id"]: x["requests"] for x in json.load(sys.stdin)["nodes"]}
+print("/".join(str(n.get(k, 0)) for k in (1, 2, 3)))'
 }
 share() { # file, node
 	j "$1" "d['share'].get('$2', 0) if isinstance(d['share'], dict) else \
@@ -118,10 +141,7 @@ het=("--kernel synthetic --svc fixed:2000 --max-batch 1 --capacity 1"
 hres=""
 for pol in least p2c round-robin; do
 	if up "$pol" "${het[@]}" && load "$TMP/h.$pol" --rate 2100 --duration 3 --kernel synthetic; then
-		hres="$hres $pol:$(tb cpnctl status -j | python3 -c '
-import json, sys
-n = {x["id"]: x["requests"] for x in json.load(sys.stdin)["nodes"]}
-print("/".join(str(n.get(k, 0)) for k in (1, 2, 3)))')"
+		hres="$hres $pol:$(node_requests)"
 	else
 		hres="$hres $pol:0/0/0"
 	fi
@@ -195,7 +215,7 @@ else
 fi
 
 # 6. elastic join: a worker not in the config announces itself and gets work.
-if $TB down --name "$NAME" && timeout 60 $TB up --name "$NAME" --policy round-robin --auto-join \
+if $TB down --name "$NAME" && timeout 60 $TB up --name "$NAME" --plane "$PLANE" --policy round-robin --auto-join \
 	--worker "--kernel echo --capacity 2" >"$TMP/up.log" 2>&1 &&
 	tb join "--kernel echo --capacity 2" >>"$TMP/up.log" 2>&1; then
 	joined=0

@@ -1,0 +1,17 @@
+#!/usr/bin/env bash
+# e2e: the fleet tests (test_fleet.sh) with cpn-fwd as the router's data
+# plane: tools/testbed up --plane dpdk runs cpn-fwd in the router namespace
+# on net_af_packet ports, following the controller's pinned maps, instead
+# of cpn_xdp on those ports. The tests are the same, unchanged.
+set -u
+cd "$(dirname "$0")/../.." || exit 1
+BUILD=${BUILD:-build}
+
+skip() {
+	echo "1..1"
+	echo "ok 1 # SKIP $1"
+	exit 0
+}
+[ "$(id -u)" -eq 0 ] || skip "needs root (netns, af_packet, pinned maps)"
+[ -x "$BUILD/cpn-fwd" ] || skip "$BUILD/cpn-fwd not built (make dpdk)"
+CPN_PLANE=dpdk exec selftests/e2e/test_fleet.sh "$@"
