@@ -46,7 +46,7 @@ help:
 	@echo "make deps      install the Debian packages cpn needs (idempotent)"
 	@echo "make all       build the XDP object, skeletons, tools and tests"
 	@echo "make test      build and run every test suite"
-	@echo "make bench     run the benchmarks (bench-xdp: per-packet cost)"
+	@echo "make bench     run the benchmarks (bench-xdp: XDP per-packet cost; bench-fwd: cpn-fwd vs testpmd)"
 	@echo "make demo      netns testbed demo (see README)"
 	@echo "make format    clang-format every C source and header"
 
