@@ -67,7 +67,7 @@ $(BUILD)/selftests/unit/test_config: selftests/unit/test_config.c userspace/cpnc
 		userspace/cpnctl/cpnctl.h $(HDRS) $(LIBCPN) $(LIBCPN_H)
 	@mkdir -p $(dir $@)
 	$(CC) $(CPPFLAGS) -Iuserspace/cpnctl $(CFLAGS) $(SANITIZE) $< userspace/cpnctl/config.c \
-		userspace/lib/cpn_maps.c -o $@ $(CMOCKA) -lyaml $(LIBBPF) -lm
+		userspace/lib/cpn_maps.c userspace/lib/cpn_addr.c -o $@ $(CMOCKA) -lyaml $(LIBBPF) -lm
 
 $(BUILD)/selftests/unit/%: selftests/unit/%.c $(HDRS)
 	@mkdir -p $(dir $@)

@@ -24,67 +24,14 @@
 
 #include "cpn/siphash.h"
 #include "worker.h"
+#include "cpn_addr.h"
 
 /* ---- addresses ---------------------------------------------------------- */
 
 /* IPv4 "A.B.C.D:PORT" or IPv6 "[ADDR]:PORT"; port 1..65535. */
 int wk_addr_parse(const char *s, struct wk_addr *a)
 {
-	char host[INET6_ADDRSTRLEN + 1];
-	const char *colon, *p;
-	char *end;
-	unsigned long port;
-	size_t hl;
-
-	memset(a, 0, sizeof(*a));
-	if (!s || !*s)
-		return -1;
-	if (s[0] == '[') {
-		const char *rb = strchr(s, ']');
-
-		if (!rb || rb[1] != ':')
-			return -1;
-		hl = (size_t)(rb - s - 1);
-		if (hl == 0 || hl >= sizeof(host))
-			return -1;
-		memcpy(host, s + 1, hl);
-		host[hl] = 0;
-		p = rb + 2;
-	} else {
-		colon = strrchr(s, ':');
-		if (!colon)
-			return -1;
-		hl = (size_t)(colon - s);
-		if (hl == 0 || hl >= sizeof(host))
-			return -1;
-		memcpy(host, s, hl);
-		host[hl] = 0;
-		p = colon + 1;
-	}
-	if (*p < '0' || *p > '9')
-		return -1;
-	errno = 0;
-	port = strtoul(p, &end, 10);
-	if (errno || *end || port == 0 || port > 65535)
-		return -1;
-	if (s[0] == '[') {
-		struct sockaddr_in6 *s6 = (struct sockaddr_in6 *)&a->ss;
-
-		if (inet_pton(AF_INET6, host, &s6->sin6_addr) != 1)
-			return -1;
-		s6->sin6_family = AF_INET6;
-		s6->sin6_port = htons((uint16_t)port);
-		a->len = sizeof(*s6);
-	} else {
-		struct sockaddr_in *s4 = (struct sockaddr_in *)&a->ss;
-
-		if (inet_pton(AF_INET, host, &s4->sin_addr) != 1)
-			return -1;
-		s4->sin_family = AF_INET;
-		s4->sin_port = htons((uint16_t)port);
-		a->len = sizeof(*s4);
-	}
-	return 0;
+	return cpn_sockaddr_parse(s, 1, &a->ss, &a->len);
 }
 
 void wk_addr_str(const struct wk_addr *a, char *buf, size_t len)

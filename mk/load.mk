@@ -1,6 +1,7 @@
 # cpn-load: the load generator and its loopback reflector (tools/cpn-load*.c),
 # and the unit test of its latency histogram.
-LOAD_SRCS := tools/cpn-load.c tools/cpn-load-reflect.c tools/cpn-load-util.c tools/load_hist.c
+LOAD_SRCS := tools/cpn-load.c tools/cpn-load-reflect.c tools/cpn-load-util.c tools/load_hist.c \
+	userspace/lib/cpn_addr.c
 LOAD_HDRS := tools/cpn-load.h tools/load_hist.h
 
 $(BUILD)/cpn-load: $(LOAD_SRCS) $(LOAD_HDRS) $(HDRS)

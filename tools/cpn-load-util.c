@@ -12,57 +12,11 @@
 
 #include "cpn/compiler.h"
 #include "cpn-load.h"
+#include "cpn_addr.h"
 
 int load_addr_parse(const char *s, struct load_addr *a)
 {
-	char host[INET6_ADDRSTRLEN + 1];
-	const char *port_s;
-	uint64_t port;
-	size_t hl;
-
-	memset(a, 0, sizeof(*a));
-	if (s[0] == '[') {
-		const char *end = strchr(s, ']');
-
-		if (!end || end[1] != ':')
-			return -1;
-		hl = (size_t)(end - s - 1);
-		if (hl == 0 || hl >= sizeof(host))
-			return -1;
-		memcpy(host, s + 1, hl);
-		host[hl] = 0;
-		port_s = end + 2;
-	} else {
-		const char *colon = strrchr(s, ':');
-
-		if (!colon)
-			return -1;
-		hl = (size_t)(colon - s);
-		if (hl == 0 || hl >= sizeof(host))
-			return -1;
-		memcpy(host, s, hl);
-		host[hl] = 0;
-		port_s = colon + 1;
-	}
-	if (load_parse_u64(port_s, 0, 65535, &port))
-		return -1;
-
-	struct sockaddr_in *in4 = (struct sockaddr_in *)&a->sa;
-	struct sockaddr_in6 *in6 = (struct sockaddr_in6 *)&a->sa;
-
-	if (s[0] != '[' && inet_pton(AF_INET, host, &in4->sin_addr) == 1) {
-		in4->sin_family = AF_INET;
-		in4->sin_port = htons((uint16_t)port);
-		a->len = sizeof(*in4);
-		return 0;
-	}
-	if (s[0] == '[' && inet_pton(AF_INET6, host, &in6->sin6_addr) == 1) {
-		in6->sin6_family = AF_INET6;
-		in6->sin6_port = htons((uint16_t)port);
-		a->len = sizeof(*in6);
-		return 0;
-	}
-	return -1;
+	return cpn_sockaddr_parse(s, 0, &a->sa, &a->len);
 }
 
 const char *load_addr_str(const struct sockaddr *sa, char *buf, size_t len)

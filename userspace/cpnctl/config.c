@@ -1045,17 +1045,20 @@ static int parse_node(struct ctx *c, yaml_node_t *m, struct cfg_node *n, struct 
 		case K_ADDR:
 			if (get_s(&f, &str))
 				return -1;
-			if (cpn_addr_port_parse(str, n->addr, &n->port, &n->family))
-				return fail(c, vline(&f),
-					    "node addr '%.60s' is not ADDR:PORT: write it as "
-					    "10.1.0.2:7470 or [fd00::2]:7470",
-					    str);
-			if (n->family == CPN_AF_INET6 && str[0] != '[')
+			/* More than one colon and no brackets: an IPv6 address
+			 * whose port cannot be told from its last group.
+			 */
+			if (str[0] != '[' && strchr(str, ':') != strrchr(str, ':'))
 				return fail(
 				    c, vline(&f),
 				    "node addr '%.60s' is ambiguous: put an IPv6 address in "
 				    "brackets, such as [fd00::2]:7470",
 				    str);
+			if (cpn_addr_port_parse(str, n->addr, &n->port, &n->family))
+				return fail(c, vline(&f),
+					    "node addr '%.60s' is not ADDR:PORT: write it as "
+					    "10.1.0.2:7470 or [fd00::2]:7470",
+					    str);
 			nl->addr = vline(&f);
 			break;
 		case K_WEIGHT:

@@ -15,6 +15,7 @@
 
 #include "cpn/sched.h"
 #include "cpn_maps.h"
+#include "cpn_addr.h"
 
 const char *const cpn_map_names[CPN_NR_MAPS] = {
     "cpn_config",     "cpn_vips",    "cpn_services", "cpn_maglev",    "cpn_nodes",
@@ -382,37 +383,25 @@ int cpn_addr_parse(const char *s, __be32 addr[4], __u8 *family)
 
 int cpn_addr_port_parse(const char *s, __be32 addr[4], __be16 *port, __u8 *family)
 {
-	char host[INET6_ADDRSTRLEN + 2];
-	const char *colon;
-	char *end;
-	unsigned long p;
-	size_t hl;
+	struct sockaddr_storage ss;
+	socklen_t len;
 
-	if (*s == '[') {
-		const char *rb = strchr(s, ']');
+	memset(addr, 0, 16);
+	if (cpn_sockaddr_parse(s, 1, &ss, &len))
+		return -1;
+	if (ss.ss_family == AF_INET6) {
+		const struct sockaddr_in6 *s6 = (const struct sockaddr_in6 *)&ss;
 
-		if (!rb || rb[1] != ':')
-			return -1;
-		hl = (size_t)(rb - s - 1);
-		colon = rb + 1;
-		s++;
+		memcpy(addr, &s6->sin6_addr, 16);
+		*port = s6->sin6_port;
+		*family = CPN_AF_INET6;
 	} else {
-		colon = strrchr(s, ':');
-		if (!colon)
-			return -1;
-		hl = (size_t)(colon - s);
+		const struct sockaddr_in *s4 = (const struct sockaddr_in *)&ss;
+
+		memcpy(addr, &s4->sin_addr, 4);
+		*port = s4->sin_port;
+		*family = CPN_AF_INET;
 	}
-	if (hl == 0 || hl >= sizeof(host))
-		return -1;
-	memcpy(host, s, hl);
-	host[hl] = 0;
-	errno = 0;
-	p = strtoul(colon + 1, &end, 10);
-	if (errno || *end || end == colon + 1 || p == 0 || p > 65535)
-		return -1;
-	if (cpn_addr_parse(host, addr, family))
-		return -1;
-	*port = htons((__u16)p);
 	return 0;
 }
 

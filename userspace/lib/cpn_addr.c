@@ -1,0 +1,67 @@
+// SPDX-License-Identifier: (GPL-2.0-only OR BSD-2-Clause)
+/* "ADDR:PORT" parsing: see cpn_addr.h. */
+#include <arpa/inet.h>
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <netinet/in.h>
+
+#include "cpn_addr.h"
+
+int cpn_sockaddr_parse(const char *s, unsigned min_port, struct sockaddr_storage *ss,
+		       socklen_t *len)
+{
+	char host[INET6_ADDRSTRLEN + 1];
+	const char *port_s;
+	unsigned long port;
+	char *end;
+	size_t hl;
+	int v6;
+
+	memset(ss, 0, sizeof(*ss));
+	if (!s || !*s)
+		return -1;
+	v6 = s[0] == '[';
+	if (v6) {
+		const char *rb = strchr(s, ']');
+
+		if (!rb || rb[1] != ':')
+			return -1;
+		hl = (size_t)(rb - s - 1);
+		s++;
+		port_s = rb + 2;
+	} else {
+		const char *colon = strrchr(s, ':');
+
+		if (!colon)
+			return -1;
+		hl = (size_t)(colon - s);
+		port_s = colon + 1;
+	}
+	if (hl == 0 || hl >= sizeof(host) || *port_s < '0' || *port_s > '9')
+		return -1;
+	memcpy(host, s, hl);
+	host[hl] = 0;
+	errno = 0;
+	port = strtoul(port_s, &end, 10);
+	if (errno || *end || port < min_port || port > 65535)
+		return -1;
+	if (v6) {
+		struct sockaddr_in6 *s6 = (struct sockaddr_in6 *)ss;
+
+		if (inet_pton(AF_INET6, host, &s6->sin6_addr) != 1)
+			return -1;
+		s6->sin6_family = AF_INET6;
+		s6->sin6_port = htons((unsigned short)port);
+		*len = sizeof(*s6);
+	} else {
+		struct sockaddr_in *s4 = (struct sockaddr_in *)ss;
+
+		if (inet_pton(AF_INET, host, &s4->sin_addr) != 1)
+			return -1;
+		s4->sin_family = AF_INET;
+		s4->sin_port = htons((unsigned short)port);
+		*len = sizeof(*s4);
+	}
+	return 0;
+}
