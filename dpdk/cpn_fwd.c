@@ -71,7 +71,7 @@ static struct {
 	struct cpn_metrics_srv *msrv;
 } g = {.ctl_lock = PTHREAD_MUTEX_INITIALIZER};
 
-struct fwd_globals fwd = {.burst = 32, .default_port = -1};
+struct fwd_globals fwd = {.burst = 32, .default_port = -1, .neigh_gen = 1};
 volatile sig_atomic_t fwd_stop;
 static volatile sig_atomic_t reload_flag;
 

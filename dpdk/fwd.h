@@ -101,6 +101,27 @@ struct fwd_counters {
 	struct cpn_svc_stats svc[CPN_MAX_SERVICES];
 };
 
+/* Per-lcore, direct-mapped caches in front of the snapshot's hashes: an
+ * entry is valid while its gen is the snapshot's (snapshot gens start at 1,
+ * so a zeroed entry never is). Only hits are cached.
+ */
+#define FWD_VIP_CACHE_BITS    6
+#define FWD_VIP_CACHE	      (1 << FWD_VIP_CACHE_BITS)
+#define FWD_TENANT_CACHE_BITS 6
+#define FWD_TENANT_CACHE      (1 << FWD_TENANT_CACHE_BITS)
+
+struct fwd_vip_cache_ent {
+	struct cpn_vip_key key;
+	__u32 idx; /* in snap->vip_svc */
+	__u64 gen;
+};
+
+struct fwd_tenant_cache_ent {
+	__u32 id;
+	__u32 idx; /* in snap->tenant */
+	__u64 gen;
+};
+
 struct cpn_env {
 	struct fwd_snap *snap;
 	struct cpn_node *state;	  /* struct cpn_node[CPN_MAX_NODES] */
@@ -109,9 +130,33 @@ struct cpn_env {
 	__u64 now;		  /* read once per burst */
 	__u64 rng;		  /* xorshift64* state */
 	struct cpn_aff aff_copy;  /* what cpn_env_aff() returned */
+	struct fwd_vip_cache_ent vip_cache[FWD_VIP_CACHE];
+	struct fwd_tenant_cache_ent tenant_cache[FWD_TENANT_CACHE];
 };
 
 #define FWD_MAX_BURST 512
+
+/* A next hop: IPv4 / IPv6 address -> MAC and port. */
+struct neigh_key {
+	__be32 addr[4];
+	__u8 family;
+	__u8 pad[3];
+};
+
+/* Per-lcore, direct-mapped cache of the neighbour table (as the XDP glue
+ * caches its FIB result per node): an entry is valid while its gen is
+ * fwd.neigh_gen (which starts at 1 and moves on every fwd_neigh_set).
+ * Only hits are cached.
+ */
+#define FWD_NEIGH_CACHE_BITS 8
+#define FWD_NEIGH_CACHE	     (1 << FWD_NEIGH_CACHE_BITS)
+
+struct fwd_neigh_cache_ent {
+	struct neigh_key key;
+	__u16 port;
+	__u8 mac[6];
+	__u64 gen;
+};
 
 /* One forwarding lcore: its queue on every port and what it writes. */
 struct fwd_lcore {
@@ -121,14 +166,8 @@ struct fwd_lcore {
 	struct fwd_counters *cnt;
 	__u16 ntx[FWD_MAX_PORTS];
 	struct rte_mbuf *txb[FWD_MAX_PORTS][FWD_MAX_BURST];
+	struct fwd_neigh_cache_ent neigh_cache[FWD_NEIGH_CACHE];
 } __rte_cache_aligned;
-
-/* A next hop: IPv4 / IPv6 address -> MAC and port. */
-struct neigh_key {
-	__be32 addr[4];
-	__u8 family;
-	__u8 pad[3];
-};
 
 /* What the forwarding lcores read (set up before they start). */
 struct fwd_globals {
@@ -139,6 +178,7 @@ struct fwd_globals {
 	struct fwd_snap *_Atomic snap;
 	struct rte_rcu_qsbr *qsv;
 	struct rte_hash *neigh;
+	_Atomic __u64 neigh_gen; /* moves on every neighbour table write */
 };
 
 extern struct fwd_globals fwd;

@@ -27,13 +27,36 @@ static inline struct cpn_config *cpn_env_config(struct cpn_env *env)
 	return env->snap->has_config ? &env->snap->config : NULL;
 }
 
+static inline __u32 fwd_vip_slot(const struct cpn_vip_key *k)
+{
+	__u32 h = (k->addr[0] ^ k->addr[1] ^ k->addr[2] ^ k->addr[3]) * 0x9e3779b1U ^
+		  ((__u32)k->port << 8 | k->family) * 0x85ebca6bU;
+
+	/* Multiplicative hashing: the top bits are the mixed ones. */
+	return (h ^ h >> 16) * 0x9e3779b1U >> (32 - FWD_VIP_CACHE_BITS);
+}
+
+static inline int fwd_vip_key_eq(const struct cpn_vip_key *a, const struct cpn_vip_key *b)
+{
+	return a->addr[0] == b->addr[0] && a->addr[1] == b->addr[1] && a->addr[2] == b->addr[2] &&
+	       a->addr[3] == b->addr[3] && a->port == b->port && a->family == b->family &&
+	       a->pad == b->pad;
+}
+
 static inline struct cpn_service *cpn_env_vip(struct cpn_env *env, const struct cpn_vip_key *k)
 {
+	struct fwd_vip_cache_ent *e = &env->vip_cache[fwd_vip_slot(k)];
+	struct fwd_snap *s = env->snap;
 	void *data;
 
-	if (!env->snap->vips || rte_hash_lookup_data(env->snap->vips, k, &data) < 0)
+	if (e->gen == s->gen && fwd_vip_key_eq(&e->key, k))
+		return &s->vip_svc[e->idx];
+	if (!s->vips || rte_hash_lookup_data(s->vips, k, &data) < 0)
 		return NULL;
-	return &env->snap->vip_svc[(uintptr_t)data];
+	e->key = *k;
+	e->idx = (__u32)(uintptr_t)data;
+	e->gen = s->gen;
+	return &s->vip_svc[e->idx];
 }
 
 static inline struct cpn_service *cpn_env_service(struct cpn_env *env, __u32 id)
@@ -56,11 +79,19 @@ static inline struct cpn_node_cfg *cpn_env_node_cfg(struct cpn_env *env, __u32 i
 
 static inline struct cpn_tenant *cpn_env_tenant(struct cpn_env *env, __u32 id)
 {
+	struct fwd_tenant_cache_ent *e =
+	    &env->tenant_cache[id * 0x9e3779b1U >> (32 - FWD_TENANT_CACHE_BITS)];
+	struct fwd_snap *s = env->snap;
 	void *data;
 
-	if (!env->snap->tenants || rte_hash_lookup_data(env->snap->tenants, &id, &data) < 0)
+	if (e->gen == s->gen && e->id == id)
+		return &s->tenant[e->idx].t;
+	if (!s->tenants || rte_hash_lookup_data(s->tenants, &id, &data) < 0)
 		return NULL;
-	return &env->snap->tenant[(uintptr_t)data].t;
+	e->id = id;
+	e->idx = (__u32)(uintptr_t)data;
+	e->gen = s->gen;
+	return &s->tenant[e->idx].t;
 }
 
 static inline int cpn_env_tenant_admit(struct cpn_env *env, struct cpn_tenant *t, __u64 now)

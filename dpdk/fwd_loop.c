@@ -45,7 +45,11 @@ static uintptr_t neigh_val(const __u8 mac[6], __u16 port)
 
 int fwd_neigh_set(const struct neigh_key *k, const __u8 mac[6], __u16 port)
 {
-	return rte_hash_add_key_data(fwd.neigh, k, (void *)neigh_val(mac, port));
+	int ret = rte_hash_add_key_data(fwd.neigh, k, (void *)neigh_val(mac, port));
+
+	/* After the write: every lcore's neighbour cache is stale. */
+	atomic_fetch_add_explicit(&fwd.neigh_gen, 1, memory_order_release);
+	return ret;
 }
 
 int fwd_neigh_get(const struct neigh_key *k, __u8 mac[6], __u16 *port)
@@ -59,6 +63,34 @@ int fwd_neigh_get(const struct neigh_key *k, __u8 mac[6], __u16 *port)
 	for (int i = 0; i < 6; i++)
 		mac[i] = (__u8)(v >> (8 * (5 - i)));
 	*port = (__u16)((v >> 48) - 1);
+	return 0;
+}
+
+static inline int neigh_key_eq(const struct neigh_key *a, const struct neigh_key *b)
+{
+	return a->addr[0] == b->addr[0] && a->addr[1] == b->addr[1] && a->addr[2] == b->addr[2] &&
+	       a->addr[3] == b->addr[3] && a->family == b->family;
+}
+
+/* fwd_neigh_get through the lcore's cache (hits only). */
+static inline int neigh_get_cached(struct fwd_lcore *lc, const struct neigh_key *k, __u8 mac[6],
+				   __u16 *port)
+{
+	__u64 gen = atomic_load_explicit(&fwd.neigh_gen, memory_order_acquire);
+	__u32 h = (k->addr[0] ^ k->addr[1] ^ k->addr[2] ^ k->addr[3] ^ k->family) * 0x9e3779b1U;
+	struct fwd_neigh_cache_ent *e = &lc->neigh_cache[h >> (32 - FWD_NEIGH_CACHE_BITS)];
+
+	if (e->gen == gen && neigh_key_eq(&e->key, k)) {
+		memcpy(mac, e->mac, 6);
+		*port = e->port;
+		return 0;
+	}
+	if (fwd_neigh_get(k, mac, port))
+		return -1;
+	e->key = *k;
+	memcpy(e->mac, mac, 6);
+	e->port = *port;
+	e->gen = gen;
 	return 0;
 }
 
@@ -181,7 +213,7 @@ static inline void do_forward(struct fwd_lcore *lc, struct rte_mbuf *m, __u16 in
 		k.family = CPN_AF_INET6;
 		memcpy(k.addr, &ip6->daddr, 16);
 	}
-	if (fwd_neigh_get(&k, dmac, &out) || out >= fwd.nb_ports) {
+	if (neigh_get_cached(lc, &k, dmac, &out) || out >= fwd.nb_ports) {
 		lc->cnt->port[in_port].neigh_miss++;
 		goto kernel;
 	}
