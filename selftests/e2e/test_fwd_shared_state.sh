@@ -194,7 +194,10 @@ check "every cpn-fwd series carries plane=\"dpdk\"" "$TMP/c.prom" \
 	sh -c "! grep -v '^#' '$TMP/c.prom' | grep -v 'plane=\"dpdk\"' | grep -q ."
 
 MD=$(free_port)
-ctl daemon --config "$TMP/cfg.yaml" --metrics "127.0.0.1:$MD" >"$TMP/daemon.log" 2>&1 &
+# The binary itself in the background (not the ctl function, whose subshell
+# would leave the daemon behind when killed): $! is the daemon.
+"$CPNCTL" --pin-dir "$PIN" --state-dir "$STATE" daemon --config "$TMP/cfg.yaml" \
+	--metrics "127.0.0.1:$MD" >"$TMP/daemon.log" 2>&1 &
 dpid=$!
 pids+=("$dpid")
 python3 - "$MD" "$TMP/daemon.prom" "$TMP/c.prom" "$TMP/a.prom" >"$TMP/cmp.log" 2>&1 <<'PY'
