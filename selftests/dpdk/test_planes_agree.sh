@@ -54,7 +54,8 @@ if [ ! -x "$GEN" ]; then
 fi
 
 dir=$(mktemp -d /tmp/cpn-planes.XXXXXX)
-trap 'rm -rf "$dir"' EXIT
+PFX=cpnplanes$$ # a DPDK runtime of this run's own, removed on exit
+trap 'rm -rf "$dir" /var/run/dpdk/$PFX' EXIT
 pass_opt=()
 [ "${CPN_FWD_PASS:-}" = out ] && pass_opt=(--pass-out)
 
@@ -135,7 +136,7 @@ fi
 # shellcheck disable=SC2046
 # --no-shconf, not --in-memory: DPDK 22.11 refuses --in-memory with --no-huge
 # (which implies legacy memory).
-eal=(${CPN_FWD_EAL:---no-huge --no-shconf -m 512 -l 0-1 --no-pci})
+eal=(${CPN_FWD_EAL:---no-huge --no-shconf -m 512 -l 0-1 --no-pci} --file-prefix "$PFX")
 fwd_opt=()
 [ "${CPN_FWD_PASS:-}" = out ] && fwd_opt=(--default-port 0)
 mapfile -t neigh < <(tr ' ' '\n' <"$dir/a/NEIGH.args")
