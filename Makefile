@@ -11,7 +11,7 @@ BPFTOOL   ?= bpftool
 ARCH      := $(shell uname -m | sed 's/x86_64/x86/;s/aarch64/arm64/')
 MULTIARCH := $(shell $(CC) -print-multiarch 2>/dev/null)
 
-CPPFLAGS  += -Iinclude -Iuserspace/lib -I$(BUILD)
+CPPFLAGS  += -Iinclude -Iuserspace/lib -Iuserspace/http -I$(BUILD)
 CFLAGS    ?= -O2 -g
 CFLAGS    += -std=gnu11 -Wall -Wextra -Werror -D_GNU_SOURCE
 SANITIZE  ?= -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined
@@ -34,7 +34,7 @@ BPFT_LIB  := $(filter-out $(BPFT_SRCS),$(wildcard selftests/bpf/*.c))
 BPFT_HDRS := $(wildcard selftests/bpf/*.h)
 LIBCPN    := $(wildcard userspace/lib/*.c)
 LIBCPN_H  := $(wildcard userspace/lib/*.h)
-CPNCTL_SRCS := $(wildcard userspace/cpnctl/*.c)
+CPNCTL_SRCS := $(wildcard userspace/cpnctl/*.c) userspace/http/cpn_http.c
 CPNCTL_HDRS := $(wildcard userspace/cpnctl/*.h)
 TOOL_BINS := $(BUILD)/bench-xdp $(BUILD)/cpnctl
 
@@ -79,9 +79,9 @@ $(BUILD)/selftests/bpf/%: selftests/bpf/%.c $(BPFT_LIB) $(BPFT_HDRS) $(HDRS) $(S
 
 # test_metrics also takes cpnctl's metrics.c and libmicrohttpd (an explicit
 # rule: it wins over the pattern above).
-$(BUILD)/selftests/bpf/test_metrics: selftests/bpf/test_metrics.c userspace/cpnctl/metrics.c userspace/cpnctl/cpnctl.h $(BPFT_LIB) $(BPFT_HDRS) $(HDRS) $(SKELS) $(BPF_OBJS) $(LIBCPN) $(LIBCPN_H)
+$(BUILD)/selftests/bpf/test_metrics: selftests/bpf/test_metrics.c userspace/cpnctl/metrics.c userspace/http/cpn_http.c userspace/cpnctl/cpnctl.h $(BPFT_LIB) $(BPFT_HDRS) $(HDRS) $(SKELS) $(BPF_OBJS) $(LIBCPN) $(LIBCPN_H)
 	@mkdir -p $(dir $@)
-	$(CC) $(CPPFLAGS) -Iselftests/bpf -Iuserspace/cpnctl $(CFLAGS) $(SANITIZE) $< userspace/cpnctl/metrics.c $(BPFT_LIB) $(LIBCPN) -o $@ $(CMOCKA) $(LIBBPF) -lmicrohttpd -lm
+	$(CC) $(CPPFLAGS) -Iselftests/bpf -Iuserspace/cpnctl $(CFLAGS) $(SANITIZE) $< userspace/cpnctl/metrics.c userspace/http/cpn_http.c $(BPFT_LIB) $(LIBCPN) -o $@ $(CMOCKA) $(LIBBPF) -lmicrohttpd -lm
 
 # ---- programs -----------------------------------------------------------
 $(BUILD)/cpnctl: $(CPNCTL_SRCS) $(CPNCTL_HDRS) $(HDRS) $(LIBCPN) $(LIBCPN_H) $(SKELS)

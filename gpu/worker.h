@@ -68,6 +68,8 @@ enum wk_dist {
 /* Reply status counters, indexed by enum cpn_reply_status (0..2). */
 #define WK_ST_N 3
 
+struct cpn_http;
+
 struct wk_addr {
 	struct sockaddr_storage ss;
 	socklen_t len;
@@ -205,7 +207,7 @@ struct worker {
 	int batch_bounds[WK_BATCH_BUCKETS];
 	int n_batch_bounds;
 	struct wk_stats st;
-	void *http; /* struct MHD_Daemon */
+	struct cpn_http *http; /* /metrics */
 };
 
 #define WK_ADD(w, field, n) __atomic_fetch_add(&(w)->st.field, (n), __ATOMIC_RELAXED)

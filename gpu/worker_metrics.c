@@ -9,11 +9,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include <microhttpd.h>
-
 #include "worker.h"
-
-#define CONTENT_TYPE_TEXT "text/plain; version=0.0.4; charset=utf-8"
+#include "cpn_http.h"
 
 /* A label value, escaped as the format wants (\\, \" and \n). */
 static void escape(char *dst, size_t len, const char *v)
@@ -173,115 +170,21 @@ int wk_metrics_render(struct worker *w, FILE *out)
 
 /* ---- HTTP ------------------------------------------------------------- */
 
-#if MHD_VERSION >= 0x00097002
-typedef enum MHD_Result mhd_ret;
-#else
-typedef int mhd_ret;
-#endif
-
-static mhd_ret respond(struct MHD_Connection *c, unsigned status, const char *type, char *body,
-		       size_t len, MHD_ContentReaderFreeCallback crfc, const char *allow)
+static int render(void *arg, FILE *out)
 {
-	struct MHD_Response *r =
-	    MHD_create_response_from_buffer_with_free_callback(len, body, crfc);
-	mhd_ret ret;
-
-	if (!r) {
-		if (crfc)
-			crfc(body);
-		return MHD_NO;
-	}
-	MHD_add_response_header(r, MHD_HTTP_HEADER_CONTENT_TYPE, type);
-	if (allow)
-		MHD_add_response_header(r, MHD_HTTP_HEADER_ALLOW, allow);
-	ret = MHD_queue_response(c, status, r);
-	MHD_destroy_response(r);
-	return ret;
-}
-
-static mhd_ret respond_text(struct MHD_Connection *c, unsigned status, const char *msg,
-			    const char *allow)
-{
-	return respond(c, status, "text/plain; charset=utf-8", (char *)msg, strlen(msg), NULL,
-		       allow);
-}
-
-static void free_body(void *p)
-{
-	free(p);
-}
-
-static mhd_ret handle(void *cls, struct MHD_Connection *c, const char *url, const char *method,
-		      const char *version, const char *upload_data, size_t *upload_data_size,
-		      void **con_cls)
-{
-	struct worker *w = cls;
-	char *buf = NULL;
-	size_t len = 0;
-	FILE *f;
-	int err;
-
-	(void)version;
-	(void)upload_data;
-	(void)upload_data_size;
-	(void)con_cls;
-	if (strcmp(url, "/metrics"))
-		return respond_text(c, MHD_HTTP_NOT_FOUND, "404 not found: try /metrics\n", NULL);
-	if (strcmp(method, MHD_HTTP_METHOD_GET) && strcmp(method, MHD_HTTP_METHOD_HEAD))
-		return respond_text(c, MHD_HTTP_METHOD_NOT_ALLOWED, "405 method not allowed\n",
-				    "GET, HEAD");
-	f = open_memstream(&buf, &len);
-	if (!f)
-		return respond_text(c, MHD_HTTP_INTERNAL_SERVER_ERROR, "500 out of memory\n", NULL);
-	err = wk_metrics_render(w, f);
-	if (fclose(f) && !err)
-		err = -EIO;
-	if (err) {
-		free(buf);
-		return respond_text(c, MHD_HTTP_INTERNAL_SERVER_ERROR, "500 render failed\n", NULL);
-	}
-	return respond(c, MHD_HTTP_OK, CONTENT_TYPE_TEXT, buf, len, free_body, NULL);
+	return wk_metrics_render(arg, out);
 }
 
 int wk_metrics_start(struct worker *w, char *err, size_t errlen)
 {
-	struct wk_addr a;
-	unsigned flags = MHD_USE_INTERNAL_POLLING_THREAD;
-	uint16_t port;
-
 	if (!w->o.metrics)
 		return 0;
-	if (wk_addr_parse(w->o.metrics, &a)) {
-		snprintf(err, errlen, "metrics: bad address '%s'", w->o.metrics);
-		return -EINVAL;
-	}
-	if (a.ss.ss_family == AF_INET6) {
-		flags |= MHD_USE_IPv6;
-		port = ntohs(((struct sockaddr_in6 *)&a.ss)->sin6_port);
-	} else {
-		port = ntohs(((struct sockaddr_in *)&a.ss)->sin_port);
-	}
-#if MHD_VERSION >= 0x00095300
-	flags |= MHD_USE_AUTO;
-#endif
-	errno = 0;
-	w->http =
-	    MHD_start_daemon(flags, port, NULL, NULL, handle, w, MHD_OPTION_SOCK_ADDR,
-			     (struct sockaddr *)&a.ss, MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)10,
-			     MHD_OPTION_CONNECTION_LIMIT, (unsigned)64, MHD_OPTION_END);
-	if (!w->http) {
-		int e = errno;
-
-		snprintf(err, errlen, "metrics: cannot serve on %s%s%s", w->o.metrics,
-			 e ? ": " : "", e ? strerror(e) : "");
-		return -EIO;
-	}
-	return 0;
+	w->http = cpn_http_start(w->o.metrics, render, w, err, errlen);
+	return w->http ? 0 : -EINVAL;
 }
 
 void wk_metrics_stop(struct worker *w)
 {
-	if (w->http)
-		MHD_stop_daemon(w->http);
+	cpn_http_stop(w->http);
 	w->http = NULL;
 }

@@ -5,7 +5,7 @@
 #   $(BUILD)/cpn-worker                          the program (make all)
 #   $(BUILD)/selftests/e2e/cpn-worker-asan       the same, ASan/UBSan, for the e2e test
 #   $(BUILD)/selftests/e2e/worker_kcheck         the test's client: references and tags
-WORKER_SRCS := gpu/worker.c gpu/worker_net.c gpu/worker_batch.c gpu/worker_metrics.c \
+WORKER_SRCS := gpu/worker.c gpu/worker_net.c gpu/worker_batch.c gpu/worker_metrics.c userspace/http/cpn_http.c \
 	userspace/lib/cpn_addr.c
 WORKER_DEPS := $(WORKER_SRCS) gpu/worker.h $(KERNEL_HDRS) $(HDRS) $(KERNEL_SRCS) mk/worker.mk
 WORKER_LIBS := $(KERNEL_LIBS) -lmicrohttpd -lpthread -lm

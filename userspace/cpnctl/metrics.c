@@ -20,10 +20,9 @@
 #include <sys/socket.h>
 #include <netinet/in.h>
 
-#include <microhttpd.h>
-
 #include "cpn/sched.h"
 #include "cpnctl.h"
+#include "cpn_http.h"
 
 #define PLANE		  "xdp"
 #define BUILD_VERSION	  "0.1"
@@ -557,150 +556,17 @@ int cpn_metrics_render(struct cpn_maps *m, const struct cpn_cfg *cfg, FILE *out)
 	return 0;
 }
 
-/* ---- HTTP ------------------------------------------------------------- */
-
-#if MHD_VERSION >= 0x00097002
-typedef enum MHD_Result mhd_ret;
-#else
-typedef int mhd_ret;
-#endif
-
-struct cpn_metrics_srv {
-	struct MHD_Daemon *d;
-	int (*render)(void *arg, FILE *out);
-	void *arg;
-};
-
-/* Queue a response: body is static (crfc NULL) or malloc'ed (crfc free). */
-static mhd_ret respond(struct MHD_Connection *c, unsigned status, const char *type, char *body,
-		       size_t len, MHD_ContentReaderFreeCallback crfc, const char *allow)
-{
-	struct MHD_Response *r =
-	    MHD_create_response_from_buffer_with_free_callback(len, body, crfc);
-	mhd_ret ret;
-
-	if (!r) {
-		if (crfc)
-			crfc(body);
-		return MHD_NO;
-	}
-	MHD_add_response_header(r, MHD_HTTP_HEADER_CONTENT_TYPE, type);
-	if (allow)
-		MHD_add_response_header(r, MHD_HTTP_HEADER_ALLOW, allow);
-	ret = MHD_queue_response(c, status, r);
-	MHD_destroy_response(r);
-	return ret;
-}
-
-static mhd_ret respond_text(struct MHD_Connection *c, unsigned status, const char *msg,
-			    const char *allow)
-{
-	return respond(c, status, "text/plain; charset=utf-8", (char *)msg, strlen(msg), NULL,
-		       allow);
-}
-
-static void free_body(void *p)
-{
-	free(p);
-}
-
-static mhd_ret handle(void *cls, struct MHD_Connection *c, const char *url, const char *method,
-		      const char *version, const char *upload_data, size_t *upload_data_size,
-		      void **con_cls)
-{
-	struct cpn_metrics_srv *srv = cls;
-	char *buf = NULL;
-	size_t len = 0;
-	FILE *f;
-	int err;
-
-	(void)version;
-	(void)upload_data;
-	(void)upload_data_size;
-	(void)con_cls;
-	if (strcmp(url, "/metrics"))
-		return respond_text(c, MHD_HTTP_NOT_FOUND, "404 not found: try /metrics\n", NULL);
-	if (strcmp(method, MHD_HTTP_METHOD_GET) && strcmp(method, MHD_HTTP_METHOD_HEAD))
-		return respond_text(c, MHD_HTTP_METHOD_NOT_ALLOWED, "405 method not allowed\n",
-				    "GET, HEAD");
-
-	f = open_memstream(&buf, &len);
-	if (!f)
-		return respond_text(c, MHD_HTTP_INTERNAL_SERVER_ERROR, "500 out of memory\n", NULL);
-	err = srv->render(srv->arg, f);
-	if (fclose(f) && !err)
-		err = -EIO;
-	if (err) {
-		free(buf);
-		return respond_text(c, MHD_HTTP_INTERNAL_SERVER_ERROR,
-				    "500 cannot read the router's maps\n", NULL);
-	}
-	return respond(c, MHD_HTTP_OK, CONTENT_TYPE_TEXT, buf, len, free_body, NULL);
-}
+/* ---- HTTP: the shared server (userspace/http) ------------------------- */
 
 struct cpn_metrics_srv *cpn_metrics_start(const char *addr_port,
 					  int (*render)(void *arg, FILE *out), void *arg,
 					  struct cpn_err *err)
 {
-	struct sockaddr_storage ss;
-	struct cpn_metrics_srv *srv;
-	__be32 addr[4];
-	__be16 port;
-	__u8 fam;
-	unsigned flags = MHD_USE_INTERNAL_POLLING_THREAD;
-
-	if (!addr_port || !render || cpn_addr_port_parse(addr_port, addr, &port, &fam)) {
-		snprintf(err->msg, sizeof(err->msg),
-			 "metrics: bad address '%s' (want ADDR:PORT or [ADDR6]:PORT)",
-			 addr_port ? addr_port : "(null)");
-		return NULL;
-	}
-	memset(&ss, 0, sizeof(ss));
-	if (fam == CPN_AF_INET6) {
-		struct sockaddr_in6 *s6 = (struct sockaddr_in6 *)&ss;
-
-		s6->sin6_family = AF_INET6;
-		s6->sin6_port = port;
-		memcpy(&s6->sin6_addr, addr, 16);
-		flags |= MHD_USE_IPv6;
-	} else {
-		struct sockaddr_in *s4 = (struct sockaddr_in *)&ss;
-
-		s4->sin_family = AF_INET;
-		s4->sin_port = port;
-		memcpy(&s4->sin_addr, addr, 4);
-	}
-#if MHD_VERSION >= 0x00095300
-	flags |= MHD_USE_AUTO; /* epoll or poll: no FD_SETSIZE limit */
-#endif
-
-	srv = calloc(1, sizeof(*srv));
-	if (!srv) {
-		snprintf(err->msg, sizeof(err->msg), "metrics: out of memory");
-		return NULL;
-	}
-	srv->render = render;
-	srv->arg = arg;
-	errno = 0;
-	srv->d =
-	    MHD_start_daemon(flags, ntohs(port), NULL, NULL, handle, srv, MHD_OPTION_SOCK_ADDR,
-			     (struct sockaddr *)&ss, MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)10,
-			     MHD_OPTION_CONNECTION_LIMIT, (unsigned)64, MHD_OPTION_END);
-	if (!srv->d) {
-		int e = errno;
-
-		snprintf(err->msg, sizeof(err->msg), "metrics: cannot serve on %s%s%s", addr_port,
-			 e ? ": " : "", e ? strerror(e) : "");
-		free(srv);
-		return NULL;
-	}
-	return srv;
+	return (struct cpn_metrics_srv *)cpn_http_start(addr_port, render, arg, err->msg,
+							sizeof(err->msg));
 }
 
 void cpn_metrics_stop(struct cpn_metrics_srv *srv)
 {
-	if (!srv)
-		return;
-	MHD_stop_daemon(srv->d);
-	free(srv);
+	cpn_http_stop((struct cpn_http *)srv);
 }
