@@ -195,7 +195,8 @@ rc1=$?
 "$FWD" --no-huge --no-shconf --no-pci --file-prefix "${PFX}_b" -l 0-1 --vdev net_null0 -- \
 	>>"$TMP/args.log" 2>&1
 rc2=$?
-"$FWD" --no-huge --in-memory --no-pci -l 0-1 -- --config "$TMP/cfg.yaml" >>"$TMP/args.log" 2>&1
+"$FWD" --no-huge --in-memory --no-pci --file-prefix "${PFX}_c" -l 0-1 -- --config "$TMP/cfg.yaml" \
+	>>"$TMP/args.log" 2>&1
 rc3=$?
 check "bad cpn-fwd and EAL arguments exit 2" "$TMP/args.log" \
 	[ "$rc1" -eq 2 ] && [ "$rc2" -eq 2 ] && [ "$rc3" -eq 2 ]
