@@ -131,18 +131,30 @@ struct {
 	__type(value, __u64);
 } cpn_rng SEC(".maps");
 
-/* AF_XDP sockets of cpn-fwd, by RX queue (the net_af_xdp PMD's name). */
+/* AF_XDP sockets of cpn-fwd (the net_af_xdp PMD's map name), by slot; the
+ * slot of an (interface, RX queue) is in cpn_xsk_slots. An interface's
+ * sockets all sit on queue 0.. of their own device, so the queue alone
+ * cannot be the key when cpn-fwd has several ports.
+ */
 struct {
 	__uint(type, BPF_MAP_TYPE_XSKMAP);
-	__uint(max_entries, 64);
+	__uint(max_entries, CPN_XSK_SLOTS);
 	__type(key, __u32);
 	__type(value, __u32);
 } xsks_map SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, CPN_XSK_SLOTS);
+	__type(key, struct cpn_xsk_key);
+	__type(value, __u32);
+} cpn_xsk_slots SEC(".maps");
 
 /* ---- the environment of include/cpn/router.h ------------------------- */
 
 struct cpn_env {
 	struct xdp_md *ctx;
+	__u32 xsk_slot; /* set by cpn_env_xsk_ready() */
 };
 
 /* The policy loops of sched.h become global functions, each verified once. */
@@ -256,6 +268,21 @@ static __always_inline __u64 cpn_env_rand(struct cpn_env *env)
 	x ^= x >> 27;
 	*st = x;
 	return x * 0x2545F4914F6CDD1DULL;
+}
+
+/* A cpn-fwd AF_XDP socket is bound to this interface and RX queue (XSKMAP
+ * lookups from XDP return the socket or NULL).
+ */
+static __always_inline int cpn_env_xsk_ready(struct cpn_env *env)
+{
+	struct cpn_xsk_key k = {.ifindex = env->ctx->ingress_ifindex,
+				.queue = env->ctx->rx_queue_index};
+	__u32 *slot = bpf_map_lookup_elem(&cpn_xsk_slots, &k);
+
+	if (!slot)
+		return 0;
+	env->xsk_slot = *slot;
+	return bpf_map_lookup_elem(&xsks_map, &env->xsk_slot) != NULL;
 }
 
 #include "cpn/router.h"
@@ -389,7 +416,7 @@ int cpn_xdp(struct xdp_md *ctx)
 		}
 		return XDP_TX;
 	case CPN_ACT_XSK:
-		return bpf_redirect_map(&xsks_map, ctx->rx_queue_index, XDP_PASS);
+		return bpf_redirect_map(&xsks_map, env.xsk_slot, XDP_PASS);
 	case CPN_ACT_DROP:
 	case CPN_ACT_CONSUME:
 		return XDP_DROP;

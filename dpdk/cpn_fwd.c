@@ -14,6 +14,7 @@
  * EAL or cpn-fwd arguments.
  */
 #include <errno.h>
+#include <fcntl.h>
 #include <getopt.h>
 #include <inttypes.h>
 #include <pthread.h>
@@ -24,9 +25,14 @@
 #include <string.h>
 #include <time.h>
 #include <unistd.h>
+#include <sys/file.h>
 #include <arpa/inet.h>
 
+#include <bpf/bpf.h>
+
 #include <rte_common.h>
+#include <rte_dev.h>
+#include <rte_devargs.h>
 #include <rte_eal.h>
 #include <rte_errno.h>
 #include <rte_ethdev.h>
@@ -38,6 +44,7 @@
 #include <rte_telemetry.h>
 
 #include "fwd.h"
+#include "fwd_xsk.h"
 #include "cpn/sched.h"
 #include "cpn_maps.h"
 #include "cpnctl.h"
@@ -69,7 +76,11 @@ static struct {
 	struct fwd_lcore *lc[RTE_MAX_LCORE];
 	unsigned int n_lc;
 	struct cpn_metrics_srv *msrv;
-} g = {.ctl_lock = PTHREAD_MUTEX_INITIALIZER};
+	/* hand-off: the pinned cpn_xdp, and each net_af_xdp port's state */
+	int router_fd;
+	int lock_fd; /* the pin directory, flock()ed: one cpn-fwd takes hand-offs */
+	struct fwd_xsk xsk[FWD_MAX_PORTS];
+} g = {.ctl_lock = PTHREAD_MUTEX_INITIALIZER, .router_fd = -1, .lock_fd = -1};
 
 struct fwd_globals fwd = {.burst = 32, .default_port = -1, .neigh_gen = 1};
 volatile sig_atomic_t fwd_stop;
@@ -605,16 +616,54 @@ static int add_neighbours(int argc, char **argv)
 	return 0;
 }
 
+/* The device queue of a net_af_xdp port's first RX queue (start_queue=). */
+static __u32 af_xdp_start_queue(const struct rte_device *dev)
+{
+	const struct rte_devargs *da = dev ? rte_dev_devargs(dev) : NULL;
+	const char *p = da && da->args ? strstr(da->args, "start_queue=") : NULL;
+
+	if (!p || (p != da->args && p[-1] != ','))
+		return 0;
+	return (__u32)strtoul(p + strlen("start_queue="), NULL, 0);
+}
+
 static int port_setup(__u16 port)
 {
 	struct rte_eth_conf conf = {0};
 	struct rte_eth_dev_info info;
 	__u16 nrx = FWD_RX_DESC, ntx = FWD_TX_DESC;
+	bool handoff;
+	__u32 start_queue = 0;
+	char err[256];
 	int rc;
 
 	rc = rte_eth_dev_info_get(port, &info);
 	if (rc)
 		return rc;
+	handoff = g.router_fd >= 0 && info.if_index && info.driver_name &&
+		  !strcmp(info.driver_name, "net_af_xdp");
+	if (handoff)
+		g.xsk[port].ifindex = (int)info.if_index; /* for the close, whatever happens */
+	if (handoff && g.lock_fd < 0) {
+		g.lock_fd = open(g.pin_dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+		if (g.lock_fd < 0 || flock(g.lock_fd, LOCK_EX | LOCK_NB)) {
+			rc = -errno;
+			fprintf(stderr, "cpn-fwd: port %u: %s: %s\n", port, g.pin_dir,
+				rc == -EWOULDBLOCK
+				    ? "another cpn-fwd takes this router's hand-offs; stop it first"
+				    : strerror(-rc));
+			return rc;
+		}
+	}
+	if (handoff) {
+		start_queue = af_xdp_start_queue(info.device);
+		rc = fwd_xsk_prepare(&g.xsk[port], (int)info.if_index, g.router_fd, err,
+				     sizeof(err));
+		if (rc) {
+			fprintf(stderr, "cpn-fwd: port %u: %s\n", port, err);
+			return rc;
+		}
+	}
 	if (info.max_rx_queues < g.nb_queues || info.max_tx_queues < g.nb_queues) {
 		fprintf(stderr,
 			"cpn-fwd: port %u has %u RX / %u TX queues, %u lcores need one each\n",
@@ -639,6 +688,13 @@ static int port_setup(__u16 port)
 					    NULL, g.pool);
 		if (rc)
 			return rc;
+		if (handoff) {
+			rc = fwd_xsk_claim(&g.xsk[port], start_queue + q, err, sizeof(err));
+			if (rc) {
+				fprintf(stderr, "cpn-fwd: port %u: %s\n", port, err);
+				return rc;
+			}
+		}
 		rc = rte_eth_tx_queue_setup(port, q, ntx, (unsigned int)rte_eth_dev_socket_id(port),
 					    NULL);
 		if (rc)
@@ -647,8 +703,33 @@ static int port_setup(__u16 port)
 	rc = rte_eth_dev_start(port);
 	if (rc)
 		return rc;
+	if (handoff) {
+		rc = fwd_xsk_adopt(&g.xsk[port], port, g.maps.xsks, g.maps.xsk_slots, g.router_fd,
+				   err, sizeof(err));
+		if (rc < 0) {
+			fprintf(stderr, "cpn-fwd: port %u: %s\n", port, err);
+			return rc;
+		}
+		if (rc > 0)
+			printf("cpn-fwd: port %u: hand-off from cpn_xdp on ifindex %u, %u AF_XDP "
+			       "socket(s)%s (cpn_xdp off the interface %.1f ms)\n",
+			       port, info.if_index, g.xsk[port].n_sock,
+			       g.xsk[port].took_router ? "" : ", cpn_xdp newly attached",
+			       (double)g.xsk[port].gap_ns / 1e6);
+	}
 	rte_eth_promiscuous_enable(port); /* not every PMD has it: not an error */
 	return rte_eth_macaddr_get(port, &fwd.mac[port]);
+}
+
+/* The pinned router program, for the hand-off on net_af_xdp ports; -1 if
+ * the controller pinned none (cpn-fwd then follows the maps only).
+ */
+static int pinned_router(const char *pin_dir)
+{
+	char path[512];
+
+	snprintf(path, sizeof(path), "%s/progs/cpn_xdp", pin_dir);
+	return bpf_obj_get(path);
 }
 
 static struct rte_hash *neigh_table(void)
@@ -734,6 +815,7 @@ int main(int argc, char **argv)
 		}
 		g.maps_open = true;
 		g.state = g.maps.state;
+		g.router_fd = pinned_router(g.pin_dir);
 	} else {
 		g.state = aligned_alloc(64, sizeof(struct cpn_node) * CPN_MAX_NODES);
 		if (!g.state)
@@ -852,8 +934,16 @@ out:
 		cpn_metrics_stop(g.msrv);
 	for (__u16 p = 0; p < fwd.nb_ports; p++) {
 		rte_eth_dev_stop(p);
+		if (g.router_fd >= 0)
+			fwd_xsk_before_close(&g.xsk[p], g.router_fd);
 		rte_eth_dev_close(p);
+		if (g.router_fd >= 0)
+			fwd_xsk_restore(&g.xsk[p], g.router_fd);
 	}
+	if (g.router_fd >= 0)
+		close(g.router_fd);
+	if (g.lock_fd >= 0)
+		close(g.lock_fd); /* and with it the lock */
 	fwd_snap_free(atomic_load(&fwd.snap));
 	for (unsigned int i = 0; i < g.n_lc; i++) {
 		rte_free(g.lc[i]->cnt);

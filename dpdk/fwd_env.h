@@ -180,6 +180,15 @@ static inline __u64 cpn_env_rand(struct cpn_env *env)
 	return x * 0x2545F4914F6CDD1DULL;
 }
 
+/* cpn-fwd is where hand-offs arrive: it steers `dataplane: dpdk` services
+ * itself (the flag is cleared in its snapshot too).
+ */
+static inline int cpn_env_xsk_ready(struct cpn_env *env)
+{
+	(void)env;
+	return 0;
+}
+
 #include "cpn/router.h"
 
 #endif /* CPN_FWD_ENV_H */

@@ -6,9 +6,9 @@
 #   $(BUILD)/selftests/e2e/fwd_pcap       the e2e test's pcap writer and reader
 DPDK_CFLAGS := $(shell pkg-config --cflags libdpdk 2>/dev/null)
 DPDK_LIBS   := $(shell pkg-config --libs libdpdk 2>/dev/null)
-FWD_SRCS := dpdk/cpn_fwd.c dpdk/fwd_env.c dpdk/fwd_loop.c userspace/cpnctl/config.c userspace/cpnctl/cfgmap.c \
+FWD_SRCS := dpdk/cpn_fwd.c dpdk/fwd_env.c dpdk/fwd_loop.c dpdk/fwd_xsk.c userspace/cpnctl/config.c userspace/cpnctl/cfgmap.c \
 	userspace/cpnctl/metrics.c userspace/http/cpn_http.c
-FWD_DEPS := $(FWD_SRCS) dpdk/fwd.h dpdk/fwd_env.h userspace/cpnctl/cpnctl.h userspace/cpnctl/cfgmap.h \
+FWD_DEPS := $(FWD_SRCS) dpdk/fwd.h dpdk/fwd_env.h dpdk/fwd_xsk.h userspace/cpnctl/cpnctl.h userspace/cpnctl/cfgmap.h \
 	$(HDRS) $(LIBCPN) $(LIBCPN_H) mk/fwd.mk
 FWD_PCAP := $(BUILD)/selftests/e2e/fwd_pcap
 

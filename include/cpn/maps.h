@@ -45,10 +45,15 @@
 #ifndef CPN_MAX_SESSIONS
 #define CPN_MAX_SESSIONS 65536
 #endif
-#define CPN_MAX_SVC_NODES	 64 /* candidates per service */
-#define CPN_MAGLEV_M		 65537 /* Maglev table size: prime, >> CPN_MAX_SVC_NODES (the paper's) */
-#define CPN_HIST_BUCKETS	 24 /* log2 µs: [0,2) [2,4) .. [2^23, inf) */
-#define CPN_MAX_PORTS		 64
+#define CPN_MAX_SVC_NODES 64	/* candidates per service */
+#define CPN_MAGLEV_M	  65537 /* Maglev table size: prime, >> CPN_MAX_SVC_NODES (the paper's) */
+#define CPN_HIST_BUCKETS  24	/* log2 µs: [0,2) [2,4) .. [2^23, inf) */
+#define CPN_MAX_PORTS	  64
+/* AF_XDP sockets of cpn-fwd that the router can hand requests to: xsks_map
+ * slots, CPN_XSK_QUEUES per cpn-fwd port.
+ */
+#define CPN_XSK_QUEUES		 64
+#define CPN_XSK_SLOTS		 (32 * CPN_XSK_QUEUES)
 #define CPN_DEFAULT_CONTROL_PORT 7471
 #define CPN_DEFAULT_MAX_HOPS	 4
 
@@ -169,6 +174,15 @@ struct cpn_tenant {
 	__u64 tat;	   /* GCRA theoretical arrival time */
 	__u64 key[2];
 	__u64 services[CPN_MAX_SERVICES / 64]; /* bitmap of allowed service ids */
+};
+
+/* cpn_xsk_slots: (ingress interface, RX queue) -> xsks_map slot of the
+ * cpn-fwd socket bound there. cpn-fwd writes it; an entry whose socket is
+ * gone (cpn-fwd stopped) finds an empty slot, and XDP steers itself.
+ */
+struct cpn_xsk_key {
+	__u32 ifindex;
+	__u32 queue;
 };
 
 struct cpn_aff_key {

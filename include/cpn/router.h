@@ -22,6 +22,8 @@
  *   struct cpn_svc_stats   *cpn_env_svc_stats(struct cpn_env *, __u32 id);
  *   __u64                   cpn_env_now_ns(struct cpn_env *);
  *   __u64                   cpn_env_rand(struct cpn_env *);
+ *   int                     cpn_env_xsk_ready(struct cpn_env *);  a cpn-fwd socket
+ *                           takes this packet's hand-off (`dataplane: dpdk`)
  *   cpn_node_at(env, id)    as sched.h describes.
  *
  * All of them may return NULL where a pointer is returned.
@@ -329,7 +331,11 @@ static __always_inline int cpn_request(struct cpn_env *env, void *data, void *da
 	if (!cpn_env_tenant_admit(env, t, now))
 		return cpn_refuse(env, ss, v, CPN_STAT_DROP_RATE);
 
-	if (svc->flags & CPN_SVC_DPDK)
+	/* A `dataplane: dpdk` service goes to cpn-fwd while it has a socket on
+	 * this queue; without one (cpn-fwd stopped or not yet started) this
+	 * data plane steers the request itself rather than lose it.
+	 */
+	if ((svc->flags & CPN_SVC_DPDK) && cpn_env_xsk_ready(env))
 		return cpn_verdict_set(env, v, CPN_ACT_XSK, CPN_STAT_REQ_DPDK);
 
 	node_id = cpn_request_node(env, svc, h, p, now, &busy);

@@ -515,16 +515,21 @@ static void test_node_of_other_family_than_vip_is_dropped(void **state)
 	}
 }
 
-/* A service served by cpn-fwd is handed off whole: no socket bound in this
- * test, so the redirect falls back to XDP_PASS, the frame untouched.
+/* A service served by cpn-fwd goes to cpn-fwd's AF_XDP socket on the RX
+ * queue; with no socket bound there (cpn-fwd stopped, as in this test) the
+ * XDP router steers the request itself instead of losing it: it is tagged
+ * and rewritten to a node like any other, and no hand-off is counted.
  */
-static void test_dpdk_service_is_handed_off_untouched(void **state)
+static void test_dpdk_service_without_socket_is_steered_by_xdp(void **state)
 {
 	struct router *r = *state;
 
 	for (int i = 0; i < RT_NFRAMINGS; i++) {
 		struct cpn_service svc;
 		struct pkt_spec s;
+		struct pkt_view v;
+		struct cpn_hdr h;
+		struct rt_out o;
 		__u8 in[PKT_MAX];
 		size_t len;
 
@@ -535,7 +540,14 @@ static void test_dpdk_service_is_handed_off_untouched(void **state)
 		pkt_spec_default(&s, rt_framings[i].family);
 		s.vlan = rt_framings[i].vlan;
 		len = pkt_build(&s, in, sizeof(in));
-		rt_assert_untouched(r, in, len, XDP_PASS, CPN_STAT_REQ_DPDK);
+		rt_run(r, in, len, &o);
+		assert_int_equal(o.act, XDP_PASS);
+		rt_assert_counted(&o, (int[]){CPN_STAT_REQ_STEERED, CPN_STAT_TX_KERNEL, RT_END});
+		assert_int_equal(rt_delta(&o, CPN_STAT_REQ_DPDK), 0);
+		assert_int_equal(pkt_locate(o.buf, o.len, &v), 0);
+		memcpy(&h, o.buf + v.pay, sizeof(h));
+		assert_true(h.flags & htons(CPN_F_TAGGED));
+		assert_true(h.node_id == htons(1) || h.node_id == htons(2));
 	}
 }
 
@@ -658,7 +670,7 @@ int main(void)
 	    T(test_tenant_key_rejects_wrong_or_missing_tag),
 	    T(test_tenant_tag_covers_only_request_identity),
 	    T(test_node_of_other_family_than_vip_is_dropped),
-	    T(test_dpdk_service_is_handed_off_untouched),
+	    T(test_dpdk_service_without_socket_is_steered_by_xdp),
 	    T(test_inactive_service_drops_requests),
 	    T(test_service_counters_follow_each_outcome),
 	};

@@ -119,7 +119,7 @@ fi
 all_maps=$(timeout "$T" bpftool map show 2>&1)
 missing=""
 for m in cpn_config cpn_vips cpn_services cpn_maglev cpn_nodes cpn_node_state cpn_tenants \
-	cpn_affinity cpn_stats cpn_node_stats cpn_tx_ports cpn_nh_cache cpn_rng xsks_map; do
+	cpn_affinity cpn_stats cpn_node_stats cpn_tx_ports cpn_nh_cache cpn_rng xsks_map cpn_xsk_slots; do
 	id=$(timeout "$T" bpftool map show pinned "$PIN/$m" 2>/dev/null | sed -n '1s/:.*//p')
 	# bpftool prints at most 15 characters of a name.
 	if [ -z "$id" ] || ! echo "$all_maps" | grep -qE "^$id: .* name ${m:0:15}( |$)"; then

@@ -20,7 +20,7 @@
 const char *const cpn_map_names[CPN_NR_MAPS] = {
     "cpn_config",     "cpn_vips",    "cpn_services", "cpn_maglev",    "cpn_nodes",
     "cpn_node_state", "cpn_tenants", "cpn_affinity", "cpn_stats",     "cpn_node_stats",
-    "cpn_tx_ports",   "xsks_map",    "cpn_nh_cache", "cpn_svc_stats",
+    "cpn_tx_ports",   "xsks_map",    "cpn_nh_cache", "cpn_svc_stats", "cpn_xsk_slots",
 };
 
 static int *map_slot(struct cpn_maps *m, int i)
@@ -28,7 +28,7 @@ static int *map_slot(struct cpn_maps *m, int i)
 	int *slots[CPN_NR_MAPS] = {&m->config,	 &m->vips,	 &m->services, &m->maglev,
 				   &m->nodes,	 &m->node_state, &m->tenants,  &m->affinity,
 				   &m->stats,	 &m->node_stats, &m->tx_ports, &m->xsks,
-				   &m->nh_cache, &m->svc_stats};
+				   &m->nh_cache, &m->svc_stats,	 &m->xsk_slots};
 	return slots[i];
 }
 

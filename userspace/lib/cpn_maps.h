@@ -32,13 +32,14 @@ struct cpn_maps {
 	int xsks;
 	int nh_cache;
 	int svc_stats;
+	int xsk_slots;
 	struct cpn_node *state; /* cpn_node_state, mmaped: CPN_MAX_NODES entries */
 	int ncpus;
 	bool owns_fds; /* opened from pins: close them */
 };
 
 /* Map names as pinned, in struct order. */
-#define CPN_NR_MAPS 14
+#define CPN_NR_MAPS 15
 extern const char *const cpn_map_names[CPN_NR_MAPS];
 
 int cpn_maps_open_pinned(struct cpn_maps *m, const char *pin_dir);
