@@ -127,8 +127,14 @@ static __always_inline __u64 cpn_est_us(const struct cpn_node *n)
 	__u64 w = n->weight ? n->weight : 100;
 	__u64 svc = n->svc_us ? n->svc_us : 1;
 	__u64 depth = (__u64)n->queue_depth + n->inflight + n->outstanding + 1;
+	__u64 num = depth * svc * 100, den = cap * w;
 
-	return (__u64)n->path_us + depth * svc * 100 / (cap * w);
+	/* The same quotient; a 32-bit divide where both fit (nearly always),
+	 * several times cheaper than a 64-bit one on many CPUs.
+	 */
+	if (!((num | den) >> 32))
+		return (__u64)n->path_us + (__u32)num / (__u32)den;
+	return (__u64)n->path_us + num / den;
 }
 
 static __always_inline __u32 cpn_sat32(__u64 v)

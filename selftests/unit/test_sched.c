@@ -164,6 +164,39 @@ static void test_est_us_follows_formula(void **state)
 	assert_int_equal(cpn_est_us(&n), 40 + 1600);
 }
 
+/* Past 32 bits (deep queue, slow node, big capacity x weight): the 64-bit
+ * quotient, on both sides of the 32-bit fast path's edge.
+ */
+static void test_est_us_is_exact_past_32_bits(void **state)
+{
+	struct cpn_node n = {0};
+	__u64 num;
+
+	(void)state;
+	n.queue_depth = 60000;
+	n.inflight = 3;
+	n.svc_us = 1000000; /* 1 s per request */
+	n.capacity = 7;
+	n.weight = 130;
+	n.path_us = 9;
+	num = (60000ULL + 3 + 1) * 1000000 * 100;
+	assert_true(num >> 32);
+	assert_true(cpn_est_us(&n) == 9 + num / (7 * 130));
+
+	/* num just below 2^32 (fast path), then just above it. */
+	memset(&n, 0, sizeof(n));
+	n.capacity = 3;
+	n.weight = 100;
+	n.svc_us = 42949672; /* x 100 = 4294967200 < 2^32 */
+	assert_true(cpn_est_us(&n) == 4294967200ULL / 300);
+	n.outstanding = 1; /* depth 2: 8589934400 > 2^32 */
+	assert_true(cpn_est_us(&n) == 8589934400ULL / 300);
+	/* A denominator past 32 bits. */
+	n.capacity = 0xffffffffU;
+	n.weight = 0xffffffffU;
+	assert_true(cpn_est_us(&n) == 8589934400ULL / (0xffffffffULL * 0xffffffffULL));
+}
+
 static void test_est_us_each_queue_term_counts_once(void **state)
 {
 	struct cpn_node n = {0};
@@ -1580,6 +1613,7 @@ int main(void)
 {
 	const struct CMUnitTest tests[] = {
 	    T(test_est_us_follows_formula),
+	    T(test_est_us_is_exact_past_32_bits),
 	    T(test_est_us_each_queue_term_counts_once),
 	    T(test_est_us_zero_capacity_weight_svc_use_defaults),
 	    T(test_est_us_large_values_do_not_overflow),
