@@ -46,7 +46,8 @@ help:
 	@echo "make deps      install the Debian packages cpn needs (idempotent)"
 	@echo "make all       build the XDP object, skeletons, tools and tests"
 	@echo "make test      build and run every test suite"
-	@echo "make bench     run the benchmarks (bench-xdp: XDP per-packet cost; bench-fwd: cpn-fwd vs testpmd)"
+	@echo "make bench     every benchmark and the report docs/BENCHMARKS.md (BENCH_QUICK=1: <= 5 min)"
+	@echo "               one of them: make bench-xdp, bench-fwd, bench-sim"
 	@echo "make demo      netns testbed demo (see README)"
 	@echo "make format    clang-format every C source and header"
 
@@ -103,7 +104,10 @@ test-unit: $(UNIT_BINS)
 test-bpf: $(BPF_OBJS) $(BPFT_BINS) $(TOOL_BINS)
 	@selftests/run.sh bpf
 
-bench: bench-xdp
+# Every benchmark, the report docs/BENCHMARKS.md, docs/bench/*.png and
+# bench/results.json (tools/bench-all.sh; BENCH_QUICK=1 for the short run).
+bench: deps all
+	tools/bench-all.sh
 
 bench-xdp: deps $(BUILD)/bench-xdp
 	$(BUILD)/bench-xdp

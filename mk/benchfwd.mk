@@ -15,6 +15,5 @@ EXTRA_BINS  += $(BENCHFWD_PCAP)
 EXTRA_TESTS += $(BENCHFWD_PCAP)
 
 .PHONY: bench-fwd
-bench: bench-fwd
 bench-fwd: $(BENCHFWD_PCAP) $(if $(shell pkg-config --exists libdpdk && echo y),$(BUILD)/cpn-fwd)
 	tools/bench-fwd.sh

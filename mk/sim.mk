@@ -19,3 +19,7 @@ $(BUILD)/selftests/unit/test_mmk: selftests/unit/test_mmk.c $(SIM_HDRS)
 
 EXTRA_BINS  += $(BUILD)/cpn-sim $(BUILD)/cpn-mmk
 EXTRA_TESTS += $(BUILD)/selftests/unit/test_mmk
+
+.PHONY: bench-sim
+bench-sim: $(BUILD)/cpn-sim $(BUILD)/cpn-mmk
+	tools/bench-sim.sh --plot-dir docs/bench

@@ -1,0 +1,53 @@
+#!/usr/bin/env bash
+# Smoke test of `make bench` as a whole (tools/bench-all.sh --smoke): the
+# benchmarks that need nothing outside this repository run in their smoke
+# size, and the report is written: bench/results.json's shape, one section per
+# benchmark in docs/BENCHMARKS.md with its command, plots as PNG. Into a
+# temporary directory: the committed report is left alone. Not the numbers.
+set -u
+cd "$(dirname "$0")/../.." || exit 1
+echo "1..4"
+if [ "$(id -u)" -ne 0 ]; then
+	for i in 1 2 3 4; do echo "ok $i # SKIP bench-all needs root"; done
+	exit 0
+fi
+TMP=$(mktemp -d /tmp/cpn-bench-all.XXXXXX)
+trap 'rm -rf "$TMP"' EXIT
+timeout 120 tools/bench-all.sh --smoke --only xdp,sim --results "$TMP/results.json" \
+	--plots "$TMP/plots" --doc "$TMP/BENCHMARKS.md" >"$TMP/out" 2>&1
+rc=$?
+if [ $rc -eq 0 ]; then echo "ok 1 - bench_all_smoke_runs"; else
+	echo "not ok 1 - bench_all_smoke_runs (rc=$rc)"
+	sed 's/^/# /' "$TMP/out"
+fi
+if python3 - "$TMP/results.json" <<'PY' 2>"$TMP/err"; then
+import json, sys
+d = json.load(open(sys.argv[1]))
+assert d["mode"] == "smoke" and d["machine"]["nproc"] >= 1 and d["machine"]["cpu"], d["machine"]
+for b in ("xdp", "sim"):
+    e = d["benchmarks"][b]
+    assert e["status"] == "ok" and e["command"] and e["seconds"] >= 0, e
+    assert "result" in e, b
+assert d["benchmarks"]["xdp"]["summary"]["request_x_trivial"] > 0
+PY
+	echo "ok 2 - results_json_has_machine_and_each_benchmark_with_command"
+else
+	echo "not ok 2 - results_json_has_machine_and_each_benchmark_with_command"
+	sed 's/^/# /' "$TMP/err"
+fi
+if grep -q '^## Router cost per packet' "$TMP/BENCHMARKS.md" &&
+	grep -q '^## Scale, by simulation' "$TMP/BENCHMARKS.md" &&
+	grep -q '^`build/bench-xdp ' "$TMP/BENCHMARKS.md" && grep -q '^Machine: ' "$TMP/BENCHMARKS.md"; then
+	echo "ok 3 - report_has_a_section_per_benchmark_with_command_and_machine"
+else
+	echo "not ok 3 - report_has_a_section_per_benchmark_with_command_and_machine"
+	sed 's/^/# /' "$TMP/BENCHMARKS.md" | head -40
+fi
+png_ok=1
+for f in xdp_cost.png sim_p99.png; do
+	head -c 8 "$TMP/plots/$f" 2>/dev/null | od -An -tx1 | grep -q '89 50 4e 47' || png_ok=0
+done
+if [ $png_ok -eq 1 ]; then echo "ok 4 - plots_are_png"; else
+	echo "not ok 4 - plots_are_png"
+	ls -la "$TMP/plots" | sed 's/^/# /'
+fi

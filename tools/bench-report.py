@@ -1,0 +1,312 @@
+#!/usr/bin/env python3
+"""bench-report: turn the JSON of each benchmark (tools/bench-all.sh's work
+directory) into bench/results.json, the plots that the benchmarks do not draw
+themselves (gnuplot, PNG), and docs/BENCHMARKS.md.
+
+Every section says the command that produced it, its mode and wall time, and
+shows each figure next to the baseline measured in the same run. The prose
+that explains a section (method, why a target is or is not met) lives in
+bench/notes/<name>.md and is copied under the section's tables.
+"""
+import argparse
+import datetime
+import json
+import os
+import platform
+import subprocess
+import sys
+
+ORDER = ["sched", "sim", "xdp", "fwdrate", "fwd", "worker"]
+TITLES = {
+    "sched": "Scheduling quality on the testbed (the headline)",
+    "sim": "Scale, by simulation (cpn-sim)",
+    "xdp": "Router cost per packet (XDP)",
+    "fwdrate": "Forwarding rate through the router (veth, XDP vs kernel)",
+    "fwd": "DPDK forwarder (cpn-fwd vs dpdk-testpmd)",
+    "worker": "Worker throughput against batch size",
+}
+
+
+def machine():
+    cpu = "unknown"
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                if line.startswith("model name"):
+                    cpu = line.split(":", 1)[1].strip()
+                    break
+    except OSError:
+        pass
+    mem = ""
+    try:
+        with open("/proc/meminfo") as f:
+            kb = int(f.readline().split()[1])
+            mem = "%.0f GiB" % (kb / 1048576)
+    except (OSError, ValueError, IndexError):
+        pass
+    u = platform.uname()
+    return {"uname": "%s %s %s" % (u.system, u.release, u.machine), "nproc": os.cpu_count(),
+            "cpu": cpu, "memory": mem, "loadavg_at_report": open("/proc/loadavg").read().split()[:3]}
+
+
+def fmt(v, nd=2):
+    if v is None:
+        return "–"
+    if isinstance(v, bool):
+        return "yes" if v else "no"
+    if isinstance(v, (int, float)):
+        if isinstance(v, int) or float(v).is_integer() and abs(v) >= 100:
+            return "%d" % v
+        return ("%." + str(nd) + "f") % v
+    return str(v)
+
+
+def table(head, rows):
+    out = ["| " + " | ".join(head) + " |", "|" + "|".join(" --- " for _ in head) + "|"]
+    for r in rows:
+        out.append("| " + " | ".join(fmt(c) for c in r) + " |")
+    return "\n".join(out)
+
+
+def gnuplot(script):
+    try:
+        subprocess.run(["gnuplot"], input=script.encode(), check=True, timeout=60,
+                       stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+        return True
+    except (OSError, subprocess.SubprocessError) as e:
+        print("bench-report: gnuplot: %s" % e, file=sys.stderr)
+        return False
+
+
+def terminal():
+    try:
+        r = subprocess.run(["gnuplot", "-e", "set terminal"], capture_output=True, timeout=20)
+        if b"pngcairo" in r.stdout + r.stderr:
+            return "pngcairo size 900,520 font ',10'"
+    except (OSError, subprocess.SubprocessError):
+        pass
+    return "png size 900,520"
+
+
+def plot_bars(path, title, ylabel, labels, series, work):
+    """series: [(name, [values per label])]"""
+    dat = os.path.join(work, os.path.basename(path) + ".dat")
+    with open(dat, "w") as f:
+        for i, lab in enumerate(labels):
+            f.write('"%s" %s\n' % (lab, " ".join("%g" % s[1][i] for s in series)))
+    cols = " , ".join("'%s' using %d:xtic(1) title '%s'" % (dat, i + 2, s[0])
+                      for i, s in enumerate(series))
+    return gnuplot("""set terminal %s
+set output '%s'
+set title '%s'
+set ylabel '%s'
+set style data histogram
+set style histogram cluster gap 1
+set style fill solid 0.8 border -1
+set boxwidth 0.9
+set grid ytics
+set yrange [0:*]
+set key top left
+plot %s
+""" % (terminal(), path, title, ylabel, cols))
+
+
+# ---- sections -------------------------------------------------------------
+
+def sec_xdp(d, plots, work):
+    paths = d.get("paths", [])
+    by = {p["path"]: p for p in paths}
+    floor = by.get("floor", {}).get("ns_per_pkt_median")
+    rows = []
+    for p in paths:
+        ns = p["ns_per_pkt_median"]
+        rows.append([p["path"], ns, p.get("ratio_to_trivial"), ns / floor if floor else None,
+                     p.get("wall_ns_per_call")])
+    md = [table(["path", "ns/packet (median of rounds)", "× trivial", "× floor",
+                 "wall ns/call"], rows)]
+    req = by.get("request", {}).get("ratio_to_trivial")
+    if req is not None:
+        md.append("\nTarget REQUEST ≤ 2.5 × trivial: **%s** (%.2f ×)." %
+                  ("met" if req <= 2.5 else "not met", req))
+    png = os.path.join(plots, "xdp_cost.png")
+    if paths and plot_bars(png, "XDP router cost per packet (BPF_PROG_TEST_RUN, repeat=1)",
+                           "ns per packet", [p["path"] for p in paths],
+                           [("median ns", [p["ns_per_pkt_median"] for p in paths])], work):
+        md.append("\n![XDP cost per packet](bench/xdp_cost.png)")
+    summary = {"request_x_trivial": req,
+               "request_x_floor": (by["request"]["ns_per_pkt_median"] / floor)
+               if floor and "request" in by else None}
+    return "\n".join(md), summary
+
+
+def sec_fwd(d, plots, work):
+    res = d.get("results", [])
+    rows = [[r["prog"], r["mpps_median"], "%s" % ", ".join("%.2f" % x for x in r.get("mpps_runs", [])),
+             r["mpps_median"] / res[0]["mpps_median"] if res and res[0]["mpps_median"] else None]
+            for r in res]
+    md = [table(["program", "Mpps (median)", "runs", "× cpn-fwd"], rows)]
+    md.append("\ncpn-fwd / testpmd 5tswap = **%s**, target ≥ 0.7: **%s**; cpn-fwd / testpmd io = %s."
+              % (fmt(d.get("ratio_vs_5tswap")),
+                 "met" if d.get("target_0_7_x_5tswap_met") else "not met",
+                 fmt(d.get("ratio_vs_io"))))
+    md.append("\nCommands (prefix and temporary paths as they ran):\n")
+    for r in res:
+        md.append("    " + r.get("command", ""))
+    png = os.path.join(plots, "fwd_mpps.png")
+    if res and plot_bars(png, "Mpps on one lcore (net_pcap infinite_rx -> net_null)", "Mpps",
+                         [r["prog"] for r in res], [("median", [r["mpps_median"] for r in res])],
+                         work):
+        md.append("\n![cpn-fwd vs testpmd](bench/fwd_mpps.png)")
+    return "\n".join(md), {"ratio_vs_5tswap": d.get("ratio_vs_5tswap"),
+                           "target_met": d.get("target_0_7_x_5tswap_met")}
+
+
+def sec_sim(d, plots, work):
+    res = d.get("results", [])
+    pols = []
+    for r in res:
+        if r["policy"] not in pols:
+            pols.append(r["policy"])
+    modes = [m for m in ("reports", "outstanding", "router") if any(r["mode"] == m for r in res)]
+    routers = sorted({r["routers"] for r in res if r["mode"] != "none"})
+    idx = {(r["policy"], r["mode"], r["routers"]): r for r in res}
+    head = ["policy"] + ["%s R=%d" % (m, n) for m in modes for n in routers]
+    rows = []
+    for p in pols:
+        if p == "central":
+            continue
+        row = [p]
+        for m in modes:
+            for n in routers:
+                r = idx.get((p, m, n))
+                row.append(r["p99"] if r else None)
+        rows.append(row)
+    th = d.get("theory", {})
+    md = ["p99 in units of the mean service time, median of %s seeds (spread in results.json), "
+          "%s nodes, ρ = %s, load reports every %s ms. R = routers, each with its own view." %
+          (d.get("params", {}).get("repeats"), d.get("params", {}).get("nodes"),
+           d.get("params", {}).get("rho"), d.get("params", {}).get("report_ms")),
+          "", table(head, rows), ""]
+    c = idx.get(("central", "none", 1))
+    md.append("Baselines in the same run: one central FCFS queue per service (the M/M/k ideal) "
+              "p99 = %s (theory %s), random = %s (M/M/1 theory %s)." %
+              (fmt(c["p99"]) if c else "–", fmt(th.get("mmk_group", {}).get("p99")),
+               fmt(res[0]["baseline_random"]["p99"]) if res and "baseline_random" in res[0] else "–",
+               fmt(th.get("mm1", {}).get("p99"))))
+    v = d.get("validation", {})
+    if v:
+        md.append("\nSimulator against theory (k = %s, ρ = %s): largest relative error %.2f %% "
+                  "(limit %.0f %%): **%s**." %
+                  (v.get("k"), v.get("rho"),
+                   100 * max(ch["rel_err"] for ch in v.get("checks", [{"rel_err": 0}])),
+                   100 * v.get("tolerance", 0.05), "pass" if v.get("pass") else "FAIL"))
+        md.append("")
+        md.append(table(["model", "theory", "figure", "simulated", "theory value", "rel. error"],
+                        [[ch["model"], ch["theory"], ch["figure"], ch["sim"], ch["theory_value"],
+                          "%.2f %%" % (100 * ch["rel_err"])] for ch in v.get("checks", [])]))
+    if os.path.exists(os.path.join(plots, "sim_p99.png")):
+        md.append("\n![cpn-sim p99 against routers](bench/sim_p99.png)")
+    return "\n".join(md), {"validation_pass": v.get("pass") if v else None}
+
+
+def sec_generic(d, plots, work, name):
+    md = []
+    if isinstance(d.get("summary_md"), str):
+        md.append(d["summary_md"])
+    for t in d.get("tables", []):
+        md.append("\n" + (t.get("title", "") + "\n\n" if t.get("title") else "") +
+                  table(t["head"], t["rows"]))
+    for png in d.get("plots", []):
+        b = os.path.basename(png)
+        if os.path.exists(os.path.join(plots, b)):
+            md.append("\n![%s](bench/%s)" % (b, b))
+    if not md:
+        md.append("```json\n" + json.dumps({k: v for k, v in d.items()
+                                             if k not in ("machine",)}, indent=1)[:4000] + "\n```")
+    return "\n".join(md), d.get("summary", {})
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--work", required=True)
+    ap.add_argument("--mode", default="full")
+    ap.add_argument("--results", required=True)
+    ap.add_argument("--plots", required=True)
+    ap.add_argument("--doc", required=True)
+    ap.add_argument("--invoked", default="tools/bench-all.sh")
+    a = ap.parse_args()
+
+    steps = {}
+    with open(os.path.join(a.work, "steps.txt")) as f:
+        for line in f:
+            name, status, secs, cmd, reason = (line.rstrip("\n").split("\t") + [""] * 5)[:5]
+            steps[name] = {"status": status, "seconds": float(secs), "command": cmd,
+                           "reason": reason}
+    results = {"generated": datetime.datetime.now().astimezone().isoformat(timespec="seconds"),
+               "mode": a.mode, "invoked": a.invoked, "machine": machine(), "benchmarks": {}}
+    doc = ["# cpn benchmarks", "",
+           "Written by `make bench` (`%s`, mode **%s**) on %s. Every figure comes with the "
+           "command that produced it; every baseline was measured in the same run. "
+           "Machine-readable: `bench/results.json`." % (a.invoked, a.mode, results["generated"]), "",
+           "Machine: %(cpu)s, %(nproc)s CPUs, %(memory)s, %(uname)s." % results["machine"],
+           "Other work may share these CPUs; ratios taken within one run hold better than "
+           "absolute figures.", ""]
+    notes_dir = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "bench", "notes")
+    headline = []
+    body = []
+    for name in ORDER:
+        if name not in steps:
+            continue
+        st = steps[name]
+        entry = dict(st)
+        data = None
+        jf = os.path.join(a.work, name + ".json")
+        if st["status"] == "ok":
+            try:
+                with open(jf) as f:
+                    data = json.load(f)
+            except (OSError, ValueError) as e:
+                entry["status"], entry["reason"] = "failed", "bad JSON: %s" % e
+        body.append("## %s" % TITLES[name])
+        body.append("")
+        body.append("`%s` — %s, %.0f s." % (st["command"], entry["status"], st["seconds"]))
+        body.append("")
+        if data is not None:
+            fn = {"xdp": sec_xdp, "fwd": sec_fwd, "sim": sec_sim}.get(name)
+            try:
+                md, summary = fn(data, a.plots, a.work) if fn else \
+                    sec_generic(data, a.plots, a.work, name)
+            except (KeyError, TypeError, ValueError, IndexError, ZeroDivisionError) as e:
+                md, summary = "(report could not render this result: %r)" % e, {}
+            body.append(md)
+            entry["result"] = data
+            entry["summary"] = summary
+            if summary.get("headline_md"):
+                headline.append(summary["headline_md"])
+        else:
+            body.append("**%s**: %s" % (entry["status"], entry["reason"] or "no result"))
+        note = os.path.join(notes_dir, name + ".md")
+        if os.path.exists(note):
+            body.append("")
+            with open(note) as f:
+                body.append(f.read().strip())
+        body.append("")
+        results["benchmarks"][name] = entry
+    if headline:
+        doc += ["## Headline", ""] + headline + [""]
+    doc += body
+    extra = os.path.join(notes_dir, "extra.md")
+    if os.path.exists(extra):
+        with open(extra) as f:
+            doc += [f.read().strip(), ""]
+    with open(a.results, "w") as f:
+        json.dump(results, f, indent=1)
+        f.write("\n")
+    with open(a.doc, "w") as f:
+        f.write("\n".join(doc).rstrip() + "\n")
+    bad = [n for n, e in results["benchmarks"].items() if e["status"] == "failed"]
+    return 1 if bad else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
