@@ -14,7 +14,7 @@
 
 #define CPN_CTX struct cpn_env
 
-static inline struct cpn_node *fwd_node_at(struct cpn_env *env, __u32 id)
+static __rte_always_inline struct cpn_node *fwd_node_at(struct cpn_env *env, __u32 id)
 {
 	if (id == 0 || id >= CPN_MAX_NODES)
 		return NULL;

@@ -57,6 +57,8 @@ def fmt(v, nd=2):
     if isinstance(v, (int, float)):
         if isinstance(v, int) or float(v).is_integer() and abs(v) >= 100:
             return "%d" % v
+        if abs(v) >= 1000:
+            return "%.0f" % v
         return ("%." + str(nd) + "f") % v
     return str(v)
 
@@ -209,6 +211,38 @@ def sec_sim(d, plots, work):
     return "\n".join(md), {"validation_pass": v.get("pass") if v else None}
 
 
+def sec_worker(d, plots, work):
+    md = []
+    rows = []
+    for r in d.get("results", []):
+        if r.get("status") != "ok":
+            md.append("- %s on %s: **%s** — %s" % (r.get("kernel"), r.get("backend"),
+                                                   r.get("status"), r.get("reason", "")))
+            continue
+        for pt in r.get("points", []):
+            rows.append(["%s/%s" % (r["kernel"], r["backend"]), pt["B"], pt["req_s"]["median"],
+                         "%.0f..%.0f" % (pt["req_s"]["min"], pt["req_s"]["max"]),
+                         pt["speedup"]["median"], pt["mean_batch"]["median"],
+                         pt["p50_us"]["median"], pt["p99_us"]["median"]])
+    ob = d.get("openblas", {})
+    head = ["kernel/backend", "max batch B", "req/s (median)", "req/s min..max",
+            "× B=1 (baseline)", "mean batch", "p50 µs", "p99 µs"]
+    out = ["Device: %s. OpenBLAS kernels: %s, %s thread(s) per call. Median of %s runs." %
+           (", ".join(sorted({r.get("device", "?") for r in d.get("results", [])
+                              if r.get("status") == "ok"})),
+            ob.get("corename"), ob.get("threads_per_call"), d.get("method", {}).get("runs")),
+           "", table(head, rows)]
+    if md:
+        out += [""] + md
+    for png in ("worker_throughput.png", "worker_latency.png"):
+        if os.path.exists(os.path.join(plots, png)):
+            out.append("\n![%s](bench/%s)" % (png, png))
+    best = {}
+    for r in rows:
+        best[r[0]] = max(best.get(r[0], 0), r[4])
+    return "\n".join(out), {"best_speedup": best}
+
+
 def sec_generic(d, plots, work, name):
     md = []
     if isinstance(d.get("summary_md"), str):
@@ -272,7 +306,8 @@ def main():
         body.append("`%s` — %s, %.0f s." % (st["command"], entry["status"], st["seconds"]))
         body.append("")
         if data is not None:
-            fn = {"xdp": sec_xdp, "fwd": sec_fwd, "sim": sec_sim}.get(name)
+            fn = {"xdp": sec_xdp, "fwd": sec_fwd, "sim": sec_sim,
+                      "worker": sec_worker}.get(name)
             try:
                 md, summary = fn(data, a.plots, a.work) if fn else \
                     sec_generic(data, a.plots, a.work, name)
