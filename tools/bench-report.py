@@ -243,6 +243,39 @@ def sec_worker(d, plots, work):
     return "\n".join(out), {"best_speedup": best}
 
 
+def sec_fwdrate(d, plots, work):
+    rows = []
+    summ = {}
+    for r in d.get("results", []):
+        for path in ("xdp", "kernel", "ceiling"):
+            x = r.get(path)
+            if not x:
+                continue
+            rows.append([r["cores"], path, x["rx_mpps"]["median"],
+                         "%.3f..%.3f" % (x["rx_mpps"]["min"], x["rx_mpps"]["max"]),
+                         x["rx_mpps_per_cpu"]["median"], x["cpu_share_pct"]["median"],
+                         x["drop_pct"]["median"]])
+        summ["cores_%d" % r["cores"]] = {"xdp_over_kernel": r.get("ratio_xdp_over_kernel"),
+                                          "xdp_over_kernel_per_cpu":
+                                          r.get("ratio_xdp_over_kernel_per_cpu")}
+    out = ["%d-byte cpn REQUEST frames from `cpn-pktgen` (AF_XDP TX, copy mode); %s rounds of %s s. "
+           "Cores: %s Baseline: %s." % (d.get("frame_len", 0), d.get("rounds"), d.get("window_s"),
+                                        d.get("cores_meaning", ""), d.get("baseline", "")), "",
+           table(["cores", "path", "Mpps received (median)", "min..max", "Mpps per CPU-second",
+                  "CPU share %", "drop %"], rows), ""]
+    for r in d.get("results", []):
+        out.append("- %d core(s): XDP ÷ kernel = %s raw, **%s per CPU-second**." %
+                   (r["cores"], fmt(r.get("ratio_xdp_over_kernel"), 3),
+                    fmt(r.get("ratio_xdp_over_kernel_per_cpu"), 3)))
+    if d.get("generator_command"):
+        out.append("\nGenerator: `%s`" % d["generator_command"])
+    if os.path.exists(os.path.join(plots, "fwdrate.png")):
+        out.append("\n![forwarding rate](bench/fwdrate.png)")
+    if d.get("problems"):
+        out.append("\nProblems: " + "; ".join(map(str, d["problems"])))
+    return "\n".join(out), summ
+
+
 def sec_generic(d, plots, work, name):
     md = []
     if isinstance(d.get("summary_md"), str):
@@ -307,7 +340,7 @@ def main():
         body.append("")
         if data is not None:
             fn = {"xdp": sec_xdp, "fwd": sec_fwd, "sim": sec_sim,
-                      "worker": sec_worker}.get(name)
+                      "worker": sec_worker, "fwdrate": sec_fwdrate}.get(name)
             try:
                 md, summary = fn(data, a.plots, a.work) if fn else \
                     sec_generic(data, a.plots, a.work, name)
