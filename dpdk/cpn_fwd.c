@@ -876,6 +876,7 @@ int main(int argc, char **argv)
 		k++;
 	}
 
+	fwd.state_private = !g.pin_dir && g.n_lc == 1;
 	rte_telemetry_register_cmd("/cpn/stats", tel_stats,
 				   "cpn-fwd counters by name (cpn_stat_names), port counters");
 	rte_telemetry_register_cmd("/cpn/nodes", tel_nodes,

@@ -179,6 +179,12 @@ struct fwd_globals {
 	struct rte_rcu_qsbr *qsv;
 	struct rte_hash *neigh;
 	_Atomic __u64 neigh_gen; /* moves on every neighbour table write */
+	/* The node table is one forwarding lcore's alone (--config, one
+	 * lcore): no other writer, so `outstanding` needs no locked add.
+	 * With --pin-dir the XDP routers write it too; with several lcores,
+	 * the lcores.
+	 */
+	bool state_private;
 };
 
 extern struct fwd_globals fwd;

@@ -348,6 +348,10 @@ static __always_inline int cpn_request(struct cpn_env *env, void *data, void *da
 	}
 	if (nc->family != p->family)
 		return cpn_refuse(env, ss, v, CPN_STAT_DROP_FAMILY);
+	/* Sent from here on: count it (before the rewrite's stores, which an
+	 * atomic would otherwise wait for).
+	 */
+	cpn_node_steered(n);
 
 	/* Tag: node, hop count, our clock, TAGGED. The UDP checksum follows
 	 * every changed 16-bit word of the header.
@@ -372,7 +376,6 @@ static __always_inline int cpn_request(struct cpn_env *env, void *data, void *da
 	}
 	cpn_nat(p, 0, nc->addr, nc->port, acc);
 
-	cpn_node_steered(n);
 	ns = cpn_env_node_stats(env, node_id);
 	if (ns)
 		ns->requests++;
@@ -644,8 +647,18 @@ static __always_inline int cpn_router_rx(struct cpn_env *env, void *data, void *
 		vk.addr[2] = p.daddr[2];
 		vk.addr[3] = p.daddr[3];
 	}
-	vk.port = p.udp->dest;
-	vk.family = p.family;
+	{
+		/* port, family and pad in one 32-bit store: a lookup that reads
+		 * them as one word then forwards from a single store instead of
+		 * stalling on three narrow ones.
+		 */
+#if __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
+		__u32 tail = (__u32)p.udp->dest | (__u32)p.family << 16;
+#else
+		__u32 tail = (__u32)p.udp->dest << 16 | (__u32)p.family << 8;
+#endif
+		__builtin_memcpy(&vk.port, &tail, sizeof(tail));
+	}
 	svc = cpn_env_vip(env, &vk);
 	if (p.len_err) /* lengths that lie: dropped if ours, the host's business if not */
 		return cpn_verdict_set(env, v, svc ? CPN_ACT_DROP : CPN_ACT_PASS,

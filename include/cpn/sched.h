@@ -493,10 +493,17 @@ static __always_inline int cpn_choose(CPN_CTX *ctx, struct cpn_service *svc,
 	}
 }
 
-/* A request was sent to the node: count it until the next report. */
+/* A request was sent to the node: count it until the next report. Other
+ * CPUs (and other data planes) count into the same node: atomically, unless
+ * the includer knows the node table is its thread's alone
+ * (CPN_NODE_STEERED).
+ */
+#ifndef CPN_NODE_STEERED
+#define CPN_NODE_STEERED(n) __sync_fetch_and_add(&(n)->outstanding, 1)
+#endif
 static __always_inline void cpn_node_steered(struct cpn_node *n)
 {
-	__sync_fetch_and_add(&n->outstanding, 1);
+	CPN_NODE_STEERED(n);
 }
 
 /* ---- learning -------------------------------------------------------- */
