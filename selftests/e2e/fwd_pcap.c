@@ -66,6 +66,67 @@ static void request(int family, __u16 svc, __u16 sport)
 	put(&s);
 }
 
+static int parse_mac(const char *m, __u8 mac[6])
+{
+	unsigned int b[6];
+	char end;
+
+	if (sscanf(m, "%x:%x:%x:%x:%x:%x%c", &b[0], &b[1], &b[2], &b[3], &b[4], &b[5], &end) != 6)
+		return -1;
+	for (int i = 0; i < 6; i++)
+		mac[i] = (__u8)b[i];
+	return 0;
+}
+
+/* An ARP reply: IP is at MAC, to the router. */
+static int arp_reply(const char *ip, const char *m)
+{
+	__u8 buf[60] = {0}, mac[6];
+	struct in_addr a;
+
+	if (inet_pton(AF_INET, ip, &a) != 1 || parse_mac(m, mac))
+		return -1;
+	memset(buf, 0xff, 6);
+	memcpy(buf + 6, mac, 6);
+	buf[12] = 0x08;
+	buf[13] = 0x06;
+	memcpy(buf + 14, (const __u8[]){0, 1, 8, 0, 6, 4, 0, 2}, 8);
+	memcpy(buf + 22, mac, 6);
+	memcpy(buf + 28, &a, 4);
+	rec(buf, 60);
+	return 0;
+}
+
+/* A neighbour advertisement for IP6 with the target link-layer address MAC. */
+static int neigh_advert(const char *ip6, const char *m)
+{
+	__u8 buf[14 + 40 + 32] = {0}, mac[6], *ip = buf + 14, *icmp = ip + 40;
+	struct in6_addr a;
+
+	if (inet_pton(AF_INET6, ip6, &a) != 1 || parse_mac(m, mac))
+		return -1;
+	memcpy(buf, (const __u8[]){0x33, 0x33, 0, 0, 0, 1}, 6);
+	memcpy(buf + 6, mac, 6);
+	buf[12] = 0x86;
+	buf[13] = 0xdd;
+	ip[0] = 0x60;
+	ip[5] = 32; /* payload: NA 24 + option 8 */
+	ip[6] = 58;
+	ip[7] = 255;
+	memcpy(ip + 8, &a, 16);
+	ip[24] = 0xff;
+	ip[25] = 0x02;
+	ip[39] = 1;
+	icmp[0] = 136;
+	icmp[4] = 0x60; /* solicited, override */
+	memcpy(icmp + 8, &a, 16);
+	icmp[24] = 2; /* target link-layer address */
+	icmp[25] = 1;
+	memcpy(icmp + 26, mac, 6);
+	rec(buf, sizeof(buf));
+	return 0;
+}
+
 static const __u32 pcap_hdr[6] = {0xa1b2c3d4, 0x00040002, 0, 0, 65535, 1};
 
 /* One ITEM of `mk`/`frame`; -1 when it does not parse. */
@@ -90,6 +151,22 @@ static int item(const char *it, bool bare)
 		}
 		len = pkt_build(&s, buf, sizeof(buf));
 		return len && fwrite(buf, 1, len, out) == len ? 0 : -1;
+	}
+	if (!bare && (!strncmp(it, "arp:", 4) || !strncmp(it, "na:", 3))) {
+		char ip[64], mac[32];
+
+		if (sscanf(strchr(it, ':') + 1, "%63[^=]=%31s", ip, mac) == 2 &&
+		    !(it[0] == 'a' ? arp_reply(ip, mac) : neigh_advert(ip, mac)))
+			return 0;
+	}
+	if (!bare && sscanf(it, "load6:%u%c", &id, &end) == 1 && id && id < CPN_MAX_NODES) {
+		load(CPN_AF_INET6, (__u16)id);
+		return 0;
+	}
+	if (!bare && sscanf(it, "req6:%u%c", &n, &end) == 1 && n <= 1000) {
+		for (unsigned int i = 0; i < n; i++)
+			request(CPN_AF_INET6, 2, (__u16)(42000 + i));
+		return 0;
 	}
 	if (!bare && sscanf(it, "req:%u%c", &n, &end) == 1 && n <= 1000) {
 		for (unsigned int i = 0; i < n; i++)
@@ -224,6 +301,7 @@ int main(int argc, char **argv)
 		return mk(argv[2], argc - 3, argv + 3, false);
 	if (argc == 4 && !strcmp(argv[1], "frame"))
 		return mk(argv[2], 1, argv + 3, true);
-	fprintf(stderr, "usage: fwd_pcap gen|dump FILE | mk FILE ITEM... | frame FILE ITEM\n");
+	fprintf(stderr, "usage: fwd_pcap gen|dump FILE | mk FILE ITEM... | frame FILE ITEM\n"
+			"  ITEM: load:ID:QUEUE load6:ID req:N req6:N arp:IP=MAC na:IP6=MAC\n");
 	return 2;
 }

@@ -78,7 +78,7 @@ run() {
 	local name=$1 pid rc
 	shift
 	"$FWD" --no-huge --no-shconf --no-pci --file-prefix "${PFX}_$name" -l 0-1 \
-		--vdev "net_pcap0,rx_pcap=$TMP/in.pcap,tx_pcap=$TMP/$name.pcap" -- \
+		--vdev "net_pcap0,rx_pcap=${IN:-$TMP/in.pcap},tx_pcap=$TMP/$name.pcap" -- \
 		--config "$TMP/cfg.yaml" "$@" >"$TMP/$name.log" 2>&1 &
 	pid=$!
 	sleep 2
@@ -93,7 +93,7 @@ stat_is() { # log, name, value
 	grep -qE "^  $2 +$3\$" "$1"
 }
 
-echo "1..16"
+echo "1..18"
 
 # ---- forwarding -----------------------------------------------------------
 run fwd --seed 7 "${NEIGH[@]}" --default-port 0
@@ -144,6 +144,26 @@ run noneigh --seed 7
 check "unknown neighbour: counted (tx_kernel, neigh_miss) and dropped" "$TMP/noneigh.log" \
 	sh -c "grep -qE '^  tx_kernel +6\$' '$TMP/noneigh.log' && grep -q 'neigh_miss 6 ' '$TMP/noneigh.log'"
 
+# Neighbours learned from what the port sees: an ARP reply for 10.1.0.1 and
+# a neighbour advertisement for fd01::3 come first, then LOADs and requests;
+# only 10.1.0.2 is configured.
+"$PCAP" mk "$TMP/learn_in.pcap" arp:10.1.0.1=02:00:00:00:aa:01 na:fd01::3=02:00:00:00:aa:03 \
+	load:1:0 load:2:0 load6:3 req:20 req6:4 >"$TMP/learn_mk.log" 2>&1
+IN=$TMP/learn_in.pcap run learn --seed 3 --neigh 10.1.0.2=02:00:00:00:01:02
+learned() {
+	local bad
+	bad=$(awk '/ type=1 /{
+		if ($4 == "10.1.0.1" && $12 != "dmac=02:00:00:00:aa:01") print
+		if ($4 == "10.1.0.2" && $12 != "dmac=02:00:00:00:01:02") print
+		if ($4 == "fd01::3") { if ($12 != "dmac=02:00:00:00:aa:03") print; n6++ }
+		if ($4 == "10.1.0.1") n1++
+		n++ }
+		END { if (n != 24 || n1 < 1 || n6 != 4) print "requests " n ", to node 1 " n1 ", v6 " n6 }' \
+		"$TMP/learn.out")
+	[ -z "$bad" ] && grep -q 'neigh_learn 2' "$TMP/learn.log"
+}
+check "ARP replies and neighbour advertisements fill the neighbour table" "$TMP/learn.log" learned
+
 # ---- telemetry, SIGHUP, a second instance ----------------------------------
 "$FWD" --no-huge --no-pci --file-prefix "${PFX}_tel" -l 0-1 \
 	--vdev "net_pcap0,rx_pcap=$TMP/in.pcap,tx_pcap=$TMP/tel.pcap" -- \
@@ -172,6 +192,36 @@ assert nd["1"]["addr"] == "10.1.0.1" and nd["1"]["reports"] == 1 and nd["3"]["ad
 assert lc["1"]["rx"] == 13, lc
 PY
 check "telemetry answers /cpn/stats, /cpn/nodes, /cpn/lcores" "$TMP/tel.json" [ $? -eq 0 ]
+
+# Two forwarding lcores (lcores 1 and 2 share CPU 1 here): each gets a queue
+# of its own on the port (net_null: one RX and one TX queue per lcore) and
+# forwards on it; both show in /cpn/lcores; SIGINT stops both.
+"$FWD" --no-huge --no-pci --file-prefix "${PFX}_mlc" -m 256 --lcores "0@0,1@1,2@1" \
+	--vdev net_null0,copy=1 -- --config "$TMP/cfg.yaml" >"$TMP/mlc.log" 2>&1 &
+mlc_pid=$!
+pids+=("$mlc_pid")
+msock=/var/run/dpdk/${PFX}_mlc/dpdk_telemetry.v2
+for _ in $(seq 50); do [ -S "$msock" ] && break; sleep 0.1; done
+sleep 1
+python3 - "$msock" >"$TMP/mlc.json" 2>&1 <<'PY'
+import json, socket, sys
+s = socket.socket(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+s.connect(sys.argv[1])
+s.recv(4096)
+s.send(b"/cpn/lcores")
+lc = json.loads(s.recv(1 << 20))["/cpn/lcores"]
+print(json.dumps(lc))
+assert sorted(lc) == ["1", "2"], lc
+assert sorted(v["queue"] for v in lc.values()) == [0, 1], lc
+assert all(v["rx"] > 0 for v in lc.values()), lc
+PY
+tel_rc=$?
+kill -INT "$mlc_pid"
+wait "$mlc_pid"
+mrc=$?
+cat "$TMP/mlc.log" >>"$TMP/mlc.json"
+check "two forwarding lcores, a queue each, both forwarding; SIGINT stops both" "$TMP/mlc.json" \
+	sh -c "[ $tel_rc -eq 0 ] && [ $mrc -eq 0 ] && grep -q '2 forwarding lcores' '$TMP/mlc.log'"
 
 "$FWD" --no-huge --no-pci --file-prefix "${PFX}_tel" -l 0-1 --vdev net_null0 -- \
 	--config "$TMP/cfg.yaml" >"$TMP/second.log" 2>&1
