@@ -6,14 +6,10 @@
 # parse.
 set -u
 cd "$(dirname "$0")/../.." || exit 1
+. selftests/e2e/lib.sh
 BUILD=${BUILD:-build}
 export BUILD
 
-skip() {
-	echo "1..1"
-	echo "ok 1 # SKIP $1"
-	exit 0
-}
 [ "$(id -u)" -eq 0 ] || skip "needs root (DPDK EAL)"
 [ -x "$BUILD/cpn-fwd" ] || skip "$BUILD/cpn-fwd not built (libdpdk-dev; make all)"
 [ -x "$BUILD/bench-fwd-pcap" ] || skip "$BUILD/bench-fwd-pcap not built (make all)"

@@ -8,14 +8,10 @@
 # namespace or a pin behind.
 set -u
 cd "$(dirname "$0")/../.." || exit 1
+. selftests/e2e/lib.sh
 BUILD=${BUILD:-build}
 export BUILD
 
-skip() {
-	echo "1..1"
-	echo "ok 1 # SKIP $1"
-	exit 0
-}
 [ "$(id -u)" -eq 0 ] || skip "needs root (namespaces, XDP, AF_XDP)"
 for f in "$BUILD/cpn-pktgen" "$BUILD/cpnctl" bpf/cpn_router.bpf.o bpf/cpn_sink.bpf.o; do
 	[ -e "$f" ] || skip "$f not built (make all; cpn-pktgen needs libxdp-dev)"

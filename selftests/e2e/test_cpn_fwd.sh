@@ -14,15 +14,11 @@
 # crash; bad EAL and cpn-fwd arguments exit 2.
 set -u
 cd "$(dirname "$0")/../.." || exit 1
+. selftests/e2e/lib.sh
 BUILD=${BUILD:-build}
 FWD=$(pwd)/$BUILD/cpn-fwd
 PCAP=$(pwd)/$BUILD/selftests/e2e/fwd_pcap
 
-skip() {
-	echo "1..1"
-	echo "ok 1 # SKIP $1"
-	exit 0
-}
 [ "$(id -u)" -eq 0 ] || skip "needs root (DPDK EAL)"
 pkg-config --exists libdpdk 2>/dev/null || skip "DPDK not installed (libdpdk-dev)"
 [ -x "$FWD" ] || skip "$FWD not built (make all)"
@@ -42,19 +38,6 @@ cleanup() {
 	[ -n "${KEEP_TMP:-}" ] || rm -rf "$TMP"
 }
 trap cleanup EXIT
-
-n=0
-ok() { n=$((n + 1)); echo "ok $n - $1"; }
-not_ok() {
-	n=$((n + 1))
-	echo "not ok $n - $1"
-	[ $# -gt 1 ] && sed 's/^/# /' "$2"
-}
-check() { # name, file-to-show-on-failure, command...
-	local name=$1 file=$2
-	shift 2
-	if "$@"; then ok "$name"; else not_ok "$name" "$file"; fi
-}
 
 cat >"$TMP/cfg.yaml" <<'YAML'
 control_port: 7471

@@ -18,16 +18,12 @@
 # of the daemon's family (userspace/cpnctl/metrics.c) it matches.
 set -u
 cd "$(dirname "$0")/../.." || exit 1
+. selftests/e2e/lib.sh
 BUILD=${BUILD:-build}
 FWD=$(pwd)/$BUILD/cpn-fwd
 PCAP=$(pwd)/$BUILD/selftests/e2e/fwd_pcap
 CPNCTL=$(pwd)/$BUILD/cpnctl
 
-skip() {
-	echo "1..1"
-	echo "ok 1 # SKIP $1"
-	exit 0
-}
 [ "$(id -u)" -eq 0 ] || skip "needs root (DPDK EAL, bpffs)"
 [ -x "$FWD" ] || skip "$FWD not built (libdpdk-dev, make all)"
 [ -x "$PCAP" ] || skip "$PCAP not built (make all)"
@@ -55,18 +51,6 @@ cleanup() {
 }
 trap cleanup EXIT
 
-n=0
-ok() { n=$((n + 1)); echo "ok $n - $1"; }
-not_ok() {
-	n=$((n + 1))
-	echo "not ok $n - $1"
-	[ $# -gt 1 ] && [ -f "$2" ] && sed 's/^/# /' "$2"
-}
-check() { # name, file-to-show-on-failure, command...
-	local name=$1 file=$2
-	shift 2
-	if "$@"; then ok "$name"; else not_ok "$name" "$file"; fi
-}
 free_port() {
 	python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'
 }

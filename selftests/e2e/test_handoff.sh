@@ -18,15 +18,11 @@
 #     time the PMD holds the interfaces (reported, bounded).
 set -u
 cd "$(dirname "$0")/../.." || exit 1
+. selftests/e2e/lib.sh
 BUILD=${BUILD:-build}
 TB=tools/testbed
 NAME=hof
 
-skip() {
-	echo "1..1"
-	echo "ok 1 # SKIP $1"
-	exit 0
-}
 [ "$(id -u)" -eq 0 ] || skip "needs root (netns, XDP, AF_XDP)"
 [ -x "$BUILD/cpn-fwd" ] || skip "$BUILD/cpn-fwd not built (libdpdk-dev, make all)"
 [ -e bpf/cpn_xsk.bpf.o ] || skip "bpf/cpn_xsk.bpf.o not built (make all)"
@@ -39,22 +35,10 @@ cleanup() {
 }
 trap cleanup EXIT
 
-n=0
-ok() { n=$((n + 1)); echo "ok $n - $1"; }
-not_ok() {
-	n=$((n + 1))
-	echo "not ok $n - $1"
-	[ $# -gt 1 ] && [ -f "$2" ] && sed 's/^/# /' "$2"
-}
-check() { # name, file-to-show-on-failure, command...
-	local name=$1 file=$2
-	shift 2
-	if "$@"; then ok "$name"; else not_ok "$name" "$file"; fi
-}
 T=9
 echo "1..$T"
 bail() {
-	while [ $n -lt $T ]; do not_ok "$1 (not reached)"; done
+	bail_rest "$T" "$1 (not reached)"
 	exit 1
 }
 
