@@ -144,6 +144,14 @@ static __always_inline __u32 cpn_sat32(__u64 v)
 
 /* ---- choice ---------------------------------------------------------- */
 
+/* A uniform 32-bit x onto 0..n-1 by multiply and shift: no divide, and
+ * the bias (at most n / 2^32) is far below anything a test can see.
+ */
+static __always_inline __u32 cpn_range32(__u32 x, __u32 n)
+{
+	return (__u32)(((__u64)x * n) >> 32);
+}
+
 /* x mod n for x < 2n: the loops recompute their index from `start + i`
  * rather than carry a wrapped one, which keeps the verifier's states few.
  */
@@ -350,7 +358,7 @@ CPN_SCHED_FN int cpn_random_live(CPN_CTX *ctx, const struct cpn_service *svc, __
 		struct cpn_node *nd;
 
 		x = x * 6364136223846793005ULL + 1442695040888963407ULL;
-		idx = (__u32)(x >> 33) % n;
+		idx = cpn_range32((__u32)(x >> 32), n);
 		if ((int)idx == skip)
 			continue;
 		nd = cpn_node_at(ctx, svc->nodes[idx & (CPN_MAX_SVC_NODES - 1)]);
@@ -430,7 +438,7 @@ static __always_inline int cpn_choose(CPN_CTX *ctx, struct cpn_service *svc,
 
 	switch (svc->policy) {
 	case CPN_POL_LEAST:
-		if (!cpn_least(ctx, svc, (__u32)rnd % n, now_ns, out))
+		if (!cpn_least(ctx, svc, cpn_range32((__u32)rnd, n), now_ns, out))
 			return cpn_fallback(ctx, svc, mg, flow_hash, out);
 		return cpn_admit(svc, out->est_us, out->min_queue, out);
 	case CPN_POL_MAGLEV: {
