@@ -276,6 +276,79 @@ def sec_fwdrate(d, plots, work):
     return "\n".join(out), summ
 
 
+def sec_sched(d, plots, work):
+    pols = d.get("params", {}).get("policies", [])
+    rhos = d.get("params", {}).get("rhos", [])
+    hom = {(e["rho"], e["policy"]): e for e in d.get("homogeneous", [])}
+    th = {t["rho"]: t for t in d.get("theory", [])}
+
+    def cell(e, q):
+        if not e or q not in e:
+            return None
+        v = e[q]
+        cens = e.get(q + "_censored_runs", 0)
+        return "%.2f (%.2f..%.2f)%s" % (v["median"], v["min"], v["max"],
+                                        " ≥timeout×%d" % cens if cens else "")
+    out = ["k = %s workers, `synthetic` exp(%s), capacity 1, open-loop Poisson from cpn-load; "
+           "response times in units of the mean service time, median of %s runs (min..max). "
+           "M/M/k: one central FCFS queue (Erlang C, `cpn-mmk`) at the measured service time; "
+           "M/M/1: random assignment." % (d.get("params", {}).get("workers"),
+                                          d.get("params", {}).get("svc"),
+                                          d.get("params", {}).get("reps")), ""]
+    for q, title in (("p99", "p99"), ("p50", "p50"), ("p99.9", "p99.9")):
+        head = ["ρ", "M/M/k"] + pols + ["M/M/1"]
+        rows = []
+        for r in rhos:
+            t = th.get(r, {}).get("measured") or th.get(r, {}).get("nominal") or {}
+            mean = t.get("mean_us", 2000.0)
+            row = [r, (t.get("mmk", {}).get(q) or 0) / mean]
+            row += [cell(hom.get((r, p)), q) for p in pols]
+            row.append((t.get("mm1", {}).get(q) or 0) / mean)
+            rows.append(row)
+        out += ["**%s**" % title, "", table(head, rows), ""]
+    tg = d.get("targets", [])
+    if tg:
+        out += [table(["target (ρ = 0.8)", "measured", "met"],
+                      [[t["what"], t.get("ratio_measured", t.get("ratio")), t["met"]]
+                       for t in tg]), ""]
+    het = d.get("heterogeneous")
+    if het:
+        ws = het.get("workers", [])
+        head = ["policy", "p99 ms", "unanswered"] + ["w%d share (cap. %.2f)" % (w["id"], w["capacity_share"])
+                                                    for w in ws]
+        rows = []
+        for p in het.get("policies", []):
+            p99 = p["p99_us"]["median"] / 1000
+            rows.append([p["policy"], ("≥ %.0f (timeout)" % p99) if p.get("p99_censored_runs") else p99,
+                         "%.1f %%" % (100 * p.get("unserved_share", {}).get("median", 0))] +
+                        [p.get("share", {}).get(str(w["id"])) for w in ws])
+        out += ["**Heterogeneous fleet** at ρ = %s (%s req/s): %s." %
+                (het.get("rho"), het.get("rate"),
+                 ", ".join("w%d %s%s" % (w["id"], w["svc"], " +%d µs path" % w["delay_us"]
+                                         if w["delay_us"] else "") for w in ws)), "",
+                table(head, rows), ""]
+    for png in ("sched_p99.png", "sched_hetero.png"):
+        if os.path.exists(os.path.join(plots, png)):
+            out.append("![%s](bench/%s)\n" % (png, png))
+    # The headline: p99 at rho 0.8 against the optimum.
+    h = None
+    if 0.8 in rhos:
+        t = th.get(0.8, {}).get("measured") or {}
+        opt = (t.get("mmk", {}).get("p99") or 0) / t.get("mean_us", 2000.0)
+        rows = []
+        for p in pols:
+            e = hom.get((0.8, p))
+            if e:
+                rows.append([p, e["p99"]["median"], e["p99"]["median"] / opt if opt else None])
+        h = ("Scheduling quality, k = 8 workers at ρ = 0.8 (p99 in mean service times; "
+             "the optimum is one central queue, M/M/k = %.2f):\n\n" % opt +
+             table(["policy", "p99", "× optimum"], rows) + "\n\n" +
+             "\n".join("- %s: **%s** (%.2f)" % (t["what"], "met" if t["met"] else "not met",
+                                               t.get("ratio_measured", t.get("ratio")) or 0)
+                       for t in tg))
+    return "\n".join(out), {"targets": tg, "headline_md": h}
+
+
 def sec_generic(d, plots, work, name):
     md = []
     if isinstance(d.get("summary_md"), str):
@@ -340,7 +413,8 @@ def main():
         body.append("")
         if data is not None:
             fn = {"xdp": sec_xdp, "fwd": sec_fwd, "sim": sec_sim,
-                      "worker": sec_worker, "fwdrate": sec_fwdrate}.get(name)
+                      "worker": sec_worker, "fwdrate": sec_fwdrate,
+                      "sched": sec_sched}.get(name)
             try:
                 md, summary = fn(data, a.plots, a.work) if fn else \
                     sec_generic(data, a.plots, a.work, name)
