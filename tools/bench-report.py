@@ -368,7 +368,9 @@ def sec_generic(d, plots, work, name):
 
 def main():
     ap = argparse.ArgumentParser()
-    ap.add_argument("--work", required=True)
+    ap.add_argument("--work", help="bench-all.sh's work directory")
+    ap.add_argument("--from-results", help="render again from an earlier results.json "
+                    "(its figures, machine and time; new notes and layout)")
     ap.add_argument("--mode", default="full")
     ap.add_argument("--results", required=True)
     ap.add_argument("--plots", required=True)
@@ -377,13 +379,30 @@ def main():
     a = ap.parse_args()
 
     steps = {}
-    with open(os.path.join(a.work, "steps.txt")) as f:
-        for line in f:
-            name, status, secs, cmd, reason = (line.rstrip("\n").split("\t") + [""] * 5)[:5]
-            steps[name] = {"status": status, "seconds": float(secs), "command": cmd,
-                           "reason": reason}
+    old = None
+    if a.from_results:
+        import tempfile
+        with open(a.from_results) as f:
+            old = json.load(f)
+        a.work = tempfile.mkdtemp(prefix="cpn-bench-report.")
+        for name, e in old["benchmarks"].items():
+            steps[name] = {k: e[k] for k in ("status", "seconds", "command", "reason")}
+            if "result" in e:
+                with open(os.path.join(a.work, name + ".json"), "w") as f:
+                    json.dump(e["result"], f)
+        a.mode, a.invoked = old["mode"], old["invoked"]
+    elif not a.work:
+        ap.error("--work or --from-results")
+    else:
+        with open(os.path.join(a.work, "steps.txt")) as f:
+            for line in f:
+                name, status, secs, cmd, reason = (line.rstrip("\n").split("\t") + [""] * 5)[:5]
+                steps[name] = {"status": status, "seconds": float(secs), "command": cmd,
+                               "reason": reason}
     results = {"generated": datetime.datetime.now().astimezone().isoformat(timespec="seconds"),
                "mode": a.mode, "invoked": a.invoked, "machine": machine(), "benchmarks": {}}
+    if old:
+        results["generated"], results["machine"] = old["generated"], old["machine"]
     doc = ["# cpn benchmarks", "",
            "Written by `make bench` (`%s`, mode **%s**) on %s. Every figure comes with the "
            "command that produced it; every baseline was measured in the same run. "
