@@ -98,7 +98,7 @@ def plot_bars(path, title, ylabel, labels, series, work):
             f.write('"%s" %s\n' % (lab, " ".join("%g" % s[1][i] for s in series)))
     cols = " , ".join("'%s' using %d:xtic(1) title '%s'" % (dat, i + 2, s[0])
                       for i, s in enumerate(series))
-    return gnuplot("""set terminal %s
+    return gnuplot("""set terminal %s noenhanced
 set output '%s'
 set title '%s'
 set ylabel '%s'

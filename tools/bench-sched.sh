@@ -607,8 +607,10 @@ if hetero:
                                             e["p99_us"]["max"] / 1000, 100 * e["unserved_share"]["median"]))
 with open(os.path.join(P, "subtitle"), "w") as f:
     f.write("%d x exp:%d us workers, open-loop Poisson, median of %s runs (bars min..max); %s, %d CPUs, "
-            "load average %s at the start" % (K, S, E["REPS"], out["machine"]["uname"], out["machine"]["nproc"],
-                                               E["LOADAVG0"].split()[0]))
+            "load average %s at the start" % (K, S, E["REPS"],
+                                               # gnuplot's enhanced text: "_" would subscript
+                                               out["machine"]["uname"].replace("_", "\\_"),
+                                               out["machine"]["nproc"], E["LOADAVG0"].split()[0]))
 with open(os.path.join(TMP, "result.json"), "w") as f:
     json.dump(out, f, indent=1)
     f.write("\n")
