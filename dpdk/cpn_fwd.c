@@ -46,6 +46,7 @@
 #include "fwd.h"
 #include "fwd_xsk.h"
 #include "cpn/sched.h"
+#include "cpn_addr.h"
 #include "cpn_maps.h"
 #include "cpnctl.h"
 
@@ -138,7 +139,6 @@ static int neigh_opt(const char *s)
 {
 	char buf[128], *eq, *at;
 	struct neigh_key k = {0};
-	unsigned int mac[6];
 	__u8 m[6];
 	long port = 0;
 
@@ -158,14 +158,8 @@ static int neigh_opt(const char *s)
 	}
 	if (cpn_addr_parse(buf, k.addr, &k.family))
 		return -1;
-	if (sscanf(eq + 1, "%x:%x:%x:%x:%x:%x", &mac[0], &mac[1], &mac[2], &mac[3], &mac[4],
-		   &mac[5]) != 6)
+	if (cpn_mac_parse(eq + 1, m))
 		return -1;
-	for (int i = 0; i < 6; i++) {
-		if (mac[i] > 0xff)
-			return -1;
-		m[i] = (__u8)mac[i];
-	}
 	return fwd_neigh_set(&k, m, (__u16)port);
 }
 

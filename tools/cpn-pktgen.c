@@ -58,6 +58,7 @@
 #include <bpf/libbpf.h>
 #include <xdp/xsk.h>
 
+#include "cpn_addr.h"
 #include "cpn_test.h"
 #include "pktgen_sink.h"
 
@@ -152,21 +153,6 @@ static void usage(void)
 	exit(2);
 }
 
-static int parse_mac(const char *s, __u8 mac[6])
-{
-	unsigned int b[6];
-	char tail;
-
-	if (sscanf(s, "%x:%x:%x:%x:%x:%x%c", &b[0], &b[1], &b[2], &b[3], &b[4], &b[5], &tail) != 6)
-		return -1;
-	for (int i = 0; i < 6; i++) {
-		if (b[i] > 0xff)
-			return -1;
-		mac[i] = (__u8)b[i];
-	}
-	return 0;
-}
-
 static int dev_mac(const char *dev, __u8 mac[6])
 {
 	struct ifreq ifr;
@@ -255,7 +241,7 @@ static void parse_args(int argc, char **argv, struct opts *o)
 			o->dev = optarg;
 			break;
 		case 'm':
-			if (parse_mac(optarg, o->dst_mac))
+			if (cpn_mac_parse(optarg, o->dst_mac))
 				usage();
 			o->have_mac = 1;
 			break;

@@ -66,6 +66,7 @@
 
 #include "cpn/siphash.h"
 #include "cpn_router.skel.h"
+#include "cpn_addr.h"
 #include "cpn_test.h"
 #include "cpnctl.h"
 #include "cfgmap.h"
@@ -133,11 +134,10 @@ static void neigh_mac(const char *ip, char *out, size_t len)
 
 static void parse_mac(const char *s, __u8 mac[6])
 {
-	unsigned int b[6] = {0};
-
-	sscanf(s, "%x:%x:%x:%x:%x:%x", &b[0], &b[1], &b[2], &b[3], &b[4], &b[5]);
-	for (int i = 0; i < 6; i++)
-		mac[i] = (__u8)b[i];
+	if (cpn_mac_parse(s, mac)) {
+		fprintf(stderr, "fixture_gen: bad MAC %s\n", s);
+		exit(1);
+	}
 }
 
 /* The destination address of a located frame, as text. */

@@ -22,6 +22,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "cpn_addr.h"
 #include "cpn_test.h"
 
 static FILE *out;
@@ -66,25 +67,13 @@ static void request(int family, __u16 svc, __u16 sport)
 	put(&s);
 }
 
-static int parse_mac(const char *m, __u8 mac[6])
-{
-	unsigned int b[6];
-	char end;
-
-	if (sscanf(m, "%x:%x:%x:%x:%x:%x%c", &b[0], &b[1], &b[2], &b[3], &b[4], &b[5], &end) != 6)
-		return -1;
-	for (int i = 0; i < 6; i++)
-		mac[i] = (__u8)b[i];
-	return 0;
-}
-
 /* An ARP reply: IP is at MAC, to the router. */
 static int arp_reply(const char *ip, const char *m)
 {
 	__u8 buf[60] = {0}, mac[6];
 	struct in_addr a;
 
-	if (inet_pton(AF_INET, ip, &a) != 1 || parse_mac(m, mac))
+	if (inet_pton(AF_INET, ip, &a) != 1 || cpn_mac_parse(m, mac))
 		return -1;
 	memset(buf, 0xff, 6);
 	memcpy(buf + 6, mac, 6);
@@ -103,7 +92,7 @@ static int neigh_advert(const char *ip6, const char *m)
 	__u8 buf[14 + 40 + 32] = {0}, mac[6], *ip = buf + 14, *icmp = ip + 40;
 	struct in6_addr a;
 
-	if (inet_pton(AF_INET6, ip6, &a) != 1 || parse_mac(m, mac))
+	if (inet_pton(AF_INET6, ip6, &a) != 1 || cpn_mac_parse(m, mac))
 		return -1;
 	memcpy(buf, (const __u8[]){0x33, 0x33, 0, 0, 0, 1}, 6);
 	memcpy(buf + 6, mac, 6);

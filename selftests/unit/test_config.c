@@ -17,6 +17,7 @@
 #include <arpa/inet.h>
 #include <cmocka.h>
 
+#include "cpn_addr.h"
 #include "cpnctl.h"
 
 #define KEY1 "00112233445566778899aabbccddeeff"
@@ -903,15 +904,40 @@ static void test_load(void **state)
 	assert_int_equal(cfg.n_services, 0);
 }
 
+/* The one MAC parser (libcpn): cpn-fwd --neigh, cpn-pktgen, the fixtures. */
+static void test_mac_parse(void **state)
+{
+	unsigned char m[6];
+	static const unsigned char want[6] = {0x02, 0x00, 0x00, 0xab, 0x01, 0xff};
+
+	(void)state;
+	assert_int_equal(cpn_mac_parse("02:00:00:ab:01:ff", m), 0);
+	assert_memory_equal(m, want, 6);
+	assert_int_equal(cpn_mac_parse("02:00:00:AB:1:FF", m), 0);
+	assert_memory_equal(m, want, 6);
+	assert_int_equal(cpn_mac_parse("02:00:00:ab:01", m), -1);
+	assert_int_equal(cpn_mac_parse("02:00:00:ab:01:ff:", m), -1);
+	assert_int_equal(cpn_mac_parse("02:00:00:ab:01:100", m), -1);
+	assert_int_equal(cpn_mac_parse("zz:00:00:ab:01:ff", m), -1);
+	assert_int_equal(cpn_mac_parse("", m), -1);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-	    cmocka_unit_test(test_design_example), cmocka_unit_test(test_policy_parse),
-	    cmocka_unit_test(test_empty),	   cmocka_unit_test(test_defaults),
-	    cmocka_unit_test(test_order),	   cmocka_unit_test(test_full_ipv6_sorted),
-	    cmocka_unit_test(test_broken),	   cmocka_unit_test(test_round_trip),
-	    cmocka_unit_test(test_write_keys),	   cmocka_unit_test(test_copy),
-	    cmocka_unit_test(test_validate),	   cmocka_unit_test(test_load),
+	    cmocka_unit_test(test_design_example),
+	    cmocka_unit_test(test_mac_parse),
+	    cmocka_unit_test(test_policy_parse),
+	    cmocka_unit_test(test_empty),
+	    cmocka_unit_test(test_defaults),
+	    cmocka_unit_test(test_order),
+	    cmocka_unit_test(test_full_ipv6_sorted),
+	    cmocka_unit_test(test_broken),
+	    cmocka_unit_test(test_round_trip),
+	    cmocka_unit_test(test_write_keys),
+	    cmocka_unit_test(test_copy),
+	    cmocka_unit_test(test_validate),
+	    cmocka_unit_test(test_load),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

@@ -2,6 +2,7 @@
 /* "ADDR:PORT" parsing: see cpn_addr.h. */
 #include <arpa/inet.h>
 #include <errno.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <netinet/in.h>
@@ -62,6 +63,21 @@ int cpn_sockaddr_parse(const char *s, unsigned min_port, struct sockaddr_storage
 		s4->sin_family = AF_INET;
 		s4->sin_port = htons((unsigned short)port);
 		*len = sizeof(*s4);
+	}
+	return 0;
+}
+
+int cpn_mac_parse(const char *s, unsigned char mac[6])
+{
+	unsigned int b[6];
+	char tail;
+
+	if (sscanf(s, "%x:%x:%x:%x:%x:%x%c", &b[0], &b[1], &b[2], &b[3], &b[4], &b[5], &tail) != 6)
+		return -1;
+	for (int i = 0; i < 6; i++) {
+		if (b[i] > 0xff)
+			return -1;
+		mac[i] = (unsigned char)b[i];
 	}
 	return 0;
 }
