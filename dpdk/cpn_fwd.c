@@ -706,24 +706,12 @@ static int port_setup(__u16 port)
 		}
 		if (rc > 0)
 			printf("cpn-fwd: port %u: hand-off from cpn_xdp on ifindex %u, %u AF_XDP "
-			       "socket(s)%s (cpn_xdp off the interface %.1f ms)\n",
+			       "socket(s) (cpn_xdp off the interface %.1f ms)\n",
 			       port, info.if_index, g.xsk[port].n_sock,
-			       g.xsk[port].took_router ? "" : ", cpn_xdp newly attached",
 			       (double)g.xsk[port].gap_ns / 1e6);
 	}
 	rte_eth_promiscuous_enable(port); /* not every PMD has it: not an error */
 	return rte_eth_macaddr_get(port, &fwd.mac[port]);
-}
-
-/* The pinned router program, for the hand-off on net_af_xdp ports; -1 if
- * the controller pinned none (cpn-fwd then follows the maps only).
- */
-static int pinned_router(const char *pin_dir)
-{
-	char path[512];
-
-	snprintf(path, sizeof(path), "%s/progs/cpn_xdp", pin_dir);
-	return bpf_obj_get(path);
 }
 
 static struct rte_hash *neigh_table(void)
@@ -809,7 +797,10 @@ int main(int argc, char **argv)
 		}
 		g.maps_open = true;
 		g.state = g.maps.state;
-		g.router_fd = pinned_router(g.pin_dir);
+		/* The router program, for the hand-off on net_af_xdp ports; none
+		 * pinned: cpn-fwd follows the maps only.
+		 */
+		g.router_fd = cpn_pinned_prog_fd(g.pin_dir);
 	} else {
 		g.state = aligned_alloc(64, sizeof(struct cpn_node) * CPN_MAX_NODES);
 		if (!g.state)

@@ -21,6 +21,7 @@
 #endif
 
 #include "cpn/maps.h"
+#include "cpn_maps.h"
 #include "fwd_xsk.h"
 
 #define XSK_PLACEHOLDER "cpn_xsk" /* the program of bpf/cpn_xsk.bpf.o */
@@ -31,16 +32,6 @@ static __u64 mono_ns(void)
 
 	clock_gettime(CLOCK_MONOTONIC, &ts);
 	return (__u64)ts.tv_sec * 1000000000ULL + (__u64)ts.tv_nsec;
-}
-
-static __u32 fd_prog_id(int fd)
-{
-	struct bpf_prog_info info = {0};
-	__u32 len = sizeof(info);
-
-	if (bpf_obj_get_info_by_fd(fd, &info, &len))
-		return 0;
-	return info.id;
 }
 
 /* The program attached to ifindex: id, mode flag, and its name. */
@@ -95,7 +86,7 @@ int fwd_xsk_prepare(struct fwd_xsk *x, int ifindex, int router_fd, char *err, si
 	 * cpn_xsk left by a cpn-fwd that died before it adopted the port (the
 	 * caller holds the hand-off lock, so none is running): taken off too.
 	 */
-	if (!id || (id != fd_prog_id(router_fd) && strcmp(name, XSK_PLACEHOLDER)))
+	if (!id || (id != cpn_prog_id(router_fd) && strcmp(name, XSK_PLACEHOLDER)))
 		return 0;
 	x->mode = mode;
 	x->off_ns = mono_ns();
@@ -247,7 +238,7 @@ void fwd_xsk_before_close(struct fwd_xsk *x, int router_fd)
 	__u32 id, mode;
 
 	if (x->ifindex && !attached(x->ifindex, &id, &mode, name) && id &&
-	    id == fd_prog_id(router_fd)) {
+	    id == cpn_prog_id(router_fd)) {
 		x->keep = true;
 		x->mode = mode;
 	}
@@ -270,7 +261,7 @@ void fwd_xsk_restore(struct fwd_xsk *x, int router_fd)
 	if (!x->took_router && !x->adopted && !x->keep)
 		return;
 	if (!attached(x->ifindex, &id, &mode, name) && id) {
-		if (id == fd_prog_id(router_fd))
+		if (id == cpn_prog_id(router_fd))
 			goto done; /* still there: nothing to do */
 		if (strcmp(name, XSK_PLACEHOLDER))
 			goto done; /* someone else's now: leave it */

@@ -397,31 +397,13 @@ static void abandon(struct cpn_ctl *ctl, struct cpn_cfg *cfg)
 
 /* ---- XDP attachment --------------------------------------------------- */
 
-static int pinned_prog_fd(const char *pin_dir)
-{
-	char path[512];
-
-	snprintf(path, sizeof(path), "%s/progs/cpn_xdp", pin_dir);
-	return bpf_obj_get(path);
-}
-
-static __u32 prog_id(int fd)
-{
-	struct bpf_prog_info info = {0};
-	__u32 len = sizeof(info);
-
-	if (bpf_obj_get_info_by_fd(fd, &info, &len))
-		return 0;
-	return info.id;
-}
-
 /* Attach the router to one interface: driver mode, generic as a fallback
  * with a warning. Already attached: nothing to do. Another program: refuse.
  */
 static int attach(int prog_fd, const char *ifname, bool skb)
 {
 	int ifindex = (int)if_nametoindex(ifname);
-	__u32 cur = 0, mine = prog_id(prog_fd);
+	__u32 cur = 0, mine = cpn_prog_id(prog_fd);
 	int err;
 
 	if (!ifindex)
@@ -468,14 +450,14 @@ static void detach(__u32 mine, const char *ifname)
 static int sync_ifaces(struct cpn_ctl *ctl, const struct cpn_cfg *old, const struct cpn_cfg *cfg,
 		       bool skb)
 {
-	int fd = pinned_prog_fd(ctl->pin_dir);
+	int fd = cpn_pinned_prog_fd(ctl->pin_dir);
 	__u32 mine;
 	int rc = 0;
 
 	if (fd < 0)
 		return cpnctl_fail("no cpn_xdp program pinned at %s/progs: run 'cpnctl up'",
 				   ctl->pin_dir);
-	mine = prog_id(fd);
+	mine = cpn_prog_id(fd);
 	for (int i = 0; i < cfg->n_ifaces && !rc; i++) {
 		rc = attach(fd, cfg->ifaces[i], skb);
 		if (!rc && cpn_maps_add_port(&ctl->maps, (int)if_nametoindex(cfg->ifaces[i])))
@@ -527,7 +509,7 @@ static int load_or_adopt(const char *pin_dir, bool *loaded)
 	*loaded = false;
 	if (!cpn_maps_open_pinned(&m, pin_dir)) {
 		cpn_maps_close(&m);
-		int fd = pinned_prog_fd(pin_dir);
+		int fd = cpn_pinned_prog_fd(pin_dir);
 
 		if (fd < 0)
 			return cpnctl_fail("maps are pinned at %s but not the program "
@@ -669,9 +651,9 @@ static int cmd_down(struct opts *o)
 		return rc;
 	if (o->n_args)
 		return cpnctl_usage(usage_down, "unexpected argument '%s'", o->args[0]);
-	fd = pinned_prog_fd(pin_dir);
+	fd = cpn_pinned_prog_fd(pin_dir);
 	if (fd >= 0) {
-		mine = prog_id(fd);
+		mine = cpn_prog_id(fd);
 		close(fd);
 	}
 	if (!cpn_ctl_open(&ctl, pin_dir, cpnctl_state_dir(o), &err)) {

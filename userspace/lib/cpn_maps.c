@@ -68,6 +68,24 @@ int cpn_maps_open_pinned(struct cpn_maps *m, const char *pin_dir)
 	return err;
 }
 
+int cpn_pinned_prog_fd(const char *pin_dir)
+{
+	char path[PATH_MAX];
+
+	snprintf(path, sizeof(path), "%s/progs/cpn_xdp", pin_dir);
+	return bpf_obj_get(path);
+}
+
+__u32 cpn_prog_id(int prog_fd)
+{
+	struct bpf_prog_info info = {0};
+	__u32 len = sizeof(info);
+
+	if (bpf_obj_get_info_by_fd(prog_fd, &info, &len))
+		return 0;
+	return info.id;
+}
+
 int cpn_maps_from_object(struct cpn_maps *m, struct bpf_object *obj)
 {
 	memset(m, 0, sizeof(*m));

@@ -43,6 +43,11 @@ struct cpn_maps {
 extern const char *const cpn_map_names[CPN_NR_MAPS];
 
 int cpn_maps_open_pinned(struct cpn_maps *m, const char *pin_dir);
+
+/* The router program pinned at DIR/progs/cpn_xdp: an fd, or < 0. */
+int cpn_pinned_prog_fd(const char *pin_dir);
+/* The id of a program fd; 0 if it has none. */
+__u32 cpn_prog_id(int prog_fd);
 int cpn_maps_from_object(struct cpn_maps *m, struct bpf_object *obj);
 void cpn_maps_close(struct cpn_maps *m);
 
