@@ -8,11 +8,14 @@
 #   not_ok NAME [WHAT...]    the next test failed; each WHAT, a file shown as
 #                            TAP comments, or a line of text
 #   check NAME WHAT CMD...   ok when CMD succeeds, else not_ok NAME WHAT
+#   check_log NAME LOG CMD...  the same with CMD's output written to LOG
+#   skip_one REASON          the next test is skipped ("ok K # SKIP REASON")
 #   bail_rest N REASON       not_ok for every test up to N (an earlier step
 #                            that the rest needed failed)
+#   tap_ran N                a comment when fewer than N tests reported
 #
-# `n` counts the tests reported so far.
-n=0
+# `tap_n` counts the tests reported so far.
+tap_n=0
 
 skip() {
 	echo "1..1"
@@ -21,14 +24,14 @@ skip() {
 }
 
 ok() {
-	n=$((n + 1))
-	echo "ok $n - $1"
+	tap_n=$((tap_n + 1))
+	echo "ok $tap_n - $1"
 }
 
 not_ok() {
 	local d
-	n=$((n + 1))
-	echo "not ok $n - $1"
+	tap_n=$((tap_n + 1))
+	echo "not ok $tap_n - $1"
 	shift
 	for d in "$@"; do
 		if [ -f "$d" ]; then
@@ -45,6 +48,21 @@ check() {
 	if "$@"; then ok "$name"; else not_ok "$name" "$what"; fi
 }
 
+check_log() {
+	local name=$1 log=$2
+	shift 2
+	if "$@" >"$log" 2>&1; then ok "$name"; else not_ok "$name" "$log"; fi
+}
+
 bail_rest() {
-	while [ "$n" -lt "$1" ]; do not_ok "$2"; done
+	while [ "$tap_n" -lt "$1" ]; do not_ok "$2"; done
+}
+
+skip_one() {
+	tap_n=$((tap_n + 1))
+	echo "ok $tap_n # SKIP $1"
+}
+
+tap_ran() {
+	[ "$tap_n" -eq "$1" ] || echo "# ran $tap_n of $1 tests"
 }

@@ -22,17 +22,13 @@
 # everything made is removed on exit, pass or fail. Takes about 2 s.
 set -u
 cd "$(dirname "$0")/../.." || exit 1
+. selftests/e2e/lib.sh
 BUILD=${BUILD:-build}
 CPNCTL=$BUILD/cpnctl
 ROUTER_OBJ=bpf/cpn_router.bpf.o
 PASS_OBJ=bpf/cpn_pass.bpf.o
 UDP=selftests/e2e/cpn_udp.py
 
-skip() {
-	echo "1..1"
-	echo "ok 1 # SKIP $1"
-	exit 0
-}
 [ "$(id -u)" -eq 0 ] || skip "needs root (netns, bpffs, XDP)"
 for t in ip bpftool python3 timeout nsenter ethtool mount; do
 	command -v "$t" >/dev/null 2>&1 || skip "$t not installed"
@@ -78,21 +74,8 @@ in_ns() { # ns, command...: keeps /sys/fs/bpf (ip netns exec remounts /sys)
 
 N=9
 echo "1..$N"
-i=0
-ok() { # name
-	i=$((i + 1))
-	echo "ok $i - $1"
-}
-not_ok() { # name, detail file or text...
-	i=$((i + 1))
-	echo "not ok $i - $1"
-	shift
-	for d in "$@"; do
-		if [ -f "$d" ]; then sed 's/^/# /' "$d"; else printf '%s\n' "$d" | sed 's/^/# /'; fi
-	done
-}
 bail() { # the rest cannot run: fail it all
-	while [ "$i" -lt "$N" ]; do not_ok "skipped after an earlier failure: $1"; done
+	bail_rest "$N" "skipped after an earlier failure: $1"
 	exit 1
 }
 log=$TMP/log
@@ -297,4 +280,4 @@ assert n["queue_depth"] == 2 and n["capacity"] == 6 and n["path_measured"] and n
 else
 	not_ok "cpnctl_status_json_shows_load_and_path_latency_from_the_reply" "$st" "$log"
 fi
-[ "$i" -eq "$N" ] || echo "# ran $i of $N tests"
+tap_ran "$N"

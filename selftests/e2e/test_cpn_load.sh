@@ -15,14 +15,10 @@
 # KEEP_TMP=1 keeps the JSON of every run.
 set -u
 cd "$(dirname "$0")/../.." || exit 1
+. selftests/e2e/lib.sh
 BUILD=${BUILD:-build}
 LOAD=$(pwd)/$BUILD/cpn-load
 
-skip() {
-	echo "1..1"
-	echo "ok 1 # SKIP $1"
-	exit 0
-}
 command -v python3 >/dev/null 2>&1 || skip "python3 not installed"
 [ -x "$LOAD" ] || skip "$LOAD not built (make all)"
 
@@ -37,20 +33,6 @@ cleanup() {
 	[ -n "${KEEP_TMP:-}" ] || rm -rf "$TMP"
 }
 trap cleanup EXIT
-
-n=0
-ok() { # name
-	n=$((n + 1))
-	echo "ok $n - $1"
-}
-not_ok() { # name, detail file...
-	n=$((n + 1))
-	echo "not ok $n - $1"
-	shift
-	for f in "$@"; do
-		[ -f "$f" ] && sed 's/^/# /' "$f"
-	done
-}
 
 # Start a reflector on a free port: reflect NAME [options]; sets REFLECT_PORT.
 reflect() {
@@ -165,8 +147,7 @@ exit(0 if ok else 3 if starved else 1)
 	if [ $rc -eq 0 ]; then
 		ok "${name}_send_gaps_have_cv_between_${lo}_and_${hi}"
 	elif [ $rc -eq 3 ]; then
-		n=$((n + 1))
-		echo "ok $n # SKIP $name send gaps: the sender was starved of CPU in every try"
+		skip_one "$name send gaps: the sender was starved of CPU in every try"
 		sed 's/^/# /' "$TMP/$name.tries"
 	else
 		not_ok "${name}_send_gaps_have_cv_between_${lo}_and_${hi}" "$TMP/$name.tries" \

@@ -21,16 +21,12 @@
 # Pins, state and namespaces are this run's own; all removed on exit.
 set -u
 cd "$(dirname "$0")/../.." || exit 1
+. selftests/e2e/lib.sh
 BUILD=${BUILD:-build}
 CPNCTL=$(pwd)/$BUILD/cpnctl
 PASS_OBJ=bpf/cpn_pass.bpf.o
 UDP=$(pwd)/selftests/e2e/cpn_udp.py
 
-skip() {
-	echo "1..1"
-	echo "ok 1 # SKIP $1"
-	exit 0
-}
 [ "$(id -u)" -eq 0 ] || skip "needs root (netns, bpffs, XDP)"
 for t in ip bpftool python3 timeout nsenter ethtool mountpoint; do
 	command -v "$t" >/dev/null 2>&1 || skip "$t not installed"
@@ -88,21 +84,8 @@ bg_ns() { # ns, seconds, command...: a long-running process, bounded by its own 
 
 N=11
 echo "1..$N"
-i=0
-ok() {
-	i=$((i + 1))
-	echo "ok $i - $1"
-}
-not_ok() {
-	i=$((i + 1))
-	echo "not ok $i - $1"
-	shift
-	for d in "$@"; do
-		if [ -f "$d" ]; then sed 's/^/# /' "$d"; else printf '%s\n' "$d" | sed 's/^/# /'; fi
-	done
-}
 bail() {
-	while [ "$i" -lt "$N" ]; do not_ok "skipped after an earlier failure: $1"; done
+	bail_rest "$N" "skipped after an earlier failure: $1"
 	exit 1
 }
 log=$TMP/log
@@ -401,4 +384,4 @@ else
 	in_ns "$NS_R" bpftool net show >>"$log" 2>&1
 	not_ok "cpnctl_down_detaches_unpins_and_forgets" "$log"
 fi
-[ "$i" -eq "$N" ] || echo "# ran $i of $N tests"
+tap_ran "$N"

@@ -6,13 +6,9 @@
 # No interfaces are needed: the router is loaded and configured, not attached.
 set -u
 cd "$(dirname "$0")/../.." || exit 1
+. selftests/e2e/lib.sh
 CPNCTL=$(pwd)/${BUILD:-build}/cpnctl
 
-skip() {
-	echo "1..1"
-	echo "ok 1 # SKIP $1"
-	exit 0
-}
 [ "$(id -u)" -eq 0 ] || skip "needs root (bpffs, BPF)"
 [ -x "$CPNCTL" ] || skip "$CPNCTL not built (make all)"
 command -v python3 >/dev/null || skip "python3 not installed"
@@ -79,16 +75,12 @@ cases=(
 )
 
 echo "1..$((${#cases[@]} + 2))"
-i=0
 good >"$TMP/good.yaml"
 if ctl up --config "$TMP/good.yaml" >"$TMP/up.log" 2>&1 && before=$(ctl status -j) &&
 	[ -n "$before" ]; then
-	i=$((i + 1))
-	echo "ok $i - good_config_is_applied"
+	ok "good_config_is_applied"
 else
-	i=$((i + 1))
-	echo "not ok $i - good_config_is_applied"
-	sed 's/^/# /' "$TMP/up.log"
+	not_ok "good_config_is_applied" "$TMP/up.log"
 	exit 1
 fi
 
@@ -104,13 +96,12 @@ for c in "${cases[@]}"; do
 	ctl apply --config "$f" >"$TMP/out" 2>&1
 	rc=$?
 	after=$(ctl status -j)
-	i=$((i + 1))
 	if [ -n "$line" ] && [ "$rc" -eq 2 ] && grep -q "$f:$line:" "$TMP/out" &&
 		grep -qi -- "$word" "$TMP/out" && [ "$after" = "$before" ]; then
-		echo "ok $i - broken_config_${name}_refused_with_file_line_and_nothing_changes"
+		ok "broken_config_${name}_refused_with_file_line_and_nothing_changes"
 		sed "s/^/# /" "$TMP/out"
 	else
-		echo "not ok $i - broken_config_${name}_refused_with_file_line_and_nothing_changes"
+		not_ok "broken_config_${name}_refused_with_file_line_and_nothing_changes"
 		echo "# exit $rc (want 2), want '$f:$line:' and '$word' in:"
 		sed 's/^/#   /' "$TMP/out"
 		[ "$after" = "$before" ] || echo "# status -j changed"
@@ -120,10 +111,8 @@ done
 # `up` with a broken config changes nothing either.
 ctl up --config "$TMP/bad_policy.yaml" >"$TMP/out" 2>&1
 rc=$?
-i=$((i + 1))
 if [ "$rc" -eq 2 ] && [ "$(ctl status -j)" = "$before" ]; then
-	echo "ok $i - up_with_a_broken_config_exits_2_and_changes_nothing"
+	ok "up_with_a_broken_config_exits_2_and_changes_nothing"
 else
-	echo "not ok $i - up_with_a_broken_config_exits_2_and_changes_nothing"
-	sed 's/^/# /' "$TMP/out"
+	not_ok "up_with_a_broken_config_exits_2_and_changes_nothing" "$TMP/out"
 fi

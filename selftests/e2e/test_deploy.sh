@@ -19,6 +19,7 @@
 #   - systemd-analyze verify accepts the units, where it runs.
 set -u
 cd "$(dirname "$0")/../.." || exit 1
+. selftests/e2e/lib.sh
 CPNCTL=${BUILD:-build}/cpnctl
 DEPLOY=deploy
 PROM_CFG=$DEPLOY/prometheus/prometheus.yml
@@ -43,28 +44,6 @@ cleanup() {
 trap cleanup EXIT
 
 echo "1..17"
-n=0
-ok() { n=$((n + 1)); echo "ok $n - $1"; }
-skip() { n=$((n + 1)); echo "ok $n # SKIP $1"; }
-not_ok() { # name, then files or lines to show
-	local name=$1 f
-	shift
-	n=$((n + 1))
-	echo "not ok $n - $name"
-	for f in "$@"; do
-		if [ -f "$f" ]; then
-			sed 's/^/# /' "$f" | tail -40
-		elif [ "${f#"$TMP"/}" = "$f" ]; then
-			echo "# $f" # a line, not a file that was never written
-		fi
-	done
-}
-check() { # name, log, command...: ok when the command succeeds
-	local name=$1 log=$2
-	shift 2
-	if "$@" >"$log" 2>&1; then ok "$name"; else not_ok "$name" "$log"; fi
-}
-
 have_promtool=false
 command -v promtool >/dev/null 2>&1 && have_promtool=true
 
@@ -77,13 +56,13 @@ if $have_promtool; then
 	else
 		not_ok "promtool_check_config_accepts_prometheus_yml_and_its_rule_file" "$TMP/cc"
 	fi
-	check "promtool_check_rules_accepts_cpn_rules" "$TMP/cr" promtool check rules "$RULES"
-	check "promtool_test_rules_unit_tests_of_the_rules_pass" "$TMP/tr" \
+	check_log "promtool_check_rules_accepts_cpn_rules" "$TMP/cr" promtool check rules "$RULES"
+	check_log "promtool_test_rules_unit_tests_of_the_rules_pass" "$TMP/tr" \
 		promtool test rules "$RULES_TEST"
 else
-	skip "promtool not installed"
-	skip "promtool not installed"
-	skip "promtool not installed"
+	skip_one "promtool not installed"
+	skip_one "promtool not installed"
+	skip_one "promtool not installed"
 fi
 
 # ---- what cpnctl exports, from metrics.c ----------------------------------
@@ -274,7 +253,7 @@ fi
 
 # ---- 7: the dashboard's expressions are PromQL ------------------------------
 if ! $have_promtool; then
-	skip "promtool not installed"
+	skip_one "promtool not installed"
 elif [ ! -s "$TMP/exprs.json" ]; then
 	not_ok "dashboard_expressions_parse_as_promql" "no expressions: see the dashboard check"
 elif python3 - "$TMP/exprs.json" "$TMP/dash.rules.yml" 2>"$TMP/dp" <<'EOF' &&
@@ -295,8 +274,8 @@ fi
 # cpnctl_apply_file() loads and validates the file before it opens the pins:
 # a refused config exits 2 before the missing router can make it exit 1.
 if [ ! -x "$CPNCTL" ]; then
-	skip "$CPNCTL not built (make all)"
-	skip "$CPNCTL not built (make all)"
+	skip_one "$CPNCTL not built (make all)"
+	skip_one "$CPNCTL not built (make all)"
 else
 	"$CPNCTL" apply --config "$CONFIG" --pin-dir /nonexistent --state-dir "$TMP/nostate" \
 		>"$TMP/apply" 2>&1
@@ -536,7 +515,7 @@ EOF
 			"$TMP/prometheus.err"
 	fi
 else
-	for _ in 1 2 3 4; do skip "$live_reason"; done
+	for _ in 1 2 3 4; do skip_one "$live_reason"; done
 fi
 
 # ---- 14-16: systemd units --------------------------------------------------
@@ -559,7 +538,7 @@ else
 	fi
 fi
 if [ -n "$sd_reason" ]; then
-	for _ in 1 2 3; do skip "$sd_reason"; done
+	for _ in 1 2 3; do skip_one "$sd_reason"; done
 else
 	mkdir -p "$TMP/sd"
 	sed "s#/usr/local/sbin/cpnctl#$(realpath "$CPNCTL")#g" "$SERVICE" >"$TMP/sd/cpnctl.service"
@@ -591,7 +570,7 @@ else
 	if systemd-analyze verify "$TMP/sd/sys-fs-bpf.mount" >"$TMP/sd/mnt" 2>&1; then
 		ok "systemd_analyze_verify_accepts_sys_fs_bpf_mount"
 	elif grep -q "Cannot create mount unit for API file system /sys/fs/bpf" "$TMP/sd/mnt"; then
-		skip "$(systemd-analyze --version | head -1 | cut -d' ' -f1-2) mounts /sys/fs/bpf itself and refuses a .mount unit for it (the unit is for systemd < 238)"
+		skip_one "$(systemd-analyze --version | head -1 | cut -d' ' -f1-2) mounts /sys/fs/bpf itself and refuses a .mount unit for it (the unit is for systemd < 238)"
 	else
 		not_ok "systemd_analyze_verify_accepts_sys_fs_bpf_mount" "$TMP/sd/mnt"
 	fi

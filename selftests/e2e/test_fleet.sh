@@ -15,17 +15,13 @@
 # (testbed up --plane dpdk; selftests/e2e/test_fleet_dpdk.sh).
 set -u
 cd "$(dirname "$0")/../.." || exit 1
+. selftests/e2e/lib.sh
 BUILD=${BUILD:-build}
 TB=tools/testbed
 LOAD=$(pwd)/$BUILD/cpn-load
 KCHECK=$(pwd)/$BUILD/selftests/e2e/worker_kcheck
 PLANE=${CPN_PLANE:-xdp}
 
-skip() {
-	echo "1..1"
-	echo "ok 1 # SKIP $1"
-	exit 0
-}
 [ "$(id -u)" -eq 0 ] || skip "needs root (netns, XDP)"
 for f in "$BUILD/cpnctl" "$BUILD/cpn-worker" "$LOAD" "$KCHECK"; do
 	[ -x "$f" ] || skip "$f not built (make all)"
@@ -47,19 +43,6 @@ VIP=10.90.100.1:7470
 
 N=6
 echo "1..$N"
-i=0
-ok() {
-	i=$((i + 1))
-	echo "ok $i - $1"
-}
-not_ok() {
-	i=$((i + 1))
-	echo "not ok $i - $1"
-	shift
-	for d in "$@"; do
-		if [ -f "$d" ]; then sed 's/^/# /' "$d"; else printf '%s\n' "$d" | sed 's/^/# /'; fi
-	done
-}
 tb() { # subcommand, args: the testbed's name goes before the args
 	local sub=$1
 	shift

@@ -5,13 +5,9 @@
 # of cpn_xdp on those ports. The tests are the same, unchanged.
 set -u
 cd "$(dirname "$0")/../.." || exit 1
+. selftests/e2e/lib.sh
 BUILD=${BUILD:-build}
 
-skip() {
-	echo "1..1"
-	echo "ok 1 # SKIP $1"
-	exit 0
-}
 [ "$(id -u)" -eq 0 ] || skip "needs root (netns, af_packet, pinned maps)"
 [ -x "$BUILD/cpn-fwd" ] || skip "$BUILD/cpn-fwd not built (make dpdk)"
 CPN_PLANE=dpdk exec selftests/e2e/test_fleet.sh "$@"

@@ -27,6 +27,7 @@
 #   - every worker exits 0 with no sanitizer report.
 set -u
 cd "$(dirname "$0")/../.." || exit 1
+. selftests/e2e/lib.sh
 BUILD=${BUILD:-build}
 W=$BUILD/selftests/e2e/cpn-worker-asan
 [ -x "$W" ] || W=$BUILD/cpn-worker
@@ -35,11 +36,6 @@ PY=selftests/e2e/worker_client.py
 PROMTOOL=${PROMTOOL:-/usr/bin/promtool}
 LO=127.0.0.1
 
-skip() {
-	echo "1..1"
-	echo "ok 1 # SKIP $1"
-	exit 0
-}
 for t in python3 timeout; do
 	command -v "$t" >/dev/null 2>&1 || skip "$t not installed"
 done
@@ -76,24 +72,6 @@ export UBSAN_OPTIONS=${UBSAN_OPTIONS:-print_stacktrace=1:halt_on_error=1}
 
 N=19
 echo "1..$N"
-i=0
-ok() {
-	i=$((i + 1))
-	echo "ok $i - $1"
-}
-not_ok() {
-	i=$((i + 1))
-	echo "not ok $i - $1"
-	shift
-	for d in "$@"; do
-		if [ -f "$d" ]; then sed 's/^/# /' "$d"; else printf '%s\n' "$d" | sed 's/^/# /'; fi
-	done
-}
-check() { # name, log, command...: ok when the command succeeds
-	local name=$1 log=$2
-	shift 2
-	if "$@" >"$log" 2>&1; then ok "$name"; else not_ok "$name" "$log"; fi
-}
 
 mapfile -t P < <(python3 "$PY" ports 20)
 [ "${#P[@]}" -ge 18 ] || skip "could not find free ports"
@@ -209,14 +187,14 @@ A=$LO:${P[1]} AM=$LO:${P[2]} R1=$LO:${P[3]} R2=$LO:${P[4]}
 if ! start A "${P[1]}" --node-id 11 --router "$R1,$R2" --kernel echo --capacity 2 --max-batch 4 \
 	--metrics "$AM" --load-interval-ms 50; then
 	not_ok "echo worker starts" "$TMP/A.log"
-	while [ "$i" -lt "$N" ]; do not_ok "skipped: the worker does not start"; done
+	bail_rest "$N" "skipped: the worker does not start"
 	exit 1
 fi
-check "echo: one REPLY per request, identity echoed, payload back, load report" "$TMP/t.log" \
+check_log "echo: one REPLY per request, identity echoed, payload back, load report" "$TMP/t.log" \
 	timeout 30 python3 "$PY" echo --to "$A" --node-id 11 --capacity 2 --count 300
-check "PROBE -> PROBE_ACK at once, router_ts echoed, load fields" "$TMP/t.log" \
+check_log "PROBE -> PROBE_ACK at once, router_ts echoed, load fields" "$TMP/t.log" \
 	timeout 30 python3 "$PY" probe --to "$A" --node-id 11 --capacity 2
-check "LOAD heartbeats reach both routers every ~50 ms with the load fields" "$TMP/t.log" \
+check_log "LOAD heartbeats reach both routers every ~50 ms with the load fields" "$TMP/t.log" \
 	timeout 30 python3 "$PY" heartbeats --at "$R1,$R2" --node-id 11 --capacity 2 \
 	--interval-ms 50 --seconds 1.5
 
@@ -224,7 +202,7 @@ check "LOAD heartbeats reach both routers every ~50 ms with the load fields" "$T
 B=$LO:${P[5]}
 if start B "${P[5]}" --node-id 12 --router "$SINK" --kernel mlp --backend cpu \
 	--mlp-dims 64,128,32,10 --seed 42 --capacity 2 --max-batch 16 --max-delay-us 300; then
-	check "mlp: replies equal cpn_mlp_ref; wrong payload size: BAD_REQUEST" "$TMP/t.log" \
+	check_log "mlp: replies equal cpn_mlp_ref; wrong payload size: BAD_REQUEST" "$TMP/t.log" \
 		timeout 60 "$KC" kernel --to "$B" --kernel mlp --node-id 12 --capacity 2 \
 		--mlp-dims 64,128,32,10 --seed 42 --count 200
 else
@@ -233,7 +211,7 @@ fi
 C=$LO:${P[6]}
 if start C "${P[6]}" --node-id 13 --router "$SINK" --kernel vsearch --backend cpu \
 	--vs-rows 5000 --vs-dim 48 --seed 5 --capacity 1 --max-batch 32; then
-	check "vsearch: replies equal cpn_vsearch_ref (k 0..100 clamped); BAD_REQUEST" "$TMP/t.log" \
+	check_log "vsearch: replies equal cpn_vsearch_ref (k 0..100 clamped); BAD_REQUEST" "$TMP/t.log" \
 		timeout 60 "$KC" kernel --to "$C" --kernel vsearch --node-id 13 --capacity 1 \
 		--vs-rows 5000 --vs-dim 48 --seed 5 --count 120
 else
@@ -265,7 +243,7 @@ if start D "${P[7]}" --node-id 14 --router "$SINK" --kernel echo --capacity 1 --
 	else
 		not_ok "batching: a burst of 8 is one batch of 8 (/metrics histogram)" "$TMP/t.log" "$TMP/d.prom"
 	fi
-	check "batching: a lone request waits --max-delay-us (2000) for its batch" "$TMP/t.log" \
+	check_log "batching: a lone request waits --max-delay-us (2000) for its batch" "$TMP/t.log" \
 		timeout 30 python3 "$PY" burst --to "$D" --count 1 --min-worker-us 2000
 else
 	not_ok "batching: a burst of 8 is one batch of 8 (/metrics histogram)" "$TMP/D.log"
@@ -293,7 +271,7 @@ stop S
 S1=$LO:${P[17]}
 if start S1 "${P[17]}" --node-id 20 --router "$RS" --kernel synthetic --svc fixed:5000 \
 	--capacity 1 --max-batch 1 --load-interval-ms 50; then
-	check "LOAD of a busy worker: queue draining, inflight 1, util ~255, worker_us the mean" \
+	check_log "LOAD of a busy worker: queue draining, inflight 1, util ~255, worker_us the mean" \
 		"$TMP/t.log" timeout 30 python3 "$PY" loaded --to "$S1" --router-at "$RS" --count 80 \
 		--svc-us 5000 --capacity 1
 else
@@ -326,7 +304,7 @@ stop E
 # ---- 14: --delay-us -------------------------------------------------------------
 F=$LO:${P[12]}
 if start F "${P[12]}" --node-id 16 --router "$SINK" --kernel echo --delay-us 30000 --max-delay-us 0; then
-	check "--delay-us 30000: REPLY and PROBE_ACK held 30 ms, not counted in worker_us" "$TMP/t.log" \
+	check_log "--delay-us 30000: REPLY and PROBE_ACK held 30 ms, not counted in worker_us" "$TMP/t.log" \
 		timeout 30 python3 "$PY" delay --to "$F" --delay-us 30000 --count 5
 else
 	not_ok "--delay-us 30000: REPLY and PROBE_ACK held 30 ms, not counted in worker_us" "$TMP/F.log"
@@ -337,7 +315,7 @@ stop F
 G=$LO:${P[13]}
 if start G "${P[13]}" --node-id 17 --router "$SINK" --kernel synthetic --svc fixed:100000 \
 	--capacity 1 --max-batch 1 --queue 4; then
-	check "full queue (--queue 4): BUSY status OVERLOAD at once, the rest served" "$TMP/t.log" \
+	check_log "full queue (--queue 4): BUSY status OVERLOAD at once, the rest served" "$TMP/t.log" \
 		timeout 30 python3 "$PY" overload --to "$G" --count 20 --queue 4 --timeout 3
 else
 	not_ok "full queue (--queue 4): BUSY status OVERLOAD at once, the rest served" "$TMP/G.log"
@@ -376,8 +354,7 @@ families_present() {
 	done
 }
 if [ ! -x "$PROMTOOL" ]; then
-	i=$((i + 1))
-	echo "ok $i # SKIP promtool not installed ($PROMTOOL)"
+	skip_one "promtool not installed ($PROMTOOL)"
 elif timeout 10 python3 "$PY" scrape --url "http://$AM/metrics" --out "$TMP/a.prom" >"$TMP/t.log" 2>&1 &&
 	timeout 10 "$PROMTOOL" check metrics <"$TMP/a.prom" >>"$TMP/t.log" 2>&1 &&
 	families_present "$TMP/a.prom" >>"$TMP/t.log"; then
