@@ -95,7 +95,10 @@ $(BUILD)/bench-xdp: tools/bench-xdp.c $(HDRS) $(SKELS) $(BPF_OBJS) $(BPFT_LIB) $
 	$(CC) $(CPPFLAGS) -Iselftests/bpf $(CFLAGS) $< $(BPFT_LIB) $(LIBCPN) -o $@ $(LIBBPF) -lm
 
 # ---- run ----------------------------------------------------------------
-test: deps all
+# deps first, then a make of its own: the build reads pkg-config when the
+# Makefile is parsed, which must happen after the packages are there.
+test: deps
+	@$(MAKE) --no-print-directory all
 	@selftests/run.sh
 
 test-unit: $(UNIT_BINS)
@@ -106,13 +109,16 @@ test-bpf: $(BPF_OBJS) $(BPFT_BINS) $(TOOL_BINS)
 
 # Every benchmark, the report docs/BENCHMARKS.md, docs/bench/*.png and
 # bench/results.json (tools/bench-all.sh; BENCH_QUICK=1 for the short run).
-bench: deps all
+bench: deps
+	@$(MAKE) --no-print-directory all
 	tools/bench-all.sh
 
-bench-xdp: deps $(BUILD)/bench-xdp
+bench-xdp: deps
+	@$(MAKE) --no-print-directory $(BUILD)/bench-xdp
 	$(BUILD)/bench-xdp
 
-demo: deps all
+demo: deps
+	@$(MAKE) --no-print-directory all
 	@tools/demo.sh
 
 format:

@@ -1,4 +1,4 @@
-# bench-fwd (issue 5/6): cpn-fwd's Mpps on one lcore replaying a pcap of cpn
+# bench-fwd: cpn-fwd's Mpps on one lcore replaying a pcap of cpn
 # requests (net_pcap infinite_rx -> net_null), next to dpdk-testpmd 5tswap
 # and io on the same ports in the same run. tools/bench-fwd.sh does the work;
 # this builds its pcap writer and adds it to `make bench`.
@@ -15,5 +15,5 @@ EXTRA_BINS  += $(BENCHFWD_PCAP)
 EXTRA_TESTS += $(BENCHFWD_PCAP)
 
 .PHONY: bench-fwd
-bench-fwd: $(BENCHFWD_PCAP) $(if $(shell pkg-config --exists libdpdk && echo y),$(BUILD)/cpn-fwd)
+bench-fwd: $(BENCHFWD_PCAP) $(BUILD)/cpn-fwd
 	tools/bench-fwd.sh

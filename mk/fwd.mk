@@ -1,4 +1,4 @@
-# cpn-fwd (dpdk/): the DPDK data plane, built when libdpdk is installed.
+# cpn-fwd (dpdk/): the DPDK data plane (libdpdk-dev, which make deps installs).
 # It links cpnctl's config parser and cfg -> map value conversion (config.c,
 # cfgmap.c), its /metrics server (metrics.c) and libcpn.
 #
@@ -12,10 +12,14 @@ FWD_DEPS := $(FWD_SRCS) dpdk/fwd.h dpdk/fwd_env.h dpdk/fwd_xsk.h userspace/cpnct
 	$(HDRS) $(LIBCPN) $(LIBCPN_H) mk/fwd.mk
 FWD_PCAP := $(BUILD)/selftests/e2e/fwd_pcap
 
-ifneq ($(strip $(DPDK_LIBS)),)
 EXTRA_BINS  += $(BUILD)/cpn-fwd
 EXTRA_TESTS += $(FWD_PCAP)
 
+ifeq ($(strip $(DPDK_LIBS)),)
+$(BUILD)/cpn-fwd:
+	@echo "cpn-fwd needs DPDK: pkg-config finds no libdpdk (Debian package libdpdk-dev; make deps)" >&2
+	@exit 1
+else
 # DPDK's flags (-include rte_config.h, -march) from pkg-config; its headers
 # build clean under -Wall -Wextra -Werror, no -Wno- needed.
 $(BUILD)/cpn-fwd: $(FWD_DEPS)

@@ -11,8 +11,13 @@ PKTGEN_LIBS := $(shell pkg-config --libs libxdp 2>/dev/null)
 
 bpf/cpn_sink.bpf.o: tools/pktgen_sink.h
 
-ifneq ($(strip $(PKTGEN_LIBS)),)
 EXTRA_BINS += $(PKTGEN)
+
+ifeq ($(strip $(PKTGEN_LIBS)),)
+$(PKTGEN):
+	@echo "cpn-pktgen needs libxdp: pkg-config finds no libxdp (Debian package libxdp-dev; make deps)" >&2
+	@exit 1
+else
 
 $(PKTGEN): tools/cpn-pktgen.c tools/pktgen_sink.h $(BPFT_LIB) $(BPFT_HDRS) $(HDRS) $(SKELS) \
 		$(LIBCPN) $(LIBCPN_H) mk/pktgen.mk
