@@ -12,8 +12,8 @@
 #
 # Baselines on the same vdevs, one forwarding core (--nb-cores=1):
 #   testpmd 5tswap  swaps MACs, IPs and ports: touches the headers like a
-#                   router (issue 5's target: cpn-fwd >= 0.7 x this);
-#   testpmd io      no header access: the framework's own limit (issue 6).
+#                   router (the target: cpn-fwd >= 0.7 x this);
+#   testpmd io      no header access: the framework's own limit.
 # net_pcap's RX (a memcpy-free replay of mbufs held in memory, but still a
 # PMD with per-packet work) is itself a limit: testpmd io shows how much.
 #
@@ -58,8 +58,8 @@ die() {
 [ "$(id -u)" -eq 0 ] || die "needs root (DPDK EAL)"
 [ -x "$FWD" ] || die "$FWD not built (make all; needs libdpdk-dev)"
 [ -x "$GEN" ] || die "$GEN not built (make $BUILD/bench-fwd-pcap)"
-[ -n "$TESTPMD" ] && [ -x "$TESTPMD" ] || die "dpdk-testpmd not found (set TESTPMD=; Debian 12's dpdk package lacks it)"
-command -v python3 >/dev/null || die "python3 not installed"
+[ -n "$TESTPMD" ] && [ -x "$TESTPMD" ] || die "dpdk-testpmd not found (Debian package dpdk-dev; make deps; or set TESTPMD=)"
+command -v python3 >/dev/null || die "python3 not installed (Debian package python3; make deps)"
 
 TMP=$(mktemp -d /tmp/cpn-bench-fwd.XXXXXX)
 PFX=cpnbfwd$$

@@ -3,7 +3,15 @@
 # sources this file:
 #
 #   skip REASON              the whole test is skipped: "1..1", "ok 1 # SKIP
-#                            REASON", exit 0 (run.sh counts it as skipped)
+#                            REASON", exit 0 (run.sh counts it as skipped).
+#                            Only for what a machine cannot have (a GPU, a
+#                            second CPU); never for a package make deps installs
+#   fail_all REASON          the whole test cannot run: "1..1", "not ok 1 -
+#                            REASON", exit 1
+#   need_root                fail_all unless root (make test runs as root)
+#   need_cmd CMD...          fail_all naming the Debian package (tools/deps.list)
+#                            of each command that is not on PATH
+#   need_file FILE...        fail_all for each file that was not built
 #   ok NAME                  the next test passed
 #   not_ok NAME [WHAT...]    the next test failed; each WHAT, a file shown as
 #                            TAP comments, or a line of text
@@ -21,6 +29,39 @@ skip() {
 	echo "1..1"
 	echo "ok 1 # SKIP $1"
 	exit 0
+}
+
+fail_all() {
+	echo "1..1"
+	echo "not ok 1 - $1"
+	exit 1
+}
+
+# The Debian package of a command, from tools/deps.list (run from the root).
+deps_pkg() {
+	awk -v c="$1" '$1 == "cmd" && $2 == c { print $3; exit }' tools/deps.list 2>/dev/null
+}
+
+need_root() {
+	[ "$(id -u)" -eq 0 ] || fail_all "needs root (network namespaces, bpffs, XDP): run make test as root"
+}
+
+need_cmd() {
+	local c p miss=()
+	for c in "$@"; do
+		command -v "$c" >/dev/null 2>&1 && continue
+		p=$(deps_pkg "$c")
+		miss+=("'$c' (Debian package ${p:-unknown: add it to tools/deps.list})")
+	done
+	[ ${#miss[@]} -eq 0 ] || fail_all "missing command ${miss[*]}: run make deps"
+}
+
+need_file() {
+	local f miss=()
+	for f in "$@"; do
+		[ -e "$f" ] || miss+=("$f")
+	done
+	[ ${#miss[@]} -eq 0 ] || fail_all "not built: ${miss[*]} (make all)"
 }
 
 ok() {

@@ -6,11 +6,10 @@
 # temporary directory: the committed report is left alone. Not the numbers.
 set -u
 cd "$(dirname "$0")/../.." || exit 1
+. selftests/e2e/lib.sh
+need_root
+need_cmd python3 gnuplot timeout
 echo "1..4"
-if [ "$(id -u)" -ne 0 ]; then
-	for i in 1 2 3 4; do echo "ok $i # SKIP bench-all needs root"; done
-	exit 0
-fi
 TMP=$(mktemp -d /tmp/cpn-bench-all.XXXXXX)
 trap 'rm -rf "$TMP"' EXIT
 timeout 120 tools/bench-all.sh --smoke --only xdp,sim --results "$TMP/results.json" \

@@ -10,13 +10,12 @@ cd "$(dirname "$0")/../.." || exit 1
 BUILD=${BUILD:-build}
 export BUILD
 
-[ "$(id -u)" -eq 0 ] || skip "needs root (DPDK EAL)"
-[ -x "$BUILD/cpn-fwd" ] || skip "$BUILD/cpn-fwd not built (libdpdk-dev; make all)"
-[ -x "$BUILD/bench-fwd-pcap" ] || skip "$BUILD/bench-fwd-pcap not built (make all)"
-TESTPMD=${TESTPMD:-$(command -v dpdk-testpmd || true)}
-[ -n "$TESTPMD" ] && [ -x "$TESTPMD" ] || skip "dpdk-testpmd not installed (Debian 12's dpdk package lacks it; set TESTPMD=)"
+need_root
+need_file "$BUILD/cpn-fwd" "$BUILD/bench-fwd-pcap"
+[ -n "${TESTPMD:-}" ] || need_cmd dpdk-testpmd
+TESTPMD=${TESTPMD:-$(command -v dpdk-testpmd)}
 export TESTPMD
-command -v python3 >/dev/null 2>&1 || skip "python3 not installed"
+need_cmd python3 timeout
 
 TMP=$(mktemp -d /tmp/cpn-bench-fwd-smoke.XXXXXX)
 trap 'rm -rf "$TMP"' EXIT

@@ -12,14 +12,10 @@ cd "$(dirname "$0")/../.." || exit 1
 BUILD=${BUILD:-build}
 export BUILD
 
-[ "$(id -u)" -eq 0 ] || skip "needs root (namespaces, XDP, AF_XDP)"
-for f in "$BUILD/cpn-pktgen" "$BUILD/cpnctl" bpf/cpn_router.bpf.o bpf/cpn_sink.bpf.o; do
-	[ -e "$f" ] || skip "$f not built (make all; cpn-pktgen needs libxdp-dev)"
-done
-for c in python3 gnuplot bpftool ethtool; do
-	command -v "$c" >/dev/null 2>&1 || skip "$c not installed (make deps)"
-done
-[ "$(nproc)" -ge 2 ] || skip "needs 2 CPUs"
+need_root
+need_file "$BUILD/cpn-pktgen" "$BUILD/cpnctl" bpf/cpn_router.bpf.o bpf/cpn_sink.bpf.o
+need_cmd python3 gnuplot bpftool ethtool ip nsenter pgrep timeout
+[ "$(nproc)" -ge 2 ] || skip "needs 2 CPUs (the benchmark pins the generator and the router apart)"
 
 TMP=$(mktemp -d /tmp/cpn-bench-fwdrate-smoke.XXXXXX)
 BG=

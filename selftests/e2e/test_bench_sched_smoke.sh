@@ -12,13 +12,9 @@ cd "$(dirname "$0")/../.." || exit 1
 BUILD=${BUILD:-build}
 export BUILD
 
-[ "$(id -u)" -eq 0 ] || skip "needs root (network namespaces, XDP)"
-for t in python3 gnuplot timeout nsenter bpftool; do
-	command -v "$t" >/dev/null 2>&1 || skip "$t not installed"
-done
-for f in "$BUILD/cpnctl" "$BUILD/cpn-worker" "$BUILD/cpn-load" "$BUILD/cpn-mmk" bpf/cpn_pass.bpf.o; do
-	[ -e "$f" ] || skip "$f not built (make all)"
-done
+need_root
+need_cmd python3 gnuplot timeout nsenter bpftool ip ethtool
+need_file "$BUILD/cpnctl" "$BUILD/cpn-worker" "$BUILD/cpn-load" "$BUILD/cpn-mmk" bpf/cpn_pass.bpf.o
 
 TMP=$(mktemp -d /tmp/cpn-bench-sched-smoke.XXXXXX)
 bpid=

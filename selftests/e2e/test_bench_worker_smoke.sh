@@ -11,12 +11,8 @@ cd "$(dirname "$0")/../.." || exit 1
 BUILD=${BUILD:-build}
 export BUILD
 
-for t in python3 gnuplot timeout; do
-	command -v "$t" >/dev/null 2>&1 || skip "$t not installed"
-done
-for f in "$BUILD/cpn-worker" "$BUILD/cpn-load"; do
-	[ -x "$f" ] || skip "$f not built (make $f)"
-done
+need_cmd python3 gnuplot timeout
+need_file "$BUILD/cpn-worker" "$BUILD/cpn-load"
 
 TMP=$(mktemp -d /tmp/cpn-bench-worker-smoke.XXXXXX)
 bpid=

@@ -2,14 +2,13 @@
 # Smoke test of `make bench-xdp`: the benchmark's plumbing works (every path
 # runs, returns what it must and rewrites what it must), not its numbers.
 set -u
-cd "$(dirname "$0")/../.."
+cd "$(dirname "$0")/../.." || exit 1
+. selftests/e2e/lib.sh
 BENCH=${BUILD:-build}/bench-xdp
+need_root
+need_cmd python3 timeout
+need_file "$BENCH"
 echo "1..2"
-if [ "$(id -u)" -ne 0 ]; then
-	echo "ok 1 # SKIP bench-xdp needs root (BPF_PROG_TEST_RUN, netns)"
-	echo "ok 2 # SKIP bench-xdp needs root"
-	exit 0
-fi
 out=$(timeout 60 "$BENCH" --calls 3000 --rounds 3 --json 2>&1)
 rc=$?
 if [ $rc -eq 0 ]; then

@@ -29,13 +29,9 @@ ROUTER_OBJ=bpf/cpn_router.bpf.o
 PASS_OBJ=bpf/cpn_pass.bpf.o
 UDP=selftests/e2e/cpn_udp.py
 
-[ "$(id -u)" -eq 0 ] || skip "needs root (netns, bpffs, XDP)"
-for t in ip bpftool python3 timeout nsenter ethtool mount; do
-	command -v "$t" >/dev/null 2>&1 || skip "$t not installed"
-done
-for f in "$ROUTER_OBJ" "$PASS_OBJ" "$CPNCTL"; do
-	[ -e "$f" ] || skip "$f not built (make all)"
-done
+need_root
+need_cmd ip bpftool python3 timeout nsenter ethtool mount ping
+need_file "$ROUTER_OBJ" "$PASS_OBJ" "$CPNCTL"
 
 PIN=/sys/fs/bpf/cpn-rt-$$
 NS_C=cpn-rt-c-$$
@@ -83,7 +79,7 @@ run() { # command...: output to $log, the exit status kept
 	"$@" >>"$log" 2>&1
 }
 
-# 1. the object loads with its maps pinned, as DESIGN.md says it must.
+# 1. the object loads with its maps pinned, as docs/ARCHITECTURE.md says it must.
 : >"$log"
 if ! mountpoint -q /sys/fs/bpf; then
 	run timeout "$T" mount -t bpf bpf /sys/fs/bpf
@@ -207,10 +203,8 @@ round_trip() { # tag
 
 # Neighbours resolved first, so that both directions take the redirect
 # path; test 8 takes the kernel's path.
-if command -v ping >/dev/null 2>&1; then
-	in_ns "$NS_C" ping -c1 -W1 10.200.1.1 >/dev/null 2>&1
-	in_ns "$NS_N" ping -c1 -W1 10.200.2.1 >/dev/null 2>&1
-fi
+in_ns "$NS_C" ping -c1 -W1 10.200.1.1 >/dev/null 2>&1
+in_ns "$NS_N" ping -c1 -W1 10.200.2.1 >/dev/null 2>&1
 round_trip redirect
 
 # 5. the request reaches the node, DNATed and tagged, checksums right.

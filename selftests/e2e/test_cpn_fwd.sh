@@ -19,11 +19,9 @@ BUILD=${BUILD:-build}
 FWD=$(pwd)/$BUILD/cpn-fwd
 PCAP=$(pwd)/$BUILD/selftests/e2e/fwd_pcap
 
-[ "$(id -u)" -eq 0 ] || skip "needs root (DPDK EAL)"
-pkg-config --exists libdpdk 2>/dev/null || skip "DPDK not installed (libdpdk-dev)"
-[ -x "$FWD" ] || skip "$FWD not built (make all)"
-[ -x "$PCAP" ] || skip "$PCAP not built (make all)"
-command -v python3 >/dev/null 2>&1 || skip "python3 not installed"
+need_root
+need_file "$FWD" "$PCAP"
+need_cmd python3 timeout
 
 TMP=$(mktemp -d /tmp/cpn-fwd.XXXXXX)
 PFX=cpnfwd$$
@@ -51,7 +49,7 @@ nodes:
 tenants:
   - {id: 42, services: [v4, v6]}
 YAML
-"$PCAP" gen "$TMP/in.pcap" || skip "cannot write the input pcap"
+"$PCAP" gen "$TMP/in.pcap" || fail_all "fwd_pcap cannot write the input pcap"
 
 NEIGH=(--neigh 10.1.0.1=02:00:00:00:01:01 --neigh 10.1.0.2=02:00:00:00:01:02
 	--neigh fd01::3=02:00:00:00:01:03@0 --neigh 10.0.0.1=02:00:00:00:00:01)

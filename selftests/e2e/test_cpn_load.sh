@@ -19,8 +19,8 @@ cd "$(dirname "$0")/../.." || exit 1
 BUILD=${BUILD:-build}
 LOAD=$(pwd)/$BUILD/cpn-load
 
-command -v python3 >/dev/null 2>&1 || skip "python3 not installed"
-[ -x "$LOAD" ] || skip "$LOAD not built (make all)"
+need_cmd python3 timeout
+need_file "$LOAD"
 
 TMP=$(mktemp -d /tmp/cpn-load.XXXXXX)
 refl_pids=()

@@ -9,9 +9,9 @@ cd "$(dirname "$0")/../.." || exit 1
 . selftests/e2e/lib.sh
 CPNCTL=$(pwd)/${BUILD:-build}/cpnctl
 
-[ "$(id -u)" -eq 0 ] || skip "needs root (bpffs, BPF)"
-[ -x "$CPNCTL" ] || skip "$CPNCTL not built (make all)"
-command -v python3 >/dev/null || skip "python3 not installed"
+need_root
+need_file "$CPNCTL"
+need_cmd python3
 
 PIN=/sys/fs/bpf/cpn-cfg-$$
 TMP=$(mktemp -d /tmp/cpn-cfg.XXXXXX)

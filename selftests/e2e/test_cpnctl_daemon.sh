@@ -35,13 +35,9 @@ CPNCTL=$(pwd)/$BUILD/cpnctl
 PASS_OBJ=bpf/cpn_pass.bpf.o
 UDP=$(pwd)/selftests/e2e/cpn_udp.py
 
-[ "$(id -u)" -eq 0 ] || skip "needs root (netns, bpffs, XDP)"
-for t in ip bpftool python3 timeout nsenter ethtool mountpoint; do
-	command -v "$t" >/dev/null 2>&1 || skip "$t not installed"
-done
-for f in "$CPNCTL" "$PASS_OBJ"; do
-	[ -e "$f" ] || skip "$f not built (make all)"
-done
+need_root
+need_cmd ip bpftool python3 timeout nsenter ethtool mountpoint
+need_file "$CPNCTL" "$PASS_OBJ"
 
 PIN=/sys/fs/bpf/cpn-dmn-$$
 PASS_PIN=/sys/fs/bpf/cpn-dmn-pass-$$

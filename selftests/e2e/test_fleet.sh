@@ -22,18 +22,14 @@ LOAD=$(pwd)/$BUILD/cpn-load
 KCHECK=$(pwd)/$BUILD/selftests/e2e/worker_kcheck
 PLANE=${CPN_PLANE:-xdp}
 
-[ "$(id -u)" -eq 0 ] || skip "needs root (netns, XDP)"
-for f in "$BUILD/cpnctl" "$BUILD/cpn-worker" "$LOAD" "$KCHECK"; do
-	[ -x "$f" ] || skip "$f not built (make all)"
-done
+need_root
+need_file "$BUILD/cpnctl" "$BUILD/cpn-worker" "$LOAD" "$KCHECK"
 case "$PLANE" in
 xdp) ;;
-dpdk) [ -x "$BUILD/cpn-fwd" ] || skip "$BUILD/cpn-fwd not built (make dpdk)" ;;
-*) skip "CPN_PLANE=$PLANE: xdp or dpdk" ;;
+dpdk) need_file "$BUILD/cpn-fwd" ;;
+*) fail_all "CPN_PLANE=$PLANE: xdp or dpdk" ;;
 esac
-for t in ip bpftool python3 nsenter ethtool timeout; do
-	command -v "$t" >/dev/null || skip "$t not installed"
-done
+need_cmd ip bpftool python3 nsenter ethtool timeout
 
 NAME=f$(($$ % 100000))
 TMP=$(mktemp -d /tmp/cpn-fleet.XXXXXX)

@@ -8,6 +8,6 @@ cd "$(dirname "$0")/../.." || exit 1
 . selftests/e2e/lib.sh
 BUILD=${BUILD:-build}
 
-[ "$(id -u)" -eq 0 ] || skip "needs root (netns, af_packet, pinned maps)"
-[ -x "$BUILD/cpn-fwd" ] || skip "$BUILD/cpn-fwd not built (make dpdk)"
+need_root
+need_file "$BUILD/cpn-fwd"
 CPN_PLANE=dpdk exec selftests/e2e/test_fleet.sh "$@"

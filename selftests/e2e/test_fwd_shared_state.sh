@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# e2e: the two data planes share one node table (issue 5).
+# e2e: the two data planes share one node table.
 #
 # A router pinned by `cpnctl up` (no interfaces) and cpn-fwd --pin-dir on
 # net_pcap ports (no NIC, no hugepages) run over the same cpn_node_state:
@@ -24,15 +24,11 @@ FWD=$(pwd)/$BUILD/cpn-fwd
 PCAP=$(pwd)/$BUILD/selftests/e2e/fwd_pcap
 CPNCTL=$(pwd)/$BUILD/cpnctl
 
-[ "$(id -u)" -eq 0 ] || skip "needs root (DPDK EAL, bpffs)"
-[ -x "$FWD" ] || skip "$FWD not built (libdpdk-dev, make all)"
-[ -x "$PCAP" ] || skip "$PCAP not built (make all)"
-[ -x "$CPNCTL" ] || skip "$CPNCTL not built (make all)"
-command -v bpftool >/dev/null 2>&1 || skip "bpftool not installed"
-command -v python3 >/dev/null 2>&1 || skip "python3 not installed"
-PROMTOOL=$(command -v promtool || echo /usr/bin/promtool)
-[ -x "$PROMTOOL" ] || skip "promtool not installed"
-mountpoint -q /sys/fs/bpf || skip "bpffs not mounted at /sys/fs/bpf"
+need_root
+need_file "$FWD" "$PCAP" "$CPNCTL"
+need_cmd bpftool python3 promtool mountpoint mount cmp timeout
+PROMTOOL=$(command -v promtool)
+mountpoint -q /sys/fs/bpf || mount -t bpf bpf /sys/fs/bpf || fail_all "cannot mount bpffs at /sys/fs/bpf"
 
 TMP=$(mktemp -d /tmp/cpn-fwd-shared.XXXXXX)
 PIN=/sys/fs/bpf/cpn_fwd_shared_$$ # bpffs: no dots in names
@@ -124,10 +120,14 @@ fi
 ok "cpnctl up pins the router (interfaces: [])"
 
 # ---- 2-4. LOADs only cpn-fwd sees -------------------------------------------
-"$PCAP" mk "$TMP/in1.pcap" load:1:1000 load:2:0 req:8 || skip "cannot write the pcaps"
-"$PCAP" mk "$TMP/in2.pcap" req:8 || skip "cannot write the pcaps"
-"$PCAP" frame "$TMP/load1.bin" load:1:0 || skip "cannot write the frames"
-"$PCAP" frame "$TMP/load2.bin" load:2:1000 || skip "cannot write the frames"
+"$PCAP" mk "$TMP/in1.pcap" load:1:1000 load:2:0 req:8 &&
+	"$PCAP" mk "$TMP/in2.pcap" req:8 &&
+	"$PCAP" frame "$TMP/load1.bin" load:1:0 &&
+	"$PCAP" frame "$TMP/load2.bin" load:2:1000 ||
+	{
+		bail_rest 9 "fwd_pcap cannot write the captures and frames"
+		exit 1
+	}
 
 M1=$(free_port)
 fwd a "$TMP/in1.pcap" "$M1" --pin-dir "$PIN" "${NEIGH[@]}"

@@ -23,10 +23,9 @@ BUILD=${BUILD:-build}
 TB=tools/testbed
 NAME=hof
 
-[ "$(id -u)" -eq 0 ] || skip "needs root (netns, XDP, AF_XDP)"
-[ -x "$BUILD/cpn-fwd" ] || skip "$BUILD/cpn-fwd not built (libdpdk-dev, make all)"
-[ -e bpf/cpn_xsk.bpf.o ] || skip "bpf/cpn_xsk.bpf.o not built (make all)"
-command -v python3 >/dev/null 2>&1 || skip "python3 not installed"
+need_root
+need_file "$BUILD/cpn-fwd" bpf/cpn_xsk.bpf.o
+need_cmd python3 ip nsenter ethtool curl timeout
 
 TMP=$(mktemp -d /tmp/cpn-handoff.XXXXXX)
 cleanup() {

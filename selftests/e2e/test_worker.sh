@@ -33,15 +33,11 @@ W=$BUILD/selftests/e2e/cpn-worker-asan
 [ -x "$W" ] || W=$BUILD/cpn-worker
 KC=$BUILD/selftests/e2e/worker_kcheck
 PY=selftests/e2e/worker_client.py
-PROMTOOL=${PROMTOOL:-/usr/bin/promtool}
+PROMTOOL=${PROMTOOL:-promtool}
 LO=127.0.0.1
 
-for t in python3 timeout; do
-	command -v "$t" >/dev/null 2>&1 || skip "$t not installed"
-done
-for f in "$W" "$KC"; do
-	[ -x "$f" ] || skip "$f not built (make all)"
-done
+need_cmd python3 timeout promtool
+need_file "$W" "$KC"
 
 TMP=$(mktemp -d /tmp/cpn-worker.XXXXXX)
 declare -A wpid=() wrc=()
@@ -74,7 +70,10 @@ N=19
 echo "1..$N"
 
 mapfile -t P < <(python3 "$PY" ports 20)
-[ "${#P[@]}" -ge 18 ] || skip "could not find free ports"
+[ "${#P[@]}" -ge 18 ] || {
+	bail_rest "$N" "could not find free ports on 127.0.0.1"
+	exit 1
+}
 SINK=$LO:${P[0]} # a router nobody listens at
 
 # start NAME PORT ARGS...: a worker on $LO:PORT, bounded by timeout, up
@@ -353,9 +352,7 @@ families_present() {
 		fi
 	done
 }
-if [ ! -x "$PROMTOOL" ]; then
-	skip_one "promtool not installed ($PROMTOOL)"
-elif timeout 10 python3 "$PY" scrape --url "http://$AM/metrics" --out "$TMP/a.prom" >"$TMP/t.log" 2>&1 &&
+if timeout 10 python3 "$PY" scrape --url "http://$AM/metrics" --out "$TMP/a.prom" >"$TMP/t.log" 2>&1 &&
 	timeout 10 "$PROMTOOL" check metrics <"$TMP/a.prom" >>"$TMP/t.log" 2>&1 &&
 	families_present "$TMP/a.prom" >>"$TMP/t.log"; then
 	ok "/metrics: every family, node/kernel/backend labels, promtool check metrics clean"
