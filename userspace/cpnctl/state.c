@@ -93,8 +93,8 @@ int cpn_ctl_open(struct cpn_ctl *ctl, const char *pin_dir, const char *state_dir
 	if (rc) {
 		close(ctl->lock_fd);
 		ctl->lock_fd = -1;
-		return errf(err, "no cpn router pinned at %s (%s): run 'cpnctl up' first", pin_dir,
-			    strerror(-rc));
+		return errf(err, "no cpn router pinned at %s (%s)%s: run 'cpnctl up' first",
+			    pin_dir, strerror(-rc), cpn_bpffs_hint(pin_dir));
 	}
 	ctl->maps_open = true;
 	return 0;

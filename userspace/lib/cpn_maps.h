@@ -44,6 +44,17 @@ extern const char *const cpn_map_names[CPN_NR_MAPS];
 
 int cpn_maps_open_pinned(struct cpn_maps *m, const char *pin_dir);
 
+/* bpffs under a pin directory (cpn_bpffs.c). cpn_on_bpffs: is PATH on it.
+ * cpn_bpffs_prepare: make sure the pin directory (or the directory it will
+ * be made in) is on bpffs, mounting bpffs there where it is /sys/fs/bpf or
+ * an empty directory; NOTE says what was done (empty: nothing) or, on error
+ * (-errno), why not. cpn_bpffs_hint: "" where the pins can be, else a clause
+ * for an error message that says why they cannot and what to run.
+ */
+bool cpn_on_bpffs(const char *path);
+int cpn_bpffs_prepare(const char *pin_dir, char *note, size_t len);
+const char *cpn_bpffs_hint(const char *pin_dir);
+
 /* The router program pinned at DIR/progs/cpn_xdp: an fd, or < 0. */
 int cpn_pinned_prog_fd(const char *pin_dir);
 /* The id of a program fd; 0 if it has none. */
