@@ -208,13 +208,7 @@ static void sum_svc(__u16 id, struct cpn_svc_stats *o)
 {
 	memset(o, 0, sizeof(*o));
 	for (unsigned int i = 0; i < g.n_lc; i++) {
-		const struct cpn_svc_stats *s = &g.lc[i]->cnt->svc[id];
-
-		o->requests += s->requests;
-		o->busy += s->busy;
-		o->refused += s->refused;
-		o->replies += s->replies;
-		o->node_busy += s->node_busy;
+		cpn_svc_stats_add(o, &g.lc[i]->cnt->svc[id]);
 	}
 }
 
@@ -403,24 +397,31 @@ static int render_metrics(void *arg, FILE *f)
 		     "Load reports (LOAD, PROBE_ACK) of the node learned.",
 		     offsetof(struct cpn_node_stats, reports)},
 		};
+		/* A counter of n words is one series per reason (label values in
+		 * `reasons`), a plain one a single series.
+		 */
 		static const struct {
 			const char *name, *help;
 			size_t off;
+			int n;
+			const char *const *reasons;
 		} sc[] = {
 		    {"cpn_service_requests_total", "Requests of the service steered to a node.",
-		     offsetof(struct cpn_svc_stats, requests)},
+		     offsetof(struct cpn_svc_stats, requests), 1, NULL},
 		    {"cpn_service_busy_total",
-		     "Requests of the service refused by the router with BUSY (admission control).",
-		     offsetof(struct cpn_svc_stats, busy)},
+		     "Requests of the service refused by the router with BUSY (admission "
+		     "control), by reason.",
+		     offsetof(struct cpn_svc_stats, busy), CPN_SVC_BUSY_REASONS,
+		     cpn_svc_busy_names},
 		    {"cpn_service_refused_total",
-		     "Requests of the service dropped by the router: tenant ACL, rate limit, "
-		     "authentication or hop limit.",
-		     offsetof(struct cpn_svc_stats, refused)},
+		     "Requests of the service dropped by the router, by reason: tenant ACL, "
+		     "authentication, rate limit, hop limit, address family.",
+		     offsetof(struct cpn_svc_stats, refused), CPN_REFUSE_MAX, cpn_refusal_names},
 		    {"cpn_service_replies_total", "Replies of the service forwarded to clients.",
-		     offsetof(struct cpn_svc_stats, replies)},
+		     offsetof(struct cpn_svc_stats, replies), 1, NULL},
 		    {"cpn_service_node_busy_total",
 		     "BUSY answers of the service's nodes forwarded to clients.",
-		     offsetof(struct cpn_svc_stats, node_busy)},
+		     offsetof(struct cpn_svc_stats, node_busy), 1, NULL},
 		};
 		struct cpn_node_stats ns;
 		struct cpn_svc_stats ss;
@@ -451,14 +452,21 @@ static int render_metrics(void *arg, FILE *f)
 				if (!s->has_svc[id])
 					continue;
 				sum_svc(id, &ss);
-				/* No name with --pin-dir: absent, as an empty value reads. */
-				if (s->svc_name[id][0])
-					fprintf(f, "%s{service=\"%s\",", sc[k].name,
-						s->svc_name[id]);
-				else
-					fprintf(f, "%s{", sc[k].name);
-				fprintf(f, "service_id=\"%u\",plane=\"dpdk\"} %" PRIu64 "\n", id,
-					*(const uint64_t *)((char *)&ss + sc[k].off));
+				for (int r = 0; r < sc[k].n; r++) {
+					/* No name with --pin-dir: absent, as an empty value
+					 * reads.
+					 */
+					if (s->svc_name[id][0])
+						fprintf(f, "%s{service=\"%s\",", sc[k].name,
+							s->svc_name[id]);
+					else
+						fprintf(f, "%s{", sc[k].name);
+					if (sc[k].reasons)
+						fprintf(f, "reason=\"%s\",", sc[k].reasons[r]);
+					fprintf(
+					    f, "service_id=\"%u\",plane=\"dpdk\"} %" PRIu64 "\n",
+					    id, ((const uint64_t *)((char *)&ss + sc[k].off))[r]);
+				}
 			}
 		}
 	}

@@ -162,6 +162,13 @@ struct cpn_node {
 };
 CPN_STATIC_ASSERT(sizeof(struct cpn_node) == 64, "cpn_node is one cache line");
 
+/* The tenant entry that stands for every tenant id (`id: any` in the
+ * configuration): a request whose own tenant is unknown, or not allowed the
+ * service, is judged by it. Its rate limit is one budget shared by all the
+ * tenants it admits, its key one key they all sign with.
+ */
+#define CPN_TENANT_ANY 0xFFFFFFFFu
+
 enum cpn_tenant_flags {
 	CPN_TENANT_KEY = 0x1, /* requests must carry AUTH with the tenant key */
 };
@@ -231,12 +238,35 @@ struct cpn_node_stats {
 	__u64 lat_hist[CPN_HIST_BUCKETS]; /* path latency samples, log2 µs */
 };
 
+/* Why a request of a known service was dropped: the index into
+ * cpn_svc_stats.refused, and the label values of cpn_service_refused_total.
+ */
+#define CPN_REFUSALS(X)                                                                            \
+	X(ACL, "acl")	    /* tenant unknown, or not allowed the service */                       \
+	X(AUTH, "auth")	    /* tenant's tag missing or wrong */                                    \
+	X(RATE, "rate")	    /* tenant over its rate */                                             \
+	X(HOPS, "hops")	    /* too many steering hops */                                           \
+	X(FAMILY, "family") /* the chosen node's address family is not the VIP's */
+
+enum cpn_refusal {
+#define CPN_REFUSAL_ENUM(name, str) CPN_REFUSE_##name,
+	CPN_REFUSALS(CPN_REFUSAL_ENUM)
+#undef CPN_REFUSAL_ENUM
+	    CPN_REFUSE_MAX,
+};
+
+/* BUSY a router sends, by reason: cpn_svc_stats.busy[reason - 1] for the
+ * reasons CPN_BUSY_WAIT (1) .. CPN_BUSY_NO_NODE (3) of proto.h.
+ */
+#define CPN_SVC_BUSY_REASONS 3
+
+/* Per-service counters: every field a __u64, so that they sum word by word. */
 struct cpn_svc_stats {
-	__u64 requests;	 /* steered to a node */
-	__u64 busy;	 /* refused by this router: BUSY sent */
-	__u64 refused;	 /* dropped after the service was known: ACL, rate, auth, hops */
-	__u64 replies;	 /* replies forwarded to clients */
-	__u64 node_busy; /* BUSY from a node forwarded */
+	__u64 requests;			  /* steered to a node */
+	__u64 replies;			  /* replies forwarded to clients */
+	__u64 node_busy;		  /* BUSY from a node forwarded */
+	__u64 busy[CPN_SVC_BUSY_REASONS]; /* refused by this router: BUSY sent, by reason */
+	__u64 refused[CPN_REFUSE_MAX];	  /* dropped after the service was known, by reason */
 };
 
 /* Every action and every drop reason of the data plane: the index into the
@@ -294,6 +324,43 @@ static const char *const cpn_stat_names[CPN_STAT_MAX] = {
     CPN_STATS(CPN_STAT_NAME)
 #undef CPN_STAT_NAME
 };
+
+static const char *const cpn_refusal_names[CPN_REFUSE_MAX] = {
+#define CPN_REFUSAL_NAME(name, str) [CPN_REFUSE_##name] = str,
+    CPN_REFUSALS(CPN_REFUSAL_NAME)
+#undef CPN_REFUSAL_NAME
+};
+
+/* Label values of cpn_svc_stats.busy[]: the BUSY reasons of proto.h. */
+static const char *const cpn_svc_busy_names[CPN_SVC_BUSY_REASONS] = {"wait", "queue", "no_node"};
+
+/* out += in, counter by counter. */
+static inline void cpn_svc_stats_add(struct cpn_svc_stats *out, const struct cpn_svc_stats *in)
+{
+	__u64 *o = (__u64 *)out;
+	const __u64 *x = (const __u64 *)in;
+
+	for (unsigned int i = 0; i < sizeof(*out) / sizeof(__u64); i++)
+		o[i] += x[i];
+}
+
+static inline __u64 cpn_svc_busy_total(const struct cpn_svc_stats *s)
+{
+	__u64 t = 0;
+
+	for (int i = 0; i < CPN_SVC_BUSY_REASONS; i++)
+		t += s->busy[i];
+	return t;
+}
+
+static inline __u64 cpn_svc_refused_total(const struct cpn_svc_stats *s)
+{
+	__u64 t = 0;
+
+	for (int i = 0; i < CPN_REFUSE_MAX; i++)
+		t += s->refused[i];
+	return t;
+}
 
 static const char *const cpn_policy_names[CPN_POL_MAX + 1] = {
     [CPN_POL_P2C] = "p2c",	 [CPN_POL_LEAST] = "least",    [CPN_POL_MAGLEV] = "maglev",

@@ -81,12 +81,14 @@ static __always_inline int cpn_verdict_set(struct cpn_env *env, struct cpn_verdi
 	return action;
 }
 
-/* A request of a known service refused: counted for the service too. */
+/* A request of a known service refused: counted for the service too, by
+ * reason (enum cpn_refusal).
+ */
 static __always_inline int cpn_refuse(struct cpn_env *env, struct cpn_svc_stats *ss,
-				      struct cpn_verdict *v, __u32 stat)
+				      struct cpn_verdict *v, __u32 stat, __u32 why)
 {
-	if (ss)
-		ss->refused++;
+	if (ss && why < CPN_REFUSE_MAX)
+		ss->refused[why]++;
 	return cpn_verdict_set(env, v, CPN_ACT_DROP, stat);
 }
 
@@ -315,21 +317,26 @@ static __always_inline int cpn_request(struct cpn_env *env, void *data, void *da
 	ss = cpn_env_svc_stats(env, svc->id);
 	max_hops = cfg && cfg->max_hops ? cfg->max_hops : CPN_DEFAULT_MAX_HOPS;
 	if (h->hops >= max_hops)
-		return cpn_refuse(env, ss, v, CPN_STAT_DROP_HOPS);
+		return cpn_refuse(env, ss, v, CPN_STAT_DROP_HOPS, CPN_REFUSE_HOPS);
 
-	/* Tenant: ACL, authentication, rate. */
+	/* Tenant: ACL, authentication, rate. A tenant that is unknown, or not
+	 * allowed the service, may still be let in by the `any` entry.
+	 */
 	t = cpn_env_tenant(env, cpn_ntohl(h->tenant_id));
-	if (!t || !cpn_tenant_allows(t, svc->id))
-		return cpn_refuse(env, ss, v, CPN_STAT_DROP_ACL);
+	if (!t || !cpn_tenant_allows(t, svc->id)) {
+		t = cpn_env_tenant(env, CPN_TENANT_ANY);
+		if (!t || !cpn_tenant_allows(t, svc->id))
+			return cpn_refuse(env, ss, v, CPN_STAT_DROP_ACL, CPN_REFUSE_ACL);
+	}
 	if (t->flags & CPN_TENANT_KEY) {
 		__u64 *tag = (__u64 *)(h + 1);
 
 		if (!(h->flags & cpn_htons(CPN_F_AUTH)) || (void *)(tag + 1) > data_end ||
 		    *tag != cpn_tag_request(t->key, h))
-			return cpn_refuse(env, ss, v, CPN_STAT_DROP_AUTH);
+			return cpn_refuse(env, ss, v, CPN_STAT_DROP_AUTH, CPN_REFUSE_AUTH);
 	}
 	if (!cpn_env_tenant_admit(env, t, now))
-		return cpn_refuse(env, ss, v, CPN_STAT_DROP_RATE);
+		return cpn_refuse(env, ss, v, CPN_STAT_DROP_RATE, CPN_REFUSE_RATE);
 
 	/* A `dataplane: dpdk` service goes to cpn-fwd while it has a socket on
 	 * this queue; without one (cpn-fwd stopped or not yet started) this
@@ -342,12 +349,13 @@ static __always_inline int cpn_request(struct cpn_env *env, void *data, void *da
 	nc = node_id ? cpn_env_node_cfg(env, node_id) : 0;
 	n = node_id ? cpn_node_at(env, node_id) : 0;
 	if (!nc || !n || !(nc->flags & CPN_NODE_CFG_VALID)) {
-		if (ss)
-			ss->busy++;
-		return cpn_make_busy(env, data, data_end, p, h, busy ? busy : CPN_BUSY_NO_NODE, v);
+		busy = busy ? busy : CPN_BUSY_NO_NODE;
+		if (ss && busy >= 1 && busy <= CPN_SVC_BUSY_REASONS)
+			ss->busy[busy - 1]++;
+		return cpn_make_busy(env, data, data_end, p, h, busy, v);
 	}
 	if (nc->family != p->family)
-		return cpn_refuse(env, ss, v, CPN_STAT_DROP_FAMILY);
+		return cpn_refuse(env, ss, v, CPN_STAT_DROP_FAMILY, CPN_REFUSE_FAMILY);
 	/* Sent from here on: count it (before the rewrite's stores, which an
 	 * atomic would otherwise wait for).
 	 */

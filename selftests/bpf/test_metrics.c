@@ -317,9 +317,23 @@ static void test_service_counters_count_steered_refused_and_replied_requests(voi
 
 	assert_true(VAL(t, "cpn_service_requests_total", resnet[0], resnet[1], resnet[2]) ==
 		    N_REQUESTS);
-	assert_true(VAL(t, "cpn_service_refused_total", resnet[0], resnet[1], resnet[2]) == 1);
+	/* By reason: the one refused request was the ACL's. */
+	assert_true(VAL(t, "cpn_service_refused_total", resnet[0], resnet[1], resnet[2],
+			"reason=\"acl\"") == 1);
+	for (int k = 0; k < CPN_REFUSE_MAX; k++) {
+		char kv[64];
+
+		snprintf(kv, sizeof(kv), "reason=\"%s\"", cpn_refusal_names[k]);
+		assert_true(VAL(t, "cpn_service_refused_total", resnet[0], kv) ==
+			    (k == CPN_REFUSE_ACL ? 1 : 0));
+	}
 	assert_true(VAL(t, "cpn_service_replies_total", resnet[0], resnet[1], resnet[2]) == 2);
-	assert_true(VAL(t, "cpn_service_busy_total", resnet[0], resnet[1], resnet[2]) == 0);
+	for (int k = 0; k < CPN_SVC_BUSY_REASONS; k++) {
+		char kv[64];
+
+		snprintf(kv, sizeof(kv), "reason=\"%s\"", cpn_svc_busy_names[k]);
+		assert_true(VAL(t, "cpn_service_busy_total", resnet[0], resnet[1], kv) == 0);
+	}
 	assert_true(VAL(t, "cpn_service_node_busy_total", resnet[0], resnet[1], resnet[2]) == 0);
 	assert_true(VAL(t, "cpn_service_nodes", resnet[0], resnet[1]) == 2);
 	/* Service 2 is in the config only: named, all zero. */

@@ -316,6 +316,68 @@ static void test_tenant_not_allowed_on_service_is_dropped_by_acl(void **state)
 	}
 }
 
+/* The `any` tenant: a request whose tenant is unknown, or not allowed the
+ * service, is judged by it; a tenant allowed the service keeps its own
+ * terms. Its key is one key for all it admits, its rate one shared budget.
+ */
+static void test_any_tenant_opens_a_service_to_every_tenant(void **state)
+{
+	struct router *r = *state;
+	enum { BURST = 3 };
+
+	for (int f = 0; f < 2; f++) {
+		int family = f ? CPN_AF_INET6 : CPN_AF_INET;
+		struct pkt_spec s;
+		__u8 in[PKT_MAX];
+		size_t len;
+
+		assert_int_equal(t_topology(r, family, CPN_POL_P2C, 2), 0);
+		assert_int_equal(t_add_tenant(r, 43, (__u16[]){2}, 1, 0, 0, NULL), 0);
+		pkt_spec_default(&s, family);
+		for (int k = 0; k < 2; k++) {
+			s.msg.tenant_id = k ? 43 : 4242;
+			len = pkt_build(&s, in, sizeof(in));
+			rt_assert_untouched(r, in, len, XDP_DROP, CPN_STAT_DROP_ACL);
+		}
+		/* `any` on another service only: still refused. */
+		assert_int_equal(t_add_tenant(r, CPN_TENANT_ANY, (__u16[]){2}, 1, 0, 0, NULL), 0);
+		rt_assert_untouched(r, in, len, XDP_DROP, CPN_STAT_DROP_ACL);
+		/* `any` on this service: the unknown tenant and 43 both pass. */
+		assert_int_equal(t_add_tenant(r, CPN_TENANT_ANY, (__u16[]){T_SVC}, 1, 0, 0, NULL),
+				 0);
+		for (int k = 0; k < 2; k++) {
+			s.msg.tenant_id = k ? 43 : 4242;
+			assert_in_range(rt_steer(r, &s), 1, 2);
+		}
+		/* With a key and a rate: unsigned is refused, signed with the
+		 * `any` key passes, and all it admits share one budget.
+		 */
+		assert_int_equal(
+		    t_add_tenant(r, CPN_TENANT_ANY, (__u16[]){T_SVC}, 1, 1, BURST, tenant_key), 0);
+		s.msg.tenant_id = 4242;
+		len = pkt_build(&s, in, sizeof(in));
+		rt_assert_untouched(r, in, len, XDP_DROP, CPN_STAT_DROP_AUTH);
+		s.auth = true;
+		memcpy(s.key, tenant_key, sizeof(s.key));
+		for (int i = 0; i < BURST; i++) {
+			s.msg.tenant_id = 5000 + (__u32)i;
+			assert_in_range(rt_steer(r, &s), 1, 2);
+		}
+		s.msg.tenant_id = 6000;
+		len = pkt_build(&s, in, sizeof(in));
+		rt_assert_untouched(r, in, len, XDP_DROP, CPN_STAT_DROP_RATE);
+		/* The tenant allowed the service keeps its own terms: no key, no
+		 * limit.
+		 */
+		s.auth = false;
+		s.msg.tenant_id = T_TENANT;
+		for (int i = 0; i < 2 * BURST; i++)
+			assert_in_range(rt_steer(r, &s), 1, 2);
+		assert_int_equal(cpn_maps_del_tenant(&r->maps, CPN_TENANT_ANY), 0);
+		assert_int_equal(cpn_maps_del_tenant(&r->maps, 43), 0);
+	}
+}
+
 /* Rate 1/s, burst B: B requests pass at once, the next ones are dropped,
  * and another tenant is not affected.
  */
@@ -578,8 +640,8 @@ static void svc_delta(struct router *r, const struct cpn_svc_stats *a, __u64 req
 
 	assert_int_equal(cpn_maps_svc_stats(&r->maps, T_SVC, &b), 0);
 	assert_int_equal(b.requests - a->requests, requests);
-	assert_int_equal(b.busy - a->busy, busy);
-	assert_int_equal(b.refused - a->refused, refused);
+	assert_int_equal(cpn_svc_busy_total(&b) - cpn_svc_busy_total(a), busy);
+	assert_int_equal(cpn_svc_refused_total(&b) - cpn_svc_refused_total(a), refused);
 	assert_int_equal(b.replies - a->replies, replies);
 	assert_int_equal(b.node_busy - a->node_busy, node_busy);
 }
@@ -621,6 +683,18 @@ static void test_service_counters_follow_each_outcome(void **state)
 		len = pkt_build(&s, in, sizeof(in));
 		rt_assert_untouched(r, in, len, XDP_DROP, CPN_STAT_DROP_HOPS);
 		svc_delta(r, &a, 1, 0, 3, 0, 0);
+		/* ... each under its own reason. */
+		{
+			struct cpn_svc_stats b;
+
+			assert_int_equal(cpn_maps_svc_stats(&r->maps, T_SVC, &b), 0);
+			for (int k = 0; k < CPN_REFUSE_MAX; k++)
+				assert_int_equal(b.refused[k] - a.refused[k],
+						 k == CPN_REFUSE_ACL || k == CPN_REFUSE_RATE ||
+							 k == CPN_REFUSE_HOPS
+						     ? 1
+						     : 0);
+		}
 
 		/* Not counted: the request never named the service right. */
 		assert_int_equal(cpn_maps_svc_stats(&r->maps, T_SVC, &a), 0);
@@ -637,6 +711,12 @@ static void test_service_counters_follow_each_outcome(void **state)
 		rt_run(r, in, len, &o);
 		assert_int_equal(o.act, XDP_TX);
 		svc_delta(r, &a, 0, 1, 0, 0, 0);
+		{
+			struct cpn_svc_stats b;
+
+			assert_int_equal(cpn_maps_svc_stats(&r->maps, T_SVC, &b), 0);
+			assert_int_equal(b.busy[CPN_BUSY_WAIT - 1] - a.busy[CPN_BUSY_WAIT - 1], 1);
+		}
 
 		/* A reply and a node's BUSY forwarded. */
 		assert_int_equal(cpn_maps_svc_stats(&r->maps, T_SVC, &a), 0);
@@ -664,6 +744,7 @@ int main(void)
 	    T(test_busy_no_node_when_no_node_is_admin_up),
 	    T(test_unknown_tenant_is_dropped_by_acl),
 	    T(test_tenant_not_allowed_on_service_is_dropped_by_acl),
+	    T(test_any_tenant_opens_a_service_to_every_tenant),
 	    T(test_tenant_rate_limit_passes_burst_then_drops),
 	    T(test_tenant_rate_limit_refills_at_its_rate),
 	    T(test_tenant_key_accepts_correct_tag),

@@ -16,7 +16,10 @@
 # replies; `apply` adding a node, changing the policy and removing a node
 # under traffic loses no request; `kill -9` of the daemon and a restart lose
 # none; a drained node gets no new request; a real Prometheus scrapes the
-# daemon and its API returns the right cpn_ series; promtool is content;
+# daemon and its API returns the right cpn_ series; promtool is content; a
+# config under which no tenant may use the service is applied with a warning
+# naming it, its requests are refused and `status` says why, and a tenant
+# `any` opens it to every tenant;
 # usage errors exit 2; `down` leaves nothing behind.
 # Pins, state and namespaces are this run's own; all removed on exit.
 set -u
@@ -27,13 +30,9 @@ CPNCTL=$(pwd)/$BUILD/cpnctl
 PASS_OBJ=bpf/cpn_pass.bpf.o
 UDP=$(pwd)/selftests/e2e/cpn_udp.py
 
-[ "$(id -u)" -eq 0 ] || skip "needs root (netns, bpffs, XDP)"
-for t in ip bpftool python3 timeout nsenter ethtool mountpoint; do
-	command -v "$t" >/dev/null 2>&1 || skip "$t not installed"
-done
-for f in "$CPNCTL" "$PASS_OBJ"; do
-	[ -e "$f" ] || skip "$f not built (make all)"
-done
+need_root
+need_cmd ip bpftool python3 timeout nsenter ethtool mountpoint promtool prometheus
+need_file "$CPNCTL" "$PASS_OBJ"
 
 PIN=/sys/fs/bpf/cpn-ctl-$$
 PASS_PIN=/sys/fs/bpf/cpn-ctl-pass-$$
@@ -82,7 +81,7 @@ bg_ns() { # ns, seconds, command...: a long-running process, bounded by its own 
 	timeout "$secs" nsenter --net="/run/netns/$ns" "$@"
 }
 
-N=11
+N=12
 echo "1..$N"
 bail() {
 	bail_rest "$N" "skipped after an earlier failure: $1"
@@ -130,8 +129,8 @@ setup || {
 	bail "topology"
 }
 
-write_cfg() { # file, policy, nodes of the service (e.g. "1, 2"), node ids defined
-	local f=$1 policy=$2 svc_nodes=$3 defined=$4 id
+write_cfg() { # file, policy, nodes of the service (e.g. "1, 2"), node ids defined, tenants
+	local f=$1 policy=$2 svc_nodes=$3 defined=$4 tenants=${5-"  - {id: 42, services: [resnet]}"} id
 	{
 		echo "interfaces: [r-c, r-n]"
 		echo "control_port: $CTL"
@@ -143,14 +142,15 @@ write_cfg() { # file, policy, nodes of the service (e.g. "1, 2"), node ids defin
 		for id in $defined; do
 			echo "  - {id: $id, addr: \"10.201.2.1$id:$PORT\", weight: 100}"
 		done
-		echo "tenants:"
-		echo "  - {id: 42, services: [resnet]}"
+		echo "tenants:${tenants:+$'\n'$tenants}"
 	} >"$f"
 }
 write_cfg "$TMP/c1.yaml" p2c "1, 2" "1 2"
 write_cfg "$TMP/c2.yaml" p2c "1, 2, 3" "1 2 3"
 write_cfg "$TMP/c3.yaml" least "1, 2, 3" "1 2 3"
 write_cfg "$TMP/c4.yaml" least "2, 3" "2 3"
+write_cfg "$TMP/c5.yaml" least "2, 3" "2 3" ""
+write_cfg "$TMP/c6.yaml" least "2, 3" "2 3" "  - {id: any, services: [resnet]}"
 
 # 1. up: load through the skeleton, pin, attach natively, apply.
 : >"$log"
@@ -197,8 +197,8 @@ done
 	bail "workers"
 }
 
-stream() { # name, count, rate: sets stream_rc; JSON in $TMP/stream.name
-	in_ns "$NS_C" timeout 60 python3 "$UDP" stream --to "$VIP:$PORT" --service 1 --tenant 42 \
+stream() { # name, count, rate [tenant]: sets stream_rc; JSON in $TMP/stream.name
+	in_ns "$NS_C" timeout 60 python3 "$UDP" stream --to "$VIP:$PORT" --service 1 --tenant "${4:-42}" \
 		--count "$2" --rate "$3" --timeout 3 --json "$TMP/stream.$1" >"$TMP/stream.$1.out" 2>&1
 	stream_rc=$?
 }
@@ -305,24 +305,52 @@ else
 		"$TMP/stream.drain.out" "$TMP/stream.undrain.out"
 fi
 
-# 8. promtool on the raw exposition.
+# 8. No tenant may use the service: apply warns naming it, every request is
+# refused by the ACL and `status` says so, by reason; a tenant `any` opens it.
+: >"$log"
+ctl apply --config "$TMP/c5.yaml" >"$TMP/apply5" 2>&1
+a5=$?
+refused0=$(ctl status -j | jq_py 'd["services"][0]["refused_by_reason"]["acl"]')
+stream refused 40 400
+r_rc=$stream_rc
+st_text=$(ctl status)
+st=$(ctl status -j)
+ctl apply --config "$TMP/c6.yaml" >"$TMP/apply6" 2>&1
+a6=$?
+stream anyone 200 400 4242
+any_rc=$stream_rc
+run ctl apply --config "$TMP/c4.yaml"
+if [ "$a5" -eq 0 ] && grep -q "warning: no tenant may use service 'resnet' (id 1)" "$TMP/apply5" &&
+	[ "$r_rc" -ne 0 ] && [ "$(jq_py 'd["replied"]' <"$TMP/stream.refused")" = 0 ] &&
+	echo "$st" | jq_py "d['services'][0]['refused_by_reason']['acl'] - $refused0 == 40 and
+not d['services'][0]['tenants_allowed']" | grep -q True &&
+	echo "$st_text" | grep -q "refused acl [0-9]" &&
+	echo "$st_text" | grep -q "warning: no tenant may use this service" &&
+	[ "$a6" -eq 0 ] && ! grep -q warning "$TMP/apply6" && [ "$any_rc" -eq 0 ] &&
+	[ "$(jq_py 'd["replied"]' <"$TMP/stream.anyone")" = 200 ]; then
+	ok "no_tenant_for_a_service_warns_and_status_shows_refusals_by_reason_any_opens_it"
+else
+	not_ok "no_tenant_for_a_service_warns_and_status_shows_refusals_by_reason_any_opens_it" \
+		"apply rc $a5, $a6; streams rc $r_rc, $any_rc" "$TMP/apply5" "$TMP/apply6" \
+		"$st_text" "$TMP/stream.anyone.out" "$log"
+fi
+echo "# status with no tenant for the service:"
+echo "$st_text" | sed 's/^/#   /'
+
+# 9. promtool on the raw exposition.
 metrics=$TMP/metrics.txt
 in_ns "$NS_R" python3 -c "
 import urllib.request
 print(urllib.request.urlopen('http://127.0.0.1:$MPORT/metrics', timeout=5).read().decode(), end='')
 " >"$metrics" 2>>"$log"
-if ! command -v promtool >/dev/null; then
-	ok "promtool_check_metrics_is_silent # SKIP promtool not installed"
-elif [ -s "$metrics" ] && out=$(promtool check metrics <"$metrics" 2>&1) && [ -z "$out" ]; then
+if [ -s "$metrics" ] && out=$(promtool check metrics <"$metrics" 2>&1) && [ -z "$out" ]; then
 	ok "promtool_check_metrics_is_silent"
 else
 	not_ok "promtool_check_metrics_is_silent" "${out:-empty exposition}" "$TMP/daemon.log"
 fi
 
-# 9. a real Prometheus scrapes the daemon every second; its API agrees.
-if ! command -v prometheus >/dev/null; then
-	ok "prometheus_scrapes_daemon_and_returns_cpn_series # SKIP prometheus not installed"
-else
+# 10. a real Prometheus scrapes the daemon every second; its API agrees.
+if true; then
 	cat >"$TMP/prom.yml" <<EOF
 global: {scrape_interval: 1s, evaluation_interval: 1s}
 scrape_configs:
@@ -357,7 +385,7 @@ print(q('cpn_service_requests_total{service=\"resnet\"}'), q('cpn_node_live{node
 	fi
 fi
 
-# 10. usage errors: exit 2 with usage.
+# 11. usage errors: exit 2 with usage.
 bad=0
 for args in "" "frob" "status --bogus" "node add" "node add 0 10.0.0.1:1" "node add 5 nowhere" \
 	"service add x --id 1" "service add x --id 1 --vip 1.2.3.4 --port 7 --policy nope" \
@@ -372,7 +400,7 @@ for args in "" "frob" "status --bogus" "node add" "node add 0 10.0.0.1:1" "node 
 done
 [ "$bad" -eq 0 ] && ok "usage_errors_exit_2_with_usage" || not_ok "usage_errors_exit_2_with_usage"
 
-# 11. down: detached, unpinned, state forgotten; the daemon may stay.
+# 12. down: detached, unpinned, state forgotten; the daemon may stay.
 kill "$daemon_pid" 2>/dev/null
 wait "$daemon_pid" 2>/dev/null
 daemon_pid=""

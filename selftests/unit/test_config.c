@@ -1,7 +1,7 @@
 // SPDX-License-Identifier: (GPL-2.0-only OR BSD-2-Clause)
 /*
  * Unit tests of cpnctl's configuration (userspace/cpnctl/config.c): the
- * DESIGN.md example and its defaults, IPv6, a table of broken files that
+ * documented example (docs/OPERATIONS.md) and its defaults, IPv6, a table of broken files that
  * must each be refused with "FILE:LINE: reason" naming the right line,
  * the write/parse round trip, deep copies and in-memory validation.
  */
@@ -24,7 +24,7 @@
 #define KEY2 "0f1e2d3c4b5a69788796a5b4c3d2e1f0"
 #define KEY3 "ffeeddccbbaa99887766554433221100"
 
-/* The DESIGN.md example with every optional field spelled out. */
+/* The documented example with every optional field spelled out. */
 static const char design_yaml[] =
     "interfaces: [eth0, eth1]\n"
     "control_port: 7471\n"
@@ -77,7 +77,7 @@ static const char full_yaml[] =
     "  - {id: 11, addr: \"[fd01::11]:65535\", key: \"" KEY3 "\", drain: false}\n"
     "  - {id: 1023, addr: \"192.168.1.1:7470\"}\n"
     "tenants:\n"
-    "  - {id: 4294967295, services: [bert, resnet, r], rate: 1000000000, burst: 1000000000}\n"
+    "  - {id: any, services: [bert, resnet, r], rate: 1000000000, burst: 1000000000}\n"
     "  - {id: 0, services: [], key: \"" KEY2 "\"}\n"
     "  - {id: 42, services: [resnet], rate: 7}\n"
     "auto_join:\n"
@@ -122,7 +122,7 @@ static void assert_key(const __u64 key[2], const char *hex)
 	}
 }
 
-/* ---- the DESIGN.md example ------------------------------------------------ */
+/* ---- the documented example ------------------------------------------------ */
 
 static void test_design_example(void **state)
 {
@@ -369,7 +369,7 @@ static void test_full_ipv6_sorted(void **state)
 	assert_int_equal(cfg.n_tenants, 3);
 	assert_int_equal(cfg.tenants[0].id, 0);
 	assert_int_equal(cfg.tenants[1].id, 42);
-	assert_int_equal(cfg.tenants[2].id, 4294967295u);
+	assert_int_equal(cfg.tenants[2].id, CPN_TENANT_ANY); /* `any` sorts last */
 
 	s = cpn_cfg_service_by_name(&cfg, "bert");
 	assert_non_null(s);
@@ -491,6 +491,10 @@ static const struct bad bad[] = {
     {"control_port: 99999999999999999999999\n", 1, "out of range"},
     {BASE "tenants:\n  - {id: 1, rate: 100, burst: 0}\n", 7, "out of range"},
     {BASE "tenants:\n  - {id: 4294967296}\n", 7, "out of range"},
+    /* 2^32 - 1 is `any`'s: written as a number it is refused. */
+    {BASE "tenants:\n  - {id: 4294967295}\n", 7, "out of range: use 0..4294967294"},
+    {BASE "tenants:\n  - {id: \"any\"}\n", 7, "quoted"},
+    {BASE "tenants:\n  - {id: any, services: [a]}\n  - {id: any}\n", 8, "duplicate tenant id"},
     {BASE "tenants:\n  - {id: 1, rate: 1000000001}\n", 7, "out of range"},
     {BASE "auto_join: {retire_ms: 0}\n", 6, "out of range"},
     /* duplicates */

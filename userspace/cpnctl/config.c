@@ -229,6 +229,30 @@ const struct cfg_tenant *cpn_cfg_tenant(const struct cpn_cfg *cfg, __u32 id)
 	return NULL;
 }
 
+bool cpn_cfg_service_usable(const struct cpn_cfg *cfg, __u16 id)
+{
+	for (int i = 0; i < cfg->n_tenants; i++)
+		for (int k = 0; k < cfg->tenants[i].n_services; k++)
+			if (cfg->tenants[i].services[k] == id)
+				return true;
+	return false;
+}
+
+void cpn_cfg_warn_unusable(const struct cpn_cfg *cfg, FILE *f)
+{
+	for (int i = 0; i < cfg->n_services; i++) {
+		const struct cfg_service *s = &cfg->services[i];
+
+		if (cpn_cfg_service_usable(cfg, s->id))
+			continue;
+		fprintf(f,
+			"cpnctl: warning: no tenant may use service '%s' (id %u): every request "
+			"to it is refused (drop_acl). List it in a tenant's services, or add "
+			"{id: any, services: [%s]} under tenants to open it to every tenant.\n",
+			s->name, s->id, s->name);
+	}
+}
+
 static void *dup_array(const void *p, int n, size_t size, int *ok)
 {
 	void *q;
@@ -529,12 +553,16 @@ static int check_tenants(const struct cpn_cfg *cfg, const char *name, const stru
 		int a = ids[i - 1].idx, b = ids[i].idx;
 		int la = lx && lx->tenant && lx->tenant[a] ? lx->tenant[a] : cfg->tenants[a].line;
 		int lb = lx && lx->tenant && lx->tenant[b] ? lx->tenant[b] : cfg->tenants[b].line;
-		__u32 id = ids[i].id;
+		char id[16];
 
+		if (ids[i].id == CPN_TENANT_ANY)
+			snprintf(id, sizeof(id), "any");
+		else
+			snprintf(id, sizeof(id), "%u", ids[i].id);
 		free(ids);
 		return errat(
 		    err, name, lb,
-		    "duplicate tenant id %u: line %d has it too: give every tenant its own id", id,
+		    "duplicate tenant id %s: line %d has it too: give every tenant its own id", id,
 		    la);
 	}
 	free(ids);
@@ -1141,7 +1169,12 @@ static int parse_tenant(struct ctx *c, yaml_node_t *m, struct cfg_tenant *t, int
 			return -1;
 		switch (k) {
 		case K_ID:
-			if (get_num(&f, 0, UINT32_MAX, &x))
+			/* `any`: every tenant id, for the services it lists. */
+			if (f.v->type == YAML_SCALAR_NODE &&
+			    f.v->data.scalar.style == YAML_PLAIN_SCALAR_STYLE &&
+			    !strcmp(sval(f.v), "any"))
+				x = CPN_TENANT_ANY;
+			else if (get_num(&f, 0, CPN_TENANT_ANY - 1, &x))
 				return -1;
 			t->id = (__u32)x;
 			*id_line = vline(&f);
@@ -1633,7 +1666,10 @@ int cpn_cfg_write(FILE *f, const struct cpn_cfg *cfg)
 	for (int i = 0; i < cfg->n_tenants; i++) {
 		const struct cfg_tenant *t = &cfg->tenants[i];
 
-		fprintf(f, "  - {id: %u, ", t->id);
+		if (t->id == CPN_TENANT_ANY)
+			fputs("  - {id: any, ", f);
+		else
+			fprintf(f, "  - {id: %u, ", t->id);
 		if (put_svc_names(f, cfg, t->services, t->n_services))
 			return -1;
 		fprintf(f, ", rate: %llu, burst: %llu", (unsigned long long)t->rate,

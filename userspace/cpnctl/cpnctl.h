@@ -130,6 +130,12 @@ const struct cfg_service *cpn_cfg_service(const struct cpn_cfg *cfg, __u16 id);
 const struct cfg_service *cpn_cfg_service_by_name(const struct cpn_cfg *cfg, const char *name);
 const struct cfg_node *cpn_cfg_node(const struct cpn_cfg *cfg, __u16 id);
 const struct cfg_tenant *cpn_cfg_tenant(const struct cpn_cfg *cfg, __u32 id);
+/* May any tenant (the `any` entry included) use service ID? Requests of a
+ * service that none may use are all refused (drop_acl): default deny.
+ */
+bool cpn_cfg_service_usable(const struct cpn_cfg *cfg, __u16 id);
+/* One warning line on F for each service that no tenant may use. */
+void cpn_cfg_warn_unusable(const struct cpn_cfg *cfg, FILE *f);
 
 /* Policy name <-> enum cpn_policy; -1 if unknown. */
 int cpn_policy_parse(const char *s);

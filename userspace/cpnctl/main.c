@@ -88,10 +88,10 @@ static const char *const usage_node =
     "       cpnctl node list [-j]\n"
     "  `add --service NAME` also puts the node in that service's candidates; `del`\n"
     "  takes the node out of every service first.\n";
-static const char *const usage_tenant =
-    "usage: cpnctl tenant add ID --services NAME[,NAME...] [--rate R] [--burst B] [--key HEX32]\n"
-    "       cpnctl tenant del ID\n"
-    "       cpnctl tenant list [-j]\n";
+static const char *const usage_tenant = "usage: cpnctl tenant add ID|any --services NAME[,NAME...] "
+					"[--rate R] [--burst B] [--key HEX32]\n"
+					"       cpnctl tenant del ID|any\n"
+					"       cpnctl tenant list [-j]\n";
 static const char *const usage_status = "usage: cpnctl status [-j] [--pin-dir DIR]\n";
 static const char *const usage_stats = "usage: cpnctl stats [-j] [--pin-dir DIR]\n";
 const char *const cpnctl_usage_daemon =
@@ -501,7 +501,7 @@ static int keep_joined(struct cpn_cfg *want, const struct cpn_cfg *cur)
 
 static int load_or_adopt(const char *pin_dir, bool *loaded)
 {
-	char progs[512];
+	char progs[512], note[512];
 	struct cpn_router *skel;
 	struct cpn_maps m;
 	int err;
@@ -518,9 +518,12 @@ static int load_or_adopt(const char *pin_dir, bool *loaded)
 		close(fd);
 		return 0; /* adopted */
 	}
+	if (cpn_bpffs_prepare(pin_dir, note, sizeof(note)))
+		return cpnctl_fail("cannot pin under %s: %s", pin_dir, note);
+	if (note[0])
+		fprintf(stderr, "cpnctl: %s\n", note);
 	if (mkdir(pin_dir, 0755) && errno != EEXIST)
-		return cpnctl_fail("cannot create %s: %s (is bpffs mounted at /sys/fs/bpf?)",
-				   pin_dir, strerror(errno));
+		return cpnctl_fail("cannot create %s: %s", pin_dir, strerror(errno));
 	skel = cpn_router__open_and_load();
 	if (!skel)
 		return cpnctl_fail("cannot load the XDP program: %s (see the verifier log above)",
@@ -558,7 +561,9 @@ static int cmd_up(struct opts *o)
 		return cpnctl_usage(usage_up, "unexpected argument '%s'", o->args[0]);
 	if (o->config && cpn_cfg_load(o->config, &want, &err))
 		return cpnctl_usage("", "%s", err.msg);
-	if (!o->config)
+	if (o->config)
+		cpn_cfg_warn_unusable(&want, stderr);
+	else
 		cpn_cfg_init(&want);
 	if ((rc = load_or_adopt(cpnctl_pin_dir(o), &loaded))) {
 		cpn_cfg_free(&want);
@@ -602,6 +607,7 @@ int cpnctl_apply_file(const char *pin_dir, const char *state_dir, const char *pa
 
 	if (cpn_cfg_load(path, &want, &err))
 		return cpnctl_usage("", "%s", err.msg);
+	cpn_cfg_warn_unusable(&want, stderr);
 	if ((rc = begin(&o, &ctl, &cur))) {
 		cpn_cfg_free(&want);
 		return rc;
@@ -956,8 +962,10 @@ static int cmd_tenant(struct opts *o)
 			return cpnctl_usage(usage_tenant, "unexpected argument '%s'", o->args[1]);
 		return cpnctl_show(o->pin_dir, o->state_dir, CPNCTL_SHOW_TENANTS, o->json);
 	}
-	if (o->n_args < 2 || cpnctl_parse_u32(o->args[1], 0xffffffffUL, &id))
-		return cpnctl_usage(usage_tenant, "tenant ID must be a number");
+	if (o->n_args >= 2 && !strcmp(o->args[1], "any"))
+		id = CPN_TENANT_ANY;
+	else if (o->n_args < 2 || cpnctl_parse_u32(o->args[1], CPN_TENANT_ANY - 1, &id))
+		return cpnctl_usage(usage_tenant, "tenant ID must be a number or 'any'");
 	if (!strcmp(verb, "add")) {
 		struct cfg_tenant t = {0};
 		char buf[2048], *save = NULL, *tok;

@@ -13,6 +13,7 @@
 #include <errno.h>
 #include <math.h>
 #include <stdarg.h>
+#include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -327,14 +328,24 @@ static void render_packets(FILE *f, const struct snap *s)
 
 #define SVC_COUNTERS(X)                                                                            \
 	X(requests, "cpn_service_requests_total", "Requests of the service steered to a node.")    \
-	X(busy, "cpn_service_busy_total",                                                          \
-	  "Requests of the service refused by the router with BUSY (admission control).")          \
-	X(refused, "cpn_service_refused_total",                                                    \
-	  "Requests of the service dropped by the router: tenant ACL, rate limit, authentication " \
-	  "or hop limit.")                                                                         \
 	X(replies, "cpn_service_replies_total", "Replies of the service forwarded to clients.")    \
 	X(node_busy, "cpn_service_node_busy_total",                                                \
 	  "BUSY answers of the service's nodes forwarded to clients.")
+
+/* Counters of a service kept by reason: one series per reason label. */
+static void svc_by_reason(FILE *f, const struct snap *s, const char *name, const char *help,
+			  size_t off, int n, const char *const *reasons)
+{
+	struct labels l;
+
+	family(f, name, "counter", help);
+	for (int i = 0; i < s->n_svcs; i++)
+		for (int r = 0; r < n; r++) {
+			with(&l, &s->svcs[i].l, "reason", reasons[r], "plane", PLANE, NULL);
+			series_u64(f, name, &l,
+				   ((const __u64 *)((const char *)&s->svcs[i].ss + off))[r]);
+		}
+}
 
 static void render_services(FILE *f, const struct snap *s)
 {
@@ -348,6 +359,15 @@ static void render_services(FILE *f, const struct snap *s)
 	}
 	SVC_COUNTERS(SVC_COUNTER)
 #undef SVC_COUNTER
+	svc_by_reason(f, s, "cpn_service_busy_total",
+		      "Requests of the service refused by the router with BUSY (admission "
+		      "control), by reason.",
+		      offsetof(struct cpn_svc_stats, busy), CPN_SVC_BUSY_REASONS,
+		      cpn_svc_busy_names);
+	svc_by_reason(f, s, "cpn_service_refused_total",
+		      "Requests of the service dropped by the router, by reason: tenant ACL, "
+		      "authentication, rate limit, hop limit, address family.",
+		      offsetof(struct cpn_svc_stats, refused), CPN_REFUSE_MAX, cpn_refusal_names);
 
 	family(f, "cpn_service_nodes", "gauge", "Candidate nodes of the service.");
 	for (int i = 0; i < s->n_svcs; i++)

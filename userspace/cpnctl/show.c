@@ -151,6 +151,33 @@ static int live_nodes(const struct cfg_service *s, const struct node_view *nv, i
 	return live;
 }
 
+/* "refused  acl 12, rate 3" under a service: the reasons that counted. */
+static void by_reason_text(const char *what, const __u64 *c, int n, const char *const *names)
+{
+	bool any = false;
+
+	for (int i = 0; i < n; i++) {
+		if (!c[i])
+			continue;
+		if (!any)
+			printf("%16s %s", "", what);
+		printf("%s %s %llu", any ? "," : "", names[i], (unsigned long long)c[i]);
+		any = true;
+	}
+	if (any)
+		printf("\n");
+}
+
+static void by_reason_json(const __u64 *c, int n, const char *const *names)
+{
+	bool f = true;
+
+	printf("{");
+	for (int i = 0; i < n; i++)
+		jkv_u(names[i], c[i], &f);
+	printf("}");
+}
+
 static void show_services(struct cpn_maps *m, const struct cpn_cfg *cfg, const struct node_view *nv,
 			  int nn, bool json)
 {
@@ -180,9 +207,14 @@ static void show_services(struct cpn_maps *m, const struct cpn_cfg *cfg, const s
 				printf("%s%u", k ? "," : "", s->nodes[k]);
 			printf("]");
 			jkv_u("live_nodes", (unsigned)live_nodes(s, nv, nn), &f);
+			jkv_b("tenants_allowed", cpn_cfg_service_usable(cfg, s->id), &f);
 			jkv_u("requests", ss.requests, &f);
-			jkv_u("busy", ss.busy, &f);
-			jkv_u("refused", ss.refused, &f);
+			jkv_u("busy", cpn_svc_busy_total(&ss), &f);
+			jkey("busy_by_reason", &f);
+			by_reason_json(ss.busy, CPN_SVC_BUSY_REASONS, cpn_svc_busy_names);
+			jkv_u("refused", cpn_svc_refused_total(&ss), &f);
+			jkey("refused_by_reason", &f);
+			by_reason_json(ss.refused, CPN_REFUSE_MAX, cpn_refusal_names);
 			jkv_u("replies", ss.replies, &f);
 			jkv_u("node_busy", ss.node_busy, &f);
 			printf("}");
@@ -202,8 +234,9 @@ static void show_services(struct cpn_maps *m, const struct cpn_cfg *cfg, const s
 		snprintf(ln, sizeof(ln), "%d/%d", live_nodes(s, nv, nn), s->n_nodes);
 		printf("%-16s %5u %-24s %-12s %-5s %-11s %10llu %8llu %8llu %10llu\n", s->name,
 		       s->id, vip, cpn_policy_names[s->policy], s->dpdk ? "dpdk" : "xdp", ln,
-		       (unsigned long long)ss.requests, (unsigned long long)ss.busy,
-		       (unsigned long long)ss.refused, (unsigned long long)ss.replies);
+		       (unsigned long long)ss.requests, (unsigned long long)cpn_svc_busy_total(&ss),
+		       (unsigned long long)cpn_svc_refused_total(&ss),
+		       (unsigned long long)ss.replies);
 		list[0] = 0;
 		for (int k = 0; k < s->n_nodes; k++) {
 			size_t l = strlen(list);
@@ -212,6 +245,12 @@ static void show_services(struct cpn_maps *m, const struct cpn_cfg *cfg, const s
 		}
 		if (s->n_nodes)
 			printf("%16s nodes %s\n", "", list);
+		by_reason_text("busy", ss.busy, CPN_SVC_BUSY_REASONS, cpn_svc_busy_names);
+		by_reason_text("refused", ss.refused, CPN_REFUSE_MAX, cpn_refusal_names);
+		if (!cpn_cfg_service_usable(cfg, s->id))
+			printf("%16s warning: no tenant may use this service: every request is "
+			       "refused (acl)\n",
+			       "");
 	}
 }
 
@@ -297,13 +336,22 @@ static void show_tenants(const struct cpn_cfg *cfg, bool json)
 				 s ? s->name : "?");
 		}
 		if (!json) {
-			printf("%10u %-32s %10llu %10llu %-4s\n", t->id, list,
+			char id[16];
+
+			if (t->id == CPN_TENANT_ANY)
+				snprintf(id, sizeof(id), "any");
+			else
+				snprintf(id, sizeof(id), "%u", t->id);
+			printf("%10s %-32s %10llu %10llu %-4s\n", id, list,
 			       (unsigned long long)t->rate, (unsigned long long)t->burst,
 			       t->has_key ? "yes" : "no");
 			continue;
 		}
 		printf("%s{", i ? "," : "");
-		jkv_u("id", t->id, &f);
+		if (t->id == CPN_TENANT_ANY)
+			jkv_s("id", "any", &f);
+		else
+			jkv_u("id", t->id, &f);
 		jkey("services", &f);
 		printf("[");
 		for (int k = 0; k < t->n_services; k++) {
