@@ -1,4 +1,4 @@
-# The planes-agree fixture (selftests/dpdk/, issue 5): fixture_gen builds the
+# The planes-agree fixture (selftests/dpdk/): fixture_gen builds the
 # input capture and runs it through the real XDP object under
 # BPF_PROG_TEST_RUN to write what cpn-fwd must transmit for it.
 # selftests/dpdk/test_planes_agree.sh (run as e2e/test_planes_agree) uses it.

@@ -12,6 +12,7 @@ import argparse
 import datetime
 import json
 import os
+import re
 import platform
 import subprocess
 import sys
@@ -366,6 +367,26 @@ def sec_generic(d, plots, work, name):
     return "\n".join(md), d.get("summary", {})
 
 
+ROOT = os.path.realpath(os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
+TMP_RE = re.compile(r"/tmp/cpn-[A-Za-z0-9._-]+")
+BIN_RE = re.compile(r"(?<![\w/.])/(?:usr/(?:local/)?)?s?bin/")
+
+
+def scrub(v):
+    """A figure's command as anyone can read it: paths in this checkout
+    relative to it, a run's temporary directory as $TMP, programs without
+    their machine's directory."""
+    if isinstance(v, str):
+        v = v.replace(ROOT + "/", "")
+        v = TMP_RE.sub("$TMP", v)
+        return BIN_RE.sub("", v)
+    if isinstance(v, list):
+        return [scrub(x) for x in v]
+    if isinstance(v, dict):
+        return {k: scrub(x) for k, x in v.items()}
+    return v
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--work", help="bench-all.sh's work directory")
@@ -417,13 +438,15 @@ def main():
         if name not in steps:
             continue
         st = steps[name]
-        entry = dict(st)
         data = None
         jf = os.path.join(a.work, name + ".json")
+        st["command"] = scrub(st["command"])
+        st["reason"] = scrub(st["reason"])
+        entry = dict(st)
         if st["status"] == "ok":
             try:
                 with open(jf) as f:
-                    data = json.load(f)
+                    data = scrub(json.load(f))
             except (OSError, ValueError) as e:
                 entry["status"], entry["reason"] = "failed", "bad JSON: %s" % e
         body.append("## %s" % TITLES[name])

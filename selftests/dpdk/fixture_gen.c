@@ -1,6 +1,6 @@
 // SPDX-License-Identifier: (GPL-2.0-only OR BSD-2-Clause)
 /*
- * fixture_gen: the XDP half of the planes-agree fixture (issue 5).
+ * fixture_gen: the XDP half of the planes-agree fixture.
  *
  *   fixture_gen --config selftests/dpdk/fixture.yaml --out DIR [--pass-out] [--xdp-rng SEED]
  *

@@ -374,13 +374,8 @@ int cpn_maps_svc_stats(struct cpn_maps *m, __u16 id, struct cpn_svc_stats *out)
 		free(v);
 		return err;
 	}
-	for (int c = 0; c < m->ncpus; c++) {
-		out->requests += v[c].requests;
-		out->busy += v[c].busy;
-		out->refused += v[c].refused;
-		out->replies += v[c].replies;
-		out->node_busy += v[c].node_busy;
-	}
+	for (int c = 0; c < m->ncpus; c++)
+		cpn_svc_stats_add(out, &v[c]);
 	free(v);
 	return 0;
 }
