@@ -20,7 +20,7 @@ echo "1..7"
 check_log "deps_check_finds_nothing_missing_after_make_deps" "$TMP/check.log" tools/deps.sh --check
 
 # 2. Every command that a test or a tool checks for is in the list. The
-# commands: need_cmd's arguments in selftests/, and `command -v X` / the
+# commands: need_cmd's arguments in selftests/, and what `command -v` checks, and the
 # `for t in ...; do command -v` lists in tools/ and selftests/.
 python3 - >"$TMP/static.log" 2>&1 <<'PY'
 import re, subprocess, sys
