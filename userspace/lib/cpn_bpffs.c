@@ -93,8 +93,8 @@ const char *cpn_bpffs_hint(const char *pin_dir)
 		snprintf(hint, sizeof(hint), "; %s is not on bpffs", dir);
 	else if (private_mount_ns() == 1)
 		snprintf(hint, sizeof(hint),
-			 "; bpffs is not mounted at %s in this command's own mount namespace: "
-			 CPN_NS_ADVICE,
+			 "; bpffs is not mounted at %s in this command's own mount "
+			 "namespace: " CPN_NS_ADVICE,
 			 dir);
 	else
 		snprintf(hint, sizeof(hint),
