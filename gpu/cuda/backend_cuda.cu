@@ -251,6 +251,12 @@ static struct dev_model *model_get(const struct cpn_mlp *mlp, const struct cpn_v
 		}
 	else
 		e = upload(&d->v, vt->v, (size_t)vt->rows * vt->dim);
+	/* A copy from pageable memory may return before its DMA is done, and
+	 * the instances read the model from streams of their own (non-blocking:
+	 * not ordered after the legacy stream the copies went to): wait here.
+	 */
+	if (e == cudaSuccess)
+		e = cudaDeviceSynchronize();
 	if (e != cudaSuccess) {
 		seterr(err, errlen, "cuda backend: uploading the %s: %s", mlp ? "mlp" : "table",
 		       cudaGetErrorString(e));

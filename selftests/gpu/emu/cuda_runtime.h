@@ -199,6 +199,11 @@ static inline cudaError_t cudaStreamSynchronize(cudaStream_t)
 	return cudaSuccess;
 }
 
+static inline cudaError_t cudaDeviceSynchronize(void)
+{
+	return cudaSuccess;
+}
+
 /* ---- kernels on CPU threads ------------------------------------------- */
 
 struct emu_block_pool {
