@@ -82,7 +82,7 @@ int wk_addr_reachable(const struct wk_addr *listen, const struct wk_addr *r)
 
 int wk_net_open(struct worker *w, char *err, size_t errlen)
 {
-	int fam = w->o.listen.ss.ss_family, one = 1, zero = 0, buf = 4 << 20;
+	int fam = w->o.listen.ss.ss_family, one = 1, zero = 0, buf = 32 << 20;
 	char a[INET6_ADDRSTRLEN + 8];
 
 	/* The options were checked with wk_addr_reachable(). */
@@ -94,9 +94,13 @@ int wk_net_open(struct worker *w, char *err, size_t errlen)
 		snprintf(err, errlen, "socket: %s", strerror(errno));
 		return -errno;
 	}
-	/* Best effort: bursts of a whole batch arrive at once. */
-	setsockopt(w->fd, SOL_SOCKET, SO_RCVBUF, &buf, sizeof(buf));
-	setsockopt(w->fd, SOL_SOCKET, SO_SNDBUF, &buf, sizeof(buf));
+	/* Best effort: bursts of whole batches arrive at once. Past the
+	 * system's rmem_max where allowed (CAP_NET_ADMIN), else up to it.
+	 */
+	if (setsockopt(w->fd, SOL_SOCKET, SO_RCVBUFFORCE, &buf, sizeof(buf)))
+		setsockopt(w->fd, SOL_SOCKET, SO_RCVBUF, &buf, sizeof(buf));
+	if (setsockopt(w->fd, SOL_SOCKET, SO_SNDBUFFORCE, &buf, sizeof(buf)))
+		setsockopt(w->fd, SOL_SOCKET, SO_SNDBUF, &buf, sizeof(buf));
 	setsockopt(w->fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
 	if (fam == AF_INET6)
 		setsockopt(w->fd, IPPROTO_IPV6, IPV6_V6ONLY, &zero, sizeof(zero));

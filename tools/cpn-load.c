@@ -357,7 +357,7 @@ static int make_payloads(struct gen *g)
 static int open_sockets(struct gen *g)
 {
 	const struct opts *o = g->o;
-	int buf = 8 << 20;
+	int buf = 32 << 20;
 
 	for (int i = 0; i < o->sockets; i++) {
 		int fd = socket(o->to.sa.ss_family, SOCK_DGRAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
