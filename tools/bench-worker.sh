@@ -21,14 +21,20 @@
 # OpenBLAS picked (its own CPUID detection, unless --openblas-coretype) is
 # recorded. CUDA: one start of `cpn-worker --backend cuda`; where it fails,
 # the backend is recorded as skipped with the worker's reason and what
-# nvidia-smi says.
+# nvidia-smi says. The GPU's name, driver and memory (nvidia-smi) are
+# recorded with the machine.
 #
 # usage: tools/bench-worker.sh [--json-out FILE] [--plot-dir DIR]
 #                              [--runs N] [--batches 1,2,...] [--kernels mlp,vsearch]
+#                              [--backends cpu,cuda] [--mlp-dims IN,...,OUT]
+#                              [--vs-rows R] [--vs-dim D] [--timeout-ms T]
 #                              [--duration S] [--warmup S] [--port-base P]
 #                              [--openblas-coretype NAME] [--quick] [--smoke] [--keep]
 #   full: B 1..64 (powers of 2), 3 runs of 2 s (~2.5 min); --quick (or
 #   BENCH_QUICK=1): B 1,8,32, 1 run (~20 s); --smoke: B 1,4, 1 run of 0.3 s.
+#   Models: --mlp-dims (default 256,512,256,16), --vs-rows x --vs-dim
+#   (default 10000 x 128); --backends: those to measure (default both; cuda
+#   only where it starts); --timeout-ms: cpn-load's reply timeout (2000).
 #   Ports: P+1 worker, P+2 LOAD sink (nobody listens), P+3 /metrics (P: 7600).
 #   env: BUILD (build)
 set -u
@@ -37,10 +43,11 @@ for a in "$@"; do CMDLINE+=" $(printf '%q' "$a")"; done
 [ "${BENCH_QUICK:-}" = 1 ] && CMDLINE="BENCH_QUICK=1 $CMDLINE"
 cd "$(dirname "$0")/.." || exit 1
 BUILD=${BUILD:-build}
-WORKER=$(pwd)/$BUILD/cpn-worker
-LOAD=$(pwd)/$BUILD/cpn-load
+WORKER=$(realpath -m -- "$BUILD")/cpn-worker
+LOAD=$(realpath -m -- "$BUILD")/cpn-load
 
 MODE=full RUNS='' BATCHES='' KERNELS=mlp,vsearch DUR='' WARM='' PBASE=7600 CORETYPE='' KEEP=0
+MLP_DIMS=256,512,256,16 VS_ROWS=10000 VS_DIM=128 WANT_BACKENDS=cpu,cuda TIMEOUT_MS=2000
 JSON_OUT='' PLOT_DIR=''
 [ "${BENCH_QUICK:-}" = 1 ] && MODE=quick
 usage() {
@@ -54,6 +61,11 @@ while [ $# -gt 0 ]; do
 	--runs) RUNS=${2:-}; shift 2 || usage ;;
 	--batches) BATCHES=${2:-}; shift 2 || usage ;;
 	--kernels) KERNELS=${2:-}; shift 2 || usage ;;
+	--backends) WANT_BACKENDS=${2:-}; shift 2 || usage ;;
+	--mlp-dims) MLP_DIMS=${2:-}; shift 2 || usage ;;
+	--vs-rows) VS_ROWS=${2:-}; shift 2 || usage ;;
+	--vs-dim) VS_DIM=${2:-}; shift 2 || usage ;;
+	--timeout-ms) TIMEOUT_MS=${2:-}; shift 2 || usage ;;
 	--duration) DUR=${2:-}; shift 2 || usage ;;
 	--warmup) WARM=${2:-}; shift 2 || usage ;;
 	--port-base) PBASE=${2:-}; shift 2 || usage ;;
@@ -81,6 +93,10 @@ badarg() {
 [[ "$RUNS" =~ ^[1-9][0-9]?$ ]] || badarg "--runs: 1..99"
 [[ "$BATCHES" =~ ^[1-9][0-9]*(,[1-9][0-9]*)*$ ]] || badarg "--batches: a list like 1,2,4"
 [[ "$KERNELS" =~ ^(mlp|vsearch)(,(mlp|vsearch))*$ ]] || badarg "--kernels: mlp and/or vsearch"
+[[ "$WANT_BACKENDS" =~ ^(cpu|cuda)(,(cpu|cuda))*$ ]] || badarg "--backends: cpu and/or cuda"
+[[ "$MLP_DIMS" =~ ^[1-9][0-9]*(,[1-9][0-9]*)+$ ]] || badarg "--mlp-dims: IN,H1,...,OUT"
+[[ "$VS_ROWS" =~ ^[1-9][0-9]*$ && "$VS_DIM" =~ ^[1-9][0-9]*$ ]] || badarg "--vs-rows, --vs-dim: numbers"
+[[ "$TIMEOUT_MS" =~ ^[1-9][0-9]*$ ]] || badarg "--timeout-ms: a number"
 if ! [[ "$DUR" =~ ^[0-9]+(\.[0-9]+)?$ && "$WARM" =~ ^[0-9]+(\.[0-9]+)?$ ]]; then
 	badarg "--duration/--warmup: seconds"
 fi
@@ -130,14 +146,14 @@ if [ -n "$CORETYPE" ]; then export OPENBLAS_CORETYPE=$CORETYPE; else unset OPENB
 
 kargs() { # kernel -> the worker's model arguments
 	case "$1" in
-	mlp) echo "--mlp-dims 256,512,256,16" ;;
-	vsearch) echo "--vs-rows 10000 --vs-dim 128" ;;
+	mlp) echo "--mlp-dims $MLP_DIMS" ;;
+	vsearch) echo "--vs-rows $VS_ROWS --vs-dim $VS_DIM" ;;
 	esac
 }
 largs() { # kernel -> cpn-load's payload arguments (matching kargs)
 	case "$1" in
-	mlp) echo "--kernel mlp --mlp-in 256" ;;
-	vsearch) echo "--kernel vsearch --vs-dim 128 --vs-k 10" ;;
+	mlp) echo "--kernel mlp --mlp-in ${MLP_DIMS%%,*}" ;;
+	vsearch) echo "--kernel vsearch --vs-dim $VS_DIM --vs-k 10" ;;
 	esac
 }
 
@@ -171,7 +187,7 @@ measure() {
 	fi
 	# shellcheck disable=SC2046
 	timeout "$lim" "$LOAD" --to "$LO:$WPORT" --service 1 --tenant 1 $(largs "$k") \
-		--concurrency "$c" --warmup "$WARM" --duration "$DUR" --timeout 2000 --seed "$r" \
+		--concurrency "$c" --warmup "$WARM" --duration "$DUR" --timeout "$TIMEOUT_MS" --seed "$r" \
 		--json >"$f.json" 2>"$f.err" || echo "cpn-load exit $?" >>"$f.err"
 	timeout 10 python3 -c '
 import sys, urllib.request
@@ -188,13 +204,17 @@ sys.stdout.write(urllib.request.urlopen(sys.argv[1], timeout=5).read().decode())
 }
 
 # ---- CUDA: does the worker start with --backend cuda? ---------------------
-BACKENDS=(cpu)
+BACKENDS=()
+[[ ",$WANT_BACKENDS," == *,cpu,* ]] && BACKENDS+=(cpu)
+: >"$TMP/gpu"
 if command -v nvidia-smi >/dev/null 2>&1; then
 	timeout 20 nvidia-smi -L >"$TMP/nvidia-smi" 2>&1 || echo "(nvidia-smi exit $?)" >>"$TMP/nvidia-smi"
+	timeout 20 nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv,noheader \
+		>"$TMP/gpu" 2>/dev/null || : >"$TMP/gpu"
 else
 	echo "nvidia-smi: not installed" >"$TMP/nvidia-smi"
 fi
-if start_worker "$TMP/cuda-probe.log" mlp cuda 1; then
+if [[ ",$WANT_BACKENDS," == *,cuda,* ]] && start_worker "$TMP/cuda-probe.log" mlp cuda 1; then
 	stop_worker
 	BACKENDS+=(cuda)
 fi
@@ -215,6 +235,7 @@ LOAD1=$(cut -d' ' -f1-3 /proc/loadavg)
 
 # ---- summary: JSON, text table, plots -------------------------------------
 export TMP CMDLINE MODE RUNS BATCHES KERNELS DUR WARM WPORT MPORT CORETYPE LOAD0 LOAD1 START
+export MLP_DIMS VS_ROWS VS_DIM WANT_BACKENDS TIMEOUT_MS
 export BACKENDS_STR="${BACKENDS[*]}"
 export JSON_OUT PLOT_DIR
 python3 - <<'PY'
@@ -273,7 +294,7 @@ def spread(v):
             "max": round(max(v), 3), "runs": [round(x, 3) for x in v]}
 
 results = []
-for be in ["cpu", "cuda"]:
+for be in [b for b in ("cpu", "cuda") if b in E["WANT_BACKENDS"].split(",")]:
     for k in kernels:
         if be not in backends:
             err = firstline(os.path.join(tmp, "cuda-probe.log")) or "did not start"
@@ -332,12 +353,16 @@ out = {
     "wall_s": int(time.time()) - int(E["START"]),
     "machine": {"uname": sh("uname -srm"), "nproc": int(sh("nproc") or 0), "cpu_model": cpu_model,
                 "cpu_flags": sorted(flags & {"sse3", "avx", "avx2", "fma", "avx512f"}),
+                "gpu": [g.strip() for g in open(os.path.join(tmp, "gpu")).read().splitlines()
+                        if g.strip()],
                 "loadavg_before": E["LOAD0"], "loadavg_after": E["LOAD1"]},
     "openblas": {"OPENBLAS_NUM_THREADS": "1", "threads_per_call": 1,
                  "OPENBLAS_CORETYPE": E["CORETYPE"] or None, "corename": corename},
     "method": {"load": "closed loop, cpn-load --concurrency 2*B+4, directly to the worker on 127.0.0.1",
                "worker": "--capacity 1 --max-delay-us 500 (default) --seed 1, fresh worker per measurement",
-               "models": {"mlp": "--mlp-dims 256,512,256,16", "vsearch": "--vs-rows 10000 --vs-dim 128, k 10"},
+               "models": {"mlp": "--mlp-dims " + E["MLP_DIMS"],
+                          "vsearch": "--vs-rows %s --vs-dim %s, k 10" % (E["VS_ROWS"], E["VS_DIM"])},
+               "timeout_ms": int(E["TIMEOUT_MS"]),
                "warmup_s": float(E["WARM"]), "duration_s": float(E["DUR"]), "runs": runs,
                "order": "interleaved: run r of every backend, kernel and B, then run r+1",
                "req_s": "replies / measured window (cpn-load reply_rate)",
