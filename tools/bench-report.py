@@ -244,6 +244,88 @@ def sec_worker(d, plots, work):
     return "\n".join(out), {"best_speedup": best}
 
 
+def gpu_runs(gpu_dir):
+    """The worker benchmarks run on a GPU machine by tools/gpu-check.sh and
+    kept in bench/gpu/ (a machine without a GPU cannot make them): name ->
+    bench-worker JSON."""
+    runs = {}
+    if os.path.isdir(gpu_dir):
+        for f in sorted(os.listdir(gpu_dir)):
+            if f.endswith(".json"):
+                with open(os.path.join(gpu_dir, f)) as fh:
+                    runs[f[:-5]] = json.load(fh)
+    return runs
+
+
+def gpu_pairs(d):
+    """(kernel, B) -> {backend: point} of one bench-worker run."""
+    pts = {}
+    for r in d.get("results", []):
+        if r.get("status") != "ok":
+            continue
+        for pt in r["points"]:
+            if pt.get("req_s"):
+                pts.setdefault((r["kernel"], pt["B"]), {})[r["backend"]] = pt
+    return pts
+
+
+def sec_worker_gpu(runs, gpu_dir):
+    out = []
+    first = next(iter(runs.values()))
+    m = first.get("machine", {})
+    out.append("Measured on a machine lent with a GPU, not by `make bench` (no GPU here): "
+               "`tools/gpu-check.sh` there, the JSON kept in `bench/gpu/`, and this section "
+               "rendered from it. GPU: **%s**. Host: %s, %s CPUs. Each table's CPU and CUDA "
+               "columns come from one run of `tools/bench-worker.sh` (the same worker, "
+               "`--capacity 1`, closed loop C = 2B+4 on 127.0.0.1, fresh worker per point); "
+               "the CPU backend runs OpenBLAS with one thread."
+               % (", ".join(m.get("gpu", [])) or "?", m.get("cpu_model", "?"), m.get("nproc", "?")))
+    tests = os.path.join(gpu_dir, "h200-tests.txt")
+    if os.path.exists(tests):
+        with open(tests) as fh:
+            tap = [l.strip() for l in fh if re.match(r"(not )?ok \d", l)]
+        bad = [l for l in tap if l.startswith("not ok")]
+        out.append("")
+        out.append("The CUDA suite there (`selftests/e2e/test_cuda.sh`, CUDA against the CPU "
+                   "backend on every shape, and `test_kernels`' backend choice): %d checks, "
+                   "%d failed; the output is in `bench/gpu/h200-tests.txt`." % (len(tap), len(bad)))
+    summ = {}
+    for name, title in (("h200-worker-default", "Default models"),
+                        ("h200-worker-large", "Large models")):
+        d = runs.get(name)
+        if not d:
+            continue
+        rows = []
+        for (k, b), pt in sorted(gpu_pairs(d).items()):
+            c, g = pt.get("cpu"), pt.get("cuda")
+            if not c or not g:
+                continue
+            ratio = g["req_s"]["median"] / c["req_s"]["median"]
+            rows.append([k, b, c["req_s"]["median"], g["req_s"]["median"], "%.1f×" % ratio,
+                         c["p99_us"]["median"], g["p99_us"]["median"]])
+            summ["%s/%s/B%d" % (name, k, b)] = round(ratio, 2)
+        ob = d.get("openblas", {})
+        out += ["", "### %s: %s" % (title, "; ".join("%s %s" % (k, v) for k, v in
+                                                    d["method"]["models"].items())), "",
+                "`%s` (by `%s`), %s; OpenBLAS kernels %s. Median of %s run(s)." %
+                (d["command"], d.get("run_by", "?"), d.get("date", "?"), ob.get("corename"),
+                 d["method"]["runs"]), "",
+                table(["kernel", "B", "CPU req/s", "CUDA req/s", "CUDA ÷ CPU", "CPU p99 µs",
+                       "CUDA p99 µs"], rows)]
+    d = runs.get("h200-worker-saturation")
+    if d:
+        rows = []
+        for (k, b), pt in sorted(gpu_pairs(d).items()):
+            g = pt.get("cuda")
+            if g:
+                rows.append([k, b, g["req_s"]["median"], g["p50_us"]["median"],
+                             g["p99_us"]["median"], g["mean_batch"]["median"]])
+        out += ["", "### Where the GPU saturates (large models, CUDA only)", "",
+                "`%s` (by `%s`), %s." % (d["command"], d.get("run_by", "?"), d.get("date", "?")),
+                "", table(["kernel", "B", "CUDA req/s", "p50 µs", "p99 µs", "mean batch"], rows)]
+    return "\n".join(out), summ
+
+
 def sec_fwdrate(d, plots, work):
     rows = []
     summ = {}
@@ -478,6 +560,19 @@ def main():
         results["benchmarks"][name] = entry
     if headline:
         doc += ["## Headline", ""] + headline + [""]
+    gpu_dir = os.path.join(ROOT, "bench", "gpu")
+    runs = gpu_runs(gpu_dir)
+    if runs:
+        md, summary = sec_worker_gpu(runs, gpu_dir)
+        body += ["## Worker throughput on a GPU (CUDA next to CPU)", "", md, ""]
+        note = os.path.join(notes_dir, "worker_gpu.md")
+        if os.path.exists(note):
+            with open(note) as f:
+                body += [f.read().strip(), ""]
+        results["benchmarks"]["worker_gpu"] = {
+            "status": "ok", "imported": "bench/gpu/", "command": "tools/gpu-check.sh --out OUT",
+            "seconds": 0, "reason": "measured on a machine with a GPU; kept in bench/gpu/",
+            "summary": summary, "result": runs}
     doc += body
     extra = os.path.join(notes_dir, "extra.md")
     if os.path.exists(extra):

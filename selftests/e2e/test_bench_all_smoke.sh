@@ -2,14 +2,16 @@
 # Smoke test of `make bench` as a whole (tools/bench-all.sh --smoke): the
 # benchmarks that need nothing outside this repository run in their smoke
 # size, and the report is written: bench/results.json's shape, one section per
-# benchmark in docs/BENCHMARKS.md with its command, plots as PNG. Into a
-# temporary directory: the committed report is left alone. Not the numbers.
+# benchmark in docs/BENCHMARKS.md with its command, plots as PNG, and the
+# figures measured on a GPU machine (bench/gpu/) carried into both, naming the
+# GPU. Into a temporary directory: the committed report is left alone. Not the
+# numbers.
 set -u
 cd "$(dirname "$0")/../.." || exit 1
 . selftests/e2e/lib.sh
 need_root
 need_cmd python3 gnuplot timeout
-echo "1..4"
+echo "1..5"
 TMP=$(mktemp -d /tmp/cpn-bench-all.XXXXXX)
 trap 'rm -rf "$TMP"' EXIT
 timeout 120 tools/bench-all.sh --smoke --only xdp,sim --results "$TMP/results.json" \
@@ -49,4 +51,19 @@ done
 if [ $png_ok -eq 1 ]; then echo "ok 4 - plots_are_png"; else
 	echo "not ok 4 - plots_are_png"
 	ls -la "$TMP/plots" | sed 's/^/# /'
+fi
+if python3 - "$TMP/results.json" "$TMP/BENCHMARKS.md" <<'PY' 2>"$TMP/err"; then
+import json, sys
+d = json.load(open(sys.argv[1]))
+g = d["benchmarks"]["worker_gpu"]
+assert g["imported"] == "bench/gpu/" and "h200-worker-default" in g["result"], g.keys()
+assert any(v > 1 for k, v in g["summary"].items() if "large" in k), g["summary"]
+doc = open(sys.argv[2]).read()
+assert "## Worker throughput on a GPU (CUDA next to CPU)" in doc
+assert "NVIDIA H200" in doc and "| kernel | B | CPU req/s | CUDA req/s |" in doc
+PY
+	echo "ok 5 - gpu_figures_from_bench_gpu_are_carried_into_the_report_naming_the_gpu"
+else
+	echo "not ok 5 - gpu_figures_from_bench_gpu_are_carried_into_the_report_naming_the_gpu"
+	sed 's/^/# /' "$TMP/err"
 fi
