@@ -48,7 +48,8 @@
 #include "cpn/sched.h"
 #include "cpn_addr.h"
 #include "cpn_maps.h"
-#include "cpnctl.h"
+#include "cpn_cfg.h"
+#include "cpn_http.h"
 
 #define FWD_RX_DESC   1024
 #define FWD_TX_DESC   1024
@@ -76,7 +77,7 @@ static struct {
 	pthread_mutex_t ctl_lock; /* snapshot swap and free vs telemetry readers */
 	struct fwd_lcore *lc[RTE_MAX_LCORE];
 	unsigned int n_lc;
-	struct cpn_metrics_srv *msrv;
+	struct cpn_http *msrv;
 	/* hand-off: the pinned cpn_xdp, and each net_af_xdp port's state */
 	int router_fd;
 	int lock_fd; /* the pin directory, flock()ed: one cpn-fwd takes hand-offs */
@@ -93,14 +94,6 @@ static void on_signal(int sig)
 		reload_flag = 1;
 	else
 		fwd_stop = 1;
-}
-
-__u64 fwd_now_ns(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (__u64)ts.tv_sec * 1000000000ULL + (__u64)ts.tv_nsec;
 }
 
 static void usage(const char *prog)
@@ -149,12 +142,12 @@ static int neigh_opt(const char *s)
 	*eq = 0;
 	at = strchr(eq + 1, '@');
 	if (at) {
-		char *end;
+		uint32_t v;
 
 		*at = 0;
-		port = strtol(at + 1, &end, 10);
-		if (*end || port < 0 || port >= FWD_MAX_PORTS)
+		if (cpn_parse_u32(at + 1, 0, FWD_MAX_PORTS - 1, &v))
 			return -1;
+		port = (int)v;
 	}
 	if (cpn_addr_parse(buf, k.addr, &k.family))
 		return -1;
@@ -295,7 +288,7 @@ static int tel_nodes(const char *cmd, const char *params, struct rte_tel_data *d
 					  !!(s->nodes[id].flags & CPN_NODE_CFG_RETIRED));
 		rte_tel_data_add_dict_u64(c, "admin", st->admin);
 		rte_tel_data_add_dict_u64(c, "weight", st->weight);
-		rte_tel_data_add_dict_u64(c, "live", cpn_node_live(st, fwd_now_ns(), 500));
+		rte_tel_data_add_dict_u64(c, "live", cpn_node_live(st, cpn_now_ns(), 500));
 		rte_tel_data_add_dict_u64(c, "queue_depth", st->queue_depth);
 		rte_tel_data_add_dict_u64(c, "inflight", st->inflight);
 		rte_tel_data_add_dict_u64(c, "capacity", st->capacity);
@@ -533,8 +526,7 @@ static int parse_args(int argc, char **argv)
 	    {"help", no_argument, NULL, 'h'},
 	    {NULL, 0, NULL, 0},
 	};
-	unsigned long long v;
-	char *end;
+	uint64_t v;
 	int c;
 
 	optind = 1;
@@ -548,16 +540,14 @@ static int parse_args(int argc, char **argv)
 			g.pin_dir = optarg;
 			break;
 		case 'b':
-			v = strtoull(optarg, &end, 0);
-			if (*end || !*optarg || v < 1 || v > FWD_MAX_BURST) {
+			if (cpn_parse_u64(optarg, 1, FWD_MAX_BURST, &v)) {
 				fprintf(stderr, "cpn-fwd: --burst: 1..%d\n", FWD_MAX_BURST);
 				return -1;
 			}
 			fwd.burst = (unsigned int)v;
 			break;
 		case 's':
-			v = strtoull(optarg, &end, 0);
-			if (*end || !*optarg) {
+			if (cpn_parse_u64(optarg, 0, UINT64_MAX, &v)) {
 				fprintf(stderr, "cpn-fwd: --seed: a number\n");
 				return -1;
 			}
@@ -568,8 +558,7 @@ static int parse_args(int argc, char **argv)
 			/* checked here, added once the table exists */
 			break;
 		case 'd':
-			v = strtoull(optarg, &end, 0);
-			if (*end || !*optarg || v >= FWD_MAX_PORTS) {
+			if (cpn_parse_u64(optarg, 0, FWD_MAX_PORTS - 1, &v)) {
 				fprintf(stderr, "cpn-fwd: --default-port: a port number\n");
 				return -1;
 			}
@@ -579,8 +568,7 @@ static int parse_args(int argc, char **argv)
 			g.metrics = optarg;
 			break;
 		case 'i':
-			v = strtoull(optarg, &end, 0);
-			if (*end || !*optarg || v > 86400) {
+			if (cpn_parse_u64(optarg, 0, 86400, &v)) {
 				fprintf(stderr, "cpn-fwd: --stats-interval: seconds\n");
 				return -1;
 			}
@@ -864,7 +852,7 @@ int main(int argc, char **argv)
 		lc->env.cnt = lc->cnt;
 		lc->env.snap = fwd.snap;
 		lc->env.rng = g.have_seed ? fwd_rng_seed(g.seed, k)
-					  : fwd_rng_seed(fwd_now_ns() ^ ((__u64)getpid() << 32), k);
+					  : fwd_rng_seed(cpn_now_ns() ^ ((__u64)getpid() << 32), k);
 		g.lc[g.n_lc++] = lc;
 		k++;
 	}
@@ -876,11 +864,11 @@ int main(int argc, char **argv)
 				   "cpn-fwd nodes: address, state, counters");
 	rte_telemetry_register_cmd("/cpn/lcores", tel_lcores, "cpn-fwd forwarding lcores");
 	if (g.metrics) {
-		struct cpn_err e;
+		char e[256];
 
-		g.msrv = cpn_metrics_start(g.metrics, render_metrics, NULL, &e);
+		g.msrv = cpn_http_start(g.metrics, render_metrics, NULL, e, sizeof(e));
 		if (!g.msrv) {
-			fprintf(stderr, "cpn-fwd: --metrics %s: %s\n", g.metrics, e.msg);
+			fprintf(stderr, "cpn-fwd: --metrics %s: %s\n", g.metrics, e);
 			goto out;
 		}
 	}
@@ -894,14 +882,14 @@ int main(int argc, char **argv)
 	for (unsigned int i = 0; i < g.n_lc; i++)
 		rte_eal_remote_launch(fwd_lcore_main, g.lc[i], g.lc[i]->lcore_id);
 
-	next_reload = fwd_now_ns() + 1000000000ULL;
-	next_stats = fwd_now_ns() + (__u64)g.stats_interval * 1000000000ULL;
+	next_reload = cpn_now_ns() + 1000000000ULL;
+	next_stats = cpn_now_ns() + (__u64)g.stats_interval * 1000000000ULL;
 	while (!fwd_stop) {
 		struct timespec ts = {0, 20 * 1000 * 1000};
 		__u64 t;
 
 		nanosleep(&ts, NULL);
-		t = fwd_now_ns();
+		t = cpn_now_ns();
 		if (reload_flag || (g.pin_dir && t >= next_reload)) {
 			if (reload_flag && !g.pin_dir)
 				printf("cpn-fwd: SIGHUP: re-reading %s\n", g.config_path);
@@ -925,7 +913,7 @@ oom:
 	fprintf(stderr, "cpn-fwd: out of memory\n");
 out:
 	if (g.msrv)
-		cpn_metrics_stop(g.msrv);
+		cpn_http_stop(g.msrv);
 	for (__u16 p = 0; p < fwd.nb_ports; p++) {
 		rte_eth_dev_stop(p);
 		if (g.router_fd >= 0)

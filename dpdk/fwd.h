@@ -24,6 +24,8 @@
 #include <stdint.h>
 #include <linux/types.h>
 
+#include "cpn_util.h" /* cpn_now_ns: CLOCK_MONOTONIC through the vDSO, no syscall */
+
 #include <rte_common.h>
 #include <rte_ether.h>
 #include <rte_hash.h>
@@ -218,7 +220,5 @@ int fwd_lcore_main(void *arg);
 /* rte_eth_rx_burst / rte_eth_tx_burst, from cpn_fwd.c (rte_ethdev.h). */
 __u16 fwd_rx_burst(__u16 port, __u16 queue, struct rte_mbuf **pkts, __u16 n);
 __u16 fwd_tx_burst(__u16 port, __u16 queue, struct rte_mbuf **pkts, __u16 n);
-/* CLOCK_MONOTONIC in ns (vDSO: no syscall). */
-__u64 fwd_now_ns(void);
 
 #endif /* CPN_FWD_H */

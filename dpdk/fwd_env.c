@@ -13,9 +13,8 @@
 
 #include "fwd.h"
 #include "cpn/sched.h"
-#include "cfgmap.h"
 #include "cpn_maps.h"
-#include "cpnctl.h"
+#include "cpn_cfg.h"
 
 _Static_assert(sizeof(((struct fwd_snap *)0)->svc_name[0]) == CPN_NAME_MAX,
 	       "fwd_snap.svc_name holds a config name");

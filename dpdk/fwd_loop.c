@@ -274,7 +274,7 @@ static unsigned int fwd_round(struct fwd_lcore *lc)
 	unsigned int total = 0;
 
 	lc->env.snap = atomic_load_explicit(&fwd.snap, memory_order_acquire);
-	lc->env.now = fwd_now_ns();
+	lc->env.now = cpn_now_ns();
 	for (__u16 p = 0; p < fwd.nb_ports; p++) {
 		__u16 n = fwd_rx_burst(p, lc->queue, pkts, (__u16)fwd.burst);
 

@@ -23,16 +23,9 @@
 #include "cpn/maps.h"
 #include "cpn_maps.h"
 #include "fwd_xsk.h"
+#include "cpn_util.h"
 
 #define XSK_PLACEHOLDER "cpn_xsk" /* the program of bpf/cpn_xsk.bpf.o */
-
-static __u64 mono_ns(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (__u64)ts.tv_sec * 1000000000ULL + (__u64)ts.tv_nsec;
-}
 
 /* The program attached to ifindex: id, mode flag, and its name. */
 static int attached(int ifindex, __u32 *id, __u32 *mode, char name[BPF_OBJ_NAME_LEN])
@@ -89,7 +82,7 @@ int fwd_xsk_prepare(struct fwd_xsk *x, int ifindex, int router_fd, char *err, si
 	if (!id || (id != cpn_prog_id(router_fd) && strcmp(name, XSK_PLACEHOLDER)))
 		return 0;
 	x->mode = mode;
-	x->off_ns = mono_ns();
+	x->off_ns = cpn_now_ns();
 	rc = bpf_xdp_detach(ifindex, mode, NULL);
 	if (rc) {
 		snprintf(err, errlen, "cannot take cpn_xdp off ifindex %d for the PMD: %s", ifindex,
@@ -228,7 +221,7 @@ int fwd_xsk_adopt(struct fwd_xsk *x, __u16 port, int xsks_fd, int slots_fd, int 
 	x->mode = mode;
 	x->adopted = true;
 	if (x->took_router)
-		x->gap_ns = mono_ns() - x->off_ns;
+		x->gap_ns = cpn_now_ns() - x->off_ns;
 	return 1;
 }
 

@@ -24,6 +24,7 @@
 #include <unistd.h>
 
 #include "cpn_kernels.h"
+#include "cpn_util.h"
 
 /* Limits that a file or a seeded model must respect (an "absurd" header is
  * refused before anything is allocated). */
@@ -36,20 +37,11 @@
 
 /* ---- splitmix64 ------------------------------------------------------- */
 
-static uint64_t splitmix64(uint64_t *state)
-{
-	uint64_t z = (*state += 0x9e3779b97f4a7c15ULL);
-
-	z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ULL;
-	z = (z ^ (z >> 27)) * 0x94d049bb133111ebULL;
-	return z ^ (z >> 31);
-}
-
 /* Uniform in [-s, s): the top 53 bits as an integer in [-2^52, 2^52) (exact in
  * double), times 2^-52 (exact), times s (one rounding), to float (one more). */
 static float uniform(uint64_t *state, double s)
 {
-	int64_t r = (int64_t)(splitmix64(state) >> 11) - (1LL << 52);
+	int64_t r = (int64_t)(cpn_splitmix64(state) >> 11) - (1LL << 52);
 
 	return (float)(s * ((double)r * 0x1p-52));
 }

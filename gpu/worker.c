@@ -56,14 +56,6 @@ static const char usage_text[] =
     "              default fixed:1000); a batch sleeps the sum of its requests' draws,\n"
     "              replies echo the payload\n";
 
-uint64_t wk_now_ns(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
-}
-
 void wk_fatal(struct worker *w, const char *fmt, ...)
 {
 	va_list ap;
@@ -99,49 +91,13 @@ static int usage_error(const char *fmt, ...)
 	return -1;
 }
 
-static int parse_ulong(const char *s, unsigned long long min, unsigned long long max,
-		       unsigned long long *v)
-{
-	char *end;
-
-	if (!s || *s < '0' || *s > '9')
-		return -1;
-	errno = 0;
-	*v = strtoull(s, &end, 10);
-	return errno || *end || *v < min || *v > max ? -1 : 0;
-}
-
 static int parse_int(const char *opt, const char *s, long long min, long long max, int *out)
 {
-	unsigned long long v;
+	uint64_t v;
 
-	if (parse_ulong(s, (unsigned long long)min, (unsigned long long)max, &v))
+	if (min < 0 || cpn_parse_u64(s, (uint64_t)min, (uint64_t)max, &v))
 		return usage_error("%s wants an integer in %lld..%lld, not '%s'", opt, min, max, s);
 	*out = (int)v;
-	return 0;
-}
-
-static int parse_key(const char *hex, __u64 key[2])
-{
-	uint8_t b[16];
-
-	if (strlen(hex) != 32)
-		return -1;
-	for (int i = 0; i < 32; i++) {
-		char c = hex[i];
-		int d = c >= '0' && c <= '9'   ? c - '0'
-			: c >= 'a' && c <= 'f' ? c - 'a' + 10
-			: c >= 'A' && c <= 'F' ? c - 'A' + 10
-					       : -1;
-
-		if (d < 0)
-			return -1;
-		b[i / 2] = (uint8_t)(i % 2 ? b[i / 2] | d : d << 4);
-	}
-	/* docs/PROTOCOL.md: k0 the first 8 bytes, k1 the next, little-endian. */
-	memcpy(key, b, 16);
-	key[0] = cpn_le64(key[0]);
-	key[1] = cpn_le64(key[1]);
 	return 0;
 }
 
@@ -156,9 +112,9 @@ static int parse_dims(const char *s, struct wk_opts *o)
 	if (!copy)
 		return usage_error("out of memory");
 	for (tok = strtok_r(copy, ",", &save); tok; tok = strtok_r(NULL, ",", &save)) {
-		unsigned long long v;
+		uint64_t v;
 
-		if (n > CPN_MLP_MAX_LAYERS || parse_ulong(tok, 1, 1 << 16, &v)) {
+		if (n > CPN_MLP_MAX_LAYERS || cpn_parse_u64(tok, 1, 1 << 16, &v)) {
 			rc = -1;
 			break;
 		}
@@ -290,7 +246,7 @@ static int parse_args(int argc, char **argv, struct wk_opts *o)
 {
 	int have_listen = 0, have_node = 0, have_kernel = 0, have_dims = 0, have_vs = 0;
 	int have_seed = 0, have_svc = 0, v, c;
-	unsigned long long u;
+	uint64_t u;
 	const char *dims = "256,512,256,16";
 
 	memset(o, 0, sizeof(*o));
@@ -370,7 +326,7 @@ static int parse_args(int argc, char **argv, struct wk_opts *o)
 			o->load_interval_ms = (unsigned)v;
 			break;
 		case O_KEY:
-			if (parse_key(optarg, o->key))
+			if (cpn_key_parse(optarg, o->key))
 				return usage_error("--key wants 32 hex digits");
 			o->have_key = 1;
 			break;
@@ -387,7 +343,7 @@ static int parse_args(int argc, char **argv, struct wk_opts *o)
 			have_dims = 1;
 			break;
 		case O_SEED:
-			if (parse_ulong(optarg, 0, ULLONG_MAX, &u))
+			if (cpn_parse_u64(optarg, 0, UINT64_MAX, &u))
 				return usage_error("--seed wants an unsigned integer");
 			o->seed = u;
 			have_seed = 1;
@@ -612,11 +568,11 @@ static int run(struct worker *w)
 			n = read(sig_pipe[0], sigs, sizeof(sigs));
 		for (ssize_t k = 0; k < n; k++) {
 			if (!first) {
-				first = wk_now_ns();
+				first = cpn_now_ns();
 				fprintf(stderr, PROG ": %s: draining\n", strsignal(sigs[k]));
 				wk_drain_begin(w);
 			} else if (!WK_LOAD(&w->abandon) &&
-				   wk_now_ns() - first >= WK_SIGNAL_REPEAT_NS) {
+				   cpn_now_ns() - first >= WK_SIGNAL_REPEAT_NS) {
 				fprintf(stderr,
 					PROG ": %s again: stopping without finishing the "
 					     "queue\n",

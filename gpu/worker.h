@@ -39,6 +39,7 @@
 
 #include "cpn/proto.h"
 #include "cpn_kernels.h"
+#include "cpn_util.h"
 
 #define WK_MAX_ROUTERS	 16
 #define WK_MAX_UDP	 65507 /* largest UDP payload over IPv4 */
@@ -216,7 +217,6 @@ struct worker {
 
 extern const uint32_t wk_lat_bounds_us[WK_LAT_BUCKETS];
 
-uint64_t wk_now_ns(void);
 void wk_fatal(struct worker *w, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 const char *wk_kernel_name(enum wk_kernel k);
 

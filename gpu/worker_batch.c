@@ -27,6 +27,7 @@
 #include <time.h>
 
 #include "worker.h"
+#include "cpn_util.h"
 
 const uint32_t wk_lat_bounds_us[WK_LAT_BUCKETS] = {
     50,	   100,	  250,	  500,	  1000,	  2500,	   5000,    10000,
@@ -172,19 +173,10 @@ static void svc_update(struct worker *w, uint64_t sample_ns)
 
 /* ---- slots ------------------------------------------------------------- */
 
-static uint64_t splitmix64(uint64_t *s)
-{
-	uint64_t z = (*s += 0x9e3779b97f4a7c15ULL);
-
-	z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ULL;
-	z = (z ^ (z >> 27)) * 0x94d049bb133111ebULL;
-	return z ^ (z >> 31);
-}
-
 /* One synthetic service time, ns. */
 static uint64_t synth_draw(const struct wk_opts *o, uint64_t *rng)
 {
-	double u = (double)(splitmix64(rng) >> 11) * 0x1.0p-53; /* [0, 1) */
+	double u = (double)(cpn_splitmix64(rng) >> 11) * 0x1.0p-53; /* [0, 1) */
 	double us;
 
 	switch (o->dist) {
@@ -228,7 +220,7 @@ static int take_batch(struct worker *w, struct wk_slot *s)
 		uint64_t deadline = w->head->t_rx + (uint64_t)w->o.max_delay_us * 1000;
 		struct timespec ts;
 
-		if (wk_now_ns() >= deadline)
+		if (cpn_now_ns() >= deadline)
 			break;
 		ts.tv_sec = (time_t)(deadline / 1000000000u);
 		ts.tv_nsec = (long)(deadline % 1000000000u);
@@ -243,7 +235,7 @@ static int take_batch(struct worker *w, struct wk_slot *s)
 		w->tail = NULL;
 	WK_STORE(&w->queued, w->queued - (uint32_t)n);
 	WK_STORE(&w->inflight, w->inflight + (uint32_t)n);
-	now = wk_now_ns();
+	now = cpn_now_ns();
 	s->busy_since = now ? now : 1;
 	return n;
 }
@@ -363,7 +355,7 @@ static void lat_hist_add(struct worker *w, uint32_t us)
 
 static void finish_batch(struct worker *w, struct wk_slot *s, int n)
 {
-	uint64_t done = wk_now_ns(), now;
+	uint64_t done = cpn_now_ns(), now;
 
 	pthread_mutex_lock(&w->lock);
 	WK_STORE(&w->inflight, w->inflight - (uint32_t)n);
@@ -373,7 +365,7 @@ static void finish_batch(struct worker *w, struct wk_slot *s, int n)
 	pthread_mutex_unlock(&w->lock);
 	batch_hist_add(w, n);
 
-	now = wk_now_ns();
+	now = cpn_now_ns();
 	for (int i = 0; i < n; i++) {
 		struct wk_req *r = s->batch[i];
 		struct cpn_msg m;
@@ -433,7 +425,7 @@ static void *slot_main(void *arg)
 static int warm_up(struct worker *w, struct wk_slot *s, char *err, size_t errlen)
 {
 	for (int rep = 0; rep < 2; rep++) {
-		uint64_t t0 = wk_now_ns();
+		uint64_t t0 = cpn_now_ns();
 		int rc;
 
 		if (w->o.kernel == WK_K_MLP) {
@@ -448,7 +440,7 @@ static int warm_up(struct worker *w, struct wk_slot *s, char *err, size_t errlen
 				 s->idx, w->ops->name);
 			return -EIO;
 		}
-		w->svc_ewma_ns = wk_now_ns() - t0;
+		w->svc_ewma_ns = cpn_now_ns() - t0;
 	}
 	return 0;
 }

@@ -238,7 +238,7 @@ static void send_held(struct worker *w, struct wk_tx *t, int n)
 	/* Stamped under the lock: with one delay for all, the list stays in
 	 * due order, and the timer only ever looks at its head.
 	 */
-	due = wk_now_ns() + (uint64_t)w->o.delay_us * 1000;
+	due = cpn_now_ns() + (uint64_t)w->o.delay_us * 1000;
 	for (struct wk_held *h = first; h; h = h->next)
 		h->due = due;
 	if (w->hold_tail)
@@ -312,7 +312,7 @@ void wk_busy_msg(struct worker *w, const struct wk_req *r, uint8_t reason, struc
 	echo_identity(&m, &r->m, CPN_T_BUSY);
 	m.status = reason;
 	wk_load_fill(w, &m);
-	m.worker_us = (uint32_t)((wk_now_ns() - r->t_rx) / 1000);
+	m.worker_us = (uint32_t)((cpn_now_ns() - r->t_rx) / 1000);
 	tx_answer(w, t, &m, &r->src);
 	if (reason == CPN_BUSY_DRAINING)
 		WK_ADD(w, busy_draining, 1);
@@ -367,7 +367,7 @@ static struct wk_req *rx_one(struct worker *w, struct rx_ctx *c, int i, uint64_t
 		echo_identity(&out, &in, CPN_T_REPLY);
 		out.status = CPN_ST_BAD_REQUEST;
 		wk_load_fill(w, &out);
-		out.worker_us = (uint32_t)((wk_now_ns() - now) / 1000);
+		out.worker_us = (uint32_t)((cpn_now_ns() - now) / 1000);
 		tx_answer(w, &c->tx[(*ntx)++], &out, &c->src[i]);
 		WK_ADD(w, replies[CPN_ST_BAD_REQUEST], 1);
 		return NULL;
@@ -433,7 +433,7 @@ static void *rx_main(void *arg)
 			wk_fatal(w, "receiver: recvmmsg: %s", strerror(errno));
 			break;
 		}
-		now = wk_now_ns();
+		now = cpn_now_ns();
 		for (int i = 0; i < n; i++) {
 			r = rx_one(w, c, i, now, &ntx);
 			if (r) {
@@ -528,7 +528,7 @@ static void *timer_main(void *arg)
 {
 	struct worker *w = arg;
 	uint64_t interval = (uint64_t)w->o.load_interval_ms * 1000000u;
-	uint64_t now = wk_now_ns(), next_hb = now, last_t = now, last_busy = wk_busy_ns(w, now);
+	uint64_t now = cpn_now_ns(), next_hb = now, last_t = now, last_busy = wk_busy_ns(w, now);
 
 	/* Held datagrams are due to the µs: no 50 µs default timer slack. */
 	prctl(PR_SET_TIMERSLACK, 1UL, 0, 0, 0);
@@ -538,7 +538,7 @@ static void *timer_main(void *arg)
 		struct timespec ts;
 		int stopping = WK_LOAD(&w->stop_timer);
 
-		now = wk_now_ns();
+		now = cpn_now_ns();
 		if (flush_due(w, now))
 			continue;
 		if (stopping && !w->hold_head)

@@ -1,33 +1,43 @@
-# cpn-worker (gpu/worker*.c): UDP front end, dynamic batcher, batch slots,
-# /metrics. Its kernels and backends come from mk/kernels.mk (KERNEL_SRCS,
-# KERNEL_LIBS), which `include` reads before this fragment (name order).
+# cpn-worker (gpu/): the compute node. Its kernels and backends (CPU with
+# OpenBLAS; CUDA as $(BUILD)/libcpn_cuda.so, where nvcc is) are in
+# gpu/kernels.c, backend_cpu.c, backend_pick.c and gpu/cuda/.
 #
-#   $(BUILD)/cpn-worker                          the program (make all)
-#   $(BUILD)/selftests/e2e/cpn-worker-asan       the same, ASan/UBSan, for the e2e test
-#   $(BUILD)/selftests/e2e/worker_kcheck         the test's client: references and tags
-WORKER_SRCS := gpu/worker.c gpu/worker_net.c gpu/worker_batch.c gpu/worker_metrics.c userspace/http/cpn_http.c \
-	userspace/lib/cpn_addr.c
-WORKER_DEPS := $(WORKER_SRCS) gpu/worker.h $(KERNEL_HDRS) $(HDRS) $(KERNEL_SRCS) mk/worker.mk
-WORKER_LIBS := $(KERNEL_LIBS) -lmicrohttpd -lpthread -lm
-WORKER_ASAN := $(BUILD)/selftests/e2e/cpn-worker-asan
-WORKER_KCHECK := $(BUILD)/selftests/e2e/worker_kcheck
+# cpn_backend_pick() looks for libcpn_cuda.so next to the executable, so a
+# program in $(BUILD)/ finds $(BUILD)/libcpn_cuda.so.
+KERNEL_SRCS := gpu/kernels.c gpu/backend_cpu.c gpu/backend_pick.c
+KERNEL_LIBS := -lopenblas -ldl -lm
+WORKER_SRCS := $(filter-out $(KERNEL_SRCS),$(wildcard gpu/*.c))
 
-ifneq ($(strip $(KERNEL_SRCS)),)
-EXTRA_BINS  += $(BUILD)/cpn-worker
-EXTRA_TESTS += $(WORKER_ASAN) $(WORKER_KCHECK)
+$(OBJ)/gpu/%.o $(SOBJ)/gpu/%.o: CPPFLAGS += -Igpu
 
-$(BUILD)/cpn-worker: $(WORKER_DEPS)
-	@mkdir -p $(dir $@)
-	$(CC) $(CPPFLAGS) -Igpu $(CFLAGS) $(WORKER_SRCS) $(KERNEL_SRCS) -o $@ $(WORKER_LIBS)
+$(BUILD)/cpn-worker: LIBS := $(KERNEL_LIBS) -lmicrohttpd -lpthread
+$(BUILD)/cpn-worker: $(call obj,$(WORKER_SRCS) $(KERNEL_SRCS)) $(LIBCPN_A)
+	$(LINK)
 
-$(WORKER_ASAN): $(WORKER_DEPS)
-	@mkdir -p $(dir $@)
-	$(CC) $(CPPFLAGS) -Igpu $(CFLAGS) $(SANITIZE) $(WORKER_SRCS) $(KERNEL_SRCS) -o $@ $(WORKER_LIBS)
+PROGS += $(BUILD)/cpn-worker
 
-$(WORKER_KCHECK): selftests/e2e/worker_kcheck.c $(KERNEL_HDRS) $(HDRS) $(KERNEL_SRCS) mk/worker.mk
-	@mkdir -p $(dir $@)
-	$(CC) $(CPPFLAGS) -Igpu $(CFLAGS) $(SANITIZE) $< $(KERNEL_SRCS) -o $@ $(KERNEL_LIBS) -lm
+# ---- CUDA backend (where nvcc is) -------------------------------------------
+# NVCC=... picks another compiler; CUDA_HOME defaults to the one above its bin/.
+NVCC        ?= /usr/local/cuda/bin/nvcc
+NVCC_PATH   := $(shell command -v $(NVCC) 2>/dev/null)
+CUDA_HOME   ?= $(patsubst %/bin/,%,$(dir $(NVCC_PATH)))
+CUDA_LIBDIR ?= $(CUDA_HOME)/lib64
+NVCC_FLAGS  ?= -O2 -std=c++17
+# SASS for Ampere (sm_80; also runs on sm_86/89) and Hopper (sm_90, H100/H200),
+# and compute_90 PTX that the driver compiles for newer GPUs.
+NVCC_ARCH   := -gencode arch=compute_80,code=sm_80 -gencode arch=compute_90,code=sm_90 \
+	-gencode arch=compute_90,code=compute_90
+CUDA_SO     := $(BUILD)/libcpn_cuda.so
+
+ifneq ($(NVCC_PATH),)
+PROGS += $(CUDA_SO)
 endif
 
-.PHONY: worker
-worker: $(BUILD)/cpn-worker $(WORKER_ASAN) $(WORKER_KCHECK)
+# Only the entry point (CPN_CUDA_ENTRY) is exported; cuBLAS and the CUDA runtime
+# are found through the rpath, also where CUDA is not in ld.so's search path.
+$(CUDA_SO): gpu/cuda/backend_cuda.cu gpu/cpn_kernels.h
+	@mkdir -p $(dir $@)
+	$(NVCC) $(NVCC_FLAGS) $(NVCC_ARCH) -Igpu --Werror all-warnings \
+		-Xcompiler -fPIC,-fvisibility=hidden,-Wall,-Wextra,-Werror \
+		-shared -cudart shared $< -o $@ \
+		-L$(CUDA_LIBDIR) -lcublas -lcudart -Xlinker -rpath,$(CUDA_LIBDIR)

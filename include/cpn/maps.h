@@ -52,10 +52,19 @@
 /* AF_XDP sockets of cpn-fwd that the router can hand requests to: xsks_map
  * slots, CPN_XSK_QUEUES per cpn-fwd port.
  */
-#define CPN_XSK_QUEUES		 64
-#define CPN_XSK_SLOTS		 (32 * CPN_XSK_QUEUES)
-#define CPN_DEFAULT_CONTROL_PORT 7471
-#define CPN_DEFAULT_MAX_HOPS	 4
+#define CPN_XSK_QUEUES 64
+#define CPN_XSK_SLOTS  (32 * CPN_XSK_QUEUES)
+
+/* Defaults: the configuration's (cpnctl, cpn-fwd) and the data planes' own
+ * where a value is 0. One place: nothing else spells these numbers.
+ */
+#define CPN_DEFAULT_CONTROL_PORT 7471		  /* LOAD and PROBE_ACK arrive here */
+#define CPN_DEFAULT_MAX_HOPS	 4		  /* steering hops before a drop */
+#define CPN_DEFAULT_WEIGHT	 100		  /* percent of a node's nominal capacity */
+#define CPN_DEFAULT_STALE_MS	 500		  /* a node silent this long is not live */
+#define CPN_DEFAULT_RETIRE_MS	 5000		  /* a joined node silent this long leaves */
+#define CPN_DEFAULT_METRICS	 "127.0.0.1:9470" /* cpnctl daemon's /metrics */
+#define CPN_DEFAULT_PIN_DIR	 "/sys/fs/bpf/cpn"
 
 CPN_STATIC_ASSERT((CPN_MAX_NODES & (CPN_MAX_NODES - 1)) == 0, "CPN_MAX_NODES power of two");
 CPN_STATIC_ASSERT((CPN_MAX_SERVICES & (CPN_MAX_SERVICES - 1)) == 0,

@@ -17,7 +17,7 @@
 struct rt_out {
 	int act;
 	size_t len;
-	__u8 buf[PKT_MAX];
+	__u8 buf[CPN_PKT_MAX];
 	__u64 before[CPN_STAT_MAX];
 	__u64 after[CPN_STAT_MAX];
 };
@@ -97,17 +97,17 @@ static inline void rt_assert_untouched(struct router *r, const __u8 *in, size_t 
 }
 
 /* Build and run a request that must be steered; returns the node. */
-static inline __u16 rt_steer(struct router *r, const struct pkt_spec *s)
+static inline __u16 rt_steer(struct router *r, const struct cpn_pkt *s)
 {
-	__u8 in[PKT_MAX], out[PKT_MAX];
+	__u8 in[CPN_PKT_MAX], out[CPN_PKT_MAX];
 	size_t len, out_len = sizeof(out);
 	__u16 id;
 
-	len = pkt_build(s, in, sizeof(in));
+	len = cpn_pkt_build(s, in, sizeof(in));
 	assert_true(len > 0);
 	assert_int_equal(router_run(r, in, len, out, &out_len), XDP_PASS);
 	assert_int_equal(out_len, len);
-	id = pkt_steered_node(out, out_len);
+	id = cpn_pkt_steered_node(out, out_len);
 	if (!id)
 		fail_msg("request was not steered to a node");
 	return id;
@@ -125,7 +125,7 @@ static inline void rt_node_addr(int family, __u16 id, __be32 addr[4])
 	char a[48];
 	__u8 fam;
 
-	t_node_addr(id, family, a, sizeof(a));
+	cpn_pkt_node_addr(id, family, a, sizeof(a));
 	assert_int_equal(cpn_addr_parse(a, addr, &fam), 0);
 }
 
@@ -142,12 +142,12 @@ static inline size_t rt_addr_len(int family)
 }
 
 /* Offsets of the source and destination addresses of a located frame. */
-static inline size_t rt_saddr_off(const struct pkt_view *v)
+static inline size_t rt_saddr_off(const struct cpn_pkt_view *v)
 {
 	return v->l3 + (v->family == CPN_AF_INET ? 12 : 8);
 }
 
-static inline size_t rt_daddr_off(const struct pkt_view *v)
+static inline size_t rt_daddr_off(const struct cpn_pkt_view *v)
 {
 	return v->l3 + (v->family == CPN_AF_INET ? 16 : 24);
 }
@@ -157,7 +157,7 @@ static inline __u16 rt_be16(const __u8 *p)
 	return (__u16)(p[0] << 8 | p[1]);
 }
 
-static inline void rt_decode(const __u8 *buf, const struct pkt_view *v, struct cpn_msg *m)
+static inline void rt_decode(const __u8 *buf, const struct cpn_pkt_view *v, struct cpn_msg *m)
 {
 	struct cpn_hdr h;
 

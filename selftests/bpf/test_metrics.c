@@ -27,6 +27,7 @@
 #include "cpn/sched.h"
 #include "cpn_test.h"
 #include "cpnctl.h"
+#include "cpn_http.h"
 
 #define N_REQUESTS 6
 /* Two path samples from node 1: ~1.1 ms (bucket 10: [1024, 2048) µs) and
@@ -47,10 +48,10 @@ struct fx {
 
 /* ---- traffic ---------------------------------------------------------- */
 
-static int run(struct fx *x, const struct pkt_spec *s)
+static int run(struct fx *x, const struct cpn_pkt *s)
 {
-	__u8 in[PKT_MAX], out[PKT_MAX];
-	size_t len = pkt_build(s, in, sizeof(in)), out_len = sizeof(out);
+	__u8 in[CPN_PKT_MAX], out[CPN_PKT_MAX];
+	size_t len = cpn_pkt_build(s, in, sizeof(in)), out_len = sizeof(out);
 
 	if (!len)
 		return -1;
@@ -90,7 +91,7 @@ static int group_setup(void **state)
 {
 	struct fx *x = calloc(1, sizeof(*x));
 	__u16 both[] = {1, 2};
-	struct pkt_spec s;
+	struct cpn_pkt s;
 
 	if (!x || router_open(&x->r)) {
 		free(x);
@@ -116,14 +117,14 @@ static int group_setup(void **state)
 	x->cfg.n_nodes = 3;
 
 	for (int i = 0; i < N_REQUESTS; i++) {
-		pkt_spec_default(&s, CPN_AF_INET);
+		cpn_pkt_default(&s, CPN_AF_INET);
 		s.sport = (__u16)(40000 + i);
 		s.msg.request_id = (__u64)i + 1;
 		if (run(x, &s) < 0)
 			return -1;
 	}
 	/* Replies: the path sample is (now - router_ts) - worker_us. */
-	pkt_spec_reply(&s, CPN_AF_INET, 1);
+	cpn_pkt_reply(&s, CPN_AF_INET, 1);
 	s.msg.queue_depth = 3;
 	s.msg.inflight = 2;
 	s.msg.capacity = 8;
@@ -136,15 +137,15 @@ static int group_setup(void **state)
 	if (run(x, &s) < 0)
 		return -1;
 
-	pkt_spec_default(&s, CPN_AF_INET);
+	cpn_pkt_default(&s, CPN_AF_INET);
 	s.msg.magic = 0xbeef;
 	if (run(x, &s) < 0)
 		return -1;
-	pkt_spec_default(&s, CPN_AF_INET);
+	cpn_pkt_default(&s, CPN_AF_INET);
 	s.msg.tenant_id = 99;
 	if (run(x, &s) < 0)
 		return -1;
-	pkt_spec_default(&s, CPN_AF_INET);
+	cpn_pkt_default(&s, CPN_AF_INET);
 	s.dport = 53;
 	s.with_hdr = false;
 	s.payload = "dns?";
@@ -643,18 +644,18 @@ static int render_cb(void *arg, FILE *out)
 	return cpn_metrics_render(&s->x->r.maps, &s->x->cfg, out);
 }
 
-static struct cpn_metrics_srv *start_on_random_port(struct scrape *s, int *port)
+static struct cpn_http *start_on_random_port(struct scrape *s, int *port)
 {
 	struct cpn_err err = {0};
 
 	srand((unsigned)(getpid() ^ time(NULL)));
 	for (int i = 0; i < 50; i++) {
-		struct cpn_metrics_srv *srv;
+		struct cpn_http *srv;
 		char ap[64];
 
 		*port = 20000 + rand() % 20001;
 		snprintf(ap, sizeof(ap), "127.0.0.1:%d", *port);
-		srv = cpn_metrics_start(ap, render_cb, s, &err);
+		srv = cpn_http_start(ap, render_cb, s, err.msg, sizeof(err.msg));
 		if (srv)
 			return srv;
 	}
@@ -730,7 +731,7 @@ static void drop_time_dependent(char *t)
 static void test_server_serves_the_rendering_on_get_metrics(void **state)
 {
 	struct scrape s = {.x = *state};
-	struct cpn_metrics_srv *srv;
+	struct cpn_http *srv;
 	char *resp, *body, *fresh;
 	int port;
 
@@ -748,13 +749,13 @@ static void test_server_serves_the_rendering_on_get_metrics(void **state)
 	/* A query string is not part of the path. */
 	assert_int_equal(http(port, "GET", "/metrics?x=1", &resp, &body), 200);
 	free(resp);
-	cpn_metrics_stop(srv);
+	cpn_http_stop(srv);
 }
 
 static void test_server_answers_404_elsewhere_and_405_to_other_methods(void **state)
 {
 	struct scrape s = {.x = *state};
-	struct cpn_metrics_srv *srv;
+	struct cpn_http *srv;
 	char *resp, *body;
 	int port;
 
@@ -772,13 +773,13 @@ static void test_server_answers_404_elsewhere_and_405_to_other_methods(void **st
 	assert_int_equal(http(port, "HEAD", "/metrics", &resp, &body), 200);
 	assert_string_equal(body, "");
 	free(resp);
-	cpn_metrics_stop(srv);
+	cpn_http_stop(srv);
 }
 
 static void test_server_answers_500_when_render_fails(void **state)
 {
 	struct scrape s = {.x = *state, .fail = 1};
-	struct cpn_metrics_srv *srv;
+	struct cpn_http *srv;
 	char *resp, *body;
 	int port;
 
@@ -786,34 +787,34 @@ static void test_server_answers_500_when_render_fails(void **state)
 	assert_int_equal(http(port, "GET", "/metrics", &resp, &body), 500);
 	assert_null(strstr(body, "cpn_"));
 	free(resp);
-	cpn_metrics_stop(srv);
+	cpn_http_stop(srv);
 }
 
 static void test_server_refuses_a_bad_address_and_a_taken_port(void **state)
 {
 	struct scrape s = {.x = *state};
-	struct cpn_metrics_srv *srv, *again;
+	struct cpn_http *srv, *again;
 	struct cpn_err err = {0};
 	char ap[64];
 	int port;
 
-	assert_null(cpn_metrics_start("localhost", render_cb, &s, &err));
+	assert_null(cpn_http_start("localhost", render_cb, &s, err.msg, sizeof(err.msg)));
 	assert_non_null(strstr(err.msg, "localhost"));
-	assert_null(cpn_metrics_start("127.0.0.1:0", render_cb, &s, &err));
-	assert_null(cpn_metrics_start("[::1:9470", render_cb, &s, &err));
+	assert_null(cpn_http_start("127.0.0.1:0", render_cb, &s, err.msg, sizeof(err.msg)));
+	assert_null(cpn_http_start("[::1:9470", render_cb, &s, err.msg, sizeof(err.msg)));
 
 	srv = start_on_random_port(&s, &port);
 	snprintf(ap, sizeof(ap), "127.0.0.1:%d", port);
 	err.msg[0] = 0;
-	again = cpn_metrics_start(ap, render_cb, &s, &err);
+	again = cpn_http_start(ap, render_cb, &s, err.msg, sizeof(err.msg));
 	if (again) {
-		cpn_metrics_stop(again);
-		cpn_metrics_stop(srv);
+		cpn_http_stop(again);
+		cpn_http_stop(srv);
 		fail_msg("a second server bound %s", ap);
 	}
 	assert_non_null(strstr(err.msg, ap));
-	cpn_metrics_stop(srv);
-	cpn_metrics_stop(NULL);
+	cpn_http_stop(srv);
+	cpn_http_stop(NULL);
 }
 
 /* An IPv6 listener: [::1]:PORT. */
@@ -821,7 +822,7 @@ static void test_server_listens_on_ipv6(void **state)
 {
 	struct scrape s = {.x = *state};
 	struct sockaddr_in6 sa = {.sin6_family = AF_INET6, .sin6_addr = IN6ADDR_LOOPBACK_INIT};
-	struct cpn_metrics_srv *srv = NULL;
+	struct cpn_http *srv = NULL;
 	struct cpn_err err = {0};
 	char ap[64], buf[64];
 	int fd, port = 0;
@@ -834,7 +835,7 @@ static void test_server_listens_on_ipv6(void **state)
 	for (int i = 0; i < 50 && !srv; i++) {
 		port = 20000 + rand() % 20001;
 		snprintf(ap, sizeof(ap), "[::1]:%d", port);
-		srv = cpn_metrics_start(ap, render_cb, &s, &err);
+		srv = cpn_http_start(ap, render_cb, &s, err.msg, sizeof(err.msg));
 	}
 	if (!srv)
 		fail_msg("cannot serve on [::1]: %s", err.msg);
@@ -850,7 +851,7 @@ static void test_server_listens_on_ipv6(void **state)
 	buf[n] = 0;
 	assert_non_null(strstr(buf, " 404"));
 	close(fd);
-	cpn_metrics_stop(srv);
+	cpn_http_stop(srv);
 }
 
 int main(void)

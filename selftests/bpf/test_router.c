@@ -29,12 +29,12 @@
 static void check_request_rewrite(struct router *r, int family, int vlan, bool csum_zero,
 				  __u16 want)
 {
-	struct pkt_spec s;
-	struct pkt_view vi, vo;
+	struct cpn_pkt s;
+	struct cpn_pkt_view vi, vo;
 	struct cpn_msg mi, mo;
 	struct cpn_node_stats ns0, ns1;
 	struct rt_out o;
-	__u8 in[PKT_MAX], payload[100];
+	__u8 in[CPN_PKT_MAX], payload[100];
 	__be32 node[4];
 	__u32 t0, t1, out0;
 	size_t len;
@@ -45,10 +45,10 @@ static void check_request_rewrite(struct router *r, int family, int vlan, bool c
 	for (__u16 id = 1; id <= 4; id++)
 		t_report(r, id, id == want ? 0 : 5, 0, 1, 100, 0);
 
-	pkt_spec_default(&s, family);
+	cpn_pkt_default(&s, family);
 	s.vlan = vlan;
 	s.udp_csum_zero = csum_zero;
-	t_fill(payload, sizeof(payload), 0xc0ffee + (__u32)vlan);
+	cpn_pkt_fill(payload, sizeof(payload), 0xc0ffee + (__u32)vlan);
 	s.payload = payload;
 	s.payload_len = sizeof(payload);
 	/* Fields the router must leave alone, set to something. */
@@ -63,9 +63,9 @@ static void check_request_rewrite(struct router *r, int family, int vlan, bool c
 	s.msg.status = 0x0c;
 	s.msg.worker_us = 0x0d0e0f10;
 	s.msg.reserved = 0x11121314;
-	len = pkt_build(&s, in, sizeof(in));
+	len = cpn_pkt_build(&s, in, sizeof(in));
 	assert_true(len > 0);
-	assert_int_equal(pkt_locate(in, len, &vi), 0);
+	assert_int_equal(cpn_pkt_locate(in, len, &vi), 0);
 	rt_decode(in, &vi, &mi);
 
 	assert_int_equal(router_node_stats(r, want, &ns0), 0);
@@ -76,7 +76,7 @@ static void check_request_rewrite(struct router *r, int family, int vlan, bool c
 
 	assert_int_equal(o.act, XDP_PASS);
 	assert_int_equal(o.len, len);
-	assert_int_equal(pkt_locate(o.buf, o.len, &vo), 0);
+	assert_int_equal(cpn_pkt_locate(o.buf, o.len, &vo), 0);
 	assert_int_equal(vo.l3, vi.l3);
 	assert_int_equal(vo.pay, vi.pay);
 
@@ -99,7 +99,7 @@ static void check_request_rewrite(struct router *r, int family, int vlan, bool c
 	assert_memory_equal(o.buf + rt_saddr_off(&vo), in + rt_saddr_off(&vi), rt_addr_len(family));
 	assert_int_equal(rt_be16(o.buf + vo.l4), 40000);
 	assert_int_equal(rt_be16(o.buf + vo.l4 + 2), T_PORT);
-	assert_true(pkt_csum_ok(o.buf, o.len));
+	assert_true(cpn_pkt_csum_ok(o.buf, o.len));
 	if (csum_zero)
 		assert_int_equal(rt_be16(o.buf + vo.l4 + 6), 0);
 	else
@@ -117,18 +117,18 @@ static void check_request_rewrite(struct router *r, int family, int vlan, bool c
 	 * incremental checksums equal the ones computed from scratch.
 	 */
 	{
-		struct pkt_spec e = s;
-		__u8 exp[PKT_MAX];
+		struct cpn_pkt e = s;
+		__u8 exp[CPN_PKT_MAX];
 		char a[48];
 
-		t_node_addr(want, family, a, sizeof(a));
+		cpn_pkt_node_addr(want, family, a, sizeof(a));
 		e.dst = a;
 		e.dport = T_PORT;
 		e.msg.node_id = want;
 		e.msg.hops = (__u8)(s.msg.hops + 1);
 		e.msg.flags = (__u16)(s.msg.flags | CPN_F_TAGGED);
 		e.msg.router_ts = mo.router_ts;
-		assert_int_equal(pkt_build(&e, exp, sizeof(exp)), len);
+		assert_int_equal(cpn_pkt_build(&e, exp, sizeof(exp)), len);
 		assert_memory_equal(o.buf, exp, len);
 	}
 
@@ -165,25 +165,25 @@ static void test_request_to_node_on_other_port_rewrites_port(void **state)
 	for (int i = 0; i < RT_NFRAMINGS; i++) {
 		int family = rt_framings[i].family;
 		struct cpn_node_cfg c;
-		struct pkt_spec s;
-		struct pkt_view v;
+		struct cpn_pkt s;
+		struct cpn_pkt_view v;
 		struct rt_out o;
-		__u8 in[PKT_MAX];
+		__u8 in[CPN_PKT_MAX];
 		size_t len;
 
 		assert_int_equal(t_topology(r, family, CPN_POL_LEAST, 1), 0);
 		assert_int_equal(cpn_maps_get_node(&r->maps, 1, &c), 0);
 		c.port = htons(NODE_PORT_OTHER);
 		assert_int_equal(cpn_maps_set_node(&r->maps, 1, &c, 100, CPN_ADMIN_UP), 0);
-		pkt_spec_default(&s, family);
+		cpn_pkt_default(&s, family);
 		s.vlan = rt_framings[i].vlan;
-		len = pkt_build(&s, in, sizeof(in));
+		len = cpn_pkt_build(&s, in, sizeof(in));
 		rt_run(r, in, len, &o);
 		assert_int_equal(o.act, XDP_PASS);
-		assert_int_equal(pkt_locate(o.buf, o.len, &v), 0);
+		assert_int_equal(cpn_pkt_locate(o.buf, o.len, &v), 0);
 		assert_int_equal(rt_be16(o.buf + v.l4), 40000);
 		assert_int_equal(rt_be16(o.buf + v.l4 + 2), NODE_PORT_OTHER);
-		assert_true(pkt_csum_ok(o.buf, o.len));
+		assert_true(cpn_pkt_csum_ok(o.buf, o.len));
 	}
 }
 
@@ -192,12 +192,12 @@ static void test_request_to_node_on_other_port_rewrites_port(void **state)
 static void check_reply_reverse_nat(struct router *r, int family, int vlan, bool csum_zero,
 				    __u16 node_port)
 {
-	struct pkt_spec s;
-	struct pkt_view vi, vo;
+	struct cpn_pkt s;
+	struct cpn_pkt_view vi, vo;
 	struct cpn_node_stats ns0, ns1;
 	struct cpn_node_cfg c;
 	struct rt_out o;
-	__u8 in[PKT_MAX], payload[77];
+	__u8 in[CPN_PKT_MAX], payload[77];
 	__be32 vip[4];
 	size_t len;
 
@@ -208,7 +208,7 @@ static void check_reply_reverse_nat(struct router *r, int family, int vlan, bool
 	c.port = htons(node_port);
 	assert_int_equal(cpn_maps_set_node(&r->maps, 2, &c, 100, CPN_ADMIN_UP), 0);
 
-	pkt_spec_reply(&s, family, 2);
+	cpn_pkt_reply(&s, family, 2);
 	s.sport = node_port;
 	s.vlan = vlan;
 	s.udp_csum_zero = csum_zero;
@@ -216,18 +216,18 @@ static void check_reply_reverse_nat(struct router *r, int family, int vlan, bool
 	s.msg.capacity = 4;
 	s.msg.worker_us = 250;
 	s.msg.router_ts = t_now_us() - 1000;
-	t_fill(payload, sizeof(payload), 77 + (__u32)vlan);
+	cpn_pkt_fill(payload, sizeof(payload), 77 + (__u32)vlan);
 	s.payload = payload;
 	s.payload_len = sizeof(payload);
-	len = pkt_build(&s, in, sizeof(in));
+	len = cpn_pkt_build(&s, in, sizeof(in));
 	assert_true(len > 0);
-	assert_int_equal(pkt_locate(in, len, &vi), 0);
+	assert_int_equal(cpn_pkt_locate(in, len, &vi), 0);
 
 	assert_int_equal(router_node_stats(r, 2, &ns0), 0);
 	rt_run(r, in, len, &o);
 	assert_int_equal(o.act, XDP_PASS);
 	assert_int_equal(o.len, len);
-	assert_int_equal(pkt_locate(o.buf, o.len, &vo), 0);
+	assert_int_equal(cpn_pkt_locate(o.buf, o.len, &vo), 0);
 	{
 		struct rt_range rw[] = {
 		    {rt_saddr_off(&vi), rt_addr_len(family)},
@@ -243,18 +243,18 @@ static void check_reply_reverse_nat(struct router *r, int family, int vlan, bool
 	assert_memory_equal(o.buf + rt_daddr_off(&vo), in + rt_daddr_off(&vi), rt_addr_len(family));
 	assert_int_equal(rt_be16(o.buf + vo.l4), T_PORT);
 	assert_int_equal(rt_be16(o.buf + vo.l4 + 2), 40000);
-	assert_true(pkt_csum_ok(o.buf, o.len));
+	assert_true(cpn_pkt_csum_ok(o.buf, o.len));
 	if (csum_zero)
 		assert_int_equal(rt_be16(o.buf + vo.l4 + 6), 0);
 
 	/* Exactly the frame the VIP would have sent, checksums included. */
 	{
-		struct pkt_spec e = s;
-		__u8 exp[PKT_MAX];
+		struct cpn_pkt e = s;
+		__u8 exp[CPN_PKT_MAX];
 
 		e.src = family == CPN_AF_INET ? T_VIP4 : T_VIP6;
 		e.sport = T_PORT;
-		assert_int_equal(pkt_build(&e, exp, sizeof(exp)), len);
+		assert_int_equal(cpn_pkt_build(&e, exp, sizeof(exp)), len);
 		assert_memory_equal(o.buf, exp, len);
 	}
 
@@ -295,30 +295,30 @@ static void test_busy_from_node_is_reverse_natted_without_learning(void **state)
 		int family = rt_framings[i].family;
 		struct cpn_node_stats ns0, ns1;
 		struct cpn_node before;
-		struct pkt_spec s;
-		struct pkt_view v;
+		struct cpn_pkt s;
+		struct cpn_pkt_view v;
 		struct rt_out o;
-		__u8 in[PKT_MAX];
+		__u8 in[CPN_PKT_MAX];
 		__be32 vip[4];
 		size_t len;
 
 		assert_int_equal(t_topology(r, family, CPN_POL_LEAST, 2), 0);
 		t_report(r, 2, 9, 1, 2, 300, 40);
 		rt_node_snapshot(r, 2, &before);
-		pkt_spec_reply(&s, family, 2);
+		cpn_pkt_reply(&s, family, 2);
 		s.vlan = rt_framings[i].vlan;
 		s.msg.type = CPN_T_BUSY;
 		s.msg.status = CPN_BUSY_OVERLOAD;
 		s.msg.queue_depth = 100;
-		len = pkt_build(&s, in, sizeof(in));
+		len = cpn_pkt_build(&s, in, sizeof(in));
 		assert_int_equal(router_node_stats(r, 2, &ns0), 0);
 		rt_run(r, in, len, &o);
 		assert_int_equal(o.act, XDP_PASS);
-		assert_int_equal(pkt_locate(o.buf, o.len, &v), 0);
+		assert_int_equal(cpn_pkt_locate(o.buf, o.len, &v), 0);
 		rt_addr(family == CPN_AF_INET ? T_VIP4 : T_VIP6, vip);
 		assert_memory_equal(o.buf + rt_saddr_off(&v), vip, rt_addr_len(family));
 		assert_memory_equal(o.buf + v.pay, in + v.pay, len - v.pay);
-		assert_true(pkt_csum_ok(o.buf, o.len));
+		assert_true(cpn_pkt_csum_ok(o.buf, o.len));
 		assert_memory_equal(&r->maps.state[2], &before, sizeof(before));
 		assert_int_equal(router_node_stats(r, 2, &ns1), 0);
 		assert_int_equal(ns1.busy, ns0.busy + 1);
@@ -329,9 +329,9 @@ static void test_busy_from_node_is_reverse_natted_without_learning(void **state)
 
 /* ---- tagged requests ------------------------------------------------- */
 
-static void tagged_spec(struct pkt_spec *s, int family, int vlan, __u16 node)
+static void tagged_spec(struct cpn_pkt *s, int family, int vlan, __u16 node)
 {
-	pkt_spec_default(s, family);
+	cpn_pkt_default(s, family);
 	s->vlan = vlan;
 	s->msg.flags = CPN_F_TAGGED;
 	s->msg.node_id = node;
@@ -345,11 +345,11 @@ static void test_tagged_request_to_live_node_is_forwarded_there(void **state)
 	struct router *r = *state;
 
 	for (int i = 0; i < RT_NFRAMINGS; i++) {
-		struct pkt_spec s;
-		struct pkt_view v;
+		struct cpn_pkt s;
+		struct cpn_pkt_view v;
 		struct cpn_msg m;
 		struct rt_out o;
-		__u8 in[PKT_MAX];
+		__u8 in[CPN_PKT_MAX];
 		size_t len;
 
 		assert_int_equal(t_topology(r, rt_framings[i].family, CPN_POL_LEAST, 4), 0);
@@ -358,15 +358,15 @@ static void test_tagged_request_to_live_node_is_forwarded_there(void **state)
 		t_report(r, 3, 50, 10, 1, 100, 500); /* the worst by far */
 		t_report(r, 4, 0, 0, 1, 100, 0);
 		tagged_spec(&s, rt_framings[i].family, rt_framings[i].vlan, 3);
-		len = pkt_build(&s, in, sizeof(in));
+		len = cpn_pkt_build(&s, in, sizeof(in));
 		rt_run(r, in, len, &o);
 		assert_int_equal(o.act, XDP_PASS);
-		assert_int_equal(pkt_steered_node(o.buf, o.len), 3);
-		assert_int_equal(pkt_locate(o.buf, o.len, &v), 0);
+		assert_int_equal(cpn_pkt_steered_node(o.buf, o.len), 3);
+		assert_int_equal(cpn_pkt_locate(o.buf, o.len, &v), 0);
 		rt_decode(o.buf, &v, &m);
 		assert_int_equal(m.hops, 2);
 		assert_int_equal(m.flags, CPN_F_TAGGED);
-		assert_true(pkt_csum_ok(o.buf, o.len));
+		assert_true(cpn_pkt_csum_ok(o.buf, o.len));
 		assert_int_equal(r->maps.state[3].outstanding, 1);
 		rt_assert_counted(&o, (int[]){CPN_STAT_REQ_TAG_HONOURED, CPN_STAT_REQ_STEERED,
 					      CPN_STAT_TX_KERNEL, RT_END});
@@ -386,9 +386,9 @@ static void test_tagged_request_to_dead_node_is_resteered_to_live_one(void **sta
 	for (int i = 0; i < RT_NFRAMINGS; i++) {
 		for (int k = 0; k < KINDS; k++) {
 			int family = rt_framings[i].family;
-			struct pkt_spec s;
+			struct cpn_pkt s;
 			struct rt_out o;
-			__u8 in[PKT_MAX];
+			__u8 in[CPN_PKT_MAX];
 			__u16 tag = 3;
 			size_t len;
 
@@ -423,11 +423,11 @@ static void test_tagged_request_to_dead_node_is_resteered_to_live_one(void **sta
 				break;
 			}
 			tagged_spec(&s, family, rt_framings[i].vlan, tag);
-			len = pkt_build(&s, in, sizeof(in));
+			len = cpn_pkt_build(&s, in, sizeof(in));
 			rt_run(r, in, len, &o);
 			assert_int_equal(o.act, XDP_PASS);
-			assert_int_equal(pkt_steered_node(o.buf, o.len), 2);
-			assert_true(pkt_csum_ok(o.buf, o.len));
+			assert_int_equal(cpn_pkt_steered_node(o.buf, o.len), 2);
+			assert_true(cpn_pkt_csum_ok(o.buf, o.len));
 			rt_assert_counted(&o, (int[]){CPN_STAT_REQ_RESTEERED, CPN_STAT_REQ_STEERED,
 						      CPN_STAT_TX_KERNEL, RT_END});
 			if (k == NOT_IN_SERVICE)
@@ -442,9 +442,9 @@ static void test_tagged_request_to_dead_node_is_resteered_to_live_one(void **sta
 static void test_tagged_flag_with_node_zero_is_a_fresh_choice(void **state)
 {
 	struct router *r = *state;
-	struct pkt_spec s;
+	struct cpn_pkt s;
 	struct rt_out o;
-	__u8 in[PKT_MAX];
+	__u8 in[CPN_PKT_MAX];
 	size_t len;
 
 	assert_int_equal(t_topology(r, CPN_AF_INET, CPN_POL_LEAST, 3), 0);
@@ -452,10 +452,10 @@ static void test_tagged_flag_with_node_zero_is_a_fresh_choice(void **state)
 	t_report(r, 2, 4, 0, 1, 100, 0);
 	t_report(r, 3, 0, 0, 1, 100, 0);
 	tagged_spec(&s, CPN_AF_INET, 0, 0);
-	len = pkt_build(&s, in, sizeof(in));
+	len = cpn_pkt_build(&s, in, sizeof(in));
 	rt_run(r, in, len, &o);
 	assert_int_equal(o.act, XDP_PASS);
-	assert_int_equal(pkt_steered_node(o.buf, o.len), 3);
+	assert_int_equal(cpn_pkt_steered_node(o.buf, o.len), 3);
 	rt_assert_counted(&o, (int[]){CPN_STAT_REQ_STEERED, CPN_STAT_TX_KERNEL, RT_END});
 }
 
@@ -472,34 +472,35 @@ static void test_reverse_nat_handles_checksum_that_folds_to_zero(void **state)
 
 		assert_int_equal(t_topology(r, family, CPN_POL_LEAST, 2), 0);
 		for (int side = 0; side < 2; side++) {
-			struct pkt_spec in_s, out_s;
-			struct pkt_view v;
+			struct cpn_pkt in_s, out_s;
+			struct cpn_pkt_view v;
 			struct rt_out o;
-			__u8 in[PKT_MAX], exp[PKT_MAX];
+			__u8 in[CPN_PKT_MAX], exp[CPN_PKT_MAX];
 			size_t len = 0;
 			__u64 id;
 
 			/* side 0: the output's checksum is 0xffff; 1: the input's. */
-			pkt_spec_reply(&in_s, family, 2);
+			cpn_pkt_reply(&in_s, family, 2);
 			in_s.msg.router_ts = 1; /* what it learns leaves the frame alone */
 			out_s = in_s;
 			out_s.src = family == CPN_AF_INET ? T_VIP4 : T_VIP6;
 			for (id = 0; id < 4000000; id++) {
 				in_s.msg.request_id = id;
 				out_s.msg.request_id = id;
-				len = pkt_build(side ? &in_s : &out_s, side ? in : exp, PKT_MAX);
-				assert_int_equal(pkt_locate(side ? in : exp, len, &v), 0);
+				len = cpn_pkt_build(side ? &in_s : &out_s, side ? in : exp,
+						    CPN_PKT_MAX);
+				assert_int_equal(cpn_pkt_locate(side ? in : exp, len, &v), 0);
 				if (rt_be16((side ? in : exp) + v.l4 + 6) == 0xffff)
 					break;
 			}
 			assert_true(id < 4000000);
-			assert_int_equal(pkt_build(&in_s, in, sizeof(in)), len);
-			assert_int_equal(pkt_build(&out_s, exp, sizeof(exp)), len);
+			assert_int_equal(cpn_pkt_build(&in_s, in, sizeof(in)), len);
+			assert_int_equal(cpn_pkt_build(&out_s, exp, sizeof(exp)), len);
 			rt_run(r, in, len, &o);
 			assert_int_equal(o.act, XDP_PASS);
 			assert_int_equal(o.len, len);
 			assert_memory_equal(o.buf, exp, len);
-			assert_true(pkt_csum_ok(o.buf, o.len));
+			assert_true(cpn_pkt_csum_ok(o.buf, o.len));
 		}
 	}
 }
@@ -528,9 +529,9 @@ static void test_rewrites_keep_checksums_valid_for_random_frames(void **state)
 		int family = rnd() & 1 ? CPN_AF_INET6 : CPN_AF_INET;
 		bool reply = rnd() & 1;
 		struct cpn_node_cfg c;
-		struct pkt_spec s;
+		struct cpn_pkt s;
 		struct rt_out o;
-		__u8 in[PKT_MAX], payload[300];
+		__u8 in[CPN_PKT_MAX], payload[300];
 		__u16 node = (__u16)(rnd() % 4 + 1), node_port = (__u16)(rnd() | 1);
 		size_t len;
 
@@ -544,13 +545,13 @@ static void test_rewrites_keep_checksums_valid_for_random_frames(void **state)
 		for (__u16 id = 1; id <= 4; id++)
 			t_report(r, id, id == node ? 0 : 3, 0, 1, 100, 0);
 
-		t_fill(payload, sizeof(payload), rnd());
+		cpn_pkt_fill(payload, sizeof(payload), rnd());
 		if (reply) {
-			pkt_spec_reply(&s, family, node);
+			cpn_pkt_reply(&s, family, node);
 			s.sport = node_port;
 			s.dport = (__u16)rnd();
 		} else {
-			pkt_spec_default(&s, family);
+			cpn_pkt_default(&s, family);
 			s.sport = (__u16)rnd();
 			s.msg.flags = (__u16)(rnd() & ~(CPN_F_TAGGED | CPN_F_AUTH | CPN_F_STICKY));
 			s.msg.router_ts = rnd();
@@ -566,13 +567,13 @@ static void test_rewrites_keep_checksums_valid_for_random_frames(void **state)
 		s.payload = payload;
 		s.payload_len = rnd() % sizeof(payload);
 		s.ttl = (__u8)(rnd() % 255 + 1);
-		len = pkt_build(&s, in, sizeof(in));
+		len = cpn_pkt_build(&s, in, sizeof(in));
 		assert_true(len > 0);
 		rt_run(r, in, len, &o);
-		if (o.act != XDP_PASS || !pkt_csum_ok(o.buf, o.len))
+		if (o.act != XDP_PASS || !cpn_pkt_csum_ok(o.buf, o.len))
 			fail_msg("frame %d (%s %s): verdict %d, checksum %s", i,
 				 RT_FAMILY_STR(family), reply ? "reply" : "request", o.act,
-				 pkt_csum_ok(o.buf, o.len) ? "ok" : "bad");
+				 cpn_pkt_csum_ok(o.buf, o.len) ? "ok" : "bad");
 		assert_int_equal(rt_delta(&o, reply ? CPN_STAT_REPLY_FWD : CPN_STAT_REQ_STEERED),
 				 1);
 	}

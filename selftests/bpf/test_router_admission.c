@@ -34,14 +34,14 @@ static void set_limits(struct router *r, __u32 max_wait_us, __u32 max_queue)
 /* Run `in` and check the BUSY that comes back, byte by byte. */
 static void check_busy(struct router *r, const __u8 *in, size_t len, __u8 reason, bool csum_zero)
 {
-	struct pkt_view vi, vo;
+	struct cpn_pkt_view vi, vo;
 	struct cpn_msg mi, mo;
 	struct cpn_node_stats ns0[4], ns1[4];
 	__u32 out0[4];
 	struct rt_out o;
 	size_t alen, sa, da;
 
-	assert_int_equal(pkt_locate(in, len, &vi), 0);
+	assert_int_equal(cpn_pkt_locate(in, len, &vi), 0);
 	for (__u16 id = 1; id <= 3; id++) {
 		assert_int_equal(router_node_stats(r, id, &ns0[id]), 0);
 		out0[id] = r->maps.state[id].outstanding;
@@ -51,7 +51,7 @@ static void check_busy(struct router *r, const __u8 *in, size_t len, __u8 reason
 	rt_assert_counted(&o, (int[]){CPN_STAT_BUSY_SENT, RT_END});
 	/* Headers and the 48-byte cpn header: no tag, no payload. */
 	assert_int_equal(o.len, vi.pay + CPN_HDR_LEN);
-	assert_int_equal(pkt_locate(o.buf, o.len, &vo), 0);
+	assert_int_equal(cpn_pkt_locate(o.buf, o.len, &vo), 0);
 	assert_int_equal(vo.l3, vi.l3);
 	assert_int_equal(vo.udp_len, 8 + CPN_HDR_LEN);
 
@@ -87,7 +87,7 @@ static void check_busy(struct router *r, const __u8 *in, size_t len, __u8 reason
 	assert_int_equal(rt_be16(o.buf + vo.l4), rt_be16(in + vi.l4 + 2));
 	assert_int_equal(rt_be16(o.buf + vo.l4 + 2), rt_be16(in + vi.l4));
 	assert_int_equal(rt_be16(o.buf + vo.l4 + 4), 8 + CPN_HDR_LEN);
-	assert_true(pkt_csum_ok(o.buf, o.len));
+	assert_true(cpn_pkt_csum_ok(o.buf, o.len));
 	if (csum_zero)
 		assert_int_equal(rt_be16(o.buf + vo.l4 + 6), 0);
 	else
@@ -117,10 +117,10 @@ static void check_busy(struct router *r, const __u8 *in, size_t len, __u8 reason
  */
 static size_t busy_request(int family, int vlan, bool csum_zero, __u8 *in)
 {
-	struct pkt_spec s;
+	struct cpn_pkt s;
 	__u8 payload[200];
 
-	pkt_spec_default(&s, family);
+	cpn_pkt_default(&s, family);
 	s.vlan = vlan;
 	s.udp_csum_zero = csum_zero;
 	s.ttl = 9;
@@ -130,10 +130,10 @@ static size_t busy_request(int family, int vlan, bool csum_zero, __u8 *in)
 	s.msg.session_key = 0x00c0ffee;
 	s.msg.class = 5;
 	s.msg.request_id = 0xfedcba9876543210ULL;
-	t_fill(payload, sizeof(payload), 99);
+	cpn_pkt_fill(payload, sizeof(payload), 99);
 	s.payload = payload;
 	s.payload_len = sizeof(payload);
-	return pkt_build(&s, in, PKT_MAX);
+	return cpn_pkt_build(&s, in, CPN_PKT_MAX);
 }
 
 static void test_busy_wait_turns_request_around_trimmed(void **state)
@@ -143,7 +143,7 @@ static void test_busy_wait_turns_request_around_trimmed(void **state)
 	for (int i = 0; i < RT_NFRAMINGS; i++) {
 		for (int pol = 0; pol < 2; pol++) {
 			int family = rt_framings[i].family, vlan = rt_framings[i].vlan;
-			__u8 in[PKT_MAX];
+			__u8 in[CPN_PKT_MAX];
 			size_t len;
 
 			print_message("# BUSY wait: %s vlan %d %s\n", RT_FAMILY_STR(family), vlan,
@@ -170,19 +170,19 @@ static void test_busy_wait_turns_request_around_trimmed(void **state)
 static void test_busy_wait_threshold_is_inclusive(void **state)
 {
 	struct router *r = *state;
-	struct pkt_spec s;
+	struct cpn_pkt s;
 	struct rt_out o;
-	__u8 in[PKT_MAX];
+	__u8 in[CPN_PKT_MAX];
 	size_t len;
 
 	assert_int_equal(t_topology(r, CPN_AF_INET, CPN_POL_LEAST, 1), 0);
 	set_limits(r, 1000, 0);
-	pkt_spec_default(&s, CPN_AF_INET);
-	len = pkt_build(&s, in, sizeof(in));
+	cpn_pkt_default(&s, CPN_AF_INET);
+	len = cpn_pkt_build(&s, in, sizeof(in));
 	t_report(r, 1, 8, 1, 1, 100, 0); /* (8 + 1 + 1) x 100 = 1000 */
 	rt_run(r, in, len, &o);
 	assert_int_equal(o.act, XDP_PASS);
-	assert_int_equal(pkt_steered_node(o.buf, o.len), 1);
+	assert_int_equal(cpn_pkt_steered_node(o.buf, o.len), 1);
 	t_report(r, 1, 5, 0, 1, 100, 500); /* 500 + 600 = 1100: path counts */
 	rt_run(r, in, len, &o);
 	assert_int_equal(o.act, XDP_TX);
@@ -197,7 +197,7 @@ static void test_busy_queue_when_every_candidate_queue_is_full(void **state)
 	for (int i = 0; i < RT_NFRAMINGS; i++) {
 		for (int pol = 0; pol < 2; pol++) {
 			int family = rt_framings[i].family, vlan = rt_framings[i].vlan;
-			__u8 in[PKT_MAX];
+			__u8 in[CPN_PKT_MAX];
 			size_t len;
 
 			assert_int_equal(
@@ -218,16 +218,16 @@ static void test_busy_queue_when_every_candidate_queue_is_full(void **state)
 static void test_busy_queue_counts_requests_steered_since_last_report(void **state)
 {
 	struct router *r = *state;
-	struct pkt_spec s;
-	__u8 in[PKT_MAX];
+	struct cpn_pkt s;
+	__u8 in[CPN_PKT_MAX];
 	size_t len;
 
 	assert_int_equal(t_topology(r, CPN_AF_INET6, CPN_POL_LEAST, 2), 0);
 	set_limits(r, 0, 3);
-	pkt_spec_default(&s, CPN_AF_INET6);
+	cpn_pkt_default(&s, CPN_AF_INET6);
 	for (int i = 0; i < 6; i++)
 		assert_in_range(rt_steer(r, &s), 1, 2);
-	len = pkt_build(&s, in, sizeof(in));
+	len = cpn_pkt_build(&s, in, sizeof(in));
 	check_busy(r, in, len, CPN_BUSY_QUEUE, false);
 	/* A report clears the count. */
 	t_report(r, 2, 0, 0, 1, 100, 0);
@@ -243,7 +243,7 @@ static void test_busy_no_node_when_no_node_is_admin_up(void **state)
 	for (int i = 0; i < RT_NFRAMINGS; i++) {
 		for (int k = 0; k < NO_NODE_KINDS; k++) {
 			int family = rt_framings[i].family, vlan = rt_framings[i].vlan;
-			__u8 in[PKT_MAX];
+			__u8 in[CPN_PKT_MAX];
 			size_t len;
 
 			assert_int_equal(t_topology(r, family, CPN_POL_P2C, 3), 0);
@@ -274,19 +274,19 @@ static void test_unknown_tenant_is_dropped_by_acl(void **state)
 	struct router *r = *state;
 
 	for (int i = 0; i < RT_NFRAMINGS; i++) {
-		struct pkt_spec s;
-		__u8 in[PKT_MAX];
+		struct cpn_pkt s;
+		__u8 in[CPN_PKT_MAX];
 		size_t len;
 
 		assert_int_equal(t_topology(r, rt_framings[i].family, CPN_POL_P2C, 2), 0);
-		pkt_spec_default(&s, rt_framings[i].family);
+		cpn_pkt_default(&s, rt_framings[i].family);
 		s.vlan = rt_framings[i].vlan;
 		s.msg.tenant_id = 4242;
-		len = pkt_build(&s, in, sizeof(in));
+		len = cpn_pkt_build(&s, in, sizeof(in));
 		rt_assert_untouched(r, in, len, XDP_DROP, CPN_STAT_DROP_ACL);
 		/* A tenant removed is unknown from then on. */
 		s.msg.tenant_id = T_TENANT;
-		len = pkt_build(&s, in, sizeof(in));
+		len = cpn_pkt_build(&s, in, sizeof(in));
 		assert_in_range(rt_steer(r, &s), 1, 2);
 		assert_int_equal(cpn_maps_del_tenant(&r->maps, T_TENANT), 0);
 		rt_assert_untouched(r, in, len, XDP_DROP, CPN_STAT_DROP_ACL);
@@ -298,17 +298,17 @@ static void test_tenant_not_allowed_on_service_is_dropped_by_acl(void **state)
 	struct router *r = *state;
 
 	for (int i = 0; i < RT_NFRAMINGS; i++) {
-		struct pkt_spec s;
-		__u8 in[PKT_MAX];
+		struct cpn_pkt s;
+		__u8 in[CPN_PKT_MAX];
 		size_t len;
 
 		assert_int_equal(t_topology(r, rt_framings[i].family, CPN_POL_P2C, 2), 0);
 		/* Allowed on services 0, 2 and 255: the neighbours of 1. */
 		assert_int_equal(t_add_tenant(r, 43, (__u16[]){0, 2, 255}, 3, 0, 0, NULL), 0);
-		pkt_spec_default(&s, rt_framings[i].family);
+		cpn_pkt_default(&s, rt_framings[i].family);
 		s.vlan = rt_framings[i].vlan;
 		s.msg.tenant_id = 43;
-		len = pkt_build(&s, in, sizeof(in));
+		len = cpn_pkt_build(&s, in, sizeof(in));
 		rt_assert_untouched(r, in, len, XDP_DROP, CPN_STAT_DROP_ACL);
 		/* Allowed on 1 too: passes. */
 		assert_int_equal(t_add_tenant(r, 43, (__u16[]){0, 1, 2, 255}, 4, 0, 0, NULL), 0);
@@ -327,16 +327,16 @@ static void test_any_tenant_opens_a_service_to_every_tenant(void **state)
 
 	for (int f = 0; f < 2; f++) {
 		int family = f ? CPN_AF_INET6 : CPN_AF_INET;
-		struct pkt_spec s;
-		__u8 in[PKT_MAX];
+		struct cpn_pkt s;
+		__u8 in[CPN_PKT_MAX];
 		size_t len;
 
 		assert_int_equal(t_topology(r, family, CPN_POL_P2C, 2), 0);
 		assert_int_equal(t_add_tenant(r, 43, (__u16[]){2}, 1, 0, 0, NULL), 0);
-		pkt_spec_default(&s, family);
+		cpn_pkt_default(&s, family);
 		for (int k = 0; k < 2; k++) {
 			s.msg.tenant_id = k ? 43 : 4242;
-			len = pkt_build(&s, in, sizeof(in));
+			len = cpn_pkt_build(&s, in, sizeof(in));
 			rt_assert_untouched(r, in, len, XDP_DROP, CPN_STAT_DROP_ACL);
 		}
 		/* `any` on another service only: still refused. */
@@ -355,7 +355,7 @@ static void test_any_tenant_opens_a_service_to_every_tenant(void **state)
 		assert_int_equal(
 		    t_add_tenant(r, CPN_TENANT_ANY, (__u16[]){T_SVC}, 1, 1, BURST, tenant_key), 0);
 		s.msg.tenant_id = 4242;
-		len = pkt_build(&s, in, sizeof(in));
+		len = cpn_pkt_build(&s, in, sizeof(in));
 		rt_assert_untouched(r, in, len, XDP_DROP, CPN_STAT_DROP_AUTH);
 		s.auth = true;
 		memcpy(s.key, tenant_key, sizeof(s.key));
@@ -364,7 +364,7 @@ static void test_any_tenant_opens_a_service_to_every_tenant(void **state)
 			assert_in_range(rt_steer(r, &s), 1, 2);
 		}
 		s.msg.tenant_id = 6000;
-		len = pkt_build(&s, in, sizeof(in));
+		len = cpn_pkt_build(&s, in, sizeof(in));
 		rt_assert_untouched(r, in, len, XDP_DROP, CPN_STAT_DROP_RATE);
 		/* The tenant allowed the service keeps its own terms: no key, no
 		 * limit.
@@ -388,19 +388,19 @@ static void test_tenant_rate_limit_passes_burst_then_drops(void **state)
 
 	for (int f = 0; f < 2; f++) {
 		int family = f ? CPN_AF_INET6 : CPN_AF_INET;
-		struct pkt_spec s;
-		__u8 in[PKT_MAX];
+		struct cpn_pkt s;
+		__u8 in[CPN_PKT_MAX];
 		size_t len;
 
 		assert_int_equal(t_topology(r, family, CPN_POL_P2C, 2), 0);
 		assert_int_equal(t_add_tenant(r, 7, (__u16[]){T_SVC}, 1, 1, BURST, NULL), 0);
-		pkt_spec_default(&s, family);
+		cpn_pkt_default(&s, family);
 		s.msg.tenant_id = 7;
 		for (int i = 0; i < BURST; i++) {
 			s.msg.request_id = (__u64)i;
 			assert_in_range(rt_steer(r, &s), 1, 2);
 		}
-		len = pkt_build(&s, in, sizeof(in));
+		len = cpn_pkt_build(&s, in, sizeof(in));
 		rt_assert_untouched(r, in, len, XDP_DROP, CPN_STAT_DROP_RATE);
 		rt_assert_untouched(r, in, len, XDP_DROP, CPN_STAT_DROP_RATE);
 		/* The default tenant has no limit. */
@@ -414,18 +414,18 @@ static void test_tenant_rate_limit_passes_burst_then_drops(void **state)
 static void test_tenant_rate_limit_refills_at_its_rate(void **state)
 {
 	struct router *r = *state;
-	struct pkt_spec s;
-	__u8 in[PKT_MAX];
+	struct cpn_pkt s;
+	__u8 in[CPN_PKT_MAX];
 	size_t len;
 
 	assert_int_equal(t_topology(r, CPN_AF_INET, CPN_POL_P2C, 2), 0);
 	/* 2/s: 500 ms between tokens, far more than the runs below take. */
 	assert_int_equal(t_add_tenant(r, 7, (__u16[]){T_SVC}, 1, 2, 3, NULL), 0);
-	pkt_spec_default(&s, CPN_AF_INET);
+	cpn_pkt_default(&s, CPN_AF_INET);
 	s.msg.tenant_id = 7;
 	for (int i = 0; i < 3; i++)
 		assert_in_range(rt_steer(r, &s), 1, 2);
-	len = pkt_build(&s, in, sizeof(in));
+	len = cpn_pkt_build(&s, in, sizeof(in));
 	rt_assert_untouched(r, in, len, XDP_DROP, CPN_STAT_DROP_RATE);
 	usleep(600 * 1000); /* 1.2 intervals */
 	assert_in_range(rt_steer(r, &s), 1, 2);
@@ -439,9 +439,9 @@ static void keyed_tenant(struct router *r, int family)
 	assert_int_equal(t_add_tenant(r, T_TENANT, (__u16[]){T_SVC}, 1, 0, 0, tenant_key), 0);
 }
 
-static void signed_spec(struct pkt_spec *s, int family, int vlan, const __u64 key[2])
+static void signed_spec(struct cpn_pkt *s, int family, int vlan, const __u64 key[2])
 {
-	pkt_spec_default(s, family);
+	cpn_pkt_default(s, family);
 	s->vlan = vlan;
 	s->auth = true;
 	memcpy(s->key, key, sizeof(s->key));
@@ -456,21 +456,21 @@ static void test_tenant_key_accepts_correct_tag(void **state)
 	struct router *r = *state;
 
 	for (int i = 0; i < RT_NFRAMINGS; i++) {
-		struct pkt_spec s;
-		struct pkt_view v;
+		struct cpn_pkt s;
+		struct cpn_pkt_view v;
 		struct cpn_hdr h;
 		struct rt_out o;
-		__u8 in[PKT_MAX];
+		__u8 in[CPN_PKT_MAX];
 		__u64 tag;
 		size_t len;
 
 		keyed_tenant(r, rt_framings[i].family);
 		signed_spec(&s, rt_framings[i].family, rt_framings[i].vlan, tenant_key);
-		len = pkt_build(&s, in, sizeof(in));
+		len = cpn_pkt_build(&s, in, sizeof(in));
 		rt_run(r, in, len, &o);
 		assert_int_equal(o.act, XDP_PASS);
 		rt_assert_counted(&o, (int[]){CPN_STAT_REQ_STEERED, CPN_STAT_TX_KERNEL, RT_END});
-		assert_int_equal(pkt_locate(o.buf, o.len, &v), 0);
+		assert_int_equal(cpn_pkt_locate(o.buf, o.len, &v), 0);
 		memcpy(&h, o.buf + v.pay, sizeof(h));
 		memcpy(&tag, o.buf + v.pay + CPN_HDR_LEN, sizeof(tag));
 		assert_true(h.flags & htons(CPN_F_AUTH));
@@ -478,16 +478,16 @@ static void test_tenant_key_accepts_correct_tag(void **state)
 		assert_true(tag == cpn_tag_request(tenant_key, &h));
 		assert_memory_equal(o.buf + v.pay + CPN_HDR_LEN, in + v.pay + CPN_HDR_LEN,
 				    CPN_TAG_LEN);
-		assert_true(pkt_csum_ok(o.buf, o.len));
+		assert_true(cpn_pkt_csum_ok(o.buf, o.len));
 
 		/* A hop downstream gets it TAGGED: the signature still holds. */
 		s.msg.flags = CPN_F_TAGGED;
 		s.msg.node_id = ntohs(h.node_id);
 		s.msg.hops = 1;
-		len = pkt_build(&s, in, sizeof(in));
+		len = cpn_pkt_build(&s, in, sizeof(in));
 		rt_run(r, in, len, &o);
 		assert_int_equal(o.act, XDP_PASS);
-		assert_int_equal(pkt_steered_node(o.buf, o.len), ntohs(h.node_id));
+		assert_int_equal(cpn_pkt_steered_node(o.buf, o.len), ntohs(h.node_id));
 		rt_assert_counted(&o, (int[]){CPN_STAT_REQ_TAG_HONOURED, CPN_STAT_REQ_STEERED,
 					      CPN_STAT_TX_KERNEL, RT_END});
 	}
@@ -501,9 +501,9 @@ static void test_tenant_key_rejects_wrong_or_missing_tag(void **state)
 
 	for (int i = 0; i < RT_NFRAMINGS; i++) {
 		for (int k = 0; k < BAD_AUTH_KINDS; k++) {
-			struct pkt_spec s;
-			struct pkt_view v;
-			__u8 in[PKT_MAX];
+			struct cpn_pkt s;
+			struct cpn_pkt_view v;
+			__u8 in[CPN_PKT_MAX];
 			size_t len;
 
 			keyed_tenant(r, rt_framings[i].family);
@@ -515,13 +515,13 @@ static void test_tenant_key_rejects_wrong_or_missing_tag(void **state)
 				s.payload = "12345678";
 				s.payload_len = 8;
 			}
-			len = pkt_build(&s, in, sizeof(in));
-			assert_int_equal(pkt_locate(in, len, &v), 0);
+			len = cpn_pkt_build(&s, in, sizeof(in));
+			assert_int_equal(cpn_pkt_locate(in, len, &v), 0);
 			if (k == TAMPERED_ID)
 				in[v.pay + 23] ^= 1; /* request_id, signed */
 			if (k == TAMPERED_TENANT_FIELDS)
 				in[v.pay + 15] ^= 1; /* session_key, signed */
-			pkt_fix_csums(in, len);
+			cpn_pkt_fix_csums(in, len);
 			rt_assert_untouched(r, in, len, XDP_DROP, CPN_STAT_DROP_AUTH);
 		}
 	}
@@ -531,25 +531,25 @@ static void test_tenant_key_rejects_wrong_or_missing_tag(void **state)
 static void test_tenant_tag_covers_only_request_identity(void **state)
 {
 	struct router *r = *state;
-	struct pkt_spec s;
-	struct pkt_view v;
-	__u8 in[PKT_MAX];
+	struct cpn_pkt s;
+	struct cpn_pkt_view v;
+	__u8 in[CPN_PKT_MAX];
 	size_t len;
 
 	keyed_tenant(r, CPN_AF_INET);
 	signed_spec(&s, CPN_AF_INET, 0, tenant_key);
-	len = pkt_build(&s, in, sizeof(in));
-	assert_int_equal(pkt_locate(in, len, &v), 0);
+	len = cpn_pkt_build(&s, in, sizeof(in));
+	assert_int_equal(cpn_pkt_locate(in, len, &v), 0);
 	in[v.pay + 26] = 2;	/* hops */
 	in[v.pay + 27] = 7;	/* class */
 	in[v.pay + 31] ^= 0xff; /* router_ts */
-	pkt_fix_csums(in, len);
+	cpn_pkt_fix_csums(in, len);
 	{
 		struct rt_out o;
 
 		rt_run(r, in, len, &o);
 		assert_int_equal(o.act, XDP_PASS);
-		assert_in_range(pkt_steered_node(o.buf, o.len), 1, 2);
+		assert_in_range(cpn_pkt_steered_node(o.buf, o.len), 1, 2);
 	}
 }
 
@@ -564,14 +564,14 @@ static void test_node_of_other_family_than_vip_is_dropped(void **state)
 
 	for (int f = 0; f < 2; f++) {
 		int family = f ? CPN_AF_INET6 : CPN_AF_INET;
-		struct pkt_spec s;
-		__u8 in[PKT_MAX];
+		struct cpn_pkt s;
+		__u8 in[CPN_PKT_MAX];
 		size_t len;
 
 		assert_int_equal(t_topology(r, family, CPN_POL_P2C, 1), 0);
 		assert_int_equal(t_add_node(r, 1, f ? CPN_AF_INET : CPN_AF_INET6, 100), 0);
-		pkt_spec_default(&s, family);
-		len = pkt_build(&s, in, sizeof(in));
+		cpn_pkt_default(&s, family);
+		len = cpn_pkt_build(&s, in, sizeof(in));
 		rt_assert_untouched(r, in, len, XDP_DROP, CPN_STAT_DROP_FAMILY);
 		assert_int_equal(r->maps.state[1].outstanding, 0);
 	}
@@ -588,25 +588,25 @@ static void test_dpdk_service_without_socket_is_steered_by_xdp(void **state)
 
 	for (int i = 0; i < RT_NFRAMINGS; i++) {
 		struct cpn_service svc;
-		struct pkt_spec s;
-		struct pkt_view v;
+		struct cpn_pkt s;
+		struct cpn_pkt_view v;
 		struct cpn_hdr h;
 		struct rt_out o;
-		__u8 in[PKT_MAX];
+		__u8 in[CPN_PKT_MAX];
 		size_t len;
 
 		assert_int_equal(t_topology(r, rt_framings[i].family, CPN_POL_P2C, 2), 0);
 		assert_int_equal(cpn_maps_get_service(&r->maps, T_SVC, &svc), 0);
 		svc.flags |= CPN_SVC_DPDK;
 		assert_int_equal(cpn_maps_set_service(&r->maps, T_SVC, &svc), 0);
-		pkt_spec_default(&s, rt_framings[i].family);
+		cpn_pkt_default(&s, rt_framings[i].family);
 		s.vlan = rt_framings[i].vlan;
-		len = pkt_build(&s, in, sizeof(in));
+		len = cpn_pkt_build(&s, in, sizeof(in));
 		rt_run(r, in, len, &o);
 		assert_int_equal(o.act, XDP_PASS);
 		rt_assert_counted(&o, (int[]){CPN_STAT_REQ_STEERED, CPN_STAT_TX_KERNEL, RT_END});
 		assert_int_equal(rt_delta(&o, CPN_STAT_REQ_DPDK), 0);
-		assert_int_equal(pkt_locate(o.buf, o.len, &v), 0);
+		assert_int_equal(cpn_pkt_locate(o.buf, o.len, &v), 0);
 		memcpy(&h, o.buf + v.pay, sizeof(h));
 		assert_true(h.flags & htons(CPN_F_TAGGED));
 		assert_true(h.node_id == htons(1) || h.node_id == htons(2));
@@ -618,16 +618,16 @@ static void test_inactive_service_drops_requests(void **state)
 {
 	struct router *r = *state;
 	struct cpn_service svc;
-	struct pkt_spec s;
-	__u8 in[PKT_MAX];
+	struct cpn_pkt s;
+	__u8 in[CPN_PKT_MAX];
 	size_t len;
 
 	assert_int_equal(t_topology(r, CPN_AF_INET, CPN_POL_P2C, 2), 0);
 	assert_int_equal(cpn_maps_get_service(&r->maps, T_SVC, &svc), 0);
 	svc.flags &= (__u16)~CPN_SVC_ACTIVE;
 	assert_int_equal(cpn_maps_set_service(&r->maps, T_SVC, &svc), 0);
-	pkt_spec_default(&s, CPN_AF_INET);
-	len = pkt_build(&s, in, sizeof(in));
+	cpn_pkt_default(&s, CPN_AF_INET);
+	len = cpn_pkt_build(&s, in, sizeof(in));
 	rt_assert_untouched(r, in, len, XDP_DROP, CPN_STAT_DROP_BAD_SERVICE);
 }
 
@@ -656,31 +656,31 @@ static void test_service_counters_follow_each_outcome(void **state)
 	for (int f = 0; f < 2; f++) {
 		int family = f ? CPN_AF_INET6 : CPN_AF_INET;
 		struct cpn_svc_stats a;
-		struct pkt_spec s;
+		struct cpn_pkt s;
 		struct rt_out o;
-		__u8 in[PKT_MAX];
+		__u8 in[CPN_PKT_MAX];
 		size_t len;
 
 		assert_int_equal(t_topology(r, family, CPN_POL_LEAST, 2), 0);
 		assert_int_equal(t_add_tenant(r, 7, (__u16[]){T_SVC}, 1, 1, 1, NULL), 0);
 
 		assert_int_equal(cpn_maps_svc_stats(&r->maps, T_SVC, &a), 0);
-		pkt_spec_default(&s, family);
+		cpn_pkt_default(&s, family);
 		assert_in_range(rt_steer(r, &s), 1, 2);
 		svc_delta(r, &a, 1, 0, 0, 0, 0);
 
 		/* Refusals: ACL, rate, hops. */
 		assert_int_equal(cpn_maps_svc_stats(&r->maps, T_SVC, &a), 0);
 		s.msg.tenant_id = 4242;
-		len = pkt_build(&s, in, sizeof(in));
+		len = cpn_pkt_build(&s, in, sizeof(in));
 		rt_assert_untouched(r, in, len, XDP_DROP, CPN_STAT_DROP_ACL);
 		s.msg.tenant_id = 7;
 		assert_in_range(rt_steer(r, &s), 1, 2);
-		len = pkt_build(&s, in, sizeof(in));
+		len = cpn_pkt_build(&s, in, sizeof(in));
 		rt_assert_untouched(r, in, len, XDP_DROP, CPN_STAT_DROP_RATE);
 		s.msg.tenant_id = T_TENANT;
 		s.msg.hops = 4;
-		len = pkt_build(&s, in, sizeof(in));
+		len = cpn_pkt_build(&s, in, sizeof(in));
 		rt_assert_untouched(r, in, len, XDP_DROP, CPN_STAT_DROP_HOPS);
 		svc_delta(r, &a, 1, 0, 3, 0, 0);
 		/* ... each under its own reason. */
@@ -700,14 +700,14 @@ static void test_service_counters_follow_each_outcome(void **state)
 		assert_int_equal(cpn_maps_svc_stats(&r->maps, T_SVC, &a), 0);
 		s.msg.hops = 0;
 		s.msg.service_id = 2;
-		len = pkt_build(&s, in, sizeof(in));
+		len = cpn_pkt_build(&s, in, sizeof(in));
 		rt_assert_untouched(r, in, len, XDP_DROP, CPN_STAT_DROP_BAD_SERVICE);
 		svc_delta(r, &a, 0, 0, 0, 0, 0);
 
 		/* BUSY sent. */
 		s.msg.service_id = T_SVC;
 		set_limits(r, 10, 0);
-		len = pkt_build(&s, in, sizeof(in));
+		len = cpn_pkt_build(&s, in, sizeof(in));
 		rt_run(r, in, len, &o);
 		assert_int_equal(o.act, XDP_TX);
 		svc_delta(r, &a, 0, 1, 0, 0, 0);
@@ -720,13 +720,13 @@ static void test_service_counters_follow_each_outcome(void **state)
 
 		/* A reply and a node's BUSY forwarded. */
 		assert_int_equal(cpn_maps_svc_stats(&r->maps, T_SVC, &a), 0);
-		pkt_spec_reply(&s, family, 1);
+		cpn_pkt_reply(&s, family, 1);
 		s.msg.router_ts = t_now_us();
-		len = pkt_build(&s, in, sizeof(in));
+		len = cpn_pkt_build(&s, in, sizeof(in));
 		rt_run(r, in, len, &o);
 		assert_int_equal(o.act, XDP_PASS);
 		s.msg.type = CPN_T_BUSY;
-		len = pkt_build(&s, in, sizeof(in));
+		len = cpn_pkt_build(&s, in, sizeof(in));
 		rt_run(r, in, len, &o);
 		assert_int_equal(o.act, XDP_PASS);
 		svc_delta(r, &a, 0, 0, 0, 1, 1);

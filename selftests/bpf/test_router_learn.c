@@ -92,9 +92,9 @@ static void check_reply_learning(struct router *r, int family, int vlan)
 {
 	struct cpn_node *n = &r->maps.state[2];
 	struct cpn_node_stats ns0, ns1;
-	struct pkt_spec s;
+	struct cpn_pkt s;
 	struct rt_out o;
-	__u8 in[PKT_MAX];
+	__u8 in[CPN_PKT_MAX];
 	__u64 t0, t1, reports0;
 	__u32 ts, lo, hi, old_path;
 	size_t len;
@@ -102,7 +102,7 @@ static void check_reply_learning(struct router *r, int family, int vlan)
 	print_message("# reply learning: %s vlan %d\n", RT_FAMILY_STR(family), vlan);
 	unlearned_node2(r, family);
 	reports0 = n->reports;
-	pkt_spec_reply(&s, family, 2);
+	cpn_pkt_reply(&s, family, 2);
 	s.vlan = vlan;
 	s.msg.queue_depth = 7;
 	s.msg.inflight = 3;
@@ -111,7 +111,7 @@ static void check_reply_learning(struct router *r, int family, int vlan)
 	s.msg.worker_us = 300;
 	ts = t_now_us() - 1500;
 	s.msg.router_ts = ts;
-	len = pkt_build(&s, in, sizeof(in));
+	len = cpn_pkt_build(&s, in, sizeof(in));
 	assert_int_equal(router_node_stats(r, 2, &ns0), 0);
 	run_timed(r, in, len, &o, &t0, &t1);
 	assert_int_equal(o.act, XDP_PASS);
@@ -152,7 +152,7 @@ static void check_reply_learning(struct router *r, int family, int vlan)
 	s.msg.worker_us = 900;
 	ts = t_now_us() - 20000;
 	s.msg.router_ts = ts;
-	len = pkt_build(&s, in, sizeof(in));
+	len = cpn_pkt_build(&s, in, sizeof(in));
 	run_timed(r, in, len, &o, &t0, &t1);
 	assert_int_equal(o.act, XDP_PASS);
 	assert_int_equal(n->queue_depth, 1);
@@ -189,17 +189,17 @@ static void test_reply_with_implausible_router_ts_learns_load_not_path(void **st
 
 	for (int i = 0; i < 2; i++) {
 		struct cpn_node_stats ns0, ns1;
-		struct pkt_spec s;
+		struct cpn_pkt s;
 		struct rt_out o;
-		__u8 in[PKT_MAX];
+		__u8 in[CPN_PKT_MAX];
 		size_t len;
 
 		assert_int_equal(t_topology(r, CPN_AF_INET, CPN_POL_LEAST, 3), 0);
 		t_report(r, 2, 1, 1, 1, 100, 321);
-		pkt_spec_reply(&s, CPN_AF_INET, 2);
+		cpn_pkt_reply(&s, CPN_AF_INET, 2);
 		s.msg.queue_depth = 6;
 		s.msg.router_ts = t_now_us() - back[i];
-		len = pkt_build(&s, in, sizeof(in));
+		len = cpn_pkt_build(&s, in, sizeof(in));
 		assert_int_equal(router_node_stats(r, 2, &ns0), 0);
 		rt_run(r, in, len, &o);
 		assert_int_equal(o.act, XDP_PASS);
@@ -220,29 +220,29 @@ static void test_reply_from_unknown_source_passes_untouched(void **state)
 	for (int i = 0; i < RT_NFRAMINGS; i++) {
 		int family = rt_framings[i].family;
 		struct cpn_node before;
-		struct pkt_spec s;
-		__u8 in[PKT_MAX];
+		struct cpn_pkt s;
+		__u8 in[CPN_PKT_MAX];
 		size_t len;
 
 		assert_int_equal(t_topology(r, family, CPN_POL_LEAST, 3), 0);
 		rt_node_snapshot(r, 2, &before);
-		pkt_spec_reply(&s, family, 2);
+		cpn_pkt_reply(&s, family, 2);
 		s.vlan = rt_framings[i].vlan;
 		s.msg.queue_depth = 99;
 		s.sport = 9999;
-		len = pkt_build(&s, in, sizeof(in));
+		len = cpn_pkt_build(&s, in, sizeof(in));
 		rt_assert_untouched(r, in, len, XDP_PASS, CPN_STAT_PASS_NOT_CPN);
 
 		s.sport = T_PORT;
 		s.src = family == CPN_AF_INET ? "10.1.0.200" : "fd01::200";
-		len = pkt_build(&s, in, sizeof(in));
+		len = cpn_pkt_build(&s, in, sizeof(in));
 		rt_assert_untouched(r, in, len, XDP_PASS, CPN_STAT_PASS_NOT_CPN);
 
 		/* Node 2 claimed by node 3's address. */
-		pkt_spec_reply(&s, family, 2);
+		cpn_pkt_reply(&s, family, 2);
 		s.vlan = rt_framings[i].vlan;
 		s.src = family == CPN_AF_INET ? "10.1.0.3" : "fd01::3";
-		len = pkt_build(&s, in, sizeof(in));
+		len = cpn_pkt_build(&s, in, sizeof(in));
 		rt_assert_untouched(r, in, len, XDP_PASS, CPN_STAT_PASS_NOT_CPN);
 		assert_memory_equal(&r->maps.state[2], &before, sizeof(before));
 	}
@@ -253,16 +253,16 @@ static void test_reply_for_unknown_service_is_dropped_unlearned(void **state)
 {
 	struct router *r = *state;
 	struct cpn_node before;
-	struct pkt_spec s;
-	__u8 in[PKT_MAX];
+	struct cpn_pkt s;
+	__u8 in[CPN_PKT_MAX];
 	size_t len;
 
 	assert_int_equal(t_topology(r, CPN_AF_INET6, CPN_POL_LEAST, 3), 0);
 	rt_node_snapshot(r, 2, &before);
-	pkt_spec_reply(&s, CPN_AF_INET6, 2);
+	cpn_pkt_reply(&s, CPN_AF_INET6, 2);
 	s.msg.service_id = 9;
 	s.msg.queue_depth = 50;
-	len = pkt_build(&s, in, sizeof(in));
+	len = cpn_pkt_build(&s, in, sizeof(in));
 	rt_assert_untouched(r, in, len, XDP_DROP, CPN_STAT_DROP_BAD_SERVICE);
 	assert_memory_equal(&r->maps.state[2], &before, sizeof(before));
 }
@@ -273,9 +273,9 @@ static void check_load_learning(struct router *r, int family, int vlan)
 {
 	struct cpn_node *n = &r->maps.state[2];
 	struct cpn_node_stats ns0, ns1;
-	struct pkt_spec s;
+	struct cpn_pkt s;
 	struct rt_out o;
-	__u8 in[PKT_MAX];
+	__u8 in[CPN_PKT_MAX];
 	__u64 t0, t1, reports0;
 	size_t len;
 
@@ -283,7 +283,7 @@ static void check_load_learning(struct router *r, int family, int vlan)
 	/* A node that has sent nothing yet: its first mean is taken whole. */
 	unlearned_node2(r, family);
 	reports0 = n->reports;
-	pkt_spec_load(&s, family, 2);
+	cpn_pkt_load(&s, family, 2);
 	s.vlan = vlan;
 	s.sport = 50123; /* heartbeats may come from any port of the node */
 	s.msg.queue_depth = 4;
@@ -291,7 +291,7 @@ static void check_load_learning(struct router *r, int family, int vlan)
 	s.msg.capacity = 4;
 	s.msg.util = 128;
 	s.msg.worker_us = 800;
-	len = pkt_build(&s, in, sizeof(in));
+	len = cpn_pkt_build(&s, in, sizeof(in));
 	assert_int_equal(router_node_stats(r, 2, &ns0), 0);
 	run_timed(r, in, len, &o, &t0, &t1);
 	assert_int_equal(o.act, XDP_DROP);
@@ -314,7 +314,7 @@ static void check_load_learning(struct router *r, int family, int vlan)
 	/* The next mean is blended into the EWMA. */
 	s.msg.worker_us = 1600;
 	s.msg.queue_depth = 0;
-	len = pkt_build(&s, in, sizeof(in));
+	len = cpn_pkt_build(&s, in, sizeof(in));
 	rt_run(r, in, len, &o);
 	assert_int_equal(o.act, XDP_DROP);
 	assert_int_equal(n->svc_us, ewma(800, 1600));
@@ -338,34 +338,34 @@ static void test_load_from_unknown_address_passes_untouched(void **state)
 		int family = rt_framings[i].family,
 		    other = family == CPN_AF_INET ? CPN_AF_INET6 : CPN_AF_INET;
 		struct cpn_node before;
-		struct pkt_spec s;
-		__u8 in[PKT_MAX];
+		struct cpn_pkt s;
+		__u8 in[CPN_PKT_MAX];
 		size_t len;
 
 		assert_int_equal(t_topology(r, family, CPN_POL_LEAST, 3), 0);
 		rt_node_snapshot(r, 2, &before);
 		/* Node 2's id from an address that is not node 2's. */
-		pkt_spec_load(&s, family, 2);
+		cpn_pkt_load(&s, family, 2);
 		s.vlan = rt_framings[i].vlan;
 		s.msg.queue_depth = 1234;
 		s.src = family == CPN_AF_INET ? "10.1.0.99" : "fd01::99";
-		len = pkt_build(&s, in, sizeof(in));
+		len = cpn_pkt_build(&s, in, sizeof(in));
 		rt_assert_untouched(r, in, len, XDP_PASS, CPN_STAT_LOAD_UNKNOWN);
 		/* An id no node has (a worker asking to join). */
-		pkt_spec_load(&s, family, 99);
+		cpn_pkt_load(&s, family, 99);
 		s.vlan = rt_framings[i].vlan;
-		len = pkt_build(&s, in, sizeof(in));
+		len = cpn_pkt_build(&s, in, sizeof(in));
 		rt_assert_untouched(r, in, len, XDP_PASS, CPN_STAT_LOAD_UNKNOWN);
 		/* Node id 0. */
-		pkt_spec_load(&s, family, 2);
+		cpn_pkt_load(&s, family, 2);
 		s.vlan = rt_framings[i].vlan;
 		s.msg.node_id = 0;
-		len = pkt_build(&s, in, sizeof(in));
+		len = cpn_pkt_build(&s, in, sizeof(in));
 		rt_assert_untouched(r, in, len, XDP_PASS, CPN_STAT_LOAD_UNKNOWN);
 		/* Node 2's address in the other family. */
-		pkt_spec_load(&s, other, 2);
+		cpn_pkt_load(&s, other, 2);
 		s.vlan = rt_framings[i].vlan;
-		len = pkt_build(&s, in, sizeof(in));
+		len = cpn_pkt_build(&s, in, sizeof(in));
 		rt_assert_untouched(r, in, len, XDP_PASS, CPN_STAT_LOAD_UNKNOWN);
 		assert_memory_equal(&r->maps.state[2], &before, sizeof(before));
 	}
@@ -378,23 +378,23 @@ static void test_load_with_draining_flag_keeps_node_from_being_chosen(void **sta
 
 	for (int f = 0; f < 2; f++) {
 		int family = f ? CPN_AF_INET6 : CPN_AF_INET;
-		struct pkt_spec s, req;
+		struct cpn_pkt s, req;
 		struct rt_out o;
-		__u8 in[PKT_MAX];
+		__u8 in[CPN_PKT_MAX];
 		size_t len;
 
 		assert_int_equal(t_topology(r, family, CPN_POL_LEAST, 3), 0);
-		pkt_spec_default(&req, family);
+		cpn_pkt_default(&req, family);
 		/* Node 2 idle, the others busy: 2 is the choice... */
 		t_report(r, 1, 5, 0, 1, 100, 0);
 		t_report(r, 3, 5, 0, 1, 100, 0);
 		assert_int_equal(rt_steer(r, &req), 2);
 		/* ...until it reports DRAINING (still idle). */
-		pkt_spec_load(&s, family, 2);
+		cpn_pkt_load(&s, family, 2);
 		s.msg.flags = CPN_F_DRAINING;
 		s.msg.capacity = 1;
 		s.msg.worker_us = 100;
-		len = pkt_build(&s, in, sizeof(in));
+		len = cpn_pkt_build(&s, in, sizeof(in));
 		rt_run(r, in, len, &o);
 		assert_int_equal(o.act, XDP_DROP);
 		rt_assert_counted(&o, (int[]){CPN_STAT_LOAD_LEARNED, RT_END});
@@ -407,7 +407,7 @@ static void test_load_with_draining_flag_keeps_node_from_being_chosen(void **sta
 		}
 		/* Undrained by its next report. */
 		s.msg.flags = 0;
-		len = pkt_build(&s, in, sizeof(in));
+		len = cpn_pkt_build(&s, in, sizeof(in));
 		rt_run(r, in, len, &o);
 		assert_int_equal(o.act, XDP_DROP);
 		assert_false(r->maps.state[2].report_flags & CPN_REP_DRAINING);
@@ -421,21 +421,21 @@ static void test_load_with_draining_flag_keeps_node_from_being_chosen(void **sta
 static void test_reply_with_draining_flag_keeps_node_from_being_chosen(void **state)
 {
 	struct router *r = *state;
-	struct pkt_spec s, req;
+	struct cpn_pkt s, req;
 	struct rt_out o;
-	__u8 in[PKT_MAX];
+	__u8 in[CPN_PKT_MAX];
 	size_t len;
 
 	assert_int_equal(t_topology(r, CPN_AF_INET, CPN_POL_LEAST, 2), 0);
 	t_report(r, 1, 5, 0, 1, 100, 0);
-	pkt_spec_reply(&s, CPN_AF_INET, 2);
+	cpn_pkt_reply(&s, CPN_AF_INET, 2);
 	s.msg.flags |= CPN_F_DRAINING;
 	s.msg.capacity = 1;
 	s.msg.router_ts = t_now_us();
-	len = pkt_build(&s, in, sizeof(in));
+	len = cpn_pkt_build(&s, in, sizeof(in));
 	rt_run(r, in, len, &o);
 	assert_int_equal(o.act, XDP_PASS);
-	pkt_spec_default(&req, CPN_AF_INET);
+	cpn_pkt_default(&req, CPN_AF_INET);
 	for (int i = 0; i < 20; i++) {
 		t_report(r, 1, 5, 0, 1, 100, 0);
 		assert_int_equal(rt_steer(r, &req), 1);
@@ -451,15 +451,15 @@ static void test_probe_ack_learns_path_latency_and_is_consumed(void **state)
 		int family = rt_framings[i].family;
 		struct cpn_node *n = &r->maps.state[2];
 		struct cpn_node_stats ns0, ns1;
-		struct pkt_spec s;
+		struct cpn_pkt s;
 		struct rt_out o;
-		__u8 in[PKT_MAX];
+		__u8 in[CPN_PKT_MAX];
 		__u64 t0, t1;
 		__u32 ts;
 		size_t len;
 
 		unlearned_node2(r, family);
-		pkt_spec_load(&s, family, 2);
+		cpn_pkt_load(&s, family, 2);
 		s.vlan = rt_framings[i].vlan;
 		s.msg.type = CPN_T_PROBE_ACK;
 		s.msg.queue_depth = 2;
@@ -467,7 +467,7 @@ static void test_probe_ack_learns_path_latency_and_is_consumed(void **state)
 		s.msg.worker_us = 400;
 		ts = t_now_us() - 800;
 		s.msg.router_ts = ts;
-		len = pkt_build(&s, in, sizeof(in));
+		len = cpn_pkt_build(&s, in, sizeof(in));
 		assert_int_equal(router_node_stats(r, 2, &ns0), 0);
 		run_timed(r, in, len, &o, &t0, &t1);
 		assert_int_equal(o.act, XDP_DROP);
@@ -493,22 +493,22 @@ static void test_other_cpn_messages_to_control_port_pass_untouched(void **state)
 	for (int f = 0; f < 2; f++) {
 		int family = f ? CPN_AF_INET6 : CPN_AF_INET;
 		struct cpn_node before;
-		struct pkt_spec s;
-		__u8 in[PKT_MAX];
+		struct cpn_pkt s;
+		__u8 in[CPN_PKT_MAX];
 		size_t len;
 
 		assert_int_equal(t_topology(r, family, CPN_POL_LEAST, 3), 0);
 		rt_node_snapshot(r, 2, &before);
 		for (size_t k = 0; k < sizeof(types); k++) {
-			pkt_spec_load(&s, family, 2);
+			cpn_pkt_load(&s, family, 2);
 			s.msg.type = types[k];
-			len = pkt_build(&s, in, sizeof(in));
+			len = cpn_pkt_build(&s, in, sizeof(in));
 			rt_assert_untouched(r, in, len, XDP_PASS, CPN_STAT_PASS_NOT_CPN);
 		}
-		pkt_spec_load(&s, family, 2);
+		cpn_pkt_load(&s, family, 2);
 		s.msg.type = CPN_T_PROBE_ACK;
 		s.src = family == CPN_AF_INET ? "10.1.0.99" : "fd01::99";
-		len = pkt_build(&s, in, sizeof(in));
+		len = cpn_pkt_build(&s, in, sizeof(in));
 		rt_assert_untouched(r, in, len, XDP_PASS, CPN_STAT_PASS_NOT_CPN);
 		assert_memory_equal(&r->maps.state[2], &before, sizeof(before));
 	}
@@ -523,27 +523,27 @@ static const char *const forgery_name[FORGERIES] = {"unsigned", "wrong key", "ta
 /* A report of `type` from node 2, forged as told. */
 static size_t forged_report(int family, int vlan, __u8 type, enum forgery how, __u8 *in)
 {
-	struct pkt_spec s;
-	struct pkt_view v;
+	struct cpn_pkt s;
+	struct cpn_pkt_view v;
 	size_t len;
 
 	if (type == CPN_T_REPLY || type == CPN_T_BUSY)
-		pkt_spec_reply(&s, family, 2);
+		cpn_pkt_reply(&s, family, 2);
 	else
-		pkt_spec_load(&s, family, 2);
+		cpn_pkt_load(&s, family, 2);
 	s.vlan = vlan;
 	s.msg.type = type;
 	s.msg.queue_depth = 1000; /* what a spoofer would like the router to believe */
 	s.msg.router_ts = t_now_us() - 100;
 	s.auth = how != UNSIGNED;
 	memcpy(s.key, how == WRONG_KEY ? bad_key : node_key, sizeof(s.key));
-	len = pkt_build(&s, in, PKT_MAX);
+	len = cpn_pkt_build(&s, in, CPN_PKT_MAX);
 	assert_true(len > 0);
 	if (how == TAMPERED) {
 		/* Signed with the right key, then the load rewritten. */
-		assert_int_equal(pkt_locate(in, len, &v), 0);
+		assert_int_equal(cpn_pkt_locate(in, len, &v), 0);
 		in[v.pay + 32] ^= 0x40;
-		pkt_fix_csums(in, len);
+		cpn_pkt_fix_csums(in, len);
 	}
 	return len;
 }
@@ -563,7 +563,7 @@ static void test_node_key_rejects_forged_reports_without_learning(void **state)
 			for (int how = 0; how < FORGERIES; how++) {
 				struct cpn_node_stats ns0, ns1;
 				struct cpn_node before;
-				__u8 in[PKT_MAX];
+				__u8 in[CPN_PKT_MAX];
 				size_t len;
 
 				print_message("# %s type %u from keyed node, %s vlan %d\n",
@@ -588,10 +588,10 @@ static void test_node_key_accepts_correctly_signed_reports(void **state)
 
 	for (int i = 0; i < RT_NFRAMINGS; i++) {
 		int family = rt_framings[i].family, vlan = rt_framings[i].vlan;
-		struct pkt_spec s;
-		struct pkt_view v;
+		struct cpn_pkt s;
+		struct cpn_pkt_view v;
 		struct rt_out o;
-		__u8 in[PKT_MAX];
+		__u8 in[CPN_PKT_MAX];
 		size_t len;
 
 		assert_int_equal(t_topology(r, family, CPN_POL_LEAST, 3), 0);
@@ -599,41 +599,41 @@ static void test_node_key_accepts_correctly_signed_reports(void **state)
 		t_report(r, 2, 3, 0, 1, 100, 50);
 
 		/* REPLY: learned and forwarded, the tag left in place. */
-		pkt_spec_reply(&s, family, 2);
+		cpn_pkt_reply(&s, family, 2);
 		s.vlan = vlan;
 		s.auth = true;
 		memcpy(s.key, node_key, sizeof(s.key));
 		s.msg.queue_depth = 11;
 		s.msg.router_ts = t_now_us() - 100;
-		len = pkt_build(&s, in, sizeof(in));
+		len = cpn_pkt_build(&s, in, sizeof(in));
 		rt_run(r, in, len, &o);
 		assert_int_equal(o.act, XDP_PASS);
 		rt_assert_counted(&o, (int[]){CPN_STAT_REPLY_FWD, CPN_STAT_TX_KERNEL, RT_END});
 		assert_int_equal(r->maps.state[2].queue_depth, 11);
-		assert_int_equal(pkt_locate(o.buf, o.len, &v), 0);
+		assert_int_equal(cpn_pkt_locate(o.buf, o.len, &v), 0);
 		assert_memory_equal(o.buf + v.pay, in + v.pay, CPN_HDR_LEN + CPN_TAG_LEN);
-		assert_true(pkt_csum_ok(o.buf, o.len));
+		assert_true(cpn_pkt_csum_ok(o.buf, o.len));
 
 		/* LOAD: learned and consumed. */
-		pkt_spec_load(&s, family, 2);
+		cpn_pkt_load(&s, family, 2);
 		s.vlan = vlan;
 		s.auth = true;
 		memcpy(s.key, node_key, sizeof(s.key));
 		s.msg.queue_depth = 12;
 		s.msg.worker_us = 100;
-		len = pkt_build(&s, in, sizeof(in));
+		len = cpn_pkt_build(&s, in, sizeof(in));
 		rt_run(r, in, len, &o);
 		assert_int_equal(o.act, XDP_DROP);
 		rt_assert_counted(&o, (int[]){CPN_STAT_LOAD_LEARNED, RT_END});
 		assert_int_equal(r->maps.state[2].queue_depth, 12);
 
 		/* A node without a key may still sign: accepted too. */
-		pkt_spec_load(&s, family, 3);
+		cpn_pkt_load(&s, family, 3);
 		s.vlan = vlan;
 		s.auth = true;
 		memcpy(s.key, bad_key, sizeof(s.key));
 		s.msg.queue_depth = 13;
-		len = pkt_build(&s, in, sizeof(in));
+		len = cpn_pkt_build(&s, in, sizeof(in));
 		rt_run(r, in, len, &o);
 		assert_int_equal(o.act, XDP_DROP);
 		assert_int_equal(r->maps.state[3].queue_depth, 13);
@@ -657,23 +657,23 @@ static void test_node_key_rejects_tag_outside_the_datagram(void **state)
 		t_report(r, 2, 3, 0, 1, 100, 50);
 		for (size_t k = 0; k < sizeof(types); k++) {
 			struct cpn_node before;
-			struct pkt_spec s;
-			struct pkt_view v;
-			__u8 in[PKT_MAX];
+			struct cpn_pkt s;
+			struct cpn_pkt_view v;
+			__u8 in[CPN_PKT_MAX];
 			size_t len, dlen;
 
 			if (types[k] == CPN_T_REPLY)
-				pkt_spec_reply(&s, family, 2);
+				cpn_pkt_reply(&s, family, 2);
 			else
-				pkt_spec_load(&s, family, 2);
+				cpn_pkt_load(&s, family, 2);
 			s.vlan = rt_framings[i].vlan;
 			s.msg.type = types[k];
 			s.msg.queue_depth = 1000;
 			s.msg.router_ts = t_now_us() - 100;
 			s.auth = true;
 			memcpy(s.key, node_key, sizeof(s.key));
-			len = pkt_build(&s, in, sizeof(in));
-			assert_int_equal(pkt_locate(in, len, &v), 0);
+			len = cpn_pkt_build(&s, in, sizeof(in));
+			assert_int_equal(cpn_pkt_locate(in, len, &v), 0);
 			/* Shrink the datagram to the header; the tag stays behind it. */
 			dlen = 8 + CPN_HDR_LEN;
 			in[v.l4 + 4] = (__u8)(dlen >> 8);
@@ -685,7 +685,7 @@ static void test_node_key_rejects_tag_outside_the_datagram(void **state)
 				in[v.l3 + 4] = (__u8)(dlen >> 8);
 				in[v.l3 + 5] = (__u8)dlen;
 			}
-			pkt_fix_csums(in, len);
+			cpn_pkt_fix_csums(in, len);
 			rt_node_snapshot(r, 2, &before);
 			rt_assert_untouched(r, in, len, XDP_DROP, CPN_STAT_DROP_NODE_AUTH);
 			assert_memory_equal(&r->maps.state[2], &before, sizeof(before));

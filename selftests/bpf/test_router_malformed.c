@@ -34,14 +34,14 @@ static void assert_nodes_unchanged(struct router *r, const struct cpn_node befor
 static size_t good_request(int family, int vlan, __u8 *in)
 {
 	static __u8 payload[40];
-	struct pkt_spec s;
+	struct cpn_pkt s;
 
-	pkt_spec_default(&s, family);
+	cpn_pkt_default(&s, family);
 	s.vlan = vlan;
-	t_fill(payload, sizeof(payload), 5);
+	cpn_pkt_fill(payload, sizeof(payload), 5);
 	s.payload = payload;
 	s.payload_len = sizeof(payload);
-	return pkt_build(&s, in, PKT_MAX);
+	return cpn_pkt_build(&s, in, CPN_PKT_MAX);
 }
 
 static void set_be16(__u8 *p, __u16 v)
@@ -81,27 +81,27 @@ static void test_short_payload_at_every_length_is_dropped_short(void **state)
 			size_t full = auth ? CPN_HDR_LEN + CPN_TAG_LEN : CPN_HDR_LEN;
 			__u8 body[CPN_HDR_LEN + CPN_TAG_LEN] = {0};
 			struct cpn_node before[5];
-			struct pkt_spec s;
+			struct cpn_pkt s;
 			struct cpn_hdr h;
 
-			pkt_spec_default(&s, family);
+			cpn_pkt_default(&s, family);
 			if (auth)
 				s.msg.flags |= CPN_F_AUTH;
 			cpn_hdr_encode(&s.msg, &h);
 			memcpy(body, &h, sizeof(h));
-			t_fill(body + CPN_HDR_LEN, CPN_TAG_LEN, 3);
+			cpn_pkt_fill(body + CPN_HDR_LEN, CPN_TAG_LEN, 3);
 			snapshot_nodes(r, before);
 			for (size_t l = 0; l <= full; l++) {
-				__u8 in[PKT_MAX];
+				__u8 in[CPN_PKT_MAX];
 				struct rt_out o;
 				size_t len;
 
-				pkt_spec_default(&s, family);
+				cpn_pkt_default(&s, family);
 				s.vlan = vlan;
 				s.with_hdr = false;
 				s.payload = body;
 				s.payload_len = l;
-				len = pkt_build(&s, in, sizeof(in));
+				len = cpn_pkt_build(&s, in, sizeof(in));
 				assert_true(len > 0);
 				if (l == full) {
 					/* Complete: steered (the tenant has no key). */
@@ -129,7 +129,7 @@ static void test_short_payload_at_every_length_is_dropped_short(void **state)
  * VIP, passed to the host when it is not (a reply, a LOAD: the router does
  * not judge what it cannot prove is cpn's).
  */
-static enum cpn_stat truncated_reason(const struct pkt_view *v, size_t cut, bool to_vip)
+static enum cpn_stat truncated_reason(const struct cpn_pkt_view *v, size_t cut, bool to_vip)
 {
 	if (cut < v->l3)
 		return CPN_STAT_PASS_SHORT_L2;
@@ -143,9 +143,9 @@ static enum cpn_stat truncated_reason(const struct pkt_view *v, size_t cut, bool
 static void check_truncations(struct router *r, const __u8 *in, size_t len, bool to_vip)
 {
 	struct cpn_node before[5];
-	struct pkt_view v;
+	struct cpn_pkt_view v;
 
-	assert_int_equal(pkt_locate(in, len, &v), 0);
+	assert_int_equal(cpn_pkt_locate(in, len, &v), 0);
 	snapshot_nodes(r, before);
 	for (size_t cut = 0; cut < len; cut++) {
 		enum cpn_stat why = truncated_reason(&v, cut, to_vip);
@@ -171,8 +171,8 @@ static void test_frames_cut_at_every_offset_are_never_rewritten(void **state)
 
 	for (int i = 0; i < RT_NFRAMINGS; i++) {
 		int family = rt_framings[i].family, vlan = rt_framings[i].vlan;
-		struct pkt_spec s;
-		__u8 in[PKT_MAX];
+		struct cpn_pkt s;
+		__u8 in[CPN_PKT_MAX];
 		size_t len;
 
 		print_message("# truncations: %s vlan %d\n", RT_FAMILY_STR(family), vlan);
@@ -181,22 +181,22 @@ static void test_frames_cut_at_every_offset_are_never_rewritten(void **state)
 		len = good_request(family, vlan, in);
 		check_truncations(r, in, len, true);
 		/* A signed request. */
-		pkt_spec_default(&s, family);
+		cpn_pkt_default(&s, family);
 		s.vlan = vlan;
 		s.auth = true;
-		len = pkt_build(&s, in, sizeof(in));
+		len = cpn_pkt_build(&s, in, sizeof(in));
 		check_truncations(r, in, len, true);
 		/* A reply from a node. */
-		pkt_spec_reply(&s, family, 2);
+		cpn_pkt_reply(&s, family, 2);
 		s.vlan = vlan;
 		s.msg.queue_depth = 500;
-		len = pkt_build(&s, in, sizeof(in));
+		len = cpn_pkt_build(&s, in, sizeof(in));
 		check_truncations(r, in, len, false);
 		/* A LOAD to the control port. */
-		pkt_spec_load(&s, family, 3);
+		cpn_pkt_load(&s, family, 3);
 		s.vlan = vlan;
 		s.msg.queue_depth = 500;
-		len = pkt_build(&s, in, sizeof(in));
+		len = cpn_pkt_build(&s, in, sizeof(in));
 		check_truncations(r, in, len, false);
 		/* The whole request still goes through. */
 		len = good_request(family, vlan, in);
@@ -205,7 +205,7 @@ static void test_frames_cut_at_every_offset_are_never_rewritten(void **state)
 
 			rt_run(r, in, len, &o);
 			assert_int_equal(o.act, XDP_PASS);
-			assert_in_range(pkt_steered_node(o.buf, o.len), 1, 4);
+			assert_in_range(cpn_pkt_steered_node(o.buf, o.len), 1, 4);
 		}
 	}
 }
@@ -216,67 +216,67 @@ static void test_frames_cut_at_every_offset_are_never_rewritten(void **state)
  * dropped or passed untouched under `stat`.
  */
 static void check_request_defect(struct router *r, int family, int vlan,
-				 void (*mutate)(__u8 *in, size_t *len, const struct pkt_view *v,
+				 void (*mutate)(__u8 *in, size_t *len, const struct cpn_pkt_view *v,
 						int arg),
 				 int arg, int act, enum cpn_stat stat)
 {
 	struct cpn_node before[5];
-	struct pkt_view v;
-	__u8 in[PKT_MAX];
+	struct cpn_pkt_view v;
+	__u8 in[CPN_PKT_MAX];
 	size_t len;
 
 	len = good_request(family, vlan, in);
-	assert_int_equal(pkt_locate(in, len, &v), 0);
+	assert_int_equal(cpn_pkt_locate(in, len, &v), 0);
 	mutate(in, &len, &v, arg);
 	snapshot_nodes(r, before);
 	rt_assert_untouched(r, in, len, act, stat);
 	assert_nodes_unchanged(r, before);
 }
 
-static void mut_magic(__u8 *in, size_t *len, const struct pkt_view *v, int arg)
+static void mut_magic(__u8 *in, size_t *len, const struct cpn_pkt_view *v, int arg)
 {
 	set_be16(in + v->pay, (__u16)arg);
-	pkt_fix_csums(in, *len);
+	cpn_pkt_fix_csums(in, *len);
 }
 
-static void mut_version(__u8 *in, size_t *len, const struct pkt_view *v, int arg)
+static void mut_version(__u8 *in, size_t *len, const struct cpn_pkt_view *v, int arg)
 {
 	in[v->pay + 2] = (__u8)arg;
-	pkt_fix_csums(in, *len);
+	cpn_pkt_fix_csums(in, *len);
 }
 
-static void mut_type(__u8 *in, size_t *len, const struct pkt_view *v, int arg)
+static void mut_type(__u8 *in, size_t *len, const struct cpn_pkt_view *v, int arg)
 {
 	in[v->pay + 3] = (__u8)arg;
-	pkt_fix_csums(in, *len);
+	cpn_pkt_fix_csums(in, *len);
 }
 
-static void mut_service(__u8 *in, size_t *len, const struct pkt_view *v, int arg)
+static void mut_service(__u8 *in, size_t *len, const struct cpn_pkt_view *v, int arg)
 {
 	set_be16(in + v->pay + 6, (__u16)arg);
-	pkt_fix_csums(in, *len);
+	cpn_pkt_fix_csums(in, *len);
 }
 
-static void mut_hops(__u8 *in, size_t *len, const struct pkt_view *v, int arg)
+static void mut_hops(__u8 *in, size_t *len, const struct cpn_pkt_view *v, int arg)
 {
 	in[v->pay + 26] = (__u8)arg;
-	pkt_fix_csums(in, *len);
+	cpn_pkt_fix_csums(in, *len);
 }
 
-static void mut_udp_len(__u8 *in, size_t *len, const struct pkt_view *v, int arg)
+static void mut_udp_len(__u8 *in, size_t *len, const struct cpn_pkt_view *v, int arg)
 {
 	(void)len;
 	set_be16(in + v->l4 + 4, (__u16)((int)v->udp_len + arg));
 }
 
-static void mut_udp_len_abs(__u8 *in, size_t *len, const struct pkt_view *v, int arg)
+static void mut_udp_len_abs(__u8 *in, size_t *len, const struct cpn_pkt_view *v, int arg)
 {
 	(void)len;
 	set_be16(in + v->l4 + 4, (__u16)arg);
 }
 
 /* IPv4 total length or IPv6 payload length, relative to the true one. */
-static void mut_ip_len(__u8 *in, size_t *len, const struct pkt_view *v, int arg)
+static void mut_ip_len(__u8 *in, size_t *len, const struct cpn_pkt_view *v, int arg)
 {
 	if (v->family == CPN_AF_INET) {
 		set_be16(in + v->l3 + 2, (__u16)((int)(*len - v->l3) + arg));
@@ -287,7 +287,7 @@ static void mut_ip_len(__u8 *in, size_t *len, const struct pkt_view *v, int arg)
 	}
 }
 
-static void mut_ip_len_abs(__u8 *in, size_t *len, const struct pkt_view *v, int arg)
+static void mut_ip_len_abs(__u8 *in, size_t *len, const struct cpn_pkt_view *v, int arg)
 {
 	(void)len;
 	set_be16(in + v->l3 + (v->family == CPN_AF_INET ? 2 : 4), (__u16)arg);
@@ -298,14 +298,14 @@ static void mut_ip_len_abs(__u8 *in, size_t *len, const struct pkt_view *v, int 
 }
 
 /* IPv4 frag_off (flags and offset) as given; checksums fixed. */
-static void mut_frag(__u8 *in, size_t *len, const struct pkt_view *v, int arg)
+static void mut_frag(__u8 *in, size_t *len, const struct cpn_pkt_view *v, int arg)
 {
 	set_be16(in + v->l3 + 6, (__u16)arg);
-	pkt_fix_csums(in, *len);
+	cpn_pkt_fix_csums(in, *len);
 }
 
 /* IPv4 header with `arg` 32-bit words of options (NOPs, then EOL). */
-static void mut_ip_options(__u8 *in, size_t *len, const struct pkt_view *v, int arg)
+static void mut_ip_options(__u8 *in, size_t *len, const struct cpn_pkt_view *v, int arg)
 {
 	size_t opt = (size_t)arg * 4;
 
@@ -320,14 +320,14 @@ static void mut_ip_options(__u8 *in, size_t *len, const struct pkt_view *v, int 
 }
 
 /* IPv4 header length field alone set to `arg` (no options present). */
-static void mut_ihl(__u8 *in, size_t *len, const struct pkt_view *v, int arg)
+static void mut_ihl(__u8 *in, size_t *len, const struct cpn_pkt_view *v, int arg)
 {
 	(void)len;
 	in[v->l3] = (__u8)(0x40 | arg);
 }
 
 /* IPv6: a fragment header between the fixed header and UDP. */
-static void mut_ip6_frag(__u8 *in, size_t *len, const struct pkt_view *v, int arg)
+static void mut_ip6_frag(__u8 *in, size_t *len, const struct cpn_pkt_view *v, int arg)
 {
 	__u8 fh[8] = {IPPROTO_UDP, 0, 0, 0, 0, 0, 0x12, 0x34};
 
@@ -340,7 +340,7 @@ static void mut_ip6_frag(__u8 *in, size_t *len, const struct pkt_view *v, int ar
 }
 
 /* IPv6: a hop-by-hop options header before UDP (not parsed: passed). */
-static void mut_ip6_hbh(__u8 *in, size_t *len, const struct pkt_view *v, int arg)
+static void mut_ip6_hbh(__u8 *in, size_t *len, const struct cpn_pkt_view *v, int arg)
 {
 	__u8 hbh[8] = {IPPROTO_UDP, 0, 1, 4, 0, 0, 0, 0}; /* PadN */
 
@@ -353,7 +353,7 @@ static void mut_ip6_hbh(__u8 *in, size_t *len, const struct pkt_view *v, int arg
 }
 
 /* The IP version nibble lies about the Ethernet type. */
-static void mut_ip_version(__u8 *in, size_t *len, const struct pkt_view *v, int arg)
+static void mut_ip_version(__u8 *in, size_t *len, const struct cpn_pkt_view *v, int arg)
 {
 	(void)len;
 	in[v->l3] = (__u8)((in[v->l3] & 0x0f) | (arg << 4));
@@ -420,13 +420,13 @@ static void test_hops_at_max_is_dropped(void **state)
 
 	for (int i = 0; i < RT_NFRAMINGS; i++) {
 		int family = rt_framings[i].family, vlan = rt_framings[i].vlan;
-		struct pkt_spec s;
+		struct cpn_pkt s;
 
 		assert_int_equal(t_topology(r, family, CPN_POL_P2C, 4), 0);
 		for (size_t k = 0; k < sizeof(hops) / sizeof(hops[0]); k++)
 			check_request_defect(r, family, vlan, mut_hops, hops[k], XDP_DROP,
 					     CPN_STAT_DROP_HOPS);
-		pkt_spec_default(&s, family);
+		cpn_pkt_default(&s, family);
 		s.vlan = vlan;
 		s.msg.hops = 3;
 		assert_in_range(rt_steer(r, &s), 1, 4);
@@ -514,17 +514,17 @@ static void test_fragments_pass_untouched(void **state)
 				     CPN_STAT_PASS_FRAGMENT); /* DF and an offset */
 		/* DF alone is no fragment: steered. */
 		{
-			struct pkt_view v;
+			struct cpn_pkt_view v;
 			struct rt_out o;
-			__u8 in[PKT_MAX];
+			__u8 in[CPN_PKT_MAX];
 			size_t len = good_request(CPN_AF_INET, vlan * 5, in);
 
-			assert_int_equal(pkt_locate(in, len, &v), 0);
+			assert_int_equal(cpn_pkt_locate(in, len, &v), 0);
 			mut_frag(in, &len, &v, 0x4000);
 			rt_run(r, in, len, &o);
 			assert_int_equal(o.act, XDP_PASS);
-			assert_in_range(pkt_steered_node(o.buf, o.len), 1, 4);
-			assert_true(pkt_csum_ok(o.buf, o.len));
+			assert_in_range(cpn_pkt_steered_node(o.buf, o.len), 1, 4);
+			assert_true(cpn_pkt_csum_ok(o.buf, o.len));
 		}
 
 		assert_int_equal(t_topology(r, CPN_AF_INET6, CPN_POL_P2C, 4), 0);
@@ -628,7 +628,7 @@ static void test_non_cpn_traffic_passes_untouched(void **state)
 
 	for (int vlan = 0; vlan <= 1; vlan++) {
 		int vid = vlan ? 300 : 0;
-		__u8 f[PKT_MAX];
+		__u8 f[CPN_PKT_MAX];
 		size_t off, l3, len;
 		struct cpn_node before[5];
 
@@ -666,7 +666,7 @@ static void test_non_cpn_traffic_passes_untouched(void **state)
 		f[off] = 8;
 		set_be16(f + off + 4, 0x1234);
 		set_be16(f + off + 6, 1);
-		t_fill(f + off + 8, 56, 8);
+		cpn_pkt_fill(f + off + 8, 56, 8);
 		set_be16(f + off + 2, csum16(f + off, 64, 0));
 		rt_assert_untouched(r, f, off + 64, XDP_PASS, CPN_STAT_PASS_NOT_CPN);
 
@@ -676,7 +676,7 @@ static void test_non_cpn_traffic_passes_untouched(void **state)
 		off = ip6(f, l3, 58, T_CLIENT6, T_VIP6, 8 + 32);
 		f[off] = 128;
 		set_be16(f + off + 4, 0x1234);
-		t_fill(f + off + 8, 32, 9);
+		cpn_pkt_fill(f + off + 8, 32, 9);
 		set_be16(f + off + 2, l4_csum(f, l3, off, 40, 58));
 		rt_assert_untouched(r, f, off + 40, XDP_PASS, CPN_STAT_PASS_NOT_CPN);
 
@@ -698,12 +698,12 @@ static void test_non_cpn_traffic_passes_untouched(void **state)
 		 * magic to a port that is not cpn's.
 		 */
 		for (int k = 0; k < 3; k++) {
-			struct pkt_spec s;
+			struct cpn_pkt s;
 			__u8 payload[80];
 
-			t_fill(payload, sizeof(payload), 53 + (__u32)k);
+			cpn_pkt_fill(payload, sizeof(payload), 53 + (__u32)k);
 			payload[0] = 0x12; /* not cpn's magic */
-			pkt_spec_default(&s, CPN_AF_INET);
+			cpn_pkt_default(&s, CPN_AF_INET);
 			s.vlan = vid;
 			s.with_hdr = false;
 			s.dport = 53;
@@ -721,34 +721,34 @@ static void test_non_cpn_traffic_passes_untouched(void **state)
 					       &h);
 				memcpy(payload, &h, sizeof(h));
 			}
-			len = pkt_build(&s, f, sizeof(f));
+			len = cpn_pkt_build(&s, f, sizeof(f));
 			rt_assert_untouched(r, f, len, XDP_PASS, CPN_STAT_PASS_NOT_CPN);
 		}
 
 		/* UDP to the control port without cpn's magic (long and short). */
 		for (int k = 0; k < 2; k++) {
-			struct pkt_spec s;
+			struct cpn_pkt s;
 			__u8 payload[64];
 
-			t_fill(payload, sizeof(payload), 71);
+			cpn_pkt_fill(payload, sizeof(payload), 71);
 			payload[0] = 0x00;
-			pkt_spec_load(&s, CPN_AF_INET, 2);
+			cpn_pkt_load(&s, CPN_AF_INET, 2);
 			s.vlan = vid;
 			s.with_hdr = false;
 			s.payload = payload;
 			s.payload_len = k ? 10 : sizeof(payload);
-			len = pkt_build(&s, f, sizeof(f));
+			len = cpn_pkt_build(&s, f, sizeof(f));
 			rt_assert_untouched(r, f, len, XDP_PASS, CPN_STAT_PASS_NOT_CPN);
 		}
 
 		/* IPv6 UDP: mDNS, and to the v6 VIP on another port. */
 		for (int k = 0; k < 2; k++) {
-			struct pkt_spec s;
+			struct cpn_pkt s;
 			__u8 payload[100];
 
-			t_fill(payload, sizeof(payload), 6 + (__u32)k);
+			cpn_pkt_fill(payload, sizeof(payload), 6 + (__u32)k);
 			payload[0] = 0;
-			pkt_spec_default(&s, CPN_AF_INET6);
+			cpn_pkt_default(&s, CPN_AF_INET6);
 			s.vlan = vid;
 			s.with_hdr = false;
 			s.sport = 5353;
@@ -756,7 +756,7 @@ static void test_non_cpn_traffic_passes_untouched(void **state)
 			s.dst = k ? T_VIP6 : "ff02::fb";
 			s.payload = payload;
 			s.payload_len = sizeof(payload);
-			len = pkt_build(&s, f, sizeof(f));
+			len = cpn_pkt_build(&s, f, sizeof(f));
 			rt_assert_untouched(r, f, len, XDP_PASS, CPN_STAT_PASS_NOT_CPN);
 		}
 
@@ -764,26 +764,26 @@ static void test_non_cpn_traffic_passes_untouched(void **state)
 		 * through on its way to the node: not for a VIP here.
 		 */
 		{
-			struct pkt_spec s;
+			struct cpn_pkt s;
 
-			pkt_spec_default(&s, CPN_AF_INET);
+			cpn_pkt_default(&s, CPN_AF_INET);
 			s.vlan = vid;
 			s.dst = "10.1.0.2";
 			s.msg.flags = CPN_F_TAGGED;
 			s.msg.node_id = 2;
 			s.msg.hops = 1;
-			len = pkt_build(&s, f, sizeof(f));
+			len = cpn_pkt_build(&s, f, sizeof(f));
 			rt_assert_untouched(r, f, len, XDP_PASS, CPN_STAT_PASS_NOT_CPN);
 		}
 
 		/* Non-IP frames: LLDP, and an IPX-era 802.3 length field. */
 		memset(f, 0, sizeof(f));
 		off = eth(f, vid, 0x88cc);
-		t_fill(f + off, 46, 11);
+		cpn_pkt_fill(f + off, 46, 11);
 		rt_assert_untouched(r, f, off + 46, XDP_PASS, CPN_STAT_PASS_NOT_CPN);
 		memset(f, 0, sizeof(f));
 		off = eth(f, vid, 46);
-		t_fill(f + off, 46, 12);
+		cpn_pkt_fill(f + off, 46, 12);
 		rt_assert_untouched(r, f, off + 46, XDP_PASS, CPN_STAT_PASS_NOT_CPN);
 
 		assert_nodes_unchanged(r, before);
@@ -796,7 +796,7 @@ static void test_non_cpn_traffic_passes_untouched(void **state)
 static void test_double_tagged_and_cut_vlan_frames_pass_untouched(void **state)
 {
 	struct router *r = *state;
-	__u8 in[PKT_MAX], f[PKT_MAX];
+	__u8 in[CPN_PKT_MAX], f[CPN_PKT_MAX];
 	size_t len;
 
 	assert_int_equal(t_topology(r, CPN_AF_INET, CPN_POL_P2C, 4), 0);
@@ -814,7 +814,7 @@ static void test_double_tagged_and_cut_vlan_frames_pass_untouched(void **state)
 
 		rt_run(r, f, len, &o);
 		assert_int_equal(o.act, XDP_PASS);
-		assert_in_range(pkt_steered_node(o.buf, o.len), 1, 4);
+		assert_in_range(cpn_pkt_steered_node(o.buf, o.len), 1, 4);
 	}
 	for (size_t cut = 14; cut < 18; cut++)
 		rt_assert_untouched(r, in, cut, XDP_PASS, CPN_STAT_PASS_SHORT_L2);

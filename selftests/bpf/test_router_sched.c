@@ -28,10 +28,10 @@ static void test_least_always_picks_least_loaded_node(void **state)
 
 	for (int f = 0; f < 2; f++) {
 		int family = f ? CPN_AF_INET6 : CPN_AF_INET;
-		struct pkt_spec s;
+		struct cpn_pkt s;
 
 		assert_int_equal(t_topology(r, family, CPN_POL_LEAST, 4), 0);
-		pkt_spec_default(&s, family);
+		cpn_pkt_default(&s, family);
 		for (int i = 0; i < 200; i++) {
 			__u16 best = (__u16)(i % 4 + 1);
 
@@ -50,10 +50,10 @@ static void test_least_always_picks_least_loaded_node(void **state)
 static void test_least_weighs_queue_by_capacity_and_inflight(void **state)
 {
 	struct router *r = *state;
-	struct pkt_spec s;
+	struct cpn_pkt s;
 
 	assert_int_equal(t_topology(r, CPN_AF_INET, CPN_POL_LEAST, 3), 0);
-	pkt_spec_default(&s, CPN_AF_INET);
+	cpn_pkt_default(&s, CPN_AF_INET);
 	for (int i = 0; i < 50; i++) {
 		t_report(r, 1, 1, 0, 1, 100, 0); /* (1+0+1) x 100 / 1 = 200 */
 		t_report(r, 2, 4, 3, 8, 100, 0); /* (4+3+1) x 100 / 8 = 100 */
@@ -69,10 +69,10 @@ static void test_least_prefers_near_node_over_far_node_of_equal_load(void **stat
 
 	for (int f = 0; f < 2; f++) {
 		int family = f ? CPN_AF_INET6 : CPN_AF_INET;
-		struct pkt_spec s;
+		struct cpn_pkt s;
 
 		assert_int_equal(t_topology(r, family, CPN_POL_LEAST, 2), 0);
-		pkt_spec_default(&s, family);
+		cpn_pkt_default(&s, family);
 		for (int i = 0; i < 100; i++) {
 			__u16 near = (__u16)(i % 2 + 1), far = (__u16)(3 - near);
 
@@ -89,11 +89,11 @@ static void test_least_prefers_near_node_over_far_node_of_equal_load(void **stat
 static void test_outstanding_spreads_requests_until_next_report(void **state)
 {
 	struct router *r = *state;
-	struct pkt_spec s;
+	struct cpn_pkt s;
 	int seen[5] = {0};
 
 	assert_int_equal(t_topology(r, CPN_AF_INET, CPN_POL_LEAST, 4), 0);
-	pkt_spec_default(&s, CPN_AF_INET);
+	cpn_pkt_default(&s, CPN_AF_INET);
 	for (int round = 0; round < 3; round++) {
 		for (int i = 0; i < 4; i++) {
 			__u16 id = rt_steer(r, &s);
@@ -122,12 +122,12 @@ static void test_p2c_share_follows_load_and_skips_dead_nodes(void **state)
 
 	for (int f = 0; f < 2; f++) {
 		int family = f ? CPN_AF_INET6 : CPN_AF_INET;
-		struct pkt_spec s;
+		struct cpn_pkt s;
 		int count[7] = {0};
 
 		assert_int_equal(t_topology(r, family, CPN_POL_P2C, 6), 0);
 		assert_int_equal(cpn_maps_node_admin(&r->maps, 6, 0, CPN_ADMIN_UP), 0);
-		pkt_spec_default(&s, family);
+		cpn_pkt_default(&s, family);
 		for (int i = 0; i < RUNS; i++) {
 			/* Nodes listed in a shuffled order of load: 3, 1, 4, 2. */
 			t_report(r, 3, queue[0], 0, 1, 100, 0);
@@ -159,13 +159,13 @@ static void test_p2c_share_follows_load_and_skips_dead_nodes(void **state)
 static void test_p2c_with_one_live_node_always_picks_it(void **state)
 {
 	struct router *r = *state;
-	struct pkt_spec s;
+	struct cpn_pkt s;
 
 	assert_int_equal(t_topology(r, CPN_AF_INET, CPN_POL_P2C, 4), 0);
 	t_make_stale(r, 1);
 	assert_int_equal(cpn_maps_node_admin(&r->maps, 2, 0, CPN_ADMIN_UP), 0);
 	assert_int_equal(cpn_maps_node_admin(&r->maps, 4, CPN_ADMIN_DRAIN, 0), 0);
-	pkt_spec_default(&s, CPN_AF_INET);
+	cpn_pkt_default(&s, CPN_AF_INET);
 	for (int i = 0; i < 100; i++) {
 		t_report(r, 3, 50, 0, 1, 100, 0);
 		s.sport = (__u16)(2000 + i);
@@ -175,9 +175,9 @@ static void test_p2c_with_one_live_node_always_picks_it(void **state)
 
 /* ---- affinity -------------------------------------------------------- */
 
-static void sticky_spec(struct pkt_spec *s, int family, __u32 session)
+static void sticky_spec(struct cpn_pkt *s, int family, __u32 session)
 {
-	pkt_spec_default(s, family);
+	cpn_pkt_default(s, family);
 	s->msg.flags = CPN_F_STICKY;
 	s->msg.session_key = session;
 }
@@ -195,7 +195,7 @@ static void test_sticky_session_stays_on_its_node_when_loads_change(void **state
 
 	for (int f = 0; f < 2; f++) {
 		int family = f ? CPN_AF_INET6 : CPN_AF_INET;
-		struct pkt_spec s, other;
+		struct cpn_pkt s, other;
 		__u64 aff0;
 
 		assert_int_equal(t_topology(r, family, CPN_POL_LEAST, 4), 0);
@@ -246,7 +246,7 @@ static void kill_node(struct router *r, __u16 id, enum death how)
  */
 static void check_session_failover(struct router *r, int family, enum death how)
 {
-	struct pkt_spec s;
+	struct cpn_pkt s;
 
 	assert_int_equal(t_topology(r, family, CPN_POL_LEAST, 4), 0);
 	/* A session per family: sessions are per service, whatever the family. */
@@ -301,10 +301,10 @@ static void test_sticky_session_moves_when_node_reports_draining(void **state)
 static void test_session_key_without_sticky_flag_follows_load(void **state)
 {
 	struct router *r = *state;
-	struct pkt_spec s;
+	struct cpn_pkt s;
 
 	assert_int_equal(t_topology(r, CPN_AF_INET, CPN_POL_LEAST, 4), 0);
-	pkt_spec_default(&s, CPN_AF_INET);
+	cpn_pkt_default(&s, CPN_AF_INET);
 	s.msg.session_key = 0x5e55;
 	for (int i = 0; i < 20; i++) {
 		__u16 best = (__u16)(i % 4 + 1);
@@ -319,7 +319,7 @@ static void test_session_key_without_sticky_flag_follows_load(void **state)
 static void test_sticky_flag_with_session_zero_follows_load(void **state)
 {
 	struct router *r = *state;
-	struct pkt_spec s;
+	struct cpn_pkt s;
 
 	assert_int_equal(t_topology(r, CPN_AF_INET6, CPN_POL_LEAST, 3), 0);
 	sticky_spec(&s, CPN_AF_INET6, 0);
@@ -351,21 +351,21 @@ static void test_all_stale_nodes_fall_back_to_maglev_over_up_nodes(void **state)
 			t_make_stale(r, id);
 		assert_int_equal(cpn_maps_node_admin(&r->maps, 4, 0, CPN_ADMIN_UP), 0);
 		for (int flow = 0; flow < 64; flow++) {
-			struct pkt_spec s;
+			struct cpn_pkt s;
 			struct rt_out o;
-			__u8 in[PKT_MAX];
+			__u8 in[CPN_PKT_MAX];
 			size_t len;
 			__u16 first = 0;
 
-			pkt_spec_default(&s, family);
+			cpn_pkt_default(&s, family);
 			s.sport = (__u16)(5000 + flow * 7);
-			len = pkt_build(&s, in, sizeof(in));
+			len = cpn_pkt_build(&s, in, sizeof(in));
 			for (int rep = 0; rep < 3; rep++) {
 				__u16 id;
 
 				rt_run(r, in, len, &o);
 				assert_int_equal(o.act, XDP_PASS);
-				id = pkt_steered_node(o.buf, o.len);
+				id = cpn_pkt_steered_node(o.buf, o.len);
 				assert_in_range(id, 1, 3);
 				if (!first)
 					first = id;

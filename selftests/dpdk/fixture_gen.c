@@ -4,7 +4,7 @@
  *
  *   fixture_gen --config selftests/dpdk/fixture.yaml --out DIR [--pass-out] [--xdp-rng SEED]
  *
- * Builds ~90 frames byte by byte (pkt_build): LOAD reports, requests (IPv4,
+ * Builds ~90 frames byte by byte (cpn_pkt_build): LOAD reports, requests (IPv4,
  * IPv6, VLAN, sticky, tagged, signed), replies and BUSY from nodes,
  * admission-refused requests, malformed and non-cpn packets. Runs each, in
  * order, through the real cpn_router.bpf.o under BPF_PROG_TEST_RUN with the
@@ -68,8 +68,7 @@
 #include "cpn_router.skel.h"
 #include "cpn_addr.h"
 #include "cpn_test.h"
-#include "cpnctl.h"
-#include "cfgmap.h"
+#include "cpn_cfg.h"
 
 enum kind { K_PASS, K_DROP, K_CONSUME, K_FWD, K_TX };
 static const char *const kind_names[] = {"pass", "drop", "consume", "fwd", "tx"};
@@ -141,7 +140,7 @@ static void parse_mac(const char *s, __u8 mac[6])
 }
 
 /* The destination address of a located frame, as text. */
-static void dst_text(const __u8 *buf, const struct pkt_view *v, char *out, size_t len)
+static void dst_text(const __u8 *buf, const struct cpn_pkt_view *v, char *out, size_t len)
 {
 	if (v->family == CPN_AF_INET)
 		inet_ntop(AF_INET, buf + v->l3 + 16, out, (socklen_t)len);
@@ -150,7 +149,7 @@ static void dst_text(const __u8 *buf, const struct pkt_view *v, char *out, size_
 }
 
 /* The forwarding hop's TTL / hop-limit decrement, checksum from scratch. */
-static void hop_decrement(__u8 *buf, const struct pkt_view *v)
+static void hop_decrement(__u8 *buf, const struct cpn_pkt_view *v)
 {
 	if (v->family == CPN_AF_INET) {
 		__u32 acc = 0;
@@ -217,9 +216,9 @@ static void emit(struct gen *g, const char *label, const __u8 *frame, size_t len
 		 __u16 want_node, bool fresh_least)
 {
 	__u64 before[CPN_STAT_MAX], after[CPN_STAT_MAX];
-	__u8 out[PKT_MAX];
+	__u8 out[CPN_PKT_MAX];
 	size_t out_len = sizeof(out);
-	struct pkt_view v;
+	struct cpn_pkt_view v;
 	enum kind got;
 	__u16 node = 0;
 	char dmac[32] = "-", dst[64];
@@ -255,13 +254,13 @@ static void emit(struct gen *g, const char *label, const __u8 *frame, size_t len
 		got = K_DROP; /* XDP_TX/REDIRECT of anything else: reported below */
 
 	if (got == K_FWD) {
-		if (pkt_locate(out, out_len, &v)) {
+		if (cpn_pkt_locate(out, out_len, &v)) {
 			fprintf(stderr, "fixture_gen: %s: forwarded frame unparsable\n", label);
 			g->errors++;
 			return;
 		}
 		if (D(REQ_STEERED))
-			node = pkt_steered_node(out, out_len);
+			node = cpn_pkt_steered_node(out, out_len);
 		/* XDP_PASS: FIB lookup failed (no ingress device under test run),
 		 * the kernel would forward: do the hop's decrement. XDP_TX /
 		 * REDIRECT (a route here): the program did it.
@@ -273,13 +272,13 @@ static void emit(struct gen *g, const char *label, const __u8 *frame, size_t len
 		parse_mac(dmac, out);
 		parse_mac(ROUTER_MAC_SRC, out + 6);
 		l2 = "l3";
-		if (!pkt_csum_ok(out, out_len)) {
+		if (!cpn_pkt_csum_ok(out, out_len)) {
 			fprintf(stderr, "fixture_gen: %s: forwarded frame has bad checksums\n",
 				label);
 			g->errors++;
 		}
 	}
-	if (got == K_TX && !pkt_csum_ok(out, out_len)) {
+	if (got == K_TX && !cpn_pkt_csum_ok(out, out_len)) {
 		fprintf(stderr, "fixture_gen: %s: BUSY frame has bad checksums\n", label);
 		g->errors++;
 	}
@@ -299,14 +298,14 @@ static void emit(struct gen *g, const char *label, const __u8 *frame, size_t len
 #undef D
 }
 
-static void emit_spec(struct gen *g, const char *label, const struct pkt_spec *s, enum kind want,
+static void emit_spec(struct gen *g, const char *label, const struct cpn_pkt *s, enum kind want,
 		      __u16 want_node, bool fresh_least)
 {
-	__u8 buf[PKT_MAX];
-	size_t len = pkt_build(s, buf, sizeof(buf));
+	__u8 buf[CPN_PKT_MAX];
+	size_t len = cpn_pkt_build(s, buf, sizeof(buf));
 
 	if (!len) {
-		fprintf(stderr, "fixture_gen: %s: pkt_build failed\n", label);
+		fprintf(stderr, "fixture_gen: %s: cpn_pkt_build failed\n", label);
 		g->errors++;
 		return;
 	}
@@ -322,12 +321,12 @@ static const __u64 *node_key(struct gen *g, __u16 id)
 	return n && n->has_key ? n->key : NULL;
 }
 
-static void load_spec(struct gen *g, struct pkt_spec *s, __u16 id, __u16 queue, __u16 inflight,
+static void load_spec(struct gen *g, struct cpn_pkt *s, __u16 id, __u16 queue, __u16 inflight,
 		      __u16 cap, __u32 svc_us)
 {
 	const __u64 *k = node_key(g, id);
 
-	pkt_spec_load(s, id >= 4 ? CPN_AF_INET6 : CPN_AF_INET, id);
+	cpn_pkt_load(s, id >= 4 ? CPN_AF_INET6 : CPN_AF_INET, id);
 	s->msg.queue_depth = queue;
 	s->msg.inflight = inflight;
 	s->msg.capacity = cap;
@@ -343,7 +342,7 @@ static void load_spec(struct gen *g, struct pkt_spec *s, __u16 id, __u16 queue, 
 static void load(struct gen *g, const char *label, __u16 id, __u16 queue, __u16 inflight, __u16 cap,
 		 __u32 svc_us)
 {
-	struct pkt_spec s;
+	struct cpn_pkt s;
 
 	load_spec(g, &s, id, queue, inflight, cap, svc_us);
 	emit_spec(g, label, &s, K_CONSUME, 0, false);
@@ -351,9 +350,9 @@ static void load(struct gen *g, const char *label, __u16 id, __u16 queue, __u16 
 
 static __u8 payload[1024];
 
-static void req_spec(struct pkt_spec *s, int family, __u16 sport, __u64 rid, size_t plen)
+static void req_spec(struct cpn_pkt *s, int family, __u16 sport, __u64 rid, size_t plen)
 {
-	pkt_spec_default(s, family);
+	cpn_pkt_default(s, family);
 	s->msg.service_id = family == CPN_AF_INET ? SVC_LEAST : SVC_MAGLEV;
 	s->sport = sport;
 	s->msg.request_id = rid;
@@ -362,12 +361,12 @@ static void req_spec(struct pkt_spec *s, int family, __u16 sport, __u64 rid, siz
 	s->payload_len = plen;
 }
 
-static void reply_spec(struct gen *g, struct pkt_spec *s, __u16 id, __u64 rid, __u16 queue,
+static void reply_spec(struct gen *g, struct cpn_pkt *s, __u16 id, __u64 rid, __u16 queue,
 		       size_t plen)
 {
 	const __u64 *k = node_key(g, id);
 
-	pkt_spec_reply(s, id >= 4 ? CPN_AF_INET6 : CPN_AF_INET, id);
+	cpn_pkt_reply(s, id >= 4 ? CPN_AF_INET6 : CPN_AF_INET, id);
 	s->msg.service_id = id >= 4 ? SVC_MAGLEV : SVC_LEAST;
 	s->msg.request_id = rid;
 	s->msg.router_ts = 0x12345678;
@@ -399,13 +398,13 @@ static size_t raw_frame(__u8 *buf, __u16 ethertype, const __u8 *l3, size_t l3_le
 
 static void gen_all(struct gen *g)
 {
-	struct pkt_spec s;
-	struct pkt_view v;
-	__u8 buf[PKT_MAX];
+	struct cpn_pkt s;
+	struct cpn_pkt_view v;
+	__u8 buf[CPN_PKT_MAX];
 	size_t len;
 	const __u64 *tkey = cpn_cfg_tenant(&g->cfg, 43)->key;
 
-	t_fill(payload, sizeof(payload), 5);
+	cpn_pkt_fill(payload, sizeof(payload), 5);
 
 	/* 1. The fleet reports in: both planes learn the same state. Service
 	 * times are distinct primes: no two estimated waits tie.
@@ -537,7 +536,7 @@ static void gen_all(struct gen *g)
 	reply_spec(g, &s, 1, 5, 0, 0);
 	s.src = "10.1.0.77";
 	emit_spec(g, "reply from unknown address", &s, K_PASS, 0, false);
-	pkt_spec_load(&s, CPN_AF_INET6, 5);
+	cpn_pkt_load(&s, CPN_AF_INET6, 5);
 	s.msg.type = CPN_T_PROBE_ACK;
 	s.msg.queue_depth = 3;
 	s.msg.capacity = 4;
@@ -613,64 +612,64 @@ static void gen_all(struct gen *g)
 	emit_spec(g, "v4 to VIP: service id of another VIP", &s, K_DROP, 0, false);
 	req_spec(&s, CPN_AF_INET, 40056, 56, 0);
 	s.auth = true; /* AUTH flag, tag cut off below */
-	len = pkt_build(&s, buf, sizeof(buf));
-	pkt_locate(buf, len, &v);
+	len = cpn_pkt_build(&s, buf, sizeof(buf));
+	cpn_pkt_locate(buf, len, &v);
 	buf[v.l4 + 4] = 0;
 	buf[v.l4 + 5] = 8 + CPN_HDR_LEN;
 	buf[v.l3 + 2] = 0;
 	buf[v.l3 + 3] = 20 + 8 + CPN_HDR_LEN;
 	len = v.pay + CPN_HDR_LEN;
-	pkt_fix_csums(buf, len);
+	cpn_pkt_fix_csums(buf, len);
 	emit(g, "v4 to VIP: AUTH flag without tag", buf, len, K_DROP, 0, false);
 	/* Lengths that lie. */
 	req_spec(&s, CPN_AF_INET, 40057, 57, 16);
-	len = pkt_build(&s, buf, sizeof(buf));
-	pkt_locate(buf, len, &v);
+	len = cpn_pkt_build(&s, buf, sizeof(buf));
+	cpn_pkt_locate(buf, len, &v);
 	buf[v.l3 + 3] += 40; /* IP total length beyond the frame */
-	pkt_fix_csums(buf, len);
+	cpn_pkt_fix_csums(buf, len);
 	emit(g, "v4 to VIP: ip tot_len beyond frame", buf, len, K_DROP, 0, false);
 	req_spec(&s, CPN_AF_INET, 40058, 58, 16);
-	len = pkt_build(&s, buf, sizeof(buf));
-	pkt_locate(buf, len, &v);
+	len = cpn_pkt_build(&s, buf, sizeof(buf));
+	cpn_pkt_locate(buf, len, &v);
 	buf[v.l4 + 5] += 30; /* UDP length beyond the IP datagram */
 	emit(g, "v4 to VIP: udp len beyond ip", buf, len, K_DROP, 0, false);
 	req_spec(&s, CPN_AF_INET6, 40059, 59, 16);
-	len = pkt_build(&s, buf, sizeof(buf));
-	pkt_locate(buf, len, &v);
+	len = cpn_pkt_build(&s, buf, sizeof(buf));
+	cpn_pkt_locate(buf, len, &v);
 	buf[v.l3 + 5] += 100; /* payload length beyond the frame */
 	emit(g, "v6 to VIP: payload_len beyond frame", buf, len, K_DROP, 0, false);
 	req_spec(&s, CPN_AF_INET6, 40060, 60, 16);
-	len = pkt_build(&s, buf, sizeof(buf));
-	pkt_locate(buf, len, &v);
+	len = cpn_pkt_build(&s, buf, sizeof(buf));
+	cpn_pkt_locate(buf, len, &v);
 	buf[v.l4 + 4] = 0;
 	buf[v.l4 + 5] = 4; /* UDP length below its header */
 	emit(g, "v6 to VIP: udp len 4", buf, len, K_DROP, 0, false);
 	/* Not ours to judge: passed. */
 	req_spec(&s, CPN_AF_INET, 40061, 61, 0);
-	len = pkt_build(&s, buf, sizeof(buf));
-	pkt_locate(buf, len, &v);
+	len = cpn_pkt_build(&s, buf, sizeof(buf));
+	cpn_pkt_locate(buf, len, &v);
 	memmove(buf + v.l4 + 4, buf + v.l4, len - v.l4); /* IPv4 option: 4 x NOP */
 	memset(buf + v.l4, 1, 4);
 	len += 4;
 	buf[v.l3] = 0x46;
 	buf[v.l3 + 3] += 4;
-	pkt_fix_csums(buf, len);
+	cpn_pkt_fix_csums(buf, len);
 	emit(g, "v4 to VIP with IP options", buf, len, K_PASS, 0, false);
 	req_spec(&s, CPN_AF_INET, 40062, 62, 0);
-	len = pkt_build(&s, buf, sizeof(buf));
-	pkt_locate(buf, len, &v);
+	len = cpn_pkt_build(&s, buf, sizeof(buf));
+	cpn_pkt_locate(buf, len, &v);
 	buf[v.l3 + 6] = 0x20; /* MF */
-	pkt_fix_csums(buf, len);
+	cpn_pkt_fix_csums(buf, len);
 	emit(g, "v4 to VIP first fragment", buf, len, K_PASS, 0, false);
 	req_spec(&s, CPN_AF_INET, 40063, 63, 0);
-	len = pkt_build(&s, buf, sizeof(buf));
-	pkt_locate(buf, len, &v);
+	len = cpn_pkt_build(&s, buf, sizeof(buf));
+	cpn_pkt_locate(buf, len, &v);
 	buf[v.l3 + 7] = 0x10; /* offset 128 bytes */
-	pkt_fix_csums(buf, len);
+	cpn_pkt_fix_csums(buf, len);
 	emit(g, "v4 to VIP later fragment", buf, len, K_PASS, 0, false);
 	req_spec(&s, CPN_AF_INET6, 40064, 64, 0);
-	len = pkt_build(&s, buf, sizeof(buf));
-	pkt_locate(buf, len, &v);
+	len = cpn_pkt_build(&s, buf, sizeof(buf));
+	cpn_pkt_locate(buf, len, &v);
 	memmove(buf + v.l4 + 8, buf + v.l4, len - v.l4); /* fragment header */
 	memset(buf + v.l4, 0, 8);
 	buf[v.l4] = 17;	      /* next header UDP */
@@ -681,7 +680,7 @@ static void gen_all(struct gen *g)
 	buf[v.l3 + 5] += 8;
 	emit(g, "v6 to VIP fragment header", buf, len, K_PASS, 0, false);
 	req_spec(&s, CPN_AF_INET, 40065, 65, 0);
-	len = pkt_build(&s, buf, sizeof(buf));
+	len = cpn_pkt_build(&s, buf, sizeof(buf));
 	emit(g, "v4 truncated in the IP header", buf, 14 + 12, K_PASS, 0, false);
 	emit(g, "v4 truncated in the UDP header", buf, 14 + 20 + 4, K_PASS, 0, false);
 	{
@@ -692,10 +691,10 @@ static void gen_all(struct gen *g)
 	}
 	/* IP tot_len beyond the frame, not to a VIP: the host's business. */
 	reply_spec(g, &s, 9, 70, 0, 0);
-	len = pkt_build(&s, buf, sizeof(buf));
-	pkt_locate(buf, len, &v);
+	len = cpn_pkt_build(&s, buf, sizeof(buf));
+	cpn_pkt_locate(buf, len, &v);
 	buf[v.l3 + 3] += 40;
-	pkt_fix_csums(buf, len);
+	cpn_pkt_fix_csums(buf, len);
 	emit(g, "v4 lying length not to a VIP", buf, len, K_PASS, 0, false);
 
 	/* 7. Not cpn at all. */
@@ -712,12 +711,12 @@ static void gen_all(struct gen *g)
 		memset(buf, 0xff, 6);
 		emit(g, "arp who-has", buf, len, K_PASS, 0, false);
 		len = raw_frame(buf, 0x0800, icmp, sizeof(icmp));
-		pkt_fix_csums(buf, len); /* not UDP: left as is */
+		cpn_pkt_fix_csums(buf, len); /* not UDP: left as is */
 		emit(g, "icmp echo to VIP", buf, len, K_PASS, 0, false);
 		len = raw_frame(buf, 0x0800, tcp, sizeof(tcp));
 		emit(g, "tcp syn to VIP:7470", buf, len, K_PASS, 0, false);
 	}
-	pkt_spec_default(&s, CPN_AF_INET);
+	cpn_pkt_default(&s, CPN_AF_INET);
 	s.with_hdr = false;
 	s.dst = "10.0.0.53";
 	s.dport = 53;
@@ -725,7 +724,7 @@ static void gen_all(struct gen *g)
 				  "example\x03org\x00\x00\x01\x00\x01";
 	s.payload_len = 33;
 	emit_spec(g, "dns query", &s, K_PASS, 0, false);
-	pkt_spec_default(&s, CPN_AF_INET6);
+	cpn_pkt_default(&s, CPN_AF_INET6);
 	s.with_hdr = false;
 	s.dport = 7470; /* VIP port of the other family's VIP address: not a VIP */
 	s.dst = "fd00::101";

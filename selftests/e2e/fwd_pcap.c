@@ -1,7 +1,7 @@
 // SPDX-License-Identifier: (GPL-2.0-only OR BSD-2-Clause)
 /*
  * fwd_pcap: the pcap files of test_cpn_fwd.sh, frames built byte by byte
- * with selftests/bpf/cpn_test.c's pkt_build.
+ * with selftests/bpf/cpn_test.c's cpn_pkt_build.
  *
  *   fwd_pcap gen FILE    write the input: LOADs, requests, a reply,
  *                        malformed and non-cpn frames (the list below)
@@ -23,7 +23,8 @@
 #include <string.h>
 
 #include "cpn_addr.h"
-#include "cpn_test.h"
+#include "cpn/maps.h"
+#include "cpn_pkt.h"
 
 static FILE *out;
 
@@ -35,10 +36,10 @@ static void rec(const __u8 *buf, size_t len)
 	fwrite(buf, 1, len, out);
 }
 
-static void put(const struct pkt_spec *s)
+static void put(const struct cpn_pkt *s)
 {
-	__u8 buf[PKT_MAX];
-	size_t n = pkt_build(s, buf, sizeof(buf));
+	__u8 buf[CPN_PKT_MAX];
+	size_t n = cpn_pkt_build(s, buf, sizeof(buf));
 
 	if (!n) {
 		fprintf(stderr, "fwd_pcap: frame does not build\n");
@@ -49,9 +50,9 @@ static void put(const struct pkt_spec *s)
 
 static void load(int family, __u16 id)
 {
-	struct pkt_spec s;
+	struct cpn_pkt s;
 
-	pkt_spec_load(&s, family, id);
+	cpn_pkt_load(&s, family, id);
 	s.msg.capacity = 4;
 	s.msg.worker_us = 100;
 	put(&s);
@@ -59,9 +60,9 @@ static void load(int family, __u16 id)
 
 static void request(int family, __u16 svc, __u16 sport)
 {
-	struct pkt_spec s;
+	struct cpn_pkt s;
 
-	pkt_spec_default(&s, family);
+	cpn_pkt_default(&s, family);
 	s.msg.service_id = svc;
 	s.sport = sport;
 	put(&s);
@@ -122,15 +123,15 @@ static const __u32 pcap_hdr[6] = {0xa1b2c3d4, 0x00040002, 0, 0, 65535, 1};
 static int item(const char *it, bool bare)
 {
 	unsigned int id, queue, n;
-	struct pkt_spec s;
+	struct cpn_pkt s;
 	char end;
 
 	if (sscanf(it, "load:%u:%u%c", &id, &queue, &end) == 2 && id && id < CPN_MAX_NODES &&
 	    queue <= 0xffff) {
-		__u8 buf[PKT_MAX];
+		__u8 buf[CPN_PKT_MAX];
 		size_t len;
 
-		pkt_spec_load(&s, CPN_AF_INET, (__u16)id);
+		cpn_pkt_load(&s, CPN_AF_INET, (__u16)id);
 		s.msg.queue_depth = (__u16)queue;
 		s.msg.capacity = 4;
 		s.msg.worker_us = 1000;
@@ -138,7 +139,7 @@ static int item(const char *it, bool bare)
 			put(&s);
 			return 0;
 		}
-		len = pkt_build(&s, buf, sizeof(buf));
+		len = cpn_pkt_build(&s, buf, sizeof(buf));
 		return len && fwrite(buf, 1, len, out) == len ? 0 : -1;
 	}
 	if (!bare && (!strncmp(it, "arp:", 4) || !strncmp(it, "na:", 3))) {
@@ -184,8 +185,8 @@ static int mk(const char *path, int n, char **items, bool bare)
 
 static int gen(const char *path)
 {
-	__u8 buf[PKT_MAX];
-	struct pkt_spec s;
+	__u8 buf[CPN_PKT_MAX];
+	struct cpn_pkt s;
 	size_t n;
 
 	out = fopen(path, "wb");
@@ -202,21 +203,21 @@ static int gen(const char *path)
 	/* 8: a request to the IPv6 VIP: DNAT to node 3 */
 	request(CPN_AF_INET6, 2, 40100);
 	/* 9: a REPLY of node 1: reverse NAT to the VIP */
-	pkt_spec_reply(&s, CPN_AF_INET, 1);
+	cpn_pkt_reply(&s, CPN_AF_INET, 1);
 	s.msg.service_id = 1;
 	put(&s);
 	/* 10: a request with a bad magic: drop_bad_magic */
-	pkt_spec_default(&s, CPN_AF_INET);
+	cpn_pkt_default(&s, CPN_AF_INET);
 	s.msg.magic = 0x1234;
 	put(&s);
 	/* 11: a request whose UDP length lies: drop_bad_udp_len */
-	pkt_spec_default(&s, CPN_AF_INET);
-	n = pkt_build(&s, buf, sizeof(buf));
+	cpn_pkt_default(&s, CPN_AF_INET);
+	n = cpn_pkt_build(&s, buf, sizeof(buf));
 	buf[14 + 20 + 4] = 0x7f;
-	pkt_fix_csums(buf, n);
+	cpn_pkt_fix_csums(buf, n);
 	rec(buf, n);
 	/* 12: DNS, not cpn: pass_not_cpn */
-	pkt_spec_default(&s, CPN_AF_INET);
+	cpn_pkt_default(&s, CPN_AF_INET);
 	s.dst = "10.0.0.53";
 	s.dport = 53;
 	s.with_hdr = false;
@@ -244,13 +245,13 @@ static int dump(const char *path)
 	if (!f || fread(gh, sizeof(gh), 1, f) != 1)
 		return 1;
 	while (fread(h, sizeof(h), 1, f) == 1) {
-		struct pkt_view v;
+		struct cpn_pkt_view v;
 		char sa[64], da[64];
 		__u8 *ip;
 
 		if (h[2] > sizeof(buf) || fread(buf, 1, h[2], f) != h[2])
 			return 1;
-		if (pkt_locate(buf, h[2], &v)) {
+		if (cpn_pkt_locate(buf, h[2], &v)) {
 			printf("other len=%u\n", h[2]);
 			continue;
 		}
@@ -265,16 +266,17 @@ static int dump(const char *path)
 		printf("ip%d %s %u %s %u", v.family, sa, buf[v.l4] << 8 | buf[v.l4 + 1], da,
 		       buf[v.l4 + 2] << 8 | buf[v.l4 + 3]);
 		if (v.udp_len >= 8 + CPN_HDR_LEN) {
-			struct cpn_hdr *c = pkt_hdr(buf, &v);
+			struct cpn_hdr c;
 
-			printf(" type=%u node=%u hops=%u", c->type, ntohs(c->node_id), c->hops);
+			cpn_pkt_hdr(buf, &v, &c);
+			printf(" type=%u node=%u hops=%u", c.type, ntohs(c.node_id), c.hops);
 		} else {
 			printf(" type=0 node=0 hops=0");
 		}
 		printf(" ttl=%u csum=%s len=%u dmac=%02x:%02x:%02x:%02x:%02x:%02x\n",
 		       v.family == CPN_AF_INET ? ip[8] : ip[7],
-		       pkt_csum_ok(buf, h[2]) ? "ok" : "bad", h[2], buf[0], buf[1], buf[2], buf[3],
-		       buf[4], buf[5]);
+		       cpn_pkt_csum_ok(buf, h[2]) ? "ok" : "bad", h[2], buf[0], buf[1], buf[2],
+		       buf[3], buf[4], buf[5]);
 	}
 	fclose(f);
 	return 0;

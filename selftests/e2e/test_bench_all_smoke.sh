@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Smoke test of `make bench` as a whole (tools/bench-all.sh --smoke): the
+# Smoke test of `make bench` as a whole (bench/bench-all.sh --smoke): the
 # benchmarks that need nothing outside this repository run in their smoke
 # size, and the report is written: bench/results.json's shape, one section per
 # benchmark in docs/BENCHMARKS.md with its command, plots as PNG, and the
@@ -14,7 +14,7 @@ need_cmd python3 gnuplot timeout
 echo "1..5"
 TMP=$(mktemp -d /tmp/cpn-bench-all.XXXXXX)
 trap 'rm -rf "$TMP"' EXIT
-timeout 120 tools/bench-all.sh --smoke --only xdp,sim --results "$TMP/results.json" \
+timeout 120 bench/bench-all.sh --smoke --only xdp,sim --results "$TMP/results.json" \
 	--plots "$TMP/plots" --doc "$TMP/BENCHMARKS.md" >"$TMP/out" 2>&1
 rc=$?
 if [ $rc -eq 0 ]; then echo "ok 1 - bench_all_smoke_runs"; else

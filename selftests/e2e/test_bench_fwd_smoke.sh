@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# e2e: tools/bench-fwd.sh's plumbing, not its numbers: one 1-second round
+# e2e: bench/bench-fwd.sh's plumbing, not its numbers: one 1-second round
 # of cpn-fwd, testpmd 5tswap and testpmd io on net_pcap (infinite_rx) ->
 # net_null; each must run, exit cleanly and forward packets, cpn-fwd's all
 # steered requests (the script checks its final counters), and --json must
@@ -21,7 +21,7 @@ TMP=$(mktemp -d /tmp/cpn-bench-fwd-smoke.XXXXXX)
 trap 'rm -rf "$TMP"' EXIT
 
 echo "1..3"
-timeout 120 tools/bench-fwd.sh --seconds 1 --warmup 0.5 --runs 1 --json >"$TMP/out.json" 2>"$TMP/err"
+timeout 120 bench/bench-fwd.sh --seconds 1 --warmup 0.5 --runs 1 --json >"$TMP/out.json" 2>"$TMP/err"
 rc=$?
 if [ "$rc" -eq 0 ]; then
 	echo "ok 1 - bench-fwd runs cpn-fwd, testpmd 5tswap and io, all exit cleanly"

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# e2e: tools/bench-fwdrate.sh's plumbing, not its numbers. One round of
+# e2e: bench/bench-fwdrate.sh's plumbing, not its numbers. One round of
 # 0.5-s windows (--smoke): every path (kernel, cpn XDP, ceiling) on 1 and 2
 # cores must get frames to the sink, the XDP path's all steered by the
 # router (the script checks the sink's counters); the JSON must carry the
@@ -13,7 +13,7 @@ BUILD=${BUILD:-build}
 export BUILD
 
 need_root
-need_file "$BUILD/cpn-pktgen" "$BUILD/cpnctl" bpf/cpn_router.bpf.o bpf/cpn_sink.bpf.o
+need_file "$BUILD/cpn-pktgen" "$BUILD/cpnctl" bpf/cpn_router.bpf.o tools/cpn-pktgen/cpn_sink.bpf.o
 need_cmd python3 gnuplot bpftool ethtool ip nsenter pgrep timeout
 [ "$(nproc)" -ge 2 ] || skip "needs 2 CPUs (the benchmark pins the generator and the router apart)"
 
@@ -35,7 +35,7 @@ leftovers() { # namespaces and pins of runs of the benchmark (fr-PID...)
 before=$(leftovers)
 
 echo "1..5"
-timeout 60 tools/bench-fwdrate.sh --smoke --json-out "$TMP/out.json" --plot-dir "$TMP/plots" \
+timeout 60 bench/bench-fwdrate.sh --smoke --json-out "$TMP/out.json" --plot-dir "$TMP/plots" \
 	>"$TMP/out" 2>&1
 rc=$?
 if [ "$rc" -eq 0 ]; then
@@ -47,7 +47,7 @@ fi
 if python3 - "$TMP/out.json" >"$TMP/check" 2>&1 <<'PY'; then
 import json, sys
 d = json.load(open(sys.argv[1]))
-assert d["command"].startswith("tools/bench-fwdrate.sh") and "--smoke" in d["command"], d["command"]
+assert d["command"].startswith("bench/bench-fwdrate.sh") and "--smoke" in d["command"], d["command"]
 assert "cpn-pktgen" in d["generator_command"], d["generator_command"]
 m = d["machine"]
 assert m["uname"] and m["nproc"] >= 2 and "cpu_model" in m, m
@@ -81,7 +81,7 @@ else
 	leftovers | sed 's/^/# /'
 fi
 # Stopped (SIGTERM) while a generator runs: the trap must remove everything.
-tools/bench-fwdrate.sh --rounds 1 --seconds 20 --warmup 0 >"$TMP/int.out" 2>&1 &
+bench/bench-fwdrate.sh --rounds 1 --seconds 20 --warmup 0 >"$TMP/int.out" 2>&1 &
 BG=$!
 for _ in $(seq 100); do
 	ip netns list 2>/dev/null | grep -q "^fr-$BG-g" && pgrep -f "cpn-pktgen --dev g0" >/dev/null && break

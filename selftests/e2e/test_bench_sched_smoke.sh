@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# e2e: tools/bench-sched.sh's plumbing, not its numbers: a --smoke run (3
+# e2e: bench/bench-sched.sh's plumbing, not its numbers: a --smoke run (3
 # workers on testbed sq, rho 0.8, random and least; the heterogeneous fleet
 # on testbed sqh with the same two policies; a few seconds each) must exit 0,
 # write a JSON with every field (command, machine, calibration, theory from
@@ -29,7 +29,7 @@ trap 'exit 130' INT TERM
 
 echo "1..5"
 
-timeout 60 tools/bench-sched.sh --smoke --rhos 0.8 --json-out "$TMP/out/s.json" \
+timeout 60 bench/bench-sched.sh --smoke --rhos 0.8 --json-out "$TMP/out/s.json" \
 	--plot-dir "$TMP/plots" >"$TMP/stdout" 2>"$TMP/stderr" &
 bpid=$!
 wait "$bpid"
@@ -109,7 +109,7 @@ else
 	not_ok "bench_sched_leaves_no_testbed_behind" "$TMP/left"
 fi
 
-tools/bench-sched.sh --no-such-option >"$TMP/bad" 2>&1
+bench/bench-sched.sh --no-such-option >"$TMP/bad" 2>&1
 rc=$?
 if [ "$rc" -eq 2 ] && grep -q "usage:" "$TMP/bad"; then
 	ok "bench_sched_bad_option_exits_2_with_usage"

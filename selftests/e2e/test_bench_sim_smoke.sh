@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Smoke test of bench-sim (tools/bench-sim.sh over cpn-sim) and of cpn-mmk:
+# Smoke test of bench-sim (bench/bench-sim.sh over cpn-sim) and of cpn-mmk:
 # the plumbing works end to end (the simulator runs every policy, mode and
 # router count, validates itself against M/M/k and M/M/1, writes a complete
 # JSON, the plot is drawn), is deterministic for a seed, and refuses bad
@@ -35,7 +35,7 @@ if [ ! -x "$SIM" ] || [ ! -x "$MMK" ]; then
 fi
 
 check bench_sim_smoke_runs_and_validation_passes \
-	timeout 60 tools/bench-sim.sh --smoke --json-out "$TMP/sim.json" --plot-dir "$TMP/plot"
+	timeout 60 bench/bench-sim.sh --smoke --json-out "$TMP/sim.json" --plot-dir "$TMP/plot"
 
 check bench_sim_json_has_every_field_and_point python3 - "$TMP/sim.json" <<'PY'
 import json, sys

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# e2e: tools/bench-worker.sh's plumbing, not its numbers: a --smoke run
+# e2e: bench/bench-worker.sh's plumbing, not its numbers: a --smoke run
 # (mlp and vsearch on the CPU backend, B = 1 and 4, one 0.3 s run each,
 # ports 7650-7653 on 127.0.0.1) must exit 0, write a JSON with every field
 # (command, machine, OpenBLAS setting, per-B req/s, p50/p99, speedup over
@@ -25,7 +25,7 @@ trap 'exit 130' INT TERM
 
 echo "1..5"
 
-timeout 60 tools/bench-worker.sh --smoke --port-base 7650 --json-out "$TMP/out/w.json" \
+timeout 60 bench/bench-worker.sh --smoke --port-base 7650 --json-out "$TMP/out/w.json" \
 	--plot-dir "$TMP/plots" >"$TMP/stdout" 2>"$TMP/stderr" &
 bpid=$!
 wait "$bpid"
@@ -41,7 +41,7 @@ fi
 if python3 - "$TMP/out/w.json" >"$TMP/check" 2>&1 <<'PY'; then
 import json, sys
 d = json.load(open(sys.argv[1]))
-assert "tools/bench-worker.sh" in d["command"] and "--smoke" in d["command"], d["command"]
+assert "bench/bench-worker.sh" in d["command"] and "--smoke" in d["command"], d["command"]
 m = d["machine"]
 assert m["uname"] and m["nproc"] > 0 and m["cpu_model"], m
 o = d["openblas"]
@@ -96,7 +96,7 @@ bad=0
 : >"$TMP/bad.log"
 while IFS= read -r args; do
 	# shellcheck disable=SC2086 # one case per line
-	timeout 10 tools/bench-worker.sh $args >/dev/null 2>"$TMP/one.err"
+	timeout 10 bench/bench-worker.sh $args >/dev/null 2>"$TMP/one.err"
 	rc=$?
 	if [ "$rc" -ne 2 ] || ! grep -q '^usage:' "$TMP/one.err"; then
 		echo "exit $rc for: $args" >>"$TMP/bad.log"

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# tools/gpu-check.sh's plumbing on a machine without a GPU: with no
+# bench/gpu-check.sh's plumbing on a machine without a GPU: with no
 # nvidia-smi it stops at once, saying there is no GPU; with an nvidia-smi
 # stand-in that lists a GPU but no driver behind it, the CUDA suite fails
 # (a GPU listed and a backend that cannot load is a failure, never a skip),
@@ -21,7 +21,7 @@ echo "1..3"
 # 1. No nvidia-smi: no GPU, exit 1, nothing else run.
 mkdir -p "$TMP/nobin"
 for c in bash sed mkdir cat grep env; do ln -s "$(command -v "$c")" "$TMP/nobin/$c"; done
-timeout 30 env PATH="$TMP/nobin" "$(command -v bash)" tools/gpu-check.sh --out "$TMP/none" >"$TMP/none.out" 2>&1
+timeout 30 env PATH="$TMP/nobin" "$(command -v bash)" bench/gpu-check.sh --out "$TMP/none" >"$TMP/none.out" 2>&1
 rc=$?
 if [ $rc -eq 1 ] && grep -q "no GPU: nothing to check" "$TMP/none.out" && [ ! -e "$TMP/none/test_cuda.log" ]; then
 	ok "without_nvidia_smi_gpu_check_stops_saying_there_is_no_gpu"
@@ -39,7 +39,7 @@ case "$*" in
 esac
 SH
 chmod +x "$TMP/bin/nvidia-smi"
-PATH="$TMP/bin:$PATH" timeout 120 tools/gpu-check.sh --out "$TMP/out" --quick --steps tests,default \
+PATH="$TMP/bin:$PATH" timeout 120 bench/gpu-check.sh --out "$TMP/out" --quick --steps tests,default \
 	>"$TMP/out.txt" 2>&1
 rc=$?
 if [ $rc -eq 1 ] && grep -q "gpu-check: test_cuda: exit 1" "$TMP/out.txt" &&

@@ -41,6 +41,7 @@
 #include "cpn/proto.h"
 #include "cpn/siphash.h"
 #include "cpn_kernels.h"
+#include "cpn_util.h"
 
 #define MAX_COUNT 4096
 #define BUF	  65536
@@ -69,14 +70,6 @@ static void fail(const char *fmt, ...)
 	vprintf(fmt, ap);
 	va_end(ap);
 	printf("\n");
-}
-
-static uint64_t now_ms(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
 }
 
 static int addr_parse(const char *s, struct sockaddr_storage *ss, socklen_t *len)
@@ -141,11 +134,7 @@ static uint64_t rng_state = 0x2545f4914f6cdd1dULL;
 
 static uint64_t rnd(void)
 {
-	uint64_t z = (rng_state += 0x9e3779b97f4a7c15ULL);
-
-	z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ULL;
-	z = (z ^ (z >> 27)) * 0x94d049bb133111ebULL;
-	return z ^ (z >> 31);
+	return cpn_splitmix64(&rng_state);
 }
 
 static float rndf(void)
@@ -314,8 +303,8 @@ static int cmd_kernel(const struct args *a)
 		if (i % 32 == 31)
 			usleep(2000); /* bursts of 32: within any queue, no drops */
 	}
-	deadline = now_ms() + (uint64_t)a->timeout_ms;
-	while (replies < total && now_ms() < deadline) {
+	deadline = (cpn_now_ns() / 1000000) + (uint64_t)a->timeout_ms;
+	while (replies < total && (cpn_now_ns() / 1000000) < deadline) {
 		struct pollfd p = {.fd = fd, .events = POLLIN};
 		struct cpn_msg m;
 		ssize_t len;
@@ -382,8 +371,8 @@ static int cmd_kernel(const struct args *a)
 		m.router_ts = probe_ts;
 		cpn_hdr_encode(&m, (struct cpn_hdr *)d);
 		sendto(fd, d, sizeof(d), 0, (struct sockaddr *)&to, tolen);
-		deadline = now_ms() + 2000;
-		while (now_ms() < deadline && !probe_ok) {
+		deadline = (cpn_now_ns() / 1000000) + 2000;
+		while ((cpn_now_ns() / 1000000) < deadline && !probe_ok) {
 			struct pollfd p = {.fd = fd, .events = POLLIN};
 			ssize_t len;
 
@@ -424,7 +413,7 @@ static int cmd_loads(const struct args *a)
 	socklen_t len;
 	uint8_t buf[2048];
 	int fd, loads = 0, good = 0, one = 1;
-	uint64_t deadline = now_ms() + (uint64_t)a->ms;
+	uint64_t deadline = (cpn_now_ns() / 1000000) + (uint64_t)a->ms;
 
 	if (addr_parse(a->at, &at, &len)) {
 		fprintf(stderr, "bad --at\n");
@@ -436,7 +425,7 @@ static int cmd_loads(const struct args *a)
 		perror("bind");
 		return 2;
 	}
-	while (now_ms() < deadline) {
+	while ((cpn_now_ns() / 1000000) < deadline) {
 		struct pollfd p = {.fd = fd, .events = POLLIN};
 		struct cpn_msg m;
 		ssize_t n;

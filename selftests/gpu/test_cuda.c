@@ -28,6 +28,7 @@
 #include <unistd.h>
 
 #include "cpn_kernels.h"
+#include "cpn_util.h"
 
 #ifndef CPN_BUILD_DIR
 #define CPN_BUILD_DIR "build"
@@ -70,11 +71,7 @@ static uint64_t rng_state = 0x13198a2e03707344ULL;
 
 static uint64_t rng(void)
 {
-	uint64_t z = (rng_state += 0x9e3779b97f4a7c15ULL);
-
-	z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ULL;
-	z = (z ^ (z >> 27)) * 0x94d049bb133111ebULL;
-	return z ^ (z >> 31);
+	return cpn_splitmix64(&rng_state);
 }
 
 static float *rand_floats(size_t n)

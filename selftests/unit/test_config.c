@@ -18,7 +18,7 @@
 #include <cmocka.h>
 
 #include "cpn_addr.h"
-#include "cpnctl.h"
+#include "cpn_cfg.h"
 
 #define KEY1 "00112233445566778899aabbccddeeff"
 #define KEY2 "0f1e2d3c4b5a69788796a5b4c3d2e1f0"

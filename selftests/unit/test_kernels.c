@@ -24,6 +24,7 @@
 #include <cmocka.h>
 
 #include "cpn_kernels.h"
+#include "cpn_util.h"
 
 #ifndef CPN_BUILD_DIR
 #define CPN_BUILD_DIR "build"
@@ -38,11 +39,7 @@ static uint64_t rng_state = 0x243f6a8885a308d3ULL;
 
 static uint64_t rng(void)
 {
-	uint64_t z = (rng_state += 0x9e3779b97f4a7c15ULL);
-
-	z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ULL;
-	z = (z ^ (z >> 27)) * 0x94d049bb133111ebULL;
-	return z ^ (z >> 31);
+	return cpn_splitmix64(&rng_state);
 }
 
 /* uniform in [-1, 1) */
@@ -270,12 +267,9 @@ static void test_mlp_seeded_is_splitmix64(void **state)
 
 	(void)state;
 	for (int i = 0; i < 15; i++) {
-		uint64_t z = (st += 0x9e3779b97f4a7c15ULL);
+		uint64_t z = cpn_splitmix64(&st);
 		double s = i < 12 ? 0.5 : 0.01;
 
-		z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ULL;
-		z = (z ^ (z >> 27)) * 0x94d049bb133111ebULL;
-		z ^= z >> 31;
 		if (i == 0) /* splitmix64's published first output for seed 0 */
 			assert_true(z == 0xe220a8397b1dcdafULL);
 		want[i] = (float)(s * ((double)((int64_t)(z >> 11) - (1LL << 52)) * 0x1p-52));

@@ -1,6 +1,6 @@
 // SPDX-License-Identifier: (GPL-2.0-only OR BSD-2-Clause)
 /*
- * Unit tests of cpn-load's latency histogram (tools/load_hist.c): bucket
+ * Unit tests of cpn-load's latency histogram (tools/cpn-load/hist.c): bucket
  * layout, and percentiles of known distributions within the bucket
  * precision (exact below 1024, at most 1/512 high above, never above max).
  */
@@ -13,7 +13,8 @@
 #include <string.h>
 #include <cmocka.h>
 
-#include "load_hist.h"
+#include "hist.h"
+#include "cpn_util.h"
 
 static struct load_hist *new_hist(void)
 {
@@ -29,11 +30,7 @@ static uint64_t sm_state = 0x243f6a8885a308d3ULL;
 
 static uint64_t rng(void)
 {
-	uint64_t z = (sm_state += 0x9e3779b97f4a7c15ULL);
-
-	z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ULL;
-	z = (z ^ (z >> 27)) * 0x94d049bb133111ebULL;
-	return z ^ (z >> 31);
+	return cpn_splitmix64(&sm_state);
 }
 
 static double unit(void)

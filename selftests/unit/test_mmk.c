@@ -1,6 +1,6 @@
 // SPDX-License-Identifier: (GPL-2.0-only OR BSD-2-Clause)
 /*
- * Unit tests of tools/mmk.h, the M/M/k and M/M/1 reference math: Erlang C
+ * Unit tests of tools/cpn-sim/mmk.h, the M/M/k and M/M/1 reference math: Erlang C
  * against the textbook sum, the response-time ccdf against its closed forms,
  * quantiles against the ccdf, the mean against the integral of the ccdf.
  */

@@ -18,19 +18,15 @@
 #include "cpn/siphash.h"
 #include "cpn/csum.h"
 #include "cpn/maps.h"
+#include "cpn_util.h"
 
 /* ---- helpers ---------------------------------------------------------- */
 
-static __u64 sm_state = 0x243f6a8885a308d3ULL;
+static uint64_t sm_state = 0x243f6a8885a308d3ULL;
 
-/* splitmix64: seeded, so every run sees the same "random" data */
-static __u64 rng(void)
+static uint64_t rng(void)
 {
-	__u64 z = (sm_state += 0x9e3779b97f4a7c15ULL);
-
-	z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ULL;
-	z = (z ^ (z >> 27)) * 0x94d049bb133111ebULL;
-	return z ^ (z >> 31);
+	return cpn_splitmix64(&sm_state);
 }
 
 static void rng_bytes(void *p, size_t len)

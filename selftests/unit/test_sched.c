@@ -16,6 +16,7 @@
 #include <cmocka.h>
 
 #include "cpn/sched.h"
+#include "cpn_util.h"
 
 #define NOW_NS	 1000000000000ULL /* 1000 s of monotonic time */
 #define STALE_MS 100
@@ -26,21 +27,16 @@ static struct cpn_maglev mg, mg2;
 
 /* ---- helpers ---------------------------------------------------------- */
 
-static __u64 sm_state;
+static uint64_t sm_state;
 
 static void rng_seed(__u64 seed)
 {
 	sm_state = seed;
 }
 
-/* splitmix64 (Steele, Lea, Flood 2014): a seeded source of `rnd`. */
-static __u64 rng(void)
+static uint64_t rng(void)
 {
-	__u64 z = (sm_state += 0x9e3779b97f4a7c15ULL);
-
-	z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ULL;
-	z = (z ^ (z >> 27)) * 0x94d049bb133111ebULL;
-	return z ^ (z >> 31);
+	return cpn_splitmix64(&sm_state);
 }
 
 static int reset_tables(void **state)

@@ -39,6 +39,7 @@
 #include "cpn/sched.h"
 #include "cpn/siphash.h"
 #include "cpnctl_cmd.h"
+#include "cpn_http.h"
 
 #define TICK_MS 50
 
@@ -173,7 +174,7 @@ static const char *join_refusal(const struct cpn_cfg *cfg, const struct cfg_node
 {
 	__u64 tag;
 
-	if (!cpnctl_join_allowed(cfg, n))
+	if (!cpn_cfg_join_allowed(cfg, n))
 		return "address not in an auto_join prefix";
 	if (!cfg->auto_join.has_key)
 		return NULL;
@@ -240,7 +241,7 @@ static void join(struct daemon *d, const struct sockaddr_in6 *from, const __u8 *
 		goto out;
 	}
 	n.weight = cfg.auto_join.weight ? cfg.auto_join.weight : 100;
-	if (cpnctl_cfg_add_joined(&cfg, &n) || cpn_ctl_commit(&d->ctl, &cfg, &err)) {
+	if (cpn_cfg_add_joined(&cfg, &n) || cpn_ctl_commit(&d->ctl, &cfg, &err)) {
 		logf_("join of node %u at %s failed: %s", n.id, a, err.msg);
 		goto out;
 	}
@@ -296,7 +297,7 @@ static void retire(struct daemon *d, __u64 now)
 
 		if (!n->joined || silence_ns(d, id, now) <= limit)
 			continue;
-		cpnctl_cfg_del_node(&cfg, id);
+		cpn_cfg_del_node(&cfg, id);
 		d->joined_at[id] = 0;
 		logf_("joined node %u silent for %u ms: retired", id,
 		      (unsigned)(limit / 1000000ULL));
@@ -361,7 +362,7 @@ static void watch(struct daemon *d, __u64 now)
 	for (int i = 0; i < d->cfg.n_nodes; i++) {
 		const struct cfg_node *n = &d->cfg.nodes[i];
 		const struct cpn_node *st = &d->ctl.maps.state[n->id];
-		bool live = cpn_node_live(st, now, cpnctl_node_stale_ms(&d->cfg, n->id));
+		bool live = cpn_node_live(st, now, cpn_cfg_node_stale_ms(&d->cfg, n->id));
 
 		if (d->known[n->id] && live != d->was_live[n->id]) {
 			if (live)
@@ -422,7 +423,7 @@ static void probe(struct daemon *d, __u64 now)
 
 int cpnctl_daemon(const struct cpnctl_daemon_opts *o)
 {
-	struct cpn_metrics_srv *srv = NULL;
+	struct cpn_http *srv = NULL;
 	struct sigaction sa = {.sa_handler = on_signal};
 	struct daemon *d = calloc(1, sizeof(*d));
 	struct cpn_err err;
@@ -467,7 +468,7 @@ int cpnctl_daemon(const struct cpnctl_daemon_opts *o)
 	}
 	metrics = o->metrics ? o->metrics : d->cfg.metrics;
 	if (metrics && *metrics) {
-		srv = cpn_metrics_start(metrics, render, d, &err);
+		srv = cpn_http_start(metrics, render, d, err.msg, sizeof(err.msg));
 		if (!srv) {
 			rc = cpnctl_fail("%s", err.msg);
 			goto out_close;
@@ -524,7 +525,7 @@ int cpnctl_daemon(const struct cpnctl_daemon_opts *o)
 	logf_("stopping; the data plane keeps running");
 out_close:
 	if (srv)
-		cpn_metrics_stop(srv);
+		cpn_http_stop(srv);
 	if (d->sock >= 0)
 		close(d->sock);
 	cpn_ctl_close(&d->ctl);

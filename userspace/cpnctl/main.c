@@ -314,36 +314,6 @@ static int only(const struct opts *o, unsigned allowed, const char *usage)
 }
 #define ALLOW(x) (1u << ((x)-OPT_PIN_DIR))
 
-int cpnctl_parse_u32(const char *s, unsigned long max, __u32 *out)
-{
-	char *end;
-	unsigned long v;
-
-	if (!s || !*s || *s == '-')
-		return -1;
-	errno = 0;
-	v = strtoul(s, &end, 10);
-	if (errno || *end || v > max)
-		return -1;
-	*out = (__u32)v;
-	return 0;
-}
-
-static int parse_u64(const char *s, __u64 *out)
-{
-	char *end;
-	unsigned long long v;
-
-	if (!s || !*s || *s == '-')
-		return -1;
-	errno = 0;
-	v = strtoull(s, &end, 10);
-	if (errno || *end)
-		return -1;
-	*out = v;
-	return 0;
-}
-
 /* ---- the controller's hold -------------------------------------------- */
 
 static const char *cpnctl_pin_dir(const struct opts *o)
@@ -491,9 +461,9 @@ static int keep_joined(struct cpn_cfg *want, const struct cpn_cfg *cur)
 	for (int i = 0; i < cur->n_nodes; i++) {
 		const struct cfg_node *n = &cur->nodes[i];
 
-		if (!n->joined || cpn_cfg_node(want, n->id) || !cpnctl_join_allowed(want, n))
+		if (!n->joined || cpn_cfg_node(want, n->id) || !cpn_cfg_join_allowed(want, n))
 			continue;
-		if (cpnctl_cfg_add_joined(want, n))
+		if (cpn_cfg_add_joined(want, n))
 			return -1;
 	}
 	return 0;
@@ -718,7 +688,7 @@ static int split_ids(const char *list, __u16 *out, int max, unsigned long maxval
 	for (tok = strtok_r(buf, ",", &save); tok; tok = strtok_r(NULL, ",", &save)) {
 		__u32 v;
 
-		if (n >= max || cpnctl_parse_u32(tok, maxval, &v))
+		if (n >= max || cpn_parse_u32(tok, 0, maxval, &v))
 			return -1;
 		out[n++] = (__u16)v;
 	}
@@ -760,13 +730,13 @@ static int cmd_service(struct opts *o)
 					    "service name '%s' must be 1..%zu characters",
 					    o->args[1], sizeof(s.name) - 1);
 		snprintf(s.name, sizeof(s.name), "%s", o->args[1]);
-		if (!o->id || cpnctl_parse_u32(o->id, CPN_MAX_SERVICES - 1, &v))
+		if (!o->id || cpn_parse_u32(o->id, 0, CPN_MAX_SERVICES - 1, &v))
 			return cpnctl_usage(usage_service, "--id must be 0..%d",
 					    CPN_MAX_SERVICES - 1);
 		s.id = (__u16)v;
 		if (!o->vip || cpn_addr_parse(o->vip, s.vip, &s.family))
 			return cpnctl_usage(usage_service, "--vip must be an IPv4 or IPv6 address");
-		if (!o->port || cpnctl_parse_u32(o->port, 65535, &v) || !v)
+		if (!o->port || cpn_parse_u32(o->port, 0, 65535, &v) || !v)
 			return cpnctl_usage(usage_service, "--port must be 1..65535");
 		s.port = htons((__u16)v);
 		s.policy = CPN_POL_P2C;
@@ -787,12 +757,12 @@ static int cmd_service(struct opts *o)
 						    CPN_MAX_SVC_NODES);
 		}
 		s.stale_ms = 500;
-		if (o->max_wait && cpnctl_parse_u32(o->max_wait, 0xffffffffUL, &s.max_wait_us))
+		if (o->max_wait && cpn_parse_u32(o->max_wait, 0, 0xffffffffUL, &s.max_wait_us))
 			return cpnctl_usage(usage_service, "--max-wait-us must be a number");
-		if (o->max_queue && cpnctl_parse_u32(o->max_queue, 0xffffffffUL, &s.max_queue))
+		if (o->max_queue && cpn_parse_u32(o->max_queue, 0, 0xffffffffUL, &s.max_queue))
 			return cpnctl_usage(usage_service, "--max-queue must be a number");
 		if (o->stale &&
-		    (cpnctl_parse_u32(o->stale, 0xffffffffUL, &s.stale_ms) || !s.stale_ms))
+		    (cpn_parse_u32(o->stale, 0, 0xffffffffUL, &s.stale_ms) || !s.stale_ms))
 			return cpnctl_usage(usage_service, "--stale-ms must be at least 1");
 		if (o->dataplane) {
 			if (strcmp(o->dataplane, "xdp") && strcmp(o->dataplane, "dpdk"))
@@ -807,7 +777,7 @@ static int cmd_service(struct opts *o)
 			    "service %s or id %u exists: 'cpnctl service del' it first", s.name,
 			    s.id);
 		}
-		if (cpnctl_cfg_put_service(&cfg, &s)) {
+		if (cpn_cfg_put_service(&cfg, &s)) {
 			abandon(&ctl, &cfg);
 			return cpnctl_fail("out of memory");
 		}
@@ -826,7 +796,7 @@ static int cmd_service(struct opts *o)
 		if (!s) {
 			__u32 v;
 
-			if (!cpnctl_parse_u32(o->args[1], CPN_MAX_SERVICES - 1, &v))
+			if (!cpn_parse_u32(o->args[1], 0, CPN_MAX_SERVICES - 1, &v))
 				s = cpn_cfg_service(&cfg, (__u16)v);
 		}
 		if (!s) {
@@ -834,7 +804,7 @@ static int cmd_service(struct opts *o)
 			return cpnctl_fail("no service '%s' (see 'cpnctl service list')",
 					   o->args[1]);
 		}
-		cpnctl_cfg_del_service(&cfg, s->id);
+		cpn_cfg_del_service(&cfg, s->id);
 		return finish(&ctl, &cfg);
 	}
 	return cpnctl_usage(usage_service, "unknown service command '%s'", verb);
@@ -844,7 +814,7 @@ static int node_id_arg(const struct opts *o, __u16 *id)
 {
 	__u32 v;
 
-	if (o->n_args < 2 || cpnctl_parse_u32(o->args[1], CPN_MAX_NODES - 1, &v) || !v)
+	if (o->n_args < 2 || cpn_parse_u32(o->args[1], 0, CPN_MAX_NODES - 1, &v) || !v)
 		return cpnctl_usage(usage_node, "node ID must be 1..%d", CPN_MAX_NODES - 1);
 	*id = (__u16)v;
 	return 0;
@@ -886,7 +856,7 @@ static int cmd_node(struct opts *o)
 			    usage_node,
 			    "'%s' is not ADDR:PORT (e.g. 10.1.0.2:7470, [fd01::2]:7470)",
 			    o->args[2]);
-		if (o->weight && (cpnctl_parse_u32(o->weight, 1000, &w) || !w))
+		if (o->weight && (cpn_parse_u32(o->weight, 0, 1000, &w) || !w))
 			return cpnctl_usage(usage_node, "--weight must be 1..1000");
 		n.weight = w;
 		if (o->key) {
@@ -900,7 +870,7 @@ static int cmd_node(struct opts *o)
 			abandon(&ctl, &cfg);
 			return cpnctl_fail("node %u exists: 'cpnctl node del %u' it first", id, id);
 		}
-		if (cpnctl_cfg_put_node(&cfg, &n)) {
+		if (cpn_cfg_put_node(&cfg, &n)) {
 			abandon(&ctl, &cfg);
 			return cpnctl_fail("out of memory");
 		}
@@ -911,7 +881,7 @@ static int cmd_node(struct opts *o)
 				abandon(&ctl, &cfg);
 				return cpnctl_usage(usage_node, "no service '%s'", o->service[i]);
 			}
-			if (cpnctl_cfg_service_add_node((struct cfg_service *)s, id)) {
+			if (cpn_cfg_service_add_node((struct cfg_service *)s, id)) {
 				abandon(&ctl, &cfg);
 				return cpnctl_fail("service %s has %d nodes already", s->name,
 						   CPN_MAX_SVC_NODES);
@@ -936,7 +906,7 @@ static int cmd_node(struct opts *o)
 			return cpnctl_fail("no node %u (see 'cpnctl node list')", id);
 		}
 		if (!strcmp(verb, "del"))
-			cpnctl_cfg_del_node(&cfg, id);
+			cpn_cfg_del_node(&cfg, id);
 		else
 			n->drain = !strcmp(verb, "drain");
 		return finish(&ctl, &cfg);
@@ -964,11 +934,12 @@ static int cmd_tenant(struct opts *o)
 	}
 	if (o->n_args >= 2 && !strcmp(o->args[1], "any"))
 		id = CPN_TENANT_ANY;
-	else if (o->n_args < 2 || cpnctl_parse_u32(o->args[1], CPN_TENANT_ANY - 1, &id))
+	else if (o->n_args < 2 || cpn_parse_u32(o->args[1], 0, CPN_TENANT_ANY - 1, &id))
 		return cpnctl_usage(usage_tenant, "tenant ID must be a number or 'any'");
 	if (!strcmp(verb, "add")) {
 		struct cfg_tenant t = {0};
 		char buf[2048], *save = NULL, *tok;
+		uint64_t u64;
 
 		rc = only(o,
 			  ALLOW(OPT_SERVICES) | ALLOW(OPT_RATE) | ALLOW(OPT_BURST) | ALLOW(OPT_KEY),
@@ -981,11 +952,14 @@ static int cmd_tenant(struct opts *o)
 			return cpnctl_usage(usage_tenant,
 					    "tenant add needs --services NAME[,NAME]");
 		t.id = id;
-		if (o->rate && parse_u64(o->rate, &t.rate))
+		if (o->rate && cpn_parse_u64(o->rate, 0, UINT64_MAX, &u64))
 			return cpnctl_usage(usage_tenant, "--rate must be a number (requests/s)");
+		t.rate = o->rate ? u64 : 0;
 		t.burst = t.rate ? t.rate : 1;
-		if (o->burst && (parse_u64(o->burst, &t.burst) || !t.burst))
+		if (o->burst && cpn_parse_u64(o->burst, 1, UINT64_MAX, &u64))
 			return cpnctl_usage(usage_tenant, "--burst must be at least 1");
+		if (o->burst)
+			t.burst = u64;
 		if (o->key) {
 			if (cpn_key_parse(o->key, t.key))
 				return cpnctl_usage(usage_tenant, "--key must be 32 hex digits");
@@ -1008,7 +982,7 @@ static int cmd_tenant(struct opts *o)
 			return cpnctl_fail("tenant %u exists: 'cpnctl tenant del %u' it first", id,
 					   id);
 		}
-		if (cpnctl_cfg_put_tenant(&cfg, &t)) {
+		if (cpn_cfg_put_tenant(&cfg, &t)) {
 			abandon(&ctl, &cfg);
 			return cpnctl_fail("out of memory");
 		}
@@ -1025,7 +999,7 @@ static int cmd_tenant(struct opts *o)
 			abandon(&ctl, &cfg);
 			return cpnctl_fail("no tenant %u (see 'cpnctl tenant list')", id);
 		}
-		cpnctl_cfg_del_tenant(&cfg, id);
+		cpn_cfg_del_tenant(&cfg, id);
 		return finish(&ctl, &cfg);
 	}
 	return cpnctl_usage(usage_tenant, "unknown tenant command '%s'", verb);
@@ -1075,7 +1049,7 @@ static int cmd_daemon_opts(struct opts *o)
 	d.metrics = o->metrics;
 	d.probe_ms = 200;
 	if (o->probe_ms) {
-		if (cpnctl_parse_u32(o->probe_ms, 3600000, &v) || !v)
+		if (cpn_parse_u32(o->probe_ms, 0, 3600000, &v) || !v)
 			return cpnctl_usage(cpnctl_usage_daemon, "--probe-ms must be 1..3600000");
 		d.probe_ms = v;
 	}

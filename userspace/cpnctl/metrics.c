@@ -23,7 +23,6 @@
 
 #include "cpn/sched.h"
 #include "cpnctl.h"
-#include "cpn_http.h"
 
 #define PLANE		  "xdp"
 #define BUILD_VERSION	  "0.1"
@@ -574,19 +573,4 @@ int cpn_metrics_render(struct cpn_maps *m, const struct cpn_cfg *cfg, FILE *out)
 	if (fflush(out) || ferror(out))
 		return -EIO;
 	return 0;
-}
-
-/* ---- HTTP: the shared server (userspace/http) ------------------------- */
-
-struct cpn_metrics_srv *cpn_metrics_start(const char *addr_port,
-					  int (*render)(void *arg, FILE *out), void *arg,
-					  struct cpn_err *err)
-{
-	return (struct cpn_metrics_srv *)cpn_http_start(addr_port, render, arg, err->msg,
-							sizeof(err->msg));
-}
-
-void cpn_metrics_stop(struct cpn_metrics_srv *srv)
-{
-	cpn_http_stop((struct cpn_http *)srv);
 }

@@ -120,7 +120,7 @@ static int collect_nodes(struct cpn_maps *m, const struct cpn_cfg *cfg, struct n
 		v[n].cfg = c;
 		v[n].st = m->state[id];
 		cpn_maps_node_stats(m, id, &v[n].ns);
-		v[n].stale_ms = cpnctl_node_stale_ms(cfg, id);
+		v[n].stale_ms = cpn_cfg_node_stale_ms(cfg, id);
 		v[n].live = cpn_node_live(&v[n].st, now, v[n].stale_ms);
 		v[n].retired = !cpn_maps_get_node(m, id, &nc) && (nc.flags & CPN_NODE_CFG_RETIRED);
 		n++;

@@ -34,7 +34,6 @@
 
 #include <bpf/bpf.h>
 
-#include "cfgmap.h"
 #include "cpnctl.h"
 
 static int errf(struct cpn_err *err, const char *fmt, ...) __attribute__((format(printf, 2, 3)));

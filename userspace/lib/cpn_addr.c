@@ -1,5 +1,5 @@
 // SPDX-License-Identifier: (GPL-2.0-only OR BSD-2-Clause)
-/* "ADDR:PORT" parsing: see cpn_addr.h. */
+/* Addresses: see cpn_addr.h. */
 #include <arpa/inet.h>
 #include <errno.h>
 #include <stdio.h>
@@ -7,6 +7,7 @@
 #include <string.h>
 #include <netinet/in.h>
 
+#include "cpn/maps.h"
 #include "cpn_addr.h"
 
 int cpn_sockaddr_parse(const char *s, unsigned min_port, struct sockaddr_storage *ss,
@@ -80,4 +81,49 @@ int cpn_mac_parse(const char *s, unsigned char mac[6])
 		mac[i] = (unsigned char)b[i];
 	}
 	return 0;
+}
+
+int cpn_addr_parse(const char *s, __be32 addr[4], __u8 *family)
+{
+	memset(addr, 0, 16);
+	if (inet_pton(AF_INET, s, addr) == 1) {
+		*family = CPN_AF_INET;
+		return 0;
+	}
+	if (inet_pton(AF_INET6, s, addr) == 1) {
+		*family = CPN_AF_INET6;
+		return 0;
+	}
+	return -1;
+}
+
+int cpn_addr_port_parse(const char *s, __be32 addr[4], __be16 *port, __u8 *family)
+{
+	struct sockaddr_storage ss;
+	socklen_t len;
+
+	memset(addr, 0, 16);
+	if (cpn_sockaddr_parse(s, 1, &ss, &len))
+		return -1;
+	if (ss.ss_family == AF_INET6) {
+		const struct sockaddr_in6 *s6 = (const struct sockaddr_in6 *)&ss;
+
+		memcpy(addr, &s6->sin6_addr, 16);
+		*port = s6->sin6_port;
+		*family = CPN_AF_INET6;
+	} else {
+		const struct sockaddr_in *s4 = (const struct sockaddr_in *)&ss;
+
+		memcpy(addr, &s4->sin_addr, 4);
+		*port = s4->sin_port;
+		*family = CPN_AF_INET;
+	}
+	return 0;
+}
+
+const char *cpn_addr_str(const __be32 addr[4], __u8 family, char *buf, size_t len)
+{
+	if (!inet_ntop(family == CPN_AF_INET6 ? AF_INET6 : AF_INET, addr, buf, (socklen_t)len))
+		snprintf(buf, len, "?");
+	return buf;
 }

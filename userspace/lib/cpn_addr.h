@@ -1,13 +1,15 @@
 /* SPDX-License-Identifier: (GPL-2.0-only OR BSD-2-Clause) */
 /*
- * "ADDR:PORT" and MAC address parsing for every cpn program: IPv4
- * "10.1.0.2:7470" or IPv6 "[fd00::2]:7470", literal addresses only. No
- * libbpf: the worker and the load generator link it alone.
+ * Addresses for every cpn program: "ADDR:PORT" (IPv4 "10.1.0.2:7470" or
+ * IPv6 "[fd00::2]:7470", literal addresses only), a bare address into the
+ * maps' form (four 32-bit words, IPv4 in the first), and MAC addresses.
  */
 #ifndef CPN_USER_ADDR_H
 #define CPN_USER_ADDR_H
 
+#include <stddef.h>
 #include <sys/socket.h>
+#include <linux/types.h>
 
 /* Parse into a socket address; the port must be min_port..65535 (1, or 0
  * where "any port" makes sense). 0, or -1 on anything malformed.
@@ -19,5 +21,14 @@ int cpn_sockaddr_parse(const char *s, unsigned min_port, struct sockaddr_storage
  * 0, or -1 on anything malformed.
  */
 int cpn_mac_parse(const char *s, unsigned char mac[6]);
+
+/* "10.0.0.1", "fd00::1" -> addr (an IPv4 address in addr[0], the rest
+ * zero), family (CPN_AF_INET or CPN_AF_INET6). 0 or -1.
+ */
+int cpn_addr_parse(const char *s, __be32 addr[4], __u8 *family);
+/* "10.1.0.2:7470", "[fd00::2]:7470" -> addr, port (network order), family. */
+int cpn_addr_port_parse(const char *s, __be32 addr[4], __be16 *port, __u8 *family);
+/* Format an address; returns buf. */
+const char *cpn_addr_str(const __be32 addr[4], __u8 family, char *buf, size_t len);
 
 #endif /* CPN_USER_ADDR_H */

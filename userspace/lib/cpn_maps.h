@@ -12,10 +12,10 @@
 #include <linux/types.h>
 
 #include "cpn/maps.h"
+#include "cpn_addr.h"
+#include "cpn_util.h"
 
 struct bpf_object;
-
-#define CPN_DEFAULT_PIN_DIR "/sys/fs/bpf/cpn"
 
 struct cpn_maps {
 	int config;
@@ -98,17 +98,5 @@ int cpn_maps_del_port(struct cpn_maps *m, int ifindex);
 int cpn_maps_stats(struct cpn_maps *m, __u64 out[CPN_STAT_MAX]);
 int cpn_maps_node_stats(struct cpn_maps *m, __u16 id, struct cpn_node_stats *out);
 int cpn_maps_svc_stats(struct cpn_maps *m, __u16 id, struct cpn_svc_stats *out);
-
-/* "10.0.0.1", "fd00::1" -> addr, family. 0 or -1. */
-int cpn_addr_parse(const char *s, __be32 addr[4], __u8 *family);
-/* "10.1.0.2:7470", "[fd00::2]:7470" -> addr, port (network order), family. */
-int cpn_addr_port_parse(const char *s, __be32 addr[4], __be16 *port, __u8 *family);
-/* Format an address; returns buf. */
-const char *cpn_addr_str(const __be32 addr[4], __u8 family, char *buf, size_t len);
-/* Parse 32 hex digits into a SipHash key as cpn_siphash24() takes it. */
-int cpn_key_parse(const char *hex, __u64 key[2]);
-
-/* CLOCK_MONOTONIC in ns: the clock of bpf_ktime_get_ns(). */
-__u64 cpn_now_ns(void);
 
 #endif /* CPN_USER_MAPS_H */

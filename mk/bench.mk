@@ -1,0 +1,34 @@
+# The benchmarks (bench/): `make bench` runs them all (bench/bench-all.sh);
+# each has a target of its own. Two are C programs:
+#
+#   $(BUILD)/bench-xdp        the router's cost per packet under
+#                             BPF_PROG_TEST_RUN (with the tests' router harness)
+#   $(BUILD)/bench-fwd-pcap   writes cpn-fwd's input capture
+$(OBJ)/bench/%.o: CPPFLAGS += -Iselftests/bpf
+
+$(BUILD)/bench-xdp: LIBS := $(LIBBPF) -lm
+$(BUILD)/bench-xdp: $(call obj,bench/bench-xdp.c selftests/bpf/cpn_test.c) $(LIBCPN_A)
+	$(LINK)
+
+$(BUILD)/bench-fwd-pcap: LIBS := -lm
+$(BUILD)/bench-fwd-pcap: $(call obj,bench/bench-fwd-pcap.c) $(LIBCPN_A)
+	$(LINK)
+
+BENCH_PROGS += $(BUILD)/bench-xdp $(BUILD)/bench-fwd-pcap
+
+.PHONY: bench-fwd bench-fwdrate bench-sched bench-sim bench-worker
+bench-fwd: $(BUILD)/bench-fwd-pcap $(BUILD)/cpn-fwd
+	bench/bench-fwd.sh
+
+bench-fwdrate: $(BUILD)/cpn-pktgen $(BUILD)/cpnctl bpf/cpn_router.bpf.o tools/cpn-pktgen/cpn_sink.bpf.o
+	bench/bench-fwdrate.sh --json-out docs/bench/fwdrate.json --plot-dir docs/bench
+
+bench-sched: $(BUILD)/cpnctl $(BUILD)/cpn-worker $(BUILD)/cpn-load $(BUILD)/cpn-mmk \
+		$(BUILD)/cpn-sim bpf/cpn_pass.bpf.o
+	bench/bench-sched.sh --json-out docs/bench/sched.json --plot-dir docs/bench
+
+bench-sim: $(BUILD)/cpn-sim $(BUILD)/cpn-mmk
+	bench/bench-sim.sh --plot-dir docs/bench
+
+bench-worker: $(BUILD)/cpn-worker $(BUILD)/cpn-load
+	bench/bench-worker.sh --json-out docs/bench/worker.json --plot-dir docs/bench

@@ -1,0 +1,1416 @@
+// SPDX-License-Identifier: (GPL-2.0-only OR BSD-2-Clause)
+/*
+ * cpn-sim: discrete-event simulation of cpn's node choice at scale.
+ *
+ * Every decision is made by the policy core itself, cpn_choose() of
+ * include/cpn/sched.h, on a router's own view of the nodes (struct cpn_node,
+ * exactly what the XDP router and cpn-fwd read), and every view update uses
+ * the same functions the data planes use: cpn_node_steered() for a request
+ * sent, cpn_learn_load() / cpn_learn_svc() for a LOAD heartbeat or the load
+ * carried by a REPLY.
+ *
+ * The model:
+ *   - N nodes, each one FCFS server (capacity 1), service ~ Exp(mean).
+ *   - Poisson arrivals at rho * N / mean in all, each to a uniformly chosen
+ *     router (ECMP) out of R. A service has at most CPN_MAX_SVC_NODES
+ *     candidates, so the N nodes are split into equal services ("groups") of
+ *     at most --group-size nodes and a request belongs to a group with
+ *     probability proportional to its size: every node sees the same rho.
+ *   - Each router holds its own view of every node. Each node sends a LOAD
+ *     to every router every --report-ms, at its own phase. Modes:
+ *       reports      the view changes only on those LOADs (no outstanding)
+ *       outstanding  plus cpn_node_steered() on every request the router
+ *                    sends; the next LOAD resets it (cpn_learn_load)
+ *       router       as router.h: plus the load carried by every REPLY,
+ *                    learned by the router that steered the request
+ *     --report-ms 0 gives every router the exact state at every change.
+ *   - Response time = queueing + service (+ the node's round trip with
+ *     --path-us), reported in units of the mean service time.
+ *   - The pseudo-policy `central` is one FCFS queue per group feeding its
+ *     nodes (M/M/k): the ideal no router reaches, measured as a baseline.
+ *
+ * Validation (--validate): k = 8 nodes, one group, one router at rho 0.8:
+ * `central` against M/M/k and the real `random` policy against M/M/1
+ * (tools/cpn-sim/mmk.h); mean, p50 and p99 must be within --tolerance.
+ *
+ * Deterministic for a given --seed: the arrival sequence (times, routers,
+ * groups, flows, service times) comes from its own generator and is the same
+ * for every policy; the policy's 64 random bits come from another.
+ */
+#include <errno.h>
+#include <getopt.h>
+#include <math.h>
+#include <sched.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <sys/utsname.h>
+
+#include "cpn/maps.h"
+#include "cpn/proto.h"
+
+/* ---- the policy core, on a router's view -------------------------------- */
+
+struct sim_view {
+	struct cpn_node *nodes; /* [0 .. n], index = node id, 0 unused */
+	__u32 n;
+};
+
+static inline struct cpn_node *sim_node_at(struct sim_view *v, __u32 id)
+{
+	if (id == 0 || id > v->n)
+		return NULL;
+	return &v->nodes[id];
+}
+
+#define CPN_CTX		     struct sim_view
+#define cpn_node_at(ctx, id) sim_node_at(ctx, id)
+#include "cpn/sched.h"
+
+#include "mmk.h"
+#include "cpn_util.h"
+
+#define T0_NS	      1000000000000ULL /* the simulation starts at 1000 s of monotonic time */
+#define POL_CENTRAL   (CPN_POL_MAX + 1)
+#define N_POL	      (CPN_POL_MAX + 2)
+#define MAX_ROUTERS   4096
+#define MAX_LIST      16
+#define HIST_SUB_BITS 9 /* 512 linear sub-buckets per octave: < 0.2 % error */
+#define HIST_SUB      (1 << HIST_SUB_BITS)
+#define HIST_MIN_EXP  (-24) /* values below 2^-24 mean service times: bucket 0 */
+#define HIST_OCTAVES  48
+#define HIST_N	      (HIST_OCTAVES * HIST_SUB)
+
+enum sim_mode {
+	MODE_REPORTS = 0,
+	MODE_OUTSTANDING = 1,
+	MODE_ROUTER = 2,
+	N_MODES,
+};
+
+static const char *const mode_names[N_MODES] = {"reports", "outstanding", "router"};
+
+static const char *pol_name(int p)
+{
+	return p == POL_CENTRAL ? "central" : cpn_policy_names[p];
+}
+
+static int pol_load_aware(int p)
+{
+	return p == CPN_POL_P2C || p == CPN_POL_LEAST;
+}
+
+/* ---- random numbers ------------------------------------------------------ */
+
+/* Uniform in (0, 1]. */
+static double rng_unit(uint64_t *s)
+{
+	return ((double)(cpn_splitmix64(s) >> 11) + 1.0) * (1.0 / 9007199254740992.0);
+}
+
+static double rng_exp(uint64_t *s, double mean)
+{
+	return -log(rng_unit(s)) * mean;
+}
+
+static __u32 rng_below(uint64_t *s, __u32 n)
+{
+	return (__u32)(((cpn_splitmix64(s) >> 32) * (__u64)n) >> 32);
+}
+
+/* ---- histogram of response times (units of the mean service time) -------- */
+
+struct hist {
+	__u64 b[HIST_N];
+	__u64 n;
+	double sum;
+};
+
+static __u32 hist_bucket(double x)
+{
+	int e;
+	double m;
+	long idx;
+
+	if (!(x > 0))
+		return 0;
+	m = frexp(x, &e); /* x = m 2^e, m in [0.5, 1) */
+	e -= 1;		  /* x = (2m) 2^e, 2m in [1, 2) */
+	if (e < HIST_MIN_EXP)
+		return 0;
+	if (e >= HIST_MIN_EXP + HIST_OCTAVES)
+		return HIST_N - 1;
+	idx = (long)(e - HIST_MIN_EXP) * HIST_SUB + (long)((2 * m - 1) * HIST_SUB);
+	return idx >= HIST_N ? HIST_N - 1 : (__u32)idx;
+}
+
+static double hist_lower(__u32 i)
+{
+	int e = (int)(i / HIST_SUB) + HIST_MIN_EXP;
+
+	return ldexp(1.0 + (double)(i % HIST_SUB) / HIST_SUB, e);
+}
+
+static void hist_add(struct hist *h, double x)
+{
+	h->b[hist_bucket(x)]++;
+	h->n++;
+	h->sum += x;
+}
+
+/* The q-quantile, interpolated linearly inside its bucket. */
+static double hist_quantile(const struct hist *h, double q)
+{
+	double want = q * (double)h->n, acc = 0;
+
+	if (!h->n)
+		return NAN;
+	for (__u32 i = 0; i < HIST_N; i++) {
+		if (!h->b[i])
+			continue;
+		if (acc + (double)h->b[i] >= want) {
+			double lo = hist_lower(i), hi = hist_lower(i + 1);
+
+			return lo + (hi - lo) * (want - acc) / (double)h->b[i];
+		}
+		acc += (double)h->b[i];
+	}
+	return hist_lower(HIST_N - 1);
+}
+
+/* ---- the simulation ------------------------------------------------------- */
+
+struct sim_cfg {
+	int nodes, routers, group_size, policy, mode;
+	double rho, mean_us, report_us, path_us;
+	__u32 stale_ms;
+	long long requests, warmup;
+	__u64 seed;
+};
+
+struct req {
+	double t0;  /* arrival at the router, µs */
+	double svc; /* service time, µs */
+	__u16 router;
+	__u8 measured;
+};
+
+struct fifo {
+	struct req *buf;
+	__u32 cap, head, len;
+};
+
+struct node {
+	struct fifo q; /* waiting, not in service */
+	struct req cur;
+	__u32 busy;
+	__u32 group;
+	double rtt_us; /* path round trip */
+};
+
+enum ev_kind {
+	EV_DEPART,  /* node finishes cur */
+	EV_DELIVER, /* request reaches the node */
+	EV_REPLY,   /* reply reaches the router */
+};
+
+struct event {
+	double t;
+	struct req rq;
+	__u32 node;
+	__u16 qd, infl; /* EV_REPLY: the load it carries */
+	__u8 kind;
+};
+
+struct heap {
+	struct event *e;
+	size_t n, cap;
+};
+
+struct group {
+	__u32 first, n; /* node ids first .. first + n - 1 */
+	struct fifo q;	/* central: the shared queue */
+	__u32 *idle;	/* central: idle node ids */
+	__u32 n_idle;
+};
+
+struct sim {
+	const struct sim_cfg *c;
+	struct node *nodes; /* [1 .. N] */
+	struct group *groups;
+	__u32 n_groups;
+	__u32 *group_of_slot; /* node index 0..N-1 -> group, for proportional choice */
+	struct cpn_node *view_mem;
+	struct sim_view *views;	  /* [R] */
+	struct cpn_service *svcs; /* [R][G] */
+	struct cpn_maglev *mgs;	  /* [G], maglev only */
+	struct heap heap;
+	__u32 *report_order; /* node ids by report phase */
+	double *phase;	     /* [1 .. N] */
+	uint64_t rng_arr, rng_pol;
+	double now;
+	/* results */
+	struct hist *h;
+	__u32 max_q;
+	long long fallback, busy, events;
+};
+
+struct sim_result {
+	double mean, p50, p99, p999;
+	long long n, fallback, busy, events;
+	__u32 max_q;
+	double sim_s, wall_s;
+};
+
+static void *xcalloc(size_t n, size_t sz)
+{
+	void *p = calloc(n ? n : 1, sz);
+
+	if (!p) {
+		fprintf(stderr, "cpn-sim: out of memory\n");
+		exit(1);
+	}
+	return p;
+}
+
+static void fifo_push(struct fifo *f, const struct req *r)
+{
+	if (f->len == f->cap) {
+		__u32 ncap = f->cap ? f->cap * 2 : 8;
+		struct req *nb = xcalloc(ncap, sizeof(*nb));
+
+		for (__u32 i = 0; i < f->len; i++)
+			nb[i] = f->buf[(f->head + i) % f->cap];
+		free(f->buf);
+		f->buf = nb;
+		f->cap = ncap;
+		f->head = 0;
+	}
+	f->buf[(f->head + f->len) % f->cap] = *r;
+	f->len++;
+}
+
+static struct req fifo_pop(struct fifo *f)
+{
+	struct req r = f->buf[f->head];
+
+	f->head = (f->head + 1) % f->cap;
+	f->len--;
+	return r;
+}
+
+static void heap_push(struct heap *h, const struct event *ev)
+{
+	size_t i;
+
+	if (h->n == h->cap) {
+		h->cap = h->cap ? h->cap * 2 : 1024;
+		h->e = realloc(h->e, h->cap * sizeof(*h->e));
+		if (!h->e) {
+			fprintf(stderr, "cpn-sim: out of memory\n");
+			exit(1);
+		}
+	}
+	i = h->n++;
+	while (i) {
+		size_t p = (i - 1) / 2;
+
+		if (h->e[p].t <= ev->t)
+			break;
+		h->e[i] = h->e[p];
+		i = p;
+	}
+	h->e[i] = *ev;
+}
+
+static struct event heap_pop(struct heap *h)
+{
+	struct event top = h->e[0], last = h->e[--h->n];
+	size_t i = 0;
+
+	for (;;) {
+		size_t l = 2 * i + 1, m;
+
+		if (l >= h->n)
+			break;
+		m = l + 1 < h->n && h->e[l + 1].t < h->e[l].t ? l + 1 : l;
+		if (last.t <= h->e[m].t)
+			break;
+		h->e[i] = h->e[m];
+		i = m;
+	}
+	if (h->n)
+		h->e[i] = last;
+	return top;
+}
+
+static __u64 sim_ns(double t_us)
+{
+	return T0_NS + (__u64)(t_us * 1000.0);
+}
+
+/* A LOAD (or the load on a REPLY) from node `id` as a router learns it. */
+static void learn_load(struct cpn_node *v, __u32 qd, __u32 infl, __u64 now_ns)
+{
+	struct cpn_hdr h;
+
+	memset(&h, 0, sizeof(h));
+	h.queue_depth = cpn_htons(qd > 0xffff ? 0xffff : qd);
+	h.inflight = cpn_htons(infl > 0xffff ? 0xffff : infl);
+	h.capacity = cpn_htons(1);
+	cpn_learn_load(v, &h, now_ns);
+}
+
+static void report_to_all(struct sim *s, __u32 id, int heartbeat)
+{
+	struct node *nd = &s->nodes[id];
+	__u64 now_ns = sim_ns(s->now);
+
+	for (int r = 0; r < s->c->routers; r++) {
+		struct cpn_node *v = &s->views[r].nodes[id];
+
+		learn_load(v, nd->q.len, nd->busy, now_ns);
+		if (heartbeat)
+			cpn_learn_svc(v, (__u32)s->c->mean_us);
+	}
+}
+
+static void record(struct sim *s, const struct req *r)
+{
+	if (r->measured)
+		hist_add(s->h, (s->now - r->t0) / s->c->mean_us);
+}
+
+static void start_service(struct sim *s, __u32 id, const struct req *r)
+{
+	struct node *nd = &s->nodes[id];
+	struct event ev = {.t = s->now + r->svc, .node = id, .kind = EV_DEPART};
+
+	nd->cur = *r;
+	nd->busy = 1;
+	heap_push(&s->heap, &ev);
+}
+
+/* The reply reaches the router that steered the request. */
+static void reply_at_router(struct sim *s, __u32 id, const struct req *r, __u32 qd, __u32 infl)
+{
+	record(s, r);
+	if (s->c->mode == MODE_ROUTER && s->c->policy != POL_CENTRAL)
+		learn_load(&s->views[r->router].nodes[id], qd, infl, sim_ns(s->now));
+}
+
+static void node_arrive(struct sim *s, __u32 id, const struct req *r)
+{
+	struct node *nd = &s->nodes[id];
+
+	if (s->c->policy == POL_CENTRAL) {
+		struct group *g = &s->groups[nd->group];
+
+		if (g->n_idle)
+			start_service(s, g->idle[--g->n_idle], r);
+		else
+			fifo_push(&g->q, r);
+		if (g->q.len > s->max_q)
+			s->max_q = g->q.len;
+		return;
+	}
+	if (!nd->busy)
+		start_service(s, id, r);
+	else
+		fifo_push(&nd->q, r);
+	if (nd->q.len + nd->busy > s->max_q)
+		s->max_q = nd->q.len + nd->busy;
+	if (s->c->report_us == 0)
+		report_to_all(s, id, 0);
+}
+
+static void node_depart(struct sim *s, __u32 id)
+{
+	struct node *nd = &s->nodes[id];
+	struct req done = nd->cur;
+	struct fifo *q = &nd->q;
+
+	if (s->c->policy == POL_CENTRAL)
+		q = &s->groups[nd->group].q;
+	nd->busy = 0;
+	if (q->len) {
+		struct req next = fifo_pop(q);
+
+		start_service(s, id, &next);
+	} else if (s->c->policy == POL_CENTRAL) {
+		struct group *g = &s->groups[nd->group];
+
+		g->idle[g->n_idle++] = id;
+	}
+	if (s->c->policy != POL_CENTRAL && s->c->report_us == 0)
+		report_to_all(s, id, 0);
+	if (nd->rtt_us > 0 && s->c->policy != POL_CENTRAL) {
+		struct event ev = {.t = s->now + nd->rtt_us / 2,
+				   .rq = done,
+				   .node = id,
+				   .qd = (__u16)(nd->q.len > 0xffff ? 0xffff : nd->q.len),
+				   .infl = (__u16)nd->busy,
+				   .kind = EV_REPLY};
+
+		heap_push(&s->heap, &ev);
+		return;
+	}
+	reply_at_router(s, id, &done, nd->q.len, nd->busy);
+}
+
+/* One request at a router: choose with the policy core, account, send. */
+static void dispatch(struct sim *s, const struct req *r, __u32 group, __u32 flow_hash)
+{
+	const struct sim_cfg *c = s->c;
+	struct group *g = &s->groups[group];
+	struct sim_view *v;
+	struct cpn_service *svc;
+	struct cpn_pick pick;
+	__u32 id;
+
+	if (c->policy == POL_CENTRAL) {
+		node_arrive(s, g->first, r);
+		return;
+	}
+	v = &s->views[r->router];
+	svc = &s->svcs[(size_t)r->router * s->n_groups + group];
+	cpn_choose(v, svc, c->policy == CPN_POL_MAGLEV ? &s->mgs[group] : NULL, flow_hash,
+		   cpn_splitmix64(&s->rng_pol), sim_ns(s->now), &pick);
+	if (pick.verdict == CPN_PICK_BUSY || !pick.node_id || pick.node_id > (__u32)c->nodes) {
+		s->busy++;
+		return;
+	}
+	if (pick.verdict == CPN_PICK_FALLBACK)
+		s->fallback++;
+	id = pick.node_id;
+	if (c->mode >= MODE_OUTSTANDING)
+		cpn_node_steered(&v->nodes[id]);
+	if (s->nodes[id].rtt_us > 0) {
+		struct event ev = {.t = s->now + s->nodes[id].rtt_us / 2,
+				   .rq = *r,
+				   .node = id,
+				   .kind = EV_DELIVER};
+
+		heap_push(&s->heap, &ev);
+		return;
+	}
+	node_arrive(s, id, r);
+}
+
+static int cmp_phase(const void *a, const void *b, void *arg)
+{
+	const double *ph = arg;
+	double x = ph[*(const __u32 *)a], y = ph[*(const __u32 *)b];
+
+	return x < y ? -1 : x > y;
+}
+
+static void sim_init(struct sim *s, const struct sim_cfg *c, struct hist *h)
+{
+	uint64_t setup = c->seed ^ 0x5e7b5e7b5e7b5e7bULL;
+	__u32 n = (__u32)c->nodes, gs = (__u32)c->group_size;
+
+	memset(s, 0, sizeof(*s));
+	s->c = c;
+	s->h = h;
+	s->rng_arr = c->seed ^ 0xa5a5a5a5a5a5a5a5ULL;
+	s->rng_pol = c->seed ^ 0x0123456789abcdefULL;
+	s->nodes = xcalloc(n + 1, sizeof(*s->nodes));
+	s->phase = xcalloc(n + 1, sizeof(*s->phase));
+	s->report_order = xcalloc(n, sizeof(*s->report_order));
+	s->n_groups = (n + gs - 1) / gs;
+	s->groups = xcalloc(s->n_groups, sizeof(*s->groups));
+	s->group_of_slot = xcalloc(n, sizeof(*s->group_of_slot));
+
+	/* Groups of equal size (differing by at most one), ids consecutive. */
+	for (__u32 g = 0, id = 1; g < s->n_groups; g++) {
+		struct group *gr = &s->groups[g];
+
+		gr->first = id;
+		gr->n = n / s->n_groups + (g < n % s->n_groups);
+		gr->idle = xcalloc(gr->n, sizeof(*gr->idle));
+		for (__u32 i = 0; i < gr->n; i++) {
+			s->nodes[id + i].group = g;
+			s->group_of_slot[id + i - 1] = g;
+			gr->idle[gr->n - 1 - i] = id + i;
+		}
+		gr->n_idle = gr->n;
+		id += gr->n;
+	}
+	/* Each node reports at its own phase; each has its own path. */
+	for (__u32 id = 1; id <= n; id++) {
+		s->phase[id] = c->report_us > 0 ? rng_unit(&setup) * c->report_us : 0;
+		s->nodes[id].rtt_us = c->path_us > 0 ? rng_unit(&setup) * c->path_us : 0;
+		s->report_order[id - 1] = id;
+	}
+	qsort_r(s->report_order, n, sizeof(__u32), cmp_phase, s->phase);
+
+	if (c->policy == POL_CENTRAL)
+		return;
+	s->views = xcalloc((size_t)c->routers, sizeof(*s->views));
+	s->view_mem = xcalloc((size_t)c->routers * (n + 1), sizeof(*s->view_mem));
+	s->svcs = xcalloc((size_t)c->routers * s->n_groups, sizeof(*s->svcs));
+	for (int r = 0; r < c->routers; r++) {
+		s->views[r].nodes = &s->view_mem[(size_t)r * (n + 1)];
+		s->views[r].n = n;
+		for (__u32 id = 1; id <= n; id++) {
+			struct cpn_node *v = &s->views[r].nodes[id];
+
+			/* Configured by the controller, then one LOAD at t = 0. */
+			v->admin = CPN_ADMIN_UP;
+			v->weight = 100;
+			learn_load(v, 0, 0, T0_NS);
+			cpn_learn_svc(v, (__u32)c->mean_us);
+			if (s->nodes[id].rtt_us > 0)
+				cpn_learn_path(v, (__u32)s->nodes[id].rtt_us);
+		}
+		for (__u32 g = 0; g < s->n_groups; g++) {
+			struct cpn_service *svc = &s->svcs[(size_t)r * s->n_groups + g];
+
+			svc->flags = CPN_SVC_ACTIVE;
+			svc->id = (__u16)g;
+			svc->policy = (__u8)c->policy;
+			svc->family = CPN_AF_INET;
+			svc->stale_ms = c->stale_ms;
+			svc->n_nodes = s->groups[g].n;
+			/* Routers started at different times: cursors out of step. */
+			svc->rr = (__u32)cpn_splitmix64(&setup);
+			for (__u32 i = 0; i < s->groups[g].n; i++)
+				svc->nodes[i] = (__u16)(s->groups[g].first + i);
+		}
+	}
+	if (c->policy == CPN_POL_MAGLEV) {
+		s->mgs = xcalloc(s->n_groups, sizeof(*s->mgs));
+		for (__u32 g = 0; g < s->n_groups; g++) {
+			__u16 ids[CPN_MAX_SVC_NODES];
+			__u32 w[CPN_MAX_SVC_NODES];
+
+			for (__u32 i = 0; i < s->groups[g].n; i++) {
+				ids[i] = (__u16)(s->groups[g].first + i);
+				w[i] = 100;
+			}
+			cpn_maglev_build(&s->mgs[g], ids, w, (int)s->groups[g].n);
+		}
+	}
+}
+
+static void sim_free(struct sim *s)
+{
+	for (__u32 id = 1; id <= (__u32)s->c->nodes; id++)
+		free(s->nodes[id].q.buf);
+	for (__u32 g = 0; g < s->n_groups; g++) {
+		free(s->groups[g].q.buf);
+		free(s->groups[g].idle);
+	}
+	free(s->nodes);
+	free(s->phase);
+	free(s->report_order);
+	free(s->groups);
+	free(s->group_of_slot);
+	free(s->views);
+	free(s->view_mem);
+	free(s->svcs);
+	free(s->mgs);
+	free(s->heap.e);
+}
+
+static void sim_run(const struct sim_cfg *c, struct sim_result *res)
+{
+	static struct hist h;
+	const long long total = c->warmup + c->requests;
+	const double lambda = c->rho * c->nodes / c->mean_us; /* per µs */
+	double t_arr, t_rep = INFINITY, w0 = ((double)cpn_now_ns() * 1e-9);
+	long long arrived = 0, cycle = 0;
+	__u32 rep_i = 0;
+	struct sim s;
+
+	memset(&h, 0, sizeof(h));
+	sim_init(&s, c, &h);
+	t_arr = rng_exp(&s.rng_arr, 1.0 / lambda);
+	if (c->report_us > 0 && c->policy != POL_CENTRAL)
+		t_rep = s.phase[s.report_order[0]];
+
+	for (;;) {
+		double t_ev = s.heap.n ? s.heap.e[0].t : INFINITY;
+		double t_a = arrived < total ? t_arr : INFINITY;
+		double t_r = arrived < total ? t_rep : INFINITY;
+
+		if (t_a == INFINITY && t_ev == INFINITY)
+			break;
+		s.events++;
+		if (t_r <= t_a && t_r <= t_ev) {
+			/* A LOAD heartbeat from the next node in phase order. */
+			__u32 id = s.report_order[rep_i];
+
+			s.now = t_r;
+			report_to_all(&s, id, 1);
+			if (++rep_i == (__u32)c->nodes) {
+				rep_i = 0;
+				cycle++;
+			}
+			t_rep = s.phase[s.report_order[rep_i]] + (double)cycle * c->report_us;
+		} else if (t_a <= t_ev) {
+			struct req r;
+			__u32 slot, fh;
+			__be32 saddr[4] = {0, 0, 0, 0};
+
+			s.now = t_a;
+			r.t0 = t_a;
+			r.router = (__u16)rng_below(&s.rng_arr, (__u32)c->routers);
+			slot = rng_below(&s.rng_arr, (__u32)c->nodes);
+			saddr[0] = (__be32)cpn_splitmix64(&s.rng_arr);
+			fh = cpn_flow_hash(saddr, (__be16)cpn_splitmix64(&s.rng_arr), 1, 0);
+			r.svc = rng_exp(&s.rng_arr, c->mean_us);
+			r.measured = arrived >= c->warmup;
+			arrived++;
+			t_arr += rng_exp(&s.rng_arr, 1.0 / lambda);
+			dispatch(&s, &r, s.group_of_slot[slot], fh);
+		} else {
+			struct event ev = heap_pop(&s.heap);
+
+			s.now = ev.t;
+			switch (ev.kind) {
+			case EV_DEPART:
+				node_depart(&s, ev.node);
+				break;
+			case EV_DELIVER:
+				node_arrive(&s, ev.node, &ev.rq);
+				break;
+			default:
+				reply_at_router(&s, ev.node, &ev.rq, ev.qd, ev.infl);
+				break;
+			}
+		}
+	}
+	res->n = (long long)h.n;
+	res->mean = h.n ? h.sum / (double)h.n : NAN;
+	res->p50 = hist_quantile(&h, 0.5);
+	res->p99 = hist_quantile(&h, 0.99);
+	res->p999 = hist_quantile(&h, 0.999);
+	res->fallback = s.fallback;
+	res->busy = s.busy;
+	res->events = s.events;
+	res->max_q = s.max_q;
+	res->sim_s = s.now * 1e-6;
+	res->wall_s = ((double)cpn_now_ns() * 1e-9) - w0;
+	sim_free(&s);
+}
+
+/* ---- repeats: median and spread ------------------------------------------ */
+
+#define MAX_REPEATS 15
+
+struct stat3 {
+	double med, min, max;
+};
+
+struct row {
+	int policy, mode, routers;
+	int measured_mode; /* load-blind policies run once per router count */
+	struct stat3 mean, p50, p99, p999;
+	long long n, fallback, busy;
+	__u32 max_q;
+	double wall_s;
+};
+
+static int cmp_double(const void *a, const void *b)
+{
+	double x = *(const double *)a, y = *(const double *)b;
+
+	return x < y ? -1 : x > y;
+}
+
+static struct stat3 stat_of(double *v, int n)
+{
+	struct stat3 s;
+
+	qsort(v, (size_t)n, sizeof(double), cmp_double);
+	s.min = v[0];
+	s.max = v[n - 1];
+	s.med = n % 2 ? v[n / 2] : 0.5 * (v[n / 2 - 1] + v[n / 2]);
+	return s;
+}
+
+static void run_repeats(struct sim_cfg c, int repeats, struct row *row)
+{
+	double mean[MAX_REPEATS], p50[MAX_REPEATS], p99[MAX_REPEATS], p999[MAX_REPEATS];
+	__u64 seed = c.seed;
+
+	memset(row, 0, sizeof(*row));
+	row->policy = c.policy;
+	row->mode = c.mode;
+	row->measured_mode = c.mode;
+	row->routers = c.routers;
+	for (int i = 0; i < repeats; i++) {
+		struct sim_result r;
+
+		c.seed = seed + (__u64)i * 0x9e3779b97f4a7c15ULL;
+		sim_run(&c, &r);
+		mean[i] = r.mean;
+		p50[i] = r.p50;
+		p99[i] = r.p99;
+		p999[i] = r.p999;
+		row->n += r.n;
+		row->fallback += r.fallback;
+		row->busy += r.busy;
+		if (r.max_q > row->max_q)
+			row->max_q = r.max_q;
+		row->wall_s += r.wall_s;
+	}
+	row->mean = stat_of(mean, repeats);
+	row->p50 = stat_of(p50, repeats);
+	row->p99 = stat_of(p99, repeats);
+	row->p999 = stat_of(p999, repeats);
+}
+
+/* ---- options ----------------------------------------------------------- */
+
+struct opts {
+	struct sim_cfg base;
+	int routers[MAX_LIST], n_routers;
+	int policies[N_POL], n_policies;
+	int modes[N_MODES], n_modes;
+	int repeats;
+	int matrix, validate;
+	long long val_requests;
+	double tolerance;
+	const char *json_out, *table_out, *invoked_by;
+	int quick;
+};
+
+static void usage(FILE *f)
+{
+	fprintf(f,
+		"usage: cpn-sim [options]\n"
+		"  --nodes N          nodes, each one FCFS server (default 1000)\n"
+		"  --group-size K     candidates per service, <= %d (default %d)\n"
+		"  --routers LIST     router counts (default 1,10,100)\n"
+		"  --policies LIST    of random,round-robin,maglev,p2c,least,central\n"
+		"                     (default all)\n"
+		"  --modes LIST       of reports,outstanding,router (default all)\n"
+		"  --rho RHO          utilisation, 0 < RHO < 1 (default 0.8)\n"
+		"  --mean-us US       mean service time, exponential (default 2000)\n"
+		"  --report-ms MS     LOAD interval per node; 0 = exact view (default 50)\n"
+		"  --stale-ms MS      the services' stale_ms (default max(500, 3 x report))\n"
+		"  --path-us US       node round trips drawn uniformly in [0, US] (default 0)\n"
+		"  --requests N       measured requests per run (default 2000000;\n"
+		"                     BENCH_QUICK=1: 200000)\n"
+		"  --warmup N         requests discarded first (default requests / 4)\n"
+		"  --repeats R        runs per point, seeds apart: median, min, max\n"
+		"                     (default 1)\n"
+		"  --seed S           (default 1)\n"
+		"  --validate         also check the simulator against M/M/k and M/M/1\n"
+		"  --validate-only    only that\n"
+		"  --val-requests N   requests of each validation run (default 4000000;\n"
+		"                     BENCH_QUICK=1: 2000000)\n"
+		"  --tolerance F      allowed relative error of validation (default 0.05)\n"
+		"  --json-out FILE    write the results as JSON\n"
+		"  --table-out FILE   write p99 per policy, mode and router count for gnuplot\n"
+		"  --invoked-by STR   the wrapper's command line, recorded in the JSON\n"
+		"Times in the output are in units of the mean service time. Exit 1 when\n"
+		"validation fails, 2 on bad arguments.\n",
+		CPN_MAX_SVC_NODES, CPN_MAX_SVC_NODES);
+}
+
+/* cpn_parse_u64 for the long long options (all of them non-negative). */
+static int parse_ll(const char *s, long long lo, long long hi, long long *out)
+{
+	uint64_t v;
+
+	if (cpn_parse_u64(s, (uint64_t)lo, (uint64_t)hi, &v))
+		return -1;
+	*out = (long long)v;
+	return 0;
+}
+
+static int name_index(const char *name, int policies)
+{
+	if (policies) {
+		if (!strcmp(name, "central"))
+			return POL_CENTRAL;
+		if (!strcmp(name, "rr"))
+			return CPN_POL_RR;
+		for (int p = 0; p <= CPN_POL_MAX; p++)
+			if (!strcmp(name, cpn_policy_names[p]))
+				return p;
+		return -1;
+	}
+	for (int m = 0; m < N_MODES; m++)
+		if (!strcmp(name, mode_names[m]))
+			return m;
+	return -1;
+}
+
+/* Comma list of names (kind 1 policies, 0 modes) or of router counts (-1). */
+static int parse_list(const char *s, int kind, int *out, int max)
+{
+	char buf[512], *save = NULL, *tok;
+	int n = 0;
+
+	if (strlen(s) >= sizeof(buf))
+		return -1;
+	strcpy(buf, s);
+	for (tok = strtok_r(buf, ",", &save); tok; tok = strtok_r(NULL, ",", &save)) {
+		long long v;
+
+		if (n >= max)
+			return -1;
+		if (kind < 0) {
+			if (parse_ll(tok, 1, MAX_ROUTERS, &v))
+				return -1;
+		} else if ((v = name_index(tok, kind)) < 0) {
+			return -1;
+		}
+		for (int i = 0; i < n; i++)
+			if (out[i] == (int)v)
+				return -1;
+		out[n++] = (int)v;
+	}
+	return n ? n : -1;
+}
+
+static int parse_opts(int argc, char **argv, struct opts *o)
+{
+	static const struct option lo[] = {
+	    {"nodes", required_argument, 0, 'n'},
+	    {"group-size", required_argument, 0, 'g'},
+	    {"routers", required_argument, 0, 'R'},
+	    {"policies", required_argument, 0, 'p'},
+	    {"modes", required_argument, 0, 'M'},
+	    {"rho", required_argument, 0, 'r'},
+	    {"mean-us", required_argument, 0, 'm'},
+	    {"report-ms", required_argument, 0, 'i'},
+	    {"stale-ms", required_argument, 0, 's'},
+	    {"path-us", required_argument, 0, 'P'},
+	    {"requests", required_argument, 0, 'N'},
+	    {"warmup", required_argument, 0, 'w'},
+	    {"repeats", required_argument, 0, 'k'},
+	    {"seed", required_argument, 0, 'S'},
+	    {"validate", no_argument, 0, 'v'},
+	    {"validate-only", no_argument, 0, 'V'},
+	    {"val-requests", required_argument, 0, 'q'},
+	    {"tolerance", required_argument, 0, 't'},
+	    {"json-out", required_argument, 0, 'j'},
+	    {"table-out", required_argument, 0, 'T'},
+	    {"invoked-by", required_argument, 0, 'I'},
+	    {"help", no_argument, 0, 'h'},
+	    {0, 0, 0, 0},
+	};
+	const char *q = getenv("BENCH_QUICK");
+	long long v, stale = -1, warmup = -1;
+	double d, report_ms = 50;
+	int c;
+
+	memset(o, 0, sizeof(*o));
+	o->quick = q && *q && strcmp(q, "0");
+	o->base.nodes = 1000;
+	o->base.group_size = CPN_MAX_SVC_NODES;
+	o->base.rho = 0.8;
+	o->base.mean_us = 2000;
+	o->base.requests = o->quick ? 200000 : 2000000;
+	o->base.seed = 1;
+	o->routers[0] = 1, o->routers[1] = 10, o->routers[2] = 100, o->n_routers = 3;
+	o->n_policies = 0;
+	for (int p = 0; p < N_POL; p++)
+		o->policies[o->n_policies++] = p;
+	for (int m = 0; m < N_MODES; m++)
+		o->modes[o->n_modes++] = m;
+	o->repeats = 1;
+	o->matrix = 1;
+	o->val_requests = o->quick ? 2000000 : 4000000;
+	o->tolerance = 0.05;
+
+	while ((c = getopt_long(argc, argv, "", lo, NULL)) != -1) {
+		int bad = 0;
+
+		switch (c) {
+		case 'n':
+			bad = parse_ll(optarg, 1, 65535, &v);
+			o->base.nodes = (int)v;
+			break;
+		case 'g':
+			bad = parse_ll(optarg, 1, CPN_MAX_SVC_NODES, &v);
+			o->base.group_size = (int)v;
+			break;
+		case 'R':
+			bad = (o->n_routers = parse_list(optarg, -1, o->routers, MAX_LIST)) < 0;
+			break;
+		case 'p':
+			bad = (o->n_policies = parse_list(optarg, 1, o->policies, N_POL)) < 0;
+			break;
+		case 'M':
+			bad = (o->n_modes = parse_list(optarg, 0, o->modes, N_MODES)) < 0;
+			break;
+		case 'r':
+			bad = cpn_parse_double(optarg, 1e-6, 0.999999, &o->base.rho);
+			break;
+		case 'm':
+			bad = cpn_parse_double(optarg, 1, 1e9, &o->base.mean_us);
+			break;
+		case 'i':
+			bad = cpn_parse_double(optarg, 0, 1e6, &report_ms);
+			break;
+		case 's':
+			bad = parse_ll(optarg, 1, 1000000000, &stale);
+			break;
+		case 'P':
+			bad = cpn_parse_double(optarg, 0, 1e7, &o->base.path_us);
+			break;
+		case 'N':
+			bad = parse_ll(optarg, 100, 1000000000000LL, &o->base.requests);
+			break;
+		case 'w':
+			bad = parse_ll(optarg, 0, 1000000000000LL, &warmup);
+			break;
+		case 'k':
+			bad = parse_ll(optarg, 1, MAX_REPEATS, &v);
+			o->repeats = (int)v;
+			break;
+		case 'S':
+			bad = parse_ll(optarg, 0, INT64_MAX, &v);
+			o->base.seed = (__u64)v;
+			break;
+		case 'v':
+			o->validate = 1;
+			break;
+		case 'V':
+			o->validate = 1;
+			o->matrix = 0;
+			break;
+		case 'q':
+			bad = parse_ll(optarg, 1000, 1000000000000LL, &o->val_requests);
+			break;
+		case 't':
+			bad = cpn_parse_double(optarg, 0, 10, &d);
+			o->tolerance = d;
+			break;
+		case 'j':
+			o->json_out = optarg;
+			break;
+		case 'T':
+			o->table_out = optarg;
+			break;
+		case 'I':
+			o->invoked_by = optarg;
+			break;
+		case 'h':
+			usage(stdout);
+			exit(0);
+		default:
+			bad = 1;
+		}
+		if (bad)
+			return -1;
+	}
+	if (optind != argc)
+		return -1;
+	for (int i = 0; i < o->n_routers; i++)
+		if (o->routers[i] > 0xffff)
+			return -1;
+	o->base.report_us = report_ms * 1000;
+	if (stale < 0) {
+		stale = 3 * (long long)ceil(report_ms);
+		if (stale < 500)
+			stale = 500;
+	}
+	o->base.stale_ms = (__u32)stale;
+	o->base.warmup = warmup >= 0 ? warmup : o->base.requests / 4;
+	return 0;
+}
+
+/* ---- output -------------------------------------------------------------- */
+
+static void json_str(FILE *f, const char *s)
+{
+	fputc('"', f);
+	for (; s && *s; s++) {
+		unsigned char ch = (unsigned char)*s;
+
+		if (ch == '"' || ch == '\\')
+			fprintf(f, "\\%c", ch);
+		else if (ch < 0x20)
+			fprintf(f, "\\u%04x", ch);
+		else
+			fputc(ch, f);
+	}
+	fputc('"', f);
+}
+
+/* The command line, each argument shell-quoted where it needs to be. */
+static void command_line(char *buf, size_t len, int argc, char **argv)
+{
+	size_t off = 0;
+
+	buf[0] = 0;
+	for (int i = 0; i < argc && off < len; i++) {
+		const char *a = argv[i];
+		int plain = *a != 0;
+
+		for (const char *p = a; *p; p++)
+			if (!strchr("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ"
+				    "0123456789-_=.,/:+@%",
+				    *p))
+				plain = 0;
+		off += (size_t)snprintf(buf + off, len - off, "%s%s%s%s", i ? " " : "",
+					plain ? "" : "'", a, plain ? "" : "'");
+	}
+}
+
+static void machine_json(FILE *f)
+{
+	struct utsname u;
+	char line[512], model[256] = "unknown", un[512];
+	cpu_set_t set;
+	int ncpu = 0;
+	FILE *ci = fopen("/proc/cpuinfo", "r");
+
+	if (ci) {
+		while (fgets(line, sizeof(line), ci)) {
+			char *colon = strchr(line, ':');
+
+			if (!strncmp(line, "model name", 10) && colon) {
+				snprintf(model, sizeof(model), "%s", colon + 2);
+				model[strcspn(model, "\n")] = 0;
+				break;
+			}
+		}
+		fclose(ci);
+	}
+	if (!sched_getaffinity(0, sizeof(set), &set))
+		ncpu = CPU_COUNT(&set);
+	if (uname(&u))
+		snprintf(un, sizeof(un), "unknown");
+	else
+		snprintf(un, sizeof(un), "%s %s %s", u.sysname, u.release, u.machine);
+	fprintf(f, "{\"uname\": ");
+	json_str(f, un);
+	fprintf(f, ", \"nproc\": %d, \"cpu\": ", ncpu);
+	json_str(f, model);
+	fprintf(f, "}");
+}
+
+static void stat_json(FILE *f, const char *name, const struct stat3 *s)
+{
+	fprintf(f, "\"%s\": %.6g, \"%s_min\": %.6g, \"%s_max\": %.6g", name, s->med, name, s->min,
+		name, s->max);
+}
+
+static void row_figures_json(FILE *f, const struct row *r)
+{
+	stat_json(f, "mean", &r->mean);
+	fprintf(f, ", ");
+	stat_json(f, "p50", &r->p50);
+	fprintf(f, ", ");
+	stat_json(f, "p99", &r->p99);
+	fprintf(f, ", ");
+	stat_json(f, "p999", &r->p999);
+}
+
+static void theory_json(FILE *f, const char *name, int k, double rho, int last)
+{
+	fprintf(f,
+		"    \"%s\": {\"k\": %d, \"mean\": %.6g, \"p50\": %.6g, \"p99\": %.6g, "
+		"\"p999\": %.6g}%s\n",
+		name, k, k ? mmk_resp_mean(k, rho, 1) : mm1_resp_mean(rho, 1),
+		k ? mmk_resp_quantile(k, rho, 1, 0.5) : mm1_resp_quantile(rho, 1, 0.5),
+		k ? mmk_resp_quantile(k, rho, 1, 0.99) : mm1_resp_quantile(rho, 1, 0.99),
+		k ? mmk_resp_quantile(k, rho, 1, 0.999) : mm1_resp_quantile(rho, 1, 0.999),
+		last ? "" : ",");
+}
+
+struct check {
+	const char *model, *theory, *figure;
+	double sim, want, err;
+};
+
+struct validation {
+	int k;
+	long long requests;
+	struct sim_result central, random;
+	struct check c[6];
+	int n, pass;
+	double wall_s;
+};
+
+static const struct row *find_row(const struct row *rows, int n, int policy, int mode, int routers)
+{
+	for (int i = 0; i < n; i++)
+		if (rows[i].policy == policy && rows[i].routers == routers &&
+		    (rows[i].mode == mode || policy == POL_CENTRAL))
+			return &rows[i];
+	return NULL;
+}
+
+static int write_json(const char *path, const struct opts *o, const char *cmd,
+		      const struct row *rows, int n_rows, const struct validation *val,
+		      double wall_s)
+{
+	FILE *f = fopen(path, "w");
+	const struct sim_cfg *c = &o->base;
+	__u32 groups = ((__u32)c->nodes + c->group_size - 1) / c->group_size;
+	int kmin = c->nodes / (int)groups;
+
+	if (!f) {
+		fprintf(stderr, "cpn-sim: %s: %s\n", path, strerror(errno));
+		return -1;
+	}
+	fprintf(f, "{\n  \"benchmark\": \"cpn-sim\",\n  \"command\": ");
+	json_str(f, cmd);
+	if (o->invoked_by) {
+		fprintf(f, ",\n  \"invoked_by\": ");
+		json_str(f, o->invoked_by);
+	}
+	fprintf(f, ",\n  \"machine\": ");
+	machine_json(f);
+	fprintf(f, ",\n  \"quick\": %s,\n  \"wall_s\": %.3f,\n", o->quick ? "true" : "false",
+		wall_s);
+	fprintf(f, "  \"units\": \"response time in units of the mean service time\",\n");
+	fprintf(f,
+		"  \"params\": {\"nodes\": %d, \"groups\": %u, \"group_size\": %d, "
+		"\"rho\": %g, \"mean_us\": %g, \"report_ms\": %g, \"stale_ms\": %u, "
+		"\"path_us\": %g, \"requests\": %lld, \"warmup\": %lld, \"repeats\": %d, "
+		"\"seed\": %llu},\n",
+		c->nodes, groups, c->group_size, c->rho, c->mean_us, c->report_us / 1000,
+		c->stale_ms, c->path_us, c->requests, c->warmup, o->repeats,
+		(unsigned long long)c->seed);
+	fprintf(f, "  \"theory\": {\n");
+	theory_json(f, "mm1", 0, c->rho, 0);
+	theory_json(f, "mmk_group", kmin, c->rho, 0);
+	theory_json(f, "mmk_all", c->nodes, c->rho, 1);
+	fprintf(f, "  },\n  \"results\": [");
+	for (int i = 0, first = 1; o->matrix && i < n_rows; i++) {
+		const struct row *r = &rows[i], *base;
+
+		fprintf(f, "%s\n    {\"policy\": \"%s\", \"routers\": %d, \"mode\": \"%s\", ",
+			first ? "" : ",", pol_name(r->policy), r->routers,
+			r->policy == POL_CENTRAL ? "none" : mode_names[r->mode]);
+		first = 0;
+		fprintf(f, "\"load_aware\": %s, \"measured_in_mode\": \"%s\", ",
+			pol_load_aware(r->policy) ? "true" : "false",
+			r->policy == POL_CENTRAL ? "none" : mode_names[r->measured_mode]);
+		row_figures_json(f, r);
+		fprintf(f,
+			", \"requests\": %lld, \"fallback\": %lld, \"busy\": %lld, "
+			"\"max_queue\": %u, \"wall_s\": %.3f",
+			r->n, r->fallback, r->busy, r->max_q, r->wall_s);
+		base = find_row(rows, n_rows, CPN_POL_RANDOM, r->mode, r->routers);
+		if (base) {
+			fprintf(f, ",\n     \"baseline_random\": {");
+			row_figures_json(f, base);
+			fprintf(f, "}");
+		}
+		base = find_row(rows, n_rows, POL_CENTRAL, 0, o->routers[0]);
+		if (base) {
+			fprintf(f, ",\n     \"baseline_central\": {");
+			row_figures_json(f, base);
+			fprintf(f, "}");
+		}
+		fprintf(f, "}");
+	}
+	fprintf(f, "\n  ]");
+	if (val) {
+		fprintf(f,
+			",\n  \"validation\": {\"k\": %d, \"routers\": 1, \"rho\": %g, "
+			"\"report_ms\": 0, \"requests\": %lld, \"tolerance\": %g, "
+			"\"pass\": %s, \"wall_s\": %.3f, \"checks\": [",
+			val->k, c->rho, val->requests, o->tolerance, val->pass ? "true" : "false",
+			val->wall_s);
+		for (int i = 0; i < val->n; i++)
+			fprintf(
+			    f,
+			    "%s\n    {\"model\": \"%s\", \"theory\": \"%s\", \"figure\": \"%s\", "
+			    "\"sim\": %.6g, \"theory_value\": %.6g, \"rel_err\": %.6g}",
+			    i ? "," : "", val->c[i].model, val->c[i].theory, val->c[i].figure,
+			    val->c[i].sim, val->c[i].want, val->c[i].err);
+		fprintf(f,
+			"\n  ],\n    \"p999\": {\"central\": %.6g, \"mmk\": %.6g, "
+			"\"random\": %.6g, \"mm1\": %.6g}}",
+			val->central.p999, mmk_resp_quantile(val->k, c->rho, 1, 0.999),
+			val->random.p999, mm1_resp_quantile(c->rho, 1, 0.999));
+	}
+	fprintf(f, "\n}\n");
+	if (fclose(f)) {
+		fprintf(stderr, "cpn-sim: %s: %s\n", path, strerror(errno));
+		return -1;
+	}
+	return 0;
+}
+
+/* gnuplot input: one block per (mode, policy), modes outermost in --modes
+ * order, policies in --policies order (central left out), separated by two
+ * blank lines; each block starts with the policy as a title line
+ * (columnheader). columns: routers p50 p99 p99_min p99_max p999
+ */
+static int write_table(const char *path, const struct opts *o, const struct row *rows, int n_rows)
+{
+	FILE *f = fopen(path, "w");
+	int blocks = 0;
+
+	if (!f) {
+		fprintf(stderr, "cpn-sim: %s: %s\n", path, strerror(errno));
+		return -1;
+	}
+	fprintf(f, "# cpn-sim: response time / mean service time; columns:\n"
+		   "# routers p50 p99 p99_min p99_max p999\n");
+	for (int m = 0; m < o->n_modes; m++)
+		for (int p = 0; p < o->n_policies; p++) {
+			int pol = o->policies[p];
+
+			if (pol == POL_CENTRAL)
+				continue;
+			fprintf(f, "%s# mode %s\n\"%s\" x x x x x\n", blocks++ ? "\n\n" : "",
+				mode_names[o->modes[m]], pol_name(pol));
+			for (int i = 0; i < n_rows; i++) {
+				const struct row *r = &rows[i];
+
+				if (r->policy == pol && r->mode == o->modes[m])
+					fprintf(f, "%d %.6g %.6g %.6g %.6g %.6g\n", r->routers,
+						r->p50.med, r->p99.med, r->p99.min, r->p99.max,
+						r->p999.med);
+			}
+		}
+	if (fclose(f)) {
+		fprintf(stderr, "cpn-sim: %s: %s\n", path, strerror(errno));
+		return -1;
+	}
+	return 0;
+}
+
+/* ---- validation ------------------------------------------------------- */
+
+static void add_check(struct validation *v, const char *model, const char *theory,
+		      const char *figure, double sim, double want)
+{
+	struct check *c = &v->c[v->n++];
+
+	c->model = model;
+	c->theory = theory;
+	c->figure = figure;
+	c->sim = sim;
+	c->want = want;
+	c->err = fabs(sim - want) / want;
+}
+
+static void run_validation(const struct opts *o, struct validation *v)
+{
+	struct sim_cfg c = o->base;
+	double rho = c.rho, t0 = ((double)cpn_now_ns() * 1e-9);
+
+	memset(v, 0, sizeof(*v));
+	v->k = 8;
+	v->requests = o->val_requests;
+	c.nodes = 8;
+	c.group_size = 8;
+	c.routers = 1;
+	c.report_us = 0;
+	c.path_us = 0;
+	c.mode = MODE_REPORTS;
+	c.requests = o->val_requests;
+	c.warmup = o->val_requests / 10;
+
+	c.policy = POL_CENTRAL;
+	sim_run(&c, &v->central);
+	add_check(v, "central", "M/M/k", "mean", v->central.mean, mmk_resp_mean(8, rho, 1));
+	add_check(v, "central", "M/M/k", "p50", v->central.p50, mmk_resp_quantile(8, rho, 1, 0.5));
+	add_check(v, "central", "M/M/k", "p99", v->central.p99, mmk_resp_quantile(8, rho, 1, 0.99));
+	c.policy = CPN_POL_RANDOM;
+	sim_run(&c, &v->random);
+	add_check(v, "random", "M/M/1", "mean", v->random.mean, mm1_resp_mean(rho, 1));
+	add_check(v, "random", "M/M/1", "p50", v->random.p50, mm1_resp_quantile(rho, 1, 0.5));
+	add_check(v, "random", "M/M/1", "p99", v->random.p99, mm1_resp_quantile(rho, 1, 0.99));
+	v->pass = 1;
+	for (int i = 0; i < v->n; i++)
+		if (!(v->c[i].err <= o->tolerance))
+			v->pass = 0;
+	v->wall_s = ((double)cpn_now_ns() * 1e-9) - t0;
+}
+
+/* ---- main ---------------------------------------------------------------- */
+
+int main(int argc, char **argv)
+{
+	struct opts o;
+	struct row *rows = NULL;
+	struct validation val;
+	char cmd[4096];
+	int n_rows = 0;
+	double t0 = ((double)cpn_now_ns() * 1e-9);
+
+	if (parse_opts(argc, argv, &o)) {
+		usage(stderr);
+		return 2;
+	}
+	command_line(cmd, sizeof(cmd), argc, argv);
+
+	if (o.matrix) {
+		rows = xcalloc((size_t)o.n_routers * N_MODES * N_POL, sizeof(*rows));
+		for (int p = 0; p < o.n_policies; p++) {
+			int pol = o.policies[p];
+
+			if (pol != POL_CENTRAL)
+				continue;
+			/* One central queue per group: no routers, no views. */
+			struct sim_cfg c = o.base;
+
+			c.policy = pol;
+			c.routers = 1;
+			c.mode = MODE_REPORTS;
+			run_repeats(c, o.repeats, &rows[n_rows]);
+			rows[n_rows].routers = o.routers[0];
+			fprintf(stderr, "cpn-sim: %-12s p50 %7.3f p99 %7.3f p99.9 %7.3f (%.1f s)\n",
+				"central", rows[n_rows].p50.med, rows[n_rows].p99.med,
+				rows[n_rows].p999.med, rows[n_rows].wall_s);
+			n_rows++;
+		}
+		for (int ri = 0; ri < o.n_routers; ri++)
+			for (int mi = 0; mi < o.n_modes; mi++)
+				for (int p = 0; p < o.n_policies; p++) {
+					struct sim_cfg c = o.base;
+					struct row *r = &rows[n_rows];
+
+					c.policy = o.policies[p];
+					c.routers = o.routers[ri];
+					c.mode = o.modes[mi];
+					if (c.policy == POL_CENTRAL)
+						continue;
+					if (!pol_load_aware(c.policy) && mi > 0) {
+						/* The choice never reads the load: the
+						 * run is the same in every mode.
+						 */
+						*r = *find_row(rows, n_rows, c.policy, o.modes[0],
+							       c.routers);
+						r->mode = c.mode;
+						n_rows++;
+						continue;
+					}
+					run_repeats(c, o.repeats, r);
+					n_rows++;
+					fprintf(stderr,
+						"cpn-sim: %-12s R=%-4d %-11s p50 %7.3f p99 %8.3f "
+						"p99.9 %8.3f maxq %5u (%.1f s)\n",
+						pol_name(c.policy), c.routers, mode_names[c.mode],
+						r->p50.med, r->p99.med, r->p999.med, r->max_q,
+						r->wall_s);
+				}
+	}
+	if (o.validate) {
+		run_validation(&o, &val);
+		for (int i = 0; i < val.n; i++)
+			fprintf(stderr,
+				"cpn-sim: validate %-7s vs %-5s %-4s sim %8.4f theory %8.4f "
+				"err %5.2f%%\n",
+				val.c[i].model, val.c[i].theory, val.c[i].figure, val.c[i].sim,
+				val.c[i].want, 100 * val.c[i].err);
+		fprintf(stderr, "cpn-sim: validation %s (tolerance %.1f%%, %.1f s)\n",
+			val.pass ? "passed" : "FAILED", 100 * o.tolerance, val.wall_s);
+	}
+	if (o.json_out && write_json(o.json_out, &o, cmd, rows, n_rows, o.validate ? &val : NULL,
+				     ((double)cpn_now_ns() * 1e-9) - t0))
+		return 1;
+	if (o.table_out && o.matrix && write_table(o.table_out, &o, rows, n_rows))
+		return 1;
+	free(rows);
+	return o.validate && !val.pass ? 1 : 0;
+}

@@ -1,0 +1,49 @@
+// SPDX-License-Identifier: (GPL-2.0-only OR BSD-2-Clause)
+/* Config -> map values: see cpn_cfg.h. */
+#include <string.h>
+
+#include "cpn_cfg.h"
+
+void cpn_cfg_to_service(const struct cfg_service *c, struct cpn_service *s)
+{
+	memset(s, 0, sizeof(*s));
+	s->flags = CPN_SVC_ACTIVE | (c->dpdk ? CPN_SVC_DPDK : 0);
+	s->id = c->id;
+	s->policy = c->policy;
+	s->family = c->family;
+	s->port = c->port;
+	memcpy(s->vip, c->vip, sizeof(s->vip));
+	s->max_wait_us = c->max_wait_us;
+	s->max_queue = c->max_queue;
+	s->stale_ms = c->stale_ms;
+	s->n_nodes = (__u32)c->n_nodes;
+	for (int i = 0; i < c->n_nodes; i++)
+		s->nodes[i] = c->nodes[i];
+}
+
+void cpn_cfg_to_node(const struct cfg_node *c, struct cpn_node_cfg *n, __u32 *admin)
+{
+	memset(n, 0, sizeof(*n));
+	memcpy(n->addr, c->addr, sizeof(n->addr));
+	n->port = c->port;
+	n->family = c->family;
+	n->flags = CPN_NODE_CFG_VALID | (c->has_key ? CPN_NODE_CFG_KEY : 0);
+	if (c->has_key) {
+		n->key[0] = c->key[0];
+		n->key[1] = c->key[1];
+	}
+	*admin = CPN_ADMIN_UP | (c->drain ? CPN_ADMIN_DRAIN : 0);
+}
+
+void cpn_cfg_to_tenant(const struct cfg_tenant *c, struct cpn_tenant *t)
+{
+	memset(t, 0, sizeof(*t));
+	for (int i = 0; i < c->n_services; i++)
+		t->services[c->services[i] / 64] |= 1ULL << (c->services[i] % 64);
+	cpn_tenant_set_rate(t, c->rate, c->burst);
+	if (c->has_key) {
+		t->flags |= CPN_TENANT_KEY;
+		t->key[0] = c->key[0];
+		t->key[1] = c->key[1];
+	}
+}

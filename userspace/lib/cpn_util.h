@@ -1,0 +1,48 @@
+/* SPDX-License-Identifier: (GPL-2.0-only OR BSD-2-Clause) */
+/*
+ * Small things every cpn program needs once: numbers and keys from the
+ * command line, the clock the data plane uses, a seedable generator.
+ */
+#ifndef CPN_USER_UTIL_H
+#define CPN_USER_UTIL_H
+
+#include <stdint.h>
+#include <time.h>
+#include <linux/types.h>
+
+/* A whole number in lo..hi: decimal, or hexadecimal after "0x". No sign, no
+ * space, nothing after it. 0, or -1 when malformed or out of range.
+ */
+int cpn_parse_u64(const char *s, uint64_t lo, uint64_t hi, uint64_t *out);
+int cpn_parse_u32(const char *s, uint32_t lo, uint32_t hi, uint32_t *out);
+/* A finite number in lo..hi ("1.5", "2e3"). 0 or -1. */
+int cpn_parse_double(const char *s, double lo, double hi, double *out);
+/* 32 hex digits -> a SipHash key as cpn_siphash24() takes it: the bytes as
+ * written, read as two little-endian words. 0 or -1.
+ */
+int cpn_key_parse(const char *hex, __u64 key[2]);
+
+/* CLOCK_MONOTONIC in ns: the clock of bpf_ktime_get_ns(), so a router_ts
+ * stamped in userspace (probes) compares with the data plane's.
+ */
+static inline __u64 cpn_now_ns(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (__u64)ts.tv_sec * 1000000000ULL + (__u64)ts.tv_nsec;
+}
+
+/* splitmix64 (Steele, Lea, Flood 2014): a generator for seeds and test data,
+ * the same sequence on every machine from the same state.
+ */
+static inline uint64_t cpn_splitmix64(uint64_t *state)
+{
+	uint64_t z = (*state += 0x9e3779b97f4a7c15ULL);
+
+	z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ULL;
+	z = (z ^ (z >> 27)) * 0x94d049bb133111ebULL;
+	return z ^ (z >> 31);
+}
+
+#endif /* CPN_USER_UTIL_H */
