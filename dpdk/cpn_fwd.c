@@ -50,6 +50,7 @@
 #include "cpn_maps.h"
 #include "cpn_cfg.h"
 #include "cpn_http.h"
+#include "cpn_prom.h"
 
 #define FWD_RX_DESC   1024
 #define FWD_TX_DESC   1024
@@ -339,130 +340,49 @@ static int tel_lcores(const char *cmd, const char *params, struct rte_tel_data *
 
 /* ---- /metrics -------------------------------------------------------- */
 
-/* cpnctl's metric names (userspace/cpnctl/metrics.c) where they mean the
- * same, with plane="dpdk".
+/* The families both data planes export (cpn_prom.h), with plane="dpdk":
+ * packets, services and nodes, from cpn-fwd's own per-lcore counters. The
+ * node table's gauges are the daemon's to export (one table, one source).
  */
 static int render_metrics(void *arg, FILE *f)
 {
-	static const char *const pfx[2] = {"drop_", "pass_"};
+	static struct cpn_prom_node nodes[CPN_MAX_NODES];
+	static struct cpn_prom_svc svcs[CPN_MAX_SERVICES];
 	__u64 st[CPN_STAT_MAX];
 	struct fwd_snap *s;
+	int nn = 0, ns = 0;
 
 	(void)arg;
 	sum_stats(st);
-	fprintf(f, "# HELP cpn_packets_total Packets by what the data plane did with them "
-		   "(action=\"rx\" counts every packet seen).\n# TYPE cpn_packets_total counter\n");
-	for (int i = 0; i < CPN_STAT_MAX; i++)
-		if (strncmp(cpn_stat_names[i], pfx[0], 5) && strncmp(cpn_stat_names[i], pfx[1], 5))
-			fprintf(f, "cpn_packets_total{action=\"%s\",plane=\"dpdk\"} %" PRIu64 "\n",
-				cpn_stat_names[i], (uint64_t)st[i]);
-	fprintf(f, "# HELP cpn_dropped_packets_total Packets dropped by the data plane, by "
-		   "reason.\n# TYPE cpn_dropped_packets_total counter\n");
-	for (int i = 0; i < CPN_STAT_MAX; i++)
-		if (!strncmp(cpn_stat_names[i], pfx[0], 5))
-			fprintf(f,
-				"cpn_dropped_packets_total{reason=\"%s\",plane=\"dpdk\"} %" PRIu64
-				"\n",
-				cpn_stat_names[i] + 5, (uint64_t)st[i]);
-	fprintf(f, "# HELP cpn_passed_packets_total Packets passed to the kernel untouched by "
-		   "the data plane, by reason.\n# TYPE cpn_passed_packets_total counter\n");
-	for (int i = 0; i < CPN_STAT_MAX; i++)
-		if (!strncmp(cpn_stat_names[i], pfx[1], 5))
-			fprintf(f,
-				"cpn_passed_packets_total{reason=\"%s\",plane=\"dpdk\"} %" PRIu64
-				"\n",
-				cpn_stat_names[i] + 5, (uint64_t)st[i]);
-
-	pthread_mutex_lock(&g.ctl_lock);
+	pthread_mutex_lock(&g.ctl_lock); /* guards the snapshot and the tables above */
 	s = atomic_load(&fwd.snap);
-	{
-		static const struct {
-			const char *name, *help;
-			size_t off;
-		} nc[] = {
-		    {"cpn_node_requests_total", "Requests steered to the node.",
-		     offsetof(struct cpn_node_stats, requests)},
-		    {"cpn_node_replies_total", "Replies from the node forwarded to clients.",
-		     offsetof(struct cpn_node_stats, replies)},
-		    {"cpn_node_busy_total", "BUSY answers from the node forwarded to clients.",
-		     offsetof(struct cpn_node_stats, busy)},
-		    {"cpn_node_reports_total",
-		     "Load reports (LOAD, PROBE_ACK) of the node learned.",
-		     offsetof(struct cpn_node_stats, reports)},
-		};
-		/* A counter of n words is one series per reason (label values in
-		 * `reasons`), a plain one a single series.
-		 */
-		static const struct {
-			const char *name, *help;
-			size_t off;
-			int n;
-			const char *const *reasons;
-		} sc[] = {
-		    {"cpn_service_requests_total", "Requests of the service steered to a node.",
-		     offsetof(struct cpn_svc_stats, requests), 1, NULL},
-		    {"cpn_service_busy_total",
-		     "Requests of the service refused by the router with BUSY (admission "
-		     "control), by reason.",
-		     offsetof(struct cpn_svc_stats, busy), CPN_SVC_BUSY_REASONS,
-		     cpn_svc_busy_names},
-		    {"cpn_service_refused_total",
-		     "Requests of the service dropped by the router, by reason: tenant ACL, "
-		     "authentication, rate limit, hop limit, address family.",
-		     offsetof(struct cpn_svc_stats, refused), CPN_REFUSE_MAX, cpn_refusal_names},
-		    {"cpn_service_replies_total", "Replies of the service forwarded to clients.",
-		     offsetof(struct cpn_svc_stats, replies), 1, NULL},
-		    {"cpn_service_node_busy_total",
-		     "BUSY answers of the service's nodes forwarded to clients.",
-		     offsetof(struct cpn_svc_stats, node_busy), 1, NULL},
-		};
-		struct cpn_node_stats ns;
-		struct cpn_svc_stats ss;
-		char a[INET6_ADDRSTRLEN];
+	for (__u16 id = 1; id < CPN_MAX_NODES; id++) {
+		char a[INET6_ADDRSTRLEN + 8], ap[INET6_ADDRSTRLEN + 16];
+		bool v6 = s->nodes[id].family == CPN_AF_INET6;
 
-		for (size_t k = 0; k < sizeof(nc) / sizeof(nc[0]); k++) {
-			fprintf(f, "# HELP %s %s\n# TYPE %s counter\n", nc[k].name, nc[k].help,
-				nc[k].name);
-			for (__u16 id = 1; id < CPN_MAX_NODES; id++) {
-				bool v6 = s->nodes[id].family == CPN_AF_INET6;
-
-				if (!(s->nodes[id].flags & CPN_NODE_CFG_VALID))
-					continue;
-				sum_node(id, &ns);
-				cpn_addr_str(s->nodes[id].addr, s->nodes[id].family, a, sizeof(a));
-				fprintf(f,
-					"%s{node=\"%u\",addr=\"%s%s%s:%u\",plane=\"dpdk\"} %" PRIu64
-					"\n",
-					nc[k].name, id, v6 ? "[" : "", a, v6 ? "]" : "",
-					ntohs(s->nodes[id].port),
-					*(const uint64_t *)((char *)&ns + nc[k].off));
-			}
-		}
-		for (size_t k = 0; k < sizeof(sc) / sizeof(sc[0]); k++) {
-			fprintf(f, "# HELP %s %s\n# TYPE %s counter\n", sc[k].name, sc[k].help,
-				sc[k].name);
-			for (__u16 id = 0; id < CPN_MAX_SERVICES; id++) {
-				if (!s->has_svc[id])
-					continue;
-				sum_svc(id, &ss);
-				for (int r = 0; r < sc[k].n; r++) {
-					/* No name with --pin-dir: absent, as an empty value
-					 * reads.
-					 */
-					if (s->svc_name[id][0])
-						fprintf(f, "%s{service=\"%s\",", sc[k].name,
-							s->svc_name[id]);
-					else
-						fprintf(f, "%s{", sc[k].name);
-					if (sc[k].reasons)
-						fprintf(f, "reason=\"%s\",", sc[k].reasons[r]);
-					fprintf(
-					    f, "service_id=\"%u\",plane=\"dpdk\"} %" PRIu64 "\n",
-					    id, ((const uint64_t *)((char *)&ss + sc[k].off))[r]);
-				}
-			}
-		}
+		if (!(s->nodes[id].flags & CPN_NODE_CFG_VALID))
+			continue;
+		cpn_addr_str(s->nodes[id].addr, s->nodes[id].family, a, sizeof(a));
+		snprintf(ap, sizeof(ap), "%s%s%s:%u", v6 ? "[" : "", a, v6 ? "]" : "",
+			 ntohs(s->nodes[id].port));
+		cpn_prom_labels_reset(&nodes[nn].l);
+		cpn_prom_labelu(&nodes[nn].l, "node", id);
+		cpn_prom_label(&nodes[nn].l, "addr", ap);
+		sum_node(id, &nodes[nn++].ns);
 	}
+	for (__u16 id = 0; id < CPN_MAX_SERVICES; id++) {
+		if (!s->has_svc[id])
+			continue;
+		cpn_prom_labels_reset(&svcs[ns].l);
+		/* No name with --pin-dir: absent, as an empty value reads. */
+		if (s->svc_name[id][0])
+			cpn_prom_label(&svcs[ns].l, "service", s->svc_name[id]);
+		cpn_prom_labelu(&svcs[ns].l, "service_id", id);
+		sum_svc(id, &svcs[ns++].ss);
+	}
+	cpn_prom_packets(f, "dpdk", st);
+	cpn_prom_nodes(f, "dpdk", nodes, nn);
+	cpn_prom_services(f, "dpdk", svcs, ns);
 	pthread_mutex_unlock(&g.ctl_lock);
 	return 0;
 }

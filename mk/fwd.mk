@@ -5,7 +5,7 @@ DPDK_CFLAGS := $(shell pkg-config --cflags libdpdk 2>/dev/null)
 DPDK_LIBS   := $(shell pkg-config --libs libdpdk 2>/dev/null)
 FWD_SRCS    := $(wildcard dpdk/*.c)
 
-$(OBJ)/dpdk/%.o: CPPFLAGS += -Idpdk -Iuserspace/cpnctl
+$(OBJ)/dpdk/%.o: CPPFLAGS += -Idpdk
 $(OBJ)/dpdk/%.o: CFLAGS += $(DPDK_CFLAGS)
 
 $(BUILD)/cpn-fwd: LIBS := $(DPDK_LIBS) $(LIBBPF) -lyaml -lmicrohttpd -lpthread -lm
@@ -14,7 +14,7 @@ $(BUILD)/cpn-fwd:
 	@echo "cpn-fwd needs DPDK: pkg-config finds no libdpdk (Debian package libdpdk-dev; make deps)" >&2
 	@exit 1
 else
-$(BUILD)/cpn-fwd: $(call obj,$(FWD_SRCS)) $(OBJ)/userspace/cpnctl/metrics.o $(LIBCPN_A)
+$(BUILD)/cpn-fwd: $(call obj,$(FWD_SRCS)) $(LIBCPN_A)
 	$(LINK)
 endif
 

@@ -16,7 +16,7 @@
 #   $(BUILD)/libcpn-san.a     both tiers, sanitised, for the tests
 LIBCPN_VERSION := 0.1.0
 LIBCPN_SONAME  := libcpn.so.0
-LIBCPN_BASE := $(addprefix userspace/lib/,cpn_addr.c cpn_util.c cpn_http.c cpn_pkt.c)
+LIBCPN_BASE := $(addprefix userspace/lib/,cpn_addr.c cpn_util.c cpn_http.c cpn_pkt.c cpn_prom.c)
 LIBCPN_BPF  := $(filter-out $(LIBCPN_BASE),$(wildcard userspace/lib/*.c))
 LIBCPN_SRCS := $(LIBCPN_BASE) $(LIBCPN_BPF)
 

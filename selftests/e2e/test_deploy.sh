@@ -6,8 +6,9 @@
 #     rules, and the rules' unit tests pass;
 #   - the dashboard is a Grafana dashboard of the expected shape, and every
 #     cpn_ metric it (or a rule) names is one that cpnctl exports: the family
-#     names are taken from the string literals of userspace/cpnctl/metrics.c,
-#     histograms as their _bucket/_sum/_count series;
+#     names are taken from the one list of families (CPN_METRICS in
+#     userspace/lib/cpn_prom.h), histograms as their _bucket/_sum/_count
+#     series;
 #   - the example config passes cpnctl's parser and validation (apply with no
 #     router exits 1, "no cpn router pinned"; a config refused exits 2);
 #   - as root: `cpnctl up` applies the example config (interfaces emptied) to a
@@ -28,7 +29,7 @@ RULES_TEST=$DEPLOY/prometheus/cpn.rules.test.yml
 DASH=$DEPLOY/grafana/cpn-dashboard.json
 CONFIG=$DEPLOY/cpn.yaml
 SERVICE=$DEPLOY/systemd/cpnctl.service
-METRICS_SRC=userspace/cpnctl/metrics.c
+METRICS_SRC=userspace/lib/cpn_prom.h
 T=${TIMEOUT:-60}
 
 need_cmd python3 promtool prometheus unshare ip timeout systemd-analyze
@@ -58,23 +59,17 @@ check_log "promtool_check_rules_accepts_cpn_rules" "$TMP/cr" promtool check rule
 check_log "promtool_test_rules_unit_tests_of_the_rules_pass" "$TMP/tr" \
 	promtool test rules "$RULES_TEST"
 
-# ---- what cpnctl exports, from metrics.c ----------------------------------
-# Families: every "cpn_..." string literal of metrics.c. Histograms: the
-# families passed to family(f, X, "histogram", ...), X a literal or a
-# char array initialised with one.
+# ---- what cpnctl exports, from the list of families (cpn_prom.h) -----------
+# Families: the rows X(ID, "name", "type", help) of CPN_METRICS; the
+# histograms are the rows of type "histogram".
 python3 - "$METRICS_SRC" >"$TMP/exported" 2>"$TMP/exported.err" <<'EOF'
 import re, sys
+# The one list of families: X(ID, "name", "type", help) in CPN_METRICS. The
+# daemon exports the router's, not cpn-worker's (cpn_worker_*).
 src = open(sys.argv[1]).read()
-fams = set(re.findall(r'"(cpn_[a-z0-9_]+)"', src))
-hist = set()
-for arg in re.findall(r'\bfamily\s*\(\s*\w+\s*,\s*("cpn_[a-z0-9_]+"|\w+)\s*,\s*"histogram"', src):
-    if arg.startswith('"'):
-        hist.add(arg.strip('"'))
-    else:
-        m = re.search(r'\b' + re.escape(arg) + r'\s*\[\s*\]\s*=\s*"(cpn_[a-z0-9_]+)"', src)
-        if not m:
-            sys.exit("histogram family %s: no literal found" % arg)
-        hist.add(m.group(1))
+rows = re.findall(r'\bX\(\s*\w+\s*,\s*"(cpn_[a-z0-9_]+)"\s*,\s*"(\w+)"', src)
+fams = {n for n, t in rows if not n.startswith("cpn_worker_")}
+hist = {n for n, t in rows if t == "histogram" and n in fams}
 if not fams or not hist:
     sys.exit("no families (%d) or no histogram (%d) found in %s" % (len(fams), len(hist), sys.argv[1]))
 # A histogram's own name is no series: only its suffixed ones are.
@@ -407,7 +402,7 @@ series = set()
 for f, t in types.items():
     series |= {f + s for s in ("_bucket", "_sum", "_count")} if t == "histogram" else {f}
 exported = set(open(tmp + "/exported").read().split())
-assert series == exported, "exposition and metrics.c differ: only in the exposition %s, only in the source %s" % (
+assert series == exported, "exposition and the list of families differ: only in the exposition %s, only in the source %s" % (
     sorted(series - exported), sorted(exported - series))
 # Prometheus adds job and instance (and the scrape config's own labels).
 extra = {"job", "instance", "router"}

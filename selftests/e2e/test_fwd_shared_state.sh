@@ -15,7 +15,7 @@
 # counts its own with plane="dpdk".
 # /metrics of cpn-fwd: `promtool check metrics` says nothing, every series
 # carries plane="dpdk", and each family has the name, type and label names
-# of the daemon's family (userspace/cpnctl/metrics.c) it matches.
+# of the daemon's family (CPN_METRICS, userspace/lib/cpn_prom.h) it matches.
 set -u
 cd "$(dirname "$0")/../.." || exit 1
 . selftests/e2e/lib.sh
