@@ -259,6 +259,24 @@ static int tel_stats(const char *cmd, const char *params, struct rte_tel_data *d
 	return 0;
 }
 
+/* The staleness window a node is judged by outside the packet path: the
+ * smallest stale_ms of the services that name it, as cpnctl judges it
+ * (cpn_cfg_node_stale_ms), CPN_DEFAULT_STALE_MS when none does.
+ */
+static __u32 node_stale_ms(const struct fwd_snap *s, __u16 id)
+{
+	__u32 best = 0;
+
+	for (int i = 0; i < CPN_MAX_SERVICES; i++) {
+		if (!s->has_svc[i])
+			continue;
+		for (__u32 k = 0; k < s->svc[i].n_nodes && k < CPN_MAX_SVC_NODES; k++)
+			if (s->svc[i].nodes[k] == id && (!best || s->svc[i].stale_ms < best))
+				best = s->svc[i].stale_ms;
+	}
+	return best ? best : CPN_DEFAULT_STALE_MS;
+}
+
 static int tel_nodes(const char *cmd, const char *params, struct rte_tel_data *d)
 {
 	struct fwd_snap *s;
@@ -289,7 +307,8 @@ static int tel_nodes(const char *cmd, const char *params, struct rte_tel_data *d
 					  !!(s->nodes[id].flags & CPN_NODE_CFG_RETIRED));
 		rte_tel_data_add_dict_u64(c, "admin", st->admin);
 		rte_tel_data_add_dict_u64(c, "weight", st->weight);
-		rte_tel_data_add_dict_u64(c, "live", cpn_node_live(st, cpn_now_ns(), 500));
+		rte_tel_data_add_dict_u64(c, "live",
+					  cpn_node_live(st, cpn_now_ns(), node_stale_ms(s, id)));
 		rte_tel_data_add_dict_u64(c, "queue_depth", st->queue_depth);
 		rte_tel_data_add_dict_u64(c, "inflight", st->inflight);
 		rte_tel_data_add_dict_u64(c, "capacity", st->capacity);

@@ -74,7 +74,7 @@ stat_is() { # log, name, value
 	grep -qE "^  $2 +$3\$" "$1"
 }
 
-echo "1..18"
+echo "1..19"
 
 # ---- forwarding -----------------------------------------------------------
 run fwd --seed 7 "${NEIGH[@]}" --default-port 0
@@ -146,9 +146,13 @@ learned() {
 check "ARP replies and neighbour advertisements fill the neighbour table" "$TMP/learn.log" learned
 
 # ---- telemetry, SIGHUP, a second instance ----------------------------------
+# Liveness in /cpn/nodes follows each service's stale_ms: v4 keeps its
+# nodes live for a minute here, v6 the default 500 ms.
+sed 's/policy: p2c, nodes: \[1, 2\]/policy: p2c, stale_ms: 60000, nodes: [1, 2]/' "$TMP/cfg.yaml" \
+	>"$TMP/cfg_tel.yaml"
 "$FWD" --no-huge --no-pci --file-prefix "${PFX}_tel" -l 0-1 \
 	--vdev "net_pcap0,rx_pcap=$TMP/in.pcap,tx_pcap=$TMP/tel.pcap" -- \
-	--config "$TMP/cfg.yaml" "${NEIGH[@]}" >"$TMP/tel.log" 2>&1 &
+	--config "$TMP/cfg_tel.yaml" "${NEIGH[@]}" >"$TMP/tel.log" 2>&1 &
 tel_pid=$!
 pids+=("$tel_pid")
 sock=/var/run/dpdk/${PFX}_tel/dpdk_telemetry.v2
@@ -173,6 +177,19 @@ assert nd["1"]["addr"] == "10.1.0.1" and nd["1"]["reports"] == 1 and nd["3"]["ad
 assert lc["1"]["rx"] == 13, lc
 PY
 check "telemetry answers /cpn/stats, /cpn/nodes, /cpn/lcores" "$TMP/tel.json" [ $? -eq 0 ]
+sleep 0.8 # node 1's LOAD is now older than the default 500 ms
+python3 - "$sock" >"$TMP/tel_live.json" 2>&1 <<'PY'
+import json, socket, sys
+s = socket.socket(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+s.connect(sys.argv[1])
+s.recv(4096)
+s.send(b"/cpn/nodes")
+nd = json.loads(s.recv(1 << 20))["/cpn/nodes"]
+print(json.dumps(nd))
+assert nd["1"]["reports"] == 1 and nd["1"]["live"] == 1, nd["1"]
+PY
+check "telemetry judges a node live by its service's stale_ms, not a fixed 500 ms" \
+	"$TMP/tel_live.json" [ $? -eq 0 ]
 
 # Two forwarding lcores (lcores 1 and 2 share CPU 1 here): each gets a queue
 # of its own on the port (net_null: one RX and one TX queue per lcore) and
