@@ -380,18 +380,7 @@ out:
 			goto kernel;
 		cpn_env_count(env, CPN_STAT_TX_REDIRECT);
 	}
-	if (v4) {
-		__u16 old, new_;
-
-		__builtin_memcpy(&old, &ip4->ttl, 2);
-		ip4->ttl--;
-		__builtin_memcpy(&new_, &ip4->ttl, 2);
-		ip4->check = cpn_csum_apply(ip4->check, cpn_csum_diff16(0, old, new_));
-	} else {
-		ip6->hop_limit--;
-	}
-	__builtin_memcpy(eth->h_dest, fib.dmac, ETH_ALEN);
-	__builtin_memcpy(eth->h_source, fib.smac, ETH_ALEN);
+	cpn_hop(eth, v4 ? ip4 : 0, v4 ? 0 : ip6, fib.dmac, fib.smac);
 	return act;
 kernel:
 	cpn_env_count(env, CPN_STAT_TX_KERNEL);

@@ -146,7 +146,7 @@ struct fwd_snap *fwd_snap_from_cfg(const struct cpn_cfg *cfg, struct cpn_node *s
 		/* As cpnctl does for the pinned state: admin and weight are
 		 * the controller's, the rest is learned and kept.
 		 */
-		__atomic_store_n(&state[c->id].weight, c->weight ? c->weight : 100,
+		__atomic_store_n(&state[c->id].weight, c->weight ? c->weight : CPN_DEFAULT_WEIGHT,
 				 __ATOMIC_RELEASE);
 		__atomic_store_n(&state[c->id].admin, admin, __ATOMIC_RELEASE);
 	}
@@ -172,7 +172,8 @@ struct fwd_snap *fwd_snap_from_cfg(const struct cpn_cfg *cfg, struct cpn_node *s
 		if (!s->maglev[c->id])
 			goto oom;
 		for (int k = 0; k < c->n_nodes; k++)
-			weights[k] = state[c->nodes[k]].weight ? state[c->nodes[k]].weight : 100;
+			weights[k] = state[c->nodes[k]].weight ? state[c->nodes[k]].weight
+							       : CPN_DEFAULT_WEIGHT;
 		if (cpn_maglev_build(s->maglev[c->id], svc.nodes, weights, (int)svc.n_nodes)) {
 			snprintf(err, errlen, "service %s: cannot build its Maglev table", c->name);
 			goto fail;

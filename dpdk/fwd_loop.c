@@ -218,18 +218,7 @@ static inline void do_forward(struct fwd_lcore *lc, struct rte_mbuf *m, __u16 in
 		goto kernel;
 	}
 	lc->cnt->stat[out == in_port ? CPN_STAT_TX_BOUNCE : CPN_STAT_TX_REDIRECT]++;
-	if (ip4) {
-		__u16 old, new_;
-
-		memcpy(&old, &ip4->ttl, 2);
-		ip4->ttl--;
-		memcpy(&new_, &ip4->ttl, 2);
-		ip4->check = cpn_csum_apply(ip4->check, cpn_csum_diff16(0, old, new_));
-	} else {
-		ip6->hop_limit--;
-	}
-	memcpy(data, dmac, 6);
-	memcpy(data + 6, fwd.mac[out].addr_bytes, 6);
+	cpn_hop((struct ethhdr *)data, ip4, ip6, dmac, fwd.mac[out].addr_bytes);
 	tx_queue(lc, out, m);
 	return;
 kernel:

@@ -3,22 +3,11 @@
  * Keys and values of the router's maps, shared by the XDP program, cpnctl,
  * cpn-fwd and the tests. One definition: nothing here is copied elsewhere.
  *
- * Map (pinned name)   type                 key            value
- * cpn_config          ARRAY[1]             __u32          struct cpn_config
- * cpn_vips            HASH                 cpn_vip_key    struct cpn_service
- * cpn_services        HASH                 service_id     struct cpn_service
- * cpn_maglev          HASH                 service_id     struct cpn_maglev
- * cpn_nodes           ARRAY                node_id        struct cpn_node_cfg
- * cpn_node_state      ARRAY (MMAPABLE)     node_id        struct cpn_node
- * cpn_tenants         HASH                 tenant_id      struct cpn_tenant
- * cpn_affinity        LRU_HASH             cpn_aff_key    struct cpn_aff
- * cpn_stats           PERCPU_ARRAY         enum cpn_stat  __u64
- * cpn_node_stats      PERCPU_ARRAY         node_id        struct cpn_node_stats
- * cpn_svc_stats       PERCPU_ARRAY         service_id     struct cpn_svc_stats
- * cpn_tx_ports        DEVMAP_HASH          ifindex        struct bpf_devmap_val
- * cpn_nh_cache        PERCPU_ARRAY         node_id        struct cpn_nexthop
- * cpn_rng             PERCPU_ARRAY[1]      __u32          __u64 (xorshift state)
- * xsks_map            XSKMAP               rx queue       AF_XDP socket of cpn-fwd
+ * The maps themselves are listed once, in CPN_MAPS below: their pinned
+ * names, types, keys and values. bpf/cpn_router.bpf.c defines them (a test
+ * checks that the object holds exactly these), and libcpn's list of fds,
+ * the names it opens by pin or by object, and the tests' list of what
+ * `bpftool prog loadall` must pin all come from CPN_MAPS.
  *
  * Keys are __u32 where the table says an id. Services and Maglev tables are
  * hash maps so that an update replaces a value whole: no packet sees a
@@ -27,6 +16,25 @@
  */
 #ifndef CPN_MAPS_H
 #define CPN_MAPS_H
+
+/* X(field, pinned name, type, key, value): every map of cpn_router.bpf.o. */
+#define CPN_MAPS(X)                                                                                \
+	X(config, "cpn_config", ARRAY[1], __u32, struct cpn_config)                                \
+	X(vips, "cpn_vips", HASH, struct cpn_vip_key, struct cpn_service)                          \
+	X(services, "cpn_services", HASH, service_id, struct cpn_service)                          \
+	X(maglev, "cpn_maglev", HASH, service_id, struct cpn_maglev)                               \
+	X(nodes, "cpn_nodes", ARRAY, node_id, struct cpn_node_cfg)                                 \
+	X(node_state, "cpn_node_state", ARRAY MMAPABLE, node_id, struct cpn_node)                  \
+	X(tenants, "cpn_tenants", HASH, tenant_id, struct cpn_tenant)                              \
+	X(affinity, "cpn_affinity", LRU_HASH, struct cpn_aff_key, struct cpn_aff)                  \
+	X(stats, "cpn_stats", PERCPU_ARRAY, enum cpn_stat, __u64)                                  \
+	X(node_stats, "cpn_node_stats", PERCPU_ARRAY, node_id, struct cpn_node_stats)              \
+	X(svc_stats, "cpn_svc_stats", PERCPU_ARRAY, service_id, struct cpn_svc_stats)              \
+	X(tx_ports, "cpn_tx_ports", DEVMAP_HASH, ifindex, struct bpf_devmap_val)                   \
+	X(nh_cache, "cpn_nh_cache", PERCPU_ARRAY, node_id, struct cpn_nexthop)                     \
+	X(rng, "cpn_rng", PERCPU_ARRAY[1], __u32, __u64 xorshift state)                            \
+	X(xsks, "xsks_map", XSKMAP, slot, AF_XDP socket of cpn - fwd)                              \
+	X(xsk_slots, "cpn_xsk_slots", HASH, struct cpn_xsk_key, __u32 slot of xsks_map)
 
 #include <linux/types.h>
 #include <linux/bpf.h>

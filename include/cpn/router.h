@@ -532,6 +532,31 @@ static __always_inline int cpn_control(struct cpn_env *env, void *data_end, stru
 	return cpn_verdict_set(env, v, CPN_ACT_CONSUME, CPN_STAT_LOAD_LEARNED);
 }
 
+/* ---- forwarding: the hop ---------------------------------------------- */
+
+/* What a data plane does to a rewritten packet it forwards itself, once it
+ * has the next hop: TTL or hop limit down by one (the IPv4 header checksum
+ * follows), the next hop's MAC as destination, the egress port's as source.
+ * The caller has checked that the TTL is above 1 (else the kernel forwards
+ * it, and answers with ICMP).
+ */
+static __always_inline void cpn_hop(struct ethhdr *eth, struct iphdr *ip4, struct ipv6hdr *ip6,
+				    const unsigned char *dmac, const unsigned char *smac)
+{
+	if (ip4) {
+		__u16 old, new_;
+
+		__builtin_memcpy(&old, &ip4->ttl, 2);
+		ip4->ttl--;
+		__builtin_memcpy(&new_, &ip4->ttl, 2);
+		ip4->check = cpn_csum_apply(ip4->check, cpn_csum_diff16(0, old, new_));
+	} else if (ip6) {
+		ip6->hop_limit--;
+	}
+	__builtin_memcpy(eth->h_dest, dmac, ETH_ALEN);
+	__builtin_memcpy(eth->h_source, smac, ETH_ALEN);
+}
+
 /* ---- entry ----------------------------------------------------------- */
 
 /* End parsing with a counted verdict. */

@@ -1,5 +1,7 @@
 // SPDX-License-Identifier: (GPL-2.0-only OR BSD-2-Clause)
-/* Smoke: the object loads, a request is steered and its checksums hold. */
+/* Smoke: the object loads, a request is steered and its checksums hold; the
+ * object's maps are exactly the list CPN_MAPS (maps.h) that libcpn opens.
+ */
 #include <stdarg.h>
 #include <stddef.h>
 #include <setjmp.h>
@@ -8,6 +10,9 @@
 #include <cmocka.h>
 #include <linux/bpf.h>
 
+#include <bpf/libbpf.h>
+
+#include "cpn_router.skel.h"
 #include "cpn_test.h"
 
 static void test_request_is_steered_with_valid_checksums(void **state)
@@ -37,10 +42,42 @@ static void test_request_is_steered_with_valid_checksums(void **state)
 	router_close(&r);
 }
 
+static void test_object_maps_are_the_maps_list(void **state)
+{
+	struct cpn_router *skel = cpn_router__open();
+	const struct bpf_map *map;
+	int seen[CPN_NR_MAPS] = {0}, n = 0;
+
+	(void)state;
+	assert_non_null(skel);
+	bpf_object__for_each_map(map, skel->obj)
+	{
+		const char *name = bpf_map__name(map);
+		int found = -1;
+
+		if (strchr(name, '.')) /* .rodata and the like: not maps of ours */
+			continue;
+		n++;
+		for (int i = 0; i < CPN_NR_MAPS; i++)
+			if (!strcmp(name, cpn_map_names[i]))
+				found = i;
+		if (found < 0)
+			fail_msg("map %s of the object is not in CPN_MAPS", name);
+		seen[found]++;
+	}
+	for (int i = 0; i < CPN_NR_MAPS; i++)
+		if (seen[i] != 1)
+			fail_msg("CPN_MAPS names %s, which the object does not define once",
+				 cpn_map_names[i]);
+	assert_int_equal(n, CPN_NR_MAPS);
+	cpn_router__destroy(skel);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 	    cmocka_unit_test(test_request_is_steered_with_valid_checksums),
+	    cmocka_unit_test(test_object_maps_are_the_maps_list),
 	};
 	return cmocka_run_group_tests_name("bpf_smoke", tests, NULL, NULL);
 }

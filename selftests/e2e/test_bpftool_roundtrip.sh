@@ -97,8 +97,10 @@ fi
 # 2. bpftool lists the pinned maps by name (ours: looked up by the id of each pin).
 all_maps=$(timeout "$T" bpftool map show 2>&1)
 missing=""
-for m in cpn_config cpn_vips cpn_services cpn_maglev cpn_nodes cpn_node_state cpn_tenants \
-	cpn_affinity cpn_stats cpn_node_stats cpn_tx_ports cpn_nh_cache cpn_rng xsks_map cpn_xsk_slots; do
+# The maps: the pinned names of CPN_MAPS in include/cpn/maps.h.
+maps=$(sed -n 's/^\s*X([a-z_]*, "\([a-z_]*\)",.*/\1/p' include/cpn/maps.h)
+[ "$(echo "$maps" | wc -w)" -ge 15 ] || missing="(CPN_MAPS not found in include/cpn/maps.h)"
+for m in $maps; do
 	id=$(timeout "$T" bpftool map show pinned "$PIN/$m" 2>/dev/null | sed -n '1s/:.*//p')
 	# bpftool prints at most 15 characters of a name.
 	if [ -z "$id" ] || ! echo "$all_maps" | grep -qE "^$id: .* name ${m:0:15}( |$)"; then

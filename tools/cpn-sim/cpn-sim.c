@@ -560,7 +560,7 @@ static void sim_init(struct sim *s, const struct sim_cfg *c, struct hist *h)
 
 			/* Configured by the controller, then one LOAD at t = 0. */
 			v->admin = CPN_ADMIN_UP;
-			v->weight = 100;
+			v->weight = CPN_DEFAULT_WEIGHT;
 			learn_load(v, 0, 0, T0_NS);
 			cpn_learn_svc(v, (__u32)c->mean_us);
 			if (s->nodes[id].rtt_us > 0)
@@ -589,7 +589,7 @@ static void sim_init(struct sim *s, const struct sim_cfg *c, struct hist *h)
 
 			for (__u32 i = 0; i < s->groups[g].n; i++) {
 				ids[i] = (__u16)(s->groups[g].first + i);
-				w[i] = 100;
+				w[i] = CPN_DEFAULT_WEIGHT;
 			}
 			cpn_maglev_build(&s->mgs[g], ids, w, (int)s->groups[g].n);
 		}

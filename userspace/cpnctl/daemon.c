@@ -240,7 +240,7 @@ static void join(struct daemon *d, const struct sockaddr_in6 *from, const __u8 *
 		logf_("LOAD from %s claims node id %u, which is another node's: ignored", a, n.id);
 		goto out;
 	}
-	n.weight = cfg.auto_join.weight ? cfg.auto_join.weight : 100;
+	n.weight = cfg.auto_join.weight ? cfg.auto_join.weight : CPN_DEFAULT_WEIGHT;
 	if (cpn_cfg_add_joined(&cfg, &n) || cpn_ctl_commit(&d->ctl, &cfg, &err)) {
 		logf_("join of node %u at %s failed: %s", n.id, a, err.msg);
 		goto out;

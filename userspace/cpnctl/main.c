@@ -756,7 +756,7 @@ static int cmd_service(struct opts *o)
 						    "--nodes is a list of at most %d node ids",
 						    CPN_MAX_SVC_NODES);
 		}
-		s.stale_ms = 500;
+		s.stale_ms = CPN_DEFAULT_STALE_MS;
 		if (o->max_wait && cpn_parse_u32(o->max_wait, 0, 0xffffffffUL, &s.max_wait_us))
 			return cpnctl_usage(usage_service, "--max-wait-us must be a number");
 		if (o->max_queue && cpn_parse_u32(o->max_queue, 0, 0xffffffffUL, &s.max_queue))
@@ -841,7 +841,7 @@ static int cmd_node(struct opts *o)
 	}
 	if (!strcmp(verb, "add")) {
 		struct cfg_node n = {0};
-		__u32 w = 100;
+		__u32 w = CPN_DEFAULT_WEIGHT;
 
 		if ((rc = only(o, ALLOW(OPT_WEIGHT) | ALLOW(OPT_KEY) | ALLOW(OPT_SERVICE),
 			       usage_node)))

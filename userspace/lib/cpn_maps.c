@@ -18,17 +18,19 @@
 #include "cpn_addr.h"
 
 const char *const cpn_map_names[CPN_NR_MAPS] = {
-    "cpn_config",     "cpn_vips",    "cpn_services", "cpn_maglev",    "cpn_nodes",
-    "cpn_node_state", "cpn_tenants", "cpn_affinity", "cpn_stats",     "cpn_node_stats",
-    "cpn_tx_ports",   "xsks_map",    "cpn_nh_cache", "cpn_svc_stats", "cpn_xsk_slots",
+#define CPN_MAP_NAME(field, name, type, key, value) name,
+    CPN_MAPS(CPN_MAP_NAME)
+#undef CPN_MAP_NAME
 };
 
 static int *map_slot(struct cpn_maps *m, int i)
 {
-	int *slots[CPN_NR_MAPS] = {&m->config,	 &m->vips,	 &m->services, &m->maglev,
-				   &m->nodes,	 &m->node_state, &m->tenants,  &m->affinity,
-				   &m->stats,	 &m->node_stats, &m->tx_ports, &m->xsks,
-				   &m->nh_cache, &m->svc_stats,	 &m->xsk_slots};
+	int *slots[CPN_NR_MAPS] = {
+#define CPN_MAP_SLOT(field, name, type, key, value) &m->field,
+	    CPN_MAPS(CPN_MAP_SLOT)
+#undef CPN_MAP_SLOT
+	};
+
 	return slots[i];
 }
 
@@ -238,7 +240,8 @@ int cpn_maps_set_service(struct cpn_maps *m, __u16 id, const struct cpn_service 
 	for (int i = 0; i < n; i++) {
 		if (!svc->nodes[i] || svc->nodes[i] >= CPN_MAX_NODES)
 			return -EINVAL;
-		weights[i] = m->state[svc->nodes[i]].weight ? m->state[svc->nodes[i]].weight : 100;
+		weights[i] = m->state[svc->nodes[i]].weight ? m->state[svc->nodes[i]].weight
+							    : CPN_DEFAULT_WEIGHT;
 	}
 	mg = calloc(1, sizeof(*mg));
 	if (!mg)

@@ -17,29 +17,23 @@
 
 struct bpf_object;
 
+/* The fds of the maps (CPN_MAPS), then the mmaped node table. */
 struct cpn_maps {
-	int config;
-	int vips;
-	int services;
-	int maglev;
-	int nodes;
-	int node_state;
-	int tenants;
-	int affinity;
-	int stats;
-	int node_stats;
-	int tx_ports;
-	int xsks;
-	int nh_cache;
-	int svc_stats;
-	int xsk_slots;
+#define CPN_MAP_FD(field, name, type, key, value) int field;
+	CPN_MAPS(CPN_MAP_FD)
+#undef CPN_MAP_FD
 	struct cpn_node *state; /* cpn_node_state, mmaped: CPN_MAX_NODES entries */
 	int ncpus;
 	bool owns_fds; /* opened from pins: close them */
 };
 
-/* Map names as pinned, in struct order. */
-#define CPN_NR_MAPS 15
+enum {
+#define CPN_MAP_IDX(field, name, type, key, value) CPN_MAP_IDX_##field,
+	CPN_MAPS(CPN_MAP_IDX)
+#undef CPN_MAP_IDX
+	    CPN_NR_MAPS,
+};
+/* Map names as pinned, in the order of CPN_MAPS. */
 extern const char *const cpn_map_names[CPN_NR_MAPS];
 
 int cpn_maps_open_pinned(struct cpn_maps *m, const char *pin_dir);

@@ -54,18 +54,22 @@
 	X(NODE_REPORTS, "cpn_node_reports_total", "counter",                                       \
 	  "Load reports (LOAD, PROBE_ACK) of the node learned.")                                   \
 	/* ---- the node table both planes share (no plane label) */                               \
-	X(NODE_UP, "cpn_node_up", "gauge", "1 when the node is administratively up and not drained.") \
+	X(NODE_UP, "cpn_node_up", "gauge",                                                         \
+	  "1 when the node is administratively up and not drained.")                               \
 	X(NODE_LIVE, "cpn_node_live", "gauge",                                                     \
 	  "1 when the node is live: up, not draining, reported within the smallest stale_ms of "   \
 	  "the services that name it (500 ms if none).")                                           \
 	X(NODE_QUEUE, "cpn_node_queue_depth", "gauge", "Queue depth the node last reported.")      \
-	X(NODE_INFLIGHT, "cpn_node_inflight", "gauge", "Requests in execution the node last reported.") \
-	X(NODE_CAPACITY, "cpn_node_capacity", "gauge", "Concurrent capacity the node last reported.") \
+	X(NODE_INFLIGHT, "cpn_node_inflight", "gauge",                                             \
+	  "Requests in execution the node last reported.")                                         \
+	X(NODE_CAPACITY, "cpn_node_capacity", "gauge",                                             \
+	  "Concurrent capacity the node last reported.")                                           \
 	X(NODE_OUTSTANDING, "cpn_node_outstanding", "gauge",                                       \
 	  "Requests steered to the node since its last report.")                                   \
 	X(NODE_UTIL, "cpn_node_utilization_ratio", "gauge",                                        \
 	  "Utilization the node last reported, 0 to 1.")                                           \
-	X(NODE_SVC, "cpn_node_service_time_seconds", "gauge", "EWMA of the node's mean service time.") \
+	X(NODE_SVC, "cpn_node_service_time_seconds", "gauge",                                      \
+	  "EWMA of the node's mean service time.")                                                 \
 	X(NODE_PATH, "cpn_node_path_latency_ewma_seconds", "gauge",                                \
 	  "EWMA of the path latency to the node: reply time minus time spent inside the node.")    \
 	X(NODE_EST, "cpn_node_estimated_wait_seconds", "gauge",                                    \
@@ -77,11 +81,12 @@
 	  "Path latency samples of the node: reply time minus time spent inside the node, in "     \
 	  "log2 buckets. The data plane records bucket counts only, so _sum is approximate: each " \
 	  "sample counts as the middle of its bucket.")                                            \
-	X(BUILD_INFO, "cpn_build_info", "gauge", "Build information of cpn; the value is always 1.") \
+	X(BUILD_INFO, "cpn_build_info", "gauge",                                                   \
+	  "Build information of cpn; the value is always 1.")                                      \
 	/* ---- cpn-worker (labels node, kernel, backend) */                                       \
-	X(W_INFO, "cpn_worker_info", "gauge", "The worker's device; the value is always 1.")      \
-	X(W_QUEUE, "cpn_worker_queue_depth", "gauge", "Requests waiting in the queue.")           \
-	X(W_INFLIGHT, "cpn_worker_inflight", "gauge", "Requests in batches that are executing.")  \
+	X(W_INFO, "cpn_worker_info", "gauge", "The worker's device; the value is always 1.")       \
+	X(W_QUEUE, "cpn_worker_queue_depth", "gauge", "Requests waiting in the queue.")            \
+	X(W_INFLIGHT, "cpn_worker_inflight", "gauge", "Requests in batches that are executing.")   \
 	X(W_CAPACITY, "cpn_worker_capacity", "gauge",                                              \
 	  "Capacity reported to routers: the number of batch slots.")                              \
 	X(W_MAX_BATCH, "cpn_worker_max_batch", "gauge", "Largest batch a slot executes.")          \
