@@ -11,8 +11,6 @@ int cpnctl_usage(const char *text, const char *fmt, ...) __attribute__((format(p
 int cpnctl_fail(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 int cpnctl_help(const char *text);
 extern const char *const cpnctl_usage_daemon;
-/* `cpnctl apply --config path`: an exit code. */
-int cpnctl_apply_file(const char *pin_dir, const char *state_dir, const char *path);
 
 /* ---- show.c: read commands ---------------------------------------------- */
 enum cpnctl_show {

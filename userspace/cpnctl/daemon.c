@@ -39,6 +39,7 @@
 #include "cpn/sched.h"
 #include "cpn/siphash.h"
 #include "cpnctl_cmd.h"
+#include "ops.h"
 #include "cpn_http.h"
 
 #define TICK_MS 50
@@ -197,59 +198,75 @@ static void log_refusal(struct daemon *d, __u16 id, const char *a, const char *w
 	logf_("LOAD from unknown node %u at %s: %s: join refused", id, a, why);
 }
 
+/* A join, as an edit of the desired state: checked again against the state
+ * loaded under the lock.
+ */
+struct join_req {
+	struct daemon *d;
+	struct cfg_node n;
+	const struct cpn_hdr *h;
+	const __u8 *buf;
+	size_t len;
+	const char *addr;
+};
+
+static int edit_join(struct cpn_cfg *cfg, void *arg, struct cpn_err *err)
+{
+	struct join_req *j = arg;
+	const char *why = join_refusal(cfg, &j->n, j->h, j->buf, j->len);
+
+	if (why) {
+		log_refusal(j->d, j->n.id, j->addr, why);
+		return snprintf(err->msg, sizeof(err->msg), "refused"), CPN_EXIT_USAGE;
+	}
+	if (cfg->auto_join.has_key) {
+		j->n.has_key = true;
+		j->n.key[0] = cfg->auto_join.key[0];
+		j->n.key[1] = cfg->auto_join.key[1];
+	}
+	if (cpn_cfg_node(cfg, j->n.id)) {
+		logf_("LOAD from %s claims node id %u, which is another node's: ignored", j->addr,
+		      j->n.id);
+		return snprintf(err->msg, sizeof(err->msg), "id taken"), CPN_EXIT_USAGE;
+	}
+	j->n.weight = cfg->auto_join.weight ? cfg->auto_join.weight : CPN_DEFAULT_WEIGHT;
+	if (cpn_cfg_add_joined(cfg, &j->n))
+		return snprintf(err->msg, sizeof(err->msg), "out of memory"), CPN_EXIT_FAIL;
+	return 0;
+}
+
 static void join(struct daemon *d, const struct sockaddr_in6 *from, const __u8 *buf, size_t len)
 {
 	const struct cpn_hdr *h = (const struct cpn_hdr *)buf;
-	struct cfg_node n = {0};
-	struct cpn_cfg cfg;
+	struct join_req j = {.d = d, .h = h, .buf = buf, .len = len};
 	struct cpn_err err;
 	const char *why;
 	char a[64];
+	int rc;
 
 	if (cpn_hdr_check(h, (__u32)len) != CPN_HDR_OK || h->type != CPN_T_LOAD)
 		return;
-	n.id = ntohs(h->node_id);
-	from_sockaddr(from, &n);
-	cpn_addr_str(n.addr, n.family, a, sizeof(a));
-	if (!n.id || n.id >= CPN_MAX_NODES)
+	j.n.id = ntohs(h->node_id);
+	from_sockaddr(from, &j.n);
+	cpn_addr_str(j.n.addr, j.n.family, a, sizeof(a));
+	j.addr = a;
+	if (!j.n.id || j.n.id >= CPN_MAX_NODES)
 		return;
 	/* Screened against the state in memory first: a refused node costs
 	 * neither the lock nor a parse, however often it calls.
 	 */
-	why = join_refusal(&d->cfg, &n, h, buf, len);
+	why = join_refusal(&d->cfg, &j.n, h, buf, len);
 	if (why) {
-		log_refusal(d, n.id, a, why);
+		log_refusal(d, j.n.id, a, why);
 		return;
 	}
-	if (cpn_ctl_lock(&d->ctl, &err) || cpn_ctl_load(&d->ctl, &cfg, &err)) {
-		cpn_ctl_unlock(&d->ctl);
-		logf_("join: %s", err.msg);
-		return;
+	rc = cpn_op_change_ctl(&d->ctl, edit_join, &j, &err);
+	if (rc == CPN_EXIT_OK) {
+		d->joined_at[j.n.id] = cpn_now_ns();
+		logf_("node %u at %s:%u joined services of auto_join", j.n.id, a, ntohs(j.n.port));
+	} else if (rc == CPN_EXIT_FAIL) {
+		logf_("join of node %u at %s failed: %s", j.n.id, a, err.msg);
 	}
-	why = join_refusal(&cfg, &n, h, buf, len);
-	if (why) {
-		log_refusal(d, n.id, a, why);
-		goto out;
-	}
-	if (cfg.auto_join.has_key) {
-		n.has_key = true;
-		n.key[0] = cfg.auto_join.key[0];
-		n.key[1] = cfg.auto_join.key[1];
-	}
-	if (cpn_cfg_node(&cfg, n.id)) {
-		logf_("LOAD from %s claims node id %u, which is another node's: ignored", a, n.id);
-		goto out;
-	}
-	n.weight = cfg.auto_join.weight ? cfg.auto_join.weight : CPN_DEFAULT_WEIGHT;
-	if (cpn_cfg_add_joined(&cfg, &n) || cpn_ctl_commit(&d->ctl, &cfg, &err)) {
-		logf_("join of node %u at %s failed: %s", n.id, a, err.msg);
-		goto out;
-	}
-	d->joined_at[n.id] = cpn_now_ns();
-	logf_("node %u at %s:%u joined services of auto_join", n.id, a, ntohs(n.port));
-out:
-	cpn_cfg_free(&cfg);
-	cpn_ctl_unlock(&d->ctl);
 	reload(d);
 }
 
@@ -267,46 +284,53 @@ static __u64 silence_ns(const struct daemon *d, __u16 id, __u64 now)
 	return now > ref ? now - ref : 0;
 }
 
-/* Joined nodes silent for retire_ms leave. */
+/* Joined nodes silent for retire_ms leave: an edit of the desired state. */
+struct retire_req {
+	struct daemon *d;
+	__u64 now, limit;
+};
+
+static int edit_retire(struct cpn_cfg *cfg, void *arg, struct cpn_err *err)
+{
+	struct retire_req *r = arg;
+
+	(void)err;
+	for (int i = 0; i < cfg->n_nodes; i++) {
+		const struct cfg_node *n = &cfg->nodes[i];
+		__u16 id = n->id;
+
+		if (!n->joined || silence_ns(r->d, id, r->now) <= r->limit)
+			continue;
+		cpn_cfg_del_node(cfg, id);
+		r->d->joined_at[id] = 0;
+		logf_("joined node %u silent for %u ms: retired", id,
+		      (unsigned)(r->limit / 1000000ULL));
+		i--;
+	}
+	return 0;
+}
+
 static void retire(struct daemon *d, __u64 now)
 {
-	struct cpn_cfg cfg;
+	struct retire_req r = {d, now, 0};
 	struct cpn_err err;
-	__u64 limit;
 	bool changed = false;
 
 	if (!d->cfg.has_auto_join)
 		return;
-	limit =
-	    (__u64)(d->cfg.auto_join.retire_ms ? d->cfg.auto_join.retire_ms : 5000) * 1000000ULL;
+	r.limit = (__u64)(d->cfg.auto_join.retire_ms ? d->cfg.auto_join.retire_ms
+						     : CPN_DEFAULT_RETIRE_MS) *
+		  1000000ULL;
 	for (int i = 0; i < d->cfg.n_nodes; i++) {
 		const struct cfg_node *n = &d->cfg.nodes[i];
 
-		if (n->joined && silence_ns(d, n->id, now) > limit)
+		if (n->joined && silence_ns(d, n->id, now) > r.limit)
 			changed = true;
 	}
 	if (!changed)
 		return;
-	if (cpn_ctl_lock(&d->ctl, &err) || cpn_ctl_load(&d->ctl, &cfg, &err)) {
-		cpn_ctl_unlock(&d->ctl);
-		return;
-	}
-	for (int i = 0; i < cfg.n_nodes; i++) {
-		const struct cfg_node *n = &cfg.nodes[i];
-		__u16 id = n->id;
-
-		if (!n->joined || silence_ns(d, id, now) <= limit)
-			continue;
-		cpn_cfg_del_node(&cfg, id);
-		d->joined_at[id] = 0;
-		logf_("joined node %u silent for %u ms: retired", id,
-		      (unsigned)(limit / 1000000ULL));
-		i--;
-	}
-	if (cpn_ctl_commit(&d->ctl, &cfg, &err))
+	if (cpn_op_change_ctl(&d->ctl, edit_retire, &r, &err))
 		logf_("retire: %s", err.msg);
-	cpn_cfg_free(&cfg);
-	cpn_ctl_unlock(&d->ctl);
 	reload(d);
 }
 
@@ -426,6 +450,7 @@ int cpnctl_daemon(const struct cpnctl_daemon_opts *o)
 	struct cpn_http *srv = NULL;
 	struct sigaction sa = {.sa_handler = on_signal};
 	struct daemon *d = calloc(1, sizeof(*d));
+	struct cpn_dirs dirs = {o->pin_dir, o->state_dir};
 	struct cpn_err err;
 	const char *metrics;
 	int rc = CPN_EXIT_OK;
@@ -437,8 +462,10 @@ int cpnctl_daemon(const struct cpnctl_daemon_opts *o)
 	d->daemon_lock = -1;
 	pthread_mutex_init(&d->lock, NULL);
 	cpn_cfg_init(&d->cfg);
-	if (o->config && (rc = cpnctl_apply_file(o->pin_dir, o->state_dir, o->config)))
+	if (o->config && (rc = cpn_op_apply_file(&dirs, o->config, &err))) {
+		cpnctl_fail("%s", err.msg);
 		goto out_free;
+	}
 	if (cpn_ctl_open(&d->ctl, o->pin_dir, o->state_dir, &err)) {
 		rc = cpnctl_fail("%s", err.msg);
 		goto out_free;
@@ -501,9 +528,10 @@ int cpnctl_daemon(const struct cpnctl_daemon_opts *o)
 			hup_flag = 0;
 			if (o->config) {
 				logf_("SIGHUP: applying %s", o->config);
-				if (cpnctl_apply_file(o->pin_dir, o->state_dir, o->config))
-					logf_("SIGHUP: %s refused, the running state is unchanged",
-					      o->config);
+				if (cpn_op_apply_file(&dirs, o->config, &err))
+					logf_("SIGHUP: %s refused, the running state is unchanged: "
+					      "%s",
+					      o->config, err.msg);
 			}
 			reload(d);
 		}

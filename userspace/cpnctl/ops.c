@@ -1,0 +1,519 @@
+// SPDX-License-Identifier: (GPL-2.0-only OR BSD-2-Clause)
+/* cpnctl's operations on a router: see ops.h. */
+#include <dirent.h>
+#include <errno.h>
+#include <net/if.h>
+#include <stdarg.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+#include <linux/if_link.h>
+
+#include <bpf/bpf.h>
+#include <bpf/libbpf.h>
+
+#include "cpn_router.skel.h"
+#include "cpn_util.h"
+#include "ops.h"
+#include "xdp_attach.h"
+
+static int errf(struct cpn_err *err, int rc, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+
+static int errf(struct cpn_err *err, int rc, const char *fmt, ...)
+{
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(err->msg, sizeof(err->msg), fmt, ap);
+	va_end(ap);
+	return rc;
+}
+
+const char *cpn_dirs_pin(const struct cpn_dirs *d)
+{
+	return d && d->pin_dir ? d->pin_dir : CPN_DEFAULT_PIN_DIR;
+}
+
+const char *cpn_dirs_state(const struct cpn_dirs *d)
+{
+	return d && d->state_dir ? d->state_dir : CPN_DEFAULT_STATE_DIR;
+}
+
+/* ---- transactions ------------------------------------------------------ */
+
+/* Validate and commit cfg; a config that does not validate is refused. */
+static int commit(struct cpn_ctl *ctl, const struct cpn_cfg *cfg, struct cpn_err *err)
+{
+	if (cpn_cfg_validate(cfg, err))
+		return CPN_EXIT_USAGE;
+	if (cpn_ctl_commit(ctl, cfg, err))
+		return CPN_EXIT_FAIL;
+	return CPN_EXIT_OK;
+}
+
+int cpn_op_change_ctl(struct cpn_ctl *ctl, cpn_edit_fn edit, void *arg, struct cpn_err *err)
+{
+	struct cpn_cfg cfg;
+	int rc;
+
+	if (cpn_ctl_lock(ctl, err))
+		return CPN_EXIT_FAIL;
+	if (cpn_ctl_load(ctl, &cfg, err)) {
+		cpn_ctl_unlock(ctl);
+		return CPN_EXIT_FAIL;
+	}
+	rc = edit(&cfg, arg, err);
+	if (!rc)
+		rc = commit(ctl, &cfg, err);
+	cpn_cfg_free(&cfg);
+	cpn_ctl_unlock(ctl);
+	return rc;
+}
+
+int cpn_op_change(const struct cpn_dirs *d, cpn_edit_fn edit, void *arg, struct cpn_err *err)
+{
+	struct cpn_ctl ctl;
+	int rc;
+
+	if (cpn_ctl_open(&ctl, cpn_dirs_pin(d), cpn_dirs_state(d), err))
+		return CPN_EXIT_FAIL;
+	rc = cpn_op_change_ctl(&ctl, edit, arg, err);
+	cpn_ctl_close(&ctl);
+	return rc;
+}
+
+/* ---- up, apply, down ---------------------------------------------------- */
+
+/* Nodes the daemon admitted stay when a file is applied, as long as the
+ * file's auto_join still covers them and does not define the id itself.
+ */
+static int keep_joined(struct cpn_cfg *want, const struct cpn_cfg *cur)
+{
+	if (!want->has_auto_join)
+		return 0;
+	for (int i = 0; i < cur->n_nodes; i++) {
+		const struct cfg_node *n = &cur->nodes[i];
+
+		if (!n->joined || cpn_cfg_node(want, n->id) || !cpn_cfg_join_allowed(want, n))
+			continue;
+		if (cpn_cfg_add_joined(want, n))
+			return -1;
+	}
+	return 0;
+}
+
+/* Pin a loaded object's maps under pin_dir and its program at
+ * pin_dir/progs/cpn_xdp; on failure nothing stays pinned.
+ */
+static int pin_object(struct bpf_object *obj, struct bpf_program *prog, const char *pin_dir,
+		      struct cpn_err *err)
+{
+	char progs[512];
+	int e = bpf_object__pin_maps(obj, pin_dir);
+
+	snprintf(progs, sizeof(progs), "%s/progs", pin_dir);
+	if (!e && mkdir(progs, 0755) && errno != EEXIST)
+		e = -errno;
+	snprintf(progs, sizeof(progs), "%s/progs/cpn_xdp", pin_dir);
+	if (!e)
+		e = bpf_program__pin(prog, progs);
+	if (e) {
+		bpf_object__unpin_maps(obj, pin_dir);
+		return errf(err, CPN_EXIT_FAIL, "cannot pin under %s: %s", pin_dir, strerror(-e));
+	}
+	return 0;
+}
+
+/* The router from a file (bpftool's way, for an installed object). */
+static int load_file(const char *object, const char *pin_dir, struct cpn_err *err)
+{
+	struct bpf_object *obj = bpf_object__open_file(object, NULL);
+	struct bpf_program *prog;
+	int rc;
+
+	if (!obj)
+		return errf(err, CPN_EXIT_FAIL, "cannot open %s: %s", object, strerror(errno));
+	prog = bpf_object__find_program_by_name(obj, "cpn_xdp");
+	if (!prog) {
+		bpf_object__close(obj);
+		return errf(err, CPN_EXIT_FAIL, "%s has no program cpn_xdp: not cpn's router",
+			    object);
+	}
+	if (bpf_object__load(obj)) {
+		rc = errno;
+		bpf_object__close(obj);
+		return errf(err, CPN_EXIT_FAIL,
+			    "cannot load %s: %s (see the verifier log above)", object,
+			    strerror(rc));
+	}
+	rc = pin_object(obj, prog, pin_dir, err);
+	bpf_object__close(obj); /* the pins keep it alive */
+	return rc;
+}
+
+static int load_or_adopt(const char *pin_dir, const char *object, bool *loaded,
+			 struct cpn_err *err)
+{
+	char note[512];
+	struct cpn_router *skel;
+	struct cpn_maps m;
+	int rc;
+
+	*loaded = false;
+	if (!cpn_maps_open_pinned(&m, pin_dir)) {
+		cpn_maps_close(&m);
+		int fd = cpn_pinned_prog_fd(pin_dir);
+
+		if (fd < 0)
+			return errf(err, CPN_EXIT_FAIL,
+				    "maps are pinned at %s but not the program "
+				    "(%s/progs/cpn_xdp): run 'cpnctl down' and 'cpnctl up'",
+				    pin_dir, pin_dir);
+		close(fd);
+		return 0; /* adopted */
+	}
+	if (cpn_bpffs_prepare(pin_dir, note, sizeof(note)))
+		return errf(err, CPN_EXIT_FAIL, "cannot pin under %s: %s", pin_dir, note);
+	if (note[0])
+		fprintf(stderr, "cpnctl: %s\n", note);
+	if (mkdir(pin_dir, 0755) && errno != EEXIST)
+		return errf(err, CPN_EXIT_FAIL, "cannot create %s: %s", pin_dir, strerror(errno));
+	if (object) {
+		rc = load_file(object, pin_dir, err);
+	} else {
+		skel = cpn_router__open_and_load();
+		if (!skel)
+			return errf(err, CPN_EXIT_FAIL,
+				    "cannot load the XDP program: %s (see the verifier log above)",
+				    strerror(errno));
+		rc = pin_object(skel->obj, skel->progs.cpn_xdp, pin_dir, err);
+		cpn_router__destroy(skel); /* the pins keep it alive */
+	}
+	if (!rc)
+		*loaded = true;
+	return rc;
+}
+
+/* Bring the attachments and the devmap to cfg's interfaces; `old` are the
+ * interfaces of the previous desired state (detached if no longer listed).
+ */
+static int sync_ifaces(struct cpn_ctl *ctl, const struct cpn_cfg *old, const struct cpn_cfg *cfg,
+		       bool skb, struct cpn_err *err)
+{
+	int fd = cpn_pinned_prog_fd(ctl->pin_dir), rc = 0;
+
+	if (fd < 0)
+		return errf(err, CPN_EXIT_FAIL,
+			    "no cpn_xdp program pinned at %s/progs: run 'cpnctl up'", ctl->pin_dir);
+	for (int i = 0; i < cfg->n_ifaces && !rc; i++) {
+		rc = cpn_xdp_attach(fd, ctl->pin_dir, cfg->ifaces[i], skb, err);
+		if (!rc && cpn_maps_add_port(&ctl->maps, (int)if_nametoindex(cfg->ifaces[i])))
+			rc = errf(err, CPN_EXIT_FAIL, "cannot add %s to cpn_tx_ports: %s",
+				  cfg->ifaces[i], strerror(errno));
+	}
+	for (int i = 0; old && i < old->n_ifaces && !rc; i++) {
+		bool kept = false;
+
+		for (int k = 0; k < cfg->n_ifaces; k++)
+			kept |= !strcmp(old->ifaces[i], cfg->ifaces[k]);
+		if (kept)
+			continue;
+		cpn_xdp_detach(fd, ctl->pin_dir, old->ifaces[i]);
+		if (if_nametoindex(old->ifaces[i]))
+			cpn_maps_del_port(&ctl->maps, (int)if_nametoindex(old->ifaces[i]));
+	}
+	close(fd);
+	return rc;
+}
+
+/* Sync the interfaces to `want` and commit it, in one locked transaction. */
+static int sync_and_commit(struct cpn_ctl *ctl, struct cpn_cfg *want, bool keep_current,
+			   bool skb, struct cpn_err *err)
+{
+	struct cpn_cfg cur;
+	int rc;
+
+	if (cpn_ctl_lock(ctl, err))
+		return CPN_EXIT_FAIL;
+	if (cpn_ctl_load(ctl, &cur, err)) {
+		cpn_ctl_unlock(ctl);
+		return CPN_EXIT_FAIL;
+	}
+	if (keep_current) { /* up alone: keep what is desired now */
+		cpn_cfg_free(want);
+		rc = cpn_cfg_copy(want, &cur) ? errf(err, CPN_EXIT_FAIL, "out of memory") : 0;
+	} else {
+		rc = keep_joined(want, &cur) ? errf(err, CPN_EXIT_FAIL, "out of memory") : 0;
+	}
+	if (!rc)
+		rc = sync_ifaces(ctl, &cur, want, skb, err);
+	if (!rc)
+		rc = commit(ctl, want, err);
+	cpn_cfg_free(&cur);
+	cpn_ctl_unlock(ctl);
+	return rc;
+}
+
+int cpn_op_up(const struct cpn_dirs *d, const char *config, const char *object, bool skb,
+	      bool *loaded, struct cpn_err *err)
+{
+	struct cpn_cfg want;
+	struct cpn_ctl ctl;
+	int rc;
+
+	if (config && cpn_cfg_load(config, &want, err))
+		return CPN_EXIT_USAGE;
+	if (config)
+		cpn_cfg_warn_unusable(&want, stderr);
+	else
+		cpn_cfg_init(&want);
+	rc = load_or_adopt(cpn_dirs_pin(d), object, loaded, err);
+	if (!rc && cpn_ctl_open(&ctl, cpn_dirs_pin(d), cpn_dirs_state(d), err))
+		rc = CPN_EXIT_FAIL;
+	else if (!rc) {
+		rc = sync_and_commit(&ctl, &want, !config, skb, err);
+		cpn_ctl_close(&ctl);
+	}
+	cpn_cfg_free(&want);
+	return rc;
+}
+
+int cpn_op_apply_file(const struct cpn_dirs *d, const char *path, struct cpn_err *err)
+{
+	struct cpn_cfg want;
+	struct cpn_ctl ctl;
+	int rc;
+
+	if (cpn_cfg_load(path, &want, err))
+		return CPN_EXIT_USAGE;
+	cpn_cfg_warn_unusable(&want, stderr);
+	if (cpn_ctl_open(&ctl, cpn_dirs_pin(d), cpn_dirs_state(d), err)) {
+		cpn_cfg_free(&want);
+		return CPN_EXIT_FAIL;
+	}
+	rc = sync_and_commit(&ctl, &want, false, false, err);
+	cpn_ctl_close(&ctl);
+	cpn_cfg_free(&want);
+	return rc;
+}
+
+/* Remove every pin in a directory and in its progs/, then the directories. */
+static void unpin_all(const char *pin_dir)
+{
+	char dir[512], path[1024];
+
+	for (int pass = 0; pass < 2; pass++) {
+		struct dirent *de;
+		DIR *dp;
+
+		snprintf(dir, sizeof(dir), pass ? "%s" : "%s/progs", pin_dir);
+		dp = opendir(dir);
+		while (dp && (de = readdir(dp))) {
+			if (de->d_type != DT_REG)
+				continue;
+			snprintf(path, sizeof(path), "%s/%s", dir, de->d_name);
+			unlink(path);
+		}
+		if (dp)
+			closedir(dp);
+		if (!pass)
+			rmdir(dir);
+	}
+	if (rmdir(pin_dir) && errno != ENOENT)
+		fprintf(stderr, "cpnctl: %s is not empty: left in place\n", pin_dir);
+}
+
+int cpn_op_down(const struct cpn_dirs *d, struct cpn_err *err)
+{
+	const char *pin_dir = cpn_dirs_pin(d);
+	int fd = cpn_pinned_prog_fd(pin_dir);
+	struct cpn_ctl ctl;
+	struct cpn_cfg cur;
+
+	if (!cpn_ctl_open(&ctl, pin_dir, cpn_dirs_state(d), err)) {
+		cpn_ctl_lock(&ctl, err);
+		if (fd >= 0 && !cpn_ctl_load(&ctl, &cur, err)) {
+			for (int i = 0; i < cur.n_ifaces; i++)
+				cpn_xdp_detach(fd, pin_dir, cur.ifaces[i]);
+			cpn_cfg_free(&cur);
+		}
+		unlink(ctl.state_path);
+		cpn_ctl_unlock(&ctl);
+		cpn_ctl_close(&ctl);
+	}
+	/* Any other interface the pinned program is attached to is ours too. */
+	if (fd >= 0) {
+		struct if_nameindex *ifs = if_nameindex();
+
+		for (struct if_nameindex *i = ifs; i && i->if_index; i++)
+			cpn_xdp_detach(fd, pin_dir, i->if_name);
+		if (ifs)
+			if_freenameindex(ifs);
+		close(fd);
+	}
+	/* The pin directory is cpn's own: every pin in it and in progs/ goes. */
+	unpin_all(pin_dir);
+	return CPN_EXIT_OK;
+}
+
+/* ---- services, nodes, tenants ------------------------------------------- */
+
+static int edit_service_add(struct cpn_cfg *cfg, void *arg, struct cpn_err *err)
+{
+	const struct cfg_service *s = arg;
+
+	if (cpn_cfg_service(cfg, s->id) || cpn_cfg_service_by_name(cfg, s->name))
+		return errf(err, CPN_EXIT_FAIL,
+			    "service %s or id %u exists: 'cpnctl service del' it first", s->name,
+			    s->id);
+	return cpn_cfg_put_service(cfg, s) ? errf(err, CPN_EXIT_FAIL, "out of memory") : 0;
+}
+
+int cpn_op_service_add(const struct cpn_dirs *d, const struct cfg_service *s, struct cpn_err *err)
+{
+	return cpn_op_change(d, edit_service_add, (void *)s, err);
+}
+
+static int edit_service_del(struct cpn_cfg *cfg, void *arg, struct cpn_err *err)
+{
+	const char *name = arg;
+	const struct cfg_service *s = cpn_cfg_service_by_name(cfg, name);
+	__u32 v;
+
+	if (!s && !cpn_parse_u32(name, 0, CPN_MAX_SERVICES - 1, &v))
+		s = cpn_cfg_service(cfg, (__u16)v);
+	if (!s)
+		return errf(err, CPN_EXIT_FAIL, "no service '%s' (see 'cpnctl service list')",
+			    name);
+	cpn_cfg_del_service(cfg, s->id);
+	return 0;
+}
+
+int cpn_op_service_del(const struct cpn_dirs *d, const char *name_or_id, struct cpn_err *err)
+{
+	return cpn_op_change(d, edit_service_del, (void *)name_or_id, err);
+}
+
+struct node_add {
+	const struct cfg_node *n;
+	const char *const *services;
+	int n_services;
+};
+
+static int edit_node_add(struct cpn_cfg *cfg, void *arg, struct cpn_err *err)
+{
+	const struct node_add *a = arg;
+
+	if (cpn_cfg_node(cfg, a->n->id))
+		return errf(err, CPN_EXIT_FAIL, "node %u exists: 'cpnctl node del %u' it first",
+			    a->n->id, a->n->id);
+	if (cpn_cfg_put_node(cfg, a->n))
+		return errf(err, CPN_EXIT_FAIL, "out of memory");
+	for (int i = 0; i < a->n_services; i++) {
+		const struct cfg_service *s = cpn_cfg_service_by_name(cfg, a->services[i]);
+
+		if (!s)
+			return errf(err, CPN_EXIT_USAGE, "no service '%s'", a->services[i]);
+		if (cpn_cfg_service_add_node((struct cfg_service *)s, a->n->id))
+			return errf(err, CPN_EXIT_FAIL, "service %s has %d nodes already",
+				    s->name, CPN_MAX_SVC_NODES);
+	}
+	return 0;
+}
+
+int cpn_op_node_add(const struct cpn_dirs *d, const struct cfg_node *n, const char *const *services,
+		    int n_services, struct cpn_err *err)
+{
+	struct node_add a = {n, services, n_services};
+
+	return cpn_op_change(d, edit_node_add, &a, err);
+}
+
+struct node_change {
+	__u16 id;
+	int what; /* 0 delete, 1 drain, 2 undrain */
+};
+
+static int edit_node(struct cpn_cfg *cfg, void *arg, struct cpn_err *err)
+{
+	const struct node_change *c = arg;
+	struct cfg_node *n = (struct cfg_node *)cpn_cfg_node(cfg, c->id);
+
+	if (!n)
+		return errf(err, CPN_EXIT_FAIL, "no node %u (see 'cpnctl node list')", c->id);
+	if (c->what == 0)
+		cpn_cfg_del_node(cfg, c->id);
+	else
+		n->drain = c->what == 1;
+	return 0;
+}
+
+int cpn_op_node_del(const struct cpn_dirs *d, __u16 id, struct cpn_err *err)
+{
+	struct node_change c = {id, 0};
+
+	return cpn_op_change(d, edit_node, &c, err);
+}
+
+int cpn_op_node_drain(const struct cpn_dirs *d, __u16 id, bool drain, struct cpn_err *err)
+{
+	struct node_change c = {id, drain ? 1 : 2};
+
+	return cpn_op_change(d, edit_node, &c, err);
+}
+
+struct tenant_add {
+	const struct cfg_tenant *t;
+	const char *services;
+};
+
+static int edit_tenant_add(struct cpn_cfg *cfg, void *arg, struct cpn_err *err)
+{
+	const struct tenant_add *a = arg;
+	struct cfg_tenant t = *a->t;
+	char buf[2048], *save = NULL, *tok;
+
+	t.n_services = 0;
+	snprintf(buf, sizeof(buf), "%s", a->services);
+	for (tok = strtok_r(buf, ",", &save); tok; tok = strtok_r(NULL, ",", &save)) {
+		const struct cfg_service *s = cpn_cfg_service_by_name(cfg, tok);
+
+		if (!s)
+			return errf(err, CPN_EXIT_USAGE, "no service '%s'", tok);
+		if (t.n_services == CPN_MAX_SERVICES)
+			return errf(err, CPN_EXIT_USAGE, "too many services");
+		t.services[t.n_services++] = s->id;
+	}
+	if (cpn_cfg_tenant(cfg, t.id)) {
+		if (t.id == CPN_TENANT_ANY)
+			return errf(err, CPN_EXIT_FAIL,
+				    "tenant any exists: 'cpnctl tenant del any' it first");
+		return errf(err, CPN_EXIT_FAIL, "tenant %u exists: 'cpnctl tenant del %u' it first",
+			    t.id, t.id);
+	}
+	return cpn_cfg_put_tenant(cfg, &t) ? errf(err, CPN_EXIT_FAIL, "out of memory") : 0;
+}
+
+int cpn_op_tenant_add(const struct cpn_dirs *d, const struct cfg_tenant *t, const char *services,
+		      struct cpn_err *err)
+{
+	struct tenant_add a = {t, services};
+
+	return cpn_op_change(d, edit_tenant_add, &a, err);
+}
+
+static int edit_tenant_del(struct cpn_cfg *cfg, void *arg, struct cpn_err *err)
+{
+	__u32 id = *(const __u32 *)arg;
+
+	if (!cpn_cfg_tenant(cfg, id))
+		return errf(err, CPN_EXIT_FAIL, "no tenant %u (see 'cpnctl tenant list')", id);
+	cpn_cfg_del_tenant(cfg, id);
+	return 0;
+}
+
+int cpn_op_tenant_del(const struct cpn_dirs *d, __u32 id, struct cpn_err *err)
+{
+	return cpn_op_change(d, edit_tenant_del, &id, err);
+}
