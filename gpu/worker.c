@@ -1,7 +1,8 @@
 // SPDX-License-Identifier: (GPL-2.0-only OR BSD-2-Clause)
 /*
  * cpn-worker: answers cpn REQUESTs with a compute kernel run in dynamic
- * batches, and reports its load to the routers (worker.h has the map).
+ * batches, and reports its load to the routers: a node (worker_node.h) around
+ * the built-in kernels (worker_kernels.h).
  *
  * Lifecycle: SIGTERM or SIGINT sets DRAINING (every REPLY, BUSY, PROBE_ACK
  * and LOAD from then on carries it), new requests are answered
@@ -12,6 +13,7 @@
  * the exit status is 1.
  * Bad arguments: usage, exit 2. A failure at run time: the reason, exit 1.
  */
+#include <arpa/inet.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <getopt.h>
@@ -19,12 +21,15 @@
 #include <poll.h>
 #include <signal.h>
 #include <stdarg.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
 #include <unistd.h>
 
-#include "worker.h"
+#include "worker_kernels.h"
+#include "worker_node.h"
+#include "cpn_util.h"
 
 #define PROG "cpn-worker"
 
@@ -56,25 +61,11 @@ static const char usage_text[] =
     "              default fixed:1000); a batch sleeps the sum of its requests' draws,\n"
     "              replies echo the payload\n";
 
-void wk_fatal(struct worker *w, const char *fmt, ...)
-{
-	va_list ap;
-	int zero = 0;
-
-	if (!__atomic_compare_exchange_n(&w->fatal, &zero, 1, 0, __ATOMIC_ACQ_REL,
-					 __ATOMIC_RELAXED))
-		return;
-	va_start(ap, fmt);
-	vsnprintf(w->fatal_msg, sizeof(w->fatal_msg), fmt, ap);
-	va_end(ap);
-}
-
-const char *wk_kernel_name(enum wk_kernel k)
-{
-	static const char *const names[] = {"mlp", "vsearch", "echo", "synthetic"};
-
-	return names[k];
-}
+/* What the command line sets: the node, and the kernel it runs. */
+struct wk_opts {
+	struct wk_node_cfg node;
+	struct wk_kernel_cfg k;
+};
 
 /* ---- options ----------------------------------------------------------- */
 
@@ -118,14 +109,14 @@ static int parse_dims(const char *s, struct wk_opts *o)
 			rc = -1;
 			break;
 		}
-		o->mlp_dims[n++] = (int)v;
+		o->k.mlp_dims[n++] = (int)v;
 	}
 	free(copy);
 	if (rc || n < 2)
 		return usage_error("--mlp-dims wants 2..%d sizes, 1..65536 each, like "
 				   "256,512,16; not '%s'",
 				   CPN_MLP_MAX_LAYERS + 1, s);
-	o->mlp_layers = n - 1;
+	o->k.mlp_layers = n - 1;
 	return 0;
 }
 
@@ -136,15 +127,15 @@ static int parse_svc(const char *s, struct wk_opts *o)
 
 	errno = 0;
 	if (!strncmp(s, "fixed:", 6) || !strncmp(s, "exp:", 4)) {
-		o->dist = s[0] == 'f' ? WK_D_FIXED : WK_D_EXP;
+		o->k.dist = s[0] == 'f' ? WK_D_FIXED : WK_D_EXP;
 		p = strchr(s, ':') + 1;
-		o->svc_us[0] = strtod(p, &end);
-		if (errno || end == p || *end || !(o->svc_us[0] >= 0 && o->svc_us[0] <= 1e9))
+		o->k.svc_us[0] = strtod(p, &end);
+		if (errno || end == p || *end || !(o->k.svc_us[0] >= 0 && o->k.svc_us[0] <= 1e9))
 			goto bad;
 		return 0;
 	}
 	if (!strncmp(s, "bimodal:", 8)) {
-		o->dist = WK_D_BIMODAL;
+		o->k.dist = WK_D_BIMODAL;
 		p = s + 8;
 		for (int i = 0; i < 3; i++) {
 			double v = strtod(p, &end);
@@ -154,11 +145,11 @@ static int parse_svc(const char *s, struct wk_opts *o)
 			if (i < 2) {
 				if (!(v >= 0 && v <= 1e9))
 					goto bad;
-				o->svc_us[i] = v;
+				o->k.svc_us[i] = v;
 			} else {
 				if (!(v >= 0 && v <= 1))
 					goto bad;
-				o->svc_p = v;
+				o->k.svc_p = v;
 			}
 			p = end + 1;
 		}
@@ -227,11 +218,11 @@ static int parse_routers(const char *s, struct wk_opts *o)
 	if (!copy)
 		return usage_error("out of memory");
 	for (tok = strtok_r(copy, ",", &save); tok; tok = strtok_r(NULL, ",", &save)) {
-		if (o->n_routers >= WK_MAX_ROUTERS) {
+		if (o->node.n_routers >= WK_MAX_ROUTERS) {
 			rc = usage_error("at most %d routers", WK_MAX_ROUTERS);
 			break;
 		}
-		if (wk_addr_parse(tok, &o->routers[o->n_routers++])) {
+		if (wk_addr_parse(tok, &o->node.routers[o->node.n_routers++])) {
 			rc =
 			    usage_error("--router: bad address '%s' (IP:PORT or [IPV6]:PORT)", tok);
 			break;
@@ -250,30 +241,30 @@ static int parse_args(int argc, char **argv, struct wk_opts *o)
 	const char *dims = "256,512,256,16";
 
 	memset(o, 0, sizeof(*o));
-	o->backend = "auto";
-	o->max_batch = 8;
-	o->max_delay_us = 500;
-	o->capacity = 1;
-	o->queue_len = 4096;
-	o->load_interval_ms = 50;
-	o->seed = 1;
-	o->vs_rows = 10000;
-	o->vs_dim = 128;
-	o->dist = WK_D_FIXED;
-	o->svc_us[0] = 1000;
+	o->k.backend = "auto";
+	o->node.max_batch = 8;
+	o->node.max_delay_us = 500;
+	o->node.capacity = 1;
+	o->node.queue_len = 4096;
+	o->node.load_interval_ms = 50;
+	o->k.seed = 1;
+	o->k.vs_rows = 10000;
+	o->k.vs_dim = 128;
+	o->k.dist = WK_D_FIXED;
+	o->k.svc_us[0] = 1000;
 
 	opterr = 0;
 	while ((c = getopt_long(argc, argv, "", long_opts, NULL)) != -1) {
 		switch (c) {
 		case O_LISTEN:
-			if (wk_addr_parse(optarg, &o->listen))
+			if (wk_addr_parse(optarg, &o->node.listen))
 				return usage_error("--listen: bad address '%s'", optarg);
 			have_listen = 1;
 			break;
 		case O_NODE:
 			if (parse_int("--node-id", optarg, 1, 65535, &v))
 				return -1;
-			o->node_id = (uint16_t)v;
+			o->node.node_id = (uint16_t)v;
 			have_node = 1;
 			break;
 		case O_ROUTER:
@@ -282,13 +273,13 @@ static int parse_args(int argc, char **argv, struct wk_opts *o)
 			break;
 		case O_KERNEL:
 			if (!strcmp(optarg, "mlp"))
-				o->kernel = WK_K_MLP;
+				o->k.kernel = WK_K_MLP;
 			else if (!strcmp(optarg, "vsearch"))
-				o->kernel = WK_K_VSEARCH;
+				o->k.kernel = WK_K_VSEARCH;
 			else if (!strcmp(optarg, "echo"))
-				o->kernel = WK_K_ECHO;
+				o->k.kernel = WK_K_ECHO;
 			else if (!strcmp(optarg, "synthetic"))
-				o->kernel = WK_K_SYNTH;
+				o->k.kernel = WK_K_SYNTH;
 			else
 				return usage_error("unknown kernel '%s'", optarg);
 			have_kernel = 1;
@@ -298,45 +289,45 @@ static int parse_args(int argc, char **argv, struct wk_opts *o)
 			    strcmp(optarg, "cpu"))
 				return usage_error("--backend is auto, cuda or cpu, not '%s'",
 						   optarg);
-			o->backend = optarg;
+			o->k.backend = optarg;
 			break;
 		case O_MAX_BATCH:
-			if (parse_int("--max-batch", optarg, 1, WK_MAX_BATCH, &o->max_batch))
+			if (parse_int("--max-batch", optarg, 1, WK_MAX_BATCH, &o->node.max_batch))
 				return -1;
 			break;
 		case O_MAX_DELAY:
 			if (parse_int("--max-delay-us", optarg, 0, WK_MAX_DELAY_US, &v))
 				return -1;
-			o->max_delay_us = (unsigned)v;
+			o->node.max_delay_us = (unsigned)v;
 			break;
 		case O_CAPACITY:
-			if (parse_int("--capacity", optarg, 1, WK_MAX_SLOTS, &o->capacity))
+			if (parse_int("--capacity", optarg, 1, WK_MAX_SLOTS, &o->node.capacity))
 				return -1;
 			break;
 		case O_QUEUE:
-			if (parse_int("--queue", optarg, 1, 65535, &o->queue_len))
+			if (parse_int("--queue", optarg, 1, 65535, &o->node.queue_len))
 				return -1;
 			break;
 		case O_METRICS:
-			o->metrics = optarg;
+			o->node.metrics = optarg;
 			break;
 		case O_LOAD_INT:
 			if (parse_int("--load-interval-ms", optarg, 1, 60000, &v))
 				return -1;
-			o->load_interval_ms = (unsigned)v;
+			o->node.load_interval_ms = (unsigned)v;
 			break;
 		case O_KEY:
-			if (cpn_key_parse(optarg, o->key))
+			if (cpn_key_parse(optarg, o->node.key))
 				return usage_error("--key wants 32 hex digits");
-			o->have_key = 1;
+			o->node.have_key = 1;
 			break;
 		case O_DELAY:
 			if (parse_int("--delay-us", optarg, 0, WK_MAX_DELAY_US, &v))
 				return -1;
-			o->delay_us = (unsigned)v;
+			o->node.delay_us = (unsigned)v;
 			break;
 		case O_MLP_MODEL:
-			o->mlp_model = optarg;
+			o->k.mlp_model = optarg;
 			break;
 		case O_MLP_DIMS:
 			dims = optarg;
@@ -345,19 +336,19 @@ static int parse_args(int argc, char **argv, struct wk_opts *o)
 		case O_SEED:
 			if (cpn_parse_u64(optarg, 0, UINT64_MAX, &u))
 				return usage_error("--seed wants an unsigned integer");
-			o->seed = u;
+			o->k.seed = u;
 			have_seed = 1;
 			break;
 		case O_VS_TABLE:
-			o->vs_table = optarg;
+			o->k.vs_table = optarg;
 			break;
 		case O_VS_ROWS:
-			if (parse_int("--vs-rows", optarg, 1, 1 << 26, &o->vs_rows))
+			if (parse_int("--vs-rows", optarg, 1, 1 << 26, &o->k.vs_rows))
 				return -1;
 			have_vs = 1;
 			break;
 		case O_VS_DIM:
-			if (parse_int("--vs-dim", optarg, 1, 16000, &o->vs_dim))
+			if (parse_int("--vs-dim", optarg, 1, 16000, &o->k.vs_dim))
 				return -1;
 			have_vs = 1;
 			break;
@@ -376,129 +367,57 @@ static int parse_args(int argc, char **argv, struct wk_opts *o)
 	}
 	if (optind < argc)
 		return usage_error("unexpected argument '%s'", argv[optind]);
-	if (!have_listen || !have_node || !o->n_routers || !have_kernel)
+	if (!have_listen || !have_node || !o->node.n_routers || !have_kernel)
 		return usage_error("--listen, --node-id, --router and --kernel are required");
-	for (int i = 0; i < o->n_routers; i++)
-		if (!wk_addr_reachable(&o->listen, &o->routers[i]))
+	for (int i = 0; i < o->node.n_routers; i++)
+		if (!wk_addr_reachable(&o->node.listen, &o->node.routers[i]))
 			return usage_error("--router: an IPv%c router needs an IPv%c --listen%s",
-					   o->listen.ss.ss_family == AF_INET ? '6' : '4',
-					   o->listen.ss.ss_family == AF_INET ? '6' : '4',
-					   o->listen.ss.ss_family == AF_INET ? "" : " (or [::])");
-	if (o->kernel != WK_K_MLP && (o->mlp_model || have_dims))
+					   o->node.listen.ss.ss_family == AF_INET ? '6' : '4',
+					   o->node.listen.ss.ss_family == AF_INET ? '6' : '4',
+					   o->node.listen.ss.ss_family == AF_INET ? ""
+										  : " (or [::])");
+	if (o->k.kernel != WK_K_MLP && (o->k.mlp_model || have_dims))
 		return usage_error("--mlp-model and --mlp-dims are for --kernel mlp");
-	if (o->kernel != WK_K_VSEARCH && (o->vs_table || have_vs))
+	if (o->k.kernel != WK_K_VSEARCH && (o->k.vs_table || have_vs))
 		return usage_error("--vs-table, --vs-rows and --vs-dim are for --kernel vsearch");
-	if (o->kernel != WK_K_SYNTH && have_svc)
+	if (o->k.kernel != WK_K_SYNTH && have_svc)
 		return usage_error("--svc is for --kernel synthetic");
-	if (have_seed && ((o->kernel == WK_K_MLP && o->mlp_model) ||
-			  (o->kernel == WK_K_VSEARCH && o->vs_table) || o->kernel == WK_K_ECHO))
+	if (have_seed &&
+	    ((o->k.kernel == WK_K_MLP && o->k.mlp_model) ||
+	     (o->k.kernel == WK_K_VSEARCH && o->k.vs_table) || o->k.kernel == WK_K_ECHO))
 		return usage_error("--seed has nothing to seed here");
-	if (o->mlp_model && have_dims)
+	if (o->k.mlp_model && have_dims)
 		return usage_error("--mlp-model or --mlp-dims, not both");
-	if (o->vs_table && have_vs)
+	if (o->k.vs_table && have_vs)
 		return usage_error("--vs-table or --vs-rows/--vs-dim, not both");
-	if (o->kernel == WK_K_MLP && !o->mlp_model) {
+	if (o->k.kernel == WK_K_MLP && !o->k.mlp_model) {
 		if (parse_dims(dims, o))
 			return -1;
-		if ((size_t)o->mlp_dims[0] * 4 + WK_HDR_MAX > WK_MAX_UDP ||
-		    (size_t)o->mlp_dims[o->mlp_layers] * 4 + WK_HDR_MAX > WK_MAX_UDP)
+		if ((size_t)o->k.mlp_dims[0] * 4 + WK_HDR_MAX > WK_MAX_UDP ||
+		    (size_t)o->k.mlp_dims[o->k.mlp_layers] * 4 + WK_HDR_MAX > WK_MAX_UDP)
 			return usage_error("--mlp-dims: input and output must fit a datagram "
 					   "(at most %d floats)",
 					   (WK_MAX_UDP - WK_HDR_MAX) / 4);
 	}
-	if (o->kernel == WK_K_VSEARCH && !o->vs_table &&
-	    (size_t)o->vs_dim * 4 + 4 + WK_HDR_MAX > WK_MAX_UDP)
+	if (o->k.kernel == WK_K_VSEARCH && !o->k.vs_table &&
+	    (size_t)o->k.vs_dim * 4 + 4 + WK_HDR_MAX > WK_MAX_UDP)
 		return usage_error("--vs-dim: a query must fit a datagram");
-	return 0;
-}
-
-/* ---- model and backend ------------------------------------------------- */
-
-static int setup_model(struct worker *w, char *err, size_t errlen)
-{
-	const struct wk_opts *o = &w->o;
-	int rc;
-
-	w->backend_name = "none";
-	if (o->kernel == WK_K_MLP) {
-		rc = o->mlp_model ? cpn_mlp_load(o->mlp_model, &w->mlp)
-				  : cpn_mlp_seeded(&w->mlp, o->mlp_dims, o->mlp_layers, o->seed);
-		if (rc) {
-			snprintf(err, errlen, "mlp model %s: %s",
-				 o->mlp_model ? o->mlp_model : "(seeded)", strerror(errno));
-			return -1;
-		}
-		w->have_mlp = 1;
-		if ((size_t)w->mlp.dims[0] * 4 + WK_HDR_MAX > WK_MAX_UDP ||
-		    (size_t)w->mlp.dims[w->mlp.n_layers] * 4 + WK_HDR_MAX > WK_MAX_UDP) {
-			snprintf(err, errlen, "mlp model: input or output does not fit a datagram");
-			return -1;
-		}
-		w->req_len = (uint32_t)w->mlp.dims[0] * 4;
-	} else if (o->kernel == WK_K_VSEARCH) {
-		rc = o->vs_table ? cpn_vtable_load(o->vs_table, &w->vt)
-				 : cpn_vtable_seeded(&w->vt, o->vs_rows, o->vs_dim, o->seed);
-		if (rc) {
-			snprintf(err, errlen, "vsearch table %s: %s",
-				 o->vs_table ? o->vs_table : "(seeded)", strerror(errno));
-			return -1;
-		}
-		w->have_vt = 1;
-		if (w->vt.rows < 1 || w->vt.dim < 1 ||
-		    (size_t)w->vt.dim * 4 + 4 + WK_HDR_MAX > WK_MAX_UDP) {
-			snprintf(err, errlen,
-				 "vsearch table: empty, or a query does not fit a "
-				 "datagram");
-			return -1;
-		}
-		w->req_len = 4 + (uint32_t)w->vt.dim * 4;
-	} else {
-		snprintf(w->device, sizeof(w->device), "none");
-		return 0;
-	}
-	w->ops = cpn_backend_pick(o->backend, NULL, err, errlen);
-	if (!w->ops) {
-		if (!*err)
-			snprintf(err, errlen, "no %s backend", o->backend);
-		return -1;
-	}
-	/* "auto" that fell back to the CPU says why in err: worth a line. */
-	if (*err)
-		fprintf(stderr, PROG ": CUDA not used: %s\n", err);
-	*err = 0;
-	w->backend_name = w->ops->name;
 	return 0;
 }
 
 /* ---- lifecycle --------------------------------------------------------- */
 
-static int init_sync(struct worker *w)
-{
-	pthread_condattr_t ca;
-	int rc = 0;
-
-	if (pthread_condattr_init(&ca))
-		return -1;
-	rc |= pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
-	rc |= pthread_mutex_init(&w->lock, NULL);
-	rc |= pthread_mutex_init(&w->hold_lock, NULL);
-	rc |= pthread_cond_init(&w->work, &ca);
-	rc |= pthread_cond_init(&w->hold_cond, &ca);
-	pthread_condattr_destroy(&ca);
-	return rc ? -1 : 0;
-}
-
-static void describe(const struct worker *w)
+static void describe(const struct wk_opts *o, const struct wk_handler *h)
 {
 	char l[INET6_ADDRSTRLEN + 8];
 
-	wk_addr_str(&w->o.listen, l, sizeof(l));
+	wk_addr_str(&o->node.listen, l, sizeof(l));
 	fprintf(stderr,
 		PROG ": node %u on %s: kernel %s, backend %s (%s), %d slot(s) x batch %d "
 		     "(max delay %u us), queue %d, %d router(s)%s%s\n",
-		w->o.node_id, l, wk_kernel_name(w->o.kernel), w->backend_name, w->device,
-		w->o.capacity, w->o.max_batch, w->o.max_delay_us, w->o.queue_len, w->o.n_routers,
-		w->o.have_key ? ", signed" : "", w->o.delay_us ? ", replies held back" : "");
+		o->node.node_id, l, h->kernel, h->backend, h->device, o->node.capacity,
+		o->node.max_batch, o->node.max_delay_us, o->node.queue_len, o->node.n_routers,
+		o->node.have_key ? ", signed" : "", o->node.delay_us ? ", replies held back" : "");
 }
 
 /* Wait for signals; returns the exit status once drained or failed. A
@@ -551,112 +470,88 @@ static void signals_release(void)
 			close(sig_pipe[i]);
 }
 
-static int run(struct worker *w)
+static int run(struct wk_node *n)
 {
 	struct pollfd p = {.fd = sig_pipe[0], .events = POLLIN};
 	uint64_t first = 0;
+	const char *why;
 	int rc = 0;
 
 	for (;;) {
 		unsigned char sigs[16];
-		ssize_t n = 0;
+		ssize_t got = 0;
 
 		/* Bounded wait: a thread's failure and the end of the drain
 		 * are looked at every 100 ms.
 		 */
 		if (poll(&p, 1, 100) > 0)
-			n = read(sig_pipe[0], sigs, sizeof(sigs));
-		for (ssize_t k = 0; k < n; k++) {
+			got = read(sig_pipe[0], sigs, sizeof(sigs));
+		for (ssize_t k = 0; k < got; k++) {
 			if (!first) {
 				first = cpn_now_ns();
 				fprintf(stderr, PROG ": %s: draining\n", strsignal(sigs[k]));
-				wk_drain_begin(w);
-			} else if (!WK_LOAD(&w->abandon) &&
+				wk_node_drain(n);
+			} else if (!wk_node_abandoned(n) &&
 				   cpn_now_ns() - first >= WK_SIGNAL_REPEAT_NS) {
 				fprintf(stderr,
 					PROG ": %s again: stopping without finishing the "
 					     "queue\n",
 					strsignal(sigs[k]));
-				wk_abandon(w);
+				wk_node_abandon(n);
 				rc = 1;
 			}
 		}
-		if (WK_LOAD(&w->fatal) && !WK_LOAD(&w->abandon)) {
-			fprintf(stderr, PROG ": %s\n", w->fatal_msg);
-			wk_abandon(w);
+		why = wk_node_failed(n);
+		if (why && !wk_node_abandoned(n)) {
+			fprintf(stderr, PROG ": %s\n", why);
+			wk_node_abandon(n);
 			rc = 1;
 		}
-		if (WK_LOAD(&w->draining) && !wk_slots_running(w))
+		if (wk_node_done(n))
 			return rc;
 	}
 }
 
 int main(int argc, char **argv)
 {
-	struct worker *w;
+	struct wk_opts o;
+	struct wk_kernels *k = NULL;
+	struct wk_node *n = NULL;
 	char err[512] = "";
 	int rc;
 
-	w = calloc(1, sizeof(*w));
-	if (!w) {
-		fprintf(stderr, PROG ": out of memory\n");
-		return 1;
-	}
-	w->fd = -1;
-	rc = parse_args(argc, argv, &w->o);
-	if (rc) {
-		free(w);
+	rc = parse_args(argc, argv, &o);
+	if (rc)
 		return rc > 0 ? 0 : 2;
-	}
 	rc = 1;
+	k = calloc(1, sizeof(*k));
+	n = calloc(1, sizeof(*n));
+	if (!k || !n) {
+		snprintf(err, sizeof(err), "out of memory");
+		goto out_free;
+	}
 	if (signals_catch()) {
 		snprintf(err, sizeof(err), "cannot catch signals: %s", strerror(errno));
 		goto out_free;
 	}
-	if (init_sync(w)) {
-		snprintf(err, sizeof(err), "cannot initialise locks");
-		goto out_free;
-	}
-	if (setup_model(w, err, sizeof(err)) || wk_net_open(w, err, sizeof(err)) ||
-	    wk_batch_init(w, err, sizeof(err)) || wk_metrics_start(w, err, sizeof(err)))
+	if (wk_kernels_open(k, &o.k, err, sizeof(err)) ||
+	    wk_node_open(n, &o.node, &k->h, err, sizeof(err)))
 		goto out;
-	describe(w);
-	if (wk_batch_start(w, err, sizeof(err)) || wk_net_start(w, err, sizeof(err))) {
-		wk_abandon(w);
+	describe(&o, &k->h);
+	if (wk_node_start(n, err, sizeof(err)))
 		goto out;
-	}
-	rc = run(w);
-
+	rc = run(n);
 out:
-	/* In this order: the slots finish (the queue is empty unless
-	 * abandoned), the receiver stops taking requests, held datagrams go
-	 * out, then the last LOAD says DRAINING.
-	 */
-	wk_batch_join(w);
-	wk_rx_stop(w);
-	wk_batch_refuse_rest(w);
-	wk_timer_stop(w);
-	if (w->fd >= 0 && !*err) {
-		wk_drain_begin(w);
-		wk_send_load(w);
-	}
-	wk_metrics_stop(w);
-	wk_batch_free(w);
-	wk_net_close(w);
-	if (w->have_mlp)
-		cpn_mlp_free(&w->mlp);
-	if (w->have_vt)
-		cpn_vtable_free(&w->vt);
-	pthread_cond_destroy(&w->work);
-	pthread_cond_destroy(&w->hold_cond);
-	pthread_mutex_destroy(&w->lock);
-	pthread_mutex_destroy(&w->hold_lock);
+	wk_node_stop(n, !*err);
+	wk_node_close(n);
+	wk_kernels_close(k);
 out_free:
 	signals_release();
 	if (*err)
 		fprintf(stderr, PROG ": %s\n", err);
 	else if (!rc)
 		fprintf(stderr, PROG ": drained, exiting\n");
-	free(w);
+	free(n);
+	free(k);
 	return rc;
 }

@@ -1,0 +1,86 @@
+/* SPDX-License-Identifier: (GPL-2.0-only OR BSD-2-Clause) */
+/*
+ * Batch slots. Each of the node's --capacity slots is a thread with its own
+ * handler instance (a backend, a model's buffers): it takes a batch from the
+ * queue, runs the handler over it, seals and sends one REPLY per request,
+ * and frees them.
+ *
+ * The handler is what the node computes. cpn-worker's built-in kernels
+ * (worker_kernels.c) are one; an application's model is another.
+ */
+#ifndef CPN_WORKER_BATCH_H
+#define CPN_WORKER_BATCH_H
+
+#include <pthread.h>
+
+#include "worker_queue.h"
+
+/* A request's answer, filled by the handler: its status (enum
+ * cpn_reply_status) and the reply payload, which must stay valid until the
+ * slot's next batch (it is sent, or copied when held, before that).
+ */
+struct wk_reply {
+	uint8_t status;
+	const void *pl;
+	uint32_t plen;
+};
+
+struct wk_handler {
+	const char *kernel;  /* names for logs and metric labels */
+	const char *backend; /* "none" where there is none */
+	const char *device;  /* may change when the first slot opens */
+	void *ctx;
+	/* Can a request carry a payload of len bytes? Else BAD_REQUEST. */
+	int (*payload_ok)(void *ctx, uint32_t len);
+	/* One slot's instance, for batches of up to max_batch. NULL: err. */
+	void *(*slot_open)(void *ctx, int slot, int max_batch, char *err, size_t errlen);
+	/* Optional: run one zero request, to set up and time the instance. */
+	int (*warm)(void *inst);
+	/* Answer n requests: rep[i] for req[i]. */
+	void (*run)(void *inst, struct wk_req *const *req, int n, struct wk_reply *rep);
+	void (*slot_close)(void *inst);
+	/* The mean service time per request reported before the first batch,
+	 * where there is no warm(): ns.
+	 */
+	uint64_t svc_hint_ns;
+};
+
+struct wk_batcher;
+
+struct wk_slot {
+	struct wk_batcher *b;
+	int idx;
+	pthread_t th;
+	int started;
+	void *inst;
+	struct wk_req **batch;
+	struct wk_reply *rep;
+	struct wk_out *out;
+};
+
+struct wk_batcher {
+	struct wk_queue *q;
+	struct wk_tx *tx;
+	struct wk_stats *st;
+	const struct wk_handler *h;
+	int n_slots, max_batch;
+	struct wk_slot *slots;
+	int running; /* slot threads not yet ended; atomic */
+	/* batch size histogram buckets: powers of two, max_batch - 1, max_batch */
+	int bounds[WK_BATCH_BUCKETS];
+	int n_bounds;
+};
+
+/* Opens every slot's handler instance, warms each up and seeds the queue's
+ * service time.
+ */
+int wk_batcher_init(struct wk_batcher *b, struct wk_queue *q, struct wk_tx *tx, struct wk_stats *st,
+		    const struct wk_handler *h, int n_slots, int max_batch, char *err,
+		    size_t errlen);
+int wk_batcher_start(struct wk_batcher *b, char *err, size_t errlen);
+/* Slot threads still running (they end when the queue drains or abandons). */
+int wk_batcher_running(struct wk_batcher *b);
+void wk_batcher_join(struct wk_batcher *b);
+void wk_batcher_fini(struct wk_batcher *b);
+
+#endif /* CPN_WORKER_BATCH_H */

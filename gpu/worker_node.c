@@ -1,0 +1,235 @@
+// SPDX-License-Identifier: (GPL-2.0-only OR BSD-2-Clause)
+/*
+ * One node: its stages wired together, its heartbeats, its lifecycle.
+ */
+#include <errno.h>
+#include <stdio.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "worker_node.h"
+#include "worker_metrics.h"
+#include "cpn_util.h"
+
+enum {
+	OPEN_SOCKET = 1,
+	OPEN_TX,
+	OPEN_QUEUE,
+	OPEN_SLOTS,
+	OPEN_HB,
+	OPEN_ALL,
+};
+
+/* A LOAD to every router, now (never held). */
+static void send_load(struct wk_node *n)
+{
+	struct wk_out o[WK_MAX_ROUTERS];
+	struct cpn_msg m;
+
+	cpn_msg_init(&m, CPN_T_LOAD);
+	wk_load_fill(&n->q, &m);
+	m.worker_us = WK_LOAD(&n->q.svc_us);
+	for (int i = 0; i < n->c.n_routers; i++) {
+		struct cpn_msg mi = m;
+
+		wk_tx_seal(&n->tx, &mi, &o[i], &n->c.routers[i]);
+	}
+	wk_tx_send_now(&n->tx, o, n->c.n_routers);
+	WK_ADD(&n->st, loads, (uint64_t)n->c.n_routers);
+}
+
+/* util over [last, now]: the slots' busy time in that span over its length
+ * times the number of slots, 0..255.
+ */
+static void update_util(struct wk_node *n, uint64_t now, uint64_t *last_t, uint64_t *last_busy)
+{
+	uint64_t busy = wk_queue_busy_ns(&n->q, now), span = now - *last_t;
+	double u = 0;
+
+	if (span > 0)
+		u = (double)(busy - *last_busy) / ((double)span * n->c.capacity);
+	if (u > 1)
+		u = 1;
+	if (u < 0)
+		u = 0;
+	wk_queue_set_util(&n->q, (uint8_t)(u * 255 + 0.5));
+	*last_t = now;
+	*last_busy = busy;
+}
+
+static void *hb_main(void *arg)
+{
+	struct wk_node *n = arg;
+	uint64_t interval = (uint64_t)n->c.load_interval_ms * 1000000u;
+	uint64_t now = cpn_now_ns(), next = now, last_t = now;
+	uint64_t last_busy = wk_queue_busy_ns(&n->q, now);
+
+	pthread_mutex_lock(&n->hb_lock);
+	while (!n->hb_stop) {
+		struct timespec ts;
+
+		now = cpn_now_ns();
+		if (now >= next) {
+			pthread_mutex_unlock(&n->hb_lock);
+			update_util(n, now, &last_t, &last_busy);
+			send_load(n);
+			pthread_mutex_lock(&n->hb_lock);
+			next += interval;
+			if (next <= now)
+				next = now + interval;
+			continue;
+		}
+		ts.tv_sec = (time_t)(next / 1000000000u);
+		ts.tv_nsec = (long)(next % 1000000000u);
+		pthread_cond_timedwait(&n->hb_cond, &n->hb_lock, &ts);
+	}
+	pthread_mutex_unlock(&n->hb_lock);
+	return NULL;
+}
+
+static int hb_init(struct wk_node *n)
+{
+	pthread_condattr_t ca;
+	int rc = 0;
+
+	if (pthread_condattr_init(&ca))
+		return -1;
+	rc |= pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+	rc |= pthread_mutex_init(&n->hb_lock, NULL);
+	rc |= pthread_cond_init(&n->hb_cond, &ca);
+	pthread_condattr_destroy(&ca);
+	return rc ? -1 : 0;
+}
+
+int wk_node_open(struct wk_node *n, const struct wk_node_cfg *c, const struct wk_handler *h,
+		 char *err, size_t errlen)
+{
+	int rc;
+
+	memset(n, 0, sizeof(*n));
+	n->c = *c;
+	n->h = h;
+	n->fd = wk_socket_open(&n->c.listen, n->c.routers, n->c.n_routers, err, errlen);
+	if (n->fd < 0)
+		return n->fd;
+	n->opened = OPEN_SOCKET;
+	if (wk_tx_init(&n->tx, n->fd, c->node_id, c->have_key ? c->key : NULL, c->delay_us,
+		       &n->st)) {
+		snprintf(err, errlen, "cannot initialise the sender's locks");
+		return -EINVAL;
+	}
+	n->opened = OPEN_TX;
+	rc = wk_queue_init(&n->q, (uint32_t)c->queue_len, (uint32_t)c->max_batch, c->max_delay_us,
+			   c->capacity, &n->tx, &n->st, err, errlen);
+	if (rc)
+		return rc;
+	n->opened = OPEN_QUEUE;
+	rc = wk_batcher_init(&n->b, &n->q, &n->tx, &n->st, h, c->capacity, c->max_batch, err,
+			     errlen);
+	n->opened = OPEN_SLOTS;
+	if (rc)
+		return rc;
+	if (hb_init(n)) {
+		snprintf(err, errlen, "cannot initialise the heartbeat's locks");
+		return -EINVAL;
+	}
+	n->opened = OPEN_HB;
+	n->rx = (struct wk_rx){
+	    .fd = n->fd, .q = &n->q, .tx = &n->tx, .st = &n->st, .h = h, .fatal = &n->fatal};
+	rc = wk_metrics_start(n, err, errlen);
+	if (rc)
+		return rc;
+	n->opened = OPEN_ALL;
+	return 0;
+}
+
+int wk_node_start(struct wk_node *n, char *err, size_t errlen)
+{
+	int e;
+
+	if (wk_batcher_start(&n->b, err, errlen) || wk_tx_start(&n->tx, err, errlen))
+		return -EINVAL;
+	e = pthread_create(&n->hb_th, NULL, hb_main, n);
+	if (e) {
+		snprintf(err, errlen, "heartbeat thread: %s", strerror(e));
+		return -e;
+	}
+	n->hb_started = 1;
+	return wk_rx_start(&n->rx, err, errlen);
+}
+
+void wk_node_drain(struct wk_node *n)
+{
+	wk_queue_drain(&n->q);
+}
+
+void wk_node_abandon(struct wk_node *n)
+{
+	wk_queue_abandon(&n->q);
+}
+
+int wk_node_draining(struct wk_node *n)
+{
+	return WK_LOAD(&n->q.draining);
+}
+
+int wk_node_abandoned(struct wk_node *n)
+{
+	return WK_LOAD(&n->q.abandon);
+}
+
+int wk_node_done(struct wk_node *n)
+{
+	return wk_node_draining(n) && !wk_batcher_running(&n->b);
+}
+
+const char *wk_node_failed(struct wk_node *n)
+{
+	return __atomic_load_n(&n->fatal.set, __ATOMIC_ACQUIRE) ? n->fatal.msg : NULL;
+}
+
+void wk_node_stop(struct wk_node *n, int last_load)
+{
+	if (n->opened < OPEN_HB)
+		return;
+	/* Whatever stopped before the slots did, nothing waits for them. */
+	if (!wk_node_draining(n))
+		wk_queue_abandon(&n->q);
+	wk_batcher_join(&n->b);
+	wk_rx_stop(&n->rx);
+	wk_queue_refuse_rest(&n->q);
+	if (n->hb_started) {
+		pthread_mutex_lock(&n->hb_lock);
+		n->hb_stop = 1;
+		pthread_cond_signal(&n->hb_cond);
+		pthread_mutex_unlock(&n->hb_lock);
+		pthread_join(n->hb_th, NULL);
+		n->hb_started = 0;
+	}
+	wk_tx_stop(&n->tx);
+	if (last_load) {
+		wk_queue_drain(&n->q);
+		send_load(n);
+	}
+}
+
+void wk_node_close(struct wk_node *n)
+{
+	if (n->opened >= OPEN_ALL)
+		wk_metrics_stop(n);
+	if (n->opened >= OPEN_HB) {
+		pthread_cond_destroy(&n->hb_cond);
+		pthread_mutex_destroy(&n->hb_lock);
+	}
+	if (n->opened >= OPEN_SLOTS)
+		wk_batcher_fini(&n->b);
+	if (n->opened >= OPEN_QUEUE)
+		wk_queue_fini(&n->q);
+	if (n->opened >= OPEN_TX)
+		wk_tx_fini(&n->tx);
+	if (n->opened >= OPEN_SOCKET)
+		close(n->fd);
+	n->fd = -1;
+	n->opened = 0;
+}

@@ -1,0 +1,81 @@
+/* SPDX-License-Identifier: (GPL-2.0-only OR BSD-2-Clause) */
+/*
+ * A cpn node assembled from its stages (worker_base.h has the line), around
+ * a handler that computes the answers.
+ *
+ * Threads: one receiver, one per batch slot (capacity), one for heartbeats
+ * (LOAD to every router each load_interval_ms, and util measured), one that
+ * holds answers back where delay_us asks, libmicrohttpd's own for /metrics.
+ *
+ * Lifecycle: open, start; drain when asked (DRAINING on everything sent
+ * from then on, new requests BUSY/DRAINING, the queue served) until done;
+ * or abandon (the running batches finish, the queue is answered
+ * BUSY/DRAINING); then stop and close.
+ */
+#ifndef CPN_WORKER_NODE_H
+#define CPN_WORKER_NODE_H
+
+#include <pthread.h>
+
+#include "worker_rx.h"
+
+struct cpn_http;
+
+struct wk_node_cfg {
+	struct wk_addr listen;
+	struct wk_addr routers[WK_MAX_ROUTERS];
+	int n_routers;
+	uint16_t node_id;
+	int have_key;
+	__u64 key[2];
+	int max_batch;
+	unsigned max_delay_us;
+	int capacity; /* batch slots */
+	int queue_len;
+	unsigned load_interval_ms;
+	unsigned delay_us;
+	const char *metrics; /* ADDR:PORT of /metrics, or NULL */
+};
+
+struct wk_node {
+	struct wk_node_cfg c;
+	const struct wk_handler *h;
+	int fd;
+	struct wk_stats st;
+	struct wk_fatal fatal;
+	struct wk_tx tx;
+	struct wk_queue q;
+	struct wk_batcher b;
+	struct wk_rx rx;
+	struct cpn_http *http;
+
+	/* heartbeats */
+	pthread_mutex_t hb_lock;
+	pthread_cond_t hb_cond; /* CLOCK_MONOTONIC */
+	pthread_t hb_th;
+	int hb_started, hb_stop;
+	int opened; /* how far wk_node_open got, for wk_node_close */
+};
+
+/* Socket, queue, slots (each handler instance opened and warmed up), and
+ * /metrics. On failure err says why; wk_node_close() undoes what was done.
+ */
+int wk_node_open(struct wk_node *n, const struct wk_node_cfg *c, const struct wk_handler *h,
+		 char *err, size_t errlen);
+int wk_node_start(struct wk_node *n, char *err, size_t errlen);
+void wk_node_drain(struct wk_node *n);
+void wk_node_abandon(struct wk_node *n);
+int wk_node_draining(struct wk_node *n);
+int wk_node_abandoned(struct wk_node *n);
+/* Draining, and every slot has ended. */
+int wk_node_done(struct wk_node *n);
+/* A thread's failure, or NULL. */
+const char *wk_node_failed(struct wk_node *n);
+/* In this order: the slots end, the receiver stops, what is still queued
+ * is answered BUSY/DRAINING, heartbeats stop, held answers go out; then,
+ * with last_load, a final LOAD with DRAINING to every router.
+ */
+void wk_node_stop(struct wk_node *n, int last_load);
+void wk_node_close(struct wk_node *n);
+
+#endif /* CPN_WORKER_NODE_H */
