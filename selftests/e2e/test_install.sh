@@ -19,9 +19,10 @@
 #       builds against libcpn-dev and runs; the packaged cpn-worker looks for
 #       libcpn_cuda.so beside itself, in /usr/libexec/cpn.
 #
-# Bounded: the package build under `timeout`, every command too. Everything
-# is made under one temporary directory and one pin directory, both removed
-# on exit.
+# Bounded: make, lintian, the compiler and every installed program run under
+# `timeout` (the whole test takes about 20 s, the package build most of it).
+# Everything is made under one temporary directory and one pin directory,
+# both removed on exit, also on failure.
 set -u
 cd "$(dirname "$0")/../.." || exit 1
 . selftests/e2e/lib.sh
