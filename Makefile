@@ -23,6 +23,7 @@ CFLAGS    += -std=gnu11 -Wall -Wextra -Werror -D_GNU_SOURCE
 DEPFLAGS  := -MMD -MP
 SANITIZE  ?= -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined
 LIBBPF    := $(shell pkg-config --libs libbpf 2>/dev/null || echo -lbpf -lelf -lz)
+LIBXDP    := $(shell pkg-config --libs libxdp 2>/dev/null)
 CMOCKA    := -lcmocka
 
 BPF_CFLAGS := -target bpf -O2 -g -std=gnu11 -Wall -Wextra -Werror -Wno-unused-function -Wno-unused-parameter \

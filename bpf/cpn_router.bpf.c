@@ -150,6 +150,21 @@ struct {
 	__type(value, __u32);
 } cpn_xsk_slots SEC(".maps");
 
+/* The program each interface had before cpn (maps.h, CPN_CHAIN_SLOTS). */
+struct {
+	__uint(type, BPF_MAP_TYPE_PROG_ARRAY);
+	__uint(max_entries, CPN_CHAIN_SLOTS);
+	__type(key, __u32);
+	__type(value, __u32);
+} cpn_chain SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, CPN_CHAIN_SLOTS);
+	__type(key, __u32);
+	__type(value, __u32);
+} cpn_chain_slots SEC(".maps");
+
 /* ---- the environment of include/cpn/router.h ------------------------- */
 
 struct cpn_env {
@@ -387,6 +402,19 @@ kernel:
 	return XDP_PASS;
 }
 
+/* Not cpn's: to the program this interface had before cpn, if cpnctl chained
+ * one (a tail call does not come back), else to the stack.
+ */
+static __always_inline int cpn_xdp_pass(struct xdp_md *ctx)
+{
+	__u32 ifindex = ctx->ingress_ifindex;
+	__u32 *slot = bpf_map_lookup_elem(&cpn_chain_slots, &ifindex);
+
+	if (slot)
+		bpf_tail_call(ctx, &cpn_chain, *slot);
+	return XDP_PASS;
+}
+
 SEC("xdp")
 int cpn_xdp(struct xdp_md *ctx)
 {
@@ -410,6 +438,6 @@ int cpn_xdp(struct xdp_md *ctx)
 	case CPN_ACT_CONSUME:
 		return XDP_DROP;
 	default:
-		return XDP_PASS;
+		return cpn_xdp_pass(ctx);
 	}
 }

@@ -99,5 +99,9 @@ $(T)/dpdk/fixture_gen: LIBS := $(LIBBPF) -lyaml -lm
 $(T)/dpdk/fixture_gen: $(call sobj,selftests/dpdk/fixture_gen.c) $(BPFT_LIB) $(LIBCPN_SAN_A)
 	$(LINK_SAN)
 
+# xdp_count.bpf.o: a foreign XDP program for the coexistence test.
+selftests/e2e/xdp_count.bpf.o: | $(BUILD)/bpfdeps
+
 TEST_PROGS += $(UNIT_TESTS) $(T)/unit/test_cuda_emu $(T)/gpu/test_cuda $(CUDA_EMU_SO) $(BPF_TESTS) \
-	$(T)/e2e/fwd_pcap $(T)/e2e/worker_kcheck $(T)/e2e/cpn-worker-asan $(T)/dpdk/fixture_gen
+	$(T)/e2e/fwd_pcap $(T)/e2e/worker_kcheck $(T)/e2e/cpn-worker-asan $(T)/dpdk/fixture_gen \
+	selftests/e2e/xdp_count.bpf.o

@@ -9,7 +9,7 @@ LOAD_SRCS   := $(wildcard tools/cpn-load/*.c)
 SIM_SRCS    := tools/cpn-sim/cpn-sim.c
 MMK_SRCS    := tools/cpn-sim/cpn-mmk.c
 PKTGEN_SRCS := tools/cpn-pktgen/cpn-pktgen.c
-PKTGEN_LIBS := $(shell pkg-config --libs libxdp 2>/dev/null)
+PKTGEN_LIBS := $(LIBXDP)
 
 $(OBJ)/tools/cpn-load/%.o $(SOBJ)/tools/cpn-load/%.o: CPPFLAGS += -Itools/cpn-load
 $(OBJ)/tools/cpn-sim/%.o $(SOBJ)/tools/cpn-sim/%.o: CPPFLAGS += -Itools/cpn-sim

@@ -34,7 +34,9 @@
 	X(nh_cache, "cpn_nh_cache", PERCPU_ARRAY, node_id, struct cpn_nexthop)                     \
 	X(rng, "cpn_rng", PERCPU_ARRAY[1], __u32, __u64 xorshift state)                            \
 	X(xsks, "xsks_map", XSKMAP, slot, AF_XDP socket of cpn - fwd)                              \
-	X(xsk_slots, "cpn_xsk_slots", HASH, struct cpn_xsk_key, __u32 slot of xsks_map)
+	X(xsk_slots, "cpn_xsk_slots", HASH, struct cpn_xsk_key, __u32 slot of xsks_map)            \
+	X(chain, "cpn_chain", PROG_ARRAY, slot, the XDP program cpn passes to)                     \
+	X(chain_slots, "cpn_chain_slots", HASH, ifindex, __u32 slot of cpn_chain)
 
 #include <linux/types.h>
 #include <linux/bpf.h>
@@ -62,6 +64,17 @@
  */
 #define CPN_XSK_QUEUES 64
 #define CPN_XSK_SLOTS  (32 * CPN_XSK_QUEUES)
+
+/* Sharing an interface with another XDP program (docs/ARCHITECTURE.md,
+ * "Other XDP programs"). In libxdp's multi-program dispatcher cpn_xdp runs
+ * at CPN_XDP_RUN_PRIO (lower runs first; libxdp's default is 50, xdp-filter
+ * asks for 10), chaining on to the next program on XDP_PASS. Where the
+ * dispatcher cannot be used, cpnctl chains the program that was attached
+ * before cpn itself: cpn_xdp takes its place and tail-calls it (cpn_chain,
+ * slot by ingress ifindex in cpn_chain_slots) with every packet it passes.
+ */
+#define CPN_XDP_RUN_PRIO 30
+#define CPN_CHAIN_SLOTS	 64
 
 /* Defaults: the configuration's (cpnctl, cpn-fwd) and the data planes' own
  * where a value is 0. One place: nothing else spells these numbers.

@@ -7,7 +7,8 @@
  *
  * Without an ingress ifindex the FIB lookup cannot succeed: a steered
  * request or a forwarded reply comes back as XDP_PASS with the rewrite done,
- * counted as TX_KERNEL (the kernel would forward it).
+ * counted as TX_KERNEL (the kernel would forward it). Last, the program
+ * cpnctl chains after cpn on an interface gets what cpn passes.
  */
 #include <stdarg.h>
 #include <stddef.h>
@@ -15,7 +16,9 @@
 #include <stdint.h>
 #include <string.h>
 #include <arpa/inet.h>
+#include <unistd.h>
 #include <cmocka.h>
+#include <bpf/bpf.h>
 
 #include "router_test.h"
 
@@ -579,6 +582,71 @@ static void test_rewrites_keep_checksums_valid_for_random_frames(void **state)
 	}
 }
 
+/* ---- the chained program ----------------------------------------------- */
+
+/* A foreign XDP program: returns XDP_ABORTED, which cpn_xdp never does. */
+static int foreign_prog(void)
+{
+	const struct bpf_insn insns[] = {
+	    {.code = BPF_ALU64 | BPF_MOV | BPF_K, .dst_reg = BPF_REG_0, .imm = XDP_ABORTED},
+	    {.code = BPF_JMP | BPF_EXIT},
+	};
+	LIBBPF_OPTS(bpf_prog_load_opts, o, .expected_attach_type = BPF_XDP);
+
+	return bpf_prog_load(BPF_PROG_TYPE_XDP, "foreign", "GPL", insns, 2, &o);
+}
+
+/* Where cpnctl chained a program on the ingress interface (cpn_chain_slots
+ * names its slot in cpn_chain), every frame cpn passes goes to it; cpn's
+ * own requests do not, and other interfaces pass to the stack. Under
+ * BPF_PROG_TEST_RUN the ingress interface is the loopback (ifindex 1).
+ */
+static void test_passed_frames_go_to_the_chained_program(void **state)
+{
+	struct router *r = *state;
+	__u32 lo = 1, other = 77, slot = 5;
+	int fd = foreign_prog();
+	struct cpn_pkt s;
+	__u8 in[CPN_PKT_MAX], payload[32] = {0};
+	struct rt_out o;
+	size_t len;
+
+	assert_true(fd >= 0);
+	assert_int_equal(t_topology(r, CPN_AF_INET, CPN_POL_P2C, 2), 0);
+	/* Not cpn's: UDP to an address that is no VIP. */
+	cpn_pkt_default(&s, CPN_AF_INET);
+	s.dst = "192.0.2.77";
+	s.with_hdr = false;
+	s.payload = payload;
+	s.payload_len = sizeof(payload);
+	len = cpn_pkt_build(&s, in, sizeof(in));
+	assert_true(len > 0);
+
+	rt_assert_untouched(r, in, len, XDP_PASS, CPN_STAT_PASS_NOT_CPN);
+
+	assert_int_equal(bpf_map_update_elem(r->maps.chain, &slot, &fd, 0), 0);
+	assert_int_equal(bpf_map_update_elem(r->maps.chain_slots, &other, &slot, 0), 0);
+	/* Chained on another interface only: still the stack. */
+	rt_assert_untouched(r, in, len, XDP_PASS, CPN_STAT_PASS_NOT_CPN);
+
+	assert_int_equal(bpf_map_update_elem(r->maps.chain_slots, &lo, &slot, 0), 0);
+	rt_run(r, in, len, &o);
+	assert_int_equal(o.act, XDP_ABORTED);
+	rt_assert_frame_equal(in, len, &o);
+	rt_assert_counted(&o, (int[]){CPN_STAT_PASS_NOT_CPN, RT_END});
+
+	/* A request: cpn's, steered, never handed on. */
+	cpn_pkt_default(&s, CPN_AF_INET);
+	assert_true(rt_steer(r, &s) >= 1);
+
+	/* The slot emptied (the program gone): the stack again. */
+	assert_int_equal(bpf_map_delete_elem(r->maps.chain, &slot), 0);
+	rt_assert_untouched(r, in, len, XDP_PASS, CPN_STAT_PASS_NOT_CPN);
+	bpf_map_delete_elem(r->maps.chain_slots, &lo);
+	bpf_map_delete_elem(r->maps.chain_slots, &other);
+	close(fd);
+}
+
 int main(void)
 {
 #define T(f) cmocka_unit_test_setup_teardown(f, t_router_setup, t_router_teardown)
@@ -594,6 +662,7 @@ int main(void)
 	    T(test_tagged_flag_with_node_zero_is_a_fresh_choice),
 	    T(test_reverse_nat_handles_checksum_that_folds_to_zero),
 	    T(test_rewrites_keep_checksums_valid_for_random_frames),
+	    T(test_passed_frames_go_to_the_chained_program),
 	};
 #undef T
 	return cmocka_run_group_tests_name("bpf_router", tests, NULL, NULL);

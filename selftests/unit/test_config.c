@@ -84,7 +84,8 @@ static const char full_yaml[] =
     "  prefixes: [10.1.0.0/16, \"fd01::/64\", 0.0.0.0/0, 192.168.1.1/32]\n"
     "  services: [resnet, bert]\n"
     "  weight: 3\n"
-    "  retire_ms: 1\n";
+    "  retire_ms: 1\n"
+    "xdp_attach: libxdp\n";
 
 static int parse(const char *yaml, struct cpn_cfg *cfg, struct cpn_err *err)
 {
@@ -141,6 +142,7 @@ static void test_design_example(void **state)
 	assert_string_equal(cfg.metrics, "127.0.0.1:9470");
 	assert_int_equal(cfg.max_hops, 4);
 	assert_int_equal(cfg.nh_ttl_ms, 100);
+	assert_int_equal(cfg.xdp_attach, CPN_XDP_ATTACH_AUTO);
 
 	assert_int_equal(cfg.n_services, 1);
 	s = &cfg.services[0];
@@ -356,6 +358,7 @@ static void test_full_ipv6_sorted(void **state)
 	assert_string_equal(cfg.metrics, "[::1]:9999");
 	assert_int_equal(cfg.max_hops, 7);
 	assert_int_equal(cfg.nh_ttl_ms, 250);
+	assert_int_equal(cfg.xdp_attach, CPN_XDP_ATTACH_LIBXDP);
 
 	/* sorted by id */
 	assert_int_equal(cfg.n_services, 4);
@@ -462,6 +465,7 @@ static const struct bad bad[] = {
      "unknown key 'sevrices'"},
     {BASE "auto_join:\n  prefixes: [10.1.0.0/16]\n  weigth: 5\n", 8, "unknown key 'weigth'"},
     {"max_hops: 4\nmax_hops: 5\n", 2, "duplicate key 'max_hops'"},
+    {"control_port: 1\nxdp_attach: dispatcher\n", 2, "unknown xdp_attach 'dispatcher'"},
     /* wrong types */
     {BASE "  - {name: b, id: 2, vip: 10.0.0.2,\n     port: http}\n", 7, "not a number"},
     {BASE "  - {name: b, id: 2, vip: 10.0.0.2, port: \"80\"}\n", 6, "quoted"},

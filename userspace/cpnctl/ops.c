@@ -18,7 +18,8 @@
 #include "ops.h"
 #include "xdp_attach.h"
 
-static int errf(struct cpn_err *err, int rc, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+static int errf(struct cpn_err *err, int rc, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
 
 static int errf(struct cpn_err *err, int rc, const char *fmt, ...)
 {
@@ -143,17 +144,15 @@ static int load_file(const char *object, const char *pin_dir, struct cpn_err *er
 	if (bpf_object__load(obj)) {
 		rc = errno;
 		bpf_object__close(obj);
-		return errf(err, CPN_EXIT_FAIL,
-			    "cannot load %s: %s (see the verifier log above)", object,
-			    strerror(rc));
+		return errf(err, CPN_EXIT_FAIL, "cannot load %s: %s (see the verifier log above)",
+			    object, strerror(rc));
 	}
 	rc = pin_object(obj, prog, pin_dir, err);
 	bpf_object__close(obj); /* the pins keep it alive */
 	return rc;
 }
 
-static int load_or_adopt(const char *pin_dir, const char *object, bool *loaded,
-			 struct cpn_err *err)
+static int load_or_adopt(const char *pin_dir, const char *object, bool *loaded, struct cpn_err *err)
 {
 	char note[512];
 	struct cpn_router *skel;
@@ -197,17 +196,25 @@ static int load_or_adopt(const char *pin_dir, const char *object, bool *loaded,
 
 /* Bring the attachments and the devmap to cfg's interfaces; `old` are the
  * interfaces of the previous desired state (detached if no longer listed).
+ * object: the router object `up` loaded (NULL: cpnctl's own), which libxdp
+ * loads again as a dispatcher's component.
  */
 static int sync_ifaces(struct cpn_ctl *ctl, const struct cpn_cfg *old, const struct cpn_cfg *cfg,
-		       bool skb, struct cpn_err *err)
+		       bool skb, const char *object, struct cpn_err *err)
 {
-	int fd = cpn_pinned_prog_fd(ctl->pin_dir), rc = 0;
+	struct cpn_xdp_target t = {.pin_dir = ctl->pin_dir,
+				   .maps = &ctl->maps,
+				   .object = object,
+				   .skb = skb,
+				   .how = cfg->xdp_attach};
+	int rc = 0;
 
-	if (fd < 0)
+	t.prog_fd = cpn_pinned_prog_fd(ctl->pin_dir);
+	if (t.prog_fd < 0)
 		return errf(err, CPN_EXIT_FAIL,
 			    "no cpn_xdp program pinned at %s/progs: run 'cpnctl up'", ctl->pin_dir);
 	for (int i = 0; i < cfg->n_ifaces && !rc; i++) {
-		rc = cpn_xdp_attach(fd, ctl->pin_dir, cfg->ifaces[i], skb, err);
+		rc = cpn_xdp_attach(&t, cfg->ifaces[i], err);
 		if (!rc && cpn_maps_add_port(&ctl->maps, (int)if_nametoindex(cfg->ifaces[i])))
 			rc = errf(err, CPN_EXIT_FAIL, "cannot add %s to cpn_tx_ports: %s",
 				  cfg->ifaces[i], strerror(errno));
@@ -219,17 +226,17 @@ static int sync_ifaces(struct cpn_ctl *ctl, const struct cpn_cfg *old, const str
 			kept |= !strcmp(old->ifaces[i], cfg->ifaces[k]);
 		if (kept)
 			continue;
-		cpn_xdp_detach(fd, ctl->pin_dir, old->ifaces[i]);
+		cpn_xdp_detach(&t, old->ifaces[i]);
 		if (if_nametoindex(old->ifaces[i]))
 			cpn_maps_del_port(&ctl->maps, (int)if_nametoindex(old->ifaces[i]));
 	}
-	close(fd);
+	close(t.prog_fd);
 	return rc;
 }
 
 /* Sync the interfaces to `want` and commit it, in one locked transaction. */
-static int sync_and_commit(struct cpn_ctl *ctl, struct cpn_cfg *want, bool keep_current,
-			   bool skb, struct cpn_err *err)
+static int sync_and_commit(struct cpn_ctl *ctl, struct cpn_cfg *want, bool keep_current, bool skb,
+			   const char *object, struct cpn_err *err)
 {
 	struct cpn_cfg cur;
 	int rc;
@@ -247,7 +254,7 @@ static int sync_and_commit(struct cpn_ctl *ctl, struct cpn_cfg *want, bool keep_
 		rc = keep_joined(want, &cur) ? errf(err, CPN_EXIT_FAIL, "out of memory") : 0;
 	}
 	if (!rc)
-		rc = sync_ifaces(ctl, &cur, want, skb, err);
+		rc = sync_ifaces(ctl, &cur, want, skb, object, err);
 	if (!rc)
 		rc = commit(ctl, want, err);
 	cpn_cfg_free(&cur);
@@ -272,7 +279,7 @@ int cpn_op_up(const struct cpn_dirs *d, const char *config, const char *object, 
 	if (!rc && cpn_ctl_open(&ctl, cpn_dirs_pin(d), cpn_dirs_state(d), err))
 		rc = CPN_EXIT_FAIL;
 	else if (!rc) {
-		rc = sync_and_commit(&ctl, &want, !config, skb, err);
+		rc = sync_and_commit(&ctl, &want, !config, skb, object, err);
 		cpn_ctl_close(&ctl);
 	}
 	cpn_cfg_free(&want);
@@ -292,7 +299,7 @@ int cpn_op_apply_file(const struct cpn_dirs *d, const char *path, struct cpn_err
 		cpn_cfg_free(&want);
 		return CPN_EXIT_FAIL;
 	}
-	rc = sync_and_commit(&ctl, &want, false, false, err);
+	rc = sync_and_commit(&ctl, &want, false, false, NULL, err);
 	cpn_ctl_close(&ctl);
 	cpn_cfg_free(&want);
 	return rc;
@@ -327,31 +334,43 @@ static void unpin_all(const char *pin_dir)
 int cpn_op_down(const struct cpn_dirs *d, struct cpn_err *err)
 {
 	const char *pin_dir = cpn_dirs_pin(d);
-	int fd = cpn_pinned_prog_fd(pin_dir);
+	struct cpn_xdp_target t = {.pin_dir = pin_dir};
 	struct cpn_ctl ctl;
 	struct cpn_cfg cur;
+	bool open = !cpn_ctl_open(&ctl, pin_dir, cpn_dirs_state(d), err);
 
-	if (!cpn_ctl_open(&ctl, pin_dir, cpn_dirs_state(d), err)) {
+	t.prog_fd = cpn_pinned_prog_fd(pin_dir);
+	t.maps = open ? &ctl.maps : NULL;
+	if (open) {
 		cpn_ctl_lock(&ctl, err);
-		if (fd >= 0 && !cpn_ctl_load(&ctl, &cur, err)) {
+		if (t.prog_fd >= 0 && ctl.maps_open && !cpn_ctl_load(&ctl, &cur, err)) {
 			for (int i = 0; i < cur.n_ifaces; i++)
-				cpn_xdp_detach(fd, pin_dir, cur.ifaces[i]);
+				cpn_xdp_detach(&t, cur.ifaces[i]);
 			cpn_cfg_free(&cur);
+		}
+		/* Any other interface the router is on is ours too. */
+		if (t.prog_fd >= 0 && ctl.maps_open) {
+			struct if_nameindex *ifs = if_nameindex();
+
+			for (struct if_nameindex *i = ifs; i && i->if_index; i++)
+				cpn_xdp_detach(&t, i->if_name);
+			if (ifs)
+				if_freenameindex(ifs);
 		}
 		unlink(ctl.state_path);
 		cpn_ctl_unlock(&ctl);
 		cpn_ctl_close(&ctl);
-	}
-	/* Any other interface the pinned program is attached to is ours too. */
-	if (fd >= 0) {
+	} else if (t.prog_fd >= 0) {
+		/* No maps to read: the pinned program comes off wherever it is. */
 		struct if_nameindex *ifs = if_nameindex();
 
 		for (struct if_nameindex *i = ifs; i && i->if_index; i++)
-			cpn_xdp_detach(fd, pin_dir, i->if_name);
+			cpn_xdp_detach(&t, i->if_name);
 		if (ifs)
 			if_freenameindex(ifs);
-		close(fd);
 	}
+	if (t.prog_fd >= 0)
+		close(t.prog_fd);
 	/* The pin directory is cpn's own: every pin in it and in progs/ goes. */
 	unpin_all(pin_dir);
 	return CPN_EXIT_OK;
@@ -416,8 +435,8 @@ static int edit_node_add(struct cpn_cfg *cfg, void *arg, struct cpn_err *err)
 		if (!s)
 			return errf(err, CPN_EXIT_USAGE, "no service '%s'", a->services[i]);
 		if (cpn_cfg_service_add_node((struct cfg_service *)s, a->n->id))
-			return errf(err, CPN_EXIT_FAIL, "service %s has %d nodes already",
-				    s->name, CPN_MAX_SVC_NODES);
+			return errf(err, CPN_EXIT_FAIL, "service %s has %d nodes already", s->name,
+				    CPN_MAX_SVC_NODES);
 	}
 	return 0;
 }

@@ -8,9 +8,11 @@
 #include <inttypes.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "cpn/sched.h"
 #include "cpnctl_cmd.h"
+#include "xdp_attach.h"
 
 /* ---- JSON ---------------------------------------------------------------- */
 
@@ -392,6 +394,41 @@ static void show_stats(struct cpn_maps *m, bool json)
 		printf("}");
 }
 
+/* How cpn_xdp sits on each interface of the config (xdp_attach.h). */
+static void show_ifaces(struct cpn_ctl *ctl, const struct cpn_cfg *cfg, bool json)
+{
+	struct cpn_xdp_target t = {.pin_dir = ctl->pin_dir, .maps = &ctl->maps};
+	bool first = true;
+	char how[160];
+
+	t.prog_fd = cpn_pinned_prog_fd(ctl->pin_dir);
+	if (json)
+		printf("[");
+	else
+		printf("%-16s %s (xdp_attach: %s)\n", "INTERFACE", "CPN_XDP",
+		       cpn_xdp_attach_name(cfg->xdp_attach));
+	for (int i = 0; i < cfg->n_ifaces; i++) {
+		how[0] = 0;
+		if (t.prog_fd >= 0)
+			cpn_xdp_describe(&t, cfg->ifaces[i], how, sizeof(how));
+		if (json) {
+			bool f = true;
+
+			printf("%s{", first ? "" : ",");
+			first = false;
+			jkv_s("name", cfg->ifaces[i], &f);
+			jkv_s("xdp", how, &f);
+			printf("}");
+		} else {
+			printf("%-16s %s\n", cfg->ifaces[i], how[0] ? how : "not attached");
+		}
+	}
+	if (json)
+		printf("]");
+	if (t.prog_fd >= 0)
+		close(t.prog_fd);
+}
+
 int cpnctl_show(const char *pin_dir, const char *state_dir, enum cpnctl_show what, bool json)
 {
 	struct node_view *nv = NULL;
@@ -424,11 +461,17 @@ int cpnctl_show(const char *pin_dir, const char *state_dir, enum cpnctl_show wha
 			show_services(&ctl.maps, &cfg, nv, nn, true);
 			printf(",\"nodes\":");
 			show_nodes(&ctl.maps, nv, nn, true);
+			printf(",\"interfaces\":");
+			show_ifaces(&ctl, &cfg, true);
 			printf("}\n");
 		} else {
 			show_services(&ctl.maps, &cfg, nv, nn, false);
 			printf("\n");
 			show_nodes(&ctl.maps, nv, nn, false);
+			if (cfg.n_ifaces) {
+				printf("\n");
+				show_ifaces(&ctl, &cfg, false);
+			}
 		}
 		break;
 	case CPNCTL_SHOW_STATS:

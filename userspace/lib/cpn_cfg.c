@@ -40,6 +40,21 @@ int cpn_policy_parse(const char *s)
 	return -1;
 }
 
+static const char *const xdp_attach_names[] = {"auto", "libxdp", "plain"};
+
+int cpn_xdp_attach_parse(const char *s)
+{
+	for (int i = 0; i <= CPN_XDP_ATTACH_PLAIN; i++)
+		if (!strcmp(s, xdp_attach_names[i]))
+			return i;
+	return -1;
+}
+
+const char *cpn_xdp_attach_name(int how)
+{
+	return how >= 0 && how <= CPN_XDP_ATTACH_PLAIN ? xdp_attach_names[how] : "?";
+}
+
 const struct cfg_service *cpn_cfg_service(const struct cpn_cfg *cfg, __u16 id)
 {
 	for (int i = 0; i < cfg->n_services; i++)

@@ -93,9 +93,22 @@ struct cfg_auto_join {
 	int line;
 };
 
+/* How cpn_xdp goes onto an interface (docs/OPERATIONS.md, "Other XDP
+ * programs"): auto (default) attaches on its own where the interface is free,
+ * joins libxdp's dispatcher where there is one and chains a program that was
+ * attached without it; libxdp always goes through the dispatcher; plain
+ * never shares an interface.
+ */
+enum cpn_xdp_attach {
+	CPN_XDP_ATTACH_AUTO,
+	CPN_XDP_ATTACH_LIBXDP,
+	CPN_XDP_ATTACH_PLAIN,
+};
+
 struct cpn_cfg {
 	char ifaces[CPN_CFG_MAX_IFACES][IF_NAMESIZE];
 	int n_ifaces;
+	__u8 xdp_attach;	      /* enum cpn_xdp_attach */
 	__u16 control_port;	      /* host order, default 7471 */
 	char metrics[64];	      /* ADDR:PORT, default 127.0.0.1:9470 */
 	__u16 max_hops;		      /* default 4 */
@@ -144,6 +157,9 @@ void cpn_cfg_warn_unusable(const struct cpn_cfg *cfg, FILE *f);
 
 /* Policy name <-> enum cpn_policy; -1 if unknown. */
 int cpn_policy_parse(const char *s);
+/* "auto", "libxdp", "plain" <-> enum cpn_xdp_attach; -1 if unknown. */
+int cpn_xdp_attach_parse(const char *s);
+const char *cpn_xdp_attach_name(int how);
 
 /* ---- changes in memory (validated whole when committed) ----------------- */
 

@@ -110,6 +110,9 @@ static int check_globals(const struct cpn_cfg *cfg, const char *name, struct cpn
 	__be16 port;
 	__u8 fam;
 
+	if (cfg->xdp_attach > CPN_XDP_ATTACH_PLAIN)
+		return cpn_cfg__errat(err, name, 0, "xdp_attach %u: use auto, libxdp or plain",
+				      cfg->xdp_attach);
 	if (cfg->n_ifaces < 0 || cfg->n_ifaces > CPN_CFG_MAX_IFACES)
 		return cpn_cfg__errat(err, name, 0, "%d interfaces: at most %d", cfg->n_ifaces,
 				      CPN_CFG_MAX_IFACES);

@@ -800,10 +800,21 @@ static int parse_tenants(struct ctx *c, const struct field *f)
 
 static int parse_root(struct ctx *c, yaml_node_t *root)
 {
-	static const char *const keys[] = {"interfaces", "control_port", "metrics",
-					   "max_hops",	 "nh_ttl_ms",	 "services",
-					   "nodes",	 "tenants",	 "auto_join"};
-	enum { K_IFACES, K_CPORT, K_METRICS, K_HOPS, K_TTL, K_SERVICES, K_NODES, K_TENANTS, K_AJ };
+	static const char *const keys[] = {"interfaces", "control_port", "metrics", "max_hops",
+					   "nh_ttl_ms",	 "services",	 "nodes",   "tenants",
+					   "auto_join",	 "xdp_attach"};
+	enum {
+		K_IFACES,
+		K_CPORT,
+		K_METRICS,
+		K_HOPS,
+		K_TTL,
+		K_SERVICES,
+		K_NODES,
+		K_TENANTS,
+		K_AJ,
+		K_XDP_ATTACH,
+	};
 	struct cpn_cfg *cfg = c->cfg;
 	struct field f, tenants = {0}, aj = {0};
 	unsigned long seen = 0;
@@ -824,9 +835,21 @@ static int parse_root(struct ctx *c, yaml_node_t *root)
 	for (int i = 0; i < n_pairs(root); i++) {
 		yaml_node_pair_t *p = &root->data.mapping.pairs.start[i];
 
-		if ((k = key_of(c, NULL, keys, 9, p, &seen, &f)) < 0)
+		if ((k = key_of(c, NULL, keys, 10, p, &seen, &f)) < 0)
 			return -1;
 		switch (k) {
+		case K_XDP_ATTACH: {
+			int how;
+
+			if (get_s(&f, &str))
+				return -1;
+			if ((how = cpn_xdp_attach_parse(str)) < 0)
+				return fail(c, vline(&f),
+					    "unknown xdp_attach '%.40s': use auto, libxdp or plain",
+					    str);
+			cfg->xdp_attach = (__u8)how;
+			break;
+		}
 		case K_IFACES:
 			if (parse_ifaces(c, &f))
 				return -1;

@@ -68,7 +68,8 @@ int cpn_cfg_write(FILE *f, const struct cpn_cfg *cfg)
 		fputs(i ? ", " : "", f);
 		put_str(f, cfg->ifaces[i], IF_NAMESIZE);
 	}
-	fprintf(f, "]\ncontrol_port: %u\nmetrics: ", cfg->control_port);
+	fprintf(f, "]\nxdp_attach: %s\ncontrol_port: %u\nmetrics: ",
+		cpn_xdp_attach_name(cfg->xdp_attach), cfg->control_port);
 	put_str(f, cfg->metrics, sizeof(cfg->metrics));
 	fprintf(f, "\nmax_hops: %u\nnh_ttl_ms: %u\n", cfg->max_hops, cfg->nh_ttl_ms);
 
