@@ -8,6 +8,7 @@
 #include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "worker_base.h"
@@ -28,6 +29,51 @@ void wk_fatal(struct wk_fatal *f, const char *fmt, ...)
 	va_start(ap, fmt);
 	vsnprintf(f->msg, sizeof(f->msg), fmt, ap);
 	va_end(ap);
+}
+
+int wk_sync_init(pthread_mutex_t *m, pthread_cond_t *c)
+{
+	pthread_condattr_t ca;
+	int rc;
+
+	if (pthread_condattr_init(&ca))
+		return -1;
+	rc = pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+	if (!rc && !(rc = pthread_mutex_init(m, NULL)) && (rc = pthread_cond_init(c, &ca)))
+		pthread_mutex_destroy(m);
+	pthread_condattr_destroy(&ca);
+	return rc ? -1 : 0;
+}
+
+void wk_sync_fini(pthread_mutex_t *m, pthread_cond_t *c)
+{
+	pthread_cond_destroy(c);
+	pthread_mutex_destroy(m);
+}
+
+int wk_thread_start(pthread_t *th, int *started, void *(*fn)(void *), void *arg, const char *what,
+		    char *err, size_t errlen)
+{
+	int e = pthread_create(th, NULL, fn, arg);
+
+	if (e) {
+		snprintf(err, errlen, "%s: %s", what, strerror(e));
+		return -e;
+	}
+	*started = 1;
+	return 0;
+}
+
+void wk_thread_stop(pthread_t *th, int *started, int *stop, pthread_mutex_t *m, pthread_cond_t *c)
+{
+	if (!*started)
+		return;
+	pthread_mutex_lock(m);
+	*stop = 1;
+	pthread_cond_broadcast(c);
+	pthread_mutex_unlock(m);
+	pthread_join(*th, NULL);
+	*started = 0;
 }
 
 int wk_addr_parse(const char *s, struct wk_addr *a)

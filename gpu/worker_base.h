@@ -16,6 +16,7 @@
 #ifndef CPN_WORKER_BASE_H
 #define CPN_WORKER_BASE_H
 
+#include <pthread.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <sys/socket.h>
@@ -71,6 +72,17 @@ struct wk_fatal {
 };
 
 void wk_fatal(struct wk_fatal *f, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+/* A mutex and a condition variable whose timed waits take CLOCK_MONOTONIC
+ * deadlines (cpn_now_ns()). 0, or -1 with nothing to undo.
+ */
+int wk_sync_init(pthread_mutex_t *m, pthread_cond_t *c);
+void wk_sync_fini(pthread_mutex_t *m, pthread_cond_t *c);
+/* pthread_create, *started set; 0 or -errno with err "what: why". */
+int wk_thread_start(pthread_t *th, int *started, void *(*fn)(void *), void *arg, const char *what,
+		    char *err, size_t errlen);
+/* Set *stop under m, wake c's waiters, join: a thread that waits on c. */
+void wk_thread_stop(pthread_t *th, int *started, int *stop, pthread_mutex_t *m, pthread_cond_t *c);
 
 /* IPv4 "A.B.C.D:PORT" or IPv6 "[ADDR]:PORT"; port 1..65535. */
 int wk_addr_parse(const char *s, struct wk_addr *a);

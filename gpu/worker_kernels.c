@@ -125,8 +125,7 @@ static void run_synth(struct wk_inst *s, struct wk_req *const *req, int n, struc
 
 	for (int i = 0; i < n; i++)
 		total += synth_draw(&s->k->c, &s->rng);
-	ts.tv_sec = (time_t)(total / 1000000000u);
-	ts.tv_nsec = (long)(total % 1000000000u);
+	ts = cpn_ns_timespec(total);
 	while (clock_nanosleep(CLOCK_MONOTONIC, TIMER_ABSTIME, &ts, NULL) == EINTR)
 		;
 	for (int i = 0; i < n; i++)

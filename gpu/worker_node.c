@@ -80,26 +80,11 @@ static void *hb_main(void *arg)
 				next = now + interval;
 			continue;
 		}
-		ts.tv_sec = (time_t)(next / 1000000000u);
-		ts.tv_nsec = (long)(next % 1000000000u);
+		ts = cpn_ns_timespec(next);
 		pthread_cond_timedwait(&n->hb_cond, &n->hb_lock, &ts);
 	}
 	pthread_mutex_unlock(&n->hb_lock);
 	return NULL;
-}
-
-static int hb_init(struct wk_node *n)
-{
-	pthread_condattr_t ca;
-	int rc = 0;
-
-	if (pthread_condattr_init(&ca))
-		return -1;
-	rc |= pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
-	rc |= pthread_mutex_init(&n->hb_lock, NULL);
-	rc |= pthread_cond_init(&n->hb_cond, &ca);
-	pthread_condattr_destroy(&ca);
-	return rc ? -1 : 0;
 }
 
 int wk_node_open(struct wk_node *n, const struct wk_node_cfg *c, const struct wk_handler *h,
@@ -130,7 +115,7 @@ int wk_node_open(struct wk_node *n, const struct wk_node_cfg *c, const struct wk
 	n->opened = OPEN_SLOTS;
 	if (rc)
 		return rc;
-	if (hb_init(n)) {
+	if (wk_sync_init(&n->hb_lock, &n->hb_cond)) {
 		snprintf(err, errlen, "cannot initialise the heartbeat's locks");
 		return -EINVAL;
 	}
@@ -146,16 +131,9 @@ int wk_node_open(struct wk_node *n, const struct wk_node_cfg *c, const struct wk
 
 int wk_node_start(struct wk_node *n, char *err, size_t errlen)
 {
-	int e;
-
-	if (wk_batcher_start(&n->b, err, errlen) || wk_tx_start(&n->tx, err, errlen))
+	if (wk_batcher_start(&n->b, err, errlen) || wk_tx_start(&n->tx, err, errlen) ||
+	    wk_thread_start(&n->hb_th, &n->hb_started, hb_main, n, "heartbeat thread", err, errlen))
 		return -EINVAL;
-	e = pthread_create(&n->hb_th, NULL, hb_main, n);
-	if (e) {
-		snprintf(err, errlen, "heartbeat thread: %s", strerror(e));
-		return -e;
-	}
-	n->hb_started = 1;
 	return wk_rx_start(&n->rx, err, errlen);
 }
 
@@ -199,14 +177,7 @@ void wk_node_stop(struct wk_node *n, int last_load)
 	wk_batcher_join(&n->b);
 	wk_rx_stop(&n->rx);
 	wk_queue_refuse_rest(&n->q);
-	if (n->hb_started) {
-		pthread_mutex_lock(&n->hb_lock);
-		n->hb_stop = 1;
-		pthread_cond_signal(&n->hb_cond);
-		pthread_mutex_unlock(&n->hb_lock);
-		pthread_join(n->hb_th, NULL);
-		n->hb_started = 0;
-	}
+	wk_thread_stop(&n->hb_th, &n->hb_started, &n->hb_stop, &n->hb_lock, &n->hb_cond);
 	wk_tx_stop(&n->tx);
 	if (last_load) {
 		wk_queue_drain(&n->q);
@@ -218,10 +189,8 @@ void wk_node_close(struct wk_node *n)
 {
 	if (n->opened >= OPEN_ALL)
 		wk_metrics_stop(n);
-	if (n->opened >= OPEN_HB) {
-		pthread_cond_destroy(&n->hb_cond);
-		pthread_mutex_destroy(&n->hb_lock);
-	}
+	if (n->opened >= OPEN_HB)
+		wk_sync_fini(&n->hb_lock, &n->hb_cond);
 	if (n->opened >= OPEN_SLOTS)
 		wk_batcher_fini(&n->b);
 	if (n->opened >= OPEN_QUEUE)

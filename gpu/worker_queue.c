@@ -20,9 +20,6 @@
 int wk_queue_init(struct wk_queue *q, uint32_t limit, uint32_t max_batch, unsigned max_delay_us,
 		  int capacity, struct wk_tx *tx, struct wk_stats *st, char *err, size_t errlen)
 {
-	pthread_condattr_t ca;
-	int rc = 0;
-
 	memset(q, 0, sizeof(*q));
 	q->limit = limit;
 	q->max_batch = max_batch;
@@ -36,15 +33,7 @@ int wk_queue_init(struct wk_queue *q, uint32_t limit, uint32_t max_batch, unsign
 		snprintf(err, errlen, "out of memory");
 		return -ENOMEM;
 	}
-	if (pthread_condattr_init(&ca))
-		rc = -1;
-	else {
-		rc |= pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
-		rc |= pthread_mutex_init(&q->lock, NULL);
-		rc |= pthread_cond_init(&q->work, &ca);
-		pthread_condattr_destroy(&ca);
-	}
-	if (rc) {
+	if (wk_sync_init(&q->lock, &q->work)) {
 		snprintf(err, errlen, "cannot initialise the queue's locks");
 		return -EINVAL;
 	}
@@ -63,11 +52,9 @@ void wk_queue_fini(struct wk_queue *q)
 	q->head = q->tail = NULL;
 	free(q->since);
 	q->since = NULL;
-	if (q->sync_ok) {
-		pthread_cond_destroy(&q->work);
-		pthread_mutex_destroy(&q->lock);
-		q->sync_ok = 0;
-	}
+	if (q->sync_ok)
+		wk_sync_fini(&q->lock, &q->work);
+	q->sync_ok = 0;
 }
 
 void wk_queue_put(struct wk_queue *q, struct wk_req *list, struct wk_req **refused)
@@ -117,8 +104,7 @@ static int batch_closed(struct wk_queue *q)
 		deadline = q->head->t_rx + (uint64_t)q->max_delay_us * 1000;
 		if (cpn_now_ns() >= deadline)
 			return 1;
-		ts.tv_sec = (time_t)(deadline / 1000000000u);
-		ts.tv_nsec = (long)(deadline % 1000000000u);
+		ts = cpn_ns_timespec(deadline);
 		pthread_cond_timedwait(&q->work, &q->lock, &ts);
 	}
 }

@@ -155,14 +155,7 @@ out:
 
 int wk_rx_start(struct wk_rx *rx, char *err, size_t errlen)
 {
-	int e = pthread_create(&rx->th, NULL, rx_main, rx);
-
-	if (e) {
-		snprintf(err, errlen, "receiver thread: %s", strerror(e));
-		return -e;
-	}
-	rx->started = 1;
-	return 0;
+	return wk_thread_start(&rx->th, &rx->started, rx_main, rx, "receiver thread", err, errlen);
 }
 
 void wk_rx_stop(struct wk_rx *rx)

@@ -32,9 +32,6 @@ struct wk_held {
 int wk_tx_init(struct wk_tx *tx, int fd, uint16_t node_id, const __u64 *key, unsigned delay_us,
 	       struct wk_stats *st)
 {
-	pthread_condattr_t ca;
-	int rc = 0;
-
 	memset(tx, 0, sizeof(*tx));
 	tx->fd = fd;
 	tx->node_id = node_id;
@@ -45,14 +42,10 @@ int wk_tx_init(struct wk_tx *tx, int fd, uint16_t node_id, const __u64 *key, uns
 		tx->key[0] = key[0];
 		tx->key[1] = key[1];
 	}
-	if (pthread_condattr_init(&ca))
+	if (wk_sync_init(&tx->lock, &tx->cond))
 		return -1;
-	rc |= pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
-	rc |= pthread_mutex_init(&tx->lock, NULL);
-	rc |= pthread_cond_init(&tx->cond, &ca);
-	pthread_condattr_destroy(&ca);
-	tx->sync_ok = !rc;
-	return rc ? -1 : 0;
+	tx->sync_ok = 1;
+	return 0;
 }
 
 void wk_msg_answer(struct cpn_msg *out, const struct cpn_msg *in, __u8 type)
@@ -240,8 +233,7 @@ static void *hold_main(void *arg)
 		wake = now + 100000000u;
 		if (tx->head && tx->head->due < wake)
 			wake = tx->head->due;
-		ts.tv_sec = (time_t)(wake / 1000000000u);
-		ts.tv_nsec = (long)(wake % 1000000000u);
+		ts = cpn_ns_timespec(wake);
 		pthread_cond_timedwait(&tx->cond, &tx->lock, &ts);
 	}
 	pthread_mutex_unlock(&tx->lock);
@@ -250,29 +242,14 @@ static void *hold_main(void *arg)
 
 int wk_tx_start(struct wk_tx *tx, char *err, size_t errlen)
 {
-	int e;
-
 	if (!tx->delay_us)
 		return 0;
-	e = pthread_create(&tx->th, NULL, hold_main, tx);
-	if (e) {
-		snprintf(err, errlen, "hold thread: %s", strerror(e));
-		return -e;
-	}
-	tx->started = 1;
-	return 0;
+	return wk_thread_start(&tx->th, &tx->started, hold_main, tx, "hold thread", err, errlen);
 }
 
 void wk_tx_stop(struct wk_tx *tx)
 {
-	if (!tx->started)
-		return;
-	pthread_mutex_lock(&tx->lock);
-	tx->stop = 1;
-	pthread_cond_signal(&tx->cond);
-	pthread_mutex_unlock(&tx->lock);
-	pthread_join(tx->th, NULL);
-	tx->started = 0;
+	wk_thread_stop(&tx->th, &tx->started, &tx->stop, &tx->lock, &tx->cond);
 }
 
 void wk_tx_fini(struct wk_tx *tx)
@@ -284,9 +261,7 @@ void wk_tx_fini(struct wk_tx *tx)
 		free(h);
 	}
 	tx->head = tx->tail = NULL;
-	if (tx->sync_ok) {
-		pthread_cond_destroy(&tx->cond);
-		pthread_mutex_destroy(&tx->lock);
-		tx->sync_ok = 0;
-	}
+	if (tx->sync_ok)
+		wk_sync_fini(&tx->lock, &tx->cond);
+	tx->sync_ok = 0;
 }

@@ -684,8 +684,7 @@ static void *tx_open_loop(void *arg)
 
 		if (next > now + 100000000ULL)
 			next = now + 100000000ULL;
-		struct timespec ts = {.tv_sec = (time_t)(next / 1000000000ULL),
-				      .tv_nsec = (long)(next % 1000000000ULL)};
+		struct timespec ts = cpn_ns_timespec(next);
 
 		clock_nanosleep(CLOCK_MONOTONIC, TIMER_ABSTIME, &ts, NULL);
 	}
@@ -812,8 +811,7 @@ static void rx_expire(struct gen *g, uint64_t now)
 static int rx_poll(struct gen *g, uint64_t timeout_ns)
 {
 	struct pollfd p[MAX_SOCKETS];
-	struct timespec ts = {.tv_sec = (time_t)(timeout_ns / 1000000000ULL),
-			      .tv_nsec = (long)(timeout_ns % 1000000000ULL)};
+	struct timespec ts = cpn_ns_timespec(timeout_ns);
 	int got = 0;
 
 	for (int i = 0; i < g->nfds; i++)

@@ -33,6 +33,15 @@ static inline __u64 cpn_now_ns(void)
 	return (__u64)ts.tv_sec * 1000000000ULL + (__u64)ts.tv_nsec;
 }
 
+/* ns (a cpn_now_ns() time, or a span) as a timespec: for clock_nanosleep,
+ * pthread_cond_timedwait on CLOCK_MONOTONIC, ppoll.
+ */
+static inline struct timespec cpn_ns_timespec(__u64 ns)
+{
+	return (struct timespec){.tv_sec = (time_t)(ns / 1000000000ULL),
+				 .tv_nsec = (long)(ns % 1000000000ULL)};
+}
+
 /* splitmix64 (Steele, Lea, Flood 2014): a generator for seeds and test data,
  * the same sequence on every machine from the same state.
  */
