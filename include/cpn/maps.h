@@ -70,8 +70,9 @@
  * at CPN_XDP_RUN_PRIO (lower runs first; libxdp's default is 50, xdp-filter
  * asks for 10), chaining on to the next program on XDP_PASS. Where the
  * dispatcher cannot be used, cpnctl chains the program that was attached
- * before cpn itself: cpn_xdp takes its place and tail-calls it (cpn_chain,
- * slot by ingress ifindex in cpn_chain_slots) with every packet it passes.
+ * before cpn itself: cpn_xdp_chain (cpn_xdp's body) takes its place and
+ * tail-calls it (cpn_chain, slot by ingress ifindex in cpn_chain_slots) with
+ * every packet it passes.
  */
 #define CPN_XDP_RUN_PRIO 30
 #define CPN_CHAIN_SLOTS	 64

@@ -37,6 +37,7 @@ int router_open(struct router *r)
 		return -1;
 	}
 	r->prog_fd = bpf_program__fd(r->skel->progs.cpn_xdp);
+	r->chain_fd = bpf_program__fd(r->skel->progs.cpn_xdp_chain);
 	return 0;
 }
 

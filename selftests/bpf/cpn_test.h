@@ -23,6 +23,7 @@ struct router {
 	struct cpn_router *skel;
 	struct cpn_maps maps;
 	int prog_fd;
+	int chain_fd; /* cpn_xdp_chain, the build that chains a program */
 };
 
 int router_open(struct router *r);

@@ -596,10 +596,11 @@ static int foreign_prog(void)
 	return bpf_prog_load(BPF_PROG_TYPE_XDP, "foreign", "GPL", insns, 2, &o);
 }
 
-/* Where cpnctl chained a program on the ingress interface (cpn_chain_slots
- * names its slot in cpn_chain), every frame cpn passes goes to it; cpn's
- * own requests do not, and other interfaces pass to the stack. Under
- * BPF_PROG_TEST_RUN the ingress interface is the loopback (ifindex 1).
+/* cpn_xdp_chain, where cpnctl chained a program on the ingress interface
+ * (cpn_chain_slots names its slot in cpn_chain), hands it every frame cpn
+ * passes; cpn's own requests not, other interfaces pass to the stack, and
+ * cpn_xdp itself never chains. Under BPF_PROG_TEST_RUN the ingress interface
+ * is the loopback (ifindex 1).
  */
 static void test_passed_frames_go_to_the_chained_program(void **state)
 {
@@ -622,9 +623,14 @@ static void test_passed_frames_go_to_the_chained_program(void **state)
 	len = cpn_pkt_build(&s, in, sizeof(in));
 	assert_true(len > 0);
 
-	rt_assert_untouched(r, in, len, XDP_PASS, CPN_STAT_PASS_NOT_CPN);
-
 	assert_int_equal(bpf_map_update_elem(r->maps.chain, &slot, &fd, 0), 0);
+	assert_int_equal(bpf_map_update_elem(r->maps.chain_slots, &lo, &slot, 0), 0);
+	/* cpn_xdp: the stack, whatever is chained. */
+	rt_assert_untouched(r, in, len, XDP_PASS, CPN_STAT_PASS_NOT_CPN);
+	assert_int_equal(bpf_map_delete_elem(r->maps.chain_slots, &lo), 0);
+
+	r->prog_fd = r->chain_fd;
+	rt_assert_untouched(r, in, len, XDP_PASS, CPN_STAT_PASS_NOT_CPN);
 	assert_int_equal(bpf_map_update_elem(r->maps.chain_slots, &other, &slot, 0), 0);
 	/* Chained on another interface only: still the stack. */
 	rt_assert_untouched(r, in, len, XDP_PASS, CPN_STAT_PASS_NOT_CPN);

@@ -5,7 +5,8 @@
 # knows nothing of cpn: selftests/e2e/xdp_count.bpf.o counts UDP datagrams
 # by destination port and passes everything. Checked:
 #   - a program attached on its own (ip link / bpftool): `cpnctl apply` puts
-#     cpn_xdp in its place atomically and chains it; cpn's requests are all
+#     cpn_xdp_chain (the router, handing on what it passes) in its place
+#     atomically; cpn's requests are all
 #     steered and answered and never reach the foreign program, which still
 #     counts every datagram cpn passes; `cpnctl status` says so;
 #   - taking cpn off the interface (an apply without it, and `cpnctl down`)
@@ -54,7 +55,7 @@ cp "$STATE/cpn.yaml" "$TMP/all.yaml"
 { cat "$TMP/all.yaml"; echo "xdp_attach: plain"; } >"$TMP/plain.yaml"
 
 on_rc() { R ip -o link show r-c | sed -n 's/.*prog\/xdp id \([0-9]*\).*/\1/p'; }
-cpn_id() { R bpftool prog show pinned "$PIN/progs/cpn_xdp" | sed -n '1s/:.*//p'; }
+chain_id() { R bpftool prog show pinned "$PIN/progs/cpn_xdp_chain" | sed -n '1s/:.*//p'; }
 count() { # maps dir, port: what the foreign program counted
 	R bpftool map lookup pinned "$1/count_ports" key $(($2 & 255)) $(($2 >> 8)) 0 0 -j |
 		python3 -c 'import json,sys; print(sum(v["value"] for v in json.load(sys.stdin)["formatted"]["values"]))'
@@ -91,7 +92,7 @@ rc=$?
 ctl status >"$TMP/status.txt" 2>&1
 cat "$TMP/status.txt" >>"$TMP/chain.log"
 check "apply_puts_cpn_xdp_first_and_chains_the_foreign_program" "$TMP/chain.log" \
-	bash -c "[ $rc -eq 0 ] && [ '$(on_rc)' = '$(cpn_id)' ] &&
+	bash -c "[ $rc -eq 0 ] && [ '$(on_rc)' = '$(chain_id)' ] &&
 		grep -q 'XDP program $FID (xdp_count) was there' '$TMP/chain.log' &&
 		grep -Eq '^r-c +native, then prog $FID \(xdp_count\)' '$TMP/status.txt'"
 

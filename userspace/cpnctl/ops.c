@@ -104,22 +104,29 @@ static int keep_joined(struct cpn_cfg *want, const struct cpn_cfg *cur)
 	return 0;
 }
 
-/* Pin a loaded object's maps under pin_dir and its program at
- * pin_dir/progs/cpn_xdp; on failure nothing stays pinned.
+/* Pin a loaded object's maps under pin_dir and its programs at
+ * pin_dir/progs/cpn_xdp and cpn_xdp_chain; on failure nothing stays pinned.
  */
-static int pin_object(struct bpf_object *obj, struct bpf_program *prog, const char *pin_dir,
-		      struct cpn_err *err)
+static int pin_object(struct bpf_object *obj, const char *pin_dir, struct cpn_err *err)
 {
+	static const char *const names[] = {"cpn_xdp", "cpn_xdp_chain"};
 	char progs[512];
 	int e = bpf_object__pin_maps(obj, pin_dir);
 
 	snprintf(progs, sizeof(progs), "%s/progs", pin_dir);
 	if (!e && mkdir(progs, 0755) && errno != EEXIST)
 		e = -errno;
-	snprintf(progs, sizeof(progs), "%s/progs/cpn_xdp", pin_dir);
-	if (!e)
-		e = bpf_program__pin(prog, progs);
+	for (int i = 0; i < 2 && !e; i++) {
+		struct bpf_program *prog = bpf_object__find_program_by_name(obj, names[i]);
+
+		snprintf(progs, sizeof(progs), "%s/progs/%s", pin_dir, names[i]);
+		e = prog ? bpf_program__pin(prog, progs) : -ENOENT;
+	}
 	if (e) {
+		for (int i = 0; i < 2; i++) {
+			snprintf(progs, sizeof(progs), "%s/progs/%s", pin_dir, names[i]);
+			unlink(progs);
+		}
 		bpf_object__unpin_maps(obj, pin_dir);
 		return errf(err, CPN_EXIT_FAIL, "cannot pin under %s: %s", pin_dir, strerror(-e));
 	}
@@ -136,9 +143,10 @@ static int load_file(const char *object, const char *pin_dir, struct cpn_err *er
 	if (!obj)
 		return errf(err, CPN_EXIT_FAIL, "cannot open %s: %s", object, strerror(errno));
 	prog = bpf_object__find_program_by_name(obj, "cpn_xdp");
-	if (!prog) {
+	if (!prog || !bpf_object__find_program_by_name(obj, "cpn_xdp_chain")) {
 		bpf_object__close(obj);
-		return errf(err, CPN_EXIT_FAIL, "%s has no program cpn_xdp: not cpn's router",
+		return errf(err, CPN_EXIT_FAIL,
+			    "%s has no programs cpn_xdp and cpn_xdp_chain: not cpn's router",
 			    object);
 	}
 	if (bpf_object__load(obj)) {
@@ -147,7 +155,7 @@ static int load_file(const char *object, const char *pin_dir, struct cpn_err *er
 		return errf(err, CPN_EXIT_FAIL, "cannot load %s: %s (see the verifier log above)",
 			    object, strerror(rc));
 	}
-	rc = pin_object(obj, prog, pin_dir, err);
+	rc = pin_object(obj, pin_dir, err);
 	bpf_object__close(obj); /* the pins keep it alive */
 	return rc;
 }
@@ -186,7 +194,7 @@ static int load_or_adopt(const char *pin_dir, const char *object, bool *loaded, 
 			return errf(err, CPN_EXIT_FAIL,
 				    "cannot load the XDP program: %s (see the verifier log above)",
 				    strerror(errno));
-		rc = pin_object(skel->obj, skel->progs.cpn_xdp, pin_dir, err);
+		rc = pin_object(skel->obj, pin_dir, err);
 		cpn_router__destroy(skel); /* the pins keep it alive */
 	}
 	if (!rc)
@@ -213,6 +221,7 @@ static int sync_ifaces(struct cpn_ctl *ctl, const struct cpn_cfg *old, const str
 	if (t.prog_fd < 0)
 		return errf(err, CPN_EXIT_FAIL,
 			    "no cpn_xdp program pinned at %s/progs: run 'cpnctl up'", ctl->pin_dir);
+	t.chain_fd = cpn_pinned_chain_fd(ctl->pin_dir);
 	for (int i = 0; i < cfg->n_ifaces && !rc; i++) {
 		rc = cpn_xdp_attach(&t, cfg->ifaces[i], err);
 		if (!rc && cpn_maps_add_port(&ctl->maps, (int)if_nametoindex(cfg->ifaces[i])))
@@ -231,6 +240,8 @@ static int sync_ifaces(struct cpn_ctl *ctl, const struct cpn_cfg *old, const str
 			cpn_maps_del_port(&ctl->maps, (int)if_nametoindex(old->ifaces[i]));
 	}
 	close(t.prog_fd);
+	if (t.chain_fd >= 0)
+		close(t.chain_fd);
 	return rc;
 }
 
@@ -340,6 +351,7 @@ int cpn_op_down(const struct cpn_dirs *d, struct cpn_err *err)
 	bool open = !cpn_ctl_open(&ctl, pin_dir, cpn_dirs_state(d), err);
 
 	t.prog_fd = cpn_pinned_prog_fd(pin_dir);
+	t.chain_fd = cpn_pinned_chain_fd(pin_dir);
 	t.maps = open ? &ctl.maps : NULL;
 	if (open) {
 		cpn_ctl_lock(&ctl, err);
@@ -371,6 +383,8 @@ int cpn_op_down(const struct cpn_dirs *d, struct cpn_err *err)
 	}
 	if (t.prog_fd >= 0)
 		close(t.prog_fd);
+	if (t.chain_fd >= 0)
+		close(t.chain_fd);
 	/* The pin directory is cpn's own: every pin in it and in progs/ goes. */
 	unpin_all(pin_dir);
 	return CPN_EXIT_OK;

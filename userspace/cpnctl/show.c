@@ -402,6 +402,7 @@ static void show_ifaces(struct cpn_ctl *ctl, const struct cpn_cfg *cfg, bool jso
 	char how[160];
 
 	t.prog_fd = cpn_pinned_prog_fd(ctl->pin_dir);
+	t.chain_fd = cpn_pinned_chain_fd(ctl->pin_dir);
 	if (json)
 		printf("[");
 	else
@@ -427,6 +428,8 @@ static void show_ifaces(struct cpn_ctl *ctl, const struct cpn_cfg *cfg, bool jso
 		printf("]");
 	if (t.prog_fd >= 0)
 		close(t.prog_fd);
+	if (t.chain_fd >= 0)
+		close(t.chain_fd);
 }
 
 int cpnctl_show(const char *pin_dir, const char *state_dir, enum cpnctl_show what, bool json)

@@ -136,8 +136,16 @@ static struct xdp_program *component(const struct cpn_xdp_target *t, struct bpf_
 			return NULL;
 		}
 	}
-	prog = xdp_program__from_bpf_obj(obj, "xdp");
-	if (libxdp_get_error(prog)) {
+	{
+		/* The dispatcher is the chain here: cpn_xdp alone. */
+		struct bpf_program *chain = bpf_object__find_program_by_name(obj, "cpn_xdp_chain");
+		DECLARE_LIBXDP_OPTS(xdp_program_opts, xo, .obj = obj, .prog_name = "cpn_xdp");
+
+		if (chain)
+			bpf_program__set_autoload(chain, false);
+		prog = xdp_program__create(&xo);
+	}
+	if (!prog || libxdp_get_error(prog)) {
 		snprintf(err->msg, sizeof(err->msg), "libxdp cannot use the router object");
 		bpf_object__close(obj);
 		return NULL;
@@ -229,6 +237,14 @@ static int chain_attach(const struct cpn_xdp_target *t, int ifindex, const char 
 	int fd, e;
 
 	prog_is_ours(t, other, name, sizeof(name));
+	if (t->chain_fd < 0) {
+		snprintf(err->msg, sizeof(err->msg),
+			 "%s carries XDP program %u (%s), and the router pinned at %s has no "
+			 "cpn_xdp_chain to run before it (pinned by an older cpn): run 'cpnctl "
+			 "down' and 'cpnctl up', or detach it (ip link set dev %s xdp off)",
+			 ifname, other, name, t->pin_dir, ifname);
+		return CPN_EXIT_FAIL;
+	}
 	/* A free slot: one that no interface names. */
 	for (e = bpf_map_get_next_key(t->maps->chain_slots, NULL, &key); !e;
 	     e = bpf_map_get_next_key(t->maps->chain_slots, &key, &next), key = next)
@@ -265,7 +281,7 @@ static int chain_attach(const struct cpn_xdp_target *t, int ifindex, const char 
 		goto undo;
 	}
 	ao.old_prog_fd = fd;
-	e = -bpf_xdp_attach(ifindex, t->prog_fd, mode_flag(attach_mode) | XDP_FLAGS_REPLACE, &ao);
+	e = -bpf_xdp_attach(ifindex, t->chain_fd, mode_flag(attach_mode) | XDP_FLAGS_REPLACE, &ao);
 	if (!e) {
 		close(fd);
 		fprintf(stderr,
@@ -319,7 +335,7 @@ int cpn_xdp_attach(const struct cpn_xdp_target *t, const char *ifname, struct cp
 		err->msg[0] = 0;
 		return plain_attach(t, ifindex, ifname, err);
 	}
-	if (q.prog_id == mine)
+	if (q.prog_id == mine || (q.prog_id && q.prog_id == cpn_prog_id(t->chain_fd)))
 		return CPN_EXIT_OK;
 	mp = xdp_multiprog__get_from_ifindex(ifindex);
 	dispatcher = !libxdp_get_error(mp) && mp && !xdp_multiprog__is_legacy(mp);
@@ -364,19 +380,20 @@ void cpn_xdp_detach(const struct cpn_xdp_target *t, const char *ifname)
 {
 	int ifindex = (int)if_nametoindex(ifname);
 	__u32 mine = cpn_prog_id(t->prog_fd), k = (__u32)ifindex, slot, next_id;
+	__u32 chain = t->chain_fd >= 0 ? cpn_prog_id(t->chain_fd) : 0;
 	LIBBPF_OPTS(bpf_xdp_query_opts, q);
 	LIBBPF_OPTS(bpf_xdp_attach_opts, ao);
 	struct xdp_multiprog *mp;
 
 	if (!ifindex || !mine || bpf_xdp_query(ifindex, 0, &q) || !q.prog_id)
 		return;
-	if (q.prog_id == mine) {
+	if (q.prog_id == mine || (chain && q.prog_id == chain)) {
 		/* A chained program goes back in cpn_xdp's place, atomically. */
-		if (!chain_slot(t, ifindex, &slot) &&
+		if (q.prog_id == chain && !chain_slot(t, ifindex, &slot) &&
 		    !bpf_map_lookup_elem(t->maps->chain, &slot, &next_id)) {
 			int fd = bpf_prog_get_fd_by_id(next_id);
 
-			ao.old_prog_fd = t->prog_fd;
+			ao.old_prog_fd = t->chain_fd;
 			if (fd >= 0 &&
 			    !bpf_xdp_attach(ifindex, fd,
 					    mode_flag(q.attach_mode) | XDP_FLAGS_REPLACE, &ao)) {
@@ -422,6 +439,7 @@ void cpn_xdp_describe(const struct cpn_xdp_target *t, const char *ifname, char *
 {
 	int ifindex = (int)if_nametoindex(ifname);
 	__u32 mine = cpn_prog_id(t->prog_fd), slot, next_id;
+	__u32 chain = t->chain_fd >= 0 ? cpn_prog_id(t->chain_fd) : 0;
 	LIBBPF_OPTS(bpf_xdp_query_opts, q);
 	struct xdp_multiprog *mp;
 	char name[BPF_OBJ_NAME_LEN];
@@ -431,8 +449,8 @@ void cpn_xdp_describe(const struct cpn_xdp_target *t, const char *ifname, char *
 	if (!ifindex || bpf_xdp_query(ifindex, 0, &q) || !q.prog_id)
 		return;
 	m = q.attach_mode == XDP_ATTACHED_SKB ? "generic" : "native";
-	if (q.prog_id == mine) {
-		if (!chain_slot(t, ifindex, &slot) &&
+	if (q.prog_id == mine || (chain && q.prog_id == chain)) {
+		if (q.prog_id == chain && !chain_slot(t, ifindex, &slot) &&
 		    !bpf_map_lookup_elem(t->maps->chain, &slot, &next_id)) {
 			prog_is_ours(t, next_id, name, sizeof(name));
 			snprintf(buf, len, "%s, then prog %u (%s)", m, next_id, name);

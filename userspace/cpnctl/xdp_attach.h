@@ -9,9 +9,9 @@
  *                      in a libxdp dispatcher instead, where one can run);
  *   libxdp dispatcher  cpn_xdp joins it at run priority CPN_XDP_RUN_PRIO,
  *                      chaining on XDP_PASS (xdp-tools' convention);
- *   another program    cpn_xdp takes its place atomically and hands it every
- *                      packet it passes (a tail call through cpn_chain); a
- *                      detach puts it back as atomically.
+ *   another program    cpn_xdp_chain (cpn_xdp's body, and a tail call through
+ *                      cpn_chain for every packet it passes) takes its place
+ *                      atomically; a detach puts it back as atomically.
  *
  * xdp_attach: plain refuses the last two, as a router that must not share.
  */
@@ -24,6 +24,7 @@
 
 struct cpn_xdp_target {
 	int prog_fd;	       /* the pinned cpn_xdp */
+	int chain_fd;	       /* the pinned cpn_xdp_chain, or -1 */
 	const char *pin_dir;   /* where its maps are pinned */
 	struct cpn_maps *maps; /* opened from pin_dir */
 	const char *object;    /* the router object it came from; NULL: cpnctl's own */

@@ -78,6 +78,14 @@ int cpn_pinned_prog_fd(const char *pin_dir)
 	return bpf_obj_get(path);
 }
 
+int cpn_pinned_chain_fd(const char *pin_dir)
+{
+	char path[PATH_MAX];
+
+	snprintf(path, sizeof(path), "%s/progs/cpn_xdp_chain", pin_dir);
+	return bpf_obj_get(path);
+}
+
 __u32 cpn_prog_id(int prog_fd)
 {
 	struct bpf_prog_info info = {0};

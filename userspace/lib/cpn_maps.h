@@ -51,6 +51,8 @@ const char *cpn_bpffs_hint(const char *pin_dir);
 
 /* The router program pinned at DIR/progs/cpn_xdp: an fd, or < 0. */
 int cpn_pinned_prog_fd(const char *pin_dir);
+/* Its build that chains another program (DIR/progs/cpn_xdp_chain). */
+int cpn_pinned_chain_fd(const char *pin_dir);
 /* The id of a program fd; 0 if it has none. */
 __u32 cpn_prog_id(int prog_fd);
 int cpn_maps_from_object(struct cpn_maps *m, struct bpf_object *obj);
