@@ -9,6 +9,12 @@ BPF_SRCS := $(wildcard bpf/*.bpf.c) tools/cpn-pktgen/cpn_sink.bpf.c
 BPF_OBJS := $(BPF_SRCS:.bpf.c=.bpf.o)
 SKELS    := $(patsubst %.bpf.c,$(BUILD)/%.skel.h,$(notdir $(wildcard bpf/*.bpf.c)))
 
+# The path maps that CFLAGS carries (dpkg-buildflags' -ffile-prefix-map) go
+# to the BPF objects too: clang writes the build directory into their debug
+# information, and cpnctl embeds cpn_router.bpf.o, so without them a package
+# would differ with the directory it was built in.
+BPF_CFLAGS += $(filter -ffile-prefix-map=% -fdebug-prefix-map=%,$(CFLAGS))
+
 %.bpf.o: %.bpf.c
 	$(CLANG) $(BPF_CFLAGS) -I$(dir $<) -MMD -MP -MF $(BUILD)/bpfdeps/$(subst /,_,$@).d -c $< -o $@
 

@@ -8,6 +8,8 @@ FWD_SRCS    := $(wildcard dpdk/*.c)
 $(OBJ)/dpdk/%.o: CPPFLAGS += -Idpdk
 $(OBJ)/dpdk/%.o: CFLAGS += $(DPDK_CFLAGS)
 
+# pkg-config names every DPDK library; link only those cpn-fwd uses.
+$(BUILD)/cpn-fwd: LDFLAGS += -Wl,--as-needed
 $(BUILD)/cpn-fwd: LIBS := $(DPDK_LIBS) $(LIBBPF) -lyaml -lmicrohttpd -lpthread -lm
 ifeq ($(strip $(DPDK_LIBS)),)
 $(BUILD)/cpn-fwd:

@@ -158,12 +158,6 @@ DEB_OUT  ?= ..
 DEB_JOBS ?= 2
 DEB_TMP  ?= $(or $(TMPDIR),/tmp)
 
-# The path maps that CFLAGS carries (dpkg-buildflags' -ffile-prefix-map) go
-# to the BPF objects too: clang writes the build directory into their debug
-# information, and cpnctl embeds cpn_router.bpf.o, so without them a package
-# would differ with the directory it was built in.
-BPF_CFLAGS += $(filter -ffile-prefix-map=% -fdebug-prefix-map=%,$(CFLAGS))
-
 deb:
 	@command -v dpkg-buildpackage >/dev/null || { echo "make deb: no dpkg-buildpackage" \
 		"(Debian package dpkg-dev; make deps)" >&2; exit 1; }

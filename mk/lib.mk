@@ -42,13 +42,18 @@ $(LIBCPN_SO): $(call obj,$(LIBCPN_BASE))
 	ln -sf $(notdir $@) $(BUILD)/$(LIBCPN_SONAME)
 	ln -sf $(LIBCPN_SONAME) $(BUILD)/libcpn.so
 
-$(LIBCPN_PC): mk/lib.mk
+# Written on every make, replaced only when it differs: it names PREFIX.
+$(LIBCPN_PC): mk/lib.mk FORCE
 	@mkdir -p $(dir $@)
-	printf '%s\n' 'prefix=$(PREFIX)' 'includedir=$${prefix}/include' \
+	@printf '%s\n' 'prefix=$(PREFIX)' 'includedir=$${prefix}/include' \
 		'libdir=$${prefix}/lib/$(MULTIARCH)' '' 'Name: libcpn' \
 		'Description: cpn, the computing-power-network routing plane: wire format and library' \
 		'Version: $(LIBCPN_VERSION)' 'Requires.private: libmicrohttpd' \
-		'Libs: -L$${libdir} -lcpn' 'Cflags: -I$${includedir} -I$${includedir}/cpn' >$@
+		'Libs: -L$${libdir} -lcpn' 'Cflags: -I$${includedir} -I$${includedir}/cpn' >$@.tmp
+	@cmp -s $@.tmp $@ && rm -f $@.tmp || mv $@.tmp $@
+
+.PHONY: FORCE
+FORCE:
 
 PROGS += $(LIBCPN_A) $(LIBCPN_SO) $(LIBCPN_PC)
 TEST_PROGS += $(LIBCPN_SAN_A)

@@ -466,6 +466,10 @@ static const struct bad bad[] = {
     {BASE "auto_join:\n  prefixes: [10.1.0.0/16]\n  weigth: 5\n", 8, "unknown key 'weigth'"},
     {"max_hops: 4\nmax_hops: 5\n", 2, "duplicate key 'max_hops'"},
     {"control_port: 1\nxdp_attach: dispatcher\n", 2, "unknown xdp_attach 'dispatcher'"},
+    {"auto_join: {prefixes: [10.1.0.0/x]}\n", 1, "'10.1.0.0/x' is not a prefix"},
+    {"auto_join: {prefixes: [10.1.0.0/]}\n", 1, "'10.1.0.0/' is not a prefix"},
+    {"auto_join: {prefixes: [10.1.0.0/33]}\n", 1, "'10.1.0.0/33' is not a prefix"},
+    {"auto_join: {prefixes: [\"fd01::/129\"]}\n", 1, "'fd01::/129' is not a prefix"},
     /* wrong types */
     {BASE "  - {name: b, id: 2, vip: 10.0.0.2,\n     port: http}\n", 7, "not a number"},
     {BASE "  - {name: b, id: 2, vip: 10.0.0.2, port: \"80\"}\n", 6, "quoted"},

@@ -214,7 +214,7 @@ static void usage(FILE *f)
 	    "                 end of the schedule or the last send, whichever is later\n"
 	    "  sent, replied, busy, lost   requests (replied: REPLY of any status)\n"
 	    "  send_rate, reply_rate       sent / window_s, replied / window_s\n"
-	    "  reply_status   {status: count} of REPLYs whose status is not 0\n"
+	    "  reply_status   {status: count} of the REPLY messages whose status is not 0\n"
 	    "  busy_status    {status: count} of BUSYs (1 WAIT .. 5 OVERLOAD)\n"
 	    "  late           answers that came after --timeout (counted in lost)\n"
 	    "  duplicates     second answers to one request\n"

@@ -86,7 +86,10 @@ static const char *const usage_tenant = "usage: cpnctl tenant add ID|any --servi
 					"[--rate R] [--burst B] [--key HEX32]\n"
 					"       cpnctl tenant del ID|any\n"
 					"       cpnctl tenant list [-j]\n";
-static const char *const usage_status = "usage: cpnctl status [-j] [--pin-dir DIR]\n";
+static const char *const usage_status =
+    "usage: cpnctl status [-j] [--pin-dir DIR] [--state-dir DIR]\n"
+    "  Services, nodes and interfaces: liveness, load, latency, share. Service names\n"
+    "  come from the desired state: give the --state-dir that 'up' used.\n";
 static const char *const usage_stats = "usage: cpnctl stats [-j] [--pin-dir DIR]\n";
 const char *const cpnctl_usage_daemon =
     "usage: cpnctl daemon [--metrics ADDR:PORT] [--config FILE] [--probe-ms N]\n"

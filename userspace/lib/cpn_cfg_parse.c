@@ -628,7 +628,7 @@ static int parse_prefix(const struct field *f, struct cfg_prefix *p)
 	char addr[INET6_ADDRSTRLEN + 1], buf[INET6_ADDRSTRLEN];
 	const char *str, *slash;
 	__be32 masked[4];
-	__u64 len = 0;
+	uint64_t len = 0;
 	size_t al;
 
 	if (get_s(f, &str))
@@ -642,8 +642,7 @@ static int parse_prefix(const struct field *f, struct cfg_prefix *p)
 	addr[al] = 0;
 	if (cpn_addr_parse(addr, p->addr, &p->family))
 		goto bad;
-	len = strtoull(slash + 1, NULL, 10);
-	if (len > (p->family == CPN_AF_INET6 ? 128 : 32))
+	if (cpn_parse_u64(slash + 1, 0, p->family == CPN_AF_INET6 ? 128 : 32, &len))
 		goto bad;
 	p->len = (__u8)len;
 	if (!cpn_cfg__prefix_mask(p, masked)) {
