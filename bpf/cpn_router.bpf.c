@@ -165,6 +165,14 @@ struct {
 	__type(value, __u32);
 } cpn_chain_slots SEC(".maps");
 
+/* Idle tokens by service (policy jiq, maps.h). */
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, CPN_MAX_SERVICES);
+	__type(key, __u32);
+	__type(value, struct cpn_tokens);
+} cpn_tokens SEC(".maps");
+
 /* ---- the environment of include/cpn/router.h ------------------------- */
 
 struct cpn_env {
@@ -183,6 +191,12 @@ static __always_inline struct cpn_node *cpn_bpf_node(__u32 id)
 	return bpf_map_lookup_elem(&cpn_node_state, &id);
 }
 #define cpn_node_at(env, id) cpn_bpf_node(id)
+
+static __always_inline struct cpn_tokens *cpn_bpf_tokens(__u32 svc_id)
+{
+	return bpf_map_lookup_elem(&cpn_tokens, &svc_id);
+}
+#define cpn_tokens_at(env, svc_id) cpn_bpf_tokens(svc_id)
 
 static __always_inline struct cpn_config *cpn_env_config(struct cpn_env *env)
 {

@@ -126,12 +126,13 @@ struct fwd_tenant_cache_ent {
 
 struct cpn_env {
 	struct fwd_snap *snap;
-	struct cpn_node *state;	  /* struct cpn_node[CPN_MAX_NODES] */
-	struct fwd_aff_ent *aff;  /* FWD_AFF_SIZE entries */
-	struct fwd_counters *cnt; /* this lcore's */
-	__u64 now;		  /* read once per burst */
-	__u64 rng;		  /* xorshift64* state */
-	struct cpn_aff aff_copy;  /* what cpn_env_aff() returned */
+	struct cpn_node *state;	   /* struct cpn_node[CPN_MAX_NODES] */
+	struct fwd_aff_ent *aff;   /* FWD_AFF_SIZE entries */
+	struct cpn_tokens *tokens; /* by service: the idle tokens of policy jiq */
+	struct fwd_counters *cnt;  /* this lcore's */
+	__u64 now;		   /* read once per burst */
+	__u64 rng;		   /* xorshift64* state */
+	struct cpn_aff aff_copy;   /* what cpn_env_aff() returned */
 	struct fwd_vip_cache_ent vip_cache[FWD_VIP_CACHE];
 	struct fwd_tenant_cache_ent tenant_cache[FWD_TENANT_CACHE];
 };

@@ -31,6 +31,12 @@ static __rte_always_inline struct cpn_node *fwd_node_at(struct cpn_env *env, __u
 }
 #define cpn_node_at(env, id) fwd_node_at(env, id)
 
+static __rte_always_inline struct cpn_tokens *fwd_tokens_at(struct cpn_env *env, __u32 svc_id)
+{
+	return env->tokens && svc_id < CPN_MAX_SERVICES ? &env->tokens[svc_id] : NULL;
+}
+#define cpn_tokens_at(env, svc_id) fwd_tokens_at(env, svc_id)
+
 static inline struct cpn_config *cpn_env_config(struct cpn_env *env)
 {
 	return env->snap->has_config ? &env->snap->config : NULL;

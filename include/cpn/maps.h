@@ -36,7 +36,8 @@
 	X(xsks, "xsks_map", XSKMAP, slot, AF_XDP socket of cpn - fwd)                              \
 	X(xsk_slots, "cpn_xsk_slots", HASH, struct cpn_xsk_key, __u32 slot of xsks_map)            \
 	X(chain, "cpn_chain", PROG_ARRAY, slot, the XDP program cpn passes to)                     \
-	X(chain_slots, "cpn_chain_slots", HASH, ifindex, __u32 slot of cpn_chain)
+	X(chain_slots, "cpn_chain_slots", HASH, ifindex, __u32 slot of cpn_chain)                  \
+	X(tokens, "cpn_tokens", ARRAY, service_id, struct cpn_tokens)
 
 #include <linux/types.h>
 #include <linux/bpf.h>
@@ -55,10 +56,15 @@
 #ifndef CPN_MAX_SESSIONS
 #define CPN_MAX_SESSIONS 65536
 #endif
-#define CPN_MAX_SVC_NODES 64	/* candidates per service */
-#define CPN_MAGLEV_M	  65537 /* Maglev table size: prime, >> CPN_MAX_SVC_NODES (the paper's) */
-#define CPN_HIST_BUCKETS  24	/* log2 µs: [0,2) [2,4) .. [2^23, inf) */
-#define CPN_MAX_PORTS	  64
+#define CPN_MAX_SVC_NODES 1024 /* candidates per service (node ids 1 .. CPN_MAX_NODES-1) */
+/* Candidates a scanning policy looks at: `least` and `round-robin` services
+ * have at most this many nodes, and every loop over a service's candidates
+ * (liveness scans, fallbacks) stops after this many.
+ */
+#define CPN_SVC_SCAN_MAX 64
+#define CPN_MAGLEV_M	 65537 /* Maglev table size: prime, >> CPN_MAX_SVC_NODES (the paper's) */
+#define CPN_HIST_BUCKETS 24    /* log2 µs: [0,2) [2,4) .. [2^23, inf) */
+#define CPN_MAX_PORTS	 64
 /* AF_XDP sockets of cpn-fwd that the router can hand requests to: xsks_map
  * slots, CPN_XSK_QUEUES per cpn-fwd port.
  */
@@ -111,7 +117,8 @@ enum cpn_policy {
 	CPN_POL_MAGLEV = 2,
 	CPN_POL_RANDOM = 3,
 	CPN_POL_RR = 4,
-	CPN_POL_MAX = CPN_POL_RR,
+	CPN_POL_JIQ = 5, /* idle tokens from the nodes, else p2c on the router's own view */
+	CPN_POL_MAX = CPN_POL_JIQ,
 };
 
 enum cpn_service_flags {
@@ -135,6 +142,34 @@ struct cpn_service {
 	__u32 n_nodes;
 	__u32 rr; /* round-robin cursor, advanced atomically by the data plane */
 	__u16 nodes[CPN_MAX_SVC_NODES];
+	__u64 member[CPN_MAX_NODES / 64]; /* bit per node id: is it a candidate */
+};
+
+/* Idle tokens (policy jiq): a node marks a REPLY with CPN_F_TOKEN when a
+ * batch slot of its frees with nothing queued; the router that sees the
+ * reply keeps the token, per service, and gives its next request of that
+ * service to the newest token's node. A token is trusted for
+ * CPN_TOKEN_TTL_SVC of the node's mean service times (at least
+ * CPN_TOKEN_TTL_MIN_US): older, the node has likely been sent work since.
+ * The store is a ring used as a stack (newest first): `top` counts pushes
+ * less pops; slots are overwritten after CPN_TOKENS pushes, and a slot is
+ * zeroed when popped, so a stale or reused slot reads as empty.
+ */
+#define CPN_TOKENS	     64
+#define CPN_TOKEN_TRIES	     4
+#define CPN_TOKEN_TTL_SVC    2
+#define CPN_TOKEN_TTL_MIN_US 50
+
+struct cpn_token {
+	__u16 node;
+	__u16 pad;
+	__u32 t_us; /* the router's clock, µs (mod 2^32), when the token came */
+};
+
+struct cpn_tokens {
+	__u32 top;
+	__u32 pad;
+	struct cpn_token slot[CPN_TOKENS];
 };
 
 struct cpn_maglev {
@@ -340,7 +375,9 @@ struct cpn_svc_stats {
 	X(DROP_NODE_AUTH, "drop_node_auth") /* report tag missing or wrong: spoofed */             \
 	X(DROP_FAMILY, "drop_family")	    /* node family differs from the VIP's */               \
 	X(DROP_HOPS, "drop_hops")	    /* too many steering hops */                           \
-	X(DROP_TX, "drop_tx")		    /* could not transmit (FIB error) */
+	X(DROP_TX, "drop_tx")		    /* could not transmit (FIB error) */                   \
+	X(TOKEN_IN, "token_in")		    /* idle token kept from a REPLY (jiq) */               \
+	X(REQ_TOKEN, "req_token")	    /* request given to an idle token's node (jiq) */
 
 enum cpn_stat {
 #define CPN_STAT_ENUM(name, str) CPN_STAT_##name,
@@ -350,6 +387,23 @@ enum cpn_stat {
 };
 
 #ifndef __bpf__
+/* A service's candidates: nodes[], n_nodes and the membership bitmap, which
+ * the data planes read for "is this node one of them" (ids >= CPN_MAX_NODES
+ * and entries past CPN_MAX_SVC_NODES are ignored).
+ */
+static inline void cpn_svc_set_nodes(struct cpn_service *s, const __u16 *ids, __u32 n)
+{
+	__builtin_memset(s->member, 0, sizeof(s->member));
+	if (n > CPN_MAX_SVC_NODES)
+		n = CPN_MAX_SVC_NODES;
+	for (__u32 i = 0; i < n; i++) {
+		s->nodes[i] = ids[i];
+		if (ids[i] < CPN_MAX_NODES)
+			s->member[ids[i] / 64] |= 1ULL << (ids[i] % 64);
+	}
+	s->n_nodes = n;
+}
+
 static const char *const cpn_stat_names[CPN_STAT_MAX] = {
 #define CPN_STAT_NAME(name, str) [CPN_STAT_##name] = str,
     CPN_STATS(CPN_STAT_NAME)
@@ -395,7 +449,7 @@ static inline __u64 cpn_svc_refused_total(const struct cpn_svc_stats *s)
 
 static const char *const cpn_policy_names[CPN_POL_MAX + 1] = {
     [CPN_POL_P2C] = "p2c",	 [CPN_POL_LEAST] = "least",    [CPN_POL_MAGLEV] = "maglev",
-    [CPN_POL_RANDOM] = "random", [CPN_POL_RR] = "round-robin",
+    [CPN_POL_RANDOM] = "random", [CPN_POL_RR] = "round-robin", [CPN_POL_JIQ] = "jiq",
 };
 #endif
 

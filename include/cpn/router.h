@@ -24,7 +24,8 @@
  *   __u64                   cpn_env_rand(struct cpn_env *);
  *   int                     cpn_env_xsk_ready(struct cpn_env *);  a cpn-fwd socket
  *                           takes this packet's hand-off (`dataplane: dpdk`)
- *   cpn_node_at(env, id)    as sched.h describes.
+ *   cpn_node_at(env, id)    as sched.h describes;
+ *   cpn_tokens_at(env, svc) likewise, where the plane keeps idle tokens.
  *
  * All of them may return NULL where a pointer is returned.
  */
@@ -235,8 +236,7 @@ static __always_inline __u16 cpn_request_node(struct cpn_env *env, struct cpn_se
 
 	if ((h->flags & cpn_htons(CPN_F_TAGGED)) && tagged) {
 		n = cpn_node_at(env, tagged);
-		if (n && cpn_node_live(n, now, svc->stale_ms) &&
-		    cpn_svc_has_node(env, svc, tagged)) {
+		if (n && cpn_node_live(n, now, svc->stale_ms) && cpn_svc_has_node(svc, tagged)) {
 			cpn_env_count(env, CPN_STAT_REQ_TAG_HONOURED);
 			return tagged;
 		}
@@ -251,7 +251,7 @@ static __always_inline __u16 cpn_request_node(struct cpn_env *env, struct cpn_se
 		if (aff) {
 			n = cpn_node_at(env, aff->node_id);
 			if (n && cpn_node_live(n, now, svc->stale_ms) &&
-			    cpn_svc_has_node(env, svc, aff->node_id)) {
+			    cpn_svc_has_node(svc, aff->node_id)) {
 				aff->last_ns = now;
 				cpn_env_count(env, CPN_STAT_REQ_AFFINITY);
 				return aff->node_id;
@@ -275,6 +275,8 @@ static __always_inline __u16 cpn_request_node(struct cpn_env *env, struct cpn_se
 	}
 	if (pick.verdict == CPN_PICK_FALLBACK)
 		cpn_env_count(env, CPN_STAT_REQ_FALLBACK);
+	else if (pick.token)
+		cpn_env_count(env, CPN_STAT_REQ_TOKEN);
 	if (key && (h->flags & cpn_htons(CPN_F_STICKY))) {
 		na.node_id = pick.node_id;
 		na.last_ns = now;
@@ -474,6 +476,11 @@ static __always_inline int cpn_reply(struct cpn_env *env, void *data_end, struct
 			cpn_learn_svc(n, cpn_ntohl(h->worker_us));
 		cpn_learn_path_sample(n, ns, (__u32)(now / 1000), cpn_ntohl(h->router_ts),
 				      cpn_ntohl(h->worker_us));
+		/* jiq: the node is idle and asks this router for work. */
+		if ((h->flags & cpn_htons(CPN_F_TOKEN)) && svc->policy == CPN_POL_JIQ) {
+			cpn_token_push(cpn_tokens_at(env, svc->id), id, now);
+			cpn_env_count(env, CPN_STAT_TOKEN_IN);
+		}
 	}
 	if (ns) {
 		if (h->type == CPN_T_REPLY)

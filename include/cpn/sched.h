@@ -13,6 +13,12 @@
  * struct cpn_node[CPN_MAX_NODES] array, which is exactly how the mmaped
  * cpn_node_state map looks from userspace.
  *
+ * Policy jiq keeps idle tokens per service: define
+ *
+ *     #define cpn_tokens_at(ctx, svc_id)  <struct cpn_tokens * or NULL>
+ *
+ * where there is a token store (without it, jiq is p2c).
+ *
  * CPN_CTX names the type `ctx` points to (default void). The loops below are
  * declared CPN_SCHED_FN: inline by default; the XDP program makes them
  * global BPF functions (CPN_SCHED_FN = noinline, non-static) so that the
@@ -47,6 +53,9 @@ static __always_inline struct cpn_node *cpn_node_at_flat(void *tbl, __u32 id)
 }
 #define cpn_node_at(ctx, id) cpn_node_at_flat(ctx, id)
 #endif
+#ifndef cpn_tokens_at
+#define cpn_tokens_at(ctx, svc_id) ((struct cpn_tokens *)0)
+#endif
 
 #define CPN_EWMA_SHIFT	  3	   /* EWMA weight of a new sample: 1/8 */
 #define CPN_MAGLEV_PROBES 8	   /* entries tried past a dead Maglev entry */
@@ -64,7 +73,8 @@ struct cpn_pick {
 	__u8 busy_reason;
 	__u32 est_us;
 	__u32 min_queue; /* least queue among the candidates considered */
-	__u32 pad;
+	__u8 token;	 /* jiq: the node came from an idle token */
+	__u8 pad[3];
 };
 
 /* ---- mixing and hashing --------------------------------------------- */
@@ -180,7 +190,7 @@ CPN_SCHED_FN int cpn_scan_live(CPN_CTX *ctx, const struct cpn_service *svc, __u3
 	if (idx >= n)
 		return -1;
 
-	for (__u32 i = 0; i < CPN_MAX_SVC_NODES; i++) {
+	for (__u32 i = 0; i < CPN_SVC_SCAN_MAX; i++) {
 		if (i >= n)
 			break;
 		idx = cpn_wrap(start + i, n);
@@ -239,7 +249,7 @@ CPN_SCHED_FN int cpn_fallback(CPN_CTX *ctx, const struct cpn_service *svc,
 	if (!id && n) {
 		__u32 start = flow_hash % n;
 
-		for (__u32 i = 0; i < CPN_MAX_SVC_NODES; i++) {
+		for (__u32 i = 0; i < CPN_SVC_SCAN_MAX; i++) {
 			if (i >= n)
 				break;
 			__u32 idx = cpn_wrap(start + i, n);
@@ -305,7 +315,7 @@ CPN_SCHED_FN int cpn_least(CPN_CTX *ctx, const struct cpn_service *svc, __u32 st
 	n = cpn_svc_n(svc);
 	if (idx >= n)
 		return 0;
-	for (__u32 i = 0; i < CPN_MAX_SVC_NODES; i++) {
+	for (__u32 i = 0; i < CPN_SVC_SCAN_MAX; i++) {
 		if (i >= n)
 			break;
 		idx = cpn_wrap(start + i, n);
@@ -380,7 +390,7 @@ CPN_SCHED_FN int cpn_rr_live(CPN_CTX *ctx, struct cpn_service *svc, __u64 now_ns
 	if (!svc)
 		return -1;
 	n = cpn_svc_n(svc);
-	for (__u32 i = 0; i < CPN_MAX_SVC_NODES; i++) {
+	for (__u32 i = 0; i < CPN_SVC_SCAN_MAX; i++) {
 		__u32 idx;
 		struct cpn_node *nd;
 
@@ -395,21 +405,85 @@ CPN_SCHED_FN int cpn_rr_live(CPN_CTX *ctx, struct cpn_service *svc, __u64 now_ns
 }
 
 /* Whether node `id` is one of the service's candidates: a tag or a
- * session may only keep a request on a node of its own service.
+ * session may only keep a request on a node of its own service. One bit of
+ * the service's membership bitmap: any size of service.
  */
-CPN_SCHED_FN int cpn_svc_has_node(CPN_CTX *ctx, const struct cpn_service *svc, __u32 id)
+static __always_inline int cpn_svc_has_node(const struct cpn_service *svc, __u32 id)
 {
-	__u32 n;
-
-	CPN_CTX_USE(ctx);
-	if (!svc || !id)
+	if (!svc || !id || id >= CPN_MAX_NODES)
 		return 0;
-	n = cpn_svc_n(svc);
-	for (__u32 i = 0; i < CPN_MAX_SVC_NODES; i++) {
-		if (i >= n)
-			break;
-		if (svc->nodes[i & (CPN_MAX_SVC_NODES - 1)] == id)
-			return 1;
+	return (svc->member[(id / 64) & (CPN_MAX_NODES / 64 - 1)] >> (id % 64)) & 1;
+}
+
+/* ---- idle tokens (policy jiq) ------------------------------------------ */
+
+/* A node's token came with a REPLY of the service. */
+static __always_inline void cpn_token_push(struct cpn_tokens *t, __u16 node, __u64 now_ns)
+{
+	__u32 i;
+
+	if (!t || !node)
+		return;
+	i = __sync_fetch_and_add(&t->top, 1) & (CPN_TOKENS - 1);
+	t->slot[i].t_us = (__u32)(now_ns / 1000);
+	t->slot[i].node = node;
+}
+
+/* How long node n's token is trusted, µs. */
+static __always_inline __u32 cpn_token_ttl_us(const struct cpn_node *n)
+{
+	__u32 ttl = n->svc_us * CPN_TOKEN_TTL_SVC;
+
+	return ttl < CPN_TOKEN_TTL_MIN_US ? CPN_TOKEN_TTL_MIN_US : ttl;
+}
+
+/* Take the newest token: its node, with *age_us; 0 when the store is empty
+ * or another CPU took the top at the same moment (a token is a hint: the
+ * caller falls back to its own choice).
+ */
+static __always_inline __u16 cpn_token_pop(struct cpn_tokens *t, __u64 now_ns, __u32 *age_us)
+{
+	__u32 top, i;
+	__u16 node;
+
+	if (!t)
+		return 0;
+	top = *(volatile __u32 *)&t->top;
+	if (!top || __sync_val_compare_and_swap(&t->top, top, top - 1) != top)
+		return 0;
+	i = (top - 1) & (CPN_TOKENS - 1);
+	node = t->slot[i].node;
+	*age_us = (__u32)(now_ns / 1000) - t->slot[i].t_us;
+	t->slot[i].node = 0;
+	if (!node) /* consumed already: the ring wrapped under the top */
+		t->top = 0;
+	return node;
+}
+
+/* jiq: the newest token whose node is a live candidate and fresh; 0 when
+ * none of CPN_TOKEN_TRIES qualifies. A stale token means every older one is
+ * staler: the store is emptied.
+ */
+static __always_inline __u16 cpn_jiq_token(CPN_CTX *ctx, struct cpn_service *svc, __u64 now_ns)
+{
+	struct cpn_tokens *t = cpn_tokens_at(ctx, svc->id);
+
+	for (int i = 0; i < CPN_TOKEN_TRIES; i++) {
+		__u32 age = 0;
+		__u16 id = cpn_token_pop(t, now_ns, &age);
+		struct cpn_node *nd;
+
+		if (!id)
+			return 0;
+		nd = cpn_node_at(ctx, id);
+		if (!nd)
+			continue;
+		if (age > cpn_token_ttl_us(nd)) {
+			t->top = 0;
+			return 0;
+		}
+		if (cpn_svc_has_node(svc, id) && cpn_node_live(nd, now_ns, svc->stale_ms))
+			return id;
 	}
 	return 0;
 }
@@ -471,6 +545,18 @@ static __always_inline int cpn_choose(CPN_CTX *ctx, struct cpn_service *svc,
 			return cpn_fallback(ctx, svc, mg, flow_hash, out);
 		return cpn_admit(svc, cpn_est_us(a), cpn_node_queue(a), out);
 	}
+	case CPN_POL_JIQ: {
+		__u16 id = cpn_jiq_token(ctx, svc, now_ns);
+
+		a = id ? cpn_node_at(ctx, id) : 0;
+		if (a) {
+			out->node_id = id;
+			out->token = 1;
+			return cpn_admit(svc, cpn_est_us(a), cpn_node_queue(a), out);
+		}
+	}
+		/* no token: p2c on this router's own view */
+		/* fallthrough */
 	case CPN_POL_P2C:
 	default: {
 		__u32 r1 = (__u32)rnd, r2 = (__u32)(rnd >> 32);

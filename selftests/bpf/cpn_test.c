@@ -104,9 +104,7 @@ int t_add_service(struct router *r, __u16 id, int family, int policy, const __u1
 	s.max_wait_us = 0;
 	s.max_queue = 0;
 	s.stale_ms = 500;
-	s.n_nodes = (__u32)n;
-	for (int i = 0; i < n; i++)
-		s.nodes[i] = nodes[i];
+	cpn_svc_set_nodes(&s, nodes, (__u32)n);
 	return cpn_maps_set_service(&r->maps, id, &s);
 }
 

@@ -447,7 +447,7 @@ struct bad {
 	const char *why; /* a substring of the message */
 };
 
-static char many_nodes[1024], many_ifaces[512];
+static char many_nodes[4096], many_least[4096], many_ifaces[512];
 
 static const struct bad bad[] = {
     /* YAML syntax: libyaml's line */
@@ -548,7 +548,8 @@ static const struct bad bad[] = {
      12, "names node 9, which is not defined"},
     {BASE "  - {name: b, id: 2, vip: 10.0.0.2, port: 80, nodes: [2,\n     1, 2]}\n", 7,
      "lists node 2 twice"},
-    {many_nodes, 3, "more than 64 nodes"},
+    {many_nodes, 3, "more than 1024 nodes"},
+    {many_least, 68, "policy least looks at every one: at most 64"},
     {BASE "tenants:\n  - id: 1\n    services: [a,\n      b]\n", 9,
      "names service 'b', which is not defined"},
     {BASE "tenants:\n  - {id: 1, services: [a, a]}\n", 7, "lists service a twice"},
@@ -577,12 +578,23 @@ static void gen_cases(void)
 {
 	size_t n;
 
-	/* a service with 65 nodes: refused at the 65th, on line 3 */
+	/* a service with 1025 entries: refused at the 1025th, on line 3 */
 	n = (size_t)snprintf(many_nodes, sizeof(many_nodes),
 			     "services:\n  - {name: a, id: 1, vip: 10.0.0.1, port: 80, nodes: [");
-	for (int i = 1; i <= 64; i++)
-		n += (size_t)snprintf(many_nodes + n, sizeof(many_nodes) - n, "%d,", i);
-	snprintf(many_nodes + n, sizeof(many_nodes) - n, "\n    65]}\n");
+	for (int i = 1; i <= 1024; i++)
+		n += (size_t)snprintf(many_nodes + n, sizeof(many_nodes) - n, "1,");
+	snprintf(many_nodes + n, sizeof(many_nodes) - n, "\n    1]}\n");
+	/* least over 65 nodes: it would scan them all */
+	n = (size_t)snprintf(many_least, sizeof(many_least), "nodes:\n");
+	for (int i = 1; i <= 65; i++)
+		n += (size_t)snprintf(many_least + n, sizeof(many_least) - n,
+				      "  - {id: %d, addr: \"10.1.0.%d:7470\"}\n", i, i);
+	n += (size_t)snprintf(many_least + n, sizeof(many_least) - n,
+			      "services:\n  - {name: a, id: 1, vip: 10.0.0.1, port: 80, "
+			      "policy: least, nodes: [");
+	for (int i = 1; i <= 65; i++)
+		n += (size_t)snprintf(many_least + n, sizeof(many_least) - n, "%d%s", i,
+				      i < 65 ? "," : "]}\n");
 	/* 17 interfaces, one per line: refused at the 17th, on line 18 */
 	n = (size_t)snprintf(many_ifaces, sizeof(many_ifaces), "interfaces:\n");
 	for (int i = 0; i < 17; i++)

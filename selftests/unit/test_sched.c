@@ -103,9 +103,7 @@ static void svc_init(struct cpn_service *s, __u8 policy, const __u16 *ids, int n
 	s->flags = CPN_SVC_ACTIVE;
 	s->policy = policy;
 	s->stale_ms = STALE_MS;
-	s->n_nodes = n;
-	for (int i = 0; i < n; i++)
-		s->nodes[i] = ids[i];
+	cpn_svc_set_nodes(s, ids, (__u32)n);
 }
 
 static struct cpn_pick choose(struct cpn_service *s, const struct cpn_maglev *m, __u32 flow_hash,

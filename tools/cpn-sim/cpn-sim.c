@@ -574,11 +574,15 @@ static void sim_init(struct sim *s, const struct sim_cfg *c, struct hist *h)
 			svc->policy = (__u8)c->policy;
 			svc->family = CPN_AF_INET;
 			svc->stale_ms = c->stale_ms;
-			svc->n_nodes = s->groups[g].n;
 			/* Routers started at different times: cursors out of step. */
 			svc->rr = (__u32)cpn_splitmix64(&setup);
-			for (__u32 i = 0; i < s->groups[g].n; i++)
-				svc->nodes[i] = (__u16)(s->groups[g].first + i);
+			{
+				__u16 ids[CPN_MAX_SVC_NODES];
+
+				for (__u32 i = 0; i < s->groups[g].n; i++)
+					ids[i] = (__u16)(s->groups[g].first + i);
+				cpn_svc_set_nodes(svc, ids, s->groups[g].n);
+			}
 		}
 	}
 	if (c->policy == CPN_POL_MAGLEV) {

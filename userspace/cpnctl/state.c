@@ -166,12 +166,13 @@ static int unlist_node(struct cpn_maps *m, __u16 node)
 		prev = &key;
 		if (bpf_map_lookup_elem(m->services, &key, &s) || !svc_names(&s, node))
 			continue;
+		__u16 keep[CPN_MAX_SVC_NODES];
 		__u32 n = 0;
 
 		for (__u32 i = 0; i < s.n_nodes && i < CPN_MAX_SVC_NODES; i++)
 			if (s.nodes[i] != node)
-				s.nodes[n++] = s.nodes[i];
-		s.n_nodes = n;
+				keep[n++] = s.nodes[i];
+		cpn_svc_set_nodes(&s, keep, n);
 		if (cpn_maps_set_service(m, (__u16)key, &s))
 			return -1;
 	}

@@ -225,6 +225,13 @@ static int check_services(const struct cpn_cfg *cfg, const char *name, const str
 			    err, name, line,
 			    "service %s lists %d nodes: too many, at most %d per service", s->name,
 			    s->n_nodes, CPN_MAX_SVC_NODES);
+		if ((s->policy == CPN_POL_LEAST || s->policy == CPN_POL_RR) &&
+		    s->n_nodes > CPN_SVC_SCAN_MAX)
+			return cpn_cfg__errat(err, name, line,
+					      "service %s lists %d nodes, and policy %s looks at "
+					      "every one: at most %d; use p2c or jiq for more",
+					      s->name, s->n_nodes, cpn_policy_names[s->policy],
+					      CPN_SVC_SCAN_MAX);
 	}
 	return 0;
 }

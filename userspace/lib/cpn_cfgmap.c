@@ -16,9 +16,7 @@ void cpn_cfg_to_service(const struct cfg_service *c, struct cpn_service *s)
 	s->max_wait_us = c->max_wait_us;
 	s->max_queue = c->max_queue;
 	s->stale_ms = c->stale_ms;
-	s->n_nodes = (__u32)c->n_nodes;
-	for (int i = 0; i < c->n_nodes; i++)
-		s->nodes[i] = c->nodes[i];
+	cpn_svc_set_nodes(s, c->nodes, (__u32)c->n_nodes);
 }
 
 void cpn_cfg_to_node(const struct cfg_node *c, struct cpn_node_cfg *n, __u32 *admin)
