@@ -6,7 +6,9 @@
 #           (cpn_prom, cpn_http), the packet builder (cpn_pkt)
 #   bpf     the router's maps by pin or by object (cpn_maps, cpn_bpffs) and
 #           the configuration model (cpn_cfg*: YAML in and out, checks,
-#           conversion to map values), on libbpf and libyaml
+#           conversion to map values), on libbpf and libyaml; the etcd
+#           client (cpn_etcd: etcd v3's JSON gateway), on libcurl and json-c:
+#           a program that uses it links $(LIBCPN_ETCD_LIBS)
 #
 #   $(BUILD)/libcpn.a         both tiers: every program links it (a program
 #                             takes only the objects it uses: cpn-worker no
@@ -19,6 +21,7 @@ LIBCPN_SONAME  := libcpn.so.0
 LIBCPN_BASE := $(addprefix userspace/lib/,cpn_addr.c cpn_util.c cpn_http.c cpn_pkt.c cpn_prom.c)
 LIBCPN_BPF  := $(filter-out $(LIBCPN_BASE),$(wildcard userspace/lib/*.c))
 LIBCPN_SRCS := $(LIBCPN_BASE) $(LIBCPN_BPF)
+LIBCPN_ETCD_LIBS := $(shell pkg-config --libs libcurl json-c 2>/dev/null || echo -lcurl -ljson-c)
 
 LIBCPN_A     := $(BUILD)/libcpn.a
 LIBCPN_SO    := $(BUILD)/libcpn.so.$(LIBCPN_VERSION)

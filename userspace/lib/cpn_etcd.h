@@ -118,8 +118,9 @@ struct cpn_etcd_txn_res {
 };
 
 int cpn_etcd_txn(struct cpn_etcd *e, const struct cpn_etcd_cmp *cmp, int n_cmp,
-		 const struct cpn_etcd_op *success, int n_success, const struct cpn_etcd_op *failure,
-		 int n_failure, struct cpn_etcd_txn_res *res, char *err, size_t err_len);
+		 const struct cpn_etcd_op *success, int n_success,
+		 const struct cpn_etcd_op *failure, int n_failure, struct cpn_etcd_txn_res *res,
+		 char *err, size_t err_len);
 void cpn_etcd_txn_res_free(struct cpn_etcd_txn_res *res);
 
 /* ---- leases ---------------------------------------------------------------- */
