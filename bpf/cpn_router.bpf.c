@@ -165,6 +165,14 @@ struct {
 	__type(value, __u32);
 } cpn_chain_slots SEC(".maps");
 
+/* Full-NAT requests in flight (maps.h, CPN_SVC_FULLNAT). */
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, CPN_FLOWS);
+	__type(key, struct cpn_flow_key);
+	__type(value, struct cpn_flow);
+} cpn_flows SEC(".maps");
+
 /* Idle tokens by service (policy jiq, maps.h). */
 struct {
 	__uint(type, BPF_MAP_TYPE_ARRAY);
@@ -253,6 +261,24 @@ static __always_inline void cpn_env_aff_set(struct cpn_env *env, const struct cp
 					    const struct cpn_aff *a)
 {
 	bpf_map_update_elem(&cpn_affinity, k, a, BPF_ANY);
+}
+
+static __always_inline int cpn_env_flow_set(struct cpn_env *env, const struct cpn_flow_key *k,
+					    const struct cpn_flow *f)
+{
+	return bpf_map_update_elem(&cpn_flows, k, f, BPF_ANY);
+}
+
+static __always_inline int cpn_env_flow_take(struct cpn_env *env, const struct cpn_flow_key *k,
+					     struct cpn_flow *f)
+{
+	struct cpn_flow *v = bpf_map_lookup_elem(&cpn_flows, k);
+
+	if (!v)
+		return -1;
+	*f = *v;
+	bpf_map_delete_elem(&cpn_flows, k);
+	return 0;
 }
 
 static __always_inline void cpn_env_count(struct cpn_env *env, __u32 stat)

@@ -148,6 +148,27 @@ static inline struct cpn_aff *cpn_env_aff(struct cpn_env *env, const struct cpn_
 	return &env->aff_copy;
 }
 
+/* cpn-fwd keeps no full-NAT flows: such services are DNATed (the reply
+ * returns through the node's own route).
+ */
+static inline int cpn_env_flow_set(struct cpn_env *env, const struct cpn_flow_key *k,
+				   const struct cpn_flow *f)
+{
+	(void)env;
+	(void)k;
+	(void)f;
+	return -1;
+}
+
+static inline int cpn_env_flow_take(struct cpn_env *env, const struct cpn_flow_key *k,
+				    struct cpn_flow *f)
+{
+	(void)env;
+	(void)k;
+	(void)f;
+	return -1;
+}
+
 static inline void cpn_env_aff_set(struct cpn_env *env, const struct cpn_aff_key *k,
 				   const struct cpn_aff *a)
 {

@@ -52,6 +52,9 @@ static const char usage_text[] =
     "  --metrics ADDR:PORT    serve Prometheus /metrics there\n"
     "  --load-interval-ms MS  LOAD heartbeat period (default 50)\n"
     "  --key HEX32            sign REPLY, BUSY, LOAD and PROBE_ACK with this node key\n"
+    "  --token-below T        a reply that frees a slot while fewer than T requests\n"
+    "                         wait carries an idle token for its router (policy jiq;\n"
+    "                         default 1: when nothing waits; 0: never)\n"
     "  --delay-us D           hold every answer D us before sending it: emulated path\n"
     "                         delay, not counted in worker_us (default 0)\n"
     "  --seed S               seed of --mlp-dims, --vs-rows and synthetic draws (default 1)\n"
@@ -175,6 +178,7 @@ enum {
 	O_LOAD_INT,
 	O_KEY,
 	O_DELAY,
+	O_TOKEN_BELOW,
 	O_MLP_MODEL,
 	O_MLP_DIMS,
 	O_SEED,
@@ -199,6 +203,7 @@ static const struct option long_opts[] = {
     {"load-interval-ms", required_argument, NULL, O_LOAD_INT},
     {"key", required_argument, NULL, O_KEY},
     {"delay-us", required_argument, NULL, O_DELAY},
+    {"token-below", required_argument, NULL, O_TOKEN_BELOW},
     {"mlp-model", required_argument, NULL, O_MLP_MODEL},
     {"mlp-dims", required_argument, NULL, O_MLP_DIMS},
     {"seed", required_argument, NULL, O_SEED},
@@ -247,6 +252,7 @@ static int parse_args(int argc, char **argv, struct wk_opts *o)
 	o->node.capacity = 1;
 	o->node.queue_len = 4096;
 	o->node.load_interval_ms = 50;
+	o->node.token_below = 1;
 	o->k.seed = 1;
 	o->k.vs_rows = 10000;
 	o->k.vs_dim = 128;
@@ -320,6 +326,11 @@ static int parse_args(int argc, char **argv, struct wk_opts *o)
 			if (cpn_key_parse(optarg, o->node.key))
 				return usage_error("--key wants 32 hex digits");
 			o->node.have_key = 1;
+			break;
+		case O_TOKEN_BELOW:
+			if (parse_int("--token-below", optarg, 0, 65535, &v))
+				return -1;
+			o->node.token_below = (uint32_t)v;
 			break;
 		case O_DELAY:
 			if (parse_int("--delay-us", optarg, 0, WK_MAX_DELAY_US, &v))

@@ -33,10 +33,15 @@ static void lat_hist_add(struct wk_stats *st, uint32_t us)
 	WK_ADD(st, lat_sum_us, us);
 }
 
-/* A REPLY per request, sent together; then the requests are freed. */
+/* A REPLY per request, sent together; then the requests are freed. The
+ * slot is free again: when fewer than token_below requests wait, the last
+ * reply carries an idle token (CPN_F_TOKEN), which asks the router that
+ * steered it for the next request (policy jiq).
+ */
 static void reply_batch(struct wk_batcher *b, struct wk_slot *s, int n)
 {
 	uint64_t now = cpn_now_ns();
+	int token = b->token_below && WK_LOAD(&b->q->queued) < b->token_below;
 
 	for (int i = 0; i < n; i++) {
 		struct wk_req *r = s->batch[i];
@@ -47,6 +52,8 @@ static void reply_batch(struct wk_batcher *b, struct wk_slot *s, int n)
 
 		wk_msg_answer(&m, &r->m, CPN_T_REPLY);
 		m.status = st;
+		if (token && i == n - 1)
+			m.flags |= CPN_F_TOKEN;
 		m.worker_us = us > UINT32_MAX ? UINT32_MAX : (uint32_t)us;
 		wk_load_fill(b->q, &m);
 		wk_tx_seal(b->tx, &m, &s->out[i], &r->src);

@@ -64,6 +64,7 @@ struct wk_batcher {
 	struct wk_stats *st;
 	const struct wk_handler *h;
 	int n_slots, max_batch;
+	uint32_t token_below; /* idle token when fewer wait at a slot's end; 0: never */
 	struct wk_slot *slots;
 	int running; /* slot threads not yet ended; atomic */
 	/* batch size histogram buckets: powers of two, max_batch - 1, max_batch */

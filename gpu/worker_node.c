@@ -115,6 +115,7 @@ int wk_node_open(struct wk_node *n, const struct wk_node_cfg *c, const struct wk
 	n->opened = OPEN_SLOTS;
 	if (rc)
 		return rc;
+	n->b.token_below = c->token_below;
 	if (wk_sync_init(&n->hb_lock, &n->hb_cond)) {
 		snprintf(err, errlen, "cannot initialise the heartbeat's locks");
 		return -EINVAL;

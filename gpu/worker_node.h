@@ -34,7 +34,8 @@ struct wk_node_cfg {
 	int queue_len;
 	unsigned load_interval_ms;
 	unsigned delay_us;
-	const char *metrics; /* ADDR:PORT of /metrics, or NULL */
+	uint32_t token_below; /* idle token on a reply when fewer wait (0: never) */
+	const char *metrics;  /* ADDR:PORT of /metrics, or NULL */
 };
 
 struct wk_node {

@@ -37,7 +37,8 @@
 	X(xsk_slots, "cpn_xsk_slots", HASH, struct cpn_xsk_key, __u32 slot of xsks_map)            \
 	X(chain, "cpn_chain", PROG_ARRAY, slot, the XDP program cpn passes to)                     \
 	X(chain_slots, "cpn_chain_slots", HASH, ifindex, __u32 slot of cpn_chain)                  \
-	X(tokens, "cpn_tokens", ARRAY, service_id, struct cpn_tokens)
+	X(tokens, "cpn_tokens", ARRAY, service_id, struct cpn_tokens)                              \
+	X(flows, "cpn_flows", LRU_HASH, struct cpn_flow_key, struct cpn_flow)
 
 #include <linux/types.h>
 #include <linux/bpf.h>
@@ -124,6 +125,12 @@ enum cpn_policy {
 enum cpn_service_flags {
 	CPN_SVC_ACTIVE = 0x1,
 	CPN_SVC_DPDK = 0x2, /* dataplane: dpdk — hand off to cpn-fwd's AF_XDP socket */
+	/* reply: router — the router puts its own address as the request's
+	 * source (full NAT), so the reply comes back through it: to learn from
+	 * (load, idle tokens), and so that a router's failure loses only what
+	 * was in flight through it. The client is remembered in cpn_flows.
+	 */
+	CPN_SVC_FULLNAT = 0x4,
 };
 
 /* A service. The canonical copy is cpn_services[id]; cpn_vips holds the
@@ -186,7 +193,11 @@ enum cpn_node_cfg_flags {
 	CPN_NODE_CFG_RETIRED = 0x4,
 };
 
-/* Where a node is: written by the controller only. */
+/* Where a node is: written by the controller only. `src` is this router's
+ * own address toward the node (the kernel's choice of source for that
+ * route, looked up when the node is written): the source of full-NAT
+ * requests; all zero where there is none.
+ */
 struct cpn_node_cfg {
 	__be32 addr[4];
 	__be16 port;
@@ -194,6 +205,28 @@ struct cpn_node_cfg {
 	__u8 flags;
 	__u32 pad;
 	__u64 key[2];
+	__be32 src[4];
+};
+
+/* A full-NAT request in flight: found again by what its REPLY or BUSY
+ * echoes (request id, tenant, service, node) and its destination port,
+ * which is the client's port, kept. Wire byte order, as in the packet.
+ */
+#define CPN_FLOWS 131072
+
+struct cpn_flow_key {
+	__be64 request_id;
+	__be32 tenant_id;
+	__be16 service_id;
+	__be16 node_id;
+	__be16 cport;
+	__u16 pad[3];
+};
+
+struct cpn_flow {
+	__be32 client[4];
+	__u8 family;
+	__u8 pad[7];
 };
 
 enum cpn_admin {
@@ -377,7 +410,9 @@ struct cpn_svc_stats {
 	X(DROP_HOPS, "drop_hops")	    /* too many steering hops */                           \
 	X(DROP_TX, "drop_tx")		    /* could not transmit (FIB error) */                   \
 	X(TOKEN_IN, "token_in")		    /* idle token kept from a REPLY (jiq) */               \
-	X(REQ_TOKEN, "req_token")	    /* request given to an idle token's node (jiq) */
+	X(REQ_TOKEN, "req_token")	    /* request given to an idle token's node (jiq) */      \
+	X(REQ_FULLNAT, "req_fullnat")	    /* request sent from the router's own address */       \
+	X(DROP_NO_FLOW, "drop_no_flow")	    /* full-NAT reply whose request is unknown */
 
 enum cpn_stat {
 #define CPN_STAT_ENUM(name, str) CPN_STAT_##name,

@@ -24,6 +24,12 @@
  *   __u64                   cpn_env_rand(struct cpn_env *);
  *   int                     cpn_env_xsk_ready(struct cpn_env *);  a cpn-fwd socket
  *                           takes this packet's hand-off (`dataplane: dpdk`)
+ *   int                     cpn_env_flow_set(struct cpn_env *, const struct cpn_flow_key *,
+ *                                            const struct cpn_flow *);  0, or < 0 where
+ *                           the plane keeps no flows (full NAT then falls back to DNAT)
+ *   int                     cpn_env_flow_take(struct cpn_env *, const struct cpn_flow_key *,
+ *                                             struct cpn_flow *);  found (copied and
+ *                           forgotten): 0, else < 0
  *   cpn_node_at(env, id)    as sched.h describes;
  *   cpn_tokens_at(env, svc) likewise, where the plane keeps idle tokens.
  *
@@ -150,6 +156,37 @@ static __always_inline void cpn_nat(struct cpn_l34 *p, int dir, const __be32 *ad
 	/* IPv4 UDP checksum 0 means "none": it stays so. */
 	if (p->family == CPN_AF_INET6 || p->udp->check)
 		p->udp->check = cpn_udp_csum_fixup(cpn_csum_apply(p->udp->check, acc_udp));
+}
+
+/* Rewrite the source address alone (full NAT of a request: the port, the
+ * client's, is kept), after cpn_nat() put the node as the destination.
+ */
+static __always_inline void cpn_snat_addr(struct cpn_l34 *p, const __be32 *addr)
+{
+	__be32 old[4] = {p->saddr[0], 0, 0, 0};
+	__u32 acc;
+
+	if (p->nwords == 4) {
+		old[1] = p->saddr[1];
+		old[2] = p->saddr[2];
+		old[3] = p->saddr[3];
+	}
+	acc = cpn_csum_diff_words(0, old, addr, p->nwords);
+	if (p->family == CPN_AF_INET)
+		p->ip4->check = cpn_csum_apply(p->ip4->check, cpn_csum_diff32(0, old[0], addr[0]));
+	p->saddr[0] = addr[0];
+	if (p->nwords == 4) {
+		p->saddr[1] = addr[1];
+		p->saddr[2] = addr[2];
+		p->saddr[3] = addr[3];
+	}
+	if (p->family == CPN_AF_INET6 || p->udp->check)
+		p->udp->check = cpn_udp_csum_fixup(cpn_csum_apply(p->udp->check, acc));
+}
+
+static __always_inline int cpn_addr_zero(const __be32 *a)
+{
+	return !(a[0] | a[1] | a[2] | a[3]);
 }
 
 /* ---- BUSY ------------------------------------------------------------ */
@@ -384,8 +421,32 @@ static __always_inline int cpn_request(struct cpn_env *env, void *data, void *da
 		acc = cpn_csum_diff16(acc, old_hc, new_hc);
 		acc = cpn_csum_diff32(acc, old_ts, new_ts);
 	}
-	cpn_nat(p, 0, nc->addr, nc->port, acc);
+	/* Full NAT: remember the client, then send from this router's own
+	 * address toward the node, so that the reply comes back here.
+	 */
+	if ((svc->flags & CPN_SVC_FULLNAT) && !cpn_addr_zero(nc->src)) {
+		struct cpn_flow_key fk = {.request_id = h->request_id,
+					  .tenant_id = h->tenant_id,
+					  .service_id = h->service_id,
+					  .node_id = cpn_htons(node_id),
+					  .cport = p->udp->source};
+		struct cpn_flow fl = {.family = p->family};
 
+		fl.client[0] = p->saddr[0];
+		if (p->nwords == 4) {
+			fl.client[1] = p->saddr[1];
+			fl.client[2] = p->saddr[2];
+			fl.client[3] = p->saddr[3];
+		}
+		if (!cpn_env_flow_set(env, &fk, &fl)) {
+			cpn_nat(p, 0, nc->addr, nc->port, acc);
+			cpn_snat_addr(p, nc->src);
+			cpn_env_count(env, CPN_STAT_REQ_FULLNAT);
+			goto sent;
+		}
+	}
+	cpn_nat(p, 0, nc->addr, nc->port, acc);
+sent:
 	ns = cpn_env_node_stats(env, node_id);
 	if (ns)
 		ns->requests++;
@@ -494,6 +555,22 @@ static __always_inline int cpn_reply(struct cpn_env *env, void *data_end, struct
 			ss->replies++;
 		else
 			ss->node_busy++;
+	}
+	/* Full NAT: the reply came to this router's own address; back to the
+	 * client it was for. A reply for an unknown request is not forwarded.
+	 */
+	if ((svc->flags & CPN_SVC_FULLNAT) && !cpn_addr_zero(nc->src) &&
+	    cpn_addr_eq(p->daddr, nc->src, p->family)) {
+		struct cpn_flow_key fk = {.request_id = h->request_id,
+					  .tenant_id = h->tenant_id,
+					  .service_id = h->service_id,
+					  .node_id = h->node_id,
+					  .cport = p->udp->dest};
+		struct cpn_flow fl;
+
+		if (cpn_env_flow_take(env, &fk, &fl) || fl.family != p->family)
+			return cpn_verdict_set(env, v, CPN_ACT_DROP, CPN_STAT_DROP_NO_FLOW);
+		cpn_nat(p, 0, fl.client, p->udp->dest, 0);
 	}
 	cpn_nat(p, 1, svc->vip, svc->port, 0);
 	cpn_env_count(env, h->type == CPN_T_REPLY ? CPN_STAT_REPLY_FWD : CPN_STAT_BUSY_FWD);

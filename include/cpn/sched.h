@@ -677,19 +677,35 @@ static __always_inline __u32 cpn_hist_bucket(__u32 us)
 
 /* Fill `mg` for the given nodes (ids >= 1) and weights (> 0), as in the
  * Maglev paper (Eisenbud et al., NSDI 2016, section 3.4), each node taking
- * turns in proportion to its weight. n = 0 empties the table. Returns 0, or
- * -1 on bad input (n > CPN_MAX_SVC_NODES, a zero id or weight).
+ * turns in proportion to its weight. The nodes take their turns in order of
+ * id, whatever order they are given in: every router that knows the same
+ * nodes and weights builds the same table, so their fallbacks send a flow
+ * to the same node. n = 0 empties the table. Returns 0, or -1 on bad input
+ * (n > CPN_MAX_SVC_NODES, a zero id or weight).
  */
-static inline int cpn_maglev_build(struct cpn_maglev *mg, const __u16 *ids, const __u32 *weights,
-				   int n)
+static inline int cpn_maglev_build(struct cpn_maglev *mg, const __u16 *ids_in,
+				   const __u32 *weights_in, int n)
 {
 	__u32 offset[CPN_MAX_SVC_NODES], skip[CPN_MAX_SVC_NODES], next[CPN_MAX_SVC_NODES];
+	__u32 weights[CPN_MAX_SVC_NODES];
+	__u16 ids[CPN_MAX_SVC_NODES];
 	__u64 credit[CPN_MAX_SVC_NODES];
 	__u32 wmax = 0, filled = 0;
 
 	__builtin_memset(mg, 0, sizeof(*mg));
 	if (n < 0 || n > CPN_MAX_SVC_NODES)
 		return -1;
+	for (int i = 0; i < n; i++) { /* insertion sort by id */
+		int j = i;
+
+		while (j > 0 && ids[j - 1] > ids_in[i]) {
+			ids[j] = ids[j - 1];
+			weights[j] = weights[j - 1];
+			j--;
+		}
+		ids[j] = ids_in[i];
+		weights[j] = weights_in[i];
+	}
 	for (int i = 0; i < n; i++) {
 		if (!ids[i] || !weights[i])
 			return -1;

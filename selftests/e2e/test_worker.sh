@@ -66,11 +66,11 @@ trap 'exit 130' INT TERM
 export ASAN_OPTIONS=${ASAN_OPTIONS:-detect_leaks=1:abort_on_error=0}
 export UBSAN_OPTIONS=${UBSAN_OPTIONS:-print_stacktrace=1:halt_on_error=1}
 
-N=19
+N=20
 echo "1..$N"
 
-mapfile -t P < <(python3 "$PY" ports 20)
-[ "${#P[@]}" -ge 18 ] || {
+mapfile -t P < <(python3 "$PY" ports 22)
+[ "${#P[@]}" -ge 22 ] || {
 	bail_rest "$N" "could not find free ports on 127.0.0.1"
 	exit 1
 }
@@ -267,6 +267,25 @@ else
 	not_ok "synthetic: a batch sleeps the sum of its requests' times; mean service time reported" "$TMP/S.log"
 fi
 stop S
+# Idle tokens: one slot, requests of 2 ms: only the reply that leaves nothing
+# waiting carries a token; none at all with --token-below 0.
+TK=$LO:${P[20]} TK0=$LO:${P[21]}
+if start TK "${P[20]}" --node-id 21 --router "$RS" --kernel synthetic --svc fixed:2000 \
+	--capacity 1 --max-batch 1 &&
+	start TK0 "${P[21]}" --node-id 22 --router "$RS" --kernel synthetic --svc fixed:2000 \
+		--capacity 1 --max-batch 1 --token-below 0; then
+	if timeout 30 python3 "$PY" tokens --to "$TK" --count 6 >"$TMP/t.log" 2>&1 &&
+		timeout 30 python3 "$PY" tokens --to "$TK" --count 1 >>"$TMP/t.log" 2>&1 &&
+		timeout 30 python3 "$PY" tokens --to "$TK0" --count 6 --queue -1 >>"$TMP/t.log" 2>&1; then
+		ok "idle token: only the reply that leaves the queue empty carries one; none with --token-below 0"
+	else
+		not_ok "idle token: only the reply that leaves the queue empty carries one; none with --token-below 0" "$TMP/t.log"
+	fi
+else
+	not_ok "idle token: only the reply that leaves the queue empty carries one; none with --token-below 0" "$TMP/TK.log" "$TMP/TK0.log"
+fi
+stop TK
+stop TK0
 S1=$LO:${P[17]}
 if start S1 "${P[17]}" --node-id 20 --router "$RS" --kernel synthetic --svc fixed:5000 \
 	--capacity 1 --max-batch 1 --load-interval-ms 50; then

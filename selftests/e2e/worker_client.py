@@ -56,7 +56,7 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from cpn_udp import HDR, MAGIC, VERSION, T_REQUEST, T_REPLY, T_LOAD, T_PROBE, T_PROBE_ACK, \
     T_BUSY, pack, unpack, addr_port  # noqa: E402
 
-F_AUTH, F_DRAINING = 0x0002, 0x0004
+F_AUTH, F_DRAINING, F_TOKEN = 0x0002, 0x0004, 0x0010
 ST_BAD_REQUEST, BUSY_DRAINING, BUSY_OVERLOAD = 1, 4, 5
 IDENTITY = ("service_id", "tenant_id", "session_key", "request_id", "hops", "class_", "router_ts")
 
@@ -224,6 +224,29 @@ def cmd_burst(a):
         fail(f"worker_us below {a.min_worker_us}: the batch closed before its deadline")
     if elapsed < a.min_elapsed_ms:
         fail(f"all answered in {elapsed:.1f} ms, less than {a.min_elapsed_ms} ms")
+    return 1 if errors else 0
+
+
+def cmd_tokens(a):
+    """A burst on one slot: only the reply that leaves the queue empty carries
+    an idle token (or none with --queue -1, the worker's --token-below 0)."""
+    to = parse_addr(a.to)
+    s = sock_for(to)
+    base = random.getrandbits(40) << 20
+    for i in range(a.count):
+        s.sendto(request(base + i, b"t")[1], to)
+    got = recv_until(s, time.monotonic() + a.timeout, lambda o: len(o) >= a.count)
+    marks = []
+    for data, _, _ in got:
+        h = unpack(data)
+        if h and h["type"] == T_REPLY and base <= h["request_id"] < base + a.count:
+            marks.append(1 if h["flags"] & F_TOKEN else 0)
+    print(f"sent={a.count} replied={len(marks)} tokens in arrival order={marks}")
+    if len(marks) != a.count:
+        fail(f"{a.count - len(marks)} requests unanswered")
+    want = [0] * a.count if a.queue < 0 else [0] * (a.count - 1) + [1]
+    if marks != want:
+        fail(f"tokens {marks}, want {want}")
     return 1 if errors else 0
 
 
@@ -507,7 +530,7 @@ def main():
     c = sub.add_parser("wait")
     c.add_argument("--to", required=True)
     c.add_argument("--seconds", type=float, default=10)
-    for name in ("echo", "burst", "probe", "delay", "overload", "drain", "loaded"):
+    for name in ("echo", "burst", "probe", "delay", "overload", "drain", "loaded", "tokens"):
         c = sub.add_parser(name)
         c.add_argument("--to", required=True)
         c.add_argument("--node-id", type=int, default=0)

@@ -6,6 +6,8 @@
 #include <stdlib.h>
 #include <string.h>
 #include <netinet/in.h>
+#include <sys/socket.h>
+#include <unistd.h>
 
 #include "cpn/maps.h"
 #include "cpn_addr.h"
@@ -126,4 +128,42 @@ const char *cpn_addr_str(const __be32 addr[4], __u8 family, char *buf, size_t le
 	if (!inet_ntop(family == CPN_AF_INET6 ? AF_INET6 : AF_INET, addr, buf, (socklen_t)len))
 		snprintf(buf, len, "?");
 	return buf;
+}
+
+int cpn_route_src(const __be32 addr[4], __u8 family, __be32 src[4])
+{
+	struct sockaddr_storage ss = {0};
+	socklen_t len;
+	int fd, rc = -1;
+
+	memset(src, 0, 4 * sizeof(__be32));
+	if (family == CPN_AF_INET) {
+		struct sockaddr_in *s4 = (struct sockaddr_in *)&ss;
+
+		s4->sin_family = AF_INET;
+		s4->sin_port = htons(9);
+		s4->sin_addr.s_addr = addr[0];
+		len = sizeof(*s4);
+	} else {
+		struct sockaddr_in6 *s6 = (struct sockaddr_in6 *)&ss;
+
+		s6->sin6_family = AF_INET6;
+		s6->sin6_port = htons(9);
+		memcpy(&s6->sin6_addr, addr, 16);
+		len = sizeof(*s6);
+	}
+	fd = socket(ss.ss_family, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+	if (fd < 0)
+		return -1;
+	/* connect() on UDP sends nothing: it only picks the route. */
+	if (!connect(fd, (struct sockaddr *)&ss, len) &&
+	    !getsockname(fd, (struct sockaddr *)&ss, &len)) {
+		if (family == CPN_AF_INET)
+			src[0] = ((struct sockaddr_in *)&ss)->sin_addr.s_addr;
+		else
+			memcpy(src, &((struct sockaddr_in6 *)&ss)->sin6_addr, 16);
+		rc = 0;
+	}
+	close(fd);
+	return rc;
 }

@@ -30,5 +30,10 @@ int cpn_addr_parse(const char *s, __be32 addr[4], __u8 *family);
 int cpn_addr_port_parse(const char *s, __be32 addr[4], __be16 *port, __u8 *family);
 /* Format an address; returns buf. */
 const char *cpn_addr_str(const __be32 addr[4], __u8 family, char *buf, size_t len);
+/* The source address this host's routing gives a datagram to addr (what a
+ * UDP socket connected there would send from): 0 and src filled, or -1
+ * (no route) with src zeroed.
+ */
+int cpn_route_src(const __be32 addr[4], __u8 family, __be32 src[4]);
 
 #endif /* CPN_USER_ADDR_H */

@@ -54,8 +54,9 @@ struct cfg_service {
 	__be32 vip[4];
 	__be16 port;
 	__u8 family;
-	__u8 policy; /* enum cpn_policy */
-	bool dpdk;   /* dataplane: dpdk */
+	__u8 policy;  /* enum cpn_policy */
+	bool dpdk;    /* dataplane: dpdk */
+	bool fullnat; /* reply: router (full NAT), else direct */
 	__u32 max_wait_us;
 	__u32 max_queue;
 	__u32 stale_ms; /* default 500 */

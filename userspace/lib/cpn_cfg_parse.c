@@ -353,8 +353,20 @@ static int parse_service(struct ctx *c, yaml_node_t *m, struct cfg_service *s, s
 {
 	static const char *const keys[] = {"name",   "id",	    "vip",	 "port",
 					   "policy", "max_wait_us", "max_queue", "stale_ms",
-					   "nodes",  "dataplane"};
-	enum { K_NAME, K_ID, K_VIP, K_PORT, K_POLICY, K_WAIT, K_QUEUE, K_STALE, K_NODES, K_DP };
+					   "nodes",  "dataplane",   "reply"};
+	enum {
+		K_NAME,
+		K_ID,
+		K_VIP,
+		K_PORT,
+		K_POLICY,
+		K_WAIT,
+		K_QUEUE,
+		K_STALE,
+		K_NODES,
+		K_DP,
+		K_REPLY,
+	};
 	unsigned long seen = 0;
 	struct field f;
 	const char *str;
@@ -370,7 +382,7 @@ static int parse_service(struct ctx *c, yaml_node_t *m, struct cfg_service *s, s
 	for (int i = 0; i < n_pairs(m); i++) {
 		yaml_node_pair_t *p = &m->data.mapping.pairs.start[i];
 
-		if ((k = key_of(c, "service", keys, 10, p, &seen, &f)) < 0)
+		if ((k = key_of(c, "service", keys, 11, p, &seen, &f)) < 0)
 			return -1;
 		switch (k) {
 		case K_NAME:
@@ -457,6 +469,18 @@ static int parse_service(struct ctx *c, yaml_node_t *m, struct cfg_service *s, s
 				return fail(c, vline(&f),
 					    "unknown dataplane '%.40s': use xdp or dpdk", str);
 			s->dpdk = !strcmp(str, "dpdk");
+			break;
+		case K_REPLY:
+			if (get_s(&f, &str))
+				return -1;
+			if (strcmp(str, "direct") && strcmp(str, "router"))
+				return fail(
+				    c, vline(&f),
+				    "unknown reply '%.40s': use direct (the node answers the "
+				    "client) or router (back through the router that steered "
+				    "it)",
+				    str);
+			s->fullnat = !strcmp(str, "router");
 			break;
 		}
 	}

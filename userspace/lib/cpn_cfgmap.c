@@ -2,12 +2,14 @@
 /* Config -> map values: see cpn_cfg.h. */
 #include <string.h>
 
+#include "cpn_addr.h"
 #include "cpn_cfg.h"
 
 void cpn_cfg_to_service(const struct cfg_service *c, struct cpn_service *s)
 {
 	memset(s, 0, sizeof(*s));
-	s->flags = CPN_SVC_ACTIVE | (c->dpdk ? CPN_SVC_DPDK : 0);
+	s->flags =
+	    CPN_SVC_ACTIVE | (c->dpdk ? CPN_SVC_DPDK : 0) | (c->fullnat ? CPN_SVC_FULLNAT : 0);
 	s->id = c->id;
 	s->policy = c->policy;
 	s->family = c->family;
@@ -31,6 +33,8 @@ void cpn_cfg_to_node(const struct cfg_node *c, struct cpn_node_cfg *n, __u32 *ad
 		n->key[1] = c->key[1];
 	}
 	*admin = CPN_ADMIN_UP | (c->drain ? CPN_ADMIN_DRAIN : 0);
+	/* This router's own address toward the node: full NAT's source. */
+	cpn_route_src(n->addr, n->family, n->src);
 }
 
 void cpn_cfg_to_tenant(const struct cfg_tenant *c, struct cpn_tenant *t)

@@ -249,7 +249,7 @@ void cpn_pkt_fix_csums(__u8 *buf, size_t len)
 void cpn_pkt_node_addr(int id, int family, char *buf, size_t len)
 {
 	if (family == CPN_AF_INET)
-		snprintf(buf, len, "10.1.0.%d", id);
+		snprintf(buf, len, "10.1.%d.%d", (id >> 8) & 0xff, id & 0xff);
 	else
 		snprintf(buf, len, "fd01::%x", id);
 }

@@ -63,7 +63,7 @@ void cpn_pkt_default(struct cpn_pkt *s, int family);
 void cpn_pkt_reply(struct cpn_pkt *s, int family, __u16 id);
 /* A LOAD from node `id` to the router's control port. */
 void cpn_pkt_load(struct cpn_pkt *s, int family, __u16 id);
-/* Node n (1..) lives at 10.1.0.n / fd01::n, port CPN_PKT_PORT. */
+/* Node n (1..) lives at 10.1.(n / 256).(n % 256) / fd01::n, port CPN_PKT_PORT. */
 void cpn_pkt_node_addr(int id, int family, char *buf, size_t len);
 
 /* Build the frame; returns its length (0 if it does not fit in cap). */
