@@ -52,6 +52,24 @@ int cpn_ctl_load(struct cpn_ctl *ctl, struct cpn_cfg *cfg, struct cpn_err *err);
  */
 int cpn_ctl_commit(struct cpn_ctl *ctl, const struct cpn_cfg *cfg, struct cpn_err *err);
 
+/* What the daemon last applied from etcd (docs/OPERATIONS.md, "Many
+ * routers"), kept beside the desired state as <state file>.etcd for the
+ * read commands.
+ */
+struct cpn_ctl_fleet {
+	char etcd[256];
+	char cluster[64];
+	char router[64];
+	long long revision; /* of the cluster's config */
+	long long time_ms;  /* wall clock, when applied */
+};
+
+/* Written whole (temporary file, rename). */
+int cpn_ctl_fleet_save(const struct cpn_ctl *ctl, const struct cpn_ctl_fleet *f,
+		       struct cpn_err *err);
+/* 0, or -1 when there is none (or it cannot be read). */
+int cpn_ctl_fleet_load(const struct cpn_ctl *ctl, struct cpn_ctl_fleet *f);
+
 /* ---- metrics.c ------------------------------------------------------- */
 
 /* Write the Prometheus text exposition (format 0.0.4) of the router's state

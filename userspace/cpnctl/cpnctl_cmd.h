@@ -22,6 +22,11 @@ enum cpnctl_show {
 };
 /* pin_dir/state_dir NULL: the defaults. */
 int cpnctl_show(const char *pin_dir, const char *state_dir, enum cpnctl_show what, bool json);
+/* status --etcd: the revision every router runs, the local one, then the
+ * local router's status when one is pinned at pin_dir.
+ */
+int cpnctl_show_fleet(const char *etcd, const char *cluster, const char *pin_dir,
+		      const char *state_dir, bool json);
 
 /* ---- daemon.c ----------------------------------------------------------- */
 struct cpnctl_daemon_opts {
@@ -29,6 +34,13 @@ struct cpnctl_daemon_opts {
 	const char *config;  /* reloaded on SIGHUP; NULL: keep the desired state */
 	const char *metrics; /* ADDR:PORT; NULL: the config's */
 	__u32 probe_ms;	     /* probe a node whose path went unmeasured this long */
+	/* Many routers (docs/OPERATIONS.md): follow the configuration in etcd
+	 * and share auto_join's nodes there. etcd NULL: none of it.
+	 */
+	const char *etcd;	 /* endpoints, comma-separated */
+	const char *cluster;	 /* /cpn/<cluster>/ */
+	const char *router_name; /* routers/<name>; NULL: the host name */
+	__u32 lease_ttl_s;	 /* of its nodes/ and routers/ keys */
 };
 int cpnctl_daemon(const struct cpnctl_daemon_opts *o);
 

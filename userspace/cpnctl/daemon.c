@@ -13,7 +13,13 @@
  *     join key when there is one, it admits the node into the auto_join
  *     services; a joined node silent for retire_ms is retired;
  *   - SIGHUP: re-apply --config;
- *   - Prometheus /metrics.
+ *   - Prometheus /metrics;
+ *   - with --etcd, many routers (docs/OPERATIONS.md, "Many routers"): a
+ *     thread of its own follows /cpn/<cluster>/ in etcd, reconciles the
+ *     router to its config and to the nodes other routers admitted, keeps
+ *     this router's admissions and status there under a lease, and when
+ *     etcd is away retries with bounded backoff while the router keeps
+ *     what it runs.
  *
  * Every change goes through the same locked load-change-commit as the CLI,
  * so a daemon that is killed and restarted picks up from the maps and the
@@ -40,6 +46,7 @@
 #include "cpn/siphash.h"
 #include "cpnctl_cmd.h"
 #include "ops.h"
+#include "cpn_etcd.h"
 #include "cpn_http.h"
 
 #define TICK_MS 50
@@ -54,8 +61,14 @@ static void on_signal(int sig)
 		stop_flag = 1;
 }
 
+struct fleet;
+
 struct daemon {
 	const struct cpnctl_daemon_opts *o;
+	struct fleet *fleet;   /* --etcd; NULL without */
+	__u16 sock_port;       /* the control port the socket is bound to */
+	struct cpn_http *srv;  /* /metrics */
+	char metrics_addr[64]; /* where srv serves */
 	struct cpn_ctl ctl;
 	pthread_mutex_t lock; /* guards cfg against the metrics thread */
 	struct cpn_cfg cfg;   /* the desired state as last loaded */
@@ -76,16 +89,23 @@ struct daemon {
 
 static void logf_(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 
+/* One line, written at once: two threads log. */
 static void logf_(const char *fmt, ...)
 {
+	char line[1024];
 	va_list ap;
 
 	va_start(ap, fmt);
-	fprintf(stderr, "cpnctl daemon: ");
-	vfprintf(stderr, fmt, ap);
-	fprintf(stderr, "\n");
+	vsnprintf(line, sizeof(line), fmt, ap);
 	va_end(ap);
+	fprintf(stderr, "cpnctl daemon: %s\n", line);
 }
+
+/* Joined nodes that this router admitted (it registers them in etcd and
+ * retires them), against those other routers did: see the fleet below.
+ */
+static bool fleet_mine(struct daemon *d, __u16 id);
+static void fleet_set_mine(struct daemon *d, __u16 id, bool mine);
 
 static int render(void *arg, FILE *out)
 {
@@ -167,6 +187,45 @@ static void to_sockaddr(const struct cpn_node_cfg *nc, struct sockaddr_in6 *sa)
 	}
 }
 
+static int render(void *arg, FILE *out);
+
+/* The control port or the metrics address moved (a new config, from etcd
+ * or a file): follow them (--metrics stays).
+ */
+static void rebind(struct daemon *d)
+{
+	int fd;
+
+	if (!d->o->metrics && strcmp(d->cfg.metrics, d->metrics_addr)) {
+		char err[256];
+		struct cpn_http *srv = NULL;
+
+		if (d->srv)
+			cpn_http_stop(d->srv);
+		d->srv = NULL;
+		if (d->cfg.metrics[0])
+			srv = cpn_http_start(d->cfg.metrics, render, d, err, sizeof(err));
+		if (d->cfg.metrics[0] && !srv)
+			logf_("cannot serve /metrics at %s: %s", d->cfg.metrics, err);
+		else
+			logf_("metrics now at %s", d->cfg.metrics[0] ? d->cfg.metrics : "(off)");
+		d->srv = srv;
+		snprintf(d->metrics_addr, sizeof(d->metrics_addr), "%s", d->cfg.metrics);
+	}
+	if (d->cfg.control_port == d->sock_port)
+		return;
+	fd = open_socket(d->cfg.control_port);
+	if (fd < 0) {
+		logf_("cannot bind the new control port %u: %s; LOADs still read on %u",
+		      d->cfg.control_port, strerror(errno), d->sock_port);
+	} else {
+		close(d->sock);
+		d->sock = fd;
+		logf_("control port now %u", d->cfg.control_port);
+	}
+	d->sock_port = d->cfg.control_port; /* said once */
+}
+
 /* ---- elastic join ------------------------------------------------------ */
 
 /* Why a LOAD from an unknown node may not join under `cfg`; NULL if it may. */
@@ -208,6 +267,7 @@ struct join_req {
 	const __u8 *buf;
 	size_t len;
 	const char *addr;
+	bool marked; /* made this router's own (fleet) */
 };
 
 static int edit_join(struct cpn_cfg *cfg, void *arg, struct cpn_err *err)
@@ -232,6 +292,11 @@ static int edit_join(struct cpn_cfg *cfg, void *arg, struct cpn_err *err)
 	j->n.weight = cfg->auto_join.weight ? cfg->auto_join.weight : CPN_DEFAULT_WEIGHT;
 	if (cpn_cfg_add_joined(cfg, &j->n))
 		return snprintf(err->msg, sizeof(err->msg), "out of memory"), CPN_EXIT_FAIL;
+	/* Marked inside the transaction: the fleet's reconcile, which keeps
+	 * only this router's own joined nodes, cannot come between.
+	 */
+	fleet_set_mine(j->d, j->n.id, true);
+	j->marked = true;
 	return 0;
 }
 
@@ -261,6 +326,8 @@ static void join(struct daemon *d, const struct sockaddr_in6 *from, const __u8 *
 		return;
 	}
 	rc = cpn_op_change_ctl(&d->ctl, edit_join, &j, &err);
+	if (rc != CPN_EXIT_OK && j.marked)
+		fleet_set_mine(d, j.n.id, false);
 	if (rc == CPN_EXIT_OK) {
 		d->joined_at[j.n.id] = cpn_now_ns();
 		logf_("node %u at %s:%u joined services of auto_join", j.n.id, a, ntohs(j.n.port));
@@ -299,9 +366,10 @@ static int edit_retire(struct cpn_cfg *cfg, void *arg, struct cpn_err *err)
 		const struct cfg_node *n = &cfg->nodes[i];
 		__u16 id = n->id;
 
-		if (!n->joined || silence_ns(r->d, id, r->now) <= r->limit)
+		if (!n->joined || !fleet_mine(r->d, id) || silence_ns(r->d, id, r->now) <= r->limit)
 			continue;
 		cpn_cfg_del_node(cfg, id);
+		fleet_set_mine(r->d, id, false);
 		r->d->joined_at[id] = 0;
 		logf_("joined node %u silent for %u ms: retired", id,
 		      (unsigned)(r->limit / 1000000ULL));
@@ -324,7 +392,7 @@ static void retire(struct daemon *d, __u64 now)
 	for (int i = 0; i < d->cfg.n_nodes; i++) {
 		const struct cfg_node *n = &d->cfg.nodes[i];
 
-		if (n->joined && silence_ns(d, n->id, now) > r.limit)
+		if (n->joined && fleet_mine(d, n->id) && silence_ns(d, n->id, now) > r.limit)
 			changed = true;
 	}
 	if (!changed)
@@ -443,11 +511,789 @@ static void probe(struct daemon *d, __u64 now)
 	}
 }
 
+/* ---- many routers: configuration and membership in etcd ------------------
+ *
+ * A thread of its own follows /cpn/<cluster>/ (the layout is in ops.h):
+ *
+ *   - connect: list the prefix (only when the revision it knows is gone or
+ *     was never had), take a lease (or keep the one it has), and watch from
+ *     the revision after the one it knows: nothing is missed across a cut;
+ *   - every change of config, layout or nodes/ reconciles the router, in
+ *     the transaction of `cpnctl apply` (cpn_op_apply_cfg_ctl): the config
+ *     that last validated, plus the nodes other routers registered that its
+ *     auto_join covers, plus this router's own joined nodes; a config that
+ *     does not validate is refused whole, logged and reported in
+ *     routers/<name>, and the router keeps the last good one;
+ *   - the joined nodes this router admitted (`mine`, set by the main
+ *     thread inside its join and retire transactions) are put under
+ *     nodes/<id> with its lease, and deleted when it retires them;
+ *   - routers/<name> says which revision it runs, after every reconcile;
+ *   - when etcd cannot be reached (a call fails, the watch is cut) it
+ *     retries with backoff from 100 ms to 2 s; the router keeps serving
+ *     what it runs meanwhile.
+ */
+#define FLEET_POLL_MS	     50
+#define FLEET_BACKOFF_MIN_MS 100
+#define FLEET_BACKOFF_MAX_MS 2000
+#define FLEET_RETRY_MS	     500   /* a registration or a failed reconcile, again */
+#define FLEET_DOWN_LOG_MS    10000 /* while etcd is away, say so this often */
+
+struct rnode { /* nodes/<id> as etcd has it */
+	bool present, valid;
+	struct cpn_fleet_node v;
+	int64_t mod_rev, lease;
+	int64_t logged_rev; /* an unreadable value, logged at this revision */
+};
+
+struct fleet {
+	struct daemon *d;
+	char prefix[128];
+	char me[CPN_FLEET_NAME_MAX];
+	pthread_t thread;
+	bool started;
+	int stop; /* __atomic */
+	/* Shared with the main thread. */
+	pthread_mutex_t lock;
+	bool mine[CPN_MAX_NODES];
+	/* The thread's own. */
+	struct cpn_ctl ctl;
+	struct cpn_etcd *e;
+	struct cpn_etcd_watch *w;
+	bool up, ever_up, ever_listed;
+	__u64 down_since, down_logged;
+	int64_t rev; /* what it knows is up to this revision; 0: list first */
+	int64_t lease, ttl;
+	__u64 next_keepalive;
+	char *config; /* the value of config, as etcd has it; NULL: none */
+	size_t config_len;
+	int64_t config_rev;
+	char layout[32]; /* "" when there is none */
+	struct rnode node[CPN_MAX_NODES];
+	__u64 tried[CPN_MAX_NODES];
+	bool listed[CPN_MAX_NODES]; /* nodes from etcd in what was applied last */
+	/* What was made of the config. */
+	struct cpn_cfg good; /* the last that validated */
+	bool have_good;
+	int64_t good_rev, parsed_rev, applied_rev, refused_rev;
+	char refused[400];
+	char *last_want; /* YAML of what was applied last */
+	char last_fail[512];
+	bool dirty, status_dirty, no_config_logged;
+	__u64 next_reconcile;
+};
+
+static __u64 mono_ms(void)
+{
+	return cpn_now_ns() / 1000000ULL;
+}
+
+static int64_t wall_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_REALTIME, &ts);
+	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+static bool fleet_mine(struct daemon *d, __u16 id)
+{
+	struct fleet *f = d->fleet;
+	bool m;
+
+	if (!f) /* one router alone: every joined node is its own */
+		return true;
+	pthread_mutex_lock(&f->lock);
+	m = id < CPN_MAX_NODES && f->mine[id];
+	pthread_mutex_unlock(&f->lock);
+	return m;
+}
+
+static void fleet_set_mine(struct daemon *d, __u16 id, bool mine)
+{
+	struct fleet *f = d->fleet;
+
+	if (!f || id >= CPN_MAX_NODES)
+		return;
+	pthread_mutex_lock(&f->lock);
+	f->mine[id] = mine;
+	pthread_mutex_unlock(&f->lock);
+}
+
+static bool keep_mine(const struct cfg_node *n, void *arg)
+{
+	return fleet_mine(((struct fleet *)arg)->d, n->id);
+}
+
+static bool stopping(struct fleet *f)
+{
+	return __atomic_load_n(&f->stop, __ATOMIC_RELAXED) || stop_flag;
+}
+
+/* Take one key of the prefix (listed, or from the watch) into the model. */
+static void fleet_take(struct fleet *f, const struct cpn_etcd_kv *kv, bool deleted)
+{
+	size_t plen = strlen(f->prefix);
+	const char *k = kv->key;
+	char why[128];
+	__u32 id;
+
+	if (kv->key_len != strlen(kv->key) || strncmp(k, f->prefix, plen))
+		return;
+	k += plen;
+	if (!strcmp(k, "config")) {
+		free(f->config);
+		f->config = NULL;
+		f->config_len = 0;
+		f->config_rev = 0;
+		if (deleted) {
+			logf_("%sconfig deleted from etcd: the router keeps configuration revision "
+			      "%lld",
+			      f->prefix, (long long)f->applied_rev);
+		} else {
+			f->config = malloc(kv->value_len + 1);
+			if (f->config) {
+				memcpy(f->config, kv->value, kv->value_len + 1);
+				f->config_len = kv->value_len;
+				f->config_rev = kv->mod_revision;
+			}
+		}
+		f->dirty = true;
+	} else if (!strcmp(k, "layout")) {
+		snprintf(f->layout, sizeof(f->layout), "%s", deleted ? "" : kv->value);
+		if (!deleted && kv->value_len >= sizeof(f->layout))
+			snprintf(f->layout, sizeof(f->layout), "(too long)");
+		f->parsed_rev = 0; /* read the config again under it */
+		f->dirty = true;
+	} else if (!strncmp(k, "nodes/", 6)) {
+		struct rnode *r;
+
+		if (cpn_parse_u32(k + 6, 1, CPN_MAX_NODES - 1, &id)) {
+			if (!deleted)
+				logf_("%s in etcd: not a node id (1..%d): ignored", kv->key,
+				      CPN_MAX_NODES - 1);
+			return;
+		}
+		r = &f->node[id];
+		if (deleted) {
+			r->present = r->valid = false;
+		} else {
+			r->present = true;
+			r->mod_rev = kv->mod_revision;
+			r->lease = kv->lease;
+			r->valid = !cpn_fleet_node_parse((__u16)id, kv->value, kv->value_len, &r->v,
+							 why, sizeof(why));
+			if (!r->valid && r->logged_rev != kv->mod_revision) {
+				r->logged_rev = kv->mod_revision;
+				logf_("%s in etcd (revision %lld) refused: %s", kv->key,
+				      (long long)kv->mod_revision, why);
+			}
+		}
+		f->dirty = true;
+	}
+	/* routers/ and anything else: status, not configuration */
+}
+
+/* The whole prefix, as of one revision. */
+static int fleet_list(struct fleet *f, char *msg, size_t len)
+{
+	struct cpn_etcd_kvs kvs;
+	int rc = cpn_etcd_get(f->e, f->prefix, true, &kvs, msg, len);
+
+	if (rc)
+		return rc;
+	free(f->config);
+	f->config = NULL;
+	f->config_len = 0;
+	f->config_rev = 0;
+	f->layout[0] = 0;
+	for (int id = 0; id < CPN_MAX_NODES; id++)
+		f->node[id].present = f->node[id].valid = false;
+	for (size_t i = 0; i < kvs.n; i++)
+		fleet_take(f, &kvs.kv[i], false);
+	f->rev = kvs.revision;
+	f->dirty = true;
+	cpn_etcd_kvs_free(&kvs);
+	if (!f->ever_listed) {
+		/* Joined nodes another router holds are not this router's own. */
+		f->ever_listed = true;
+		for (int id = 1; id < CPN_MAX_NODES; id++) {
+			struct rnode *r = &f->node[id];
+
+			if (r->present && r->valid && strcmp(r->v.router, f->me))
+				fleet_set_mine(f->d, (__u16)id, false);
+		}
+	}
+	return 0;
+}
+
+/* Keep the lease alive, or take a new one when it is gone. */
+static int fleet_lease(struct fleet *f, char *msg, size_t len)
+{
+	int64_t ttl = 0;
+	int rc;
+
+	if (f->lease) {
+		rc = cpn_etcd_lease_keepalive(f->e, f->lease, &ttl, msg, len);
+		if (rc != CPN_ETCD_ENOLEASE) {
+			if (!rc)
+				f->next_keepalive = mono_ms() + (__u64)f->ttl * 1000 / 3;
+			return rc;
+		}
+		logf_("lease %llx ran out: a new one; this router's keys are written again",
+		      (unsigned long long)f->lease);
+		f->lease = 0;
+	}
+	rc = cpn_etcd_lease_grant(f->e, f->d->o->lease_ttl_s, &f->lease, &f->ttl, msg, len);
+	if (rc)
+		return rc;
+	f->next_keepalive = mono_ms() + (__u64)f->ttl * 1000 / 3;
+	f->status_dirty = true;
+	return 0;
+}
+
+static void fleet_disconnect(struct fleet *f)
+{
+	cpn_etcd_watch_stop(f->w);
+	f->w = NULL;
+	f->up = false;
+}
+
+static int fleet_connect(struct fleet *f, char *msg, size_t len)
+{
+	int rc = 0;
+
+	if (!f->rev)
+		rc = fleet_list(f, msg, len);
+	if (!rc)
+		rc = fleet_lease(f, msg, len);
+	if (!rc)
+		rc = cpn_etcd_watch_start(f->e, f->prefix, true, f->rev + 1, &f->w, msg, len);
+	if (!rc)
+		f->up = true;
+	return rc;
+}
+
+static void fleet_refuse(struct fleet *f, int64_t rev, const char *why)
+{
+	char keeps[64];
+
+	if (f->have_good)
+		snprintf(keeps, sizeof(keeps), "revision %lld", (long long)f->good_rev);
+	else
+		snprintf(keeps, sizeof(keeps), "the configuration it has");
+	logf_("configuration revision %lld in etcd refused, the router keeps %s: %s",
+	      (long long)rev, keeps, why);
+	f->refused_rev = rev;
+	snprintf(f->refused, sizeof(f->refused), "%s", why);
+	f->status_dirty = true;
+}
+
+/* The config from etcd, read (once per revision) and validated whole. */
+static void fleet_parse(struct fleet *f)
+{
+	struct cpn_cfg cfg;
+	struct cpn_err err;
+	char name[200];
+
+	if (f->config_rev == f->parsed_rev)
+		return;
+	f->parsed_rev = f->config_rev;
+	snprintf(name, sizeof(name), "etcd:%sconfig@%lld", f->prefix, (long long)f->config_rev);
+	if (f->layout[0] && strcmp(f->layout, CPN_FLEET_LAYOUT)) {
+		snprintf(err.msg, sizeof(err.msg),
+			 "%slayout is '%s'; this cpnctl reads layout %s: upgrade it", f->prefix,
+			 f->layout, CPN_FLEET_LAYOUT);
+		fleet_refuse(f, f->config_rev, err.msg);
+		return;
+	}
+	if (cpn_cfg_parse(name, f->config, f->config_len, &cfg, &err)) {
+		fleet_refuse(f, f->config_rev, err.msg);
+		return;
+	}
+	if (f->have_good)
+		cpn_cfg_free(&f->good);
+	f->good = cfg;
+	f->have_good = true;
+	f->good_rev = f->config_rev;
+	f->refused_rev = 0;
+	f->refused[0] = 0;
+}
+
+/* What the router should run: the good config, the nodes other routers
+ * registered that its auto_join covers (this router's own come from its
+ * desired state: keep_mine), each as the router's own join would make it.
+ */
+static int fleet_want(struct fleet *f, struct cpn_cfg *want, bool *listed)
+{
+	const struct cfg_auto_join *aj = &f->good.auto_join;
+
+	if (cpn_cfg_copy(want, &f->good))
+		return -1;
+	for (int id = 1; id < CPN_MAX_NODES; id++) {
+		const struct rnode *r = &f->node[id];
+		struct cfg_node n;
+
+		listed[id] = false;
+		if (!r->present || !r->valid || !strcmp(r->v.router, f->me) ||
+		    fleet_mine(f->d, (__u16)id) || cpn_cfg_node(want, (__u16)id) ||
+		    !cpn_cfg_join_allowed(want, &r->v.n))
+			continue;
+		n = r->v.n;
+		n.weight = aj->weight ? aj->weight : CPN_DEFAULT_WEIGHT;
+		n.has_key = aj->has_key;
+		n.key[0] = aj->key[0];
+		n.key[1] = aj->key[1];
+		if (cpn_cfg_add_joined(want, &n)) {
+			cpn_cfg_free(want);
+			return -1;
+		}
+		listed[id] = true;
+	}
+	return 0;
+}
+
+static char *cfg_text(const struct cpn_cfg *cfg)
+{
+	char *text = NULL;
+	size_t len = 0;
+	FILE *m = open_memstream(&text, &len);
+
+	if (!m)
+		return NULL;
+	if (cpn_cfg_write(m, cfg)) {
+		fclose(m);
+		free(text);
+		return NULL;
+	}
+	fclose(m);
+	return text;
+}
+
+static void fleet_fail(struct fleet *f, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+/* A reconcile that failed: logged when the reason changes, tried again. */
+static void fleet_fail(struct fleet *f, const char *fmt, ...)
+{
+	char msg[512];
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(msg, sizeof(msg), fmt, ap);
+	va_end(ap);
+	if (strcmp(msg, f->last_fail))
+		logf_("%s", msg);
+	snprintf(f->last_fail, sizeof(f->last_fail), "%s", msg);
+	f->dirty = true;
+	f->next_reconcile = mono_ms() + FLEET_RETRY_MS;
+}
+
+static void fleet_reconcile(struct fleet *f)
+{
+	bool listed[CPN_MAX_NODES];
+	struct cpn_ctl_fleet rec = {0};
+	struct cpn_cfg want;
+	struct cpn_err err;
+	char *text;
+	int rc;
+
+	f->dirty = false;
+	if (!f->config) {
+		if (!f->no_config_logged)
+			logf_("no configuration at %sconfig in etcd: the router keeps the one it "
+			      "has",
+			      f->prefix);
+		f->no_config_logged = true;
+		return;
+	}
+	f->no_config_logged = false;
+	fleet_parse(f);
+	if (!f->have_good)
+		return;
+	if (fleet_want(f, &want, listed)) {
+		fleet_fail(f, "reconcile: out of memory");
+		return;
+	}
+	text = cfg_text(&want);
+	if (text && f->last_want && !strcmp(text, f->last_want) && f->applied_rev == f->good_rev) {
+		free(text); /* what runs already */
+		cpn_cfg_free(&want);
+		return;
+	}
+	rc = cpn_op_apply_cfg_ctl(&f->ctl, &want, keep_mine, f, &err);
+	cpn_cfg_free(&want);
+	if (rc) {
+		free(text);
+		if (rc == CPN_EXIT_USAGE && f->refused_rev != f->good_rev) {
+			/* valid alone, not with the nodes: e.g. a service full */
+			fleet_refuse(f, f->good_rev, err.msg);
+			return;
+		}
+		fleet_fail(f, "configuration revision %lld not applied (tried again): %s",
+			   (long long)f->good_rev, err.msg);
+		return;
+	}
+	f->last_fail[0] = 0;
+	for (int id = 1; id < CPN_MAX_NODES; id++) {
+		const struct rnode *r = &f->node[id];
+		char a[64];
+
+		if (listed[id] == f->listed[id])
+			continue;
+		if (listed[id]) {
+			cpn_addr_str(r->v.n.addr, r->v.n.family, a, sizeof(a));
+			logf_("node %d at %s:%u, admitted by router %s: joined from etcd", id, a,
+			      ntohs(r->v.n.port), r->v.router);
+		} else {
+			logf_("node %d: gone from etcd, out of the configuration", id);
+		}
+		f->listed[id] = listed[id];
+	}
+	if (f->applied_rev != f->good_rev)
+		logf_("running configuration revision %lld from etcd", (long long)f->good_rev);
+	f->applied_rev = f->good_rev;
+	free(f->last_want);
+	f->last_want = text;
+	f->status_dirty = true;
+	snprintf(rec.etcd, sizeof(rec.etcd), "%s", cpn_etcd_endpoint(f->e));
+	snprintf(rec.cluster, sizeof(rec.cluster), "%s", f->d->o->cluster);
+	snprintf(rec.router, sizeof(rec.router), "%s", f->me);
+	rec.revision = f->applied_rev;
+	rec.time_ms = wall_ms();
+	if (cpn_ctl_fleet_save(&f->ctl, &rec, &err))
+		logf_("%s", err.msg);
+}
+
+/* This router's own joined nodes into nodes/, under its lease; those it no
+ * longer has out. 0, or the etcd error that cut the connection.
+ */
+static int fleet_sync_nodes(struct fleet *f, char *msg, size_t len)
+{
+	struct cpn_cfg state;
+	bool loaded = false;
+	__u64 now = mono_ms();
+	int rc = 0;
+
+	for (int id = 1; id < CPN_MAX_NODES && !rc; id++) {
+		struct rnode *r = &f->node[id];
+		bool mine = fleet_mine(f->d, (__u16)id);
+		bool ours = r->present && r->valid && !strcmp(r->v.router, f->me);
+		char key[200];
+		struct cpn_etcd_txn_res res;
+
+		bool current = ours && r->lease == f->lease;
+
+		if (mine && (current || (r->present && !ours)))
+			continue; /* registered, or another router holds it */
+		if (!mine && !ours)
+			continue;
+		if (now - f->tried[id] < FLEET_RETRY_MS)
+			continue;
+		f->tried[id] = now;
+		snprintf(key, sizeof(key), "%snodes/%d", f->prefix, id);
+		if (mine) {
+			struct cpn_etcd_cmp cmp = {.key = key};
+			struct cpn_fleet_node v = {0};
+			const struct cfg_node *n;
+			char *json;
+
+			if (!loaded) {
+				struct cpn_err err;
+
+				if (cpn_ctl_lock(&f->ctl, &err))
+					return 0;
+				loaded = !cpn_ctl_load(&f->ctl, &state, &err);
+				cpn_ctl_unlock(&f->ctl);
+				if (!loaded)
+					return 0;
+			}
+			n = cpn_cfg_node(&state, (__u16)id);
+			if (!n || !n->joined)
+				continue; /* retired meanwhile */
+			v.n = *n;
+			snprintf(v.router, sizeof(v.router), "%s", f->me);
+			v.time_ms = wall_ms();
+			json = cpn_fleet_node_json(&v);
+			if (!json)
+				continue;
+			/* Created, or taken over from this router's earlier lease. */
+			cmp.target = r->present ? CPN_ETCD_CMP_MOD : CPN_ETCD_CMP_CREATE;
+			cmp.num = r->present ? r->mod_rev : 0;
+			struct cpn_etcd_op put = {.type = CPN_ETCD_OP_PUT,
+						  .key = key,
+						  .value = json,
+						  .value_len = strlen(json),
+						  .lease = f->lease};
+
+			rc = cpn_etcd_txn(f->e, &cmp, 1, &put, 1, NULL, 0, &res, msg, len);
+			free(json);
+			if (rc == CPN_ETCD_EUNREACH)
+				break;
+			if (rc) {
+				logf_("cannot register node %d in etcd: %s", id, msg);
+				rc = 0;
+				continue;
+			}
+			if (res.succeeded) {
+				r->present = r->valid = true;
+				r->v = v;
+				r->mod_rev = res.revision;
+				r->lease = f->lease;
+				f->status_dirty = true;
+				logf_("node %d registered in etcd (%snodes/%d)", id, f->prefix, id);
+			}
+			cpn_etcd_txn_res_free(&res);
+		} else {
+			struct cpn_etcd_cmp cmp = {
+			    .key = key, .target = CPN_ETCD_CMP_MOD, .num = r->mod_rev};
+			struct cpn_etcd_op del = {.type = CPN_ETCD_OP_DELETE, .key = key};
+
+			rc = cpn_etcd_txn(f->e, &cmp, 1, &del, 1, NULL, 0, &res, msg, len);
+			if (rc == CPN_ETCD_EUNREACH)
+				break;
+			if (rc) {
+				logf_("cannot delete node %d from etcd: %s", id, msg);
+				rc = 0;
+				continue;
+			}
+			if (res.succeeded) {
+				r->present = r->valid = false;
+				f->status_dirty = true;
+				logf_("node %d deleted from etcd: no longer joined here", id);
+			}
+			cpn_etcd_txn_res_free(&res);
+		}
+	}
+	if (loaded)
+		cpn_cfg_free(&state);
+	return rc;
+}
+
+/* routers/<name>: the revision this router runs, under its lease. */
+static int fleet_status(struct fleet *f, char *msg, size_t len)
+{
+	struct cpn_fleet_router *st = calloc(1, sizeof(*st));
+	char key[200], *json;
+	int rc;
+
+	if (!st)
+		return 0;
+	snprintf(st->name, sizeof(st->name), "%s", f->me);
+	st->revision = f->applied_rev;
+	st->time_ms = wall_ms();
+	if (f->refused_rev > f->applied_rev) {
+		st->refused_revision = f->refused_rev;
+		snprintf(st->error, sizeof(st->error), "%s", f->refused);
+	}
+	for (int id = 1; id < CPN_MAX_NODES; id++) {
+		const struct rnode *r = &f->node[id];
+
+		if (r->present && r->valid && !strcmp(r->v.router, f->me) && r->lease == f->lease)
+			st->joined[st->n_joined++] = (__u16)id;
+	}
+	json = cpn_fleet_router_json(st);
+	free(st);
+	if (!json)
+		return 0;
+	snprintf(key, sizeof(key), "%srouters/%s", f->prefix, f->me);
+	rc = cpn_etcd_put(f->e, key, json, strlen(json), f->lease, NULL, msg, len);
+	free(json);
+	if (!rc)
+		f->status_dirty = false;
+	return rc == CPN_ETCD_EUNREACH ? rc : 0;
+}
+
+/* What a connected follower does between two looks at the watch. */
+static int fleet_tick(struct fleet *f, char *msg, size_t len)
+{
+	__u64 now = mono_ms();
+	int rc = 0;
+
+	if (now >= f->next_keepalive)
+		rc = fleet_lease(f, msg, len);
+	if (!rc && f->dirty && now >= f->next_reconcile)
+		fleet_reconcile(f);
+	if (!rc)
+		rc = fleet_sync_nodes(f, msg, len);
+	if (!rc && f->status_dirty)
+		rc = fleet_status(f, msg, len);
+	return rc;
+}
+
+static int fleet_watch(struct fleet *f, char *msg, size_t len)
+{
+	struct cpn_etcd_events ev = {0};
+	int rc = cpn_etcd_watch_poll(f->w, FLEET_POLL_MS, &ev, msg, len);
+
+	for (size_t i = 0; i < ev.n; i++)
+		fleet_take(f, &ev.ev[i].kv, ev.ev[i].type == CPN_ETCD_EV_DELETE);
+	if (ev.revision > f->rev)
+		f->rev = ev.revision;
+	cpn_etcd_events_free(&ev);
+	return rc;
+}
+
+static void fleet_down(struct fleet *f, const char *msg)
+{
+	__u64 now = mono_ms();
+
+	if (!f->down_since) {
+		f->down_since = now;
+		f->down_logged = now;
+		logf_("etcd unreachable: %s; the router keeps running configuration revision "
+		      "%lld, retrying",
+		      msg, (long long)f->applied_rev);
+	} else if (now - f->down_logged >= FLEET_DOWN_LOG_MS) {
+		f->down_logged = now;
+		logf_("etcd still unreachable after %llu s: %s",
+		      (unsigned long long)((now - f->down_since) / 1000), msg);
+	}
+}
+
+static void *fleet_main(void *arg)
+{
+	struct fleet *f = arg;
+	__u64 next_try = 0, backoff = 0;
+	char msg[512];
+	int rc;
+
+	while (!stopping(f)) {
+		__u64 now = mono_ms();
+
+		if (!f->up) {
+			if (now < next_try) {
+				usleep(20000);
+				continue;
+			}
+			rc = fleet_connect(f, msg, sizeof(msg));
+			if (rc == CPN_ETCD_ECOMPACTED || (rc && !f->rev)) {
+				f->rev = 0;
+				next_try = 0;
+			}
+			if (rc) {
+				backoff = backoff ? backoff * 2 : FLEET_BACKOFF_MIN_MS;
+				if (backoff > FLEET_BACKOFF_MAX_MS)
+					backoff = FLEET_BACKOFF_MAX_MS;
+				next_try = now + backoff;
+				fleet_down(f, msg);
+				continue;
+			}
+			if (f->down_since)
+				logf_("etcd at %s reachable again after %llu ms: catching up from "
+				      "revision %lld",
+				      cpn_etcd_endpoint(f->e),
+				      (unsigned long long)(now - f->down_since), (long long)f->rev);
+			else if (!f->ever_up)
+				logf_("following %s at etcd %s from revision %lld as router %s",
+				      f->prefix, cpn_etcd_endpoint(f->e), (long long)f->rev, f->me);
+			f->ever_up = true;
+			f->down_since = 0;
+			backoff = 0;
+		}
+		rc = fleet_tick(f, msg, sizeof(msg));
+		if (!rc)
+			rc = fleet_watch(f, msg, sizeof(msg));
+		if (!rc)
+			continue;
+		fleet_disconnect(f);
+		if (rc == CPN_ETCD_ECOMPACTED) { /* list again, at once */
+			logf_("%s", msg);
+			f->rev = 0;
+			continue;
+		}
+		backoff = FLEET_BACKOFF_MIN_MS;
+		next_try = mono_ms() + backoff;
+		fleet_down(f, msg);
+	}
+	fleet_disconnect(f);
+	return NULL;
+}
+
+/* Start following etcd: a usage error (a bad URL, name) is said at once. */
+static int fleet_start(struct daemon *d)
+{
+	const struct cpnctl_daemon_opts *o = d->o;
+	struct fleet *f = calloc(1, sizeof(*f));
+	sigset_t all, old;
+	struct cpn_err err;
+	char msg[512];
+	int e;
+
+	if (!f)
+		return cpnctl_fail("out of memory");
+	f->d = d;
+	pthread_mutex_init(&f->lock, NULL);
+	cpn_fleet_prefix(f->prefix, sizeof(f->prefix), o->cluster);
+	if (o->router_name) {
+		snprintf(f->me, sizeof(f->me), "%s", o->router_name);
+	} else if (gethostname(f->me, sizeof(f->me) - 1) || !cpn_fleet_name_ok(f->me)) {
+		pthread_mutex_destroy(&f->lock);
+		free(f);
+		return cpnctl_usage(cpnctl_usage_daemon,
+				    "the host name is no router name: give --router-name NAME");
+	}
+	f->e = cpn_etcd_open(o->etcd, CPN_FLEET_ETCD_TIMEOUT_MS, msg, sizeof(msg));
+	if (!f->e) {
+		pthread_mutex_destroy(&f->lock);
+		free(f);
+		return cpnctl_usage(cpnctl_usage_daemon, "--etcd: %s", msg);
+	}
+	if (cpn_ctl_open(&f->ctl, o->pin_dir, o->state_dir, &err)) {
+		cpn_etcd_close(f->e);
+		pthread_mutex_destroy(&f->lock);
+		free(f);
+		return cpnctl_fail("%s", err.msg);
+	}
+	/* Until etcd says another router holds one, the joined nodes of the
+	 * desired state are this router's own: it admitted them.
+	 */
+	for (int i = 0; i < d->cfg.n_nodes; i++)
+		if (d->cfg.nodes[i].joined)
+			f->mine[d->cfg.nodes[i].id] = true;
+	d->fleet = f;
+	/* Signals are the main thread's. */
+	sigfillset(&all);
+	pthread_sigmask(SIG_BLOCK, &all, &old);
+	e = pthread_create(&f->thread, NULL, fleet_main, f);
+	pthread_sigmask(SIG_SETMASK, &old, NULL);
+	if (e) {
+		d->fleet = NULL;
+		cpn_ctl_close(&f->ctl);
+		cpn_etcd_close(f->e);
+		pthread_mutex_destroy(&f->lock);
+		free(f);
+		return cpnctl_fail("cannot start the etcd thread: %s", strerror(e));
+	}
+	f->started = true;
+	return 0;
+}
+
+static void fleet_stop(struct daemon *d)
+{
+	struct fleet *f = d->fleet;
+
+	if (!f)
+		return;
+	__atomic_store_n(&f->stop, 1, __ATOMIC_RELAXED);
+	if (f->started)
+		pthread_join(f->thread, NULL);
+	/* The lease is left to run out: a daemon started again within it takes
+	 * its keys over; otherwise they go when it ends.
+	 */
+	d->fleet = NULL;
+	cpn_ctl_close(&f->ctl);
+	cpn_etcd_close(f->e);
+	free(f->config);
+	free(f->last_want);
+	if (f->have_good)
+		cpn_cfg_free(&f->good);
+	pthread_mutex_destroy(&f->lock);
+	free(f);
+}
+
 /* ---- the loop ---------------------------------------------------------- */
 
 int cpnctl_daemon(const struct cpnctl_daemon_opts *o)
 {
-	struct cpn_http *srv = NULL;
 	struct sigaction sa = {.sa_handler = on_signal};
 	struct daemon *d = calloc(1, sizeof(*d));
 	struct cpn_dirs dirs = {o->pin_dir, o->state_dir};
@@ -493,20 +1339,24 @@ int cpnctl_daemon(const struct cpnctl_daemon_opts *o)
 				 strerror(errno));
 		goto out_close;
 	}
+	d->sock_port = d->cfg.control_port;
 	metrics = o->metrics ? o->metrics : d->cfg.metrics;
 	if (metrics && *metrics) {
-		srv = cpn_http_start(metrics, render, d, err.msg, sizeof(err.msg));
-		if (!srv) {
+		d->srv = cpn_http_start(metrics, render, d, err.msg, sizeof(err.msg));
+		if (!d->srv) {
 			rc = cpnctl_fail("%s", err.msg);
 			goto out_close;
 		}
 	}
+	snprintf(d->metrics_addr, sizeof(d->metrics_addr), "%s", d->cfg.metrics);
 	sigaction(SIGINT, &sa, NULL);
 	sigaction(SIGTERM, &sa, NULL);
 	sigaction(SIGHUP, &sa, NULL);
 	signal(SIGPIPE, SIG_IGN);
 	logf_("watching %s (control port %u, metrics %s)", o->pin_dir, d->cfg.control_port,
 	      metrics ? metrics : "off");
+	if (o->etcd && (rc = fleet_start(d)))
+		goto out_close;
 
 	while (!stop_flag) {
 		struct pollfd pfd = {.fd = d->sock, .events = POLLIN};
@@ -545,6 +1395,7 @@ int cpnctl_daemon(const struct cpnctl_daemon_opts *o)
 			     st.st_mtim.tv_nsec != d->state_mtime.tv_nsec))
 				reload(d);
 		}
+		rebind(d);
 		watch(d, now);
 		probe(d, now);
 		retire(d, now);
@@ -552,8 +1403,9 @@ int cpnctl_daemon(const struct cpnctl_daemon_opts *o)
 	}
 	logf_("stopping; the data plane keeps running");
 out_close:
-	if (srv)
-		cpn_http_stop(srv);
+	fleet_stop(d);
+	if (d->srv)
+		cpn_http_stop(d->srv);
 	if (d->sock >= 0)
 		close(d->sock);
 	cpn_ctl_close(&d->ctl);

@@ -9,6 +9,9 @@
  *   cpnctl status [-j]                 services, nodes: liveness, load, latency, share
  *   cpnctl stats [-j]                  counters
  *   cpnctl daemon [--metrics ADDR:PORT] [--config FILE]
+ *   cpnctl apply --etcd URL [--cluster NAME] --config FILE   publish FILE to etcd
+ *   cpnctl daemon --etcd URL [--cluster NAME] [--router-name NAME]   follow etcd
+ *   cpnctl status --etcd URL [--cluster NAME]   the revision every router runs
  *
  * Every command takes --pin-dir DIR (default /sys/fs/bpf/cpn) and
  * --state-dir DIR (default /run/cpn). Exit codes: 0 ok, 1 runtime failure,
@@ -43,6 +46,11 @@ static const char *const usage_main =
     "  daemon [--metrics ADDR:PORT] [--config FILE]\n"
     "                                     staleness, probes, joins, SIGHUP reload, /metrics\n"
     "\n"
+    "many routers, one configuration in etcd:\n"
+    "  apply --etcd URL [--cluster NAME] --config FILE   validate FILE, publish it\n"
+    "  daemon --etcd URL [--cluster NAME] [--router-name NAME]   follow it\n"
+    "  status --etcd URL [--cluster NAME]   the revision every router runs\n"
+    "\n"
     "options of every command:\n"
     "  --pin-dir DIR    where the router's maps are pinned (default " CPN_DEFAULT_PIN_DIR ")\n"
     "  --state-dir DIR  where cpnctl keeps the desired state (default " CPN_DEFAULT_STATE_DIR ")\n"
@@ -62,8 +70,13 @@ static const char *const usage_up =
     "  changes nothing that is already so.\n";
 static const char *const usage_apply =
     "usage: cpnctl apply --config FILE [--pin-dir DIR] [--state-dir DIR]\n"
+    "       cpnctl apply --etcd URL[,URL...] [--cluster NAME] --config FILE\n"
     "  Validate FILE whole (any error: exit 2 with FILE:LINE, nothing changes), then\n"
-    "  change only what differs, in an order no packet sees half-done.\n";
+    "  change only what differs, in an order no packet sees half-done.\n"
+    "  With --etcd: validate FILE the same way, then publish it as the cluster's\n"
+    "  configuration (/cpn/NAME/config, NAME default \"" CPN_FLEET_CLUSTER "\") in one etcd\n"
+    "  transaction and print its revision; every router whose daemon follows the\n"
+    "  cluster reconciles to it. Nothing changes on this machine.\n";
 static const char *const usage_down =
     "usage: cpnctl down [--pin-dir DIR] [--state-dir DIR]\n"
     "  Detach cpn_xdp from the interfaces where it is attached, unpin the maps and\n"
@@ -88,15 +101,28 @@ static const char *const usage_tenant = "usage: cpnctl tenant add ID|any --servi
 					"       cpnctl tenant list [-j]\n";
 static const char *const usage_status =
     "usage: cpnctl status [-j] [--pin-dir DIR] [--state-dir DIR]\n"
+    "       cpnctl status --etcd URL[,URL...] [--cluster NAME] [-j] [--pin-dir DIR]\n"
+    "                     [--state-dir DIR]\n"
     "  Services, nodes and interfaces: liveness, load, latency, share. Service names\n"
-    "  come from the desired state: give the --state-dir that 'up' used.\n";
+    "  come from the desired state: give the --state-dir that 'up' used.\n"
+    "  With --etcd: first the cluster's configuration revision, the revision each\n"
+    "  router runs (routers/NAME in etcd) and the one this router runs, then the\n"
+    "  status of the router pinned at --pin-dir, if one is.\n";
 static const char *const usage_stats = "usage: cpnctl stats [-j] [--pin-dir DIR]\n";
 const char *const cpnctl_usage_daemon =
     "usage: cpnctl daemon [--metrics ADDR:PORT] [--config FILE] [--probe-ms N]\n"
     "                     [--pin-dir DIR] [--state-dir DIR]\n"
+    "       cpnctl daemon --etcd URL[,URL...] [--cluster NAME] [--router-name NAME]\n"
+    "                     [--lease-ttl S] [--metrics ADDR:PORT] [--probe-ms N] ...\n"
     "  Watch node liveness, probe idle nodes, admit nodes that announce themselves\n"
     "  from an auto_join prefix and retire them when silent, reload FILE on SIGHUP,\n"
-    "  serve Prometheus /metrics (default from the config, else " CPN_DEFAULT_METRICS ").\n";
+    "  serve Prometheus /metrics (default from the config, else " CPN_DEFAULT_METRICS ").\n"
+    "  With --etcd (instead of --config): follow the cluster's configuration in\n"
+    "  etcd (/cpn/NAME/, NAME default \"" CPN_FLEET_CLUSTER "\"), reconciling the router to\n"
+    "  every change; put the nodes auto_join admits under nodes/ and this router's\n"
+    "  status under routers/NAME (default: the host name), with a lease of S seconds\n"
+    "  (default 10) kept alive; take the nodes other routers admitted. When etcd\n"
+    "  is away the router keeps what it runs and the daemon retries.\n";
 
 int cpnctl_usage(const char *text, const char *fmt, ...)
 {
@@ -155,6 +181,10 @@ enum {
 	OPT_METRICS,
 	OPT_PROBE_MS,
 	OPT_OBJECT,
+	OPT_ETCD,
+	OPT_CLUSTER,
+	OPT_ROUTER_NAME,
+	OPT_LEASE_TTL,
 };
 
 static const struct option long_opts[] = {
@@ -182,6 +212,10 @@ static const struct option long_opts[] = {
     {"metrics", required_argument, 0, OPT_METRICS},
     {"probe-ms", required_argument, 0, OPT_PROBE_MS},
     {"object", required_argument, 0, OPT_OBJECT},
+    {"etcd", required_argument, 0, OPT_ETCD},
+    {"cluster", required_argument, 0, OPT_CLUSTER},
+    {"router-name", required_argument, 0, OPT_ROUTER_NAME},
+    {"lease-ttl", required_argument, 0, OPT_LEASE_TTL},
     {0, 0, 0, 0},
 };
 
@@ -191,6 +225,7 @@ struct opts {
 	bool json, help, skb;
 	const char *id, *vip, *port, *policy, *nodes, *max_wait, *max_queue, *stale, *dataplane;
 	const char *weight, *key, *services, *rate, *burst, *probe_ms, *object;
+	const char *etcd, *cluster, *router_name, *lease_ttl;
 	const char *service[CPN_MAX_SERVICES];
 	int n_service;
 	unsigned seen; /* bit per OPT_* - 256 beyond the common ones */
@@ -283,6 +318,18 @@ static int parse_opts(int argc, char **argv, struct opts *o, const char *usage, 
 		case OPT_OBJECT:
 			o->object = optarg;
 			break;
+		case OPT_ETCD:
+			o->etcd = optarg;
+			break;
+		case OPT_CLUSTER:
+			o->cluster = optarg;
+			break;
+		case OPT_ROUTER_NAME:
+			o->router_name = optarg;
+			break;
+		case OPT_LEASE_TTL:
+			o->lease_ttl = optarg;
+			break;
 		case '?':
 		default:
 			if (optopt)
@@ -338,13 +385,42 @@ static int run_up(const struct opts *o, const struct cpn_dirs *d)
 	return outcome(rc, &err);
 }
 
+/* --cluster and the options of etcd only with --etcd; a cluster name. */
+static int etcd_opts(const struct opts *o, const char *usage)
+{
+	if (!o->etcd) {
+		if (o->cluster || o->router_name || o->lease_ttl)
+			return cpnctl_usage(usage, "--%s goes with --etcd URL",
+					    o->cluster	     ? "cluster"
+					    : o->router_name ? "router-name"
+							     : "lease-ttl");
+		return 0;
+	}
+	if (o->cluster && !cpn_fleet_name_ok(o->cluster))
+		return cpnctl_usage(usage,
+				    "--cluster '%s': 1..%d of letters, digits, '.', '_', '-' "
+				    "(not starting with '.')",
+				    o->cluster, CPN_FLEET_NAME_MAX - 1);
+	return 0;
+}
+
 static int run_apply(const struct opts *o, const struct cpn_dirs *d)
 {
 	struct cpn_err err;
+	int64_t rev = 0;
+	int rc;
 
 	if (!o->config)
 		return cpnctl_usage(usage_apply, "apply needs --config FILE");
-	return outcome(cpn_op_apply_file(d, o->config, &err), &err);
+	if ((rc = etcd_opts(o, usage_apply)))
+		return rc;
+	if (!o->etcd)
+		return outcome(cpn_op_apply_file(d, o->config, &err), &err);
+	rc = cpn_op_publish(o->etcd, o->cluster, o->config, &rev, &err);
+	if (!rc)
+		printf("%s published to /cpn/%s/config: revision %lld\n", o->config,
+		       o->cluster ? o->cluster : CPN_FLEET_CLUSTER, (long long)rev);
+	return outcome(rc, &err);
 }
 
 static int run_down(const struct opts *o, const struct cpn_dirs *d)
@@ -552,6 +628,13 @@ static int show(const struct opts *o, const struct cpn_dirs *d, enum cpnctl_show
 
 static int run_status(const struct opts *o, const struct cpn_dirs *d)
 {
+	int rc = etcd_opts(o, usage_status);
+
+	if (rc)
+		return rc;
+	if (o->etcd)
+		return cpnctl_show_fleet(o->etcd, o->cluster ? o->cluster : CPN_FLEET_CLUSTER,
+					 d->pin_dir, d->state_dir, o->json);
 	return show(o, d, CPNCTL_SHOW_STATUS);
 }
 
@@ -579,6 +662,7 @@ static int run_daemon(const struct opts *o, const struct cpn_dirs *d)
 {
 	struct cpnctl_daemon_opts dd = {0};
 	__u32 v;
+	int rc;
 
 	dd.pin_dir = cpn_dirs_pin(d);
 	dd.state_dir = cpn_dirs_state(d);
@@ -589,6 +673,27 @@ static int run_daemon(const struct opts *o, const struct cpn_dirs *d)
 		if (cpn_parse_u32(o->probe_ms, 1, 3600000, &v))
 			return cpnctl_usage(cpnctl_usage_daemon, "--probe-ms must be 1..3600000");
 		dd.probe_ms = v;
+	}
+	if ((rc = etcd_opts(o, cpnctl_usage_daemon)))
+		return rc;
+	if (o->etcd && o->config)
+		return cpnctl_usage(
+		    cpnctl_usage_daemon,
+		    "--etcd and --config: the configuration comes from one of them "
+		    "(publish a file with 'cpnctl apply --etcd URL --config FILE')");
+	dd.etcd = o->etcd;
+	dd.cluster = o->cluster ? o->cluster : CPN_FLEET_CLUSTER;
+	dd.router_name = o->router_name;
+	if (o->router_name && !cpn_fleet_name_ok(o->router_name))
+		return cpnctl_usage(cpnctl_usage_daemon,
+				    "--router-name '%s': 1..%d of letters, digits, '.', '_', '-' "
+				    "(not starting with '.')",
+				    o->router_name, CPN_FLEET_NAME_MAX - 1);
+	dd.lease_ttl_s = CPN_FLEET_LEASE_TTL_S;
+	if (o->lease_ttl) {
+		if (cpn_parse_u32(o->lease_ttl, 2, 3600, &v))
+			return cpnctl_usage(cpnctl_usage_daemon, "--lease-ttl must be 2..3600 (s)");
+		dd.lease_ttl_s = v;
 	}
 	return cpnctl_daemon(&dd);
 }
@@ -606,7 +711,7 @@ static const struct cmd {
 	int (*run)(const struct opts *o, const struct cpn_dirs *d);
 } cmds[] = {
     {"up", NULL, usage_up, ALLOW(OPT_SKB) | ALLOW(OPT_OBJECT), 0, 0, "", run_up},
-    {"apply", NULL, usage_apply, 0, 0, 0, "", run_apply},
+    {"apply", NULL, usage_apply, ALLOW(OPT_ETCD) | ALLOW(OPT_CLUSTER), 0, 0, "", run_apply},
     {"down", NULL, usage_down, 0, 0, 0, "", run_down},
     {"service", "add", usage_service,
      ALLOW(OPT_ID) | ALLOW(OPT_VIP) | ALLOW(OPT_PORT) | ALLOW(OPT_POLICY) | ALLOW(OPT_NODES) |
@@ -625,10 +730,12 @@ static const struct cmd {
      "an ID or 'any'", run_tenant_add},
     {"tenant", "del", usage_tenant, 0, 1, 1, "an ID or 'any'", run_tenant_del},
     {"tenant", "list", usage_tenant, 0, 0, 0, "", run_tenant_list},
-    {"status", NULL, usage_status, 0, 0, 0, "", run_status},
+    {"status", NULL, usage_status, ALLOW(OPT_ETCD) | ALLOW(OPT_CLUSTER), 0, 0, "", run_status},
     {"stats", NULL, usage_stats, 0, 0, 0, "", run_stats},
-    {"daemon", NULL, cpnctl_usage_daemon, ALLOW(OPT_METRICS) | ALLOW(OPT_PROBE_MS), 0, 0, "",
-     run_daemon},
+    {"daemon", NULL, cpnctl_usage_daemon,
+     ALLOW(OPT_METRICS) | ALLOW(OPT_PROBE_MS) | ALLOW(OPT_ETCD) | ALLOW(OPT_CLUSTER) |
+	 ALLOW(OPT_ROUTER_NAME) | ALLOW(OPT_LEASE_TTL),
+     0, 0, "", run_daemon},
 };
 #define N_CMDS (sizeof(cmds) / sizeof(cmds[0]))
 

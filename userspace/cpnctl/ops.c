@@ -1,19 +1,24 @@
 // SPDX-License-Identifier: (GPL-2.0-only OR BSD-2-Clause)
 /* cpnctl's operations on a router: see ops.h. */
+#include <ctype.h>
 #include <dirent.h>
 #include <errno.h>
+#include <inttypes.h>
 #include <net/if.h>
 #include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
 #include <unistd.h>
+#include <arpa/inet.h>
 #include <linux/if_link.h>
 
 #include <bpf/bpf.h>
 #include <bpf/libbpf.h>
+#include <json-c/json.h>
 
 #include "cpn_router.skel.h"
+#include "cpn_etcd.h"
 #include "cpn_util.h"
 #include "ops.h"
 #include "xdp_attach.h"
@@ -87,9 +92,10 @@ int cpn_op_change(const struct cpn_dirs *d, cpn_edit_fn edit, void *arg, struct 
 /* ---- up, apply, down ---------------------------------------------------- */
 
 /* Nodes the daemon admitted stay when a file is applied, as long as the
- * file's auto_join still covers them and does not define the id itself.
+ * file's auto_join still covers them and does not define the id itself (and
+ * `keep`, when there is one, says so).
  */
-static int keep_joined(struct cpn_cfg *want, const struct cpn_cfg *cur)
+static int keep_joined(struct cpn_cfg *want, const struct cpn_cfg *cur, cpn_keep_fn keep, void *arg)
 {
 	if (!want->has_auto_join)
 		return 0;
@@ -97,6 +103,8 @@ static int keep_joined(struct cpn_cfg *want, const struct cpn_cfg *cur)
 		const struct cfg_node *n = &cur->nodes[i];
 
 		if (!n->joined || cpn_cfg_node(want, n->id) || !cpn_cfg_join_allowed(want, n))
+			continue;
+		if (keep && !keep(n, arg))
 			continue;
 		if (cpn_cfg_add_joined(want, n))
 			return -1;
@@ -247,7 +255,7 @@ static int sync_ifaces(struct cpn_ctl *ctl, const struct cpn_cfg *old, const str
 
 /* Sync the interfaces to `want` and commit it, in one locked transaction. */
 static int sync_and_commit(struct cpn_ctl *ctl, struct cpn_cfg *want, bool keep_current, bool skb,
-			   const char *object, struct cpn_err *err)
+			   const char *object, cpn_keep_fn keep, void *arg, struct cpn_err *err)
 {
 	struct cpn_cfg cur;
 	int rc;
@@ -262,7 +270,8 @@ static int sync_and_commit(struct cpn_ctl *ctl, struct cpn_cfg *want, bool keep_
 		cpn_cfg_free(want);
 		rc = cpn_cfg_copy(want, &cur) ? errf(err, CPN_EXIT_FAIL, "out of memory") : 0;
 	} else {
-		rc = keep_joined(want, &cur) ? errf(err, CPN_EXIT_FAIL, "out of memory") : 0;
+		rc = keep_joined(want, &cur, keep, arg) ? errf(err, CPN_EXIT_FAIL, "out of memory")
+							: 0;
 	}
 	if (!rc)
 		rc = sync_ifaces(ctl, &cur, want, skb, object, err);
@@ -290,7 +299,7 @@ int cpn_op_up(const struct cpn_dirs *d, const char *config, const char *object, 
 	if (!rc && cpn_ctl_open(&ctl, cpn_dirs_pin(d), cpn_dirs_state(d), err))
 		rc = CPN_EXIT_FAIL;
 	else if (!rc) {
-		rc = sync_and_commit(&ctl, &want, !config, skb, object, err);
+		rc = sync_and_commit(&ctl, &want, !config, skb, object, NULL, NULL, err);
 		cpn_ctl_close(&ctl);
 	}
 	cpn_cfg_free(&want);
@@ -310,8 +319,21 @@ int cpn_op_apply_file(const struct cpn_dirs *d, const char *path, struct cpn_err
 		cpn_cfg_free(&want);
 		return CPN_EXIT_FAIL;
 	}
-	rc = sync_and_commit(&ctl, &want, false, false, NULL, err);
+	rc = sync_and_commit(&ctl, &want, false, false, NULL, NULL, NULL, err);
 	cpn_ctl_close(&ctl);
+	cpn_cfg_free(&want);
+	return rc;
+}
+
+int cpn_op_apply_cfg_ctl(struct cpn_ctl *ctl, const struct cpn_cfg *cfg, cpn_keep_fn keep,
+			 void *arg, struct cpn_err *err)
+{
+	struct cpn_cfg want;
+	int rc;
+
+	if (cpn_cfg_copy(&want, cfg))
+		return errf(err, CPN_EXIT_FAIL, "out of memory");
+	rc = sync_and_commit(ctl, &want, false, false, NULL, keep, arg, err);
 	cpn_cfg_free(&want);
 	return rc;
 }
@@ -370,6 +392,12 @@ int cpn_op_down(const struct cpn_dirs *d, struct cpn_err *err)
 				if_freenameindex(ifs);
 		}
 		unlink(ctl.state_path);
+		{
+			char fleet[600];
+
+			snprintf(fleet, sizeof(fleet), "%s.etcd", ctl.state_path);
+			unlink(fleet);
+		}
 		cpn_ctl_unlock(&ctl);
 		cpn_ctl_close(&ctl);
 	} else if (t.prog_fd >= 0) {
@@ -549,4 +577,279 @@ static int edit_tenant_del(struct cpn_cfg *cfg, void *arg, struct cpn_err *err)
 int cpn_op_tenant_del(const struct cpn_dirs *d, __u32 id, struct cpn_err *err)
 {
 	return cpn_op_change(d, edit_tenant_del, &id, err);
+}
+
+/* ---- many routers: the configuration in etcd ----------------------------- */
+
+bool cpn_fleet_name_ok(const char *name)
+{
+	size_t n = name ? strlen(name) : 0;
+
+	if (!n || n >= CPN_FLEET_NAME_MAX || name[0] == '.')
+		return false;
+	for (size_t i = 0; i < n; i++)
+		if (!isalnum((unsigned char)name[i]) && !strchr("._-", name[i]))
+			return false;
+	return true;
+}
+
+void cpn_fleet_prefix(char *buf, size_t len, const char *cluster)
+{
+	snprintf(buf, len, "/cpn/%s/", cluster ? cluster : CPN_FLEET_CLUSTER);
+}
+
+/* json-c helpers for the layout's values: a member of the wanted type, or
+ * absent (false); a member of another type makes the value unreadable.
+ */
+static int j_member(json_object *o, const char *k, json_type t, json_object **v)
+{
+	*v = NULL;
+	if (!json_object_object_get_ex(o, k, v) || !*v)
+		return 0;
+	return json_object_is_type(*v, t) ? 1 : -1;
+}
+
+static int j_i64(json_object *o, const char *k, int64_t *v)
+{
+	json_object *m;
+	int r = j_member(o, k, json_type_int, &m);
+
+	*v = r > 0 ? json_object_get_int64(m) : 0;
+	return r < 0 || *v < 0 ? -1 : 0;
+}
+
+static int j_str(json_object *o, const char *k, char *buf, size_t len)
+{
+	json_object *m;
+	int r = j_member(o, k, json_type_string, &m);
+
+	buf[0] = 0;
+	if (r < 0)
+		return -1;
+	if (r > 0) {
+		const char *s = json_object_get_string(m);
+		size_t k2 = 0;
+
+		/* Text from etcd goes into logs and tables: printable only. */
+		for (; *s && k2 + 1 < len; s++)
+			buf[k2++] =
+			    ((unsigned char)*s < 0x20 || (unsigned char)*s == 0x7f) ? '?' : *s;
+		buf[k2] = 0;
+	}
+	return 0;
+}
+
+static json_object *j_parse(const char *json, size_t len)
+{
+	json_tokener *tok;
+	json_object *o;
+
+	if (len > CPN_ETCD_MAX_ANSWER)
+		return NULL;
+	tok = json_tokener_new_ex(16);
+	if (!tok)
+		return NULL;
+	o = json_tokener_parse_ex(tok, json, (int)len);
+	if (o &&
+	    (json_tokener_get_error(tok) != json_tokener_success ||
+	     json_tokener_get_parse_end(tok) != len || !json_object_is_type(o, json_type_object))) {
+		json_object_put(o);
+		o = NULL;
+	}
+	json_tokener_free(tok);
+	return o;
+}
+
+static char *j_out(json_object *o)
+{
+	const char *s = o ? json_object_to_json_string_ext(o, JSON_C_TO_STRING_PLAIN) : NULL;
+	char *r = s ? strdup(s) : NULL;
+
+	json_object_put(o);
+	return r;
+}
+
+char *cpn_fleet_router_json(const struct cpn_fleet_router *r)
+{
+	json_object *o = json_object_new_object(), *a = json_object_new_array();
+
+	if (!o || !a) {
+		json_object_put(o);
+		json_object_put(a);
+		return NULL;
+	}
+	json_object_object_add(o, "revision", json_object_new_int64(r->revision));
+	json_object_object_add(o, "time_ms", json_object_new_int64(r->time_ms));
+	if (r->refused_revision) {
+		json_object_object_add(o, "refused_revision",
+				       json_object_new_int64(r->refused_revision));
+		json_object_object_add(o, "error", json_object_new_string(r->error));
+	}
+	for (int i = 0; i < r->n_joined; i++)
+		json_object_array_add(a, json_object_new_int(r->joined[i]));
+	json_object_object_add(o, "joined", a);
+	return j_out(o);
+}
+
+int cpn_fleet_router_parse(const char *json, size_t len, struct cpn_fleet_router *r, char *why,
+			   size_t why_len)
+{
+	json_object *o = j_parse(json, len), *a;
+	int rc = 0;
+
+	memset(r, 0, sizeof(*r));
+	if (!o) {
+		snprintf(why, why_len, "not a JSON object");
+		return -1;
+	}
+	if (j_i64(o, "revision", &r->revision) || j_i64(o, "time_ms", &r->time_ms) ||
+	    j_i64(o, "refused_revision", &r->refused_revision) ||
+	    j_str(o, "error", r->error, sizeof(r->error)) ||
+	    j_member(o, "joined", json_type_array, &a) < 0) {
+		snprintf(why, why_len, "a member of the wrong type");
+		rc = -1;
+	}
+	for (size_t i = 0; !rc && a && i < json_object_array_length(a); i++) {
+		json_object *v = json_object_array_get_idx(a, i);
+		int64_t id =
+		    v && json_object_is_type(v, json_type_int) ? json_object_get_int64(v) : 0;
+
+		if (id < 1 || id >= CPN_MAX_NODES || r->n_joined == CPN_MAX_NODES) {
+			snprintf(why, why_len, "'joined' holds something that is no node id");
+			rc = -1;
+			break;
+		}
+		r->joined[r->n_joined++] = (__u16)id;
+	}
+	json_object_put(o);
+	return rc;
+}
+
+char *cpn_fleet_node_json(const struct cpn_fleet_node *n)
+{
+	json_object *o = json_object_new_object();
+	char a[64], ap[80];
+
+	if (!o)
+		return NULL;
+	cpn_addr_str(n->n.addr, n->n.family, a, sizeof(a));
+	snprintf(ap, sizeof(ap), n->n.family == CPN_AF_INET6 ? "[%s]:%u" : "%s:%u", a,
+		 ntohs(n->n.port));
+	json_object_object_add(o, "addr", json_object_new_string(ap));
+	json_object_object_add(o, "router", json_object_new_string(n->router));
+	json_object_object_add(o, "time_ms", json_object_new_int64(n->time_ms));
+	return j_out(o);
+}
+
+int cpn_fleet_node_parse(__u16 id, const char *json, size_t len, struct cpn_fleet_node *n,
+			 char *why, size_t why_len)
+{
+	json_object *o = j_parse(json, len);
+	char addr[80];
+	int rc = -1;
+
+	memset(n, 0, sizeof(*n));
+	n->n.id = id;
+	n->n.weight = CPN_DEFAULT_WEIGHT;
+	if (!o) {
+		snprintf(why, why_len, "not a JSON object");
+		return -1;
+	}
+	if (j_str(o, "addr", addr, sizeof(addr)) ||
+	    j_str(o, "router", n->router, sizeof(n->router)) || j_i64(o, "time_ms", &n->time_ms))
+		snprintf(why, why_len, "a member of the wrong type");
+	else if (cpn_addr_port_parse(addr, n->n.addr, &n->n.port, &n->n.family))
+		snprintf(why, why_len, "addr '%s' is not ADDR:PORT", addr);
+	else if (!cpn_fleet_name_ok(n->router))
+		snprintf(why, why_len, "router '%s' is not a router name", n->router);
+	else
+		rc = 0;
+	json_object_put(o);
+	return rc;
+}
+
+/* The whole file, as it was validated: what is published is what was read.
+ * 0, or an exit status with err.
+ */
+#define PUBLISH_MAX (1u << 20) /* below etcd's default request limit, 1.5 MiB */
+
+static int read_file(const char *path, char **out, size_t *len, struct cpn_err *err)
+{
+	FILE *f = fopen(path, "r");
+	char *buf;
+	size_t n;
+
+	if (!f)
+		return errf(err, CPN_EXIT_USAGE, "cannot read %s: %s", path, strerror(errno));
+	buf = malloc(PUBLISH_MAX + 1);
+	if (!buf) {
+		fclose(f);
+		return errf(err, CPN_EXIT_FAIL, "out of memory");
+	}
+	n = fread(buf, 1, PUBLISH_MAX + 1, f);
+	if (ferror(f) || n > PUBLISH_MAX) {
+		int e = errno;
+
+		fclose(f);
+		free(buf);
+		if (n > PUBLISH_MAX)
+			return errf(err, CPN_EXIT_USAGE, "%s: larger than %u bytes", path,
+				    PUBLISH_MAX);
+		return errf(err, CPN_EXIT_USAGE, "cannot read %s: %s", path, strerror(e));
+	}
+	fclose(f);
+	buf[n] = 0;
+	*out = buf;
+	*len = n;
+	return 0;
+}
+
+int cpn_op_publish(const char *etcd, const char *cluster, const char *path, int64_t *revision,
+		   struct cpn_err *err)
+{
+	char prefix[128], kcfg[160], klayout[160], msg[512];
+	struct cpn_etcd_txn_res res;
+	struct cpn_etcd *e;
+	struct cpn_cfg cfg;
+	size_t len = 0;
+	char *text = NULL;
+	int rc;
+
+	cpn_fleet_prefix(prefix, sizeof(prefix), cluster);
+	if ((rc = read_file(path, &text, &len, err)))
+		return rc;
+	if (cpn_cfg_parse(path, text, len, &cfg, err)) {
+		free(text);
+		return CPN_EXIT_USAGE;
+	}
+	cpn_cfg_warn_unusable(&cfg, stderr);
+	cpn_cfg_free(&cfg);
+	e = cpn_etcd_open(etcd, CPN_FLEET_ETCD_TIMEOUT_MS, msg, sizeof(msg));
+	if (!e) {
+		free(text);
+		return errf(err, CPN_EXIT_USAGE, "--etcd: %s", msg);
+	}
+	snprintf(kcfg, sizeof(kcfg), "%sconfig", prefix);
+	snprintf(klayout, sizeof(klayout), "%slayout", prefix);
+	{
+		/* The config and the layout it is written in: one revision. */
+		struct cpn_etcd_op ops[] = {
+		    {.type = CPN_ETCD_OP_PUT,
+		     .key = klayout,
+		     .value = CPN_FLEET_LAYOUT,
+		     .value_len = strlen(CPN_FLEET_LAYOUT)},
+		    {.type = CPN_ETCD_OP_PUT, .key = kcfg, .value = text, .value_len = len},
+		};
+
+		rc = cpn_etcd_txn(e, NULL, 0, ops, 2, NULL, 0, &res, msg, sizeof(msg));
+	}
+	cpn_etcd_close(e);
+	free(text);
+	if (rc)
+		return errf(err, CPN_EXIT_FAIL, "nothing published: %s", msg);
+	*revision = res.revision;
+	cpn_etcd_txn_res_free(&res);
+	if (!res.succeeded)
+		return errf(err, CPN_EXIT_FAIL, "etcd did not take the transaction");
+	return CPN_EXIT_OK;
 }

@@ -12,6 +12,8 @@
 
 #include "cpn/sched.h"
 #include "cpnctl_cmd.h"
+#include "cpn_etcd.h"
+#include "ops.h"
 #include "xdp_attach.h"
 
 /* ---- JSON ---------------------------------------------------------------- */
@@ -432,7 +434,9 @@ static void show_ifaces(struct cpn_ctl *ctl, const struct cpn_cfg *cfg, bool jso
 		close(t.chain_fd);
 }
 
-int cpnctl_show(const char *pin_dir, const char *state_dir, enum cpnctl_show what, bool json)
+/* newline: end JSON with one (not when it is inside another object). */
+static int show_impl(const char *pin_dir, const char *state_dir, enum cpnctl_show what, bool json,
+		     bool newline)
 {
 	struct node_view *nv = NULL;
 	struct cpn_ctl ctl;
@@ -466,7 +470,7 @@ int cpnctl_show(const char *pin_dir, const char *state_dir, enum cpnctl_show wha
 			show_nodes(&ctl.maps, nv, nn, true);
 			printf(",\"interfaces\":");
 			show_ifaces(&ctl, &cfg, true);
-			printf("}\n");
+			printf(newline ? "}\n" : "}");
 		} else {
 			show_services(&ctl.maps, &cfg, nv, nn, false);
 			printf("\n");
@@ -502,4 +506,212 @@ int cpnctl_show(const char *pin_dir, const char *state_dir, enum cpnctl_show wha
 	cpn_cfg_free(&cfg);
 	cpn_ctl_close(&ctl);
 	return CPN_EXIT_OK;
+}
+
+int cpnctl_show(const char *pin_dir, const char *state_dir, enum cpnctl_show what, bool json)
+{
+	return show_impl(pin_dir, state_dir, what, json, true);
+}
+
+/* ---- status --etcd: the revision every router runs ------------------------ */
+
+struct fleet_view {
+	int64_t config_rev;
+	char layout[32];
+	struct cpn_fleet_router *r; /* what routers/NAME say */
+	int n;
+	int unreadable;
+};
+
+static int fleet_read(struct cpn_etcd *e, const char *prefix, struct fleet_view *v, char *msg,
+		      size_t len)
+{
+	struct cpn_etcd_kvs kvs;
+	size_t plen = strlen(prefix);
+	int rc = cpn_etcd_get(e, prefix, true, &kvs, msg, len);
+
+	if (rc)
+		return rc;
+	for (size_t i = 0; i < kvs.n; i++) {
+		const struct cpn_etcd_kv *kv = &kvs.kv[i];
+		const char *k = kv->key + plen;
+		struct cpn_fleet_router *r;
+		char why[128];
+
+		if (kv->key_len != strlen(kv->key) || strncmp(kv->key, prefix, plen))
+			continue;
+		if (!strcmp(k, "config")) {
+			v->config_rev = kv->mod_revision;
+		} else if (!strcmp(k, "layout")) {
+			snprintf(v->layout, sizeof(v->layout), "%.31s", kv->value);
+			for (char *c = v->layout; *c; c++)
+				if ((unsigned char)*c < 0x20 || (unsigned char)*c >= 0x7f)
+					*c = '?';
+		} else if (!strncmp(k, "routers/", 8)) {
+			if (!cpn_fleet_name_ok(k + 8)) {
+				v->unreadable++;
+				continue;
+			}
+			r = realloc(v->r, (size_t)(v->n + 1) * sizeof(*r));
+			if (!r) {
+				cpn_etcd_kvs_free(&kvs);
+				snprintf(msg, len, "out of memory");
+				return CPN_ETCD_ENOMEM;
+			}
+			v->r = r;
+			if (cpn_fleet_router_parse(kv->value, kv->value_len, &v->r[v->n], why,
+						   sizeof(why))) {
+				v->unreadable++;
+				continue;
+			}
+			snprintf(v->r[v->n].name, sizeof(v->r[v->n].name), "%s", k + 8);
+			v->n++;
+		}
+	}
+	cpn_etcd_kvs_free(&kvs);
+	return 0;
+}
+
+static const char *fleet_state(const struct fleet_view *v, const struct cpn_fleet_router *r)
+{
+	if (r->refused_revision)
+		return "refused";
+	if (!r->revision)
+		return "none yet";
+	if (r->revision == v->config_rev)
+		return "current";
+	return r->revision < v->config_rev ? "behind" : "ahead";
+}
+
+int cpnctl_show_fleet(const char *etcd, const char *cluster, const char *pin_dir,
+		      const char *state_dir, bool json)
+{
+	struct fleet_view v = {0};
+	struct cpn_ctl_fleet local;
+	struct cpn_etcd *e;
+	struct cpn_ctl ctl;
+	struct cpn_err err;
+	char prefix[128], msg[512], ep[256];
+	bool router, have_local = false;
+	int64_t now = 0;
+	int rc;
+
+	e = cpn_etcd_open(etcd, CPN_FLEET_ETCD_TIMEOUT_MS, msg, sizeof(msg));
+	if (!e) {
+		fprintf(stderr, "cpnctl: --etcd: %s\n", msg);
+		return CPN_EXIT_USAGE;
+	}
+	cpn_fleet_prefix(prefix, sizeof(prefix), cluster);
+	rc = fleet_read(e, prefix, &v, msg, sizeof(msg));
+	snprintf(ep, sizeof(ep), "%s", cpn_etcd_endpoint(e));
+	cpn_etcd_close(e);
+	if (rc) {
+		free(v.r);
+		return cpnctl_fail("%s", msg);
+	}
+	router = !cpn_ctl_open(&ctl, pin_dir ? pin_dir : CPN_DEFAULT_PIN_DIR,
+			       state_dir ? state_dir : CPN_DEFAULT_STATE_DIR, &err);
+	if (router) {
+		have_local = !cpn_ctl_fleet_load(&ctl, &local);
+		cpn_ctl_close(&ctl);
+	}
+	{
+		struct timespec ts;
+
+		clock_gettime(CLOCK_REALTIME, &ts);
+		now = (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+	}
+	if (json) {
+		bool f = true;
+
+		printf("{\"etcd\":{");
+		jkv_s("endpoint", ep, &f);
+		jkv_s("cluster", cluster, &f);
+		jkv_u("config_revision", (unsigned long long)v.config_rev, &f);
+		jkv_s("layout", v.layout, &f);
+		jkey("routers", &f);
+		printf("[");
+		for (int i = 0; i < v.n; i++) {
+			const struct cpn_fleet_router *r = &v.r[i];
+			bool g = true;
+
+			printf("%s{", i ? "," : "");
+			jkv_s("name", r->name, &g);
+			jkv_u("revision", (unsigned long long)r->revision, &g);
+			jkv_u("time_ms", (unsigned long long)r->time_ms, &g);
+			jkey("age_ms", &g);
+			printf("%lld", (long long)(now - r->time_ms));
+			jkv_s("state", fleet_state(&v, r), &g);
+			jkv_b("current", r->revision == v.config_rev && !r->refused_revision, &g);
+			jkv_u("refused_revision", (unsigned long long)r->refused_revision, &g);
+			jkv_s("error", r->error, &g);
+			jkey("joined", &g);
+			printf("[");
+			for (int k = 0; k < r->n_joined; k++)
+				printf("%s%u", k ? "," : "", r->joined[k]);
+			printf("]}");
+		}
+		printf("]");
+		jkv_u("unreadable", (unsigned)v.unreadable, &f);
+		jkey("local", &f);
+		if (have_local) {
+			bool g = true;
+
+			printf("{");
+			jkv_s("router", local.router, &g);
+			jkv_u("revision", (unsigned long long)local.revision, &g);
+			jkv_u("time_ms", (unsigned long long)local.time_ms, &g);
+			jkv_b("current", local.revision == v.config_rev, &g);
+			printf("}");
+		} else {
+			printf("null");
+		}
+		printf("},\"status\":");
+		fflush(stdout);
+		if (router)
+			rc = show_impl(pin_dir, state_dir, CPNCTL_SHOW_STATUS, true, false);
+		else
+			printf("null");
+		printf("}\n");
+		free(v.r);
+		return rc;
+	}
+	printf("cluster %s at etcd %s: configuration revision %lld", cluster, ep,
+	       (long long)v.config_rev);
+	if (!v.config_rev)
+		printf(" (none published: cpnctl apply --etcd URL --config FILE)");
+	else
+		printf(" (layout %s)", v.layout[0] ? v.layout : "none");
+	printf("\n%-24s %9s %9s  %s\n", "ROUTER", "REVISION", "AGE", "STATE");
+	for (int i = 0; i < v.n; i++) {
+		const struct cpn_fleet_router *r = &v.r[i];
+
+		printf("%-24s %9lld %7.1f s  %s", r->name, (long long)r->revision,
+		       (double)(now - r->time_ms) / 1000.0, fleet_state(&v, r));
+		if (r->refused_revision)
+			printf(" %lld: %s", (long long)r->refused_revision, r->error);
+		if (r->n_joined)
+			printf(" (%d joined node%s)", r->n_joined, r->n_joined == 1 ? "" : "s");
+		printf("\n");
+	}
+	if (!v.n)
+		printf("(no router follows this cluster: cpnctl daemon --etcd URL)\n");
+	if (v.unreadable)
+		printf("(%d entries under %srouters/ unreadable)\n", v.unreadable, prefix);
+	if (have_local)
+		printf("local router %s (%s): revision %lld, %s, applied %.1f s ago\n",
+		       local.router, pin_dir ? pin_dir : CPN_DEFAULT_PIN_DIR, local.revision,
+		       local.revision == v.config_rev ? "current" : "not current",
+		       (double)(now - local.time_ms) / 1000.0);
+	else if (router)
+		printf("local router (%s): no configuration from etcd applied here\n",
+		       pin_dir ? pin_dir : CPN_DEFAULT_PIN_DIR);
+	else
+		printf("no local router at %s\n", pin_dir ? pin_dir : CPN_DEFAULT_PIN_DIR);
+	free(v.r);
+	if (!router)
+		return CPN_EXIT_OK;
+	printf("\n");
+	fflush(stdout);
+	return show_impl(pin_dir, state_dir, CPNCTL_SHOW_STATUS, false, true);
 }

@@ -310,3 +310,59 @@ int cpn_ctl_commit(struct cpn_ctl *ctl, const struct cpn_cfg *cfg, struct cpn_er
 		return -1;
 	return save(ctl, cfg, err);
 }
+
+/* ---- what the daemon applied from etcd ---------------------------------- */
+
+int cpn_ctl_fleet_save(const struct cpn_ctl *ctl, const struct cpn_ctl_fleet *f,
+		       struct cpn_err *err)
+{
+	char path[600], tmp[620];
+	FILE *out;
+
+	snprintf(path, sizeof(path), "%s.etcd", ctl->state_path);
+	snprintf(tmp, sizeof(tmp), "%s.tmp", path);
+	out = fopen(tmp, "w");
+	if (!out)
+		return errf(err, "cannot write %s: %s", tmp, strerror(errno));
+	fprintf(out, "etcd %s\ncluster %s\nrouter %s\nrevision %lld\ntime_ms %lld\n", f->etcd,
+		f->cluster, f->router, f->revision, f->time_ms);
+	if (fflush(out) || ferror(out)) {
+		fclose(out);
+		unlink(tmp);
+		return errf(err, "cannot write %s: %s", tmp, strerror(errno));
+	}
+	fclose(out);
+	if (rename(tmp, path))
+		return errf(err, "cannot rename %s: %s", tmp, strerror(errno));
+	return 0;
+}
+
+int cpn_ctl_fleet_load(const struct cpn_ctl *ctl, struct cpn_ctl_fleet *f)
+{
+	char path[600], line[512], key[32], val[300];
+	int seen = 0;
+	FILE *in;
+
+	memset(f, 0, sizeof(*f));
+	snprintf(path, sizeof(path), "%s.etcd", ctl->state_path);
+	in = fopen(path, "r");
+	if (!in)
+		return -1;
+	while (fgets(line, sizeof(line), in)) {
+		val[0] = 0;
+		if (sscanf(line, "%31s %299s", key, val) < 1)
+			continue;
+		if (!strcmp(key, "etcd"))
+			snprintf(f->etcd, sizeof(f->etcd), "%s", val);
+		else if (!strcmp(key, "cluster"))
+			snprintf(f->cluster, sizeof(f->cluster), "%s", val);
+		else if (!strcmp(key, "router"))
+			snprintf(f->router, sizeof(f->router), "%s", val);
+		else if (!strcmp(key, "revision"))
+			seen += sscanf(val, "%lld", &f->revision) == 1;
+		else if (!strcmp(key, "time_ms"))
+			sscanf(val, "%lld", &f->time_ms);
+	}
+	fclose(in);
+	return seen ? 0 : -1;
+}
