@@ -37,7 +37,7 @@ TEST_PROGS  :=
 
 .DELETE_ON_ERROR:
 .SUFFIXES:
-.PHONY: all tests deps test test-unit test-bpf bench bench-xdp demo install clean help format \
+.PHONY: all tests deps test test-unit test-bpf bench bench-xdp demo demo-fleet install clean help format \
 	check-format
 
 all:
@@ -85,6 +85,7 @@ help:
 	@echo "make bench       every benchmark and docs/BENCHMARKS.md (BENCH_QUICK=1: <= 5 min)"
 	@echo "                 one of them: make bench-xdp, bench-fwd, bench-sim, ..."
 	@echo "make demo        netns testbed demo (see README)"
+	@echo "make demo-fleet  the same with three routers behind ECMP"
 	@echo "make install     DESTDIR=... PREFIX=/usr/local (see mk/install.mk)"
 	@echo "make deb         the Debian package, in .. (dpkg-buildpackage -us -uc -b)"
 	@echo "make format      clang-format every C source and header"
@@ -117,6 +118,10 @@ bench-xdp: deps
 demo: deps
 	@$(MAKE) --no-print-directory all
 	@tools/demo.sh
+
+demo-fleet: deps
+	@$(MAKE) --no-print-directory all
+	@tools/demo.sh --fleet
 
 format:
 	clang-format -i $$(git ls-files '*.c' '*.h')
