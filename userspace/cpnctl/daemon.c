@@ -568,6 +568,7 @@ struct fleet {
 	size_t config_len;
 	int64_t config_rev;
 	char layout[32]; /* "" when there is none */
+	int64_t layout_rev;
 	struct rnode node[CPN_MAX_NODES];
 	__u64 tried[CPN_MAX_NODES];
 	bool listed[CPN_MAX_NODES]; /* nodes from etcd in what was applied last */
@@ -662,6 +663,10 @@ static void fleet_take(struct fleet *f, const struct cpn_etcd_kv *kv, bool delet
 		snprintf(f->layout, sizeof(f->layout), "%s", deleted ? "" : kv->value);
 		if (!deleted && kv->value_len >= sizeof(f->layout))
 			snprintf(f->layout, sizeof(f->layout), "(too long)");
+		for (char *c = f->layout; *c; c++)
+			if ((unsigned char)*c < 0x20 || (unsigned char)*c >= 0x7f)
+				*c = '?';
+		f->layout_rev = kv->mod_revision;
 		f->parsed_rev = 0; /* read the config again under it */
 		f->dirty = true;
 	} else if (!strncmp(k, "nodes/", 6)) {
@@ -706,6 +711,7 @@ static int fleet_list(struct fleet *f, char *msg, size_t len)
 	f->config_len = 0;
 	f->config_rev = 0;
 	f->layout[0] = 0;
+	f->layout_rev = 0;
 	for (int id = 0; id < CPN_MAX_NODES; id++)
 		f->node[id].present = f->node[id].valid = false;
 	for (size_t i = 0; i < kvs.n; i++)
@@ -803,7 +809,9 @@ static void fleet_parse(struct fleet *f)
 		snprintf(err.msg, sizeof(err.msg),
 			 "%slayout is '%s'; this cpnctl reads layout %s: upgrade it", f->prefix,
 			 f->layout, CPN_FLEET_LAYOUT);
-		fleet_refuse(f, f->config_rev, err.msg);
+		/* the revision at which config and layout stopped making sense */
+		fleet_refuse(f, f->layout_rev > f->config_rev ? f->layout_rev : f->config_rev,
+			     err.msg);
 		return;
 	}
 	if (cpn_cfg_parse(name, f->config, f->config_len, &cfg, &err)) {
@@ -815,6 +823,8 @@ static void fleet_parse(struct fleet *f)
 	f->good = cfg;
 	f->have_good = true;
 	f->good_rev = f->config_rev;
+	if (f->refused_rev)
+		f->status_dirty = true;
 	f->refused_rev = 0;
 	f->refused[0] = 0;
 }
