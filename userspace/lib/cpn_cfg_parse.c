@@ -424,7 +424,7 @@ static int parse_service(struct ctx *c, yaml_node_t *m, struct cfg_service *s, s
 			if ((pol = cpn_policy_parse(str)) < 0)
 				return fail(
 				    c, vline(&f),
-				    "unknown policy '%.40s': use p2c, least, maglev, random "
+				    "unknown policy '%.40s': use p2c, jiq, least, maglev, random "
 				    "or round-robin",
 				    str);
 			s->policy = (__u8)pol;
