@@ -1142,27 +1142,36 @@ static int fleet_watch(struct fleet *f, char *msg, size_t len)
 	return rc;
 }
 
-static void fleet_down(struct fleet *f, const char *msg)
+static void fleet_down(struct fleet *f, int rc, const char *msg)
 {
 	__u64 now = mono_ms();
 
 	if (!f->down_since) {
 		f->down_since = now;
 		f->down_logged = now;
-		logf_("etcd unreachable: %s; the router keeps running configuration revision "
-		      "%lld, retrying",
-		      msg, (long long)f->applied_rev);
+		logf_("etcd %s: %s; the router keeps running configuration revision %lld, "
+		      "retrying",
+		      rc == CPN_ETCD_EUNREACH ? "unreachable" : "failed", msg,
+		      (long long)f->applied_rev);
 	} else if (now - f->down_logged >= FLEET_DOWN_LOG_MS) {
 		f->down_logged = now;
-		logf_("etcd still unreachable after %llu s: %s",
+		logf_("etcd still unavailable after %llu s: %s",
 		      (unsigned long long)((now - f->down_since) / 1000), msg);
 	}
 }
 
+/* A connection is back for good once it has lasted FLEET_STABLE_MS: until
+ * then a new failure belongs to the same outage (said once, backoff still
+ * growing), so an endpoint that accepts and drops every watch neither
+ * floods the log nor is hammered.
+ */
+#define FLEET_STABLE_MS 3000
+
 static void *fleet_main(void *arg)
 {
 	struct fleet *f = arg;
-	__u64 next_try = 0, backoff = 0;
+	__u64 next_try = 0, backoff = 0, up_since = 0;
+	bool back_said = false;
 	char msg[512];
 	int rc;
 
@@ -1175,19 +1184,16 @@ static void *fleet_main(void *arg)
 				continue;
 			}
 			rc = fleet_connect(f, msg, sizeof(msg));
-			if (rc == CPN_ETCD_ECOMPACTED || (rc && !f->rev)) {
-				f->rev = 0;
-				next_try = 0;
-			}
 			if (rc) {
 				backoff = backoff ? backoff * 2 : FLEET_BACKOFF_MIN_MS;
 				if (backoff > FLEET_BACKOFF_MAX_MS)
 					backoff = FLEET_BACKOFF_MAX_MS;
 				next_try = now + backoff;
-				fleet_down(f, msg);
+				fleet_down(f, rc, msg);
 				continue;
 			}
-			if (f->down_since)
+			up_since = now;
+			if (f->down_since && !back_said)
 				logf_("etcd at %s reachable again after %llu ms: catching up from "
 				      "revision %lld",
 				      cpn_etcd_endpoint(f->e),
@@ -1195,8 +1201,12 @@ static void *fleet_main(void *arg)
 			else if (!f->ever_up)
 				logf_("following %s at etcd %s from revision %lld as router %s",
 				      f->prefix, cpn_etcd_endpoint(f->e), (long long)f->rev, f->me);
+			back_said = f->down_since != 0;
 			f->ever_up = true;
-			f->down_since = 0;
+		}
+		if (f->down_since && now - up_since >= FLEET_STABLE_MS) {
+			f->down_since = 0; /* the outage is over */
+			back_said = false;
 			backoff = 0;
 		}
 		rc = fleet_tick(f, msg, sizeof(msg));
@@ -1210,9 +1220,13 @@ static void *fleet_main(void *arg)
 			f->rev = 0;
 			continue;
 		}
-		backoff = FLEET_BACKOFF_MIN_MS;
+		if (!f->down_since) /* a new outage */
+			backoff = 0;
+		backoff = backoff ? backoff * 2 : FLEET_BACKOFF_MIN_MS;
+		if (backoff > FLEET_BACKOFF_MAX_MS)
+			backoff = FLEET_BACKOFF_MAX_MS;
 		next_try = mono_ms() + backoff;
-		fleet_down(f, msg);
+		fleet_down(f, rc, msg);
 	}
 	fleet_disconnect(f);
 	return NULL;

@@ -39,6 +39,7 @@ struct cpn_etcd {
 	CURL *curl;
 	struct curl_slist *hdrs;
 	char curl_err[CURL_ERROR_SIZE];
+	char last[URL_MAX + 96]; /* "etcd URL": the last call, for what its answer lacked */
 };
 
 struct buf {
@@ -688,6 +689,7 @@ static int call(struct cpn_etcd *e, const char *path, json_object *req, bool str
 		}
 	}
 	snprintf(what, sizeof(what), "etcd %s", url);
+	snprintf(e->last, sizeof(e->last), "%s", what);
 	if (b.over) {
 		free(b.p);
 		return errf(err, len, CPN_ETCD_EPROTO, "%s: answer larger than %u bytes", what,
@@ -746,6 +748,18 @@ static int call(struct cpn_etcd *e, const char *path, json_object *req, bool str
 	return 0;
 }
 
+/* What a call's answer lacked, said with the endpoint and call it came from. */
+static int answered(struct cpn_etcd *e, int rc, char *err, size_t len)
+{
+	char msg[512];
+
+	if (rc && err && len && strncmp(err, "etcd ", 5)) {
+		snprintf(msg, sizeof(msg), "%s", err);
+		snprintf(err, len, "%s: %s", e->last, msg);
+	}
+	return rc;
+}
+
 /* ---- kv ------------------------------------------------------------------------------------ */
 
 static int bad_key(const char *key, char *err, size_t len)
@@ -779,7 +793,7 @@ int cpn_etcd_get(struct cpn_etcd *e, const char *key, bool prefix, struct cpn_et
 	json_object_put(ans);
 	if (rc)
 		cpn_etcd_kvs_free(out);
-	return rc;
+	return answered(e, rc, err, err_len);
 }
 
 static json_object *put_req(const char *key, const void *value, size_t value_len, int64_t lease)
@@ -812,7 +826,7 @@ int cpn_etcd_put(struct cpn_etcd *e, const char *key, const void *value, size_t 
 	json_object_put(ans);
 	if (!rc && revision)
 		*revision = rev;
-	return rc;
+	return answered(e, rc, err, err_len);
 }
 
 int cpn_etcd_delete(struct cpn_etcd *e, const char *key, bool prefix, int64_t *deleted,
@@ -835,13 +849,13 @@ int cpn_etcd_delete(struct cpn_etcd *e, const char *key, bool prefix, int64_t *d
 		return rc;
 	rc = header_revision(ans, &rev, err, err_len);
 	if (!rc && (get_i64(ans, "deleted", &n) || n < 0))
-		rc = errf(err, err_len, CPN_ETCD_EPROTO, "etcd: 'deleted' is no count");
+		rc = errf(err, err_len, CPN_ETCD_EPROTO, "'deleted' is no count");
 	json_object_put(ans);
 	if (!rc && revision)
 		*revision = rev;
 	if (!rc && deleted)
 		*deleted = n;
-	return rc;
+	return answered(e, rc, err, err_len);
 }
 
 /* ---- txn ------------------------------------------------------------------------------------ */
@@ -940,17 +954,17 @@ int cpn_etcd_txn(struct cpn_etcd *e, const struct cpn_etcd_cmp *cmp, int n_cmp,
 		return rc;
 	rc = header_revision(ans, &res->revision, err, err_len);
 	if (!rc && get_bool(ans, "succeeded", &res->succeeded))
-		rc = errf(err, err_len, CPN_ETCD_EPROTO, "etcd: txn 'succeeded' is no boolean");
+		rc = errf(err, err_len, CPN_ETCD_EPROTO, "txn 'succeeded' is no boolean");
 	a = member(ans, "responses");
 	if (!rc && a && !json_object_is_type(a, json_type_array))
-		rc = errf(err, err_len, CPN_ETCD_EPROTO, "etcd: txn 'responses' is no array");
+		rc = errf(err, err_len, CPN_ETCD_EPROTO, "txn 'responses' is no array");
 	for (size_t i = 0; !rc && a && i < json_object_array_length(a); i++) {
 		json_object *r = json_object_array_get_idx(a, i);
 		json_object *range = member(r, "response_range");
 
 		if (!r || !json_object_is_type(r, json_type_object))
 			rc = errf(err, err_len, CPN_ETCD_EPROTO,
-				  "etcd: a txn response that is "
+				  "a txn response that is "
 				  "no object");
 		else if (range)
 			rc = parse_kvs(range, &res->got, err, err_len);
@@ -959,7 +973,7 @@ int cpn_etcd_txn(struct cpn_etcd *e, const struct cpn_etcd_cmp *cmp, int n_cmp,
 	json_object_put(ans);
 	if (rc)
 		cpn_etcd_txn_res_free(res);
-	return rc;
+	return answered(e, rc, err, err_len);
 }
 
 /* ---- leases ------------------------------------------------------------------------------------
@@ -984,10 +998,10 @@ int cpn_etcd_lease_grant(struct cpn_etcd *e, int64_t ttl_s, int64_t *id, int64_t
 		return rc;
 	if (get_i64(ans, "ID", id) || get_i64(ans, "TTL", granted) || *id == 0 || *granted <= 0)
 		rc = errf(err, err_len, CPN_ETCD_EPROTO,
-			  "etcd: a lease grant without an ID and a "
+			  "a lease grant without an ID and a "
 			  "TTL");
 	json_object_put(ans);
-	return rc;
+	return answered(e, rc, err, err_len);
 }
 
 int cpn_etcd_lease_keepalive(struct cpn_etcd *e, int64_t id, int64_t *ttl, char *err,
@@ -1006,13 +1020,13 @@ int cpn_etcd_lease_keepalive(struct cpn_etcd *e, int64_t id, int64_t *ttl, char 
 		return rc;
 	if (get_i64(ans, "TTL", ttl))
 		rc = errf(err, err_len, CPN_ETCD_EPROTO,
-			  "etcd: a keep-alive whose TTL is no "
+			  "a keep-alive whose TTL is no "
 			  "number");
 	else if (*ttl <= 0)
-		rc = errf(err, err_len, CPN_ETCD_ENOLEASE, "etcd: lease %" PRIx64 " is gone",
+		rc = errf(err, err_len, CPN_ETCD_ENOLEASE, "lease %" PRIx64 " is gone",
 			  (uint64_t)id);
 	json_object_put(ans);
-	return rc;
+	return answered(e, rc, err, err_len);
 }
 
 int cpn_etcd_lease_revoke(struct cpn_etcd *e, int64_t id, char *err, size_t err_len)
