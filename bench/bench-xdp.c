@@ -42,16 +42,34 @@
 #include "cpn_test.h"
 #include "cpn_util.h"
 
-enum path { P_TRIVIAL, P_FLOOR, P_PASS, P_REQUEST, P_REPLY, P_LOAD, P_MAX };
-static const char *const path_names[P_MAX] = {"trivial", "floor", "pass-through",
-					      "request", "reply", "load"};
+enum path {
+	P_TRIVIAL,
+	P_FLOOR,
+	P_PASS,
+	P_REQUEST,
+	P_REPLY,
+	P_LOAD,
+	P_REQ_JIQ,
+	P_REQ_FNAT,
+	P_REPLY_FNAT,
+	P_MAX
+};
+static const char *const path_names[P_MAX] = {"trivial",     "floor",	     "pass-through",
+					      "request",     "reply",	     "load",
+					      "request-jiq", "request-fnat", "reply-fnat"};
 static const char *const path_desc[P_MAX] = {
     "XDP_PASS program (baseline)",
     "parse, rewrite dst + checksums, swap MACs, XDP_TX (the floor)",
     "non-cpn UDP through the router",
     "REQUEST: choose, tag, DNAT, FIB, redirect",
     "REPLY: learn, reverse NAT, FIB, redirect",
-    "LOAD heartbeat: learn, consume"};
+    "LOAD heartbeat: learn, consume",
+    "REQUEST, policy jiq, to an idle token's node",
+    "REQUEST, full NAT: + the flow recorded, the source rewritten",
+    "REPLY, full NAT: + the flow found and forgotten, the client restored"};
+
+struct path_run;
+typedef int (*pre_fn)(struct path_run *);
 
 struct path_run {
 	int prog_fd;
@@ -66,7 +84,30 @@ struct path_run {
 	__u64 wall_ns;
 	__u64 calls;
 	double *round_ns; /* kernel ns/packet per round */
+	pre_fn pre;	  /* before each run, not timed: the state the path needs */
+	struct router *r;
 };
+
+/* jiq: one idle token of node 2 in service 2's store. */
+static int pre_token(struct path_run *p)
+{
+	struct cpn_tokens t = {0};
+	__u32 k = 2;
+
+	t.top = 1;
+	t.slot[0].node = 2;
+	t.slot[0].t_us = (__u32)(cpn_now_ns() / 1000);
+	return bpf_map_update_elem(p->r->maps.tokens, &k, &t, BPF_ANY);
+}
+
+/* full NAT reply: the flow of its request, as the request path left it. */
+static struct cpn_flow_key fnat_key;
+static struct cpn_flow fnat_flow;
+
+static int pre_flow(struct path_run *p)
+{
+	return bpf_map_update_elem(p->r->maps.flows, &fnat_key, &fnat_flow, BPF_ANY);
+}
 
 static int sh(const char *cmd)
 {
@@ -120,6 +161,10 @@ static int run_once(struct path_run *p)
 		    .ctx_size_in = sizeof(ctx));
 	__u64 t0, t1;
 
+	if (p->pre && p->pre(p)) {
+		fprintf(stderr, "bench-xdp: cannot prepare the run: %s\n", strerror(errno));
+		return -1;
+	}
 	t0 = cpn_now_ns();
 	if (bpf_prog_test_run_opts(p->prog_fd, &opts)) {
 		fprintf(stderr, "bench-xdp: test run: %s\n", strerror(errno));
@@ -253,9 +298,38 @@ int main(int argc, char **argv)
 	t_report(&r, 1, 0, 0, 64, 1000, 100);
 	t_report(&r, 2, 0, 0, 64, 1000, 100);
 
+	/* Service 2 (VIP .101): jiq; service 3 (VIP .102): full NAT, the
+	 * router's address toward the nodes 10.1.0.254.
+	 */
+	for (__u16 id = 2; id <= 3; id++) {
+		struct cpn_service svc;
+
+		cpn_maps_get_service(&r.maps, T_SVC, &svc);
+		svc.vip[0] = htonl(ntohl(svc.vip[0]) + id - 1);
+		if (id == 2)
+			svc.policy = CPN_POL_JIQ;
+		else
+			svc.flags |= CPN_SVC_FULLNAT;
+		if (cpn_maps_set_service(&r.maps, id, &svc) ||
+		    t_add_tenant(&r, T_TENANT, (__u16[]){T_SVC, 2, 3}, 3, 0, 0, NULL)) {
+			fprintf(stderr, "bench-xdp: cannot configure services 2 and 3\n");
+			return 1;
+		}
+	}
+	for (__u32 id = 1; id <= 2; id++) {
+		struct cpn_node_cfg nc;
+
+		if (bpf_map_lookup_elem(r.maps.nodes, &id, &nc))
+			return 1;
+		nc.src[0] = htonl(0x0a0100fe); /* 10.1.0.254 */
+		if (bpf_map_update_elem(r.maps.nodes, &id, &nc, BPF_ANY))
+			return 1;
+	}
+
 	memset(p, 0, sizeof(p));
 	for (int i = 0; i < P_MAX; i++) {
 		p[i].prog_fd = r.prog_fd;
+		p[i].r = &r;
 		p[i].round_ns = calloc((size_t)rounds, sizeof(double));
 	}
 
@@ -339,11 +413,65 @@ int main(int argc, char **argv)
 	p[P_LOAD].want = XDP_DROP;
 	p[P_LOAD].ifindex = if_out;
 
+	/* The same REQUEST to service 2 (jiq, a token each time) and to
+	 * service 3 (full NAT).
+	 */
+	for (int i = P_REQ_JIQ; i <= P_REQ_FNAT; i++) {
+		cpn_pkt_default(&s, CPN_AF_INET);
+		s.dst = i == P_REQ_JIQ ? "10.0.0.101" : "10.0.0.102";
+		s.msg.service_id = (__u16)(i == P_REQ_JIQ ? 2 : 3);
+		p[i].in_len = cpn_pkt_build(&s, p[i].in, CPN_PKT_MAX);
+		p[i].want = XDP_REDIRECT;
+		p[i].ifindex = if_in;
+		cpn_pkt_locate(p[i].in, p[i].in_len, &v);
+		if (i == P_REQ_JIQ) { /* to the token's node, 10.1.0.2 */
+			p[i].check_off = v.l3 + 16;
+			memcpy(p[i].check, (__u8[]){10, 1, 0, 2}, 4);
+			p[i].pre = pre_token;
+		} else { /* from the router, to a node */
+			p[i].check_off = v.l3 + 12;
+			memcpy(p[i].check, (__u8[]){10, 1, 0, 254, 10, 1, 0}, 7);
+		}
+		p[i].check_len = i == P_REQ_JIQ ? 4 : 7;
+	}
+	/* The full-NAT REPLY of node 1, to the router's address. */
+	cpn_pkt_default(&s, CPN_AF_INET);
+	s.src = "10.1.0.1";
+	s.dst = "10.1.0.254";
+	s.sport = T_PORT;
+	s.dport = 40000;
+	cpn_msg_init(&s.msg, CPN_T_REPLY);
+	s.msg.service_id = 3;
+	s.msg.tenant_id = T_TENANT;
+	s.msg.node_id = 1;
+	s.msg.request_id = 77;
+	s.msg.capacity = 64;
+	s.msg.worker_us = 900;
+	s.msg.router_ts = (__u32)(cpn_now_ns() / 1000) - 1000;
+	p[P_REPLY_FNAT].in_len = cpn_pkt_build(&s, p[P_REPLY_FNAT].in, CPN_PKT_MAX);
+	p[P_REPLY_FNAT].want = XDP_REDIRECT;
+	p[P_REPLY_FNAT].ifindex = if_out;
+	p[P_REPLY_FNAT].pre = pre_flow;
+	cpn_pkt_locate(p[P_REPLY_FNAT].in, p[P_REPLY_FNAT].in_len, &v);
+	p[P_REPLY_FNAT].check_off = v.l3 + 12; /* from the VIP .102 to the client */
+	memcpy(p[P_REPLY_FNAT].check, (__u8[]){10, 0, 0, 102, 10, 0, 0, 1}, 8);
+	p[P_REPLY_FNAT].check_len = 8;
+	fnat_key = (struct cpn_flow_key){.request_id = cpn_htonll(77),
+					 .tenant_id = htonl(T_TENANT),
+					 .service_id = htons(3),
+					 .node_id = htons(1),
+					 .cport = htons(40000)};
+	fnat_flow = (struct cpn_flow){.family = CPN_AF_INET};
+	fnat_flow.client[0] = htonl(0x0a000001); /* 10.0.0.1 */
+
 	if (nofib) {
 		if (sh("sysctl -qw net.ipv4.conf.lo.forwarding=0"))
 			return 1;
-		p[P_REQUEST].ifindex = p[P_REPLY].ifindex = 0;
-		p[P_REQUEST].want = p[P_REPLY].want = XDP_PASS;
+		for (int i = 0; i < P_MAX; i++)
+			if (p[i].want == XDP_REDIRECT) {
+				p[i].ifindex = 0;
+				p[i].want = XDP_PASS;
+			}
 	}
 
 	/* Rounds: each path gets calls/rounds calls per round, interleaved. */
