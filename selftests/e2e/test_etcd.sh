@@ -432,7 +432,7 @@ until_ms 5000 grep -q "following /cpn/default/" "${DLOG[1]}"
 
 # ---- 6. r2 cut off from etcd while two applies happen: it catches up --------------
 before=$(local_rev 2)
-downs() { grep -c "etcd unreachable" "${DLOG[$1]}"; } # router: how often it lost etcd
+downs() { grep -c "etcd \(unreachable\|still unavailable\)" "${DLOG[$1]}"; } # router: said etcd away
 d0=$(downs 2)
 run ip -n "$NS_E" link set "e-r2" down
 write_cfg "$TMP/c.yaml" round-robin 0

@@ -203,7 +203,7 @@ fake_pid=$!
 healthy() { in_ns env ETCDCTL_API=3 etcdctl --endpoints "$REAL" endpoint health >/dev/null 2>&1; }
 fake_up() { in_ns python3 -c "import socket; socket.create_connection(('127.0.0.1', 2381), 1)" 2>/dev/null; }
 if ! until_ms 10000 healthy || ! until_ms 5000 fake_up || ! run sctl up; then
-	bail_rest "$N" "etcd, the stand-in or the router did not start: $(tail -5 "$TMP/etcd.log" "$TMP/fake.log" "$log")"
+	bail_rest "$N" "etcd, the stand-in or the router did not start: $(tail -n 5 "$TMP/etcd.log" "$TMP/fake.log" "$log")"
 	exit 1
 fi
 

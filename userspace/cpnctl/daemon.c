@@ -561,7 +561,8 @@ struct fleet {
 	struct cpn_etcd_watch *w;
 	bool up, ever_up, ever_listed;
 	__u64 down_since, down_logged;
-	int64_t rev; /* what it knows is up to this revision; 0: list first */
+	bool down_said; /* said away since it was last said back */
+	int64_t rev;	/* what it knows is up to this revision; 0: list first */
 	int64_t lease, ttl;
 	__u64 next_keepalive;
 	char *config; /* the value of config, as etcd has it; NULL: none */
@@ -1149,29 +1150,31 @@ static void fleet_down(struct fleet *f, int rc, const char *msg)
 	if (!f->down_since) {
 		f->down_since = now;
 		f->down_logged = now;
+		f->down_said = true;
 		logf_("etcd %s: %s; the router keeps running configuration revision %lld, "
 		      "retrying",
 		      rc == CPN_ETCD_EUNREACH ? "unreachable" : "failed", msg,
 		      (long long)f->applied_rev);
 	} else if (now - f->down_logged >= FLEET_DOWN_LOG_MS) {
 		f->down_logged = now;
+		f->down_said = true;
 		logf_("etcd still unavailable after %llu s: %s",
 		      (unsigned long long)((now - f->down_since) / 1000), msg);
 	}
 }
 
 /* A connection is back for good once it has lasted FLEET_STABLE_MS: until
- * then a new failure belongs to the same outage (said once, backoff still
- * growing), so an endpoint that accepts and drops every watch neither
- * floods the log nor is hammered.
+ * then a new failure belongs to the same outage (said once, and every
+ * FLEET_DOWN_LOG_MS; backoff still growing), so an endpoint that accepts and
+ * drops every watch neither floods the log nor is hammered. That etcd is
+ * back is said after each time that it is away was.
  */
-#define FLEET_STABLE_MS 3000
+#define FLEET_STABLE_MS 1000
 
 static void *fleet_main(void *arg)
 {
 	struct fleet *f = arg;
 	__u64 next_try = 0, backoff = 0, up_since = 0;
-	bool back_said = false;
 	char msg[512];
 	int rc;
 
@@ -1193,7 +1196,7 @@ static void *fleet_main(void *arg)
 				continue;
 			}
 			up_since = now;
-			if (f->down_since && !back_said)
+			if (f->down_since && f->down_said)
 				logf_("etcd at %s reachable again after %llu ms: catching up from "
 				      "revision %lld",
 				      cpn_etcd_endpoint(f->e),
@@ -1201,12 +1204,11 @@ static void *fleet_main(void *arg)
 			else if (!f->ever_up)
 				logf_("following %s at etcd %s from revision %lld as router %s",
 				      f->prefix, cpn_etcd_endpoint(f->e), (long long)f->rev, f->me);
-			back_said = f->down_since != 0;
+			f->down_said = false;
 			f->ever_up = true;
 		}
 		if (f->down_since && now - up_since >= FLEET_STABLE_MS) {
 			f->down_since = 0; /* the outage is over */
-			back_said = false;
 			backoff = 0;
 		}
 		rc = fleet_tick(f, msg, sizeof(msg));
