@@ -21,7 +21,7 @@
 #
 # usage: bench/bench-fleet.sh [--json-out FILE] [--quick] [--smoke] [--workers K]
 #                             [--rho RHO] [--policies LIST] [--reps R] [--duration S]
-#                             [--warmup S]
+#                             [--warmup S] [--worker-args ARGS]
 #   full: rho 0.8, policies p2c,jiq, 3 repeats of 1 + 5 s (~2 min);
 #   --quick (or BENCH_QUICK=1): 1 repeat of 1 + 3 s; --smoke: 3 workers, jiq,
 #   0.5 + 1.5 s. Testbed fb3 (removed on exit). Needs root and
@@ -36,7 +36,7 @@ BUILD=${BUILD:-build}
 TB=tools/testbed
 SVC_US=2000
 
-MODE=full K='' RHO=0.8 POLICIES='' REPS='' DUR='' WARM='' JSON_OUT=''
+MODE=full K='' RHO=0.8 POLICIES='' REPS='' DUR='' WARM='' JSON_OUT='' WARGS=''
 [ "${BENCH_QUICK:-}" = 1 ] && MODE=quick
 usage() {
 	sed -n '/^# usage:/,/^#   env:/p' "$0" | sed 's/^# \{0,1\}//' >&2
@@ -57,6 +57,7 @@ while [ $# -gt 0 ]; do
 	--reps) [ $# -ge 2 ] || usage; REPS=$2; shift 2 ;;
 	--duration) [ $# -ge 2 ] || usage; DUR=$2; shift 2 ;;
 	--warmup) [ $# -ge 2 ] || usage; WARM=$2; shift 2 ;;
+	--worker-args) [ $# -ge 2 ] || usage; WARGS=$2; shift 2 ;;
 	-h | --help) usage ;;
 	*) usage ;;
 	esac
@@ -84,7 +85,7 @@ trap 'exit 130' INT TERM
 RATE=$(python3 -c "print(round($RHO * $K * 1e6 / $SVC_US))")
 workers=()
 for k in $(seq "$K"); do
-	workers+=(--worker "--kernel synthetic --svc exp:$SVC_US --capacity 1 --max-batch 1 --seed $k")
+	workers+=(--worker "--kernel synthetic --svc exp:$SVC_US --capacity 1 --max-batch 1 --seed $k $WARGS")
 done
 T0=$SECONDS
 timeout 180 $TB up --name fb3 --routers 3 "${workers[@]}" >"$TMP/up3.log" 2>&1 ||
