@@ -32,8 +32,9 @@
 #      returns an apply converges on both;
 #   8. corrupted values in etcd (YAML that does not validate, binary junk, a
 #      layout this cpnctl does not read, a nodes/ entry that is no node) are
-#      refused, the routers keep their configuration and say so in
-#      routers/NAME; a good apply afterwards runs;
+#      refused, and a configuration that cannot be applied (an interface the
+#      routers lack) is reported: the routers keep their configuration and
+#      say why in routers/NAME; a good apply afterwards runs;
 #   9. node 21's worker stops: r1 retires it, deletes nodes/21, r2 drops it;
 #  10. the daemons stop cleanly, and ran under ASan and UBSan (cpnctl-asan, as
 #      every etcd command of the test) without a report.
@@ -534,6 +535,8 @@ corrupt "YAML that does not validate" config ectl put /cpn/default/config "servi
 head -c 300 /dev/urandom >"$TMP/junk"
 printf '\0\377\376' >>"$TMP/junk"
 corrupt "binary junk" config sh -c "ETCDCTL_API=3 timeout 5 nsenter --net=/run/netns/$NS_E etcdctl --endpoints http://127.0.0.1:2379 put /cpn/default/config <'$TMP/junk'"
+sed 's/^interfaces: \[r-c, r-n\]/interfaces: [r-c, r-n, r-x]/' "$TMP/e.yaml" >"$TMP/noif.yaml"
+corrupt "an interface the routers lack" config ectl put /cpn/default/config "$(cat "$TMP/noif.yaml")"
 ectl put /cpn/default/config "$(cat "$TMP/e.yaml")" >>"$log" 2>&1 # good again, same text
 until_ms 3000 both_run "$(key_rev config)" || fails+=("the good text again was not run")
 good=$(local_rev 1)

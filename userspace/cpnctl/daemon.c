@@ -939,11 +939,22 @@ static void fleet_reconcile(struct fleet *f)
 			fleet_refuse(f, f->good_rev, err.msg);
 			return;
 		}
+		/* Said in routers/<name> too, so that status shows why it is behind. */
+		if (f->refused_rev != f->good_rev ||
+		    strncmp(f->refused, err.msg, sizeof(f->refused) - 1)) {
+			f->refused_rev = f->good_rev;
+			snprintf(f->refused, sizeof(f->refused), "%.399s", err.msg);
+			f->status_dirty = true;
+		}
 		fleet_fail(f, "configuration revision %lld not applied (tried again): %s",
 			   (long long)f->good_rev, err.msg);
 		return;
 	}
 	f->last_fail[0] = 0;
+	if (f->refused_rev && f->refused_rev <= f->good_rev) {
+		f->refused_rev = 0;
+		f->refused[0] = 0;
+	}
 	for (int id = 1; id < CPN_MAX_NODES; id++) {
 		const struct rnode *r = &f->node[id];
 		char a[64];

@@ -1206,7 +1206,8 @@ static int watch_message(struct cpn_etcd_watch *w, const char *p, size_t n,
 		return watch_end(w, CPN_ETCD_EPROTO,
 				 "etcd %s: a message that is no JSON object: '%s'", w->url, q);
 	}
-	if ((rc = answer_error(o, w->url, msg, sizeof(msg)))) {
+	snprintf(q, sizeof(q), "etcd %.190s", w->url);
+	if ((rc = answer_error(o, q, msg, sizeof(msg)))) {
 		json_object_put(o);
 		return watch_end(w, rc, "%s", msg);
 	}
