@@ -44,9 +44,9 @@ tenants:
 auto_join: {prefixes: [10.1.0.0/16], services: [resnet]}
 EOF
 }
-many_nodes() { # a service naming 65 nodes, each defined
+many_nodes() { # a `least` service naming 65 nodes, each defined: least scans every one
 	echo "services:"
-	printf '  - {name: big, id: 1, vip: 10.0.0.100, port: 7470, nodes: [%s]} #<-\n' \
+	printf '  - {name: big, id: 1, vip: 10.0.0.100, port: 7470, policy: least, nodes: [%s]} #<-\n' \
 		"$(seq -s ', ' 1 65)"
 	echo "nodes:"
 	for n in $(seq 1 65); do
@@ -71,7 +71,7 @@ cases=(
 	"duplicate_vip_port|s/vip: 10.0.0.101/vip: 10.0.0.100/;/name: search/s/\$/ #<-/|VIP"
 	"bad_auto_join_prefix|s#10.1.0.0/16#10.1.0.0/33#;/auto_join/s/\$/ #<-/|prefix"
 	"family_mismatch|s/10.1.0.3:7470/[fd00::3]:7470/;/max_wait_us: 20000/s/\$/ #<-/|family"
-	"more_than_64_nodes_in_a_service|MANY|too many"
+	"least_over_more_than_64_nodes|MANY|at most 64"
 )
 
 echo "1..$((${#cases[@]} + 2))"
