@@ -152,19 +152,25 @@ struct cpn_service {
 	__u64 member[CPN_MAX_NODES / 64]; /* bit per node id: is it a candidate */
 };
 
-/* Idle tokens (policy jiq): a node marks a REPLY with CPN_F_TOKEN when a
- * batch slot of its frees with nothing queued; the router that sees the
- * reply keeps the token, per service, and gives its next request of that
- * service to the newest token's node. A token is trusted for
- * CPN_TOKEN_TTL_SVC of the node's mean service times (at least
- * CPN_TOKEN_TTL_MIN_US): older, the node has likely been sent work since.
+/* Idle tokens (policy jiq): a node marks a REPLY with CPN_F_TOKEN when it
+ * has a free batch slot after the completion, or, while many of the
+ * requests it receives have to wait, when nothing waits; the router that
+ * sees the reply keeps the token, per service, and gives its next request
+ * of that service to a token's node: of the CPN_TOKEN_TRIES newest, the
+ * first whose node has a free slot in the router's view, else the one of
+ * least est_us. A token is trusted for CPN_TOKEN_TTL_SVC of the node's mean
+ * service times (at least CPN_TOKEN_TTL_MIN_US): older, the node has likely
+ * been sent work by other routers since. Measured with cpn-sim (100 routers,
+ * 1000 nodes): a token kept too briefly loses an idle node that nobody
+ * else knows of, which costs more than a stale one; a store too small for
+ * one router per 1000 nodes overwrites idle nodes' tokens.
  * The store is a ring used as a stack (newest first): `top` counts pushes
  * less pops; slots are overwritten after CPN_TOKENS pushes, and a slot is
  * zeroed when popped, so a stale or reused slot reads as empty.
  */
-#define CPN_TOKENS	     64
-#define CPN_TOKEN_TRIES	     4
-#define CPN_TOKEN_TTL_SVC    2
+#define CPN_TOKENS	     256 /* a power of two */
+#define CPN_TOKEN_TRIES	     8	 /* a power of two */
+#define CPN_TOKEN_TTL_SVC    16
 #define CPN_TOKEN_TTL_MIN_US 50
 
 struct cpn_token {

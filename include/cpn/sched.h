@@ -417,24 +417,37 @@ static __always_inline int cpn_svc_has_node(const struct cpn_service *svc, __u32
 
 /* ---- idle tokens (policy jiq) ------------------------------------------ */
 
-/* A node's token came with a REPLY of the service. */
-static __always_inline void cpn_token_push(struct cpn_tokens *t, __u16 node, __u64 now_ns)
+_Static_assert((CPN_TOKENS & (CPN_TOKENS - 1)) == 0, "CPN_TOKENS: a power of two");
+_Static_assert((CPN_TOKEN_TRIES & (CPN_TOKEN_TRIES - 1)) == 0, "CPN_TOKEN_TRIES: a power of two");
+
+/* Put a token on top of the store: node, and the router's clock (µs, mod
+ * 2^32) when it came.
+ */
+static __always_inline void cpn_token_put(struct cpn_tokens *t, __u16 node, __u32 t_us)
 {
 	__u32 i;
 
 	if (!t || !node)
 		return;
 	i = __sync_fetch_and_add(&t->top, 1) & (CPN_TOKENS - 1);
-	t->slot[i].t_us = (__u32)(now_ns / 1000);
+	t->slot[i].t_us = t_us;
 	t->slot[i].node = node;
+}
+
+/* A node's token came with a REPLY of the service. */
+static __always_inline void cpn_token_push(struct cpn_tokens *t, __u16 node, __u64 now_ns)
+{
+	cpn_token_put(t, node, (__u32)(now_ns / 1000));
 }
 
 /* How long node n's token is trusted, µs. */
 static __always_inline __u32 cpn_token_ttl_us(const struct cpn_node *n)
 {
-	__u32 ttl = n->svc_us * CPN_TOKEN_TTL_SVC;
+	__u64 ttl = (__u64)n->svc_us * CPN_TOKEN_TTL_SVC;
 
-	return ttl < CPN_TOKEN_TTL_MIN_US ? CPN_TOKEN_TTL_MIN_US : ttl;
+	if (ttl < CPN_TOKEN_TTL_MIN_US)
+		return CPN_TOKEN_TTL_MIN_US;
+	return cpn_sat32(ttl);
 }
 
 /* Take the newest token: its node, with *age_us; 0 when the store is empty
@@ -460,32 +473,69 @@ static __always_inline __u16 cpn_token_pop(struct cpn_tokens *t, __u64 now_ns, _
 	return node;
 }
 
-/* jiq: the newest token whose node is a live candidate and fresh; 0 when
- * none of CPN_TOKEN_TRIES qualifies. A stale token means every older one is
- * staler: the store is emptied.
+/* This router's view of n shows a free batch slot: nothing queued, reported
+ * or steered there since.
  */
-static __always_inline __u16 cpn_jiq_token(CPN_CTX *ctx, struct cpn_service *svc, __u64 now_ns)
+static __always_inline int cpn_node_has_slot(const struct cpn_node *n)
 {
-	struct cpn_tokens *t = cpn_tokens_at(ctx, svc->id);
+	__u64 cap = n->capacity ? n->capacity : 1;
 
+	return (__u64)n->queue_depth + n->inflight + n->outstanding < cap;
+}
+
+/* jiq: tokens are popped, newest first, until one whose node has a free
+ * slot in this router's view (at most CPN_TOKEN_TRIES); of those that are
+ * fresh and of live candidates, the one of least est_us is taken and the
+ * others go back on top as they were (order and age). The node id; 0 when
+ * none qualifies. A stale token means every older one is staler: the store
+ * is emptied, but for the fresher ones popped before it.
+ */
+CPN_SCHED_FN int cpn_jiq_token(CPN_CTX *ctx, const struct cpn_service *svc, __u64 now_ns)
+{
+	CPN_CTX_USE(ctx);
+	struct cpn_token kept[CPN_TOKEN_TRIES];
+	__u32 now_us = (__u32)(now_ns / 1000);
+	__u64 best_est = ~0ULL;
+	int n = 0, best = -1;
+	struct cpn_tokens *t;
+
+	if (!svc)
+		return 0;
+	t = cpn_tokens_at(ctx, svc->id);
+	if (!t)
+		return 0;
 	for (int i = 0; i < CPN_TOKEN_TRIES; i++) {
 		__u32 age = 0;
 		__u16 id = cpn_token_pop(t, now_ns, &age);
 		struct cpn_node *nd;
+		__u64 e;
 
 		if (!id)
-			return 0;
+			break;
 		nd = cpn_node_at(ctx, id);
 		if (!nd)
 			continue;
 		if (age > cpn_token_ttl_us(nd)) {
 			t->top = 0;
-			return 0;
+			break;
 		}
-		if (cpn_svc_has_node(svc, id) && cpn_node_live(nd, now_ns, svc->stale_ms))
-			return id;
+		if (!cpn_svc_has_node(svc, id) || !cpn_node_live(nd, now_ns, svc->stale_ms))
+			continue;
+		e = cpn_est_us(nd);
+		kept[n & (CPN_TOKEN_TRIES - 1)].node = id;
+		kept[n & (CPN_TOKEN_TRIES - 1)].t_us = now_us - age;
+		if (e < best_est) {
+			best_est = e;
+			best = n;
+		}
+		n++;
+		if (cpn_node_has_slot(nd))
+			break;
 	}
-	return 0;
+	for (int k = CPN_TOKEN_TRIES - 1; k >= 0; k--)
+		if (k < n && k != best)
+			cpn_token_put(t, kept[k].node, kept[k].t_us);
+	return best >= 0 ? kept[best & (CPN_TOKEN_TRIES - 1)].node : 0;
 }
 
 /* Choose the node for one request of service `svc`.
@@ -507,6 +557,7 @@ static __always_inline int cpn_choose(CPN_CTX *ctx, struct cpn_service *svc,
 	__u64 ea, eb;
 	__u32 qa, qb;
 
+	out->token = 0;
 	if (!n)
 		return cpn_fallback(ctx, svc, mg, flow_hash, out);
 
@@ -546,7 +597,7 @@ static __always_inline int cpn_choose(CPN_CTX *ctx, struct cpn_service *svc,
 		return cpn_admit(svc, cpn_est_us(a), cpn_node_queue(a), out);
 	}
 	case CPN_POL_JIQ: {
-		__u16 id = cpn_jiq_token(ctx, svc, now_ns);
+		__u16 id = (__u16)cpn_jiq_token(ctx, svc, now_ns);
 
 		a = id ? cpn_node_at(ctx, id) : 0;
 		if (a) {

@@ -1,11 +1,13 @@
 // SPDX-License-Identifier: (GPL-2.0-only OR BSD-2-Clause)
 /*
  * Unit tests of the policy core, include/cpn/sched.h: estimated completion
- * time, liveness, every policy of cpn_choose(), the all-stale fallback,
- * admission, Maglev table population, and learning from reports.
+ * time, liveness, every policy of cpn_choose(), jiq's idle tokens, the
+ * all-stale fallback, admission, Maglev table population, and learning from
+ * reports.
  *
  * The node table is the header's default accessor: a flat
- * struct cpn_node[CPN_MAX_NODES] indexed by node id.
+ * struct cpn_node[CPN_MAX_NODES] indexed by node id. Idle tokens: one store
+ * per service id below N_TOKSTORES.
  */
 #include <stdarg.h>
 #include <stddef.h>
@@ -13,7 +15,15 @@
 #include <setjmp.h>
 #include <string.h>
 #include <math.h>
+#include <pthread.h>
 #include <cmocka.h>
+
+#include "cpn/maps.h"
+
+#define N_TOKSTORES 4
+static struct cpn_tokens toks[N_TOKSTORES];
+#define cpn_tokens_at(ctx, svc_id)                                                                 \
+	((svc_id) < N_TOKSTORES ? &toks[(svc_id)] : (struct cpn_tokens *)0)
 
 #include "cpn/sched.h"
 #include "cpn_util.h"
@@ -45,6 +55,7 @@ static int reset_tables(void **state)
 	memset(tbl, 0, sizeof(tbl));
 	memset(&mg, 0, sizeof(mg));
 	memset(&mg2, 0, sizeof(mg2));
+	memset(toks, 0, sizeof(toks));
 	rng_seed(0x5eed);
 	return 0;
 }
@@ -431,6 +442,21 @@ static void test_p2c_samples_every_position_equally(void **state)
 	}
 }
 
+/* Service sizes worth testing: every size a scanning policy may have, then
+ * a few up to the largest service the node ids allow (ids 1 .. 1023).
+ */
+static const int big_sizes[] = {100, 500, CPN_MAX_NODES - 101};
+
+static int next_size(int n)
+{
+	if (n < CPN_SVC_SCAN_MAX)
+		return n + 1;
+	for (unsigned i = 0; i < sizeof(big_sizes) / sizeof(big_sizes[0]); i++)
+		if (big_sizes[i] > n)
+			return big_sizes[i];
+	return 0;
+}
+
 /* With two distinct candidates the most loaded node always meets a less
  * loaded one and never wins, for every service size.
  */
@@ -440,7 +466,7 @@ static void test_p2c_candidates_are_distinct(void **state)
 	__u16 ids[CPN_MAX_SVC_NODES];
 
 	(void)state;
-	for (int n = 2; n <= CPN_MAX_SVC_NODES; n++) {
+	for (int n = 2; n; n = next_size(n)) {
 		memset(tbl, 0, sizeof(tbl));
 		for (int i = 0; i < n; i++) {
 			ids[i] = 100 + i;
@@ -945,13 +971,13 @@ static void test_maglev_without_table_stays_consistent_among_live(void **state)
 	}
 }
 
-static void test_maglev_table_balanced_for_1_to_64_nodes(void **state)
+static void test_maglev_table_balanced_for_1_to_923_nodes(void **state)
 {
 	static int count[CPN_MAX_NODES];
 	__u16 ids[CPN_MAX_SVC_NODES];
 
 	(void)state;
-	for (int n = 1; n <= CPN_MAX_SVC_NODES; n++) {
+	for (int n = 1; n; n = next_size(n)) {
 		double mean = (double)CPN_MAGLEV_M / n;
 		int max = 0, total = 0;
 
@@ -1073,7 +1099,7 @@ static void test_maglev_build_rejects_bad_input(void **state)
 
 	(void)state;
 	for (int i = 0; i <= CPN_MAX_SVC_NODES; i++) {
-		ids[i] = i + 1;
+		ids[i] = 1 + i % (CPN_MAX_NODES - 1); /* valid ids, the last one twice */
 		w[i] = 100;
 	}
 	assert_int_equal(cpn_maglev_build(&mg, ids, w, CPN_MAX_SVC_NODES + 1), -1);
@@ -1095,6 +1121,401 @@ static void test_maglev_build_rejects_bad_input(void **state)
 	assert_int_equal(cpn_maglev_build(&mg, ids, w, 0), 0);
 	count_entries(&mg, count);
 	assert_int_equal(count[0], CPN_MAGLEV_M);
+}
+
+/* ---- idle tokens (jiq) -------------------------------------------------- */
+
+#define US 1000ULL
+
+/* A jiq service (id 0, toks[0]) of the given nodes, all live and idle. */
+static struct cpn_tokens *jiq_init(struct cpn_service *s, const __u16 *ids, int n)
+{
+	for (int i = 0; i < n; i++)
+		live_node(ids[i]);
+	svc_init(s, CPN_POL_JIQ, ids, n);
+	return &toks[0];
+}
+
+/* Newest first; each pop gives the token's age; an empty store gives 0. */
+static void test_token_push_pop_newest_first(void **state)
+{
+	struct cpn_tokens *t = &toks[0];
+	__u32 age = 0;
+
+	(void)state;
+	cpn_token_push(t, 7, NOW_NS);
+	cpn_token_push(t, 8, NOW_NS + 10 * US);
+	cpn_token_push(t, 9, NOW_NS + 25 * US);
+	assert_int_equal(t->top, 3);
+	assert_int_equal(cpn_token_pop(t, NOW_NS + 100 * US, &age), 9);
+	assert_int_equal(age, 75);
+	assert_int_equal(cpn_token_pop(t, NOW_NS + 100 * US, &age), 8);
+	assert_int_equal(age, 90);
+	assert_int_equal(cpn_token_pop(t, NOW_NS + 100 * US, &age), 7);
+	assert_int_equal(age, 100);
+	assert_int_equal(cpn_token_pop(t, NOW_NS + 100 * US, &age), 0);
+	assert_int_equal(t->top, 0);
+	/* pushed again after emptying: the new one, once */
+	cpn_token_push(t, 5, NOW_NS + 200 * US);
+	assert_int_equal(cpn_token_pop(t, NOW_NS + 200 * US, &age), 5);
+	assert_int_equal(age, 0);
+	assert_int_equal(cpn_token_pop(t, NOW_NS + 200 * US, &age), 0);
+}
+
+/* No store, node 0: nothing happens. */
+static void test_token_null_store_and_node_zero_are_ignored(void **state)
+{
+	__u32 age = 123;
+
+	(void)state;
+	cpn_token_push(NULL, 7, NOW_NS);
+	assert_int_equal(cpn_token_pop(NULL, NOW_NS, &age), 0);
+	assert_int_equal(age, 123);
+	cpn_token_push(&toks[0], 0, NOW_NS);
+	assert_int_equal(toks[0].top, 0);
+}
+
+/* The age is taken on the router's µs clock mod 2^32: a token across the
+ * wrap is as young as it is.
+ */
+static void test_token_age_across_clock_wrap(void **state)
+{
+	const __u64 wrap_ns = (1ULL << 32) * US;
+	__u32 age = 0;
+
+	(void)state;
+	cpn_token_push(&toks[0], 3, wrap_ns - 10 * US);
+	assert_int_equal(cpn_token_pop(&toks[0], wrap_ns + 20 * US, &age), 3);
+	assert_int_equal(age, 30);
+}
+
+/* More pushes than slots: the newest CPN_TOKENS come back, newest first;
+ * below them the slots were consumed already, so the next pop reads an
+ * empty slot, gives 0 and empties the store.
+ */
+static void test_token_ring_wraps_and_consumed_slot_reads_empty(void **state)
+{
+	struct cpn_tokens *t = &toks[0];
+	const int extra = 5, pushes = CPN_TOKENS + extra;
+	__u32 age;
+
+	(void)state;
+	for (int k = 1; k <= pushes; k++)
+		cpn_token_push(t, (__u16)(k % 1000 + 1), NOW_NS + (__u64)k * US);
+	assert_int_equal(t->top, pushes);
+	for (int k = pushes; k > extra; k--) {
+		assert_int_equal(cpn_token_pop(t, NOW_NS + (__u64)pushes * US, &age),
+				 (__u16)(k % 1000 + 1));
+		assert_int_equal(age, pushes - k);
+	}
+	assert_int_equal(t->top, extra);
+	assert_int_equal(cpn_token_pop(t, NOW_NS + (__u64)pushes * US, &age), 0);
+	assert_int_equal(t->top, 0);
+	assert_int_equal(cpn_token_pop(t, NOW_NS + (__u64)pushes * US, &age), 0);
+}
+
+/* A token is trusted for CPN_TOKEN_TTL_SVC of the node's service times, at
+ * least CPN_TOKEN_TTL_MIN_US, and without overflow for slow nodes.
+ */
+static void test_token_ttl_scales_with_service_time(void **state)
+{
+	struct cpn_node n = {0};
+
+	(void)state;
+	n.svc_us = 100;
+	assert_int_equal(cpn_token_ttl_us(&n), 100 * CPN_TOKEN_TTL_SVC);
+	n.svc_us = 2000;
+	assert_int_equal(cpn_token_ttl_us(&n), 2000 * CPN_TOKEN_TTL_SVC);
+	n.svc_us = 1;
+	assert_int_equal(cpn_token_ttl_us(&n), CPN_TOKEN_TTL_MIN_US);
+	n.svc_us = 0xffffffffU;
+	assert_int_equal(cpn_token_ttl_us(&n), 0xffffffffU);
+}
+
+/* jiq takes the newest token: its node, pick.token set, est and queue of
+ * that node; the store loses just that token.
+ */
+static void test_jiq_takes_newest_token(void **state)
+{
+	const __u16 ids[4] = {11, 12, 13, 14};
+	struct cpn_service s;
+	struct cpn_tokens *t = jiq_init(&s, ids, 4);
+	struct cpn_pick p;
+
+	(void)state;
+	tbl[11].queue_depth = 3; /* busy, but the store holds idle nodes */
+	cpn_token_push(t, 12, NOW_NS - 30 * US);
+	cpn_token_push(t, 14, NOW_NS - 20 * US);
+	p = choose(&s, NULL, 0, rng());
+	assert_int_equal(p.verdict, CPN_PICK_OK);
+	assert_int_equal(p.token, 1);
+	assert_int_equal(p.node_id, 14);
+	assert_int_equal(p.est_us, cpn_est_us(&tbl[14]));
+	assert_int_equal(t->top, 1);
+	p = choose(&s, NULL, 0, rng());
+	assert_int_equal(p.token, 1);
+	assert_int_equal(p.node_id, 12);
+	assert_int_equal(t->top, 0);
+}
+
+/* Expiry by age: a token older than its TTL is not used; as it is the
+ * newest, every token under it is older still and the store is emptied.
+ * The boundary is inclusive.
+ */
+static void test_jiq_stale_top_empties_store(void **state)
+{
+	const __u16 ids[3] = {21, 22, 23};
+	struct cpn_service s;
+	struct cpn_tokens *t = jiq_init(&s, ids, 3);
+	__u64 ttl_ns = (__u64)cpn_token_ttl_us(&tbl[21]) * US;
+	struct cpn_pick p;
+
+	(void)state;
+	cpn_token_push(t, 21, NOW_NS - ttl_ns - 5 * US);
+	cpn_token_push(t, 22, NOW_NS - ttl_ns - 1 * US);
+	p = choose(&s, NULL, 0, rng());
+	assert_int_equal(p.token, 0);
+	assert_int_equal(p.verdict, CPN_PICK_OK); /* p2c instead */
+	assert_int_equal(t->top, 0);
+
+	cpn_token_push(t, 23, NOW_NS - ttl_ns); /* exactly the TTL: still trusted */
+	p = choose(&s, NULL, 0, rng());
+	assert_int_equal(p.token, 1);
+	assert_int_equal(p.node_id, 23);
+}
+
+/* Fresher tokens popped before a stale one are kept: only what lies under
+ * the stale one goes.
+ */
+static void test_jiq_stale_token_keeps_fresher_ones_above(void **state)
+{
+	const __u16 ids[4] = {31, 32, 33, 34};
+	struct cpn_service s;
+	struct cpn_tokens *t = jiq_init(&s, ids, 4);
+	__u64 ttl_ns = (__u64)cpn_token_ttl_us(&tbl[31]) * US;
+	struct cpn_pick p;
+	__u32 age = 0;
+
+	(void)state;
+	tbl[33].queue_depth = 2; /* fresh but busy: popped, then kept */
+	cpn_token_push(t, 31, NOW_NS - ttl_ns - 9 * US);
+	cpn_token_push(t, 32, NOW_NS - ttl_ns - 2 * US);
+	cpn_token_push(t, 33, NOW_NS - 40 * US);
+	p = choose(&s, NULL, 0, rng());
+	/* 33 is the only fresh candidate: taken, though busy */
+	assert_int_equal(p.token, 1);
+	assert_int_equal(p.node_id, 33);
+	assert_int_equal(t->top, 0);
+
+	cpn_token_push(t, 31, NOW_NS - ttl_ns - 9 * US);
+	cpn_token_push(t, 34, NOW_NS - 50 * US);
+	cpn_token_push(t, 33, NOW_NS - 40 * US);
+	tbl[34].queue_depth = 1;
+	tbl[33].queue_depth = 2;
+	p = choose(&s, NULL, 0, rng());
+	/* 33 and 34 busy, 31 stale: the lesser of 33 and 34; the other kept */
+	assert_int_equal(p.node_id, 34);
+	assert_int_equal(t->top, 1);
+	assert_int_equal(cpn_token_pop(t, NOW_NS, &age), 33);
+	assert_int_equal(age, 40);
+}
+
+/* Membership: a token of a node that is not (or no longer) one of the
+ * service's candidates is dropped, and so is one of a node that is not
+ * live; the next token is used.
+ */
+static void test_jiq_skips_non_member_and_dead_nodes(void **state)
+{
+	const __u16 ids[3] = {41, 42, 43};
+	struct cpn_service s;
+	struct cpn_tokens *t = jiq_init(&s, ids, 3);
+	struct cpn_pick p;
+
+	(void)state;
+	live_node(99);	 /* live, idle, but of no service here */
+	live_node(1023); /* the last id of the bitmap */
+	kill_node(43, DEAD_STALE);
+	cpn_token_push(t, 42, NOW_NS - 50 * US);
+	cpn_token_push(t, 43, NOW_NS - 40 * US);
+	cpn_token_push(t, 99, NOW_NS - 30 * US);
+	cpn_token_push(t, 1023, NOW_NS - 20 * US);
+	p = choose(&s, NULL, 0, rng());
+	assert_int_equal(p.token, 1);
+	assert_int_equal(p.node_id, 42);
+	assert_int_equal(t->top, 0); /* the others are gone, not put back */
+	assert_false(cpn_svc_has_node(&s, 99));
+	assert_false(cpn_svc_has_node(&s, 1023));
+	assert_true(cpn_svc_has_node(&s, 41));
+}
+
+/* A node with a free slot in the router's view is preferred to newer
+ * tokens of busy nodes, which go back on top in their order, with their
+ * age. Outstanding requests count as busy.
+ */
+static void test_jiq_prefers_free_slot_and_keeps_the_others(void **state)
+{
+	const __u16 ids[4] = {51, 52, 53, 54};
+	struct cpn_service s;
+	struct cpn_tokens *t = jiq_init(&s, ids, 4);
+	struct cpn_pick p;
+	__u32 age = 0;
+
+	(void)state;
+	tbl[52].inflight = 1;
+	tbl[53].outstanding = 1;
+	cpn_token_push(t, 51, NOW_NS - 30 * US); /* idle */
+	cpn_token_push(t, 52, NOW_NS - 20 * US);
+	cpn_token_push(t, 53, NOW_NS - 10 * US);
+	p = choose(&s, NULL, 0, rng());
+	assert_int_equal(p.token, 1);
+	assert_int_equal(p.node_id, 51);
+	assert_int_equal(t->top, 2);
+	assert_int_equal(cpn_token_pop(t, NOW_NS, &age), 53);
+	assert_int_equal(age, 10);
+	assert_int_equal(cpn_token_pop(t, NOW_NS, &age), 52);
+	assert_int_equal(age, 20);
+	assert_int_equal(cpn_token_pop(t, NOW_NS, &age), 0);
+}
+
+/* With no free slot among them, the least est_us of the CPN_TOKEN_TRIES
+ * newest tokens wins; tokens below those are not looked at. A node of
+ * capacity 2 with one request has a free slot.
+ */
+static void test_jiq_least_est_among_tries_newest(void **state)
+{
+	__u16 ids[CPN_TOKEN_TRIES + 2];
+	struct cpn_service s;
+	struct cpn_tokens *t;
+	struct cpn_pick p;
+
+	(void)state;
+	for (int i = 0; i < CPN_TOKEN_TRIES + 2; i++)
+		ids[i] = (__u16)(60 + i);
+	t = jiq_init(&s, ids, CPN_TOKEN_TRIES + 2);
+	for (int i = 0; i < CPN_TOKEN_TRIES + 2; i++) {
+		tbl[ids[i]].queue_depth = (__u16)(10 - i % 5);
+		cpn_token_push(t, ids[i], NOW_NS - (__u64)(100 - i) * US);
+	}
+	tbl[ids[0]].queue_depth = 0; /* the oldest two: least loaded, out of reach */
+	tbl[ids[1]].queue_depth = 1;
+	tbl[ids[2]].queue_depth = 4; /* the least of the reachable ones (i % 5 = 4 is 6) */
+	tbl[ids[2]].inflight = 1;
+	p = choose(&s, NULL, 0, rng());
+	assert_int_equal(p.node_id, ids[2]);
+	assert_int_equal(p.est_us, cpn_est_us(&tbl[ids[2]]));
+	assert_int_equal(t->top, CPN_TOKEN_TRIES + 1);
+
+	/* capacity 2, one in service: a free slot, taken at once */
+	memset(toks, 0, sizeof(toks));
+	tbl[ids[1]].queue_depth = 0;
+	tbl[ids[1]].inflight = 1;
+	tbl[ids[1]].capacity = 2;
+	cpn_token_push(t, ids[1], NOW_NS - 20 * US);
+	cpn_token_push(t, ids[5], NOW_NS - 10 * US);
+	p = choose(&s, NULL, 0, rng());
+	assert_int_equal(p.node_id, ids[1]);
+	assert_int_equal(t->top, 1);
+}
+
+/* No token: jiq is p2c on the router's own view, draw for draw. Another
+ * service's store does not count, and without a store (no cpn_tokens_at
+ * for the id) jiq is p2c too.
+ */
+static void test_jiq_without_token_is_p2c(void **state)
+{
+	enum { N = 12 };
+	__u16 ids[N];
+	struct cpn_service j, p2c;
+
+	(void)state;
+	for (int i = 0; i < N; i++) {
+		ids[i] = (__u16)(200 + i);
+		live_node(ids[i])->queue_depth = (__u16)((i * 7) % 5);
+	}
+	svc_init(&j, CPN_POL_JIQ, ids, N);
+	svc_init(&p2c, CPN_POL_P2C, ids, N);
+	cpn_token_push(&toks[1], ids[3], NOW_NS); /* service 1's */
+	for (int round = 0; round < 2; round++) {
+		if (round)
+			j.id = N_TOKSTORES; /* no store */
+		for (int d = 0; d < 5000; d++) {
+			__u64 r = rng();
+			struct cpn_pick a = choose(&j, NULL, 0, r), b = choose(&p2c, NULL, 0, r);
+
+			assert_int_equal(a.token, 0);
+			assert_int_equal(a.verdict, b.verdict);
+			assert_int_equal(a.node_id, b.node_id);
+			assert_int_equal(a.est_us, b.est_us);
+		}
+	}
+	assert_int_equal(toks[1].top, 1);
+}
+
+/* A token's request is admitted like any other: BUSY when the node's
+ * estimate is above max_wait_us.
+ */
+static void test_jiq_token_is_admitted(void **state)
+{
+	const __u16 ids[2] = {71, 72};
+	struct cpn_service s;
+	struct cpn_tokens *t = jiq_init(&s, ids, 2);
+	struct cpn_pick p;
+
+	(void)state;
+	s.max_wait_us = 50; /* below one service time of 100 µs */
+	cpn_token_push(t, 71, NOW_NS);
+	p = choose(&s, NULL, 0, rng());
+	assert_int_equal(p.verdict, CPN_PICK_BUSY);
+	assert_int_equal(p.busy_reason, CPN_BUSY_WAIT);
+	assert_int_equal(p.token, 1);
+}
+
+/* Concurrency sanity: CPUs pushing and popping one store at once never
+ * get a node that was not pushed, nor more pops than pushes.
+ */
+struct tok_worker {
+	int id, popped, bad;
+};
+
+static void *tok_worker_run(void *arg)
+{
+	struct tok_worker *w = arg;
+
+	for (int i = 0; i < 200000; i++) {
+		__u32 age;
+		__u16 id;
+
+		cpn_token_push(&toks[2], (__u16)(1 + (w->id * 7 + i) % 16), NOW_NS + (__u64)i * US);
+		if (i % 3) {
+			id = cpn_token_pop(&toks[2], NOW_NS + (__u64)i * US, &age);
+			if (id) {
+				w->popped++;
+				if (id > 16)
+					w->bad++;
+			}
+		}
+	}
+	return NULL;
+}
+
+static void test_token_concurrent_push_pop_sanity(void **state)
+{
+	struct tok_worker w[4];
+	pthread_t th[4];
+	int popped = 0;
+
+	(void)state;
+	for (int i = 0; i < 4; i++) {
+		w[i] = (struct tok_worker){.id = i};
+		assert_int_equal(pthread_create(&th[i], NULL, tok_worker_run, &w[i]), 0);
+	}
+	for (int i = 0; i < 4; i++) {
+		assert_int_equal(pthread_join(th[i], NULL), 0);
+		assert_int_equal(w[i].bad, 0);
+		popped += w[i].popped;
+	}
+	assert_true(popped > 0 && popped <= 4 * 200000);
+	assert_true(toks[2].top <= 4 * 200000);
 }
 
 /* ---- all-stale fallback ------------------------------------------------ */
@@ -1637,11 +2058,25 @@ int main(void)
 	    T(test_maglev_same_flow_same_node),
 	    T(test_maglev_dead_node_moves_only_its_flows),
 	    T(test_maglev_without_table_stays_consistent_among_live),
-	    T(test_maglev_table_balanced_for_1_to_64_nodes),
+	    T(test_maglev_table_balanced_for_1_to_923_nodes),
 	    T(test_maglev_honours_weights),
 	    T(test_maglev_removal_moves_about_one_nth),
 	    T(test_maglev_build_is_deterministic),
 	    T(test_maglev_build_rejects_bad_input),
+	    T(test_token_push_pop_newest_first),
+	    T(test_token_null_store_and_node_zero_are_ignored),
+	    T(test_token_age_across_clock_wrap),
+	    T(test_token_ring_wraps_and_consumed_slot_reads_empty),
+	    T(test_token_ttl_scales_with_service_time),
+	    T(test_jiq_takes_newest_token),
+	    T(test_jiq_stale_top_empties_store),
+	    T(test_jiq_stale_token_keeps_fresher_ones_above),
+	    T(test_jiq_skips_non_member_and_dead_nodes),
+	    T(test_jiq_prefers_free_slot_and_keeps_the_others),
+	    T(test_jiq_least_est_among_tries_newest),
+	    T(test_jiq_without_token_is_p2c),
+	    T(test_jiq_token_is_admitted),
+	    T(test_token_concurrent_push_pop_sanity),
 	    T(test_fallback_all_stale_uses_maglev_over_up_nodes),
 	    T(test_fallback_skips_nodes_not_admin_up),
 	    T(test_fallback_without_table_picks_up_candidate),
