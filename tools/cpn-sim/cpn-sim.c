@@ -10,22 +10,48 @@
  * carried by a REPLY.
  *
  * The model:
- *   - N nodes, each one FCFS server (capacity 1), service ~ Exp(mean).
- *   - Poisson arrivals at rho * N / mean in all, each to a uniformly chosen
- *     router (ECMP) out of R. A service has at most CPN_MAX_SVC_NODES
- *     candidates, so the N nodes are split into equal services ("groups") of
- *     at most --group-size nodes and a request belongs to a group with
- *     probability proportional to its size: every node sees the same rho.
- *   - Each router holds its own view of every node. Each node sends a LOAD
- *     to every router every --report-ms, at its own phase. Modes:
+ *   - N nodes, each one FCFS server (capacity 1), service ~ Exp(mean / speed),
+ *     speeds 1 unless --speeds gives a mix (node i at LIST[i mod n]).
+ *   - Poisson arrivals at rho * (sum of speeds) / mean in all, each to a
+ *     router out of R: uniformly (ECMP), or with --hot F:S a fraction F of
+ *     the routers takes a share S of the requests. A service has at most
+ *     --group-size candidates (default CPN_MAX_SVC_NODES: 1000 nodes are one
+ *     service); the scanning policies (least, round-robin) at most
+ *     CPN_SVC_SCAN_MAX (64), so for them the N nodes are split into equal
+ *     services ("groups"); a request belongs to a group with probability
+ *     proportional to its size: every node sees the same rho.
+ *   - Each router holds its own view of every node. Heartbeats: each node
+ *     sends a LOAD to every router every --report-ms, at its own phase.
+ *     The policies that learn load in band (jiq, jiq-rand, p2c-probe) use
+ *     heartbeats for liveness only, as a worker would: a node sends a
+ *     router a LOAD only when it has sent that router nothing (reply or
+ *     LOAD) for --liveness-ms, looking 4 times per interval, and stale_ms
+ *     is 3 intervals. Modes:
  *       reports      the view changes only on those LOADs (no outstanding)
  *       outstanding  plus cpn_node_steered() on every request the router
  *                    sends; the next LOAD resets it (cpn_learn_load)
  *       router       as router.h: plus the load carried by every REPLY,
  *                    learned by the router that steered the request
  *     --report-ms 0 gives every router the exact state at every change.
+ *   - jiq: each router keeps a struct cpn_tokens per service, reached by
+ *     sched.h through cpn_tokens_at(); a node marks its reply with a token
+ *     by its rule (--token-rule: when it falls idle, when it holds fewer
+ *     than T, or adapting T between 1 and 2 to the share of its requests
+ *     that had to wait) and the router that steered the request pushes it
+ *     with cpn_token_push() when the reply arrives, as router.h does.
+ *     jiq-rand sends each token to a random router instead (a message of
+ *     its own unless that is the steering router). p2c-probe probes the
+ *     two nodes p2c is about to compare and gets their exact state (two
+ *     messages each, answered at once).
+ *   - Replies reach the router after half the node's round trip (--path-us)
+ *     plus --reply-us; a token is usable --token-us after its reply.
  *   - Response time = queueing + service (+ the node's round trip with
- *     --path-us), reported in units of the mean service time.
+ *     --path-us, + --reply-us), reported in units of the mean service time
+ *     (with --speeds, of the capacity-weighted mean, mean * N / sum).
+ *   - Messages beyond each request and its reply are counted: LOADs,
+ *     probes and their answers, tokens sent on their own; per request,
+ *     from one heartbeat interval into the run on (where it lasts that
+ *     long), so that every heartbeat looks back over time the run had.
  *   - The pseudo-policy `central` is one FCFS queue per group feeding its
  *     nodes (M/M/k): the ideal no router reaches, measured as a baseline.
  *
@@ -35,7 +61,9 @@
  *
  * Deterministic for a given --seed: the arrival sequence (times, routers,
  * groups, flows, service times) comes from its own generator and is the same
- * for every policy; the policy's 64 random bits come from another.
+ * for every policy; the policy's 64 random bits come from another, jiq-rand's
+ * token destinations from a third. Bounded: every run ends when its
+ * requests have arrived and been served.
  */
 #include <errno.h>
 #include <getopt.h>
@@ -54,8 +82,9 @@
 /* ---- the policy core, on a router's view -------------------------------- */
 
 struct sim_view {
-	struct cpn_node *nodes; /* [0 .. n], index = node id, 0 unused */
-	__u32 n;
+	struct cpn_node *nodes;	 /* [0 .. n], index = node id, 0 unused */
+	struct cpn_tokens *toks; /* [n_svcs]: jiq's idle tokens, by service id */
+	__u32 n, n_svcs;
 };
 
 static inline struct cpn_node *sim_node_at(struct sim_view *v, __u32 id)
@@ -65,8 +94,16 @@ static inline struct cpn_node *sim_node_at(struct sim_view *v, __u32 id)
 	return &v->nodes[id];
 }
 
-#define CPN_CTX		     struct sim_view
-#define cpn_node_at(ctx, id) sim_node_at(ctx, id)
+static inline struct cpn_tokens *sim_tokens_at(struct sim_view *v, __u32 svc_id)
+{
+	if (!v->toks || svc_id >= v->n_svcs)
+		return NULL;
+	return &v->toks[svc_id];
+}
+
+#define CPN_CTX			   struct sim_view
+#define cpn_node_at(ctx, id)	   sim_node_at(ctx, id)
+#define cpn_tokens_at(ctx, svc_id) sim_tokens_at(ctx, svc_id)
 #include "cpn/sched.h"
 
 #include "mmk.h"
@@ -74,7 +111,11 @@ static inline struct cpn_node *sim_node_at(struct sim_view *v, __u32 id)
 
 #define T0_NS	      1000000000000ULL /* the simulation starts at 1000 s of monotonic time */
 #define POL_CENTRAL   (CPN_POL_MAX + 1)
-#define N_POL	      (CPN_POL_MAX + 2)
+#define POL_JIQ_RAND  (CPN_POL_MAX + 2) /* jiq, each token sent to a random router */
+#define POL_P2C_PROBE (CPN_POL_MAX + 3) /* p2c on two nodes probed at decision time */
+#define N_POL	      (CPN_POL_MAX + 4)
+#define MAX_SPEEDS    16
+#define LIVE_TICKS    4 /* a suppressed heartbeat is considered 4 times per interval */
 #define MAX_ROUTERS   4096
 #define MAX_LIST      16
 #define HIST_SUB_BITS 9 /* 512 linear sub-buckets per octave: < 0.2 % error */
@@ -94,12 +135,48 @@ static const char *const mode_names[N_MODES] = {"reports", "outstanding", "route
 
 static const char *pol_name(int p)
 {
-	return p == POL_CENTRAL ? "central" : cpn_policy_names[p];
+	switch (p) {
+	case POL_CENTRAL:
+		return "central";
+	case POL_JIQ_RAND:
+		return "jiq-rand";
+	case POL_P2C_PROBE:
+		return "p2c-probe";
+	default:
+		return cpn_policy_names[p];
+	}
+}
+
+/* The policy of sched.h that a simulated one runs. */
+static int pol_core(int p)
+{
+	return p == POL_JIQ_RAND ? CPN_POL_JIQ : p == POL_P2C_PROBE ? CPN_POL_P2C : p;
 }
 
 static int pol_load_aware(int p)
 {
-	return p == CPN_POL_P2C || p == CPN_POL_LEAST;
+	p = pol_core(p);
+	return p == CPN_POL_P2C || p == CPN_POL_LEAST || p == CPN_POL_JIQ;
+}
+
+/* Nodes send idle tokens. */
+static int pol_tokens(int p)
+{
+	return pol_core(p) == CPN_POL_JIQ;
+}
+
+/* The load comes in band (tokens, replies, probes): heartbeats are for
+ * liveness only, slow and suppressed (see the header).
+ */
+static int pol_liveness_only(int p)
+{
+	return pol_tokens(p) || p == POL_P2C_PROBE;
+}
+
+/* Scanning policies: services of at most CPN_SVC_SCAN_MAX nodes. */
+static int pol_scans(int p)
+{
+	return p == CPN_POL_LEAST || p == CPN_POL_RR;
 }
 
 /* ---- random numbers ------------------------------------------------------ */
@@ -185,14 +262,20 @@ static double hist_quantile(const struct hist *h, double q)
 struct sim_cfg {
 	int nodes, routers, group_size, policy, mode;
 	double rho, mean_us, report_us, path_us;
-	__u32 stale_ms;
+	double live_us;		    /* liveness heartbeats of the in-band policies, µs */
+	double reply_us, token_us;  /* extra delay of every reply; of a token past its reply */
+	double hot_frac, hot_share; /* hot_frac of the routers take hot_share of the requests */
+	double speeds[MAX_SPEEDS];  /* node id serves at speeds[(id - 1) % n_speeds] */
+	int n_speeds;
+	int token_below; /* token when a node holds fewer after a completion; 0: adaptive */
+	__u32 stale_ms, live_stale_ms;
 	long long requests, warmup;
 	__u64 seed;
 };
 
 struct req {
 	double t0;  /* arrival at the router, µs */
-	double svc; /* service time, µs */
+	double svc; /* service time at speed 1, µs */
 	__u16 router;
 	__u8 measured;
 };
@@ -207,13 +290,18 @@ struct node {
 	struct req cur;
 	__u32 busy;
 	__u32 group;
-	double rtt_us; /* path round trip */
+	double rtt_us;	   /* path round trip */
+	double speed;	   /* service rate, in units of a speed-1 node's */
+	double svc_us;	   /* mean service time, µs */
+	double *last_sent; /* [R]: when it last sent each router a reply or a LOAD */
+	double waited;	   /* adaptive token rule: share of arrivals that waited, EWMA */
 };
 
 enum ev_kind {
 	EV_DEPART,  /* node finishes cur */
 	EV_DELIVER, /* request reaches the node */
 	EV_REPLY,   /* reply reaches the router */
+	EV_TOKEN,   /* a token travelling on its own reaches router rq.router */
 };
 
 struct event {
@@ -222,6 +310,7 @@ struct event {
 	__u32 node;
 	__u16 qd, infl; /* EV_REPLY: the load it carries */
 	__u8 kind;
+	__u8 token; /* EV_REPLY: marked CPN_F_TOKEN */
 };
 
 struct heap {
@@ -243,25 +332,40 @@ struct sim {
 	__u32 n_groups;
 	__u32 *group_of_slot; /* node index 0..N-1 -> group, for proportional choice */
 	struct cpn_node *view_mem;
-	struct sim_view *views;	  /* [R] */
-	struct cpn_service *svcs; /* [R][G] */
-	struct cpn_maglev *mgs;	  /* [G], maglev only */
+	struct sim_view *views;	    /* [R] */
+	struct cpn_service *svcs;   /* [R][G] */
+	struct cpn_maglev *mgs;	    /* [G], maglev only */
+	struct cpn_tokens *tok_mem; /* [R][G], jiq only */
+	double *last_sent_mem;	    /* [N + 1][R], suppressed heartbeats only */
 	struct heap heap;
 	__u32 *report_order; /* node ids by report phase */
 	double *phase;	     /* [1 .. N] */
-	uint64_t rng_arr, rng_pol;
+	uint64_t rng_arr, rng_pol, rng_tok;
 	double now;
+	double unit_us; /* response times are counted in this unit */
+	double hb_us;	/* heartbeat interval; 0: every change reaches every router */
+	double tick_us; /* heartbeats are considered every tick_us */
+	__u32 stale_ms;
+	int suppress; /* no heartbeat to a router the node replied through lately */
 	/* results */
 	struct hist *h;
 	__u32 max_q;
 	long long fallback, busy, events;
+	long long arrivals, msg_hb, msg_probe, msg_token, tokens, by_token, stale_views;
+	long long waited; /* requests that found their node (or central queue) busy */
+	/* the counts above at t = hb_us: messages are counted from then on,
+	 * once every heartbeat looks back over a whole interval of the run
+	 */
+	long long c0[8];
+	int counted_from;
 };
 
 struct sim_result {
 	double mean, p50, p99, p999;
 	long long n, fallback, busy, events;
-	__u32 max_q;
-	double sim_s, wall_s;
+	long long arrivals, msg_hb, msg_probe, msg_token, tokens, by_token, stale_views, waited;
+	__u32 max_q, groups;
+	double sim_s, wall_s, counted_from_s;
 };
 
 static void *xcalloc(size_t n, size_t sz)
@@ -351,7 +455,9 @@ static __u64 sim_ns(double t_us)
 	return T0_NS + (__u64)(t_us * 1000.0);
 }
 
-/* A LOAD (or the load on a REPLY) from node `id` as a router learns it. */
+/* A LOAD (or the load on a REPLY or PROBE_ACK) from node `id` as a router
+ * learns it.
+ */
 static void learn_load(struct cpn_node *v, __u32 qd, __u32 infl, __u64 now_ns)
 {
 	struct cpn_hdr h;
@@ -363,6 +469,13 @@ static void learn_load(struct cpn_node *v, __u32 qd, __u32 infl, __u64 now_ns)
 	cpn_learn_load(v, &h, now_ns);
 }
 
+/* Node `id` reports to every router: a LOAD heartbeat (heartbeat = 1), or
+ * with --report-ms 0 the exact state at every change. The in-band policies'
+ * heartbeats are for liveness: the node looks LIVE_TICKS times per interval
+ * and sends a router a LOAD only when it has sent that router nothing (no
+ * reply, which carries its load, and no LOAD) for a whole interval. Each
+ * LOAD sent is a message.
+ */
 static void report_to_all(struct sim *s, __u32 id, int heartbeat)
 {
 	struct node *nd = &s->nodes[id];
@@ -371,34 +484,61 @@ static void report_to_all(struct sim *s, __u32 id, int heartbeat)
 	for (int r = 0; r < s->c->routers; r++) {
 		struct cpn_node *v = &s->views[r].nodes[id];
 
+		if (heartbeat) {
+			if (!cpn_node_live(v, now_ns, s->stale_ms))
+				s->stale_views++;
+			if (s->suppress) {
+				if (s->now - nd->last_sent[r] < s->hb_us * (1 - 1e-9))
+					continue;
+				nd->last_sent[r] = s->now;
+			}
+		}
 		learn_load(v, nd->q.len, nd->busy, now_ns);
 		if (heartbeat)
-			cpn_learn_svc(v, (__u32)s->c->mean_us);
+			cpn_learn_svc(v, (__u32)nd->svc_us);
+		s->msg_hb++;
 	}
 }
 
 static void record(struct sim *s, const struct req *r)
 {
 	if (r->measured)
-		hist_add(s->h, (s->now - r->t0) / s->c->mean_us);
+		hist_add(s->h, (s->now - r->t0) / s->unit_us);
 }
 
 static void start_service(struct sim *s, __u32 id, const struct req *r)
 {
 	struct node *nd = &s->nodes[id];
-	struct event ev = {.t = s->now + r->svc, .node = id, .kind = EV_DEPART};
+	struct event ev = {.t = s->now + r->svc / nd->speed, .node = id, .kind = EV_DEPART};
 
 	nd->cur = *r;
 	nd->busy = 1;
 	heap_push(&s->heap, &ev);
 }
 
+/* A REPLY marked CPN_F_TOKEN (or a token on its own) reaches `router`: kept
+ * as router.h keeps it, for a jiq service.
+ */
+static void token_at_router(struct sim *s, __u32 router, __u32 id)
+{
+	struct sim_view *v = &s->views[router];
+	struct cpn_service *svc = &s->svcs[(size_t)router * s->n_groups + s->nodes[id].group];
+
+	if (svc->policy == CPN_POL_JIQ)
+		cpn_token_push(cpn_tokens_at(v, svc->id), (__u16)id, sim_ns(s->now));
+}
+
 /* The reply reaches the router that steered the request. */
-static void reply_at_router(struct sim *s, __u32 id, const struct req *r, __u32 qd, __u32 infl)
+static void reply_at_router(struct sim *s, __u32 id, const struct req *r, __u32 qd, __u32 infl,
+			    int token)
 {
 	record(s, r);
-	if (s->c->mode == MODE_ROUTER && s->c->policy != POL_CENTRAL)
+	if (s->c->policy == POL_CENTRAL)
+		return;
+	if (s->c->mode == MODE_ROUTER)
 		learn_load(&s->views[r->router].nodes[id], qd, infl, sim_ns(s->now));
+	if (token)
+		token_at_router(s, r->router, id);
 }
 
 static void node_arrive(struct sim *s, __u32 id, const struct req *r)
@@ -408,56 +548,146 @@ static void node_arrive(struct sim *s, __u32 id, const struct req *r)
 	if (s->c->policy == POL_CENTRAL) {
 		struct group *g = &s->groups[nd->group];
 
-		if (g->n_idle)
+		if (g->n_idle) {
 			start_service(s, g->idle[--g->n_idle], r);
-		else
+		} else {
 			fifo_push(&g->q, r);
+			s->waited++;
+		}
 		if (g->q.len > s->max_q)
 			s->max_q = g->q.len;
 		return;
 	}
-	if (!nd->busy)
+	if (!nd->busy) {
 		start_service(s, id, r);
-	else
+	} else {
 		fifo_push(&nd->q, r);
+		s->waited++;
+		nd->waited += 1.0 / 64;
+	}
+	nd->waited -= nd->waited / 64;
 	if (nd->q.len + nd->busy > s->max_q)
 		s->max_q = nd->q.len + nd->busy;
-	if (s->c->report_us == 0)
+	if (s->hb_us == 0)
 		report_to_all(s, id, 0);
+}
+
+/* The node's token rule, after a completion (the next request, if any, has
+ * started): a token when it holds fewer than T requests. T = 1 is JIQ (a
+ * token when it falls idle); T = 2 a token when nothing waits
+ * (join-below-threshold). Adaptive (0, the default): T = 2 while more than
+ * a tenth of the requests the node received had to wait (an EWMA over 64
+ * arrivals): tokens are too few at the routers, which sent those requests
+ * without one; else T = 1.
+ */
+#define ADAPT_WAITED 0.1
+static int token_due(struct sim *s, struct node *nd)
+{
+	__u32 held = nd->q.len + nd->busy;
+	int t = s->c->token_below;
+
+	if (!t)
+		t = nd->waited > ADAPT_WAITED ? 2 : 1;
+	return held < (__u32)t;
 }
 
 static void node_depart(struct sim *s, __u32 id)
 {
+	const struct sim_cfg *c = s->c;
 	struct node *nd = &s->nodes[id];
 	struct req done = nd->cur;
 	struct fifo *q = &nd->q;
+	__u32 target = done.router;
+	double d = nd->rtt_us / 2 + c->reply_us;
+	int tok, piggy;
 
-	if (s->c->policy == POL_CENTRAL)
+	if (c->policy == POL_CENTRAL)
 		q = &s->groups[nd->group].q;
 	nd->busy = 0;
 	if (q->len) {
 		struct req next = fifo_pop(q);
 
 		start_service(s, id, &next);
-	} else if (s->c->policy == POL_CENTRAL) {
+	} else if (c->policy == POL_CENTRAL) {
 		struct group *g = &s->groups[nd->group];
 
 		g->idle[g->n_idle++] = id;
 	}
-	if (s->c->policy != POL_CENTRAL && s->c->report_us == 0)
+	if (c->policy == POL_CENTRAL) {
+		reply_at_router(s, id, &done, 0, 0, 0);
+		return;
+	}
+	if (s->hb_us == 0)
 		report_to_all(s, id, 0);
-	if (nd->rtt_us > 0 && s->c->policy != POL_CENTRAL) {
-		struct event ev = {.t = s->now + nd->rtt_us / 2,
+	if (s->suppress)
+		nd->last_sent[done.router] = s->now;
+	/* The token goes back with the reply to the router that steered the
+	 * request; jiq-rand sends it to a random router, a message of its own
+	 * unless that is the same router.
+	 */
+	tok = pol_tokens(c->policy) && token_due(s, nd);
+	if (tok) {
+		s->tokens++;
+		if (c->policy == POL_JIQ_RAND)
+			target = rng_below(&s->rng_tok, (__u32)c->routers);
+		if (target != done.router)
+			s->msg_token++;
+	}
+	piggy = tok && target == done.router && c->token_us == 0;
+	if (d > 0) {
+		struct event ev = {.t = s->now + d,
 				   .rq = done,
 				   .node = id,
 				   .qd = (__u16)(nd->q.len > 0xffff ? 0xffff : nd->q.len),
 				   .infl = (__u16)nd->busy,
-				   .kind = EV_REPLY};
+				   .kind = EV_REPLY,
+				   .token = (__u8)piggy};
 
 		heap_push(&s->heap, &ev);
-		return;
+	} else {
+		reply_at_router(s, id, &done, nd->q.len, nd->busy, piggy);
 	}
-	reply_at_router(s, id, &done, nd->q.len, nd->busy);
+	if (tok && !piggy) {
+		if (d + c->token_us > 0) {
+			struct event ev = {.t = s->now + d + c->token_us,
+					   .rq = done,
+					   .node = id,
+					   .kind = EV_TOKEN};
+
+			ev.rq.router = (__u16)target;
+			heap_push(&s->heap, &ev);
+		} else {
+			token_at_router(s, target, id);
+		}
+	}
+}
+
+/* p2c-probe: the two candidates that cpn_choose()'s p2c will draw from the
+ * same random bits are probed first, each answering with its exact state
+ * (PROBE + PROBE_ACK: two messages per node), at once: probing at its best,
+ * its round trip not charged.
+ */
+static void probe_two(struct sim *s, struct sim_view *v, struct cpn_service *svc, __u64 rnd,
+		      __u64 now_ns)
+{
+	__u32 n = cpn_svc_n(svc);
+	int idx[2];
+
+	idx[0] = cpn_random_live(v, svc, (__u32)rnd, -1, now_ns);
+	if (idx[0] < 0)
+		return;
+	idx[1] = n > 1 ? cpn_random_live(v, svc, (__u32)(rnd >> 32), idx[0], now_ns) : -1;
+	for (int i = 0; i < 2; i++) {
+		__u16 id;
+
+		if (idx[i] < 0)
+			continue;
+		id = svc->nodes[idx[i] & (CPN_MAX_SVC_NODES - 1)];
+		learn_load(&v->nodes[id], s->nodes[id].q.len, s->nodes[id].busy, now_ns);
+		if (s->suppress)
+			s->nodes[id].last_sent[v - s->views] = s->now;
+		s->msg_probe += 2;
+	}
 }
 
 /* One request at a router: choose with the policy core, account, send. */
@@ -467,23 +697,31 @@ static void dispatch(struct sim *s, const struct req *r, __u32 group, __u32 flow
 	struct group *g = &s->groups[group];
 	struct sim_view *v;
 	struct cpn_service *svc;
-	struct cpn_pick pick;
+	struct cpn_pick pick = {0};
+	__u64 rnd, now_ns;
 	__u32 id;
 
+	s->arrivals++;
 	if (c->policy == POL_CENTRAL) {
 		node_arrive(s, g->first, r);
 		return;
 	}
 	v = &s->views[r->router];
 	svc = &s->svcs[(size_t)r->router * s->n_groups + group];
-	cpn_choose(v, svc, c->policy == CPN_POL_MAGLEV ? &s->mgs[group] : NULL, flow_hash,
-		   cpn_splitmix64(&s->rng_pol), sim_ns(s->now), &pick);
+	rnd = cpn_splitmix64(&s->rng_pol);
+	now_ns = sim_ns(s->now);
+	if (c->policy == POL_P2C_PROBE)
+		probe_two(s, v, svc, rnd, now_ns);
+	cpn_choose(v, svc, c->policy == CPN_POL_MAGLEV ? &s->mgs[group] : NULL, flow_hash, rnd,
+		   now_ns, &pick);
 	if (pick.verdict == CPN_PICK_BUSY || !pick.node_id || pick.node_id > (__u32)c->nodes) {
 		s->busy++;
 		return;
 	}
 	if (pick.verdict == CPN_PICK_FALLBACK)
 		s->fallback++;
+	if (pick.token)
+		s->by_token++;
 	id = pick.node_id;
 	if (c->mode >= MODE_OUTSTANDING)
 		cpn_node_steered(&v->nodes[id]);
@@ -499,6 +737,26 @@ static void dispatch(struct sim *s, const struct req *r, __u32 group, __u32 flow
 	node_arrive(s, id, r);
 }
 
+/* The router a request reaches: uniform (ECMP), or with --hot F:S the first
+ * round(F R) routers (at least one) take a share S of the requests.
+ */
+static __u16 pick_router(struct sim *s)
+{
+	const struct sim_cfg *c = s->c;
+	__u32 r = (__u32)c->routers, hot;
+
+	if (c->hot_share <= 0 || r < 2)
+		return (__u16)rng_below(&s->rng_arr, r);
+	hot = (__u32)lround(c->hot_frac * r);
+	if (hot < 1)
+		hot = 1;
+	if (hot >= r)
+		return (__u16)rng_below(&s->rng_arr, r);
+	if (rng_unit(&s->rng_arr) <= c->hot_share)
+		return (__u16)rng_below(&s->rng_arr, hot);
+	return (__u16)(hot + rng_below(&s->rng_arr, r - hot));
+}
+
 static int cmp_phase(const void *a, const void *b, void *arg)
 {
 	const double *ph = arg;
@@ -507,16 +765,44 @@ static int cmp_phase(const void *a, const void *b, void *arg)
 	return x < y ? -1 : x > y;
 }
 
+static double speed_sum(const struct sim_cfg *c)
+{
+	double sum = 0;
+
+	for (int id = 1; id <= c->nodes; id++)
+		sum += c->speeds[(id - 1) % c->n_speeds];
+	return sum;
+}
+
+/* Candidates per service for this policy: scanning ones at most 64. */
+static __u32 eff_group_size(const struct sim_cfg *c)
+{
+	__u32 gs = (__u32)c->group_size;
+
+	return pol_scans(c->policy) && gs > CPN_SVC_SCAN_MAX ? CPN_SVC_SCAN_MAX : gs;
+}
+
 static void sim_init(struct sim *s, const struct sim_cfg *c, struct hist *h)
 {
 	uint64_t setup = c->seed ^ 0x5e7b5e7b5e7b5e7bULL;
-	__u32 n = (__u32)c->nodes, gs = (__u32)c->group_size;
+	__u32 n = (__u32)c->nodes, gs = eff_group_size(c);
 
 	memset(s, 0, sizeof(*s));
 	s->c = c;
 	s->h = h;
 	s->rng_arr = c->seed ^ 0xa5a5a5a5a5a5a5a5ULL;
 	s->rng_pol = c->seed ^ 0x0123456789abcdefULL;
+	s->rng_tok = c->seed ^ 0x7a6b5c4d3e2f1a0bULL;
+	s->unit_us = c->mean_us * n / speed_sum(c);
+	if (pol_liveness_only(c->policy)) {
+		s->hb_us = c->live_us;
+		s->stale_ms = c->live_stale_ms;
+		s->suppress = c->mode == MODE_ROUTER;
+	} else {
+		s->hb_us = c->report_us;
+		s->stale_ms = c->stale_ms;
+	}
+	s->tick_us = s->suppress ? s->hb_us / LIVE_TICKS : s->hb_us;
 	s->nodes = xcalloc(n + 1, sizeof(*s->nodes));
 	s->phase = xcalloc(n + 1, sizeof(*s->phase));
 	s->report_order = xcalloc(n, sizeof(*s->report_order));
@@ -541,20 +827,41 @@ static void sim_init(struct sim *s, const struct sim_cfg *c, struct hist *h)
 	}
 	/* Each node reports at its own phase; each has its own path. */
 	for (__u32 id = 1; id <= n; id++) {
-		s->phase[id] = c->report_us > 0 ? rng_unit(&setup) * c->report_us : 0;
+		s->phase[id] = s->tick_us > 0 ? rng_unit(&setup) * s->tick_us : 0;
 		s->nodes[id].rtt_us = c->path_us > 0 ? rng_unit(&setup) * c->path_us : 0;
+		s->nodes[id].speed = c->speeds[(id - 1) % c->n_speeds];
+		s->nodes[id].svc_us = c->mean_us / s->nodes[id].speed;
 		s->report_order[id - 1] = id;
 	}
 	qsort_r(s->report_order, n, sizeof(__u32), cmp_phase, s->phase);
 
 	if (c->policy == POL_CENTRAL)
 		return;
+	if (s->suppress) {
+		/* Each node sent its LOADs at some moment of the interval
+		 * before t = 0.
+		 */
+		s->last_sent_mem = xcalloc((size_t)(n + 1) * c->routers, sizeof(double));
+		for (__u32 id = 1; id <= n; id++) {
+			double t = -rng_unit(&setup) * s->hb_us;
+
+			s->nodes[id].last_sent = &s->last_sent_mem[(size_t)id * c->routers];
+			for (int r = 0; r < c->routers; r++)
+				s->nodes[id].last_sent[r] = t;
+		}
+	}
 	s->views = xcalloc((size_t)c->routers, sizeof(*s->views));
 	s->view_mem = xcalloc((size_t)c->routers * (n + 1), sizeof(*s->view_mem));
 	s->svcs = xcalloc((size_t)c->routers * s->n_groups, sizeof(*s->svcs));
+	if (pol_tokens(c->policy))
+		s->tok_mem = xcalloc((size_t)c->routers * s->n_groups, sizeof(*s->tok_mem));
 	for (int r = 0; r < c->routers; r++) {
 		s->views[r].nodes = &s->view_mem[(size_t)r * (n + 1)];
 		s->views[r].n = n;
+		if (s->tok_mem) {
+			s->views[r].toks = &s->tok_mem[(size_t)r * s->n_groups];
+			s->views[r].n_svcs = s->n_groups;
+		}
 		for (__u32 id = 1; id <= n; id++) {
 			struct cpn_node *v = &s->views[r].nodes[id];
 
@@ -562,7 +869,7 @@ static void sim_init(struct sim *s, const struct sim_cfg *c, struct hist *h)
 			v->admin = CPN_ADMIN_UP;
 			v->weight = CPN_DEFAULT_WEIGHT;
 			learn_load(v, 0, 0, T0_NS);
-			cpn_learn_svc(v, (__u32)c->mean_us);
+			cpn_learn_svc(v, (__u32)s->nodes[id].svc_us);
 			if (s->nodes[id].rtt_us > 0)
 				cpn_learn_path(v, (__u32)s->nodes[id].rtt_us);
 		}
@@ -571,9 +878,9 @@ static void sim_init(struct sim *s, const struct sim_cfg *c, struct hist *h)
 
 			svc->flags = CPN_SVC_ACTIVE;
 			svc->id = (__u16)g;
-			svc->policy = (__u8)c->policy;
+			svc->policy = (__u8)pol_core(c->policy);
 			svc->family = CPN_AF_INET;
-			svc->stale_ms = c->stale_ms;
+			svc->stale_ms = s->stale_ms;
 			/* Routers started at different times: cursors out of step. */
 			svc->rr = (__u32)cpn_splitmix64(&setup);
 			{
@@ -617,6 +924,8 @@ static void sim_free(struct sim *s)
 	free(s->view_mem);
 	free(s->svcs);
 	free(s->mgs);
+	free(s->tok_mem);
+	free(s->last_sent_mem);
 	free(s->heap.e);
 }
 
@@ -624,7 +933,7 @@ static void sim_run(const struct sim_cfg *c, struct sim_result *res)
 {
 	static struct hist h;
 	const long long total = c->warmup + c->requests;
-	const double lambda = c->rho * c->nodes / c->mean_us; /* per µs */
+	const double lambda = c->rho * speed_sum(c) / c->mean_us; /* per µs */
 	double t_arr, t_rep = INFINITY, w0 = ((double)cpn_now_ns() * 1e-9);
 	long long arrived = 0, cycle = 0;
 	__u32 rep_i = 0;
@@ -633,7 +942,7 @@ static void sim_run(const struct sim_cfg *c, struct sim_result *res)
 	memset(&h, 0, sizeof(h));
 	sim_init(&s, c, &h);
 	t_arr = rng_exp(&s.rng_arr, 1.0 / lambda);
-	if (c->report_us > 0 && c->policy != POL_CENTRAL)
+	if (s.hb_us > 0 && c->policy != POL_CENTRAL)
 		t_rep = s.phase[s.report_order[0]];
 
 	for (;;) {
@@ -644,6 +953,13 @@ static void sim_run(const struct sim_cfg *c, struct sim_result *res)
 		if (t_a == INFINITY && t_ev == INFINITY)
 			break;
 		s.events++;
+		if (!s.counted_from && t_a < INFINITY && t_a >= s.hb_us) {
+			long long c0[8] = {s.arrivals, s.msg_hb,   s.msg_probe,	  s.msg_token,
+					   s.tokens,   s.by_token, s.stale_views, s.waited};
+
+			memcpy(s.c0, c0, sizeof(c0));
+			s.counted_from = 1;
+		}
 		if (t_r <= t_a && t_r <= t_ev) {
 			/* A LOAD heartbeat from the next node in phase order. */
 			__u32 id = s.report_order[rep_i];
@@ -654,7 +970,7 @@ static void sim_run(const struct sim_cfg *c, struct sim_result *res)
 				rep_i = 0;
 				cycle++;
 			}
-			t_rep = s.phase[s.report_order[rep_i]] + (double)cycle * c->report_us;
+			t_rep = s.phase[s.report_order[rep_i]] + (double)cycle * s.tick_us;
 		} else if (t_a <= t_ev) {
 			struct req r;
 			__u32 slot, fh;
@@ -662,7 +978,7 @@ static void sim_run(const struct sim_cfg *c, struct sim_result *res)
 
 			s.now = t_a;
 			r.t0 = t_a;
-			r.router = (__u16)rng_below(&s.rng_arr, (__u32)c->routers);
+			r.router = pick_router(&s);
 			slot = rng_below(&s.rng_arr, (__u32)c->nodes);
 			saddr[0] = (__be32)cpn_splitmix64(&s.rng_arr);
 			fh = cpn_flow_hash(saddr, (__be16)cpn_splitmix64(&s.rng_arr), 1, 0);
@@ -682,8 +998,11 @@ static void sim_run(const struct sim_cfg *c, struct sim_result *res)
 			case EV_DELIVER:
 				node_arrive(&s, ev.node, &ev.rq);
 				break;
+			case EV_TOKEN:
+				token_at_router(&s, ev.rq.router, ev.node);
+				break;
 			default:
-				reply_at_router(&s, ev.node, &ev.rq, ev.qd, ev.infl);
+				reply_at_router(&s, ev.node, &ev.rq, ev.qd, ev.infl, ev.token);
 				break;
 			}
 		}
@@ -696,7 +1015,18 @@ static void sim_run(const struct sim_cfg *c, struct sim_result *res)
 	res->fallback = s.fallback;
 	res->busy = s.busy;
 	res->events = s.events;
+	/* Counts from t = hb_us on where the run lasted that long. */
+	res->arrivals = s.arrivals - s.c0[0];
+	res->msg_hb = s.msg_hb - s.c0[1];
+	res->msg_probe = s.msg_probe - s.c0[2];
+	res->msg_token = s.msg_token - s.c0[3];
+	res->tokens = s.tokens - s.c0[4];
+	res->by_token = s.by_token - s.c0[5];
+	res->stale_views = s.stale_views; /* all of the run */
+	res->waited = s.waited - s.c0[7];
+	res->counted_from_s = s.counted_from ? s.hb_us * 1e-6 : 0;
 	res->max_q = s.max_q;
+	res->groups = s.n_groups;
 	res->sim_s = s.now * 1e-6;
 	res->wall_s = ((double)cpn_now_ns() * 1e-9) - w0;
 	sim_free(&s);
@@ -715,9 +1045,21 @@ struct row {
 	int measured_mode; /* load-blind policies run once per router count */
 	struct stat3 mean, p50, p99, p999;
 	long long n, fallback, busy;
-	__u32 max_q;
-	double wall_s;
+	long long arrivals, msg_hb, msg_probe, msg_token, tokens, by_token, stale_views, waited;
+	__u32 max_q, groups;
+	double wall_s, counted_from_s;
 };
+
+/* Messages beyond the request and its reply, per request. */
+static double per_req(const struct row *r, long long x)
+{
+	return r->arrivals ? (double)x / (double)r->arrivals : 0;
+}
+
+static double extra_msgs(const struct row *r)
+{
+	return per_req(r, r->msg_hb + r->msg_probe + r->msg_token);
+}
 
 static int cmp_double(const void *a, const void *b)
 {
@@ -759,6 +1101,16 @@ static void run_repeats(struct sim_cfg c, int repeats, struct row *row)
 		row->n += r.n;
 		row->fallback += r.fallback;
 		row->busy += r.busy;
+		row->arrivals += r.arrivals;
+		row->msg_hb += r.msg_hb;
+		row->msg_probe += r.msg_probe;
+		row->msg_token += r.msg_token;
+		row->tokens += r.tokens;
+		row->by_token += r.by_token;
+		row->stale_views += r.stale_views;
+		row->waited += r.waited;
+		row->groups = r.groups;
+		row->counted_from_s = r.counted_from_s;
 		if (r.max_q > row->max_q)
 			row->max_q = r.max_q;
 		row->wall_s += r.wall_s;
@@ -789,16 +1141,32 @@ static void usage(FILE *f)
 	fprintf(f,
 		"usage: cpn-sim [options]\n"
 		"  --nodes N          nodes, each one FCFS server (default 1000)\n"
-		"  --group-size K     candidates per service, <= %d (default %d)\n"
+		"  --group-size K     candidates per service, <= %d (default %d); least\n"
+		"                     and round-robin at most %d\n"
 		"  --routers LIST     router counts (default 1,10,100)\n"
-		"  --policies LIST    of random,round-robin,maglev,p2c,least,central\n"
-		"                     (default all)\n"
+		"  --policies LIST    of random,round-robin,maglev,p2c,least,jiq,\n"
+		"                     jiq-rand,p2c-probe,central (default all)\n"
 		"  --modes LIST       of reports,outstanding,router (default all)\n"
 		"  --rho RHO          utilisation, 0 < RHO < 1 (default 0.8)\n"
 		"  --mean-us US       mean service time, exponential (default 2000)\n"
 		"  --report-ms MS     LOAD interval per node; 0 = exact view (default 50)\n"
-		"  --stale-ms MS      the services' stale_ms (default max(500, 3 x report))\n"
+		"  --stale-ms MS      the services' stale_ms (default max(500, 3 x the\n"
+		"                     heartbeat interval))\n"
+		"  --liveness-ms MS   heartbeat interval of jiq, jiq-rand and p2c-probe,\n"
+		"                     which learn load in band: a LOAD to a router only\n"
+		"                     when the node sent it nothing for MS (default 2500)\n"
+		"  --token-rule R     when a node marks its reply with a token: idle (when\n"
+		"                     it falls idle: JIQ), below:T (when it holds fewer\n"
+		"                     than T requests after a completion), adapt\n"
+		"                     (default adapt: below:2 while more than a tenth of\n"
+		"                     the node's requests wait, else idle)\n"
+		"  --hot F:S          a fraction F of the routers takes a share S of the\n"
+		"                     requests (default: uniform)\n"
+		"  --speeds LIST      node speeds, node i at LIST[i mod n] (default 1)\n"
 		"  --path-us US       node round trips drawn uniformly in [0, US] (default 0)\n"
+		"  --reply-us US      one-way delay added to every reply (and the load and\n"
+		"                     token it carries) (default 0)\n"
+		"  --token-us US      a token usable US after its reply arrives (default 0)\n"
 		"  --requests N       measured requests per run (default 2000000;\n"
 		"                     BENCH_QUICK=1: 200000)\n"
 		"  --warmup N         requests discarded first (default requests / 4)\n"
@@ -813,9 +1181,10 @@ static void usage(FILE *f)
 		"  --json-out FILE    write the results as JSON\n"
 		"  --table-out FILE   write p99 per policy, mode and router count for gnuplot\n"
 		"  --invoked-by STR   the wrapper's command line, recorded in the JSON\n"
-		"Times in the output are in units of the mean service time. Exit 1 when\n"
-		"validation fails, 2 on bad arguments.\n",
-		CPN_MAX_SVC_NODES, CPN_MAX_SVC_NODES);
+		"Times in the output are in units of the mean service time (with --speeds,\n"
+		"of the capacity-weighted mean: mean-us x nodes / sum of speeds). Exit 1\n"
+		"when validation fails, 2 on bad arguments.\n",
+		CPN_MAX_SVC_NODES, CPN_MAX_SVC_NODES, CPN_SVC_SCAN_MAX);
 }
 
 /* cpn_parse_u64 for the long long options (all of them non-negative). */
@@ -836,6 +1205,9 @@ static int name_index(const char *name, int policies)
 			return POL_CENTRAL;
 		if (!strcmp(name, "rr"))
 			return CPN_POL_RR;
+		for (int p = POL_JIQ_RAND; p < N_POL; p++)
+			if (!strcmp(name, pol_name(p)))
+				return p;
 		for (int p = 0; p <= CPN_POL_MAX; p++)
 			if (!strcmp(name, cpn_policy_names[p]))
 				return p;
@@ -875,6 +1247,70 @@ static int parse_list(const char *s, int kind, int *out, int max)
 	return n ? n : -1;
 }
 
+static long long default_stale_ms(double interval_ms)
+{
+	long long stale = 3 * (long long)ceil(interval_ms);
+
+	return stale < 500 ? 500 : stale;
+}
+
+/* idle | below:T | adapt -> T (0: adaptive) */
+static int parse_token_rule(const char *s, int *below)
+{
+	long long v;
+
+	if (!strcmp(s, "idle")) {
+		*below = 1;
+		return 0;
+	}
+	if (!strcmp(s, "adapt")) {
+		*below = 0;
+		return 0;
+	}
+	if (strncmp(s, "below:", 6) || parse_ll(s + 6, 1, 1000, &v))
+		return -1;
+	*below = (int)v;
+	return 0;
+}
+
+/* F:S, 0 < F < 1, 0 < S < 1 */
+static int parse_hot(const char *s, double *frac, double *share)
+{
+	char buf[64], *colon;
+
+	if (strlen(s) >= sizeof(buf))
+		return -1;
+	strcpy(buf, s);
+	colon = strchr(buf, ':');
+	if (!colon)
+		return -1;
+	*colon = 0;
+	if (cpn_parse_double(buf, 1e-6, 0.999999, frac) ||
+	    cpn_parse_double(colon + 1, 1e-6, 0.999999, share))
+		return -1;
+	return 0;
+}
+
+/* Comma list of speeds, each in [0.01, 1000]. */
+static int parse_speeds(const char *s, struct sim_cfg *c)
+{
+	char buf[512], *save = NULL, *tok;
+	int n = 0;
+
+	if (strlen(s) >= sizeof(buf))
+		return -1;
+	strcpy(buf, s);
+	for (tok = strtok_r(buf, ",", &save); tok; tok = strtok_r(NULL, ",", &save)) {
+		if (n >= MAX_SPEEDS || cpn_parse_double(tok, 0.01, 1000, &c->speeds[n]))
+			return -1;
+		n++;
+	}
+	if (!n)
+		return -1;
+	c->n_speeds = n;
+	return 0;
+}
+
 static int parse_opts(int argc, char **argv, struct opts *o)
 {
 	static const struct option lo[] = {
@@ -888,6 +1324,12 @@ static int parse_opts(int argc, char **argv, struct opts *o)
 	    {"report-ms", required_argument, 0, 'i'},
 	    {"stale-ms", required_argument, 0, 's'},
 	    {"path-us", required_argument, 0, 'P'},
+	    {"liveness-ms", required_argument, 0, 'L'},
+	    {"token-rule", required_argument, 0, 'x'},
+	    {"hot", required_argument, 0, 'H'},
+	    {"speeds", required_argument, 0, 'z'},
+	    {"reply-us", required_argument, 0, 'y'},
+	    {"token-us", required_argument, 0, 'u'},
 	    {"requests", required_argument, 0, 'N'},
 	    {"warmup", required_argument, 0, 'w'},
 	    {"repeats", required_argument, 0, 'k'},
@@ -904,7 +1346,7 @@ static int parse_opts(int argc, char **argv, struct opts *o)
 	};
 	const char *q = getenv("BENCH_QUICK");
 	long long v, stale = -1, warmup = -1;
-	double d, report_ms = 50;
+	double d, report_ms = 50, live_ms = 2500;
 	int c;
 
 	memset(o, 0, sizeof(*o));
@@ -915,6 +1357,9 @@ static int parse_opts(int argc, char **argv, struct opts *o)
 	o->base.mean_us = 2000;
 	o->base.requests = o->quick ? 200000 : 2000000;
 	o->base.seed = 1;
+	o->base.speeds[0] = 1;
+	o->base.n_speeds = 1;
+	o->base.token_below = 0;
 	o->routers[0] = 1, o->routers[1] = 10, o->routers[2] = 100, o->n_routers = 3;
 	o->n_policies = 0;
 	for (int p = 0; p < N_POL; p++)
@@ -961,6 +1406,24 @@ static int parse_opts(int argc, char **argv, struct opts *o)
 			break;
 		case 'P':
 			bad = cpn_parse_double(optarg, 0, 1e7, &o->base.path_us);
+			break;
+		case 'L':
+			bad = cpn_parse_double(optarg, 0.001, 1e6, &live_ms);
+			break;
+		case 'x':
+			bad = parse_token_rule(optarg, &o->base.token_below);
+			break;
+		case 'H':
+			bad = parse_hot(optarg, &o->base.hot_frac, &o->base.hot_share);
+			break;
+		case 'z':
+			bad = parse_speeds(optarg, &o->base);
+			break;
+		case 'y':
+			bad = cpn_parse_double(optarg, 0, 1e7, &o->base.reply_us);
+			break;
+		case 'u':
+			bad = cpn_parse_double(optarg, 0, 1e7, &o->base.token_us);
 			break;
 		case 'N':
 			bad = parse_ll(optarg, 100, 1000000000000LL, &o->base.requests);
@@ -1014,12 +1477,13 @@ static int parse_opts(int argc, char **argv, struct opts *o)
 		if (o->routers[i] > 0xffff)
 			return -1;
 	o->base.report_us = report_ms * 1000;
-	if (stale < 0) {
-		stale = 3 * (long long)ceil(report_ms);
-		if (stale < 500)
-			stale = 500;
-	}
-	o->base.stale_ms = (__u32)stale;
+	o->base.live_us = live_ms * 1000;
+	o->base.stale_ms = (__u32)(stale >= 0 ? stale : default_stale_ms(report_ms));
+	o->base.live_stale_ms = (__u32)(stale >= 0 ? stale : default_stale_ms(live_ms));
+	/* jiq's membership bitmap covers node ids below CPN_MAX_NODES. */
+	for (int p = 0; p < o->n_policies; p++)
+		if (pol_tokens(o->policies[p]) && o->base.nodes >= CPN_MAX_NODES)
+			return -1;
 	o->base.warmup = warmup >= 0 ? warmup : o->base.requests / 4;
 	return 0;
 }
@@ -1173,11 +1637,26 @@ static int write_json(const char *path, const struct opts *o, const char *cmd,
 	fprintf(f, "  \"units\": \"response time in units of the mean service time\",\n");
 	fprintf(f,
 		"  \"params\": {\"nodes\": %d, \"groups\": %u, \"group_size\": %d, "
-		"\"rho\": %g, \"mean_us\": %g, \"report_ms\": %g, \"stale_ms\": %u, "
-		"\"path_us\": %g, \"requests\": %lld, \"warmup\": %lld, \"repeats\": %d, "
-		"\"seed\": %llu},\n",
-		c->nodes, groups, c->group_size, c->rho, c->mean_us, c->report_us / 1000,
-		c->stale_ms, c->path_us, c->requests, c->warmup, o->repeats,
+		"\"scan_group_size\": %d, \"rho\": %g, \"mean_us\": %g, \"report_ms\": %g, "
+		"\"stale_ms\": %u, \"liveness_ms\": %g, \"liveness_stale_ms\": %u, "
+		"\"token_rule\": \"%s\", \"token_below\": %d, \"hot_routers\": %g, "
+		"\"hot_share\": %g, \"speeds\": [",
+		c->nodes, groups, c->group_size,
+		c->group_size > CPN_SVC_SCAN_MAX ? CPN_SVC_SCAN_MAX : c->group_size, c->rho,
+		c->mean_us, c->report_us / 1000, c->stale_ms, c->live_us / 1000, c->live_stale_ms,
+		c->token_below == 0   ? "adapt"
+		: c->token_below == 1 ? "idle"
+				      : "below",
+		c->token_below, c->hot_share > 0 ? c->hot_frac : 0, c->hot_share);
+	for (int i = 0; i < c->n_speeds; i++)
+		fprintf(f, "%s%g", i ? ", " : "", c->speeds[i]);
+	fprintf(f,
+		"], \"path_us\": %g, \"reply_us\": %g, \"token_us\": %g, "
+		"\"token_store\": %d, \"token_tries\": %d, \"token_ttl_svc\": %d, "
+		"\"token_ttl_min_us\": %d, \"requests\": %lld, \"warmup\": %lld, "
+		"\"repeats\": %d, \"seed\": %llu},\n",
+		c->path_us, c->reply_us, c->token_us, CPN_TOKENS, CPN_TOKEN_TRIES,
+		CPN_TOKEN_TTL_SVC, CPN_TOKEN_TTL_MIN_US, c->requests, c->warmup, o->repeats,
 		(unsigned long long)c->seed);
 	fprintf(f, "  \"theory\": {\n");
 	theory_json(f, "mm1", 0, c->rho, 0);
@@ -1197,8 +1676,17 @@ static int write_json(const char *path, const struct opts *o, const char *cmd,
 		row_figures_json(f, r);
 		fprintf(f,
 			", \"requests\": %lld, \"fallback\": %lld, \"busy\": %lld, "
-			"\"max_queue\": %u, \"wall_s\": %.3f",
-			r->n, r->fallback, r->busy, r->max_q, r->wall_s);
+			"\"max_queue\": %u, \"wall_s\": %.3f, \"rho\": %g, \"hot_routers\": %g, "
+			"\"hot_share\": %g, \"groups\": %u,\n     \"msgs_per_req\": %.6g, "
+			"\"heartbeats_per_req\": %.6g, \"probes_per_req\": %.6g, "
+			"\"token_msgs_per_req\": %.6g, \"tokens_per_req\": %.6g, "
+			"\"by_token\": %.6g, \"waited\": %.6g, \"stale_views\": %lld, "
+			"\"msgs_counted_from_s\": %g",
+			r->n, r->fallback, r->busy, r->max_q, r->wall_s, c->rho,
+			c->hot_share > 0 ? c->hot_frac : 0, c->hot_share, r->groups, extra_msgs(r),
+			per_req(r, r->msg_hb), per_req(r, r->msg_probe), per_req(r, r->msg_token),
+			per_req(r, r->tokens), per_req(r, r->by_token), per_req(r, r->waited),
+			r->stale_views, r->counted_from_s);
 		base = find_row(rows, n_rows, CPN_POL_RANDOM, r->mode, r->routers);
 		if (base) {
 			fprintf(f, ",\n     \"baseline_random\": {");
@@ -1310,6 +1798,11 @@ static void run_validation(const struct opts *o, struct validation *v)
 	c.routers = 1;
 	c.report_us = 0;
 	c.path_us = 0;
+	c.reply_us = 0;
+	c.token_us = 0;
+	c.hot_share = 0;
+	c.speeds[0] = 1;
+	c.n_speeds = 1;
 	c.mode = MODE_REPORTS;
 	c.requests = o->val_requests;
 	c.warmup = o->val_requests / 10;
@@ -1393,10 +1886,11 @@ int main(int argc, char **argv)
 					n_rows++;
 					fprintf(stderr,
 						"cpn-sim: %-12s R=%-4d %-11s p50 %7.3f p99 %8.3f "
-						"p99.9 %8.3f maxq %5u (%.1f s)\n",
+						"p99.9 %8.3f maxq %5u msg/req %6.3f token %4.2f "
+						"(%.1f s)\n",
 						pol_name(c.policy), c.routers, mode_names[c.mode],
 						r->p50.med, r->p99.med, r->p999.med, r->max_q,
-						r->wall_s);
+						extra_msgs(r), per_req(r, r->by_token), r->wall_s);
 				}
 	}
 	if (o.validate) {
