@@ -212,6 +212,122 @@ def sec_sim(d, plots, work):
     return "\n".join(md), {"validation_pass": v.get("pass") if v else None}
 
 
+def sec_sim_many(d, plots, work):
+    m = d["many_routers"]
+    pr = m.get("params", {})
+    table_rows = m.get("table", [])
+
+    def tri(p):
+        return "%.2f / %.2f / %.2f" % (p["p50"], p["p99"], p["p999"])
+
+    def msgs(p):
+        return "%.3f" % p["msgs_per_req"] if p.get("msgs_per_req") is not None else "–"
+
+    out = ["%s nodes in one service, service times exponential, Poisson arrivals at ρ; each of R "
+           "routers decides from its own view (as router.h: the load on every reply it "
+           "forwards, its own count of requests sent). Router load uniform, or skewed: %s. "
+           "Figures in mean service times, median of %s seeds (min..max in results.json); "
+           "messages: those beyond each request and its reply, per request. p2c learns "
+           "load from LOADs every %s ms to every router; jiq, jiq-rand and p2c-probe use "
+           "LOADs for liveness only: one to a router the node has sent nothing for %s ms "
+           "(stale after %s ms). Token store: %s per service, %s tries, trusted for %s "
+           "service times; node rule `%s`." %
+           (pr.get("nodes"), m.get("skewed"), pr.get("repeats"), pr.get("report_ms"),
+            pr.get("liveness_ms"), pr.get("liveness_stale_ms"), pr.get("token_store"),
+            pr.get("token_tries"), pr.get("token_ttl_svc"), pr.get("token_rule")), "",
+           "Commands (each a separate run):", ""]
+    out += ["    " + c for c in m.get("commands", [])]
+    tg = m.get("targets", [])
+    if tg:
+        out += ["", table(["target", "measured", "met"],
+                          [[t["what"], t["measured"], t["met"]] for t in tg])]
+    rhos = sorted({p["rho"] for p in table_rows})
+    routers = sorted({p["routers"] for p in table_rows if p["routers"]})
+    pols = []
+    for p in table_rows:
+        if p["policy"] not in pols and p["policy"] != "central":
+            pols.append(p["policy"])
+    idx = {(p["policy"], p["routers"], p["rho"], p["load"]): p for p in table_rows}
+    big = routers[-1] if routers else None
+    # the summary: p99 at the most routers
+    loads = [("uniform", "skewed")] * len(pols) + [("uniform",)]
+    if big:
+        rows = []
+        for pol, pl in zip(pols + ["central"], loads):
+            for load in pl:
+                row = [pol, load if pol != "central" else "–"]
+                for rho in rhos:
+                    p = idx.get((pol, None if pol == "central" else big, rho, load))
+                    row += [p["p99"] if p else None, msgs(p) if p else None]
+                rows.append(row)
+        out += ["", "**p99 at %d routers** (and extra messages per request):" % big, "",
+                table(["policy", "router load"] + [x for rho in rhos
+                                                   for x in ("ρ %g p99" % rho, "msgs")], rows)]
+    for rho in rhos:
+        rows = []
+        for pol, pl in zip(pols + ["central"], loads):
+            for load in pl:
+                row = [pol, load if pol != "central" else "–"]
+                for R in routers:
+                    p = idx.get((pol, None if pol == "central" else R, rho, load))
+                    row += [tri(p) if p else None, msgs(p) if p else None,
+                            "%.2f" % p["by_token"] if p and p.get("by_token") else "–"]
+                rows.append(row)
+        head = ["policy", "router load"]
+        for R in routers:
+            head += ["R=%d p50 / p99 / p99.9" % R, "msgs", "by token"]
+        out += ["", "**ρ = %g**" % rho, "", table(head, rows)]
+    rl = m.get("node_rule", [])
+    if rl:
+        rrhos = sorted({p["rho"] for p in rl})
+        rules = []
+        for p in rl:
+            if p["rule"] not in rules:
+                rules.append(p["rule"])
+        ri = {(p["rule"], p["rho"]): p for p in rl}
+        rows = [[r] + [x for rho in rrhos for x in
+                       ((tri(ri[(r, rho)]), msgs(ri[(r, rho)]), "%.2f" % ri[(r, rho)]["by_token"],
+                         "%.2f" % ri[(r, rho)]["waited"]) if (r, rho) in ri else
+                        (None, None, None, None))] for r in rules]
+        head = ["node rule"] + [x for rho in rrhos for x in
+                                ("ρ %g p50 / p99 / p99.9" % rho, "msgs", "by token", "waited")]
+        out += ["", "**jiq's node rule** (%s routers, uniform load): `idle` marks a reply when "
+                "the node falls idle (JIQ), `below:T` when it holds fewer than T requests after "
+                "the completion, `adapt` T = 2 while more than a tenth of the node's requests "
+                "waited, else 1. *waited*: share of requests that found their node busy." %
+                (rl[0]["routers"]), "", table(head, rows)]
+    het = m.get("hetero", [])
+    if het:
+        rows = [[p["policy"], p["routers"] or "–", tri(p), msgs(p)] for p in het]
+        out += ["", "**Heterogeneous nodes**, speeds %s (a uniform mix), ρ = %g: figures in "
+                "units of the capacity-weighted mean service time." %
+                ("/".join("%g" % x for x in het[0].get("speeds", [])), het[0]["rho"]), "",
+                table(["policy", "routers", "p50 / p99 / p99.9", "msgs"], rows)]
+    dl = m.get("delays", [])
+    if dl:
+        rows = []
+        for p in dl:
+            what = ("reply +%g mean service times" % (p["reply_us"] / p["mean_us"])
+                    if p["reply_us"] else "token usable %g mean service times after the reply"
+                    % (p["token_us"] / p["mean_us"]))
+            rows.append([what, p["policy"], p["routers"], tri(p), msgs(p)])
+        out += ["", "**Delays**, ρ = %g, uniform load: a reply (with the load and token it "
+                "carries) reaching the router later, which also adds to the response time; or "
+                "only the token usable later." % dl[0]["rho"], "",
+                table(["delay", "policy", "routers", "p50 / p99 / p99.9", "msgs"], rows)]
+    for png in m.get("plots", []):
+        if os.path.exists(os.path.join(plots, png)):
+            out.append("\n![cpn-sim, many routers](bench/%s)" % png)
+    return "\n".join(out), {"targets": tg}
+
+
+# Sections drawn from part of another benchmark's result: after that
+# benchmark's section, (key in its JSON, title, renderer, notes file).
+SUBSECTIONS = {
+    "sim": [("many_routers", "Many routers, by simulation (cpn-sim)", sec_sim_many, "sim_many")],
+}
+
+
 def sec_worker(d, plots, work):
     md = []
     rows = []
@@ -557,6 +673,22 @@ def main():
             with open(note) as f:
                 body.append(f.read().strip())
         body.append("")
+        for key, title, fn, note_name in SUBSECTIONS.get(name, []):
+            if data is None or key not in data:
+                continue
+            try:
+                md, summary = fn(data, a.plots, a.work)
+            except (KeyError, TypeError, ValueError, IndexError, ZeroDivisionError) as e:
+                md, summary = "(report could not render this result: %r)" % e, {}
+            body += ["## %s" % title, "", "`%s` — %s, %.0f s (this part %.0f s)." %
+                     (st["command"], entry["status"], st["seconds"],
+                      data[key].get("wall_s", 0)), "", md]
+            entry.setdefault("summary", {})[key] = summary
+            note = os.path.join(notes_dir, note_name + ".md")
+            if os.path.exists(note):
+                with open(note) as f:
+                    body += ["", f.read().strip()]
+            body.append("")
         results["benchmarks"][name] = entry
     if headline:
         doc += ["## Headline", ""] + headline + [""]

@@ -38,6 +38,7 @@ else
 fi
 if grep -q '^## Router cost per packet' "$TMP/BENCHMARKS.md" &&
 	grep -q '^## Scale, by simulation' "$TMP/BENCHMARKS.md" &&
+	grep -q '^## Many routers, by simulation' "$TMP/BENCHMARKS.md" &&
 	grep -q '^`build/bench-xdp ' "$TMP/BENCHMARKS.md" && grep -q '^Machine: ' "$TMP/BENCHMARKS.md"; then
 	echo "ok 3 - report_has_a_section_per_benchmark_with_command_and_machine"
 else
@@ -45,7 +46,7 @@ else
 	sed 's/^/# /' "$TMP/BENCHMARKS.md" | head -40
 fi
 png_ok=1
-for f in xdp_cost.png sim_p99.png; do
+for f in xdp_cost.png sim_p99.png sim_many.png; do
 	head -c 8 "$TMP/plots/$f" 2>/dev/null | od -An -tx1 | grep -q '89 50 4e 47' || png_ok=0
 done
 if [ $png_ok -eq 1 ]; then echo "ok 4 - plots_are_png"; else

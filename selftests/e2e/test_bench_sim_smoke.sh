@@ -2,8 +2,11 @@
 # Smoke test of bench-sim (bench/bench-sim.sh over cpn-sim) and of cpn-mmk:
 # the plumbing works end to end (the simulator runs every policy, mode and
 # router count, validates itself against M/M/k and M/M/1, writes a complete
-# JSON, the plot is drawn), is deterministic for a seed, and refuses bad
-# arguments. Not the figures themselves.
+# JSON, the plots are drawn; the many-routers part has every policy, rho,
+# router load and side table, with its message counts), is deterministic for
+# a seed, and refuses bad arguments. Not the figures themselves, but for
+# what holds by construction (p2c-probe's four messages, jiq's tokens riding
+# on replies).
 set -u
 cd "$(dirname "$0")/../.." || exit 1
 BUILD=${BUILD:-build}
@@ -26,9 +29,9 @@ check() { # name, command...
 	if "$@" >"$TMP/log" 2>&1; then ok "$name"; else not_ok "$name"; fi
 }
 
-echo "1..6"
+echo "1..7"
 if [ ! -x "$SIM" ] || [ ! -x "$MMK" ]; then
-	for i in 1 2 3 4 5 6; do
+	for i in 1 2 3 4 5 6 7; do
 		echo "not ok $i - $SIM or $MMK not built (make $SIM $MMK)"
 	done
 	exit 1
@@ -66,28 +69,77 @@ assert got == want, got
 assert all(0 <= c["rel_err"] <= 0.05 for c in v["checks"]), v["checks"]
 PY
 
-check bench_sim_plot_is_a_png sh -c \
-	"[ -s '$TMP/plot/sim_p99.png' ] && head -c 8 '$TMP/plot/sim_p99.png' | od -An -tx1 | grep -q '89 50 4e 47'"
+check bench_sim_many_routers_has_every_point_and_message_count python3 - "$TMP/sim.json" <<'PY'
+import json, sys
+m = json.load(open(sys.argv[1]))["many_routers"]
+for k in ("params", "commands", "table", "node_rule", "hetero", "delays", "targets", "plots",
+          "wall_s", "units", "skewed"):
+    assert k in m, k
+assert all("cpn-sim" in c and "--modes router" in c for c in m["commands"]), m["commands"]
+t = {(p["policy"], p["routers"], p["rho"], p["load"]): p for p in m["table"]}
+for rho in (0.8, 0.9):
+    for load in ("uniform", "skewed"):
+        assert ("central", None, rho, load) in t, (rho, load)
+        for pol in ("jiq", "jiq-rand", "p2c", "p2c-probe"):
+            for R in (1, 10):
+                p = t[(pol, R, rho, load)]
+                for f in ("p50", "p99", "p999"):
+                    assert p[f + "_min"] <= p[f] <= p[f + "_max"], (pol, R, f)
+                assert p["p50"] < p["p99"] < p["p999"], p
+                assert p["stale_views"] == 0, p  # liveness held throughout
+                assert p["msgs_per_req"] >= 0 and p["requests"] > 0, p
+            # jiq's tokens ride on replies; jiq-rand's, with one router, too
+            assert t[("jiq", 10, rho, load)]["token_msgs_per_req"] == 0
+            assert t[("jiq", 10, rho, load)]["by_token"] > 0.5
+            assert t[("jiq-rand", 1, rho, load)]["token_msgs_per_req"] == 0
+            assert t[("jiq-rand", 10, rho, load)]["token_msgs_per_req"] > 0.1
+            # two probes and two answers per request, whatever else
+            assert abs(t[("p2c-probe", 10, rho, load)]["probes_per_req"] - 4) < 1e-9
+            # p2c's LOADs: every node to every router every 50 ms
+            assert t[("p2c", 10, rho, load)]["heartbeats_per_req"] > \
+                5 * t[("p2c", 1, rho, load)]["heartbeats_per_req"]
+rules = {(p["rule"], p["rho"]) for p in m["node_rule"]}
+assert rules == {(r, rho) for r in ("idle", "adapt") for rho in (0.8, 0.9)}, rules
+assert {(p["policy"], p["routers"]) for p in m["hetero"]} >= \
+    {(pol, R) for pol in ("jiq", "p2c", "p2c-probe") for R in (1, 10)}
+assert all(p["speeds"] == [1, 2, 3, 4] for p in m["hetero"])
+assert {(p["reply_us"], p["token_us"]) for p in m["delays"]} == {(200, 0), (1000, 0), (0, 1000)}
+assert len(m["targets"]) == 4 and all("measured" in x and "met" in x for x in m["targets"])
+assert m["plots"] == ["sim_many.png"], m["plots"]
+PY
+
+check bench_sim_plots_are_pngs sh -c \
+	"for f in sim_p99.png sim_many.png; do [ -s '$TMP/plot/'\$f ] &&
+		head -c 8 '$TMP/plot/'\$f | od -An -tx1 | grep -q '89 50 4e 47' || exit 1; done"
 
 same_seed() {
-	local a=$TMP/a.json b=$TMP/b.json
+	local a=$TMP/a.json b=$TMP/b.json c=$TMP/c.json d=$TMP/d.json
 	for f in "$a" "$b"; do
 		timeout 30 "$SIM" --nodes 64 --routers 1,3 --policies p2c,least --requests 5000 \
 			--path-us 500 --seed 7 --json-out "$f" 2>/dev/null || return 1
 	done
-	python3 - "$a" "$b" <<'PY'
+	for f in "$c" "$d"; do
+		timeout 30 "$SIM" --nodes 100 --routers 1,10 --modes router \
+			--policies jiq,jiq-rand,p2c-probe --requests 5000 --hot 0.1:0.5 --speeds 1,3 \
+			--reply-us 100 --token-us 50 --liveness-ms 20 --seed 7 --json-out "$f" \
+			2>/dev/null || return 1
+	done
+	python3 - "$a" "$b" "$c" "$d" <<'PY'
 import json, sys
-a, b = (json.load(open(f))["results"] for f in sys.argv[1:3])
-for r in a + b:
+a, b, c, d = (json.load(open(f))["results"] for f in sys.argv[1:5])
+for r in a + b + c + d:
     r.pop("wall_s")
 assert a == b and len(a) == 12, (len(a), len(b))
+assert c == d and len(c) == 6, (len(c), len(d))
 PY
 }
 check cpn_sim_is_deterministic_for_a_seed same_seed
 
 bad_args() {
 	local rc
-	for args in "--rho 1.5" "--policies nope" "--routers 0" "--nodes x" "stray"; do
+	for args in "--rho 1.5" "--policies nope" "--routers 0" "--nodes x" "stray" "--hot 0.1" \
+		"--hot 1:0.5" "--speeds 0" "--token-rule below:0" "--token-rule x" \
+		"--nodes 1024 --policies jiq" "--liveness-ms 0"; do
 		# shellcheck disable=SC2086
 		"$SIM" $args --validate-only >/dev/null 2>&1
 		rc=$?
