@@ -280,27 +280,33 @@ def sec_sim_many(d, plots, work):
     rl = m.get("node_rule", [])
     if rl:
         rrhos = sorted({p["rho"] for p in rl})
+        rrouters = sorted({p["routers"] for p in rl})
         rules = []
         for p in rl:
             if p["rule"] not in rules:
                 rules.append(p["rule"])
-        ri = {(p["rule"], p["rho"]): p for p in rl}
-        rows = [[r] + [x for rho in rrhos for x in
-                       ((tri(ri[(r, rho)]), msgs(ri[(r, rho)]), "%.2f" % ri[(r, rho)]["by_token"],
-                         "%.2f" % ri[(r, rho)]["waited"]) if (r, rho) in ri else
-                        (None, None, None, None))] for r in rules]
-        head = ["node rule"] + [x for rho in rrhos for x in
-                                ("ρ %g p50 / p99 / p99.9" % rho, "msgs", "by token", "waited")]
-        out += ["", "**jiq's node rule** (%s routers, uniform load): `idle` marks a reply when "
-                "the node falls idle (JIQ), `below:T` when it holds fewer than T requests after "
-                "the completion, `adapt` T = 2 while more than a tenth of the node's requests "
-                "waited, else 1. *waited*: share of requests that found their node busy." %
-                (rl[0]["routers"]), "", table(head, rows)]
+        ri = {(p["rule"], p["routers"], p["rho"]): p for p in rl}
+        rows = []
+        for R in rrouters:
+            for r in rules:
+                row = [r, R]
+                for rho in rrhos:
+                    p = ri.get((r, R, rho))
+                    row += [tri(p) if p else None, msgs(p) if p else None,
+                            "%.2f" % p["waited"] if p else None]
+                rows.append(row)
+        head = ["node rule", "routers"] + [x for rho in rrhos for x in
+                                           ("ρ %g p50 / p99 / p99.9" % rho, "msgs", "waited")]
+        out += ["", "**jiq's node rule** (uniform load): `idle` marks a reply when the node "
+                "falls idle (JIQ), `below:T` when it holds fewer than T requests after the "
+                "completion, `adapt` T = 2 while more than a tenth of the node's requests "
+                "waited, else 1. *waited*: share of requests that found their node busy.",
+                "", table(head, rows)]
     het = m.get("hetero", [])
     if het:
         rows = [[p["policy"], p["routers"] or "–", tri(p), msgs(p)] for p in het]
-        out += ["", "**Heterogeneous nodes**, speeds %s (a uniform mix), ρ = %g: figures in "
-                "units of the capacity-weighted mean service time." %
+        out += ["", "**Heterogeneous nodes**, relative speeds %s (a uniform mix, scaled so "
+                "that the mean service time over the fleet's capacity is the unit), ρ = %g." %
                 ("/".join("%g" % x for x in het[0].get("speeds", [])), het[0]["rho"]), "",
                 table(["policy", "routers", "p50 / p99 / p99.9", "msgs"], rows)]
     dl = m.get("delays", [])

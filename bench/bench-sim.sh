@@ -126,7 +126,7 @@ for rho in "${RHOS[@]}"; do
 	run_many "main-$rho-skewed" --policies "$MANY_POL" --routers "$m_routers" --rho "$rho" \
 		--hot 0.1:0.5 --repeats "$m_reps"
 	for rule in "${RULES[@]}"; do
-		run_many "rule-$rho-${rule/:/}" --policies jiq --routers "$m_big" --rho "$rho" \
+		run_many "rule-$rho-${rule/:/}" --policies jiq --routers "$m_routers" --rho "$rho" \
 			--token-rule "$rule"
 	done
 done

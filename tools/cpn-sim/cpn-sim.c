@@ -11,8 +11,9 @@
  *
  * The model:
  *   - N nodes, each one FCFS server (capacity 1), service ~ Exp(mean / speed),
- *     speeds 1 unless --speeds gives a mix (node i at LIST[i mod n]).
- *   - Poisson arrivals at rho * (sum of speeds) / mean in all, each to a
+ *     speeds 1 unless --speeds gives a mix (node i at LIST[i mod n], scaled
+ *     so that they average 1: the mean is that of the fleet's capacity).
+ *   - Poisson arrivals at rho * N / mean in all, each to a
  *     router out of R: uniformly (ECMP), or with --hot F:S a fraction F of
  *     the routers takes a share S of the requests. A service has at most
  *     --group-size candidates (default CPN_MAX_SVC_NODES: 1000 nodes are one
@@ -46,8 +47,7 @@
  *   - Replies reach the router after half the node's round trip (--path-us)
  *     plus --reply-us; a token is usable --token-us after its reply.
  *   - Response time = queueing + service (+ the node's round trip with
- *     --path-us, + --reply-us), reported in units of the mean service time
- *     (with --speeds, of the capacity-weighted mean, mean * N / sum).
+ *     --path-us, + --reply-us), reported in units of the mean service time.
  *   - Messages beyond each request and its reply are counted: LOADs,
  *     probes and their answers, tokens sent on their own; per request,
  *     from one heartbeat interval into the run on (where it lasts that
@@ -342,7 +342,7 @@ struct sim {
 	double *phase;	     /* [1 .. N] */
 	uint64_t rng_arr, rng_pol, rng_tok;
 	double now;
-	double unit_us; /* response times are counted in this unit */
+	double unit_us; /* response times are counted in this unit: the mean */
 	double hb_us;	/* heartbeat interval; 0: every change reaches every router */
 	double tick_us; /* heartbeats are considered every tick_us */
 	__u32 stale_ms;
@@ -353,10 +353,11 @@ struct sim {
 	long long fallback, busy, events;
 	long long arrivals, msg_hb, msg_probe, msg_token, tokens, by_token, stale_views;
 	long long waited; /* requests that found their node (or central queue) busy */
-	/* the counts above at t = hb_us: messages are counted from then on,
-	 * once every heartbeat looks back over a whole interval of the run
+	/* the counts above at t = hb_us and at the last arrival: messages are
+	 * counted in between, once every heartbeat looks back over a whole
+	 * interval of the run and while requests still come
 	 */
-	long long c0[8];
+	long long c0[8], c1[8];
 	int counted_from;
 };
 
@@ -786,6 +787,7 @@ static void sim_init(struct sim *s, const struct sim_cfg *c, struct hist *h)
 {
 	uint64_t setup = c->seed ^ 0x5e7b5e7b5e7b5e7bULL;
 	__u32 n = (__u32)c->nodes, gs = eff_group_size(c);
+	double speed_scale = n / speed_sum(c);
 
 	memset(s, 0, sizeof(*s));
 	s->c = c;
@@ -793,7 +795,7 @@ static void sim_init(struct sim *s, const struct sim_cfg *c, struct hist *h)
 	s->rng_arr = c->seed ^ 0xa5a5a5a5a5a5a5a5ULL;
 	s->rng_pol = c->seed ^ 0x0123456789abcdefULL;
 	s->rng_tok = c->seed ^ 0x7a6b5c4d3e2f1a0bULL;
-	s->unit_us = c->mean_us * n / speed_sum(c);
+	s->unit_us = c->mean_us;
 	if (pol_liveness_only(c->policy)) {
 		s->hb_us = c->live_us;
 		s->stale_ms = c->live_stale_ms;
@@ -829,7 +831,7 @@ static void sim_init(struct sim *s, const struct sim_cfg *c, struct hist *h)
 	for (__u32 id = 1; id <= n; id++) {
 		s->phase[id] = s->tick_us > 0 ? rng_unit(&setup) * s->tick_us : 0;
 		s->nodes[id].rtt_us = c->path_us > 0 ? rng_unit(&setup) * c->path_us : 0;
-		s->nodes[id].speed = c->speeds[(id - 1) % c->n_speeds];
+		s->nodes[id].speed = c->speeds[(id - 1) % c->n_speeds] * speed_scale;
 		s->nodes[id].svc_us = c->mean_us / s->nodes[id].speed;
 		s->report_order[id - 1] = id;
 	}
@@ -929,11 +931,19 @@ static void sim_free(struct sim *s)
 	free(s->heap.e);
 }
 
+static void sim_counts(const struct sim *s, long long out[8])
+{
+	const long long c[8] = {s->arrivals, s->msg_hb,	  s->msg_probe,	  s->msg_token,
+				s->tokens,   s->by_token, s->stale_views, s->waited};
+
+	memcpy(out, c, sizeof(c));
+}
+
 static void sim_run(const struct sim_cfg *c, struct sim_result *res)
 {
 	static struct hist h;
 	const long long total = c->warmup + c->requests;
-	const double lambda = c->rho * speed_sum(c) / c->mean_us; /* per µs */
+	const double lambda = c->rho * c->nodes / c->mean_us; /* per µs */
 	double t_arr, t_rep = INFINITY, w0 = ((double)cpn_now_ns() * 1e-9);
 	long long arrived = 0, cycle = 0;
 	__u32 rep_i = 0;
@@ -954,10 +964,7 @@ static void sim_run(const struct sim_cfg *c, struct sim_result *res)
 			break;
 		s.events++;
 		if (!s.counted_from && t_a < INFINITY && t_a >= s.hb_us) {
-			long long c0[8] = {s.arrivals, s.msg_hb,   s.msg_probe,	  s.msg_token,
-					   s.tokens,   s.by_token, s.stale_views, s.waited};
-
-			memcpy(s.c0, c0, sizeof(c0));
+			sim_counts(&s, s.c0);
 			s.counted_from = 1;
 		}
 		if (t_r <= t_a && t_r <= t_ev) {
@@ -987,6 +994,8 @@ static void sim_run(const struct sim_cfg *c, struct sim_result *res)
 			arrived++;
 			t_arr += rng_exp(&s.rng_arr, 1.0 / lambda);
 			dispatch(&s, &r, s.group_of_slot[slot], fh);
+			if (arrived == total)
+				sim_counts(&s, s.c1);
 		} else {
 			struct event ev = heap_pop(&s.heap);
 
@@ -1015,15 +1024,17 @@ static void sim_run(const struct sim_cfg *c, struct sim_result *res)
 	res->fallback = s.fallback;
 	res->busy = s.busy;
 	res->events = s.events;
-	/* Counts from t = hb_us on where the run lasted that long. */
-	res->arrivals = s.arrivals - s.c0[0];
-	res->msg_hb = s.msg_hb - s.c0[1];
-	res->msg_probe = s.msg_probe - s.c0[2];
-	res->msg_token = s.msg_token - s.c0[3];
-	res->tokens = s.tokens - s.c0[4];
-	res->by_token = s.by_token - s.c0[5];
+	/* Counts from t = hb_us on where the run lasted that long, to the last
+	 * arrival.
+	 */
+	res->arrivals = s.c1[0] - s.c0[0];
+	res->msg_hb = s.c1[1] - s.c0[1];
+	res->msg_probe = s.c1[2] - s.c0[2];
+	res->msg_token = s.c1[3] - s.c0[3];
+	res->tokens = s.c1[4] - s.c0[4];
+	res->by_token = s.c1[5] - s.c0[5];
 	res->stale_views = s.stale_views; /* all of the run */
-	res->waited = s.waited - s.c0[7];
+	res->waited = s.c1[7] - s.c0[7];
 	res->counted_from_s = s.counted_from ? s.hb_us * 1e-6 : 0;
 	res->max_q = s.max_q;
 	res->groups = s.n_groups;
@@ -1162,7 +1173,9 @@ static void usage(FILE *f)
 		"                     the node's requests wait, else idle)\n"
 		"  --hot F:S          a fraction F of the routers takes a share S of the\n"
 		"                     requests (default: uniform)\n"
-		"  --speeds LIST      node speeds, node i at LIST[i mod n] (default 1)\n"
+		"  --speeds LIST      relative node speeds, node i at LIST[i mod n], scaled\n"
+		"                     to average 1: --mean-us stays the fleet's mean\n"
+		"                     (default 1)\n"
 		"  --path-us US       node round trips drawn uniformly in [0, US] (default 0)\n"
 		"  --reply-us US      one-way delay added to every reply (and the load and\n"
 		"                     token it carries) (default 0)\n"
@@ -1181,9 +1194,8 @@ static void usage(FILE *f)
 		"  --json-out FILE    write the results as JSON\n"
 		"  --table-out FILE   write p99 per policy, mode and router count for gnuplot\n"
 		"  --invoked-by STR   the wrapper's command line, recorded in the JSON\n"
-		"Times in the output are in units of the mean service time (with --speeds,\n"
-		"of the capacity-weighted mean: mean-us x nodes / sum of speeds). Exit 1\n"
-		"when validation fails, 2 on bad arguments.\n",
+		"Times in the output are in units of the mean service time. Exit 1 when\n"
+		"validation fails, 2 on bad arguments.\n",
 		CPN_MAX_SVC_NODES, CPN_MAX_SVC_NODES, CPN_SVC_SCAN_MAX);
 }
 
