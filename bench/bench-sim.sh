@@ -62,7 +62,6 @@ PNG=$PLOT_DIR/sim_p99.png
 MANY_PNG=$PLOT_DIR/sim_many.png
 W=$(mktemp -d /tmp/cpn-bench-sim.XXXXXX) || die "mktemp failed"
 trap 'rm -rf "$W"' EXIT
-t0=$(date +%s)
 
 # ---- scale: every policy, view-update modes -------------------------------
 # BENCH_QUICK is read by cpn-sim itself: fewer requests per point.
@@ -101,6 +100,7 @@ gnuplot -e "datafile='$TABLE'; outfile='$PNG'; $refs" bench/plot/sim.gp ||
 # ---- many routers -----------------------------------------------------------
 # Each run is one cpn-sim command (its JSON in $W/many-*.json, the command in
 # $W/cmds); the merge below puts them under "many_routers" in $JSON.
+t_many=$(date +%s)
 MANY_POL=jiq,jiq-rand,p2c,p2c-probe,central
 RHOS=(0.8 0.9 0.95)
 RULES=(idle below:2 below:3 adapt)
@@ -138,7 +138,7 @@ run_many "delay-reply1000" --policies jiq,jiq-rand,p2c,p2c-probe --routers "$m_b
 run_many "delay-token1000" --policies jiq,jiq-rand,p2c,p2c-probe --routers "$m_big" --rho 0.8 \
 	--token-us 1000
 
-python3 - "$JSON" "$W" "$PLOT_DIR" "$m_big" "$(($(date +%s) - t0))" <<'PY' ||
+python3 - "$JSON" "$W" "$PLOT_DIR" "$m_big" "$(($(date +%s) - t_many))" <<'PY' ||
 import json, os, sys
 
 out, work, plots, big, wall = sys.argv[1], sys.argv[2], sys.argv[3], int(sys.argv[4]), sys.argv[5]
