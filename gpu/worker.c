@@ -52,9 +52,12 @@ static const char usage_text[] =
     "  --metrics ADDR:PORT    serve Prometheus /metrics there\n"
     "  --load-interval-ms MS  LOAD heartbeat period (default 50)\n"
     "  --key HEX32            sign REPLY, BUSY, LOAD and PROBE_ACK with this node key\n"
-    "  --token-below T        a reply that frees a slot while fewer than T requests\n"
-    "                         wait carries an idle token for its router (policy jiq;\n"
-    "                         default 1: when nothing waits; 0: never)\n"
+    "  --tokens RULE          when a reply carries an idle token for its router\n"
+    "                         (policy jiq): adapt (default), idle (a slot is free),\n"
+    "                         below:T (at most T-1 wait beyond the slots), off\n"
+    "  --liveness-ms MS       LOAD a router only when nothing went to it for MS (its\n"
+    "                         services' stale_ms must be longer; default 0: every\n"
+    "                         --load-interval-ms)\n"
     "  --delay-us D           hold every answer D us before sending it: emulated path\n"
     "                         delay, not counted in worker_us (default 0)\n"
     "  --seed S               seed of --mlp-dims, --vs-rows and synthetic draws (default 1)\n"
@@ -178,7 +181,8 @@ enum {
 	O_LOAD_INT,
 	O_KEY,
 	O_DELAY,
-	O_TOKEN_BELOW,
+	O_TOKENS,
+	O_LIVENESS,
 	O_MLP_MODEL,
 	O_MLP_DIMS,
 	O_SEED,
@@ -203,7 +207,8 @@ static const struct option long_opts[] = {
     {"load-interval-ms", required_argument, NULL, O_LOAD_INT},
     {"key", required_argument, NULL, O_KEY},
     {"delay-us", required_argument, NULL, O_DELAY},
-    {"token-below", required_argument, NULL, O_TOKEN_BELOW},
+    {"tokens", required_argument, NULL, O_TOKENS},
+    {"liveness-ms", required_argument, NULL, O_LIVENESS},
     {"mlp-model", required_argument, NULL, O_MLP_MODEL},
     {"mlp-dims", required_argument, NULL, O_MLP_DIMS},
     {"seed", required_argument, NULL, O_SEED},
@@ -252,7 +257,7 @@ static int parse_args(int argc, char **argv, struct wk_opts *o)
 	o->node.capacity = 1;
 	o->node.queue_len = 4096;
 	o->node.load_interval_ms = 50;
-	o->node.token_below = 1;
+	o->node.token_rule = WK_TOKEN_ADAPT;
 	o->k.seed = 1;
 	o->k.vs_rows = 10000;
 	o->k.vs_dim = 128;
@@ -327,10 +332,25 @@ static int parse_args(int argc, char **argv, struct wk_opts *o)
 				return usage_error("--key wants 32 hex digits");
 			o->node.have_key = 1;
 			break;
-		case O_TOKEN_BELOW:
-			if (parse_int("--token-below", optarg, 0, 65535, &v))
+		case O_TOKENS:
+			if (!strcmp(optarg, "adapt"))
+				o->node.token_rule = WK_TOKEN_ADAPT;
+			else if (!strcmp(optarg, "idle"))
+				o->node.token_rule = 1;
+			else if (!strcmp(optarg, "off"))
+				o->node.token_rule = WK_TOKEN_OFF;
+			else if (!strncmp(optarg, "below:", 6) &&
+				 !cpn_parse_u64(optarg + 6, 1, 65535, &u))
+				o->node.token_rule = (int)u;
+			else
+				return usage_error("--tokens is adapt, idle, below:T (1..65535) or "
+						   "off, not '%s'",
+						   optarg);
+			break;
+		case O_LIVENESS:
+			if (parse_int("--liveness-ms", optarg, 0, 600000, &v))
 				return -1;
-			o->node.token_below = (uint32_t)v;
+			o->node.liveness_ms = (unsigned)v;
 			break;
 		case O_DELAY:
 			if (parse_int("--delay-us", optarg, 0, WK_MAX_DELAY_US, &v))

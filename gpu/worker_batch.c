@@ -33,15 +33,27 @@ static void lat_hist_add(struct wk_stats *st, uint32_t us)
 	WK_ADD(st, lat_sum_us, us);
 }
 
+/* Whether this slot's last reply carries an idle token (worker_batch.h). */
+static int token_due(const struct wk_batcher *b)
+{
+	uint32_t held = WK_LOAD(&b->q->queued) + WK_LOAD(&b->q->inflight);
+	int t = b->token_rule;
+
+	if (t == WK_TOKEN_OFF)
+		return 0;
+	if (t == WK_TOKEN_ADAPT)
+		t = WK_LOAD(&b->q->waited) > WK_TOKEN_ADAPT_WAITED ? 2 : 1;
+	return held < (uint32_t)b->q->capacity + (uint32_t)t - 1;
+}
+
 /* A REPLY per request, sent together; then the requests are freed. The
- * slot is free again: when fewer than token_below requests wait, the last
- * reply carries an idle token (CPN_F_TOKEN), which asks the router that
- * steered it for the next request (policy jiq).
+ * slot is free again: the last reply may carry an idle token (CPN_F_TOKEN),
+ * which asks the router it goes through for the next request (policy jiq).
  */
 static void reply_batch(struct wk_batcher *b, struct wk_slot *s, int n)
 {
 	uint64_t now = cpn_now_ns();
-	int token = b->token_below && WK_LOAD(&b->q->queued) < b->token_below;
+	int token = token_due(b);
 
 	for (int i = 0; i < n; i++) {
 		struct wk_req *r = s->batch[i];

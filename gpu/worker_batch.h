@@ -45,6 +45,19 @@ struct wk_handler {
 	uint64_t svc_hint_ns;
 };
 
+/* When a reply carries an idle token (policy jiq, docs/ARCHITECTURE.md):
+ * after a slot's batch, the node holds h = queued + inflight requests; a
+ * token when h < capacity + T - 1 (T = 1: a slot is free for the next
+ * request; T = 2: and one more may wait). Adaptive: T = 2 while more than a
+ * tenth of the recent arrivals found no free slot (the routers that sent
+ * them had no token: tokens are too few), else T = 1.
+ */
+enum {
+	WK_TOKEN_OFF = -1,
+	WK_TOKEN_ADAPT = 0,
+};
+#define WK_TOKEN_ADAPT_WAITED (65536 / 10) /* Q16 */
+
 struct wk_batcher;
 
 struct wk_slot {
@@ -64,7 +77,7 @@ struct wk_batcher {
 	struct wk_stats *st;
 	const struct wk_handler *h;
 	int n_slots, max_batch;
-	uint32_t token_below; /* idle token when fewer wait at a slot's end; 0: never */
+	int token_rule; /* WK_TOKEN_*, or T > 0: below:T */
 	struct wk_slot *slots;
 	int running; /* slot threads not yet ended; atomic */
 	/* batch size histogram buckets: powers of two, max_batch - 1, max_batch */

@@ -21,11 +21,16 @@ enum {
 	OPEN_ALL,
 };
 
-/* A LOAD to every router, now (never held). */
-static void send_load(struct wk_node *n)
+/* A LOAD to every router, now (never held); with liveness_ms, only to the
+ * routers that nothing went to for that long: replies through a router
+ * tell it the node's load already, and a LOAD is then only for liveness.
+ */
+static void send_load(struct wk_node *n, int all)
 {
 	struct wk_out o[WK_MAX_ROUTERS];
+	uint64_t now = cpn_now_ns(), quiet = (uint64_t)n->c.liveness_ms * 1000000u;
 	struct cpn_msg m;
+	int k = 0;
 
 	cpn_msg_init(&m, CPN_T_LOAD);
 	wk_load_fill(&n->q, &m);
@@ -33,10 +38,12 @@ static void send_load(struct wk_node *n)
 	for (int i = 0; i < n->c.n_routers; i++) {
 		struct cpn_msg mi = m;
 
-		wk_tx_seal(&n->tx, &mi, &o[i], &n->c.routers[i]);
+		if (!all && quiet && now - WK_LOAD(&n->tx.last_ns[i]) < quiet)
+			continue;
+		wk_tx_seal(&n->tx, &mi, &o[k++], &n->c.routers[i]);
 	}
-	wk_tx_send_now(&n->tx, o, n->c.n_routers);
-	WK_ADD(&n->st, loads, (uint64_t)n->c.n_routers);
+	wk_tx_send_now(&n->tx, o, k);
+	WK_ADD(&n->st, loads, (uint64_t)k);
 }
 
 /* util over [last, now]: the slots' busy time in that span over its length
@@ -73,7 +80,7 @@ static void *hb_main(void *arg)
 		if (now >= next) {
 			pthread_mutex_unlock(&n->hb_lock);
 			update_util(n, now, &last_t, &last_busy);
-			send_load(n);
+			send_load(n, 0);
 			pthread_mutex_lock(&n->hb_lock);
 			next += interval;
 			if (next <= now)
@@ -105,6 +112,8 @@ int wk_node_open(struct wk_node *n, const struct wk_node_cfg *c, const struct wk
 		return -EINVAL;
 	}
 	n->opened = OPEN_TX;
+	if (c->liveness_ms)
+		wk_tx_track_routers(&n->tx, n->c.routers, n->c.n_routers);
 	rc = wk_queue_init(&n->q, (uint32_t)c->queue_len, (uint32_t)c->max_batch, c->max_delay_us,
 			   c->capacity, &n->tx, &n->st, err, errlen);
 	if (rc)
@@ -115,7 +124,7 @@ int wk_node_open(struct wk_node *n, const struct wk_node_cfg *c, const struct wk
 	n->opened = OPEN_SLOTS;
 	if (rc)
 		return rc;
-	n->b.token_below = c->token_below;
+	n->b.token_rule = c->token_rule;
 	if (wk_sync_init(&n->hb_lock, &n->hb_cond)) {
 		snprintf(err, errlen, "cannot initialise the heartbeat's locks");
 		return -EINVAL;
@@ -182,7 +191,7 @@ void wk_node_stop(struct wk_node *n, int last_load)
 	wk_tx_stop(&n->tx);
 	if (last_load) {
 		wk_queue_drain(&n->q);
-		send_load(n);
+		send_load(n, 1);
 	}
 }
 

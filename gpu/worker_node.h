@@ -34,7 +34,8 @@ struct wk_node_cfg {
 	int queue_len;
 	unsigned load_interval_ms;
 	unsigned delay_us;
-	uint32_t token_below; /* idle token on a reply when fewer wait (0: never) */
+	int token_rule;	      /* WK_TOKEN_ADAPT, WK_TOKEN_OFF, or T: below:T */
+	unsigned liveness_ms; /* LOAD a router only when nothing went to it this long (0: always) */
 	const char *metrics;  /* ADDR:PORT of /metrics, or NULL */
 };
 

@@ -73,6 +73,15 @@ void wk_queue_put(struct wk_queue *q, struct wk_req *list, struct wk_req **refus
 			rp = &r->next;
 			continue;
 		}
+		/* Did it wait? Others queued, or every slot busy. */
+		{
+			uint32_t w = q->waited;
+
+			w -= w >> 6;
+			if (q->queued || q->inflight >= q->capacity)
+				w += 65536 >> 6;
+			WK_STORE(&q->waited, w);
+		}
 		if (q->tail)
 			q->tail->next = r;
 		else

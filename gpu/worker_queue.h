@@ -44,8 +44,9 @@ struct wk_queue {
 	uint32_t limit;
 	uint32_t max_batch;
 	unsigned max_delay_us;
-	int draining; /* set under lock; read atomically */
-	int abandon;  /* stop after the running batches */
+	int draining;	 /* set under lock; read atomically */
+	int abandon;	 /* stop after the running batches */
+	uint32_t waited; /* share of arrivals that found no free slot, Q16 EWMA over 64; atomic */
 
 	/* the load report; slots' busy time under lock */
 	uint16_t capacity;

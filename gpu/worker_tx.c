@@ -10,6 +10,7 @@
  * wire. LOAD heartbeats are not held: they carry no timestamp.
  */
 #include <errno.h>
+#include <netinet/in.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -85,6 +86,34 @@ void wk_tx_seal(struct wk_tx *tx, struct cpn_msg *m, struct wk_out *o, const str
 	o->plen = 0;
 }
 
+void wk_tx_track_routers(struct wk_tx *tx, const struct wk_addr *routers, int n)
+{
+	tx->routers = routers;
+	tx->n_routers = n < WK_MAX_ROUTERS ? n : WK_MAX_ROUTERS;
+	tx->track = 1;
+}
+
+static int same_host(const struct sockaddr_storage *a, const struct sockaddr_storage *b)
+{
+	if (a->ss_family != b->ss_family)
+		return 0;
+	if (a->ss_family == AF_INET)
+		return ((const struct sockaddr_in *)a)->sin_addr.s_addr ==
+		       ((const struct sockaddr_in *)b)->sin_addr.s_addr;
+	return !memcmp(&((const struct sockaddr_in6 *)a)->sin6_addr,
+		       &((const struct sockaddr_in6 *)b)->sin6_addr, 16);
+}
+
+/* Something went to dst: if it is one of the routers, note when. */
+static void note_sent(struct wk_tx *tx, const struct sockaddr_storage *dst, uint64_t now)
+{
+	for (int i = 0; i < tx->n_routers; i++)
+		if (same_host(dst, &tx->routers[i].ss)) {
+			WK_STORE(&tx->last_ns[i], now);
+			return;
+		}
+}
+
 /* sendmmsg until every datagram went or failed; a failure skips one. */
 static void send_mm(struct wk_tx *tx, struct mmsghdr *mm, int n)
 {
@@ -124,6 +153,8 @@ void wk_tx_send_now(struct wk_tx *tx, struct wk_out *o, int n)
 			mm[i].msg_hdr.msg_namelen = x->dst->len;
 			mm[i].msg_hdr.msg_iov = iov[i];
 			mm[i].msg_hdr.msg_iovlen = x->plen ? 2 : 1;
+			if (tx->track)
+				note_sent(tx, &x->dst->ss, cpn_now_ns());
 		}
 		send_mm(tx, mm, k);
 	}
@@ -206,6 +237,8 @@ static int flush_due(struct wk_tx *tx, uint64_t now)
 		mm[i].msg_hdr.msg_namelen = h[i]->dst.len;
 		mm[i].msg_hdr.msg_iov = &iov[i];
 		mm[i].msg_hdr.msg_iovlen = 1;
+		if (tx->track)
+			note_sent(tx, &h[i]->dst.ss, now);
 	}
 	send_mm(tx, mm, n);
 	for (int i = 0; i < n; i++)

@@ -31,6 +31,14 @@ struct wk_tx {
 	unsigned delay_us;
 	struct wk_stats *st;
 
+	/* the routers, and when anything last went to each (by address; only
+	 * where liveness-only heartbeats need it): CLOCK_MONOTONIC ns, atomic
+	 */
+	const struct wk_addr *routers;
+	int n_routers;
+	int track;
+	uint64_t last_ns[WK_MAX_ROUTERS];
+
 	/* --delay-us: datagrams in due order, sent by the hold thread */
 	pthread_mutex_t lock;
 	pthread_cond_t cond; /* CLOCK_MONOTONIC */
@@ -58,5 +66,7 @@ void wk_tx_seal(struct wk_tx *tx, struct cpn_msg *m, struct wk_out *o, const str
 void wk_tx_send(struct wk_tx *tx, struct wk_out *o, int n);
 /* Send now, never held (LOAD heartbeats, which carry no timestamp). */
 void wk_tx_send_now(struct wk_tx *tx, struct wk_out *o, int n);
+/* Track what goes to each of the routers (wk_tx.last_ns). */
+void wk_tx_track_routers(struct wk_tx *tx, const struct wk_addr *routers, int n);
 
 #endif /* CPN_WORKER_TX_H */

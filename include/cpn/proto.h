@@ -41,7 +41,7 @@ enum cpn_flags {
 	CPN_F_AUTH = 0x0002,
 	CPN_F_DRAINING = 0x0004,
 	CPN_F_STICKY = 0x0008,
-	CPN_F_TOKEN = 0x0010, /* REPLY: a slot of the node is free and nothing waits */
+	CPN_F_TOKEN = 0x0010, /* REPLY: the node can take work (idle token, policy jiq) */
 };
 
 /* Flags that a steering hop may change after the client signed the request:

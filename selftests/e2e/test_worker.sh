@@ -66,11 +66,11 @@ trap 'exit 130' INT TERM
 export ASAN_OPTIONS=${ASAN_OPTIONS:-detect_leaks=1:abort_on_error=0}
 export UBSAN_OPTIONS=${UBSAN_OPTIONS:-print_stacktrace=1:halt_on_error=1}
 
-N=20
+N=21
 echo "1..$N"
 
-mapfile -t P < <(python3 "$PY" ports 22)
-[ "${#P[@]}" -ge 22 ] || {
+mapfile -t P < <(python3 "$PY" ports 25)
+[ "${#P[@]}" -ge 25 ] || {
 	bail_rest "$N" "could not find free ports on 127.0.0.1"
 	exit 1
 }
@@ -196,6 +196,17 @@ check_log "PROBE -> PROBE_ACK at once, router_ts echoed, load fields" "$TMP/t.lo
 check_log "LOAD heartbeats reach both routers every ~50 ms with the load fields" "$TMP/t.log" \
 	timeout 30 python3 "$PY" heartbeats --at "$R1,$R2" --node-id 11 --capacity 2 \
 	--interval-ms 50 --seconds 1.5
+# --liveness-ms: with nothing else going to a router, a LOAD only every 300 ms.
+L=$LO:${P[23]} RL=$LO:${P[24]}
+if start L "${P[23]}" --node-id 12 --router "$RL" --kernel echo --capacity 2 \
+	--load-interval-ms 50 --liveness-ms 300; then
+	check_log "--liveness-ms 300: LOADs only every ~300 ms to a router nothing else goes to" \
+		"$TMP/t.log" timeout 30 python3 "$PY" heartbeats --at "$RL" --node-id 12 --capacity 2 \
+		--interval-ms 300 --seconds 2
+else
+	not_ok "--liveness-ms 300: LOADs only every ~300 ms to a router nothing else goes to" "$TMP/L.log"
+fi
+stop L
 
 # ---- 7-8: mlp and vsearch against the reference -------------------------------
 B=$LO:${P[5]}
@@ -267,25 +278,29 @@ else
 	not_ok "synthetic: a batch sleeps the sum of its requests' times; mean service time reported" "$TMP/S.log"
 fi
 stop S
-# Idle tokens: one slot, requests of 2 ms: only the reply that leaves nothing
-# waiting carries a token; none at all with --token-below 0.
-TK=$LO:${P[20]} TK0=$LO:${P[21]}
-if start TK "${P[20]}" --node-id 21 --router "$RS" --kernel synthetic --svc fixed:2000 \
-	--capacity 1 --max-batch 1 &&
-	start TK0 "${P[21]}" --node-id 22 --router "$RS" --kernel synthetic --svc fixed:2000 \
-		--capacity 1 --max-batch 1 --token-below 0; then
+# Idle tokens: one slot, requests of 2 ms. --tokens idle: only the reply that
+# leaves nothing waiting carries one; off: none; adapt (the default): once
+# more than a tenth of the arrivals waited, also the reply that leaves one.
+TK=$LO:${P[20]} TK0=$LO:${P[21]} TKA=$LO:${P[22]}
+tk="--kernel synthetic --svc fixed:2000 --capacity 1 --max-batch 1"
+# shellcheck disable=SC2086
+if start TK "${P[20]}" --node-id 21 --router "$RS" $tk --tokens idle &&
+	start TK0 "${P[21]}" --node-id 22 --router "$RS" $tk --tokens off &&
+	start TKA "${P[22]}" --node-id 23 --router "$RS" $tk; then
 	if timeout 30 python3 "$PY" tokens --to "$TK" --count 6 >"$TMP/t.log" 2>&1 &&
 		timeout 30 python3 "$PY" tokens --to "$TK" --count 1 >>"$TMP/t.log" 2>&1 &&
-		timeout 30 python3 "$PY" tokens --to "$TK0" --count 6 --queue -1 >>"$TMP/t.log" 2>&1; then
-		ok "idle token: only the reply that leaves the queue empty carries one; none with --token-below 0"
+		timeout 30 python3 "$PY" tokens --to "$TK0" --count 6 --queue -1 >>"$TMP/t.log" 2>&1 &&
+		timeout 30 python3 "$PY" tokens --to "$TKA" --count 12 --tokens-last 2 >>"$TMP/t.log" 2>&1; then
+		ok "idle tokens: idle, off and adapt mark the replies they should"
 	else
-		not_ok "idle token: only the reply that leaves the queue empty carries one; none with --token-below 0" "$TMP/t.log"
+		not_ok "idle tokens: idle, off and adapt mark the replies they should" "$TMP/t.log"
 	fi
 else
-	not_ok "idle token: only the reply that leaves the queue empty carries one; none with --token-below 0" "$TMP/TK.log" "$TMP/TK0.log"
+	not_ok "idle tokens: idle, off and adapt mark the replies they should" "$TMP/TK.log" "$TMP/TK0.log" "$TMP/TKA.log"
 fi
 stop TK
 stop TK0
+stop TKA
 S1=$LO:${P[17]}
 if start S1 "${P[17]}" --node-id 20 --router "$RS" --kernel synthetic --svc fixed:5000 \
 	--capacity 1 --max-batch 1 --load-interval-ms 50; then

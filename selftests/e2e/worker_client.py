@@ -228,8 +228,9 @@ def cmd_burst(a):
 
 
 def cmd_tokens(a):
-    """A burst on one slot: only the reply that leaves the queue empty carries
-    an idle token (or none with --queue -1, the worker's --token-below 0)."""
+    """A burst on one slot: the replies that leave at most --tokens-last - 1
+    waiting carry an idle token, the others none (none at all with --queue -1,
+    the worker's --tokens off)."""
     to = parse_addr(a.to)
     s = sock_for(to)
     base = random.getrandbits(40) << 20
@@ -244,7 +245,8 @@ def cmd_tokens(a):
     print(f"sent={a.count} replied={len(marks)} tokens in arrival order={marks}")
     if len(marks) != a.count:
         fail(f"{a.count - len(marks)} requests unanswered")
-    want = [0] * a.count if a.queue < 0 else [0] * (a.count - 1) + [1]
+    last = min(a.tokens_last, a.count)
+    want = [0] * a.count if a.queue < 0 else [0] * (a.count - last) + [1] * last
     if marks != want:
         fail(f"tokens {marks}, want {want}")
     return 1 if errors else 0
@@ -548,6 +550,7 @@ def main():
         c.add_argument("--svc-min", type=int, default=0)
         c.add_argument("--svc-max", type=int, default=0)
         c.add_argument("--svc-us", type=int, default=0)
+        c.add_argument("--tokens-last", type=int, default=1)
     c = sub.add_parser("heartbeats")
     c.add_argument("--at", required=True)
     c.add_argument("--node-id", type=int, required=True)
