@@ -13,6 +13,7 @@
 #   sched    scheduling quality on the netns testbed: p50/p99/p99.9 per
 #            policy vs the M/M/k optimum and M/M/1; heterogeneous fleet
 #   sim      cpn-sim: 1000 nodes, 1/10/100 routers with stale views
+#   fleet    three routers behind ECMP against one, the same workers and load
 #   worker   cpn-worker requests/s against batch size
 #
 # usage: bench/bench-all.sh [--only NAME[,NAME...]] [--smoke] [--results FILE]
@@ -28,7 +29,7 @@ set -u
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 cd "$ROOT" || exit 1
 BUILD=${BUILD:-build}
-ALL=(xdp fwd fwdrate sched sim worker)
+ALL=(xdp fwd fwdrate sched sim fleet worker)
 only="" smoke=0
 RESULTS=bench/results.json PLOTS=docs/bench DOC=docs/BENCHMARKS.md
 
@@ -81,6 +82,8 @@ cmd_of() {
 	sched:*) echo "bench/bench-sched.sh --json-out $W/sched.json --plot-dir $PLOTS" ;;
 	sim:smoke) echo "bench/bench-sim.sh --smoke --json-out $W/sim.json --plot-dir $PLOTS" ;;
 	sim:*) echo "bench/bench-sim.sh --json-out $W/sim.json --plot-dir $PLOTS" ;;
+	fleet:smoke) echo "bench/bench-fleet.sh --smoke --json-out $W/fleet.json" ;;
+	fleet:*) echo "bench/bench-fleet.sh --json-out $W/fleet.json" ;;
 	worker:smoke) echo "bench/bench-worker.sh --smoke --json-out $W/worker.json --plot-dir $PLOTS" ;;
 	worker:*) echo "bench/bench-worker.sh --json-out $W/worker.json --plot-dir $PLOTS" ;;
 	esac

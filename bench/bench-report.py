@@ -17,10 +17,11 @@ import platform
 import subprocess
 import sys
 
-ORDER = ["sched", "sim", "xdp", "fwdrate", "fwd", "worker"]
+ORDER = ["sched", "sim", "fleet", "xdp", "fwdrate", "fwd", "worker"]
 TITLES = {
     "sched": "Scheduling quality on the testbed (the headline)",
     "sim": "Scale, by simulation (cpn-sim)",
+    "fleet": "Many routers on the testbed: three behind ECMP against one",
     "xdp": "Router cost per packet (XDP)",
     "fwdrate": "Forwarding rate through the router (veth, XDP vs kernel)",
     "fwd": "DPDK forwarder (cpn-fwd vs dpdk-testpmd)",
@@ -554,6 +555,30 @@ def sec_sched(d, plots, work):
     return "\n".join(out), {"targets": tg, "headline_md": h}
 
 
+def sec_fleet(d, plots, work):
+    svc = d["mean_service_us"]
+    head = ["policy", "routers", "p50", "p99 (min..max)", "p99.9", "sent", "lost"]
+    rows = []
+    for r in d["rows"]:
+        p99 = r["p99"]
+        rows.append([r["policy"], r["routers"], fmt(r["p50"]["median"]),
+                     "%s (%s..%s)" % (fmt(p99["median"]), fmt(p99["min"]), fmt(p99["max"])),
+                     fmt(r["p999"]["median"]), r["sent"], r["lost"]])
+    q = {x["q"]: x for x in d["theory_us"]["mmk"]["quantiles"]}
+    md = ["%d workers (exp, mean %g ms, one slot each), rho %.2f (%d req/s), %d repeat(s) of "
+          "%g + %g s; latencies in mean service times, median over the repeats." %
+          (d["workers"], svc / 1000, d["rho"], d["rate"], d["repeats"], d["warmup_s"],
+           d["duration_s"]), "", table(head, rows), "",
+          "Theory at this rho: M/M/%d p50 %s, p99 %s; M/M/1 p99 %s." %
+          (d["workers"], fmt(q[0.5]["mmk"] / svc), fmt(q[0.99]["mmk"] / svc),
+           fmt(q[0.99]["mm1"] / svc)), ""]
+    ratio = d.get("p99_ratio_3_to_1", {})
+    for pol, x in sorted(ratio.items()):
+        md.append("- p99 of three routers over one, `%s`: **%s** (target 1.15)" % (pol, fmt(x, 3)))
+    summary = {"p99_ratio_3_to_1": ratio}
+    return "\n".join(md), summary
+
+
 def sec_generic(d, plots, work, name):
     md = []
     if isinstance(d.get("summary_md"), str):
@@ -658,7 +683,7 @@ def main():
         body.append("`%s` — %s, %.0f s." % (st["command"], entry["status"], st["seconds"]))
         body.append("")
         if data is not None:
-            fn = {"xdp": sec_xdp, "fwd": sec_fwd, "sim": sec_sim,
+            fn = {"xdp": sec_xdp, "fwd": sec_fwd, "sim": sec_sim, "fleet": sec_fleet,
                       "worker": sec_worker, "fwdrate": sec_fwdrate,
                       "sched": sec_sched}.get(name)
             try:
