@@ -18,7 +18,12 @@
 #   $(BUILD)/libcpn-san.a     both tiers, sanitised, for the tests
 LIBCPN_VERSION := 0.1.0
 LIBCPN_SONAME  := libcpn.so.0
-LIBCPN_BASE := $(addprefix userspace/lib/,cpn_addr.c cpn_util.c cpn_http.c cpn_pkt.c cpn_prom.c)
+# The application libraries are base tier too: the client (cpn/client.h,
+# userspace/lib/cpn_client*.c) and the worker (cpn/worker.h, userspace/worker/).
+LIBCPN_CLIENT_SRCS := $(wildcard userspace/lib/cpn_client*.c)
+LIBCPN_WORKER_SRCS := $(wildcard userspace/worker/*.c)
+LIBCPN_BASE := $(addprefix userspace/lib/,cpn_addr.c cpn_util.c cpn_http.c cpn_pkt.c cpn_prom.c) \
+	$(LIBCPN_CLIENT_SRCS) $(LIBCPN_WORKER_SRCS)
 LIBCPN_BPF  := $(filter-out $(LIBCPN_BASE),$(wildcard userspace/lib/*.c))
 LIBCPN_SRCS := $(LIBCPN_BASE) $(LIBCPN_BPF)
 LIBCPN_ETCD_LIBS := $(shell pkg-config --libs libcurl json-c 2>/dev/null || echo -lcurl -ljson-c)
@@ -29,7 +34,8 @@ LIBCPN_SAN_A := $(BUILD)/libcpn-san.a
 LIBCPN_PC    := $(BUILD)/libcpn.pc
 
 # Position-independent: the same objects go into the archive and the .so.
-$(OBJ)/userspace/lib/%.o: CFLAGS += -fPIC -fvisibility=default
+$(OBJ)/userspace/lib/%.o $(OBJ)/userspace/worker/%.o: CFLAGS += -fPIC -fvisibility=default
+$(OBJ)/userspace/worker/%.o $(SOBJ)/userspace/worker/%.o: CPPFLAGS += -Iuserspace/worker
 
 $(LIBCPN_A): $(call obj,$(LIBCPN_SRCS))
 	@mkdir -p $(dir $@)
@@ -41,7 +47,7 @@ $(LIBCPN_SAN_A): $(call sobj,$(LIBCPN_SRCS))
 
 $(LIBCPN_SO): $(call obj,$(LIBCPN_BASE))
 	$(CC) $(CFLAGS) $(LDFLAGS) -shared -Wl,-soname,$(LIBCPN_SONAME) -Wl,--no-undefined $^ \
-		-o $@ -lmicrohttpd
+		-o $@ -lmicrohttpd -lpthread -lm
 	ln -sf $(notdir $@) $(BUILD)/$(LIBCPN_SONAME)
 	ln -sf $(LIBCPN_SONAME) $(BUILD)/libcpn.so
 

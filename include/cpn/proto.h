@@ -42,6 +42,8 @@ enum cpn_flags {
 	CPN_F_DRAINING = 0x0004,
 	CPN_F_STICKY = 0x0008,
 	CPN_F_TOKEN = 0x0010, /* REPLY: the node can take work (idle token, policy jiq) */
+	CPN_F_FRAG = 0x0020,  /* one fragment of a larger message: struct cpn_frag follows */
+	CPN_F_CONT = 0x0040,  /* with FRAG: not the fragment the router accounts (below) */
 };
 
 /* Flags that a steering hop may change after the client signed the request:
@@ -49,12 +51,50 @@ enum cpn_flags {
  */
 #define CPN_F_HOP_OWNED CPN_F_TAGGED
 
+/* Large messages (docs/PROTOCOL.md, "Large messages"). A request or reply
+ * larger than one datagram travels as fragments of one message: each
+ * carries FRAG and, after the header (and tag), a struct cpn_frag, then up
+ * to the sender's fragment size of the message's bytes.
+ *
+ *   REQUEST  the first fragment (offset 0) has FRAG alone and is steered
+ *            like any request; every other one has FRAG|CONT|TAGGED and the
+ *            node_id of the node that acknowledged the first: a router
+ *            forwards it to that node without deciding or counting again.
+ *   REPLY    every fragment but the one sent last has FRAG|CONT; the last
+ *            has FRAG alone and is the reply the router learns from.
+ *   ack      a fragment with no message bytes, from the receiver to the
+ *            sender (a REPLY with FRAG|CONT from the node, a REQUEST with
+ *            FRAG|CONT|TAGGED from the client): `offset` is how many bytes
+ *            of the message it holds. The node acknowledges a request's
+ *            first fragment at once, then each CPN_FRAG_ACK_EVERY bytes; a
+ *            sender keeps at most CPN_FRAG_WINDOW bytes unacknowledged.
+ *
+ * A fragment that is lost fails its message: the receiver drops what it
+ * holds after its timeout, the client returns a timeout. Nothing is resent.
+ */
+struct cpn_frag {
+	__be32 total;  /* bytes in the whole message, 1..CPN_FRAG_MAX_TOTAL */
+	__be32 offset; /* data: where this fragment's bytes go; ack: bytes held */
+};
+
+#define CPN_FRAG_LEN	   8
+#define CPN_FRAG_MAX_TOTAL (64u << 20) /* what the wire allows; each end sets its own limit */
+#define CPN_FRAG_WINDOW	   (256u << 10)
+#define CPN_FRAG_ACK_EVERY (64u << 10)
+/* Message bytes per fragment by default: one 1500-byte IPv4 frame with the
+ * header, tag and fragment header (1500 - 20 - 8 - 48 - 8 - 8).
+ */
+#define CPN_FRAG_DATA_DEFAULT 1408
+
+CPN_STATIC_ASSERT(sizeof(struct cpn_frag) == CPN_FRAG_LEN, "cpn_frag is 8 bytes");
+
 /* REPLY status: 0 ok, else an error code of the worker. */
 enum cpn_reply_status {
 	CPN_ST_OK = 0,
 	CPN_ST_BAD_REQUEST = 1,
 	CPN_ST_KERNEL_ERROR = 2,
 	CPN_ST_UNSUPPORTED = 3,
+	CPN_ST_TOO_LARGE = 4, /* a message above the node's --max-message */
 };
 
 /* BUSY status: why the request was refused. */
