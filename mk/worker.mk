@@ -1,5 +1,7 @@
-# cpn-worker (gpu/): the compute node. Its kernels and backends (CPU with
-# OpenBLAS; CUDA as $(BUILD)/libcpn_cuda.so, where nvcc is) are in
+# cpn-worker (gpu/): the compute node, a program of libcpn's worker library
+# (cpn/worker.h, userspace/worker/, built by mk/lib.mk) around its built-in
+# kernels (gpu/worker_kernels.c). The kernels' compute and backends (CPU
+# with OpenBLAS; CUDA as $(BUILD)/libcpn_cuda.so, where nvcc is) are in
 # gpu/kernels.c, backend_cpu.c, backend_pick.c and gpu/cuda/.
 #
 # cpn_backend_pick() looks for libcpn_cuda.so next to the executable, so a
@@ -8,7 +10,7 @@ KERNEL_SRCS := gpu/kernels.c gpu/backend_cpu.c gpu/backend_pick.c
 KERNEL_LIBS := -lopenblas -ldl -lm
 WORKER_SRCS := $(filter-out $(KERNEL_SRCS),$(wildcard gpu/*.c))
 
-$(OBJ)/gpu/%.o $(SOBJ)/gpu/%.o: CPPFLAGS += -Igpu
+$(OBJ)/gpu/%.o $(SOBJ)/gpu/%.o: CPPFLAGS += -Igpu -Iuserspace/worker
 
 $(BUILD)/cpn-worker: LIBS := $(KERNEL_LIBS) -lmicrohttpd -lpthread
 $(BUILD)/cpn-worker: $(call obj,$(WORKER_SRCS) $(KERNEL_SRCS)) $(LIBCPN_A)
