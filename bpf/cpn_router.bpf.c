@@ -269,15 +269,16 @@ static __always_inline int cpn_env_flow_set(struct cpn_env *env, const struct cp
 	return bpf_map_update_elem(&cpn_flows, k, f, BPF_ANY);
 }
 
-static __always_inline int cpn_env_flow_take(struct cpn_env *env, const struct cpn_flow_key *k,
-					     struct cpn_flow *f)
+static __always_inline int cpn_env_flow_get(struct cpn_env *env, const struct cpn_flow_key *k,
+					    struct cpn_flow *f, int take)
 {
 	struct cpn_flow *v = bpf_map_lookup_elem(&cpn_flows, k);
 
 	if (!v)
 		return -1;
 	*f = *v;
-	bpf_map_delete_elem(&cpn_flows, k);
+	if (take)
+		bpf_map_delete_elem(&cpn_flows, k);
 	return 0;
 }
 

@@ -160,12 +160,13 @@ static inline int cpn_env_flow_set(struct cpn_env *env, const struct cpn_flow_ke
 	return -1;
 }
 
-static inline int cpn_env_flow_take(struct cpn_env *env, const struct cpn_flow_key *k,
-				    struct cpn_flow *f)
+static inline int cpn_env_flow_get(struct cpn_env *env, const struct cpn_flow_key *k,
+				   struct cpn_flow *f, int take)
 {
 	(void)env;
 	(void)k;
 	(void)f;
+	(void)take;
 	return -1;
 }
 

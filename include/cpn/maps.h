@@ -418,7 +418,10 @@ struct cpn_svc_stats {
 	X(TOKEN_IN, "token_in")		    /* idle token kept from a REPLY (jiq) */               \
 	X(REQ_TOKEN, "req_token")	    /* request given to an idle token's node (jiq) */      \
 	X(REQ_FULLNAT, "req_fullnat")	    /* request sent from the router's own address */       \
-	X(DROP_NO_FLOW, "drop_no_flow")	    /* full-NAT reply whose request is unknown */
+	X(DROP_NO_FLOW, "drop_no_flow")	    /* full-NAT reply whose request is unknown */          \
+	X(REQ_FRAG, "req_frag")		    /* request fragment forwarded to its node */           \
+	X(REPLY_FRAG, "reply_frag")	    /* reply fragment (or ack) forwarded to its client */  \
+	X(DROP_FRAG_NODE, "drop_frag_node") /* request fragment for a node not in the service */
 
 enum cpn_stat {
 #define CPN_STAT_ENUM(name, str) CPN_STAT_##name,

@@ -27,9 +27,9 @@
  *   int                     cpn_env_flow_set(struct cpn_env *, const struct cpn_flow_key *,
  *                                            const struct cpn_flow *);  0, or < 0 where
  *                           the plane keeps no flows (full NAT then falls back to DNAT)
- *   int                     cpn_env_flow_take(struct cpn_env *, const struct cpn_flow_key *,
- *                                             struct cpn_flow *);  found (copied and
- *                           forgotten): 0, else < 0
+ *   int                     cpn_env_flow_get(struct cpn_env *, const struct cpn_flow_key *,
+ *                                            struct cpn_flow *, int take);  found (copied,
+ *                           and forgotten when take): 0, else < 0
  *   cpn_node_at(env, id)    as sched.h describes;
  *   cpn_tokens_at(env, svc) likewise, where the plane keeps idle tokens.
  *
@@ -322,6 +322,32 @@ static __always_inline __u16 cpn_request_node(struct cpn_env *env, struct cpn_se
 	return pick.node_id;
 }
 
+/* A later fragment of a large request (FRAG|CONT): to the node that took the
+ * first, named in its tag, if that node is still configured and a member of
+ * the service; no choice, no count of a new request (docs/PROTOCOL.md).
+ */
+static __always_inline int cpn_request_cont(struct cpn_env *env, struct cpn_l34 *p,
+					    struct cpn_service *svc, struct cpn_hdr *h, __u64 now,
+					    struct cpn_verdict *v)
+{
+	__u16 id = cpn_ntohs(h->node_id);
+	struct cpn_node_cfg *nc = 0;
+
+	if ((h->flags & cpn_htons(CPN_F_TAGGED)) && id && cpn_svc_has_node(svc, id))
+		nc = cpn_env_node_cfg(env, id);
+	if (!nc || !(nc->flags & CPN_NODE_CFG_VALID) || nc->family != p->family)
+		return cpn_verdict_set(env, v, CPN_ACT_DROP, CPN_STAT_DROP_FRAG_NODE);
+	cpn_nat(p, 0, nc->addr, nc->port, 0);
+	if ((svc->flags & CPN_SVC_FULLNAT) && !cpn_addr_zero(nc->src))
+		cpn_snat_addr(p, nc->src);
+	cpn_env_count(env, CPN_STAT_REQ_FRAG);
+	v->family = p->family;
+	v->node_id = id;
+	v->now_ns = now;
+	v->action = CPN_ACT_FWD;
+	return CPN_ACT_FWD;
+}
+
 static __always_inline int cpn_request(struct cpn_env *env, void *data, void *data_end,
 				       struct cpn_l34 *p, struct cpn_service *svc,
 				       struct cpn_verdict *v)
@@ -338,7 +364,7 @@ static __always_inline int cpn_request(struct cpn_env *env, void *data, void *da
 	__u16 node_id, max_hops;
 	__u8 busy = 0;
 	__u32 acc;
-	int err;
+	int err, cont;
 
 	if ((void *)(h + 1) > data_end)
 		return cpn_verdict_set(env, v, CPN_ACT_DROP, CPN_STAT_DROP_SHORT);
@@ -374,7 +400,10 @@ static __always_inline int cpn_request(struct cpn_env *env, void *data, void *da
 		    *tag != cpn_tag_request(t->key, h))
 			return cpn_refuse(env, ss, v, CPN_STAT_DROP_AUTH, CPN_REFUSE_AUTH);
 	}
-	if (!cpn_env_tenant_admit(env, t, now))
+	/* A large message's later fragments were admitted with its first. */
+	cont =
+	    (h->flags & cpn_htons(CPN_F_FRAG | CPN_F_CONT)) == cpn_htons(CPN_F_FRAG | CPN_F_CONT);
+	if (!cont && !cpn_env_tenant_admit(env, t, now))
 		return cpn_refuse(env, ss, v, CPN_STAT_DROP_RATE, CPN_REFUSE_RATE);
 
 	/* A `dataplane: dpdk` service goes to cpn-fwd while it has a socket on
@@ -383,6 +412,8 @@ static __always_inline int cpn_request(struct cpn_env *env, void *data, void *da
 	 */
 	if ((svc->flags & CPN_SVC_DPDK) && cpn_env_xsk_ready(env))
 		return cpn_verdict_set(env, v, CPN_ACT_XSK, CPN_STAT_REQ_DPDK);
+	if (cont)
+		return cpn_request_cont(env, p, svc, h, now, v);
 
 	node_id = cpn_request_node(env, svc, h, p, now, &busy);
 	nc = node_id ? cpn_env_node_cfg(env, node_id) : 0;
@@ -524,11 +555,18 @@ static __always_inline int cpn_reply(struct cpn_env *env, void *data_end, struct
 	struct cpn_node *n = cpn_node_at(env, id);
 	struct cpn_svc_stats *ss;
 	__u64 now;
+	/* A fragment of a large reply, or an ack, but for the last one sent:
+	 * forwarded, not learned from (docs/PROTOCOL.md).
+	 */
+	int cont = h->type == CPN_T_REPLY && (h->flags & cpn_htons(CPN_F_FRAG | CPN_F_CONT)) ==
+						 cpn_htons(CPN_F_FRAG | CPN_F_CONT);
 
 	if (!cpn_report_auth_ok(nc, h, p->udp_len - sizeof(struct udphdr), data_end))
 		return cpn_verdict_set(env, v, CPN_ACT_DROP, CPN_STAT_DROP_NODE_AUTH);
 	if (!svc || !(svc->flags & CPN_SVC_ACTIVE) || svc->family != p->family)
 		return cpn_verdict_set(env, v, CPN_ACT_DROP, CPN_STAT_DROP_BAD_SERVICE);
+	if (cont)
+		goto forward;
 
 	if (h->type == CPN_T_REPLY && n) {
 		now = cpn_env_now_ns(env);
@@ -556,8 +594,10 @@ static __always_inline int cpn_reply(struct cpn_env *env, void *data_end, struct
 		else
 			ss->node_busy++;
 	}
+forward:
 	/* Full NAT: the reply came to this router's own address; back to the
-	 * client it was for. A reply for an unknown request is not forwarded.
+	 * client it was for (the flow is kept for the fragments before the
+	 * last). A reply for an unknown request is not forwarded.
 	 */
 	if ((svc->flags & CPN_SVC_FULLNAT) && !cpn_addr_zero(nc->src) &&
 	    cpn_addr_eq(p->daddr, nc->src, p->family)) {
@@ -568,12 +608,14 @@ static __always_inline int cpn_reply(struct cpn_env *env, void *data_end, struct
 					  .cport = p->udp->dest};
 		struct cpn_flow fl;
 
-		if (cpn_env_flow_take(env, &fk, &fl) || fl.family != p->family)
+		if (cpn_env_flow_get(env, &fk, &fl, !cont) || fl.family != p->family)
 			return cpn_verdict_set(env, v, CPN_ACT_DROP, CPN_STAT_DROP_NO_FLOW);
 		cpn_nat(p, 0, fl.client, p->udp->dest, 0);
 	}
 	cpn_nat(p, 1, svc->vip, svc->port, 0);
-	cpn_env_count(env, h->type == CPN_T_REPLY ? CPN_STAT_REPLY_FWD : CPN_STAT_BUSY_FWD);
+	cpn_env_count(env, cont			    ? CPN_STAT_REPLY_FRAG
+			   : h->type == CPN_T_REPLY ? CPN_STAT_REPLY_FWD
+						    : CPN_STAT_BUSY_FWD);
 	v->family = p->family;
 	v->action = CPN_ACT_FWD;
 	return CPN_ACT_FWD;

@@ -556,7 +556,8 @@ static void test_rewrites_keep_checksums_valid_for_random_frames(void **state)
 		} else {
 			cpn_pkt_default(&s, family);
 			s.sport = (__u16)rnd();
-			s.msg.flags = (__u16)(rnd() & ~(CPN_F_TAGGED | CPN_F_AUTH | CPN_F_STICKY));
+			s.msg.flags = (__u16)(rnd() & ~(CPN_F_TAGGED | CPN_F_AUTH | CPN_F_STICKY |
+							CPN_F_CONT));
 			s.msg.router_ts = rnd();
 			s.msg.hops = (__u8)(rnd() % 4);
 		}

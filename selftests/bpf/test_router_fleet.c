@@ -12,7 +12,12 @@
  *   - a service of 1000 nodes (p2c, jiq): every node reachable, a tag on
  *     any of them honoured;
  *   - Maglev: two routers that know the same nodes, listed in different
- *     orders, send every flow to the same node.
+ *     orders, send every flow to the same node;
+ *   - large messages: a request's later fragments (FRAG|CONT, tagged) go
+ *     to their node without a choice or a count, refused for a node
+ *     outside the service; a reply's fragments before the last go back to
+ *     the client without being learned from, the full-NAT flow kept until
+ *     the last.
  * Without an ingress ifindex the FIB lookup fails: steered packets come
  * back as XDP_PASS with the rewrite done (TX_KERNEL).
  */
@@ -423,6 +428,166 @@ static void test_maglev_agrees_across_routers(void **state)
 	assert_int_equal(same, 500);
 }
 
+/* ---- large messages ---------------------------------------------------- */
+
+/* A later fragment of a request: FRAG|CONT, tagged with `node`. */
+static void cont_fragment(struct cpn_pkt *s, int family, __u16 node)
+{
+	static const __u8 body[64] = {1, 2, 3};
+
+	cpn_pkt_default(s, family);
+	s->msg.request_id = 0x99;
+	s->msg.flags |= CPN_F_FRAG | CPN_F_CONT | CPN_F_TAGGED;
+	s->msg.node_id = node;
+	s->payload = body;
+	s->payload_len = sizeof(body);
+}
+
+static void check_cont_request(struct router *r, int family)
+{
+	struct cpn_node before[3], after;
+	struct cpn_pkt s;
+	struct cpn_pkt_view vo;
+	struct rt_out o;
+	__u8 in[CPN_PKT_MAX];
+	__be32 want[4], got[4] = {0};
+	size_t len;
+
+	print_message("# request fragments: %s\n", RT_FAMILY_STR(family));
+	assert_int_equal(t_topology(r, family, CPN_POL_P2C, 2), 0);
+	for (__u16 id = 1; id <= 2; id++)
+		rt_node_snapshot(r, id, &before[id]);
+
+	for (__u16 node = 1; node <= 2; node++) {
+		cont_fragment(&s, family, node);
+		len = cpn_pkt_build(&s, in, sizeof(in));
+		rt_run(r, in, len, &o);
+		assert_int_equal(o.act, XDP_PASS);
+		assert_true(cpn_pkt_csum_ok(o.buf, o.len));
+		assert_int_equal(cpn_pkt_locate(o.buf, o.len, &vo), 0);
+		/* To the tagged node, from the client, the cpn header as sent. */
+		rt_node_addr(family, node, want);
+		memcpy(got, o.buf + rt_daddr_off(&vo), rt_addr_len(family));
+		assert_memory_equal(got, want, rt_addr_len(family));
+		assert_memory_equal(o.buf + vo.pay, in + vo.pay, len - vo.pay);
+		rt_assert_counted(&o, (int[]){CPN_STAT_REQ_FRAG, CPN_STAT_TX_KERNEL, RT_END});
+	}
+	/* Nothing steered: no node owes more than before. */
+	for (__u16 id = 1; id <= 2; id++) {
+		rt_node_snapshot(r, id, &after);
+		assert_int_equal(after.outstanding, before[id].outstanding);
+	}
+
+	/* Not tagged, tagged with no node, or with one outside the service. */
+	for (int variant = 0; variant < 3; variant++) {
+		cont_fragment(&s, family, variant == 2 ? 9 : 1);
+		if (variant == 0)
+			s.msg.flags &= ~CPN_F_TAGGED;
+		if (variant == 1)
+			s.msg.node_id = 0;
+		len = cpn_pkt_build(&s, in, sizeof(in));
+		rt_run(r, in, len, &o);
+		assert_int_equal(o.act, XDP_DROP);
+		rt_assert_counted(&o, (int[]){CPN_STAT_DROP_FRAG_NODE, RT_END});
+	}
+
+	/* The tenant is still checked: one that may not use the service. */
+	cont_fragment(&s, family, 1);
+	s.msg.tenant_id = T_TENANT + 7;
+	len = cpn_pkt_build(&s, in, sizeof(in));
+	rt_run(r, in, len, &o);
+	assert_int_equal(o.act, XDP_DROP);
+	rt_assert_counted(&o, (int[]){CPN_STAT_DROP_ACL, RT_END});
+}
+
+static void test_request_fragments_go_to_their_node_uncounted(void **state)
+{
+	check_cont_request(*state, CPN_AF_INET);
+	check_cont_request(*state, CPN_AF_INET6);
+}
+
+/* Full NAT: the first fragment is steered and remembered; the later ones
+ * leave from the router's address too; the node's ack and the reply's
+ * fragments come back to the client and keep the flow; the last fragment
+ * is the reply, learned from, and the flow is forgotten.
+ */
+static void test_fullnat_large_message_keeps_its_flow_until_the_last_fragment(void **state)
+{
+	struct router *r = *state;
+	struct cpn_node n0, n1;
+	struct cpn_pkt s;
+	struct cpn_pkt_view vo;
+	struct rt_out o;
+	__u8 in[CPN_PKT_MAX];
+	__be32 want[4], got[4] = {0};
+	__u16 node;
+	size_t len;
+
+	assert_int_equal(t_topology(r, CPN_AF_INET, CPN_POL_P2C, 2), 0);
+	fullnat(r, CPN_AF_INET, 2);
+
+	cpn_pkt_default(&s, CPN_AF_INET);
+	s.msg.request_id = 0x99;
+	s.msg.flags |= CPN_F_FRAG;
+	len = cpn_pkt_build(&s, in, sizeof(in));
+	rt_run(r, in, len, &o);
+	node = cpn_pkt_steered_node(o.buf, o.len);
+	assert_true(node == 1 || node == 2);
+	rt_assert_counted(
+	    &o, (int[]){CPN_STAT_REQ_STEERED, CPN_STAT_REQ_FULLNAT, CPN_STAT_TX_KERNEL, RT_END});
+	assert_int_equal(flows(r), 1);
+
+	cont_fragment(&s, CPN_AF_INET, node);
+	len = cpn_pkt_build(&s, in, sizeof(in));
+	rt_run(r, in, len, &o);
+	assert_int_equal(o.act, XDP_PASS);
+	assert_int_equal(cpn_pkt_locate(o.buf, o.len, &vo), 0);
+	rt_addr(ROUTER_SRC4, want);
+	memcpy(got, o.buf + rt_saddr_off(&vo), 4);
+	assert_memory_equal(got, want, 4);
+	assert_true(cpn_pkt_csum_ok(o.buf, o.len));
+	rt_assert_counted(&o, (int[]){CPN_STAT_REQ_FRAG, CPN_STAT_TX_KERNEL, RT_END});
+
+	/* Reply fragments before the last, and the ack: to the client, not
+	 * learned from, the flow kept.
+	 */
+	rt_node_snapshot(r, node, &n0);
+	for (int i = 0; i < 3; i++) {
+		cpn_pkt_reply(&s, CPN_AF_INET, node);
+		s.dst = ROUTER_SRC4;
+		s.msg.request_id = 0x99;
+		s.msg.flags |= CPN_F_FRAG | CPN_F_CONT;
+		s.msg.queue_depth = 50;
+		len = cpn_pkt_build(&s, in, sizeof(in));
+		rt_run(r, in, len, &o);
+		assert_int_equal(o.act, XDP_PASS);
+		assert_int_equal(cpn_pkt_locate(o.buf, o.len, &vo), 0);
+		rt_addr(T_CLIENT4, want);
+		memcpy(got, o.buf + rt_daddr_off(&vo), 4);
+		assert_memory_equal(got, want, 4);
+		rt_addr(T_VIP4, want);
+		memcpy(got, o.buf + rt_saddr_off(&vo), 4);
+		assert_memory_equal(got, want, 4);
+		assert_true(cpn_pkt_csum_ok(o.buf, o.len));
+		rt_assert_counted(&o, (int[]){CPN_STAT_REPLY_FRAG, CPN_STAT_TX_KERNEL, RT_END});
+		assert_int_equal(flows(r), 1);
+	}
+	rt_node_snapshot(r, node, &n1);
+	assert_int_equal(n1.queue_depth, n0.queue_depth);
+	assert_int_equal(n1.reports, n0.reports);
+	assert_int_equal(n1.outstanding, n0.outstanding);
+
+	/* The last fragment: the reply. */
+	s.msg.flags &= ~CPN_F_CONT;
+	len = cpn_pkt_build(&s, in, sizeof(in));
+	rt_run(r, in, len, &o);
+	assert_int_equal(o.act, XDP_PASS);
+	rt_assert_counted(&o, (int[]){CPN_STAT_REPLY_FWD, CPN_STAT_TX_KERNEL, RT_END});
+	rt_node_snapshot(r, node, &n1);
+	assert_int_equal(n1.queue_depth, 50);
+	assert_int_equal(flows(r), 0);
+}
+
 int main(void)
 {
 #define T(f) cmocka_unit_test_setup_teardown(f, t_router_setup, t_router_teardown)
@@ -437,6 +602,8 @@ int main(void)
 	    T(test_jiq_token_of_a_node_outside_the_service_is_skipped),
 	    T(test_service_of_1000_nodes),
 	    T(test_maglev_agrees_across_routers),
+	    T(test_request_fragments_go_to_their_node_uncounted),
+	    T(test_fullnat_large_message_keeps_its_flow_until_the_last_fragment),
 	};
 #undef T
 	return cmocka_run_group_tests_name("bpf_router_fleet", tests, NULL, NULL);
