@@ -1,8 +1,8 @@
 // SPDX-License-Identifier: (GPL-2.0-only OR BSD-2-Clause)
 /*
  * cpn-worker: answers cpn REQUESTs with a compute kernel run in dynamic
- * batches, and reports its load to the routers: a node (worker_node.h) around
- * the built-in kernels (worker_kernels.h).
+ * batches, and reports its load to the routers: a node of libcpn's worker
+ * library (cpn/worker.h) around the built-in kernels (worker_kernels.h).
  *
  * Lifecycle: SIGTERM or SIGINT sets DRAINING (every REPLY, BUSY, PROBE_ACK
  * and LOAD from then on carries it), new requests are answered
@@ -13,22 +13,16 @@
  * the exit status is 1.
  * Bad arguments: usage, exit 2. A failure at run time: the reason, exit 1.
  */
-#include <arpa/inet.h>
 #include <errno.h>
-#include <fcntl.h>
 #include <getopt.h>
 #include <limits.h>
-#include <poll.h>
-#include <signal.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
-#include <unistd.h>
 
+#include "cpn/worker.h"
 #include "worker_kernels.h"
-#include "worker_node.h"
 #include "cpn_util.h"
 
 #define PROG "cpn-worker"
@@ -60,6 +54,13 @@ static const char usage_text[] =
     "                         --load-interval-ms)\n"
     "  --delay-us D           hold every answer D us before sending it: emulated path\n"
     "                         delay, not counted in worker_us (default 0)\n"
+    "  --max-message BYTES    largest large message (fragments) taken: beyond, REPLY\n"
+    "                         too large (default 4M; K, M, G suffixes)\n"
+    "  --frag-timeout-ms MS   a large request without new fragments, or a large reply\n"
+    "                         without acks, for MS is dropped (default 2000)\n"
+    "  --frag-client-budget BYTES  large requests being reassembled per client\n"
+    "                         (address and port; default 8M); beyond: BUSY\n"
+    "  --frag-budget BYTES    large messages held at once (default 64M); beyond: BUSY\n"
     "  --seed S               seed of --mlp-dims, --vs-rows and synthetic draws (default 1)\n"
     "  mlp:        --mlp-model FILE | --mlp-dims IN,H1,...,OUT (default 256,512,256,16)\n"
     "  vsearch:    --vs-table FILE | --vs-rows R --vs-dim D (default 10000 x 128)\n"
@@ -67,9 +68,11 @@ static const char usage_text[] =
     "              default fixed:1000); a batch sleeps the sum of its requests' draws,\n"
     "              replies echo the payload\n";
 
-/* What the command line sets: the node, and the kernel it runs. */
+/* What the command line sets: the node (the library's configuration), and
+ * the kernel it runs.
+ */
 struct wk_opts {
-	struct wk_node_cfg node;
+	struct cpn_worker_config *node;
 	struct wk_kernel_cfg k;
 };
 
@@ -168,21 +171,9 @@ bad:
 }
 
 enum {
-	O_LISTEN = 256,
-	O_NODE,
-	O_ROUTER,
-	O_KERNEL,
+	O_NODE_OPT = 1, /* an option of the node: to the library by its name */
+	O_KERNEL = 256,
 	O_BACKEND,
-	O_MAX_BATCH,
-	O_MAX_DELAY,
-	O_CAPACITY,
-	O_QUEUE,
-	O_METRICS,
-	O_LOAD_INT,
-	O_KEY,
-	O_DELAY,
-	O_TOKENS,
-	O_LIVENESS,
 	O_MLP_MODEL,
 	O_MLP_DIMS,
 	O_SEED,
@@ -194,21 +185,25 @@ enum {
 };
 
 static const struct option long_opts[] = {
-    {"listen", required_argument, NULL, O_LISTEN},
-    {"node-id", required_argument, NULL, O_NODE},
-    {"router", required_argument, NULL, O_ROUTER},
+    {"listen", required_argument, NULL, O_NODE_OPT},
+    {"node-id", required_argument, NULL, O_NODE_OPT},
+    {"router", required_argument, NULL, O_NODE_OPT},
+    {"max-batch", required_argument, NULL, O_NODE_OPT},
+    {"max-delay-us", required_argument, NULL, O_NODE_OPT},
+    {"capacity", required_argument, NULL, O_NODE_OPT},
+    {"queue", required_argument, NULL, O_NODE_OPT},
+    {"metrics", required_argument, NULL, O_NODE_OPT},
+    {"load-interval-ms", required_argument, NULL, O_NODE_OPT},
+    {"key", required_argument, NULL, O_NODE_OPT},
+    {"delay-us", required_argument, NULL, O_NODE_OPT},
+    {"tokens", required_argument, NULL, O_NODE_OPT},
+    {"liveness-ms", required_argument, NULL, O_NODE_OPT},
+    {"max-message", required_argument, NULL, O_NODE_OPT},
+    {"frag-timeout-ms", required_argument, NULL, O_NODE_OPT},
+    {"frag-client-budget", required_argument, NULL, O_NODE_OPT},
+    {"frag-budget", required_argument, NULL, O_NODE_OPT},
     {"kernel", required_argument, NULL, O_KERNEL},
     {"backend", required_argument, NULL, O_BACKEND},
-    {"max-batch", required_argument, NULL, O_MAX_BATCH},
-    {"max-delay-us", required_argument, NULL, O_MAX_DELAY},
-    {"capacity", required_argument, NULL, O_CAPACITY},
-    {"queue", required_argument, NULL, O_QUEUE},
-    {"metrics", required_argument, NULL, O_METRICS},
-    {"load-interval-ms", required_argument, NULL, O_LOAD_INT},
-    {"key", required_argument, NULL, O_KEY},
-    {"delay-us", required_argument, NULL, O_DELAY},
-    {"tokens", required_argument, NULL, O_TOKENS},
-    {"liveness-ms", required_argument, NULL, O_LIVENESS},
     {"mlp-model", required_argument, NULL, O_MLP_MODEL},
     {"mlp-dims", required_argument, NULL, O_MLP_DIMS},
     {"seed", required_argument, NULL, O_SEED},
@@ -220,44 +215,21 @@ static const struct option long_opts[] = {
     {NULL, 0, NULL, 0},
 };
 
-static int parse_routers(const char *s, struct wk_opts *o)
-{
-	char *copy = strdup(s), *save = NULL, *tok;
-	int rc = 0;
-
-	if (!copy)
-		return usage_error("out of memory");
-	for (tok = strtok_r(copy, ",", &save); tok; tok = strtok_r(NULL, ",", &save)) {
-		if (o->node.n_routers >= WK_MAX_ROUTERS) {
-			rc = usage_error("at most %d routers", WK_MAX_ROUTERS);
-			break;
-		}
-		if (wk_addr_parse(tok, &o->node.routers[o->node.n_routers++])) {
-			rc =
-			    usage_error("--router: bad address '%s' (IP:PORT or [IPV6]:PORT)", tok);
-			break;
-		}
-	}
-	free(copy);
-	return rc;
-}
-
-/* 0: run; 1: --help done; -1: usage error (printed). */
+/* 0: run; 1: --help done; -1: usage error (printed). o->node is set
+ * (NULL only when out of memory).
+ */
 static int parse_args(int argc, char **argv, struct wk_opts *o)
 {
-	int have_listen = 0, have_node = 0, have_kernel = 0, have_dims = 0, have_vs = 0;
-	int have_seed = 0, have_svc = 0, v, c;
+	int have_listen = 0, have_node = 0, have_router = 0, have_kernel = 0, have_dims = 0;
+	int have_vs = 0, have_seed = 0, have_svc = 0, c, idx;
 	uint64_t u;
 	const char *dims = "256,512,256,16";
 
 	memset(o, 0, sizeof(*o));
+	o->node = cpn_worker_config_new();
+	if (!o->node)
+		return usage_error("out of memory");
 	o->k.backend = "auto";
-	o->node.max_batch = 8;
-	o->node.max_delay_us = 500;
-	o->node.capacity = 1;
-	o->node.queue_len = 4096;
-	o->node.load_interval_ms = 50;
-	o->node.token_rule = WK_TOKEN_ADAPT;
 	o->k.seed = 1;
 	o->k.vs_rows = 10000;
 	o->k.vs_dim = 128;
@@ -265,23 +237,18 @@ static int parse_args(int argc, char **argv, struct wk_opts *o)
 	o->k.svc_us[0] = 1000;
 
 	opterr = 0;
-	while ((c = getopt_long(argc, argv, "", long_opts, NULL)) != -1) {
+	while ((c = getopt_long(argc, argv, "", long_opts, &idx)) != -1) {
 		switch (c) {
-		case O_LISTEN:
-			if (wk_addr_parse(optarg, &o->node.listen))
-				return usage_error("--listen: bad address '%s'", optarg);
-			have_listen = 1;
+		case O_NODE_OPT: {
+			const char *name = long_opts[idx].name;
+
+			if (cpn_worker_config_set(o->node, name, optarg))
+				return usage_error("--%s", cpn_worker_config_error(o->node));
+			have_listen |= !strcmp(name, "listen");
+			have_node |= !strcmp(name, "node-id");
+			have_router |= !strcmp(name, "router");
 			break;
-		case O_NODE:
-			if (parse_int("--node-id", optarg, 1, 65535, &v))
-				return -1;
-			o->node.node_id = (uint16_t)v;
-			have_node = 1;
-			break;
-		case O_ROUTER:
-			if (parse_routers(optarg, o))
-				return -1;
-			break;
+		}
 		case O_KERNEL:
 			if (!strcmp(optarg, "mlp"))
 				o->k.kernel = WK_K_MLP;
@@ -301,61 +268,6 @@ static int parse_args(int argc, char **argv, struct wk_opts *o)
 				return usage_error("--backend is auto, cuda or cpu, not '%s'",
 						   optarg);
 			o->k.backend = optarg;
-			break;
-		case O_MAX_BATCH:
-			if (parse_int("--max-batch", optarg, 1, WK_MAX_BATCH, &o->node.max_batch))
-				return -1;
-			break;
-		case O_MAX_DELAY:
-			if (parse_int("--max-delay-us", optarg, 0, WK_MAX_DELAY_US, &v))
-				return -1;
-			o->node.max_delay_us = (unsigned)v;
-			break;
-		case O_CAPACITY:
-			if (parse_int("--capacity", optarg, 1, WK_MAX_SLOTS, &o->node.capacity))
-				return -1;
-			break;
-		case O_QUEUE:
-			if (parse_int("--queue", optarg, 1, 65535, &o->node.queue_len))
-				return -1;
-			break;
-		case O_METRICS:
-			o->node.metrics = optarg;
-			break;
-		case O_LOAD_INT:
-			if (parse_int("--load-interval-ms", optarg, 1, 60000, &v))
-				return -1;
-			o->node.load_interval_ms = (unsigned)v;
-			break;
-		case O_KEY:
-			if (cpn_key_parse(optarg, o->node.key))
-				return usage_error("--key wants 32 hex digits");
-			o->node.have_key = 1;
-			break;
-		case O_TOKENS:
-			if (!strcmp(optarg, "adapt"))
-				o->node.token_rule = WK_TOKEN_ADAPT;
-			else if (!strcmp(optarg, "idle"))
-				o->node.token_rule = 1;
-			else if (!strcmp(optarg, "off"))
-				o->node.token_rule = WK_TOKEN_OFF;
-			else if (!strncmp(optarg, "below:", 6) &&
-				 !cpn_parse_u64(optarg + 6, 1, 65535, &u))
-				o->node.token_rule = (int)u;
-			else
-				return usage_error("--tokens is adapt, idle, below:T (1..65535) or "
-						   "off, not '%s'",
-						   optarg);
-			break;
-		case O_LIVENESS:
-			if (parse_int("--liveness-ms", optarg, 0, 600000, &v))
-				return -1;
-			o->node.liveness_ms = (unsigned)v;
-			break;
-		case O_DELAY:
-			if (parse_int("--delay-us", optarg, 0, WK_MAX_DELAY_US, &v))
-				return -1;
-			o->node.delay_us = (unsigned)v;
 			break;
 		case O_MLP_MODEL:
 			o->k.mlp_model = optarg;
@@ -398,15 +310,10 @@ static int parse_args(int argc, char **argv, struct wk_opts *o)
 	}
 	if (optind < argc)
 		return usage_error("unexpected argument '%s'", argv[optind]);
-	if (!have_listen || !have_node || !o->node.n_routers || !have_kernel)
+	if (!have_listen || !have_node || !have_router || !have_kernel)
 		return usage_error("--listen, --node-id, --router and --kernel are required");
-	for (int i = 0; i < o->node.n_routers; i++)
-		if (!wk_addr_reachable(&o->node.listen, &o->node.routers[i]))
-			return usage_error("--router: an IPv%c router needs an IPv%c --listen%s",
-					   o->node.listen.ss.ss_family == AF_INET ? '6' : '4',
-					   o->node.listen.ss.ss_family == AF_INET ? '6' : '4',
-					   o->node.listen.ss.ss_family == AF_INET ? ""
-										  : " (or [::])");
+	if (cpn_worker_config_check(o->node))
+		return usage_error("--%s", cpn_worker_config_error(o->node));
 	if (o->k.kernel != WK_K_MLP && (o->k.mlp_model || have_dims))
 		return usage_error("--mlp-model and --mlp-dims are for --kernel mlp");
 	if (o->k.kernel != WK_K_VSEARCH && (o->k.vs_table || have_vs))
@@ -424,165 +331,59 @@ static int parse_args(int argc, char **argv, struct wk_opts *o)
 	if (o->k.kernel == WK_K_MLP && !o->k.mlp_model) {
 		if (parse_dims(dims, o))
 			return -1;
-		if ((size_t)o->k.mlp_dims[0] * 4 + WK_HDR_MAX > WK_MAX_UDP ||
-		    (size_t)o->k.mlp_dims[o->k.mlp_layers] * 4 + WK_HDR_MAX > WK_MAX_UDP)
+		if ((size_t)o->k.mlp_dims[0] * 4 > CPN_WORKER_MAX_DATAGRAM_PAYLOAD ||
+		    (size_t)o->k.mlp_dims[o->k.mlp_layers] * 4 > CPN_WORKER_MAX_DATAGRAM_PAYLOAD)
 			return usage_error("--mlp-dims: input and output must fit a datagram "
 					   "(at most %d floats)",
-					   (WK_MAX_UDP - WK_HDR_MAX) / 4);
+					   CPN_WORKER_MAX_DATAGRAM_PAYLOAD / 4);
 	}
 	if (o->k.kernel == WK_K_VSEARCH && !o->k.vs_table &&
-	    (size_t)o->k.vs_dim * 4 + 4 + WK_HDR_MAX > WK_MAX_UDP)
+	    (size_t)o->k.vs_dim * 4 + 4 > CPN_WORKER_MAX_DATAGRAM_PAYLOAD)
 		return usage_error("--vs-dim: a query must fit a datagram");
 	return 0;
 }
 
 /* ---- lifecycle --------------------------------------------------------- */
 
-static void describe(const struct wk_opts *o, const struct wk_handler *h)
-{
-	char l[INET6_ADDRSTRLEN + 8];
-
-	wk_addr_str(&o->node.listen, l, sizeof(l));
-	fprintf(stderr,
-		PROG ": node %u on %s: kernel %s, backend %s (%s), %d slot(s) x batch %d "
-		     "(max delay %u us), queue %d, %d router(s)%s%s\n",
-		o->node.node_id, l, h->kernel, h->backend, h->device, o->node.capacity,
-		o->node.max_batch, o->node.max_delay_us, o->node.queue_len, o->node.n_routers,
-		o->node.have_key ? ", signed" : "", o->node.delay_us ? ", replies held back" : "");
-}
-
-/* Wait for signals; returns the exit status once drained or failed. A
- * repeat of the signal within WK_SIGNAL_REPEAT_NS of the first is the same
- * request (a wrapper such as timeout(1), or a terminal's Ctrl-C, may deliver
- * it to the process and to its group); a later one stops without finishing.
- */
-#define WK_SIGNAL_REPEAT_NS 1000000000ull
-
-/* SIGTERM and SIGINT are caught by a handler, not blocked and waited for:
- * libraries start threads of their own before main (OpenBLAS does), with
- * the signals unblocked, and a process-directed signal may land on any of
- * them. The handler only writes the signal's number to a pipe.
- */
-static int sig_pipe[2] = {-1, -1};
-
-static void on_signal(int sig)
-{
-	int e = errno;
-	unsigned char b = (unsigned char)sig;
-
-	if (write(sig_pipe[1], &b, 1) < 0) {
-		/* full pipe: signals enough are pending already */
-	}
-	errno = e;
-}
-
-static int signals_catch(void)
-{
-	struct sigaction sa;
-
-	if (pipe2(sig_pipe, O_CLOEXEC | O_NONBLOCK))
-		return -1;
-	memset(&sa, 0, sizeof(sa));
-	sa.sa_handler = on_signal;
-	sa.sa_flags = SA_RESTART;
-	sigemptyset(&sa.sa_mask);
-	if (sigaction(SIGTERM, &sa, NULL) || sigaction(SIGINT, &sa, NULL))
-		return -1;
-	signal(SIGPIPE, SIG_IGN);
-	return 0;
-}
-
-static void signals_release(void)
-{
-	signal(SIGTERM, SIG_DFL);
-	signal(SIGINT, SIG_DFL);
-	for (int i = 0; i < 2; i++)
-		if (sig_pipe[i] >= 0)
-			close(sig_pipe[i]);
-}
-
-static int run(struct wk_node *n)
-{
-	struct pollfd p = {.fd = sig_pipe[0], .events = POLLIN};
-	uint64_t first = 0;
-	const char *why;
-	int rc = 0;
-
-	for (;;) {
-		unsigned char sigs[16];
-		ssize_t got = 0;
-
-		/* Bounded wait: a thread's failure and the end of the drain
-		 * are looked at every 100 ms.
-		 */
-		if (poll(&p, 1, 100) > 0)
-			got = read(sig_pipe[0], sigs, sizeof(sigs));
-		for (ssize_t k = 0; k < got; k++) {
-			if (!first) {
-				first = cpn_now_ns();
-				fprintf(stderr, PROG ": %s: draining\n", strsignal(sigs[k]));
-				wk_node_drain(n);
-			} else if (!wk_node_abandoned(n) &&
-				   cpn_now_ns() - first >= WK_SIGNAL_REPEAT_NS) {
-				fprintf(stderr,
-					PROG ": %s again: stopping without finishing the "
-					     "queue\n",
-					strsignal(sigs[k]));
-				wk_node_abandon(n);
-				rc = 1;
-			}
-		}
-		why = wk_node_failed(n);
-		if (why && !wk_node_abandoned(n)) {
-			fprintf(stderr, PROG ": %s\n", why);
-			wk_node_abandon(n);
-			rc = 1;
-		}
-		if (wk_node_done(n))
-			return rc;
-	}
-}
-
+/* SIGTERM or SIGINT drains (cpn_worker_run): see the top of this file. */
 int main(int argc, char **argv)
 {
 	struct wk_opts o;
 	struct wk_kernels *k = NULL;
-	struct wk_node *n = NULL;
-	char err[512] = "";
+	struct cpn_worker *w = NULL;
+	char err[512] = "", line[512];
 	int rc;
 
 	rc = parse_args(argc, argv, &o);
-	if (rc)
+	if (rc) {
+		cpn_worker_config_free(o.node);
 		return rc > 0 ? 0 : 2;
+	}
 	rc = 1;
 	k = calloc(1, sizeof(*k));
-	n = calloc(1, sizeof(*n));
-	if (!k || !n) {
+	if (!k) {
 		snprintf(err, sizeof(err), "out of memory");
-		goto out_free;
-	}
-	if (signals_catch()) {
-		snprintf(err, sizeof(err), "cannot catch signals: %s", strerror(errno));
-		goto out_free;
+		goto out;
 	}
 	if (wk_kernels_open(k, &o.k, err, sizeof(err)) ||
-	    wk_node_open(n, &o.node, &k->h, err, sizeof(err)))
+	    cpn_worker_open(&w, o.node, &k->h, err, sizeof(err)))
 		goto out;
-	describe(&o, &k->h);
-	if (wk_node_start(n, err, sizeof(err)))
-		goto out;
-	rc = run(n);
+	cpn_worker_describe(w, line, sizeof(line));
+	fprintf(stderr, PROG ": %s\n", line);
+	rc = cpn_worker_run(w, PROG);
+	if (rc < 0) {
+		/* said on stderr by cpn_worker_run */
+		rc = 1;
+	} else if (!rc) {
+		fprintf(stderr, PROG ": drained, exiting\n");
+	}
 out:
-	wk_node_stop(n, !*err);
-	wk_node_close(n);
-	wk_kernels_close(k);
-out_free:
-	signals_release();
+	cpn_worker_close(w);
+	if (k)
+		wk_kernels_close(k);
+	cpn_worker_config_free(o.node);
 	if (*err)
 		fprintf(stderr, PROG ": %s\n", err);
-	else if (!rc)
-		fprintf(stderr, PROG ": drained, exiting\n");
-	free(n);
 	free(k);
 	return rc;
 }

@@ -78,8 +78,10 @@ static int payload_ok(void *ctx, uint32_t len)
 	case WK_K_VSEARCH:
 		return len == k->req_len;
 	default:
-		/* Echoed: the reply, perhaps signed, must fit in a datagram. */
-		return len + WK_HDR_MAX <= WK_MAX_UDP;
+		/* Echoed: any message the node takes (a large reply is sent
+		 * as fragments).
+		 */
+		return 1;
 	}
 }
 
@@ -118,7 +120,8 @@ static double synth_mean_us(const struct wk_kernel_cfg *c)
 	return c->svc_us[0];
 }
 
-static void run_synth(struct wk_inst *s, struct wk_req *const *req, int n, struct wk_reply *rep)
+static void run_synth(struct wk_inst *s, const struct cpn_worker_request *req, int n,
+		      struct cpn_worker_reply *rep)
 {
 	uint64_t total = cpn_now_ns();
 	struct timespec ts;
@@ -129,34 +132,36 @@ static void run_synth(struct wk_inst *s, struct wk_req *const *req, int n, struc
 	while (clock_nanosleep(CLOCK_MONOTONIC, TIMER_ABSTIME, &ts, NULL) == EINTR)
 		;
 	for (int i = 0; i < n; i++)
-		rep[i] = (struct wk_reply){CPN_ST_OK, req[i]->payload, req[i]->len};
+		rep[i] = (struct cpn_worker_reply){CPN_ST_OK, req[i].payload, req[i].len};
 }
 
-static void run_mlp(struct wk_inst *s, struct wk_req *const *req, int n, struct wk_reply *rep)
+static void run_mlp(struct wk_inst *s, const struct cpn_worker_request *req, int n,
+		    struct cpn_worker_reply *rep)
 {
 	const struct cpn_mlp *m = &s->k->mlp;
 	size_t in = (size_t)m->dims[0], out = (size_t)m->dims[m->n_layers];
 
 	for (int i = 0; i < n; i++)
-		words_from_le(s->in + (size_t)i * in, req[i]->payload, in);
+		words_from_le(s->in + (size_t)i * in, req[i].payload, in);
 	if (s->k->ops->mlp(s->be, s->in, n, s->out))
 		return; /* every rep[i] stays KERNEL_ERROR */
 	words_to_le(s->out, (size_t)n * out);
 	for (int i = 0; i < n; i++)
-		rep[i] =
-		    (struct wk_reply){CPN_ST_OK, s->out + (size_t)i * out, (uint32_t)(out * 4)};
+		rep[i] = (struct cpn_worker_reply){CPN_ST_OK, s->out + (size_t)i * out,
+						   (uint32_t)(out * 4)};
 }
 
-static void run_vsearch(struct wk_inst *s, struct wk_req *const *req, int n, struct wk_reply *rep)
+static void run_vsearch(struct wk_inst *s, const struct cpn_worker_request *req, int n,
+			struct cpn_worker_reply *rep)
 {
 	size_t dim = (size_t)s->k->vt.dim;
 	int kmax = 1;
 
 	for (int i = 0; i < n; i++) {
-		s->kk[i] = vs_k(s->k, req[i]->payload);
+		s->kk[i] = vs_k(s->k, req[i].payload);
 		if (s->kk[i] > kmax)
 			kmax = s->kk[i];
-		words_from_le(s->in + (size_t)i * dim, req[i]->payload + 4, dim);
+		words_from_le(s->in + (size_t)i * dim, (const uint8_t *)req[i].payload + 4, dim);
 	}
 	/* One k for the batch, the largest: a request's own top-k is a prefix
 	 * of it (best first, ties to the lower id).
@@ -174,18 +179,19 @@ static void run_vsearch(struct wk_inst *s, struct wk_req *const *req, int n, str
 			memcpy(p + j * 8, &id, 4);
 			memcpy(p + j * 8 + 4, &sc, 4);
 		}
-		rep[i] = (struct wk_reply){CPN_ST_OK, p, (uint32_t)s->kk[i] * 8};
+		rep[i] = (struct cpn_worker_reply){CPN_ST_OK, p, (uint32_t)s->kk[i] * 8};
 	}
 }
 
-static void run(void *inst, struct wk_req *const *req, int n, struct wk_reply *rep)
+static void run(void *inst, const struct cpn_worker_request *req, int n,
+		struct cpn_worker_reply *rep)
 {
 	struct wk_inst *s = inst;
 
 	switch (s->k->c.kernel) {
 	case WK_K_ECHO:
 		for (int i = 0; i < n; i++)
-			rep[i] = (struct wk_reply){CPN_ST_OK, req[i]->payload, req[i]->len};
+			rep[i] = (struct cpn_worker_reply){CPN_ST_OK, req[i].payload, req[i].len};
 		break;
 	case WK_K_SYNTH:
 		run_synth(s, req, n, rep);
@@ -289,8 +295,8 @@ static int model_setup(struct wk_kernels *k, char *err, size_t errlen)
 			return -1;
 		}
 		k->have_mlp = 1;
-		if ((size_t)k->mlp.dims[0] * 4 + WK_HDR_MAX > WK_MAX_UDP ||
-		    (size_t)k->mlp.dims[k->mlp.n_layers] * 4 + WK_HDR_MAX > WK_MAX_UDP) {
+		if ((size_t)k->mlp.dims[0] * 4 > CPN_WORKER_MAX_DATAGRAM_PAYLOAD ||
+		    (size_t)k->mlp.dims[k->mlp.n_layers] * 4 > CPN_WORKER_MAX_DATAGRAM_PAYLOAD) {
 			snprintf(err, errlen, "mlp model: input or output does not fit a datagram");
 			return -1;
 		}
@@ -305,7 +311,7 @@ static int model_setup(struct wk_kernels *k, char *err, size_t errlen)
 		}
 		k->have_vt = 1;
 		if (k->vt.rows < 1 || k->vt.dim < 1 ||
-		    (size_t)k->vt.dim * 4 + 4 + WK_HDR_MAX > WK_MAX_UDP) {
+		    (size_t)k->vt.dim * 4 + 4 > CPN_WORKER_MAX_DATAGRAM_PAYLOAD) {
 			snprintf(err, errlen,
 				 "vsearch table: empty, or a query does not fit a "
 				 "datagram");
@@ -320,11 +326,11 @@ int wk_kernels_open(struct wk_kernels *k, const struct wk_kernel_cfg *c, char *e
 {
 	memset(k, 0, sizeof(*k));
 	k->c = *c;
-	k->h = (struct wk_handler){
+	k->h = (struct cpn_worker_handler){
 	    .kernel = wk_kernel_name(c->kernel),
 	    .backend = "none",
 	    .device = k->device,
-	    .ctx = k,
+	    .user = k,
 	    .payload_ok = payload_ok,
 	    .slot_open = slot_open,
 	    .run = run,

@@ -7,7 +7,8 @@
 #ifndef CPN_WORKER_KERNELS_H
 #define CPN_WORKER_KERNELS_H
 
-#include "worker_batch.h"
+#include "cpn/proto.h"
+#include "cpn/worker.h"
 #include "cpn_kernels.h"
 
 enum wk_kernel {
@@ -45,7 +46,7 @@ struct wk_kernels {
 	const struct cpn_backend_ops *ops; /* NULL for echo and synthetic */
 	char device[160];
 	uint32_t req_len; /* mlp, vsearch: the payload a request must have */
-	struct wk_handler h;
+	struct cpn_worker_handler h;
 };
 
 const char *wk_kernel_name(enum wk_kernel k);

@@ -10,7 +10,7 @@ KERNEL_SRCS := gpu/kernels.c gpu/backend_cpu.c gpu/backend_pick.c
 KERNEL_LIBS := -lopenblas -ldl -lm
 WORKER_SRCS := $(filter-out $(KERNEL_SRCS),$(wildcard gpu/*.c))
 
-$(OBJ)/gpu/%.o $(SOBJ)/gpu/%.o: CPPFLAGS += -Igpu -Iuserspace/worker
+$(OBJ)/gpu/%.o $(SOBJ)/gpu/%.o: CPPFLAGS += -Igpu
 
 $(BUILD)/cpn-worker: LIBS := $(KERNEL_LIBS) -lmicrohttpd -lpthread
 $(BUILD)/cpn-worker: $(call obj,$(WORKER_SRCS) $(KERNEL_SRCS)) $(LIBCPN_A)

@@ -108,7 +108,20 @@
 	  "Mean service time per request: EWMA of batch time / batch size (LOAD worker_us).")      \
 	X(W_UTIL, "cpn_worker_utilization_ratio", "gauge",                                         \
 	  "Busy fraction of the batch slots over the last heartbeat interval.")                    \
-	X(W_DRAINING, "cpn_worker_draining", "gauge", "1 once SIGTERM or SIGINT arrived.")
+	X(W_DRAINING, "cpn_worker_draining", "gauge", "1 once SIGTERM or SIGINT arrived.")         \
+	X(W_FRAG_HELD, "cpn_worker_frag_held_bytes", "gauge",                                      \
+	  "Bytes of large messages the node holds: being reassembled, queued or executing, "       \
+	  "being sent.")                                                                           \
+	X(W_FRAG_LIMIT, "cpn_worker_frag_limit_bytes", "gauge",                                    \
+	  "Limits of large messages: the largest message, the per-client and the total budget.")   \
+	X(W_FRAG_MESSAGES, "cpn_worker_frag_messages_total", "counter",                            \
+	  "Large messages completed: requests reassembled, replies sent.")                         \
+	X(W_FRAG_TIMEOUTS, "cpn_worker_frag_timeouts_total", "counter",                            \
+	  "Large messages dropped for their timeout: requests incomplete, replies not acked.")     \
+	X(W_FRAG_DROPPED, "cpn_worker_frag_dropped_total", "counter",                              \
+	  "Fragments dropped, by reason (duplicate, malformed, unknown message).")                 \
+	X(W_FRAG_REFUSED, "cpn_worker_frag_refused_total", "counter",                              \
+	  "Large messages refused, by reason (too large, over the client's or the total budget).")
 
 enum cpn_metric {
 #define CPN_METRIC_ENUM(id, name, type, help) CPN_M_##id,

@@ -19,6 +19,17 @@ const uint32_t wk_lat_bounds_us[WK_LAT_BUCKETS] = {
     25000, 50000, 100000, 250000, 500000, 1000000, 2500000,
 };
 
+void wk_lat_add(struct wk_stats *st, uint32_t us)
+{
+	int k = 0;
+
+	while (k < WK_LAT_BUCKETS && us > wk_lat_bounds_us[k])
+		k++;
+	WK_ADD(st, lat_hist[k], 1);
+	WK_ADD(st, lat_count, 1);
+	WK_ADD(st, lat_sum_us, us);
+}
+
 void wk_fatal(struct wk_fatal *f, const char *fmt, ...)
 {
 	va_list ap;

@@ -35,8 +35,8 @@
 #define WK_BATCH_BUCKETS 16	   /* powers of two, max_batch - 1, max_batch */
 #define WK_LAT_BUCKETS	 15
 
-/* Reply status counters, indexed by enum cpn_reply_status (0..2). */
-#define WK_ST_N 3
+/* Reply status counters, indexed by enum cpn_reply_status (0..4). */
+#define WK_ST_N 5
 
 struct wk_addr {
 	struct sockaddr_storage ss;
@@ -56,6 +56,14 @@ struct wk_stats {
 	uint64_t batch_count, batch_sum;
 	uint64_t lat_hist[WK_LAT_BUCKETS + 1];
 	uint64_t lat_count, lat_sum_us;
+	/* large messages (worker_frag.h): bytes held (a gauge, added to and
+	 * taken from by every stage), messages, timeouts, fragments dropped,
+	 * first fragments refused
+	 */
+	uint64_t frag_held;
+	uint64_t frag_msgs_in, frag_msgs_out, frag_timeouts_in, frag_timeouts_out;
+	uint64_t frag_dup, frag_malformed, frag_unknown;
+	uint64_t frag_too_large, frag_over_client, frag_over_total;
 };
 
 #define WK_ADD(st, field, n) __atomic_fetch_add(&(st)->field, (n), __ATOMIC_RELAXED)
@@ -64,6 +72,9 @@ struct wk_stats {
 
 /* Upper bounds of the receive-to-send latency histogram, µs. */
 extern const uint32_t wk_lat_bounds_us[WK_LAT_BUCKETS];
+
+/* Count a receive-to-send latency, µs. */
+void wk_lat_add(struct wk_stats *st, uint32_t us);
 
 /* A thread that cannot go on records why; the first reason is kept. */
 struct wk_fatal {

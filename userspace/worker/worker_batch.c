@@ -22,17 +22,6 @@ static void batch_hist_add(struct wk_batcher *b, int n)
 	WK_ADD(b->st, batch_sum, (uint64_t)n);
 }
 
-static void lat_hist_add(struct wk_stats *st, uint32_t us)
-{
-	int k = 0;
-
-	while (k < WK_LAT_BUCKETS && us > wk_lat_bounds_us[k])
-		k++;
-	WK_ADD(st, lat_hist[k], 1);
-	WK_ADD(st, lat_count, 1);
-	WK_ADD(st, lat_sum_us, us);
-}
-
 /* Whether this slot's last reply carries an idle token (worker_batch.h). */
 static int token_due(const struct wk_batcher *b)
 {
@@ -49,11 +38,13 @@ static int token_due(const struct wk_batcher *b)
 /* A REPLY per request, sent together; then the requests are freed. The
  * slot is free again: the last reply may carry an idle token (CPN_F_TOKEN),
  * which asks the router it goes through for the next request (policy jiq).
+ * A reply larger than a datagram goes to the large replies' sender (a
+ * copy), or, where the node has no memory for it, is answered BUSY.
  */
 static void reply_batch(struct wk_batcher *b, struct wk_slot *s, int n)
 {
 	uint64_t now = cpn_now_ns();
-	int token = token_due(b);
+	int token = token_due(b), k = 0;
 
 	for (int i = 0; i < n; i++) {
 		struct wk_req *r = s->batch[i];
@@ -67,18 +58,25 @@ static void reply_batch(struct wk_batcher *b, struct wk_slot *s, int n)
 		if (token && i == n - 1)
 			m.flags |= CPN_F_TOKEN;
 		m.worker_us = us > UINT32_MAX ? UINT32_MAX : (uint32_t)us;
-		wk_load_fill(b->q, &m);
-		wk_tx_seal(b->tx, &m, &s->out[i], &r->src);
-		if (st == CPN_ST_OK) {
-			s->out[i].pl = rep->pl;
-			s->out[i].plen = rep->plen;
+		if (st == CPN_ST_OK && rep->len > CPN_WORKER_MAX_DATAGRAM_PAYLOAD) {
+			if (!rep->payload || !b->fragtx ||
+			    wk_fragtx_put(b->fragtx, r, &m, rep->payload, rep->len))
+				wk_queue_busy(b->q, r, CPN_BUSY_OVERLOAD, &s->out[k++]);
+			continue;
 		}
+		wk_load_fill(b->q, &m);
+		wk_tx_seal(b->tx, &m, &s->out[k], &r->src);
+		if (st == CPN_ST_OK && rep->len) {
+			s->out[k].pl = rep->payload;
+			s->out[k].plen = rep->payload ? rep->len : 0;
+		}
+		k++;
 		WK_ADD(b->st, replies[st], 1);
-		lat_hist_add(b->st, m.worker_us);
+		wk_lat_add(b->st, m.worker_us);
 	}
-	wk_tx_send(b->tx, s->out, n);
+	wk_tx_send(b->tx, s->out, k);
 	for (int i = 0; i < n; i++) {
-		free(s->batch[i]);
+		wk_req_free(b->st, s->batch[i]);
 		s->batch[i] = NULL;
 	}
 }
@@ -92,9 +90,20 @@ static void *slot_main(void *arg)
 	/* The synthetic kernel's sleeps and the batcher's deadlines are µs. */
 	prctl(PR_SET_TIMERSLACK, 1UL, 0, 0, 0);
 	while ((n = wk_queue_take(b->q, s->idx, s->batch)) > 0) {
-		for (int i = 0; i < n; i++)
+		for (int i = 0; i < n; i++) {
+			const struct wk_req *r = s->batch[i];
+
+			s->reqv[i] = (struct cpn_worker_request){
+			    .payload = r->payload,
+			    .len = r->len,
+			    .service = r->m.service_id,
+			    .tenant = r->m.tenant_id,
+			    .session = r->m.session_key,
+			    .request_id = r->m.request_id,
+			};
 			s->rep[i] = (struct wk_reply){.status = CPN_ST_KERNEL_ERROR};
-		b->h->run(s->inst, s->batch, n, s->rep);
+		}
+		b->h->run(s->inst, s->reqv, n, s->rep);
 		wk_queue_done(b->q, s->idx, n);
 		batch_hist_add(b, n);
 		reply_batch(b, s, n);
@@ -154,9 +163,10 @@ int wk_batcher_init(struct wk_batcher *b, struct wk_queue *q, struct wk_tx *tx, 
 		s->b = b;
 		s->idx = i;
 		s->batch = calloc(B, sizeof(*s->batch));
+		s->reqv = calloc(B, sizeof(*s->reqv));
 		s->rep = calloc(B, sizeof(*s->rep));
 		s->out = calloc(B, sizeof(*s->out));
-		if (!s->batch || !s->rep || !s->out)
+		if (!s->batch || !s->reqv || !s->rep || !s->out)
 			goto nomem;
 		*err = 0;
 		s->inst = h->slot_open(h->ctx, i, max_batch, err, errlen);
@@ -213,9 +223,10 @@ void wk_batcher_fini(struct wk_batcher *b)
 	for (int i = 0; b->slots && i < b->n_slots; i++) {
 		struct wk_slot *s = &b->slots[i];
 
-		if (s->inst)
+		if (s->inst && b->h->slot_close)
 			b->h->slot_close(s->inst);
 		free(s->batch);
+		free(s->reqv);
 		free(s->rep);
 		free(s->out);
 	}

@@ -13,18 +13,19 @@
 
 #include <pthread.h>
 
-#include "worker_queue.h"
+#include "cpn/worker.h"
+#include "worker_frag.h"
 
 /* A request's answer, filled by the handler: its status (enum
  * cpn_reply_status) and the reply payload, which must stay valid until the
- * slot's next batch (it is sent, or copied when held, before that).
+ * slot's next batch (it is sent, or copied when held or large, before
+ * that). The public struct cpn_worker_reply (cpn/worker.h).
  */
-struct wk_reply {
-	uint8_t status;
-	const void *pl;
-	uint32_t plen;
-};
+#define wk_reply cpn_worker_reply
 
+/* What the node computes: cpn/worker.h's struct cpn_worker_handler, copied
+ * by cpn_worker_open() (kernel, backend and device defaulted).
+ */
 struct wk_handler {
 	const char *kernel;  /* names for logs and metric labels */
 	const char *backend; /* "none" where there is none */
@@ -37,8 +38,12 @@ struct wk_handler {
 	/* Optional: run one zero request, to set up and time the instance. */
 	int (*warm)(void *inst);
 	/* Answer n requests: rep[i] for req[i]. */
-	void (*run)(void *inst, struct wk_req *const *req, int n, struct wk_reply *rep);
+	void (*run)(void *inst, const struct cpn_worker_request *req, int n, struct wk_reply *rep);
 	void (*slot_close)(void *inst);
+	/* Optional: requests waiting elsewhere, added to every load report's
+	 * queue_depth (wk_load_fill).
+	 */
+	uint32_t (*queue_extra)(void *ctx);
 	/* The mean service time per request reported before the first batch,
 	 * where there is no warm(): ns.
 	 */
@@ -67,6 +72,7 @@ struct wk_slot {
 	int started;
 	void *inst;
 	struct wk_req **batch;
+	struct cpn_worker_request *reqv; /* the batch as the handler sees it */
 	struct wk_reply *rep;
 	struct wk_out *out;
 };
@@ -76,6 +82,7 @@ struct wk_batcher {
 	struct wk_tx *tx;
 	struct wk_stats *st;
 	const struct wk_handler *h;
+	struct wk_fragtx *fragtx; /* large replies (NULL: answered BUSY) */
 	int n_slots, max_batch;
 	int token_rule; /* WK_TOKEN_*, or T > 0: below:T */
 	struct wk_slot *slots;

@@ -4,6 +4,7 @@
  */
 #include <errno.h>
 #include <stdarg.h>
+#include <stdint.h>
 #include <stdio.h>
 
 #include "worker_metrics.h"
@@ -60,6 +61,10 @@ int wk_metrics_render(struct wk_node *n, FILE *out)
 	    "status", "bad_request", NULL);
 	put(out, n, CPN_M_W_REPLIES, NULL, (double)WK_LOAD(&st->replies[CPN_ST_KERNEL_ERROR]),
 	    "status", "kernel_error", NULL);
+	put(out, n, CPN_M_W_REPLIES, NULL, (double)WK_LOAD(&st->replies[CPN_ST_UNSUPPORTED]),
+	    "status", "unsupported", NULL);
+	put(out, n, CPN_M_W_REPLIES, NULL, (double)WK_LOAD(&st->replies[CPN_ST_TOO_LARGE]),
+	    "status", "too_large", NULL);
 
 	cpn_prom_family(out, CPN_M_W_BUSY);
 	put(out, n, CPN_M_W_BUSY, NULL, (double)WK_LOAD(&st->busy_overload), "reason", "overload",
@@ -103,6 +108,37 @@ int wk_metrics_render(struct wk_node *n, FILE *out)
 	one(out, n, CPN_M_W_SVC, WK_LOAD(&n->q.svc_us) / 1e6);
 	one(out, n, CPN_M_W_UTIL, WK_LOAD(&n->q.util) / 255.0);
 	one(out, n, CPN_M_W_DRAINING, WK_LOAD(&n->q.draining));
+
+	one(out, n, CPN_M_W_FRAG_HELD, (double)(int64_t)WK_LOAD(&st->frag_held));
+	cpn_prom_family(out, CPN_M_W_FRAG_LIMIT);
+	put(out, n, CPN_M_W_FRAG_LIMIT, NULL, n->c.frag.max_message, "limit", "message", NULL);
+	put(out, n, CPN_M_W_FRAG_LIMIT, NULL, (double)n->c.frag.client_budget, "limit", "client",
+	    NULL);
+	put(out, n, CPN_M_W_FRAG_LIMIT, NULL, (double)n->c.frag.budget, "limit", "total", NULL);
+	cpn_prom_family(out, CPN_M_W_FRAG_MESSAGES);
+	put(out, n, CPN_M_W_FRAG_MESSAGES, NULL, (double)WK_LOAD(&st->frag_msgs_in), "direction",
+	    "request", NULL);
+	put(out, n, CPN_M_W_FRAG_MESSAGES, NULL, (double)WK_LOAD(&st->frag_msgs_out), "direction",
+	    "reply", NULL);
+	cpn_prom_family(out, CPN_M_W_FRAG_TIMEOUTS);
+	put(out, n, CPN_M_W_FRAG_TIMEOUTS, NULL, (double)WK_LOAD(&st->frag_timeouts_in),
+	    "direction", "request", NULL);
+	put(out, n, CPN_M_W_FRAG_TIMEOUTS, NULL, (double)WK_LOAD(&st->frag_timeouts_out),
+	    "direction", "reply", NULL);
+	cpn_prom_family(out, CPN_M_W_FRAG_DROPPED);
+	put(out, n, CPN_M_W_FRAG_DROPPED, NULL, (double)WK_LOAD(&st->frag_dup), "reason",
+	    "duplicate", NULL);
+	put(out, n, CPN_M_W_FRAG_DROPPED, NULL, (double)WK_LOAD(&st->frag_malformed), "reason",
+	    "malformed", NULL);
+	put(out, n, CPN_M_W_FRAG_DROPPED, NULL, (double)WK_LOAD(&st->frag_unknown), "reason",
+	    "unknown", NULL);
+	cpn_prom_family(out, CPN_M_W_FRAG_REFUSED);
+	put(out, n, CPN_M_W_FRAG_REFUSED, NULL, (double)WK_LOAD(&st->frag_too_large), "reason",
+	    "too_large", NULL);
+	put(out, n, CPN_M_W_FRAG_REFUSED, NULL, (double)WK_LOAD(&st->frag_over_client), "reason",
+	    "client_budget", NULL);
+	put(out, n, CPN_M_W_FRAG_REFUSED, NULL, (double)WK_LOAD(&st->frag_over_total), "reason",
+	    "total_budget", NULL);
 	if (fflush(out) || ferror(out))
 		return -EIO;
 	return 0;

@@ -16,6 +16,7 @@ enum {
 	OPEN_SOCKET = 1,
 	OPEN_TX,
 	OPEN_QUEUE,
+	OPEN_FRAG,
 	OPEN_SLOTS,
 	OPEN_HB,
 	OPEN_ALL,
@@ -119,19 +120,37 @@ int wk_node_open(struct wk_node *n, const struct wk_node_cfg *c, const struct wk
 	if (rc)
 		return rc;
 	n->opened = OPEN_QUEUE;
+	n->q.extra = h->queue_extra;
+	n->q.extra_ctx = h->ctx;
+	rc = wk_reasm_init(&n->ra, &c->frag, &n->st, err, errlen);
+	if (rc)
+		return rc;
+	if (wk_fragtx_init(&n->fragtx, &n->tx, &n->q, &n->st, &c->frag)) {
+		wk_reasm_fini(&n->ra);
+		snprintf(err, errlen, "cannot initialise the reply sender's locks");
+		return -EINVAL;
+	}
+	n->opened = OPEN_FRAG;
 	rc = wk_batcher_init(&n->b, &n->q, &n->tx, &n->st, h, c->capacity, c->max_batch, err,
 			     errlen);
 	n->opened = OPEN_SLOTS;
 	if (rc)
 		return rc;
 	n->b.token_rule = c->token_rule;
+	n->b.fragtx = &n->fragtx;
 	if (wk_sync_init(&n->hb_lock, &n->hb_cond)) {
 		snprintf(err, errlen, "cannot initialise the heartbeat's locks");
 		return -EINVAL;
 	}
 	n->opened = OPEN_HB;
-	n->rx = (struct wk_rx){
-	    .fd = n->fd, .q = &n->q, .tx = &n->tx, .st = &n->st, .h = h, .fatal = &n->fatal};
+	n->rx = (struct wk_rx){.fd = n->fd,
+			       .q = &n->q,
+			       .tx = &n->tx,
+			       .st = &n->st,
+			       .h = h,
+			       .ra = &n->ra,
+			       .fragtx = &n->fragtx,
+			       .fatal = &n->fatal};
 	rc = wk_metrics_start(n, err, errlen);
 	if (rc)
 		return rc;
@@ -142,6 +161,7 @@ int wk_node_open(struct wk_node *n, const struct wk_node_cfg *c, const struct wk
 int wk_node_start(struct wk_node *n, char *err, size_t errlen)
 {
 	if (wk_batcher_start(&n->b, err, errlen) || wk_tx_start(&n->tx, err, errlen) ||
+	    wk_fragtx_start(&n->fragtx, err, errlen) ||
 	    wk_thread_start(&n->hb_th, &n->hb_started, hb_main, n, "heartbeat thread", err, errlen))
 		return -EINVAL;
 	return wk_rx_start(&n->rx, err, errlen);
@@ -185,6 +205,10 @@ void wk_node_stop(struct wk_node *n, int last_load)
 	if (!wk_node_draining(n))
 		wk_queue_abandon(&n->q);
 	wk_batcher_join(&n->b);
+	/* The receiver still takes the clients' acks while the large replies
+	 * finish (each within its timeout).
+	 */
+	wk_fragtx_stop(&n->fragtx);
 	wk_rx_stop(&n->rx);
 	wk_queue_refuse_rest(&n->q);
 	wk_thread_stop(&n->hb_th, &n->hb_started, &n->hb_stop, &n->hb_lock, &n->hb_cond);
@@ -203,6 +227,10 @@ void wk_node_close(struct wk_node *n)
 		wk_sync_fini(&n->hb_lock, &n->hb_cond);
 	if (n->opened >= OPEN_SLOTS)
 		wk_batcher_fini(&n->b);
+	if (n->opened >= OPEN_FRAG) {
+		wk_fragtx_fini(&n->fragtx);
+		wk_reasm_fini(&n->ra);
+	}
 	if (n->opened >= OPEN_QUEUE)
 		wk_queue_fini(&n->q);
 	if (n->opened >= OPEN_TX)

@@ -5,7 +5,8 @@
  *
  * Threads: one receiver, one per batch slot (capacity), one for heartbeats
  * (LOAD to every router each load_interval_ms, and util measured), one that
- * holds answers back where delay_us asks, libmicrohttpd's own for /metrics.
+ * sends large replies, one that holds answers back where delay_us asks,
+ * libmicrohttpd's own for /metrics.
  *
  * Lifecycle: open, start; drain when asked (DRAINING on everything sent
  * from then on, new requests BUSY/DRAINING, the queue served) until done;
@@ -37,6 +38,7 @@ struct wk_node_cfg {
 	int token_rule;	      /* WK_TOKEN_ADAPT, WK_TOKEN_OFF, or T: below:T */
 	unsigned liveness_ms; /* LOAD a router only when nothing went to it this long (0: always) */
 	const char *metrics;  /* ADDR:PORT of /metrics, or NULL */
+	struct wk_frag_cfg frag; /* large messages */
 };
 
 struct wk_node {
@@ -48,6 +50,8 @@ struct wk_node {
 	struct wk_tx tx;
 	struct wk_queue q;
 	struct wk_batcher b;
+	struct wk_reasm ra;
+	struct wk_fragtx fragtx;
 	struct wk_rx rx;
 	struct cpn_http *http;
 
@@ -73,9 +77,10 @@ int wk_node_abandoned(struct wk_node *n);
 int wk_node_done(struct wk_node *n);
 /* A thread's failure, or NULL. */
 const char *wk_node_failed(struct wk_node *n);
-/* In this order: the slots end, the receiver stops, what is still queued
- * is answered BUSY/DRAINING, heartbeats stop, held answers go out; then,
- * with last_load, a final LOAD with DRAINING to every router.
+/* In this order: the slots end, the large replies are sent (or fail), the
+ * receiver stops, what is still queued is answered BUSY/DRAINING,
+ * heartbeats stop, held answers go out; then, with last_load, a final LOAD
+ * with DRAINING to every router.
  */
 void wk_node_stop(struct wk_node *n, int last_load);
 void wk_node_close(struct wk_node *n);

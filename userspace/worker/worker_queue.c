@@ -41,13 +41,20 @@ int wk_queue_init(struct wk_queue *q, uint32_t limit, uint32_t max_batch, unsign
 	return 0;
 }
 
+void wk_req_free(struct wk_stats *st, struct wk_req *r)
+{
+	if (r && r->held)
+		WK_ADD(st, frag_held, -(uint64_t)r->held);
+	free(r);
+}
+
 void wk_queue_fini(struct wk_queue *q)
 {
 	struct wk_req *r, *n;
 
 	for (r = q->head; r; r = n) {
 		n = r->next;
-		free(r);
+		wk_req_free(q->st, r);
 	}
 	q->head = q->tail = NULL;
 	free(q->since);
@@ -211,6 +218,12 @@ void wk_load_fill(struct wk_queue *q, struct cpn_msg *m)
 {
 	uint32_t d = WK_LOAD(&q->queued), f = WK_LOAD(&q->inflight);
 
+	if (q->extra) {
+		uint32_t e = q->extra(q->extra_ctx);
+
+		d = d + e < d ? UINT32_MAX : d + e;
+	}
+
 	m->queue_depth = d > 0xffff ? 0xffff : (uint16_t)d;
 	m->inflight = f > 0xffff ? 0xffff : (uint16_t)f;
 	m->capacity = q->capacity;
@@ -253,7 +266,7 @@ void wk_queue_refuse_rest(struct wk_queue *q)
 		wk_tx_send(q->tx, o, n);
 		while (batch != list) {
 			r = batch->next;
-			free(batch);
+			wk_req_free(q->st, batch);
 			batch = r;
 		}
 	}

@@ -31,7 +31,8 @@ struct wk_req {
 	uint64_t t_rx; /* CLOCK_MONOTONIC ns at receipt */
 	struct wk_addr src;
 	struct cpn_msg m;
-	uint32_t len; /* payload bytes */
+	uint32_t held; /* bytes charged to the large messages' budget (0: none) */
+	uint32_t len;  /* payload bytes */
 	uint8_t payload[];
 };
 
@@ -56,10 +57,17 @@ struct wk_queue {
 	uint64_t *since;      /* each slot's batch start, ns; 0 while idle */
 	uint64_t busy_ns;     /* finished batches' execution time */
 
+	/* the handler's requests waiting elsewhere, added to queue_depth */
+	uint32_t (*extra)(void *ctx);
+	void *extra_ctx;
+
 	struct wk_tx *tx; /* BUSY answers */
 	struct wk_stats *st;
 	int sync_ok;
 };
+
+/* Free a request, and give back what it held of the large messages' budget. */
+void wk_req_free(struct wk_stats *st, struct wk_req *r);
 
 int wk_queue_init(struct wk_queue *q, uint32_t limit, uint32_t max_batch, unsigned max_delay_us,
 		  int capacity, struct wk_tx *tx, struct wk_stats *st, char *err, size_t errlen);

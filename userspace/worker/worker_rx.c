@@ -18,8 +18,49 @@ struct rx_ctx {
 	struct iovec iov[WK_RX_BATCH];
 	struct wk_addr src[WK_RX_BATCH];
 	uint8_t *buf; /* WK_RX_BATCH x 64 KiB */
-	struct wk_out out[WK_RX_BATCH];
+	/* at most two answers a datagram: an ack and, for the request it
+	 * completes, a BUSY when the queue refuses it
+	 */
+	struct wk_out out[2 * WK_RX_BATCH];
 };
+
+/* An answer to a fragment: its ack, or a refusal of its message. */
+static void frag_answer(struct wk_rx *rx, struct rx_ctx *c, int i, const struct cpn_msg *in,
+			enum wk_frag_verdict v, const struct wk_frag_res *res, uint64_t now,
+			int *nout)
+{
+	struct wk_out *o = &c->out[(*nout)++];
+	struct cpn_msg out;
+
+	switch (v) {
+	case WK_FV_ACK:
+	case WK_FV_DONE:
+		wk_msg_answer(&out, in, CPN_T_REPLY);
+		out.flags = CPN_F_FRAG | CPN_F_CONT;
+		wk_load_fill(rx->q, &out);
+		wk_tx_seal(rx->tx, &out, o, &c->src[i]);
+		wk_out_frag(o, res->total, res->held);
+		break;
+	case WK_FV_REPLY:
+		wk_msg_answer(&out, in, CPN_T_REPLY);
+		out.status = res->status;
+		wk_load_fill(rx->q, &out);
+		out.worker_us = (uint32_t)((cpn_now_ns() - now) / 1000);
+		wk_tx_seal(rx->tx, &out, o, &c->src[i]);
+		WK_ADD(rx->st, replies[res->status], 1);
+		break;
+	case WK_FV_BUSY: {
+		struct wk_req tmp = {.t_rx = now, .src = c->src[i], .m = *in};
+
+		tmp.m.flags &= (uint16_t) ~(CPN_F_FRAG | CPN_F_CONT);
+		wk_queue_busy(rx->q, &tmp, res->status, o);
+		o->dst = &c->src[i];
+		break;
+	}
+	default:
+		(*nout)--;
+	}
+}
 
 /* One datagram: queue a request, or answer it at once (PROBE, malformed
  * payload, no memory). Returns the request to queue, or NULL.
@@ -51,10 +92,23 @@ static struct wk_req *rx_one(struct wk_rx *rx, struct rx_ctx *c, int i, uint64_t
 		WK_ADD(rx->st, ignored_type, 1);
 		return NULL;
 	}
-	WK_ADD(rx->st, requests, 1);
 	off = cpn_hdr_total_len(h);
 	plen = len - off;
-	if (!rx->h->payload_ok(rx->h->ctx, plen)) {
+	if (in.flags & CPN_F_FRAG) {
+		struct wk_frag_res res;
+		enum wk_frag_verdict v;
+
+		v = wk_reasm_frag(rx->ra, &c->src[i], &in, data + off, plen, now,
+				  WK_LOAD(&rx->q->draining), rx->h->payload_ok, rx->h->ctx, &res);
+		if (v == WK_FV_REPLY_ACK) {
+			wk_fragtx_ack(rx->fragtx, &c->src[i], &in, res.held);
+			return NULL;
+		}
+		frag_answer(rx, c, i, &in, v, &res, now, nout);
+		return v == WK_FV_DONE ? res.req : NULL;
+	}
+	WK_ADD(rx->st, requests, 1);
+	if (rx->h->payload_ok && !rx->h->payload_ok(rx->h->ctx, plen)) {
 		wk_msg_answer(&out, &in, CPN_T_REPLY);
 		out.status = CPN_ST_BAD_REQUEST;
 		wk_load_fill(rx->q, &out);
@@ -75,6 +129,7 @@ static struct wk_req *rx_one(struct wk_rx *rx, struct rx_ctx *c, int i, uint64_t
 		return NULL;
 	}
 	r->next = NULL;
+	r->held = 0;
 	r->t_rx = now;
 	r->src = c->src[i];
 	r->m = in;
@@ -106,6 +161,7 @@ static void *rx_main(void *arg)
 			wk_fatal(rx->fatal, "receiver: poll: %s", strerror(errno));
 			break;
 		}
+		wk_reasm_expire(rx->ra, cpn_now_ns());
 		if (n <= 0)
 			continue;
 		for (int i = 0; i < WK_RX_BATCH; i++) {
@@ -142,7 +198,7 @@ static void *rx_main(void *arg)
 		wk_tx_send(rx->tx, c->out, nout + nref);
 		while (refused) {
 			r = refused->next;
-			free(refused);
+			wk_req_free(rx->st, refused);
 			refused = r;
 		}
 	}

@@ -4,6 +4,8 @@
  * with recvmmsg; each REQUEST goes to the queue, and what needs no queue
  * is answered at once through tx: PROBE_ACK, a REPLY with BAD_REQUEST for a
  * payload the handler cannot take, BUSY for what the queue refuses.
+ * Fragments of large requests are reassembled here (wk_reasm) and acked;
+ * clients' acks of large replies go to the replies' sender (wk_fragtx).
  * Anything else is counted and ignored.
  */
 #ifndef CPN_WORKER_RX_H
@@ -19,6 +21,8 @@ struct wk_rx {
 	struct wk_tx *tx;
 	struct wk_stats *st;
 	const struct wk_handler *h;
+	struct wk_reasm *ra;	  /* owned by this thread while it runs */
+	struct wk_fragtx *fragtx; /* large replies' acks */
 	struct wk_fatal *fatal;
 	pthread_t th;
 	int started, stop;

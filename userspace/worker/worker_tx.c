@@ -9,6 +9,7 @@
  * so the router counts those D µs as path latency, as it would a longer
  * wire. LOAD heartbeats are not held: they carry no timestamp.
  */
+#include <arpa/inet.h>
 #include <errno.h>
 #include <netinet/in.h>
 #include <stdio.h>
@@ -84,6 +85,14 @@ void wk_tx_seal(struct wk_tx *tx, struct cpn_msg *m, struct wk_out *o, const str
 	o->dst = dst;
 	o->pl = NULL;
 	o->plen = 0;
+}
+
+void wk_out_frag(struct wk_out *o, uint32_t total, uint32_t offset)
+{
+	struct cpn_frag f = {.total = htonl(total), .offset = htonl(offset)};
+
+	memcpy(o->hdr + o->hlen, &f, sizeof(f));
+	o->hlen += CPN_FRAG_LEN;
 }
 
 void wk_tx_track_routers(struct wk_tx *tx, const struct wk_addr *routers, int n)

@@ -12,10 +12,12 @@
 
 #include "worker_base.h"
 
-/* One datagram to send: header (and tag) plus a payload from elsewhere. */
+/* One datagram to send: header (and tag, and a fragment header) plus a
+ * payload from elsewhere.
+ */
 struct wk_out {
 	const struct wk_addr *dst;
-	uint8_t hdr[WK_HDR_MAX];
+	uint8_t hdr[WK_HDR_MAX + CPN_FRAG_LEN];
 	uint32_t hlen;
 	const void *pl;
 	uint32_t plen;
@@ -62,6 +64,8 @@ void wk_tx_fini(struct wk_tx *tx);
 void wk_msg_answer(struct cpn_msg *out, const struct cpn_msg *in, __u8 type);
 /* Encode m into o->hdr for dst, signed when the node has a key; no payload. */
 void wk_tx_seal(struct wk_tx *tx, struct cpn_msg *m, struct wk_out *o, const struct wk_addr *dst);
+/* Append a fragment header (struct cpn_frag) to a sealed o. */
+void wk_out_frag(struct wk_out *o, uint32_t total, uint32_t offset);
 /* Send n datagrams: now, or each held --delay-us. */
 void wk_tx_send(struct wk_tx *tx, struct wk_out *o, int n);
 /* Send now, never held (LOAD heartbeats, which carry no timestamp). */
