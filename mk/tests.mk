@@ -2,7 +2,8 @@
 # before it runs selftests/run.sh. Sanitised (ASan, UBSan) but for the CUDA
 # test on a real GPU, whose driver and ASan's shadow memory do not mix.
 #
-#   selftests/unit/   policy core, wire format, config, kernels, histograms, M/M/k
+#   selftests/unit/   policy core, wire format, config, kernels, histograms, M/M/k,
+#                     the client library
 #   selftests/bpf/    the real cpn_router.bpf.o under BPF_PROG_TEST_RUN
 #   selftests/gpu/    the CUDA backend against the CPU backend (a GPU, or its
 #                     CPU emulation in selftests/gpu/emu)
@@ -25,6 +26,8 @@ $(T)/unit/%: $(SOBJ)/selftests/unit/%.o $(LIBCPN_SAN_A)
 	$(LINK_SAN)
 
 $(T)/unit/test_config: LIBS := $(CMOCKA) -lyaml $(LIBBPF) -lm
+# test_client: the client library against a fake node thread on 127.0.0.1.
+$(T)/unit/test_client: LIBS := $(CMOCKA) -lpthread -lm
 $(T)/unit/test_load_hist: LIBS := $(CMOCKA) -lm
 $(T)/unit/test_load_hist: $(call sobj,selftests/unit/test_load_hist.c tools/cpn-load/hist.c)
 	$(LINK_SAN)
