@@ -38,3 +38,13 @@ $(BUILD)/cpn-pktgen: $(call obj,$(PKTGEN_SRCS)) $(LIBCPN_A)
 endif
 
 PROGS += $(BUILD)/cpn-load $(BUILD)/cpn-sim $(BUILD)/cpn-mmk $(BUILD)/cpn-pktgen
+
+# examples/client.c: an application of the client library, built as one
+# would be, against the shared library and the installed-style headers
+# (the -rpath only so that it runs from the build tree). Built by `all`,
+# not installed; selftests/e2e/test_client.sh runs it.
+$(BUILD)/examples/client: examples/client.c include/cpn/client.h $(LIBCPN_SO)
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) -Iinclude $(LDFLAGS) $< -o $@ -L$(BUILD) -lcpn -Wl,-rpath,$(abspath $(BUILD))
+
+BENCH_PROGS += $(BUILD)/examples/client

@@ -1,0 +1,12 @@
+# SPDX-License-Identifier: (GPL-2.0-only OR BSD-2-Clause)
+"""cpn from Python: requests to a cpn service (Client), over libcpn.so.0.
+
+    import cpn
+    with cpn.Client("10.0.0.100:7470", service=1, tenant=42) as c:
+        reply = c.call(b"payload", timeout=0.5)
+"""
+from .client import (Client, Completion, Error, Busy, Timeout, RemoteError, TooLarge,
+                     ProtocolError)
+
+__all__ = ["Client", "Completion", "Error", "Busy", "Timeout", "RemoteError", "TooLarge",
+           "ProtocolError"]
