@@ -25,6 +25,7 @@
 #                     pkgconfig/libcpn.pc (naming this prefix)
 #   $(includedir)/cpn include/cpn/*.h and libcpn's public cpn_*.h
 #   $(mandir)         man/*.[138]
+#   $(pythondir)/cpn  the Python package (python/cpn: ctypes over libcpn.so.0)
 #   $(systemdunitdir) cpnctl.service, its paths rewritten to $(sbindir) and
 #                     $(sysconfdir) (and Documentation= naming cpnctl(8))
 #   $(sysconfdir)/cpn cpn.yaml, the example config (deploy/cpn.yaml), mode
@@ -49,6 +50,7 @@ datarootdir    ?= $(prefix)/share
 mandir         ?= $(datarootdir)/man
 sysconfdir     ?= $(if $(filter /usr,$(prefix)),/etc,$(prefix)/etc)
 systemdunitdir ?= $(exec_prefix)/lib/systemd/system
+pythondir      ?= $(prefix)/lib/python3/dist-packages
 
 INSTALL         ?= install
 INSTALL_PROGRAM ?= $(INSTALL) -m 0755
@@ -70,6 +72,7 @@ INST_HEADERS  := $(wildcard include/cpn/*.h) \
 INST_MAN      := $(wildcard man/*.1 man/*.3 man/*.8)
 MAN_SECTIONS  := $(sort $(subst .,,$(suffix $(INST_MAN))))
 INST_UNIT     := deploy/systemd/cpnctl.service
+INST_PY       := $(wildcard python/cpn/*.py)
 INST_CONFIG   := deploy/cpn.yaml
 
 # Every path install writes (under DESTDIR), but the config: uninstall's list
@@ -82,9 +85,10 @@ INSTALLED := $(addprefix $(sbindir)/,$(notdir $(INST_SBIN))) \
 	$(libdir)/$(LIBCPN_SONAME) $(libdir)/libcpn.so $(pkgconfigdir)/libcpn.pc \
 	$(addprefix $(includedir)/cpn/,$(notdir $(INST_HEADERS))) \
 	$(foreach m,$(INST_MAN),$(mandir)/man$(subst .,,$(suffix $(m)))/$(notdir $(m))) \
-	$(systemdunitdir)/$(notdir $(INST_UNIT))
+	$(systemdunitdir)/$(notdir $(INST_UNIT)) \
+	$(addprefix $(pythondir)/cpn/,$(notdir $(INST_PY)))
 # Directories of cpn's own, removed by uninstall when empty (deepest first).
-INSTALLED_DIRS := $(includedir)/cpn $(pkglibexecdir) $(bpfdir) $(sysconfdir)/cpn
+INSTALLED_DIRS := $(pythondir)/cpn $(includedir)/cpn $(pkglibexecdir) $(bpfdir) $(sysconfdir)/cpn
 
 # A path under $(prefix) as the .pc writes it: ${prefix}/... (relocatable).
 pc_path = $(patsubst $(prefix)/%,$${prefix}/%,$(1))
@@ -94,7 +98,7 @@ pc_path = $(patsubst $(prefix)/%,$${prefix}/%,$(1))
 install: $(INST_PROGS) $(INST_CUDA) $(INST_BPF) $(LIBCPN_A) $(LIBCPN_SO) $(LIBCPN_PC)
 	$(INSTALL) -d -m 0755 $(DESTDIR)$(sbindir) $(DESTDIR)$(bindir) $(DESTDIR)$(pkglibexecdir) \
 		$(DESTDIR)$(bpfdir) $(DESTDIR)$(pkgconfigdir) $(DESTDIR)$(includedir)/cpn \
-		$(DESTDIR)$(systemdunitdir) \
+		$(DESTDIR)$(systemdunitdir) $(DESTDIR)$(pythondir)/cpn \
 		$(addprefix $(DESTDIR)$(mandir)/man,$(MAN_SECTIONS))
 	$(INSTALL_PROGRAM) $(INST_SBIN) $(DESTDIR)$(sbindir)/
 	$(INSTALL_PROGRAM) $(INST_BIN) $(DESTDIR)$(bindir)/
@@ -115,6 +119,7 @@ endif
 	chmod 0644 $(DESTDIR)$(pkgconfigdir)/libcpn.pc.tmp
 	mv $(DESTDIR)$(pkgconfigdir)/libcpn.pc.tmp $(DESTDIR)$(pkgconfigdir)/libcpn.pc
 	$(INSTALL_DATA) $(INST_HEADERS) $(DESTDIR)$(includedir)/cpn/
+	$(INSTALL_DATA) $(INST_PY) $(DESTDIR)$(pythondir)/cpn/
 	$(foreach s,$(MAN_SECTIONS),$(INSTALL_DATA) $(filter %.$(s),$(INST_MAN)) $(DESTDIR)$(mandir)/man$(s)/;)
 	sed -e 's|/usr/local/sbin/cpnctl|$(sbindir)/cpnctl|g' \
 		-e 's|/etc/cpn/cpn\.yaml|$(sysconfdir)/cpn/cpn.yaml|g' \
