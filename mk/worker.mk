@@ -43,3 +43,13 @@ $(CUDA_SO): gpu/cuda/backend_cuda.cu gpu/cpn_kernels.h
 		-Xcompiler -fPIC,-fvisibility=hidden,-Wall,-Wextra,-Werror \
 		-shared -cudart shared $< -o $@ \
 		-L$(CUDA_LIBDIR) -lcublas -lcudart -Xlinker -rpath,$(CUDA_LIBDIR)
+
+# examples/worker.c: an application of the worker library, built as one
+# would be, against the shared library and the installed-style headers
+# (the -rpath only so that it runs from the build tree). Built by `all`,
+# not installed; selftests/e2e/test_worker_py.sh runs it.
+$(BUILD)/examples/worker: examples/worker.c include/cpn/worker.h $(LIBCPN_SO)
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) -Iinclude $(LDFLAGS) $< -o $@ -L$(BUILD) -lcpn -Wl,-rpath,$(abspath $(BUILD))
+
+BENCH_PROGS += $(BUILD)/examples/worker
