@@ -2,7 +2,8 @@
 /*
  * cpn-worker: answers cpn REQUESTs with a compute kernel run in dynamic
  * batches, and reports its load to the routers: a node of libcpn's worker
- * library (cpn/worker.h) around the built-in kernels (worker_kernels.h).
+ * library (cpn/worker.h) around the built-in kernels (worker_kernels.h) or
+ * the HTTP bridge to a local inference server (kernel_http.h).
  *
  * Lifecycle: SIGTERM or SIGINT sets DRAINING (every REPLY, BUSY, PROBE_ACK
  * and LOAD from then on carries it), new requests are answered
@@ -23,19 +24,21 @@
 
 #include "cpn/worker.h"
 #include "worker_kernels.h"
+#include "kernel_http.h"
 #include "cpn_util.h"
 
 #define PROG "cpn-worker"
 
 static const char usage_text[] =
     "usage: " PROG " --listen IP:PORT --node-id N --router IP:PORT[,IP:PORT...]\n"
-    "                  --kernel mlp|vsearch|echo|synthetic [options]\n"
+    "                  --kernel mlp|vsearch|echo|synthetic|http [options]\n"
     "\n"
     "  --listen IP:PORT       where requests arrive ([IPV6]:PORT for IPv6); every reply,\n"
     "                         PROBE_ACK and LOAD leaves from here too\n"
     "  --node-id N            this node's id (1..65535), as the routers know it\n"
     "  --router LIST          routers' control ports: LOAD heartbeats go to each\n"
-    "  --kernel K             mlp, vsearch, echo (payload back), synthetic (sleeps)\n"
+    "  --kernel K             mlp, vsearch, echo (payload back), synthetic (sleeps),\n"
+    "                         http (the payload POSTed to --upstream)\n"
     "  --backend B            auto (default), cuda or cpu: mlp and vsearch\n"
     "  --max-batch B          largest batch (default 8, at most 4096)\n"
     "  --max-delay-us D       a batch closes when its oldest request waited D us\n"
@@ -66,7 +69,7 @@ static const char usage_text[] =
     "  vsearch:    --vs-table FILE | --vs-rows R --vs-dim D (default 10000 x 128)\n"
     "  synthetic:  --svc fixed:US | exp:MEAN_US | bimodal:US1,US2,P (P: share of US2;\n"
     "              default fixed:1000); a batch sleeps the sum of its requests' draws,\n"
-    "              replies echo the payload\n";
+    "              replies echo the payload\n" KH_USAGE;
 
 /* What the command line sets: the node (the library's configuration), and
  * the kernel it runs.
@@ -74,6 +77,8 @@ static const char usage_text[] =
 struct wk_opts {
 	struct cpn_worker_config *node;
 	struct wk_kernel_cfg k;
+	int http; /* --kernel http: the bridge, with these options */
+	struct kh_cfg h;
 };
 
 /* ---- options ----------------------------------------------------------- */
@@ -172,6 +177,7 @@ bad:
 
 enum {
 	O_NODE_OPT = 1, /* an option of the node: to the library by its name */
+	O_HTTP_OPT,	/* an option of the HTTP bridge, by its name */
 	O_KERNEL = 256,
 	O_BACKEND,
 	O_MLP_MODEL,
@@ -202,6 +208,12 @@ static const struct option long_opts[] = {
     {"frag-timeout-ms", required_argument, NULL, O_NODE_OPT},
     {"frag-client-budget", required_argument, NULL, O_NODE_OPT},
     {"frag-budget", required_argument, NULL, O_NODE_OPT},
+    {"upstream", required_argument, NULL, O_HTTP_OPT},
+    {"upstream-timeout-ms", required_argument, NULL, O_HTTP_OPT},
+    {"upstream-metrics", required_argument, NULL, O_HTTP_OPT},
+    {"upstream-gauge", required_argument, NULL, O_HTTP_OPT},
+    {"upstream-scrape-ms", required_argument, NULL, O_HTTP_OPT},
+    {"upstream-content-type", required_argument, NULL, O_HTTP_OPT},
     {"kernel", required_argument, NULL, O_KERNEL},
     {"backend", required_argument, NULL, O_BACKEND},
     {"mlp-model", required_argument, NULL, O_MLP_MODEL},
@@ -221,13 +233,14 @@ static const struct option long_opts[] = {
 static int parse_args(int argc, char **argv, struct wk_opts *o)
 {
 	int have_listen = 0, have_node = 0, have_router = 0, have_kernel = 0, have_dims = 0;
-	int have_vs = 0, have_seed = 0, have_svc = 0, c, idx;
+	int have_vs = 0, have_seed = 0, have_svc = 0, have_backend = 0, have_http = 0, c, idx;
+	char herr[256];
 	uint64_t u;
 	const char *dims = "256,512,256,16";
 
 	memset(o, 0, sizeof(*o));
 	o->node = cpn_worker_config_new();
-	if (!o->node)
+	if (!o->node || kh_cfg_init(&o->h))
 		return usage_error("out of memory");
 	o->k.backend = "auto";
 	o->k.seed = 1;
@@ -247,8 +260,17 @@ static int parse_args(int argc, char **argv, struct wk_opts *o)
 			have_listen |= !strcmp(name, "listen");
 			have_node |= !strcmp(name, "node-id");
 			have_router |= !strcmp(name, "router");
+			/* The bridge refuses a body the node would not send. */
+			if (!strcmp(name, "max-message") &&
+			    kh_cfg_set(&o->h, name, optarg, herr, sizeof(herr)))
+				return usage_error("--%s", herr);
 			break;
 		}
+		case O_HTTP_OPT:
+			if (kh_cfg_set(&o->h, long_opts[idx].name, optarg, herr, sizeof(herr)))
+				return usage_error("--%s", herr);
+			have_http = 1;
+			break;
 		case O_KERNEL:
 			if (!strcmp(optarg, "mlp"))
 				o->k.kernel = WK_K_MLP;
@@ -258,8 +280,9 @@ static int parse_args(int argc, char **argv, struct wk_opts *o)
 				o->k.kernel = WK_K_ECHO;
 			else if (!strcmp(optarg, "synthetic"))
 				o->k.kernel = WK_K_SYNTH;
-			else
+			else if (strcmp(optarg, "http"))
 				return usage_error("unknown kernel '%s'", optarg);
+			o->http = !strcmp(optarg, "http");
 			have_kernel = 1;
 			break;
 		case O_BACKEND:
@@ -268,6 +291,7 @@ static int parse_args(int argc, char **argv, struct wk_opts *o)
 				return usage_error("--backend is auto, cuda or cpu, not '%s'",
 						   optarg);
 			o->k.backend = optarg;
+			have_backend = 1;
 			break;
 		case O_MLP_MODEL:
 			o->k.mlp_model = optarg;
@@ -314,6 +338,18 @@ static int parse_args(int argc, char **argv, struct wk_opts *o)
 		return usage_error("--listen, --node-id, --router and --kernel are required");
 	if (cpn_worker_config_check(o->node))
 		return usage_error("--%s", cpn_worker_config_error(o->node));
+	if (!o->http && have_http)
+		return usage_error("--upstream and --upstream-* are for --kernel http");
+	if (o->http) {
+		if (have_backend || have_seed || have_dims || o->k.mlp_model || o->k.vs_table ||
+		    have_vs || have_svc)
+			return usage_error(
+			    "--kernel http takes none of --backend, --seed, --mlp-*, "
+			    "--vs-* and --svc");
+		if (kh_cfg_check(&o->h, herr, sizeof(herr)))
+			return usage_error("%s", herr);
+		return 0;
+	}
 	if (o->k.kernel != WK_K_MLP && (o->k.mlp_model || have_dims))
 		return usage_error("--mlp-model and --mlp-dims are for --kernel mlp");
 	if (o->k.kernel != WK_K_VSEARCH && (o->k.vs_table || have_vs))
@@ -350,6 +386,7 @@ int main(int argc, char **argv)
 {
 	struct wk_opts o;
 	struct wk_kernels *k = NULL;
+	struct kh_bridge *hb = NULL;
 	struct cpn_worker *w = NULL;
 	char err[512] = "", line[512];
 	int rc;
@@ -357,9 +394,16 @@ int main(int argc, char **argv)
 	rc = parse_args(argc, argv, &o);
 	if (rc) {
 		cpn_worker_config_free(o.node);
+		kh_cfg_free(&o.h);
 		return rc > 0 ? 0 : 2;
 	}
 	rc = 1;
+	if (o.http) {
+		if (kh_open(&hb, &o.h, err, sizeof(err)) ||
+		    cpn_worker_open(&w, o.node, kh_handler(hb), err, sizeof(err)))
+			goto out;
+		goto run;
+	}
 	k = calloc(1, sizeof(*k));
 	if (!k) {
 		snprintf(err, sizeof(err), "out of memory");
@@ -368,6 +412,7 @@ int main(int argc, char **argv)
 	if (wk_kernels_open(k, &o.k, err, sizeof(err)) ||
 	    cpn_worker_open(&w, o.node, &k->h, err, sizeof(err)))
 		goto out;
+run:
 	cpn_worker_describe(w, line, sizeof(line));
 	fprintf(stderr, PROG ": %s\n", line);
 	rc = cpn_worker_run(w, PROG);
@@ -379,9 +424,13 @@ int main(int argc, char **argv)
 	}
 out:
 	cpn_worker_close(w);
+	if (hb && w)
+		kh_log_stats(hb, stderr, PROG);
+	kh_close(hb);
 	if (k)
 		wk_kernels_close(k);
 	cpn_worker_config_free(o.node);
+	kh_cfg_free(&o.h);
 	if (*err)
 		fprintf(stderr, PROG ": %s\n", err);
 	free(k);

@@ -26,6 +26,7 @@ $(T)/unit/%: $(SOBJ)/selftests/unit/%.o $(LIBCPN_SAN_A)
 	$(LINK_SAN)
 
 $(T)/unit/test_config: LIBS := $(CMOCKA) -lyaml $(LIBBPF) -lm
+$(T)/unit/test_worker_lib: LIBS := $(CMOCKA) -lmicrohttpd -lpthread -lm
 # test_client: the client library against a fake node thread on 127.0.0.1.
 $(T)/unit/test_client: LIBS := $(CMOCKA) -lpthread -lm
 $(T)/unit/test_load_hist: LIBS := $(CMOCKA) -lm
@@ -39,6 +40,12 @@ $(SOBJ)/selftests/unit/test_kernels.o: CPPFLAGS += -DCPN_BUILD_DIR='"$(abspath $
 $(T)/unit/test_kernels: LIBS := $(CMOCKA) $(KERNEL_LIBS)
 $(T)/unit/test_kernels: $(call sobj,selftests/unit/test_kernels.c $(KERNEL_SRCS)) $(LIBCPN_SAN_A) \
 		| $(CUDA_EMU_SO)
+	$(LINK_SAN)
+
+# test_kernel_http: the HTTP bridge against an upstream of libmicrohttpd.
+$(T)/unit/test_kernel_http: LIBS := $(CMOCKA) $(CURL_LIBS) -lmicrohttpd -lpthread -lm
+$(T)/unit/test_kernel_http: $(call sobj,selftests/unit/test_kernel_http.c gpu/kernel_http.c) \
+		$(LIBCPN_SAN_A)
 	$(LINK_SAN)
 
 UNIT_TESTS := $(patsubst selftests/unit/%.c,$(T)/unit/%,$(wildcard selftests/unit/test_*.c))
@@ -91,7 +98,7 @@ $(T)/e2e/fwd_pcap: $(call sobj,selftests/e2e/fwd_pcap.c) $(LIBCPN_SAN_A)
 $(T)/e2e/worker_kcheck: LIBS := $(KERNEL_LIBS)
 $(T)/e2e/worker_kcheck: $(call sobj,selftests/e2e/worker_kcheck.c $(KERNEL_SRCS)) $(LIBCPN_SAN_A)
 	$(LINK_SAN)
-$(T)/e2e/cpn-worker-asan: LIBS := $(KERNEL_LIBS) -lmicrohttpd -lpthread
+$(T)/e2e/cpn-worker-asan: LIBS := $(KERNEL_LIBS) $(CURL_LIBS) -lmicrohttpd -lpthread
 $(T)/e2e/cpn-worker-asan: $(call sobj,$(WORKER_SRCS) $(KERNEL_SRCS)) $(LIBCPN_SAN_A)
 	$(LINK_SAN)
 

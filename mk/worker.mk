@@ -1,6 +1,7 @@
 # cpn-worker (gpu/): the compute node, a program of libcpn's worker library
 # (cpn/worker.h, userspace/worker/, built by mk/lib.mk) around its built-in
-# kernels (gpu/worker_kernels.c). The kernels' compute and backends (CPU
+# kernels (gpu/worker_kernels.c) and the HTTP bridge to a local inference
+# server (gpu/kernel_http.c, on libcurl). The kernels' compute and backends (CPU
 # with OpenBLAS; CUDA as $(BUILD)/libcpn_cuda.so, where nvcc is) are in
 # gpu/kernels.c, backend_cpu.c, backend_pick.c and gpu/cuda/.
 #
@@ -8,11 +9,12 @@
 # program in $(BUILD)/ finds $(BUILD)/libcpn_cuda.so.
 KERNEL_SRCS := gpu/kernels.c gpu/backend_cpu.c gpu/backend_pick.c
 KERNEL_LIBS := -lopenblas -ldl -lm
+CURL_LIBS   := $(shell pkg-config --libs libcurl 2>/dev/null || echo -lcurl)
 WORKER_SRCS := $(filter-out $(KERNEL_SRCS),$(wildcard gpu/*.c))
 
 $(OBJ)/gpu/%.o $(SOBJ)/gpu/%.o: CPPFLAGS += -Igpu
 
-$(BUILD)/cpn-worker: LIBS := $(KERNEL_LIBS) -lmicrohttpd -lpthread
+$(BUILD)/cpn-worker: LIBS := $(KERNEL_LIBS) $(CURL_LIBS) -lmicrohttpd -lpthread
 $(BUILD)/cpn-worker: $(call obj,$(WORKER_SRCS) $(KERNEL_SRCS)) $(LIBCPN_A)
 	$(LINK)
 
