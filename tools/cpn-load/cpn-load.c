@@ -8,31 +8,33 @@
  *
  * How it works
  *
- * Every request has request_id = nonce << 40 | seq: the nonce is random per
- * run (a stray reply of an earlier run is "unexpected"), seq counts up from
- * 0. Its send time lives in a table of slots indexed by seq's low bits; a
- * slot holds seq, the send time and a state (outstanding, answered, lost).
- * The receiver resolves a slot when its reply arrives, and walks a cursor
- * along seq that declares lost every request still outstanding `--timeout`
- * after its send, so every seq below the cursor is resolved. The sender
- * reuses a slot only once the cursor has passed it; the table holds about
- * twice rate x timeout, so that never waits in practice.
+ * Requests go through cpn's client library (cpn/client.h): --sockets
+ * clients, each one connected UDP socket (distinct source ports for the
+ * router's flow hash), used in turn batch by batch. A batch of up to
+ * LOAD_BATCH requests is one cpn_client_submit_many() (one sendmmsg); the
+ * library gives each request its id, keeps its send time and deadline
+ * (--timeout), and completes it with the REPLY, the BUSY or CPN_E_TIMEOUT
+ * (lost): every request ends once. Nothing is resent, BUSY is not retried,
+ * reply payloads are not read past the header. Each request carries whether
+ * it is measured (not the warmup); answers after a request's completion
+ * (late, duplicates) come back through the library's stray callback, and
+ * ids grow along a client's sending, so those of measured requests are
+ * known. What the library counted and ignored (not cpn, other tenants, ids
+ * never sent) is `unexpected`.
  *
- * Open loop, by default in one thread: send what is due (one sendmmsg of
- * up to LOAD_BATCH), read what came (recvmmsg on the sockets ppoll says are
- * ready), expire, then wait in ppoll (timer slack 1 ns) for an answer or the
- * next arrival, whichever comes first; the batch grows by itself when the
- * rate is high. On a small machine most of the cost is waking up, and one
- * thread wakes where two would. With --threads 2 a sender thread follows the
- * schedule (clock_nanosleep to the next arrival) and the main thread only
- * receives and expires: for machines with cores to spare. Closed loop is one
- * thread: poll, read, expire, send one new request per request resolved.
- * Datagrams go out over --sockets connected UDP sockets in turn (distinct
- * source ports for the router's flow hash) and come back to the socket that
- * sent them.
- * Headers are built in a per-batch buffer from a template (request_id,
- * session key and tag patched); payloads come from a pool made at start:
- * nothing is allocated per request. Clock readings are one per batch.
+ * Open loop, by default in one thread: send what is due (one batch), take
+ * completions (cpn_client_poll on the clients ppoll says are ready, or whose
+ * next deadline has come), then wait in ppoll (timer slack 1 ns) for an
+ * answer, a deadline or the next arrival, whichever comes first; the batch
+ * grows by itself when the rate is high. On a small machine most of the
+ * cost is waking up, and one thread wakes where two would. With --threads 2
+ * a sender thread follows the schedule (clock_nanosleep to the next
+ * arrival) and the main thread only receives; they take turns on a client
+ * under its lock. Closed loop is one thread: poll, take completions, send
+ * one new request per request completed.
+ * Payloads come from a pool made at start and are not copied
+ * (CPN_REQ_NOCOPY): nothing is allocated per request. Clock readings are
+ * one per batch.
  */
 #include <errno.h>
 #include <getopt.h>
@@ -51,8 +53,8 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "cpn/client.h"
 #include "cpn/proto.h"
-#include "cpn/siphash.h"
 #include "cpn-load.h"
 #include "hist.h"
 #include "cpn_util.h"
@@ -60,21 +62,11 @@
 #define SEQ_BITS     40
 #define SEQ_MASK     ((1ULL << SEQ_BITS) - 1)
 #define MAX_SOCKETS  64
-#define RX_BUF	     64 /* header + tag: the rest of a reply is not read */
 #define PAYLOAD_POOL 16 /* distinct payloads per run (mlp, vsearch) */
 #define MAX_DGRAM    65507
 
 enum kernel { K_ECHO, K_MLP, K_VSEARCH, K_SYNTHETIC };
 static const char *const kernel_names[] = {"echo", "mlp", "vsearch", "synthetic"};
-
-enum slot_state { SL_FREE, SL_OUT, SL_DONE, SL_LOST };
-
-struct slot {
-	uint64_t seq;
-	uint64_t sent_ns;
-	uint8_t state; /* written last by the sender (release), then by the receiver */
-	uint8_t measured;
-};
 
 struct opts {
 	struct load_addr to;
@@ -83,6 +75,7 @@ struct opts {
 	uint32_t tenant;
 	bool have_key;
 	__u64 key[2];
+	const char *key_hex;
 	double rate;	 /* open loop when > 0 */
 	bool poisson;	 /* else uniform */
 	uint32_t conc;	 /* closed loop when > 0 */
@@ -107,53 +100,53 @@ struct pend {
 	bool measured;
 };
 
+/* One client of the library (one socket, one source port). With two
+ * threads, the sender and the receiver take turns on it under `lock`.
+ */
+struct load_client {
+	struct cpn_client *cl;
+	pthread_mutex_t lock;
+	bool measuring;		 /* first_measured is set */
+	uint64_t first_measured; /* id of its first measured request */
+	struct gen *g;
+} __attribute__((aligned(64)));
+
 struct gen {
 	const struct opts *o;
-	int fds[MAX_SOCKETS];
+	struct load_client cls[MAX_SOCKETS];
 	int nfds;
-	struct slot *tab;
-	uint64_t mask;
-	uint64_t nonce_hi;
 	uint64_t t0, measure_start, end_ns; /* end_ns: duration mode only */
-
-	/* Request template and payload pool. */
-	uint8_t tmpl[CPN_HDR_LEN];
 	uint32_t hdr_len;
 	uint8_t *payloads;
 	uint32_t payload_len, npayloads;
 
 	/* Shared between the threads. */
-	_Atomic uint64_t sent_seq
-	    __attribute__((aligned(64))); /* every seq below was sent (sender publishes) */
-	_Atomic uint64_t cursor;	  /* every seq below is resolved (receiver publishes) */
+	_Atomic uint64_t sent_all __attribute__((aligned(64))); /* requests taken, warmup too */
 	atomic_bool sender_done;
 
 	/* Sender side. */
 	uint64_t next_seq __attribute__((aligned(64)));
 	uint64_t rng[4];
 	int rr;
-	uint8_t hdrs[LOAD_BATCH][CPN_HDR_LEN + CPN_TAG_LEN] __attribute__((aligned(8)));
-	struct iovec iov[LOAD_BATCH][2];
-	struct mmsghdr msgs[LOAD_BATCH];
+	struct cpn_req reqs[LOAD_BATCH];
+	uint64_t ids[LOAD_BATCH];
 	uint64_t sent, first_send, last_send, window_end;
 	uint64_t gap_n, prev_send;
 	double gap_sum, gap_sumsq;
 	uint64_t lag_n, lag_max;
 	double lag_sum;
-	uint64_t send_refused, send_full;
-	int tx_errno; /* a send failed for good */
+	int tx_err; /* a send failed for good (enum cpn_err) */
 
 	/* Receiver side (its own cache lines: the threads write both sides). */
-	uint64_t rx_cursor __attribute__((aligned(64)));
-	uint64_t resolved;
-	int rx_errno; /* a receive failed for good */
-	uint8_t rbuf[LOAD_BATCH][RX_BUF];
-	struct iovec riov[LOAD_BATCH];
-	struct mmsghdr rmsgs[LOAD_BATCH];
+	uint64_t resolved __attribute__((aligned(64)));
+	int rx_err;
+	struct cpn_completion comps[LOAD_BATCH * 4];
 	struct load_hist *hist;
-	uint64_t replied, busy, lost, late, dup, unexpected, recv_refused;
+	uint64_t replied, busy, lost, late, dup;
 	uint64_t reply_status[256], busy_status[256];
 	uint64_t *share; /* per node_id */
+	/* From the library's counters, at the end. */
+	uint64_t unexpected, send_errors;
 };
 
 static atomic_bool stop_req;
@@ -346,40 +339,58 @@ static int make_payloads(struct gen *g)
 	return 0;
 }
 
-static int open_sockets(struct gen *g)
+/* An answer to a request no longer in flight: late or a duplicate, counted
+ * when the request was measured (ids grow along a client's sending).
+ */
+static void on_stray(void *arg, uint64_t id, int kind)
 {
-	const struct opts *o = g->o;
-	int buf = 32 << 20;
+	struct load_client *lc = arg;
 
-	for (int i = 0; i < o->sockets; i++) {
-		int fd = socket(o->to.sa.ss_family, SOCK_DGRAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
-
-		if (fd < 0) {
-			fprintf(stderr, "cpn-load: socket: %s\n", strerror(errno));
-			return -1;
-		}
-		g->fds[g->nfds++] = fd;
-		if (setsockopt(fd, SOL_SOCKET, SO_RCVBUFFORCE, &buf, sizeof(buf)))
-			setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &buf, sizeof(buf));
-		if (setsockopt(fd, SOL_SOCKET, SO_SNDBUFFORCE, &buf, sizeof(buf)))
-			setsockopt(fd, SOL_SOCKET, SO_SNDBUF, &buf, sizeof(buf));
-		/* Connected: a route cached once, and only the target's answers. */
-		if (connect(fd, (const struct sockaddr *)&o->to.sa, o->to.len)) {
-			fprintf(stderr, "cpn-load: cannot send to %s: %s\n", o->to_str,
-				strerror(errno));
-			return -1;
-		}
-	}
-	return 0;
+	if (!lc->measuring || (int64_t)(id - lc->first_measured) < 0)
+		return;
+	if (kind == CPN_STRAY_LATE)
+		lc->g->late++;
+	else
+		lc->g->dup++;
 }
 
-static uint64_t pow2_at_least(uint64_t v)
+static int open_clients(struct gen *g, uint64_t inflight)
 {
-	uint64_t p = 1;
+	const struct opts *o = g->o;
+	uint64_t per = (inflight + (uint64_t)o->sockets - 1) / (uint64_t)o->sockets;
+	uint64_t tmo_ms = (o->timeout_ns + 999999) / 1000000;
 
-	while (p < v)
-		p <<= 1;
-	return p;
+	for (int i = 0; i < o->sockets; i++) {
+		struct load_client *lc = &g->cls[i];
+		int err, rc = 0;
+
+		lc->g = g;
+		pthread_mutex_init(&lc->lock, NULL);
+		lc->cl = cpn_client_open(o->to_str, o->service, o->tenant, &err);
+		if (!lc->cl) {
+			fprintf(stderr, "cpn-load: cannot send to %s: %s\n", o->to_str,
+				err == CPN_E_SYS ? strerror(errno) : cpn_strerror(err));
+			return -1;
+		}
+		g->nfds++;
+		/* What cpn-load measures: every answer as it comes, nothing resent,
+		 * replies not read past the header, datagrams up to the UDP limit.
+		 */
+		rc |= cpn_client_setopt(lc->cl, CPN_OPT_MAX_INFLIGHT, per < 16 ? 16 : per);
+		rc |= cpn_client_setopt(lc->cl, CPN_OPT_TIMEOUT_MS, tmo_ms ? tmo_ms : 1);
+		rc |= cpn_client_setopt(lc->cl, CPN_OPT_BUSY_RETRY, 0);
+		rc |= cpn_client_setopt(lc->cl, CPN_OPT_MAX_RETRIES, 0);
+		rc |= cpn_client_setopt(lc->cl, CPN_OPT_DISCARD_REPLY, 1);
+		rc |= cpn_client_setopt(lc->cl, CPN_OPT_DGRAM_MAX, MAX_DGRAM);
+		if (o->have_key)
+			rc |= cpn_client_set_key(lc->cl, o->key_hex);
+		if (rc) {
+			fprintf(stderr, "cpn-load: cannot set up a client: %s\n", cpn_strerror(rc));
+			return -1;
+		}
+		cpn_client_on_stray(lc->cl, on_stray, lc);
+	}
+	return 0;
 }
 
 static int gen_init(struct gen *g, const struct opts *o)
@@ -387,7 +398,7 @@ static int gen_init(struct gen *g, const struct opts *o)
 	memset(g, 0, sizeof(*g));
 	g->o = o;
 
-	/* Slots: twice what can be outstanding within a timeout. */
+	/* In flight at most: what can be outstanding within a timeout, twice. */
 	double tmo_s = (double)o->timeout_ns / 1e9;
 	double want = o->rate > 0 ? 2.0 * o->rate * (tmo_s + 0.5) : (double)(1 << 20);
 
@@ -402,138 +413,105 @@ static int gen_init(struct gen *g, const struct opts *o)
 	}
 	if (want < 4096)
 		want = 4096;
-	if (want > (double)(1ULL << 26))
-		want = (double)(1ULL << 26);
-	uint64_t size = pow2_at_least((uint64_t)want);
+	if (want > (double)(1ULL << 24))
+		want = (double)(1ULL << 24);
 
-	g->mask = size - 1;
-	g->tab = calloc(size, sizeof(*g->tab));
 	g->hist = malloc(sizeof(*g->hist));
 	g->share = calloc(65536, sizeof(*g->share));
-	if (!g->tab || !g->hist || !g->share || make_payloads(g)) {
+	if (!g->hist || !g->share || make_payloads(g)) {
 		fprintf(stderr, "cpn-load: out of memory\n");
 		return -1;
 	}
 	load_hist_init(g->hist);
-
-	uint64_t ns = cpn_now_ns(), nonce;
-
-	nonce = cpn_splitmix64(&ns) ^ ((uint64_t)getpid() << 20);
-	nonce &= (1ULL << (64 - SEQ_BITS)) - 1;
-	g->nonce_hi = (nonce ? nonce : 1) << SEQ_BITS;
 	rng_seed(g->rng, o->seed);
-
-	struct cpn_msg m;
-
-	cpn_msg_init(&m, CPN_T_REQUEST);
-	m.flags = (o->have_key ? CPN_F_AUTH : 0) | (o->sticky ? CPN_F_STICKY : 0);
-	m.service_id = o->service;
-	m.tenant_id = o->tenant;
-	cpn_hdr_encode(&m, (struct cpn_hdr *)g->tmpl);
 	g->hdr_len = CPN_HDR_LEN + (o->have_key ? CPN_TAG_LEN : 0);
-
-	for (int i = 0; i < LOAD_BATCH; i++) {
-		g->iov[i][0].iov_base = g->hdrs[i];
-		g->iov[i][0].iov_len = g->hdr_len;
-		g->iov[i][1].iov_len = g->payload_len;
-		g->msgs[i].msg_hdr.msg_iov = g->iov[i];
-		g->msgs[i].msg_hdr.msg_iovlen = g->payload_len ? 2 : 1;
-		g->riov[i].iov_base = g->rbuf[i];
-		g->riov[i].iov_len = RX_BUF;
-		g->rmsgs[i].msg_hdr.msg_iov = &g->riov[i];
-		g->rmsgs[i].msg_hdr.msg_iovlen = 1;
-	}
-	return open_sockets(g);
+	for (int i = 0; i < LOAD_BATCH; i++)
+		g->reqs[i] = (struct cpn_req){.len = g->payload_len,
+					      .flags = CPN_REQ_NOCOPY | CPN_REQ_NO_RETRY |
+						       (o->sticky ? CPN_REQ_STICKY : 0)};
+	return open_clients(g, (uint64_t)want / 2);
 }
 
 static void gen_free(struct gen *g)
 {
-	for (int i = 0; i < g->nfds; i++)
-		close(g->fds[i]);
-	free(g->tab);
+	for (int i = 0; i < g->nfds; i++) {
+		cpn_client_close(g->cls[i].cl);
+		pthread_mutex_destroy(&g->cls[i].lock);
+	}
 	free(g->hist);
 	free(g->share);
 	free(g->payloads);
 }
 
-/* ---- sending -------------------------------------------------------------- */
-
-/* Requests that may be sent now without reusing an unresolved slot. */
-static uint64_t tx_room(struct gen *g)
+/* What the library counted that cpn-load reports: answers to nothing of
+ * this run, and sends refused or retried.
+ */
+static void gen_collect(struct gen *g)
 {
-	uint64_t cur = atomic_load_explicit(&g->cursor, memory_order_acquire);
+	for (int i = 0; i < g->nfds; i++) {
+		struct cpn_client_stats st;
 
-	return cur + g->mask + 1 - g->next_seq;
+		cpn_client_stats(g->cls[i].cl, &st, sizeof(st));
+		g->unexpected += st.malformed + st.bad_type + st.foreign + st.unknown;
+		g->send_errors += st.send_refused + st.send_full;
+	}
 }
 
-/* Send n requests (n <= LOAD_BATCH) as one batch. pend: their arrivals (open
- * loop), or NULL with `measured` for all (closed loop). Returns how many went
- * out (the first ones); the rest are for a later call. -1: fatal error.
+/* ---- sending -------------------------------------------------------------- */
+
+static void lc_lock(struct gen *g, struct load_client *lc)
+{
+	if (g->o->threads > 1)
+		pthread_mutex_lock(&lc->lock);
+}
+
+static void lc_unlock(struct gen *g, struct load_client *lc)
+{
+	if (g->o->threads > 1)
+		pthread_mutex_unlock(&lc->lock);
+}
+
+/* Send n requests (n <= LOAD_BATCH) as one batch of one client. pend: their
+ * arrivals (open loop), or NULL with `measured` for all (closed loop).
+ * Returns how many went out (the first ones); the rest are for a later
+ * call. -1: fatal error.
  */
 static int tx_batch(struct gen *g, int n, const struct pend *pend, bool measured)
 {
 	const struct opts *o = g->o;
+	struct load_client *lc = &g->cls[g->rr];
 
 	for (int i = 0; i < n; i++) {
-		struct cpn_hdr *h = (struct cpn_hdr *)g->hdrs[i];
 		uint64_t seq = g->next_seq + (uint64_t)i;
+		bool m = pend ? pend[i].measured : measured;
 
-		memcpy(h, g->tmpl, CPN_HDR_LEN);
-		h->request_id = cpn_htonll(g->nonce_hi | (seq & SEQ_MASK));
 		if (o->session_keys)
-			h->session_key =
-			    cpn_htonl((uint32_t)(1 + rng_next(g->rng) % o->session_keys));
-		if (o->have_key) {
-			uint64_t tag = cpn_tag_request(o->key, h);
-
-			memcpy(g->hdrs[i] + CPN_HDR_LEN, &tag, sizeof(tag));
-		}
-		g->iov[i][1].iov_base = g->payloads + (size_t)(seq % g->npayloads) * g->payload_len;
+			g->reqs[i].session_key = (uint32_t)(1 + rng_next(g->rng) % o->session_keys);
+		g->reqs[i].data = g->payloads + (size_t)(seq % g->npayloads) * g->payload_len;
+		g->reqs[i].user = m;
 	}
 
 	uint64_t ts = cpn_now_ns();
 
-	for (int i = 0; i < n; i++) {
-		uint64_t seq = g->next_seq + (uint64_t)i;
-		struct slot *s = &g->tab[seq & g->mask];
+	lc_lock(g, lc);
+	int off = cpn_client_submit_many(lc->cl, g->reqs, n, g->ids);
 
-		__atomic_store_n(&s->seq, seq, __ATOMIC_RELAXED);
-		__atomic_store_n(&s->sent_ns, ts, __ATOMIC_RELAXED);
-		s->measured = pend ? pend[i].measured : measured;
-		__atomic_store_n(&s->state, SL_OUT, __ATOMIC_RELEASE);
+	if (off > 0 && !lc->measuring) {
+		for (int i = 0; i < off; i++)
+			if (g->reqs[i].user) {
+				lc->first_measured = g->ids[i];
+				lc->measuring = true;
+				break;
+			}
 	}
-
-	int off = 0, tries = 0;
-
-	while (off < n) {
-		int r = sendmmsg(g->fds[g->rr], g->msgs + off, (unsigned)(n - off), MSG_DONTWAIT);
-
-		if (r > 0) {
-			off += r;
-			continue;
-		}
-		if (errno == EINTR)
-			continue;
-		if (errno == ECONNREFUSED) {
-			/* An ICMP error of an earlier datagram, reported now. */
-			g->send_refused++;
-			if (++tries > 8)
-				break;
-			continue;
-		}
-		if (errno == EAGAIN || errno == EWOULDBLOCK || errno == ENOBUFS) {
-			g->send_full++;
-			g->rr = (g->rr + 1) % g->nfds;
-			if (++tries > g->nfds)
-				break;
-			continue;
-		}
-		g->tx_errno = errno;
+	lc_unlock(g, lc);
+	g->rr = (g->rr + 1) % g->nfds;
+	if (off == CPN_E_FULL)
+		return 0;
+	if (off < 0) {
+		g->tx_err = off;
 		return -1;
 	}
-	g->rr = (g->rr + 1) % g->nfds;
-	if (!off)
-		return 0;
 
 	for (int i = 0; i < off; i++) {
 		bool m = pend ? pend[i].measured : measured;
@@ -562,19 +540,15 @@ static int tx_batch(struct gen *g, int n, const struct pend *pend, bool measured
 	}
 	g->last_send = ts;
 	g->next_seq += (uint64_t)off;
-	atomic_store_explicit(&g->sent_seq, g->next_seq, memory_order_release);
+	atomic_store_explicit(&g->sent_all, g->next_seq, memory_order_release);
 	return off;
 }
 
-/* Wait a little for room: a socket buffer or the slot table is full. */
+/* Wait a little for room: every client is full. */
 static void tx_backoff(struct gen *g)
 {
-	struct pollfd p = {.fd = g->fds[g->rr], .events = POLLOUT};
-
-	if (tx_room(g) == 0)
-		usleep(200);
-	else
-		poll(&p, 1, 1);
+	(void)g;
+	usleep(200);
 }
 
 /* The open loop's arrival schedule and the requests due but not yet sent. */
@@ -645,11 +619,8 @@ static int sched_step(struct gen *g, struct sched *sc, uint64_t now)
 		sc->done = !sc->more;
 		return 0;
 	}
-	uint64_t room = tx_room(g);
-	int k = room < (uint64_t)sc->np ? (int)room : sc->np, sent = 0;
+	int k = sc->np, sent = tx_batch(g, k, sc->pend, false);
 
-	if (k)
-		sent = tx_batch(g, k, sc->pend, false);
 	if (sent < 0)
 		return -1;
 	sc->np -= sent;
@@ -694,142 +665,87 @@ static void *tx_open_loop(void *arg)
 
 /* ---- receiving ------------------------------------------------------------ */
 
-static void rx_one(struct gen *g, const uint8_t *buf, uint32_t len, uint64_t now)
+static void rx_one(struct gen *g, const struct cpn_completion *c)
 {
-	const struct cpn_hdr *h = (const struct cpn_hdr *)buf;
-
-	if (cpn_hdr_check(h, len) != CPN_HDR_OK ||
-	    (h->type != CPN_T_REPLY && h->type != CPN_T_BUSY)) {
-		g->unexpected++;
-		return;
-	}
-	uint64_t id = cpn_ntohll(h->request_id), seq = id & SEQ_MASK;
-
-	if ((id & ~SEQ_MASK) != g->nonce_hi) {
-		g->unexpected++;
-		return;
-	}
-	struct slot *s = &g->tab[seq & g->mask];
-	uint8_t st = __atomic_load_n(&s->state, __ATOMIC_ACQUIRE);
-
-	if (st == SL_FREE || __atomic_load_n(&s->seq, __ATOMIC_RELAXED) != seq) {
-		/* A request whose slot was reused long ago: late; never sent: unexpected. */
-		if (st != SL_FREE && seq < __atomic_load_n(&s->seq, __ATOMIC_RELAXED))
-			g->late++;
-		else
-			g->unexpected++;
-		return;
-	}
-	if (st == SL_DONE) {
-		g->dup += s->measured;
-		return;
-	}
-	if (st == SL_LOST) {
-		g->late += s->measured;
-		return;
-	}
-	uint64_t sent = __atomic_load_n(&s->sent_ns, __ATOMIC_RELAXED);
-	uint64_t lat = now > sent ? now - sent : 0;
-
 	g->resolved++;
-	if (lat > g->o->timeout_ns) {
-		/* Came after the timeout but before the sweep: lost all the same. */
-		s->state = SL_LOST;
-		g->lost += s->measured;
-		g->late += s->measured;
-		return;
-	}
-	s->state = SL_DONE;
-	if (!s->measured)
-		return;
-	if (h->type == CPN_T_BUSY) {
+	if (!c->user)
+		return; /* warmup */
+	switch (c->status) {
+	case 0:
+	case CPN_E_REMOTE:
+		g->replied++;
+		if (c->status)
+			g->reply_status[c->remote]++;
+		g->share[c->node_id]++;
+		load_hist_record(g->hist, (c->latency_ns + 500) / 1000);
+		break;
+	case CPN_E_BUSY:
 		g->busy++;
-		g->busy_status[h->status]++;
-		return;
+		g->busy_status[c->remote]++;
+		break;
+	default: /* CPN_E_TIMEOUT: no answer in time */
+		g->lost++;
 	}
-	g->replied++;
-	if (h->status)
-		g->reply_status[h->status]++;
-	g->share[cpn_ntohs(h->node_id)]++;
-	load_hist_record(g->hist, (lat + 500) / 1000);
 }
 
-/* Read what one socket holds. Returns datagrams read, -1 on a fatal error. */
-static int rx_drain(struct gen *g, int fd)
+/* Take what one client has completed (answers read, deadlines passed).
+ * Returns completions, -1 on a fatal error.
+ */
+static int rx_drain(struct gen *g, struct load_client *lc)
 {
-	int total = 0;
+	const int max = (int)(sizeof(g->comps) / sizeof(g->comps[0]));
+	int total = 0, n;
 
-	for (;;) {
-		int n = recvmmsg(fd, g->rmsgs, LOAD_BATCH, MSG_DONTWAIT, NULL);
-
+	do {
+		lc_lock(g, lc);
+		n = cpn_client_poll(lc->cl, g->comps, max, 0);
+		lc_unlock(g, lc);
 		if (n < 0) {
-			if (errno == EINTR)
-				continue;
-			if (errno == ECONNREFUSED) {
-				g->recv_refused++;
-				continue;
-			}
-			if (errno == EAGAIN || errno == EWOULDBLOCK)
-				return total;
-			g->rx_errno = errno;
+			g->rx_err = n;
 			return -1;
 		}
-		uint64_t now = cpn_now_ns();
-
 		for (int i = 0; i < n; i++)
-			rx_one(g, g->rbuf[i], g->rmsgs[i].msg_len, now);
+			rx_one(g, &g->comps[i]);
 		total += n;
-		if (n < LOAD_BATCH)
-			return total;
-	}
+	} while (n == max);
+	return total;
 }
 
-/* Declare lost what is outstanding past the timeout; move the cursor. */
-static void rx_expire(struct gen *g, uint64_t now)
-{
-	uint64_t c = g->rx_cursor, end = atomic_load_explicit(&g->sent_seq, memory_order_acquire);
-
-	while (c < end) {
-		struct slot *s = &g->tab[c & g->mask];
-
-		if (__atomic_load_n(&s->state, __ATOMIC_ACQUIRE) == SL_OUT) {
-			uint64_t sent = __atomic_load_n(&s->sent_ns, __ATOMIC_RELAXED);
-
-			if (now < sent || now - sent <= g->o->timeout_ns)
-				break;
-			s->state = SL_LOST;
-			g->lost += s->measured;
-			g->resolved++;
-		}
-		c++;
-	}
-	g->rx_cursor = c;
-	atomic_store_explicit(&g->cursor, c, memory_order_release);
-}
-
-/* Wait up to timeout_ns for answers, read them. -1 on a fatal error. */
+/* Wait up to timeout_ns for answers (or a client's next deadline), take
+ * what completed. -1 on a fatal error.
+ */
 static int rx_poll(struct gen *g, uint64_t timeout_ns)
 {
 	struct pollfd p[MAX_SOCKETS];
-	struct timespec ts = cpn_ns_timespec(timeout_ns);
 	int got = 0;
 
-	for (int i = 0; i < g->nfds; i++)
-		p[i] = (struct pollfd){.fd = g->fds[i], .events = POLLIN};
-	int n = ppoll(p, (nfds_t)g->nfds, &ts, NULL);
+	for (int i = 0; i < g->nfds; i++) {
+		int ms = cpn_client_next_ms(g->cls[i].cl);
 
-	if (n <= 0)
+		if (ms >= 0 && (uint64_t)ms * 1000000ULL < timeout_ns)
+			timeout_ns = (uint64_t)ms * 1000000ULL;
+		p[i] = (struct pollfd){.fd = cpn_client_fd(g->cls[i].cl), .events = POLLIN};
+	}
+	struct timespec ts = cpn_ns_timespec(timeout_ns);
+
+	if (ppoll(p, (nfds_t)g->nfds, &ts, NULL) < 0)
 		return 0;
 	for (int i = 0; i < g->nfds; i++) {
-		if (!p[i].revents)
+		if (!p[i].revents && cpn_client_next_ms(g->cls[i].cl) != 0)
 			continue;
-		int r = rx_drain(g, g->fds[i]);
+		int r = rx_drain(g, &g->cls[i]);
 
 		if (r < 0)
 			return -1;
 		got += r;
 	}
 	return got;
+}
+
+/* Every request sent has completed. */
+static bool rx_all_done(struct gen *g)
+{
+	return g->resolved == atomic_load_explicit(&g->sent_all, memory_order_acquire);
 }
 
 /* ---- the two modes -------------------------------------------------------- */
@@ -853,13 +769,11 @@ static int run_open2(struct gen *g)
 			atomic_store(&stop_req, true);
 			break;
 		}
-		rx_expire(g, cpn_now_ns());
-		if (atomic_load_explicit(&g->sender_done, memory_order_acquire) &&
-		    g->rx_cursor == atomic_load_explicit(&g->sent_seq, memory_order_acquire))
+		if (atomic_load_explicit(&g->sender_done, memory_order_acquire) && rx_all_done(g))
 			break;
 	}
 	pthread_join(tx, NULL);
-	if (g->tx_errno || g->rx_errno)
+	if (g->tx_err || g->rx_err)
 		rc = -1;
 	return rc;
 }
@@ -887,10 +801,8 @@ static int run_open1(struct gen *g)
 				break;
 			now = cpn_now_ns();
 		}
-		rx_expire(g, now);
 		if (sc.done) {
-			if (g->rx_cursor ==
-			    atomic_load_explicit(&g->sent_seq, memory_order_acquire))
+			if (rx_all_done(g))
 				break;
 		} else if (sc.blocked) {
 			wait = 200000;
@@ -928,11 +840,9 @@ static int run_closed(struct gen *g)
 			}
 		}
 		while (sending) {
-			uint64_t inflight = g->next_seq - g->resolved, want, room = tx_room(g);
+			uint64_t inflight = g->next_seq - g->resolved, want;
 
 			want = inflight < o->conc ? o->conc - inflight : 0;
-			if (want > room)
-				want = room;
 			if (want > LOAD_BATCH)
 				want = LOAD_BATCH;
 			if (measured && o->count && want > o->count - g->sent)
@@ -950,13 +860,11 @@ static int run_closed(struct gen *g)
 		}
 		if (rx_poll(g, 1 * MS) < 0)
 			return -1;
-		rx_expire(g, cpn_now_ns());
 		if (!sending && g->next_seq == g->resolved)
 			break;
 	}
 	return 0;
 }
-
 /* ---- report --------------------------------------------------------------- */
 
 struct summary {
@@ -1060,8 +968,7 @@ static void report_json(const struct gen *g, const struct summary *s)
 	printf(", \"late\": %llu, \"duplicates\": %llu, \"unexpected\": %llu, "
 	       "\"send_errors\": %llu, ",
 	       (unsigned long long)g->late, (unsigned long long)g->dup,
-	       (unsigned long long)g->unexpected,
-	       (unsigned long long)(g->send_refused + g->send_full + g->recv_refused));
+	       (unsigned long long)g->unexpected, (unsigned long long)g->send_errors);
 	printf("\"latency_us\": {\"count\": %llu, \"min\": %llu, \"mean\": %.3f, "
 	       "\"stddev\": %.3f, \"p50\": %llu, \"p90\": %llu, \"p99\": %llu, "
 	       "\"p99.9\": %llu, \"max\": %llu}, ",
@@ -1138,8 +1045,7 @@ static void report_text(const struct gen *g, const struct summary *s)
 			       (unsigned long long)g->reply_status[i]);
 	printf("  late %llu, duplicates %llu, unexpected %llu, send errors %llu\n",
 	       (unsigned long long)g->late, (unsigned long long)g->dup,
-	       (unsigned long long)g->unexpected,
-	       (unsigned long long)(g->send_refused + g->send_full + g->recv_refused));
+	       (unsigned long long)g->unexpected, (unsigned long long)g->send_errors);
 	printf("  send gaps   mean %.1f µs, stddev %.1f µs, cv %.3f\n\n", s->gap_mean, s->gap_sd,
 	       s->gap_cv);
 
@@ -1272,6 +1178,7 @@ static void parse_args(int argc, char **argv, struct opts *o)
 		case O_KEY:
 			if (cpn_key_parse(optarg, o->key))
 				bad_args("--key: '%s' is not 32 hex digits", optarg);
+			o->key_hex = optarg;
 			o->have_key = true;
 			break;
 		case O_RATE:
@@ -1445,13 +1352,14 @@ int main(int argc, char **argv)
 	rc = o.rate <= 0 ? run_closed(g) : o.threads == 1 ? run_open1(g) : run_open2(g);
 	if (rc) {
 		fprintf(stderr, "cpn-load: %s: %s\n", o.to_str,
-			strerror(g->tx_errno   ? g->tx_errno
-				 : g->rx_errno ? g->rx_errno
-					       : EIO));
+			cpn_strerror(g->tx_err	 ? g->tx_err
+				     : g->rx_err ? g->rx_err
+						 : CPN_E_SYS));
 		gen_free(g);
 		free(g);
 		return 1;
 	}
+	gen_collect(g);
 	summarize(g, &s);
 	if (o.json)
 		report_json(g, &s);

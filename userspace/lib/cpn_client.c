@@ -48,6 +48,7 @@
 #define TX_BATCH   64
 #define MAX_ADDRS  16
 #define RX_DGRAM   65536
+#define RX_HDRS	   128 /* header, tag and fragment header: what is read when discarding */
 #define HDR_MAX	   (CPN_HDR_LEN + CPN_TAG_LEN + CPN_FRAG_LEN)
 #define KEEP_BUF   (64u << 10) /* a slot's buffers above this are freed when it completes */
 #define MAX_IV	   4096	       /* disjoint byte ranges of one reply being reassembled */
@@ -89,7 +90,7 @@ struct slot {
 	const uint8_t *data;
 	uint8_t *own;
 	uint32_t own_cap, len, session, attempt_ns;
-	int32_t heap;
+	uint32_t hpos; /* its place in the timer heap + 1; 0: not there */
 	uint16_t wflags;
 	uint8_t state, class_, rflags, tries, addr;
 	bool queued, large;
@@ -126,7 +127,7 @@ struct cpn_client {
 	/* Slots, timers, the send FIFO. */
 	struct slot *slots;
 	uint32_t mask, inflight;
-	uint64_t base, ctr;
+	uint64_t base, ctr, ctr0; /* ctr0: ctr when the table was made */
 	uint32_t *heap, nheap;
 	uint32_t *txq, txq_head, txq_n;
 	uint32_t *release, nrelease, release_cap;
@@ -218,8 +219,8 @@ static void heap_swap(struct cpn_client *cl, uint32_t a, uint32_t b)
 
 	cl->heap[a] = cl->heap[b];
 	cl->heap[b] = x;
-	cl->slots[cl->heap[a]].heap = (int32_t)a;
-	cl->slots[cl->heap[b]].heap = (int32_t)b;
+	cl->slots[cl->heap[a]].hpos = a + 1;
+	cl->slots[cl->heap[b]].hpos = b + 1;
 }
 
 static uint64_t hkey(const struct cpn_client *cl, uint32_t i)
@@ -259,16 +260,16 @@ static void heap_remove(struct cpn_client *cl, struct slot *s)
 {
 	uint32_t i;
 
-	if (s->heap < 0)
+	if (!s->hpos)
 		return;
-	i = (uint32_t)s->heap;
-	s->heap = -1;
+	i = s->hpos - 1;
+	s->hpos = 0;
 	if (i == --cl->nheap)
 		return;
 	cl->heap[i] = cl->heap[cl->nheap];
-	cl->slots[cl->heap[i]].heap = (int32_t)i;
+	cl->slots[cl->heap[i]].hpos = i + 1;
 	heap_up(cl, i);
-	heap_down(cl, (uint32_t)cl->slots[cl->heap[i]].heap);
+	heap_down(cl, cl->slots[cl->heap[i]].hpos - 1);
 }
 
 /* The slot's timer: its deadline, or its next action when earlier. */
@@ -279,15 +280,15 @@ static void timer_update(struct cpn_client *cl, struct slot *s)
 	if (s->t_action < k)
 		k = s->t_action;
 	s->tkey = k;
-	if (s->heap < 0) {
+	if (!s->hpos) {
 		uint32_t i = cl->nheap++;
 
 		cl->heap[i] = (uint32_t)(s - cl->slots);
-		s->heap = (int32_t)i;
+		s->hpos = i + 1;
 		heap_up(cl, i);
 	} else {
-		heap_up(cl, (uint32_t)s->heap);
-		heap_down(cl, (uint32_t)s->heap);
+		heap_up(cl, s->hpos - 1);
+		heap_down(cl, s->hpos - 1);
 	}
 }
 
@@ -909,7 +910,7 @@ static void rx_one(struct cpn_client *cl, const uint8_t *buf, uint32_t len, bool
 		struct cpn_frag f;
 		uint32_t total, off, dlen;
 
-		if (plen < CPN_FRAG_LEN || trunc) {
+		if (plen < CPN_FRAG_LEN || (trunc && !cl->discard)) {
 			cl->st.frag_bad++;
 			return;
 		}
@@ -967,7 +968,10 @@ static void rx_run(struct cpn_client *cl, struct outq *q)
 			want = RX_BATCH;
 		for (unsigned i = 0; i < want; i++)
 			cl->rmsgs[i].msg_hdr.msg_namelen = sizeof(cl->rfrom[i]);
-		n = recvmmsg(cl->fd, cl->rmsgs, want, MSG_DONTWAIT, NULL);
+		/* MSG_TRUNC: msg_len is the datagram's length, also when only
+		 * its headers were read (CPN_OPT_DISCARD_REPLY).
+		 */
+		n = recvmmsg(cl->fd, cl->rmsgs, want, MSG_DONTWAIT | MSG_TRUNC, NULL);
 		if (n < 0) {
 			if (errno == EINTR)
 				continue;
@@ -982,7 +986,7 @@ static void rx_run(struct cpn_client *cl, struct outq *q)
 		uint64_t now = cpn_now_ns();
 
 		for (int i = 0; i < n; i++)
-			rx_one(cl, cl->rbuf + (size_t)i * cl->rbuf_len, cl->rmsgs[i].msg_len,
+			rx_one(cl, cl->riov[i].iov_base, cl->rmsgs[i].msg_len,
 			       cl->rmsgs[i].msg_hdr.msg_flags & MSG_TRUNC, &cl->rfrom[i], now, q);
 		/* Acks and window-opened fragments go out before the next batch. */
 		if (cl->txq_n)
@@ -1029,6 +1033,44 @@ static void timers_run(struct cpn_client *cl, uint64_t now, struct outq *q)
 
 /* ---- opening and options ---------------------------------------------------------- */
 
+/* The receive buffers: whole datagrams, or (discarding reply payloads) the
+ * headers only, packed together.
+ */
+static void rx_layout(struct cpn_client *cl)
+{
+	cl->rbuf_len = cl->discard ? RX_HDRS : RX_DGRAM;
+	for (int i = 0; i < RX_BATCH; i++) {
+		cl->riov[i].iov_base = cl->rbuf + (size_t)i * cl->rbuf_len;
+		cl->riov[i].iov_len = cl->rbuf_len;
+		cl->rmsgs[i].msg_hdr.msg_iov = &cl->riov[i];
+		cl->rmsgs[i].msg_hdr.msg_iovlen = 1;
+		cl->rmsgs[i].msg_hdr.msg_name = &cl->rfrom[i];
+	}
+}
+
+/* Free the buffers of the slots ever used (those the counter passed:
+ * the others were never touched, and stay untouched).
+ */
+static void slots_free(struct cpn_client *cl)
+{
+	uint64_t used = cl->ctr - cl->ctr0;
+
+	if (!cl->slots)
+		return;
+	if (used > (uint64_t)cl->mask + 1)
+		used = (uint64_t)cl->mask + 1;
+	for (uint64_t i = 0; i < used; i++) {
+		struct slot *s = &cl->slots[(cl->ctr0 + i) & cl->mask];
+
+		if (s->fr) {
+			free(s->fr->buf);
+			free(s->fr->iv);
+		}
+		free(s->fr);
+		free(s->own);
+	}
+}
+
 static int set_sizes(struct cpn_client *cl, uint32_t max_inflight)
 {
 	uint32_t size = 16;
@@ -1046,18 +1088,7 @@ static int set_sizes(struct cpn_client *cl, uint32_t max_inflight)
 		free(txq);
 		return CPN_E_NOMEM;
 	}
-	for (uint32_t i = 0; i < size; i++)
-		slots[i].heap = -1;
-	if (cl->slots) {
-		for (uint32_t i = 0; i <= cl->mask; i++) {
-			if (cl->slots[i].fr) {
-				free(cl->slots[i].fr->buf);
-				free(cl->slots[i].fr->iv);
-			}
-			free(cl->slots[i].fr);
-			free(cl->slots[i].own);
-		}
-	}
+	slots_free(cl);
 	free(cl->slots);
 	free(cl->heap);
 	free(cl->txq);
@@ -1070,6 +1101,7 @@ static int set_sizes(struct cpn_client *cl, uint32_t max_inflight)
 	cl->max_inflight = max_inflight;
 	/* Ids of the old table are stale now: move the counter past them. */
 	cl->ctr += size;
+	cl->ctr0 = cl->ctr;
 	return 0;
 }
 
@@ -1142,13 +1174,7 @@ struct cpn_client *cpn_client_open(const char *to, uint16_t service, uint32_t te
 	cl->rbuf = malloc((size_t)RX_BATCH * RX_DGRAM);
 	if (!cl->rbuf)
 		goto fail;
-	for (int i = 0; i < RX_BATCH; i++) {
-		cl->riov[i].iov_base = cl->rbuf + (size_t)i * RX_DGRAM;
-		cl->riov[i].iov_len = RX_DGRAM;
-		cl->rmsgs[i].msg_hdr.msg_iov = &cl->riov[i];
-		cl->rmsgs[i].msg_hdr.msg_iovlen = 1;
-		cl->rmsgs[i].msg_hdr.msg_name = &cl->rfrom[i];
-	}
+	rx_layout(cl);
 	rc = CPN_E_SYS;
 	cl->fd = socket(cl->family, SOCK_DGRAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
 	if (cl->fd < 0)
@@ -1186,16 +1212,7 @@ void cpn_client_close(struct cpn_client *cl)
 		return;
 	if (cl->fd >= 0)
 		close(cl->fd);
-	if (cl->slots) {
-		for (uint32_t i = 0; i <= cl->mask; i++) {
-			if (cl->slots[i].fr) {
-				free(cl->slots[i].fr->buf);
-				free(cl->slots[i].fr->iv);
-			}
-			free(cl->slots[i].fr);
-			free(cl->slots[i].own);
-		}
-	}
+	slots_free(cl);
 	free(cl->slots);
 	free(cl->heap);
 	free(cl->txq);
@@ -1259,8 +1276,10 @@ int cpn_client_setopt(struct cpn_client *cl, enum cpn_client_opt opt, uint64_t v
 			cl->busy_retry = v;
 		else if (opt == CPN_OPT_STICKY)
 			cl->sticky = v;
-		else
+		else {
 			cl->discard = v;
+			rx_layout(cl);
+		}
 		return 0;
 	case CPN_OPT_MAX_RETRIES:
 		if (v > 100)
