@@ -41,9 +41,10 @@ enum cpn_flags {
 	CPN_F_AUTH = 0x0002,
 	CPN_F_DRAINING = 0x0004,
 	CPN_F_STICKY = 0x0008,
-	CPN_F_TOKEN = 0x0010, /* REPLY: the node can take work (idle token, policy jiq) */
-	CPN_F_FRAG = 0x0020,  /* one fragment of a larger message: struct cpn_frag follows */
-	CPN_F_CONT = 0x0040,  /* with FRAG: not the fragment the router accounts (below) */
+	CPN_F_TOKEN = 0x0010,	/* REPLY: the node can take work (idle token, policy jiq) */
+	CPN_F_FRAG = 0x0020,	/* one fragment of a larger message: struct cpn_frag follows */
+	CPN_F_CONT = 0x0040,	/* with FRAG: not the fragment the router accounts (below) */
+	CPN_F_FRAG_OK = 0x0080, /* REQUEST: the client takes a large reply as fragments */
 };
 
 /* Flags that a steering hop may change after the client signed the request:
@@ -61,7 +62,10 @@ enum cpn_flags {
  *            node_id of the node that acknowledged the first: a router
  *            forwards it to that node without deciding or counting again.
  *   REPLY    every fragment but the one sent last has FRAG|CONT; the last
- *            has FRAG alone and is the reply the router learns from.
+ *            has FRAG alone and is the reply the router learns from. A node
+ *            fragments a reply larger than its fragment size only for a
+ *            request that carried FRAG or FRAG_OK (a client that reassembles):
+ *            to any other it sends one datagram, as before.
  *   ack      a fragment with no message bytes, from the receiver to the
  *            sender (a REPLY with FRAG|CONT from the node, a REQUEST with
  *            FRAG|CONT|TAGGED from the client): `offset` is how many bytes

@@ -48,7 +48,7 @@ sys.dont_write_bytecode = True  # no __pycache__ in the tree
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from cpn_udp import T_REQUEST, T_REPLY, T_BUSY, pack, unpack, addr_port  # noqa: E402
 
-F_TAGGED, F_AUTH, F_FRAG, F_CONT = 0x0001, 0x0002, 0x0020, 0x0040
+F_TAGGED, F_AUTH, F_FRAG, F_CONT, F_FRAG_OK = 0x0001, 0x0002, 0x0020, 0x0040, 0x0080
 FRAG = struct.Struct("!II")
 DATA = 1408
 WINDOW, ACK_EVERY = 256 << 10, 64 << 10
@@ -468,9 +468,35 @@ def stall(a):
         fail("stall: bytes still held")
 
 
+def fragok(a):
+    """A single-datagram request whose reply is larger than a fragment: as
+    fragments when the request carries FRAG_OK, as one datagram when not."""
+    s = sock()
+    to = addr_port(a.to)
+    pl = os.urandom(a.size)
+    s.sendto(req_hdr(F_FRAG_OK, 501) + pl, to)
+    got, last, info = recv_reply(s, to, 501, a.size, a.node)
+    if got != pl:
+        return fail("FRAG_OK: want the payload back as fragments: %s" % info)
+    s.sendto(req_hdr(0, 502) + pl, to)
+    until = time.monotonic() + 5.0
+    while True:
+        p = recv(s, until)
+        if not p:
+            return fail("without FRAG_OK: no answer")
+        h, fr, data = p
+        if h["request_id"] != 502:
+            continue
+        if fr or data != pl:
+            return fail("without FRAG_OK: want one datagram of %d bytes, got %s" %
+                        (a.size, "fragments" if fr else "%d bytes" % len(data)))
+        print("FRAG_OK: %s; without: one datagram of %d bytes" % (info, len(data)))
+        return None
+
+
 def main():
     ap = argparse.ArgumentParser()
-    ap.add_argument("cmd", choices=["roundtrip", "lost", "flood", "toolarge", "malformed", "stall"])
+    ap.add_argument("cmd", choices=["roundtrip", "lost", "flood", "toolarge", "malformed", "stall", "fragok"])
     ap.add_argument("--to", required=True)
     ap.add_argument("--metrics")
     ap.add_argument("--size", type=int, default=1 << 20)
@@ -483,6 +509,7 @@ def main():
     ap.add_argument("--max", type=int, default=4 << 20)
     ap.add_argument("--timeout-ms", type=int, default=2000)
     ap.add_argument("--seed", type=int, default=1)
+    ap.add_argument("--node", type=int, default=0)
     a = ap.parse_args()
     random.seed(a.seed)
     globals()[a.cmd](a)

@@ -4,6 +4,8 @@
 # router, no root; the client is selftests/e2e/frag_client.py (raw UDP).
 #
 # What is proved, each against a bound:
+#   - a reply larger than a fragment goes as fragments only to a request
+#     with FRAG_OK (or FRAG); to any other as one datagram
 #   - a 1 MiB request and its 1 MiB reply round-trip as fragments, acked
 #     and under the window, the reply's last fragment FRAG alone with the
 #     load report; out of order and with duplicates too;
@@ -51,7 +53,7 @@ trap 'exit 130' INT TERM
 export ASAN_OPTIONS=${ASAN_OPTIONS:-detect_leaks=1:abort_on_error=0}
 export UBSAN_OPTIONS=${UBSAN_OPTIONS:-print_stacktrace=1:halt_on_error=1}
 
-N=10
+N=11
 echo "1..$N"
 mapfile -t P < <(python3 selftests/e2e/worker_client.py ports 3)
 [ "${#P[@]}" -ge 3 ] || {
@@ -73,6 +75,8 @@ fi
 fc() { timeout 90 python3 "$PY" "$@" --to "$A" --metrics "$M"; }
 check_log "1 MiB request and reply round-trip as fragments (acks, window, last fragment FRAG alone)" \
 	"$TMP/t.log" fc roundtrip --size 1048576 --count 3
+check_log "a small request with FRAG_OK gets a 5000-byte reply as fragments, without it one datagram" \
+	"$TMP/t.log" fc fragok --size 5000 --node 31
 check_log "fragments out of order and duplicated: the message still whole" "$TMP/t.log" \
 	fc roundtrip --size 1048576 --count 2 --shuffle --dup --seed 7
 check_log "a lost fragment fails only its request; freed after --frag-timeout-ms, counted" \

@@ -58,7 +58,15 @@ static void reply_batch(struct wk_batcher *b, struct wk_slot *s, int n)
 		if (token && i == n - 1)
 			m.flags |= CPN_F_TOKEN;
 		m.worker_us = us > UINT32_MAX ? UINT32_MAX : (uint32_t)us;
-		if (st == CPN_ST_OK && rep->len > CPN_WORKER_MAX_DATAGRAM_PAYLOAD) {
+		/* A reply larger than a fragment goes as fragments to a client
+		 * that takes them (FRAG or FRAG_OK on its request): one datagram
+		 * above the path MTU would be cut into IP fragments, which no
+		 * router rewrites. To any other, one datagram as before, up to
+		 * the largest there is.
+		 */
+		if (st == CPN_ST_OK &&
+		    (rep->len > CPN_WORKER_MAX_DATAGRAM_PAYLOAD ||
+		     (rep->len > WK_FRAG_DATA && (r->m.flags & (CPN_F_FRAG | CPN_F_FRAG_OK))))) {
 			if (!rep->payload || !b->fragtx ||
 			    wk_fragtx_put(b->fragtx, r, &m, rep->payload, rep->len))
 				wk_queue_busy(b->q, r, CPN_BUSY_OVERLOAD, &s->out[k++]);
