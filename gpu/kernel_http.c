@@ -599,6 +599,8 @@ static void *slot_open(void *user, int slot, int max_batch, char *err, size_t er
 		bad |=
 		    curl_easy_setopt(e, CURLOPT_MAXFILESIZE_LARGE, (curl_off_t)c->max) != CURLE_OK;
 		bad |= curl_easy_setopt(e, CURLOPT_PROTOCOLS_STR, "http,https") != CURLE_OK;
+		/* The upstream is near: no proxy from the environment. */
+		bad |= curl_easy_setopt(e, CURLOPT_PROXY, "") != CURLE_OK;
 	}
 	if (bad) {
 		slot_close(s);
@@ -828,6 +830,7 @@ static void *scrape_main(void *arg)
 		curl_easy_setopt(e, CURLOPT_TIMEOUT_MS, tmo);
 		curl_easy_setopt(e, CURLOPT_NOSIGNAL, 1L);
 		curl_easy_setopt(e, CURLOPT_PROTOCOLS_STR, "http,https");
+		curl_easy_setopt(e, CURLOPT_PROXY, "");
 	} else {
 		fprintf(stderr, PROG ": upstream metrics: cannot make a curl handle\n");
 	}

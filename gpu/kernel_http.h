@@ -19,6 +19,7 @@
  *     handler's queue_extra reports the sum, so that it is added to the
  *     queue depth of every load report. A failed scrape keeps the last value
  *     until three periods after the last good one, then 0.
+ *   - No proxy: the proxy variables of the environment are not followed.
  */
 #ifndef CPN_KERNEL_HTTP_H
 #define CPN_KERNEL_HTTP_H

@@ -44,8 +44,6 @@ need_cmd ip bpftool nsenter ethtool timeout
 	export TESTBED_WORKER=$ROOT/$BUILD/selftests/e2e/cpn-worker-asan
 export ASAN_OPTIONS=${ASAN_OPTIONS:-detect_leaks=1:abort_on_error=0}
 export UBSAN_OPTIONS=${UBSAN_OPTIONS:-print_stacktrace=1:halt_on_error=1}
-# The bridge talks to 127.0.0.1 in its namespace, never through a proxy.
-unset http_proxy https_proxy HTTP_PROXY HTTPS_PROXY all_proxy ALL_PROXY no_proxy NO_PROXY
 
 NAME=hb$(($$ % 100000))
 TMP=$(mktemp -d /tmp/cpn-http-bridge.XXXXXX)

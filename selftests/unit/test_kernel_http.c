@@ -14,7 +14,8 @@
  *   GET  /metrics  a Prometheus page with up_gauge (or HTTP 500 while
  *                  metrics_fail)
  *
- * Every wait is bounded.
+ * Every wait is bounded. The environment names a proxy that cannot be
+ * reached: the bridge must not use it.
  */
 #include <stdarg.h>
 #include <stddef.h>
@@ -699,5 +700,9 @@ int main(void)
 	    cmocka_unit_test(test_scrape),
 	};
 
+	/* A proxy nobody could reach: the bridge must not follow it. */
+	setenv("http_proxy", "http://192.0.2.1:9", 1);
+	setenv("HTTP_PROXY", "http://192.0.2.1:9", 1);
+	setenv("ALL_PROXY", "http://192.0.2.1:9", 1);
 	return cmocka_run_group_tests(tests, up_start, up_stop);
 }
