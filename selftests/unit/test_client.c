@@ -64,7 +64,8 @@ static struct node {
 	atomic_int status;
 	atomic_bool require_key;
 	__u64 key[2];
-	atomic_ulong tag_ok, tag_bad, requests, sticky_seen, last_session, frags_in, acks_in;
+	atomic_ulong tag_ok, tag_bad, requests, sticky_seen, last_session, frags_in, acks_in,
+	    frag_ok;
 	atomic_ulong drop_frag_id; /* a data fragment of this id is dropped, once */
 	uint64_t seen_ids[4096];
 	uint8_t seen_n[4096];
@@ -257,6 +258,8 @@ static void on_dgram(const uint8_t *b, uint32_t len, const struct sockaddr_in *f
 	}
 	if (flags & CPN_F_STICKY)
 		N.sticky_seen++;
+	if (flags & CPN_F_FRAG_OK)
+		N.frag_ok++;
 	N.last_session = cpn_ntohl(h->session_key);
 	if (flags & CPN_F_FRAG) {
 		on_frag(b, len, hl, from);
@@ -416,6 +419,8 @@ static void sync_call_echoes(void **state)
 	assert_int_equal(c.status, 0);
 	assert_int_equal(c.node_id, NODE_ID);
 	assert_true(c.latency_ns > 0);
+	/* Every request says the client takes a large reply as fragments. */
+	assert_int_equal(N.frag_ok, 1);
 	/* A buffer too small: the size is said. */
 	assert_int_equal(cpn_client_call(cl, "hello", 5, buf, 2, &len, 1000), CPN_E_TOO_LARGE);
 	assert_int_equal(len, 5);

@@ -1482,7 +1482,9 @@ static int take(struct cpn_client *cl, const struct cpn_req *r, uint64_t now, ui
 	s->user = r->user;
 	s->len = (uint32_t)r->len;
 	s->session = session;
-	s->wflags = (uint16_t)((cl->have_key ? CPN_F_AUTH : 0) | (sticky ? CPN_F_STICKY : 0));
+	/* FRAG_OK: a reply too large for one datagram may come as fragments. */
+	s->wflags = (uint16_t)(CPN_F_FRAG_OK | (cl->have_key ? CPN_F_AUTH : 0) |
+			       (sticky ? CPN_F_STICKY : 0));
 	s->class_ = r->flags & CPN_REQ_CLASS ? r->class_ : cl->class_;
 	s->rflags = (uint8_t)r->flags;
 	s->tries = 0;
