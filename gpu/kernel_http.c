@@ -47,7 +47,8 @@ struct kh_bridge {
 	struct kh_cfg c;
 	struct cpn_worker_handler h;
 	struct curl_slist *headers;
-	char device[256];
+	char device[256]; /* the upstream's scheme://host:port, for logs and metrics */
+	char mdev[512];	  /* the metrics URL without user or query, for logs */
 	int curl_up;
 
 	/* counters (atomics) */
@@ -140,11 +141,13 @@ int kh_cfg_known(const char *name)
 }
 
 /* An http:// or https:// URL with a host, as libcurl reads it; its
- * "scheme://host[:port]" (no user, path or query) in dev when asked.
+ * "scheme://host[:port]" in dev when asked, and the path too with
+ * with_path: never a user, password or query, which may hold secrets.
  */
-static int url_check(const char *v, char *why, size_t whylen, char *dev, size_t devlen)
+static int url_check(const char *v, char *why, size_t whylen, char *dev, size_t devlen,
+		     int with_path)
 {
-	char *scheme = NULL, *host = NULL, *port = NULL;
+	char *scheme = NULL, *host = NULL, *port = NULL, *path = NULL;
 	CURLUcode uc;
 	CURLU *u;
 	int rc = -EINVAL;
@@ -170,14 +173,17 @@ static int url_check(const char *v, char *why, size_t whylen, char *dev, size_t 
 	}
 	if (curl_url_get(u, CURLUPART_PORT, &port, 0))
 		port = NULL;
+	if (!with_path || curl_url_get(u, CURLUPART_PATH, &path, 0))
+		path = NULL;
 	if (dev && devlen)
-		snprintf(dev, devlen, "%s://%s%s%s", scheme, host, port ? ":" : "",
-			 port ? port : "");
+		snprintf(dev, devlen, "%s://%s%s%s%s", scheme, host, port ? ":" : "",
+			 port ? port : "", path ? path : "");
 	rc = 0;
 out:
 	curl_free(scheme);
 	curl_free(host);
 	curl_free(port);
+	curl_free(path);
 	curl_url_cleanup(u);
 	return rc;
 }
@@ -278,7 +284,7 @@ int kh_cfg_set(struct kh_cfg *c, const char *name, const char *value, char *err,
 	if (!c || !name || !value)
 		return errf(err, errlen, -EINVAL, "a name and a value, please");
 	if (!strcmp(name, "upstream") || !strcmp(name, "upstream-metrics")) {
-		rc = url_check(value, why, sizeof(why), NULL, 0);
+		rc = url_check(value, why, sizeof(why), NULL, 0, 0);
 		if (rc)
 			return errf(err, errlen, rc,
 				    "%s: '%s': %s (http://HOST[:PORT]/PATH or https://...)", name,
@@ -848,7 +854,7 @@ static void *scrape_main(void *arg)
 			KH_ADD(&b->scrapes, 1);
 			if (b->scrape_failing)
 				fprintf(stderr, PROG ": upstream metrics %s: read again\n",
-					b->c.metrics_url);
+					b->mdev);
 			b->scrape_failing = 0;
 		} else {
 			KH_ADD(&b->scrape_errors, 1);
@@ -856,7 +862,7 @@ static void *scrape_main(void *arg)
 				fprintf(stderr,
 					PROG ": upstream metrics %s: %s (the last value is kept "
 					     "for %d periods)\n",
-					b->c.metrics_url, why, KH_SCRAPE_KEEP);
+					b->mdev, why, KH_SCRAPE_KEEP);
 			b->scrape_failing = 1;
 		}
 		pthread_mutex_lock(&b->mu);
@@ -914,7 +920,9 @@ int kh_open(struct kh_bridge **out, const struct kh_cfg *c, char *err, size_t er
 	}
 	if (!b->c.max_message)
 		b->c.max_message = KH_DEFAULT_MAX_MESSAGE;
-	if ((rc = url_check(b->c.upstream, why, sizeof(why), b->device, sizeof(b->device)))) {
+	if ((rc = url_check(b->c.upstream, why, sizeof(why), b->device, sizeof(b->device), 0)) ||
+	    (b->c.metrics_url &&
+	     (rc = url_check(b->c.metrics_url, why, sizeof(why), b->mdev, sizeof(b->mdev), 1)))) {
 		errf(err, errlen, rc, "upstream: %s", why);
 		goto fail;
 	}

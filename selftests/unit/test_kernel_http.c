@@ -491,6 +491,48 @@ static void test_content_type(void **state)
 	kh_close(b);
 }
 
+/* What is logged and labelled names the upstream without its user,
+ * password or query.
+ */
+static void test_device_hides_credentials(void **state)
+{
+	static const char *const p[] = {"2 3"};
+	struct cpn_worker_reply rep[1];
+	struct kh_bridge *b;
+	struct kh_cfg c;
+	char u[160], m[160], err[256];
+	void *s;
+
+	(void)state;
+	snprintf(u, sizeof(u), "http://user:secret@127.0.0.1:%u/sum?key=secret", up_port);
+	snprintf(m, sizeof(m), "http://user:secret@127.0.0.1:%u/metrics?key=secret", up_port);
+	assert_int_equal(kh_cfg_init(&c), 0);
+	assert_int_equal(kh_cfg_set(&c, "upstream", u, err, sizeof(err)), 0);
+	assert_int_equal(kh_cfg_set(&c, "upstream-metrics", m, err, sizeof(err)), 0);
+	assert_int_equal(kh_open(&b, &c, err, sizeof(err)), 0);
+	kh_cfg_free(&c);
+	snprintf(u, sizeof(u), "http://127.0.0.1:%u", up_port);
+	assert_string_equal(kh_handler(b)->device, u);
+	s = open_slot(b, 1);
+	run_batch(b, s, p, 1, rep);
+	assert_body(&rep[0], "5");
+	kh_handler(b)->slot_close(s);
+	{
+		char *buf = NULL;
+		size_t len = 0;
+		FILE *f = open_memstream(&buf, &len);
+
+		assert_non_null(f);
+		kh_log_stats(b, f, "t");
+		fclose(f);
+		assert_non_null(strstr(buf, "t: http bridge to http://127.0.0.1:"));
+		assert_non_null(strstr(buf, "1 requests: 1 ok"));
+		assert_null(strstr(buf, "secret"));
+		free(buf);
+	}
+	kh_close(b);
+}
+
 static void test_errors(void **state)
 {
 	static const char *const p[] = {"1", "2"};
@@ -694,9 +736,13 @@ static void test_scrape(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-	    cmocka_unit_test(test_options),	   cmocka_unit_test(test_prom),
-	    cmocka_unit_test(test_post_and_reply), cmocka_unit_test(test_content_type),
-	    cmocka_unit_test(test_errors),	   cmocka_unit_test(test_concurrency_and_reuse),
+	    cmocka_unit_test(test_options),
+	    cmocka_unit_test(test_prom),
+	    cmocka_unit_test(test_post_and_reply),
+	    cmocka_unit_test(test_content_type),
+	    cmocka_unit_test(test_device_hides_credentials),
+	    cmocka_unit_test(test_errors),
+	    cmocka_unit_test(test_concurrency_and_reuse),
 	    cmocka_unit_test(test_scrape),
 	};
 
