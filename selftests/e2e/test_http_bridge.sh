@@ -20,7 +20,8 @@
 #     node's queue depth at the router (cpnctl status) within a second, set
 #     back to 0 it goes within a second; with the upstream down the value is
 #     dropped (failed scrapes);
-#   - OpenAI /v1/completions: the upstream's completion comes back;
+#   - OpenAI /v1/completions: the upstream's completion comes back, up to
+#     20 KB;
 #   - SIGTERM: the bridge drains, exits, and logs its counters (with no
 #     sanitizer report where the testbed runs the sanitised worker).
 set -u
@@ -317,7 +318,9 @@ if timeout 90 $TB up --name "$NAME" --worker "$OAI" >"$TMP/up2.log" 2>&1 &&
 	inc >"$TMP/oai.log" 2>&1 <<'PYEOF'
 import json, sys
 import cpn
-prompts = ["Say this is a test", "cpn steers requests in the network", "x" * 500, "ünïcødé"]
+# Replies of 100 B to 20 KB: one datagram, or fragments below the MTU.
+prompts = ["Say this is a test", "cpn steers requests in the network", "x" * 500, "ünïcødé",
+           "y" * 3000, "token " * 3300]
 with cpn.Client(sys.argv[1], service=1, tenant=42) as c:
     res = c.call_many([json.dumps({"model": "m", "prompt": p, "max_tokens": 16}).encode()
                        for p in prompts], timeout=10)
@@ -329,7 +332,7 @@ with cpn.Client(sys.argv[1], service=1, tenant=42) as c:
     print("%d OpenAI completions right" % len(res))
 PYEOF
 	check "openai_completions_answered_through_the_router" "$TMP/oai.log" \
-		grep -q '^4 OpenAI completions right' "$TMP/oai.log"
+		grep -q '^6 OpenAI completions right' "$TMP/oai.log"
 else
 	not_ok "openai_completions_answered_through_the_router" "$TMP/up2.log" "$TMP/ctl2.log"
 fi
