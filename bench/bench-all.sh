@@ -15,6 +15,7 @@
 #   sim      cpn-sim: 1000 nodes, 1/10/100 routers with stale views
 #   fleet    three routers behind ECMP against one, the same workers and load
 #   worker   cpn-worker requests/s against batch size
+#   model    ResNet-18 (PyTorch) through the router, batch 1 against 16
 #
 # usage: bench/bench-all.sh [--only NAME[,NAME...]] [--smoke] [--results FILE]
 #                           [--plots DIR] [--doc FILE]
@@ -29,7 +30,7 @@ set -u
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 cd "$ROOT" || exit 1
 BUILD=${BUILD:-build}
-ALL=(xdp fwd fwdrate sched sim fleet worker)
+ALL=(xdp fwd fwdrate sched sim fleet worker model)
 only="" smoke=0
 RESULTS=bench/results.json PLOTS=docs/bench DOC=docs/BENCHMARKS.md
 
@@ -86,6 +87,8 @@ cmd_of() {
 	fleet:*) echo "bench/bench-fleet.sh --json-out $W/fleet.json" ;;
 	worker:smoke) echo "bench/bench-worker.sh --smoke --json-out $W/worker.json --plot-dir $PLOTS" ;;
 	worker:*) echo "bench/bench-worker.sh --json-out $W/worker.json --plot-dir $PLOTS" ;;
+	model:smoke) echo "bench/bench-model.sh --smoke --json-out $W/model.json" ;;
+	model:*) echo "bench/bench-model.sh --json-out $W/model.json" ;;
 	esac
 }
 limit_of() { # seconds a benchmark may take in this mode

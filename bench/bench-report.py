@@ -17,7 +17,7 @@ import platform
 import subprocess
 import sys
 
-ORDER = ["sched", "sim", "fleet", "xdp", "fwdrate", "fwd", "worker"]
+ORDER = ["sched", "sim", "fleet", "xdp", "fwdrate", "fwd", "worker", "model"]
 TITLES = {
     "sched": "Scheduling quality on the testbed (the headline)",
     "sim": "Scale, by simulation (cpn-sim)",
@@ -26,6 +26,7 @@ TITLES = {
     "fwdrate": "Forwarding rate through the router (veth, XDP vs kernel)",
     "fwd": "DPDK forwarder (cpn-fwd vs dpdk-testpmd)",
     "worker": "Worker throughput against batch size",
+    "model": "A real model through the router: ResNet-18, batch 1 and 16",
 }
 
 
@@ -579,6 +580,25 @@ def sec_fleet(d, plots, work):
     return "\n".join(md), summary
 
 
+def sec_model(d, plots, work):
+    head = ["max batch", "req/s (min..max)", "p50 ms", "p99 ms", "answered", "errors"]
+    rows = []
+    for r in d["rows"]:
+        t = r["req_per_s"]
+        rows.append([r["max_batch"], "%s (%s..%s)" % (fmt(t["median"]), fmt(t["min"]),
+                                                      fmt(t["max"])),
+                     fmt(r["p50_ms"]["median"]), fmt(r["p99_ms"]["median"]), r["answered"],
+                     r["errors"]])
+    md = ["ResNet-18 on %d x %d images (%d-byte requests, %d-byte replies: large messages both "
+          "ways), %d requests per run with %d in flight, torch on %d thread(s), one slot, max "
+          "delay 20 ms; %d repeat(s), median and min..max over them." %
+          (d["size"], d["size"], d["request_bytes"], d["reply_bytes"], d["requests"],
+           d["window"], d["threads"], d["repeats"]), "", table(head, rows), ""]
+    if d.get("speedup_16_over_1"):
+        md.append("- throughput at batch 16 over batch 1: **%s×**" % fmt(d["speedup_16_over_1"], 3))
+    return "\n".join(md), {"speedup_16_over_1": d.get("speedup_16_over_1")}
+
+
 def sec_generic(d, plots, work, name):
     md = []
     if isinstance(d.get("summary_md"), str):
@@ -684,6 +704,7 @@ def main():
         body.append("")
         if data is not None:
             fn = {"xdp": sec_xdp, "fwd": sec_fwd, "sim": sec_sim, "fleet": sec_fleet,
+                  "model": sec_model,
                       "worker": sec_worker, "fwdrate": sec_fwdrate,
                       "sched": sec_sched}.get(name)
             try:
