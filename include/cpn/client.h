@@ -213,8 +213,10 @@ struct cpn_client_stats {
 	uint64_t duplicates;   /* a second answer to a request */
 	uint64_t frag_bad;     /* a fragment with total or offset out of range */
 	uint64_t frag_dup;     /* a fragment already held */
-	uint64_t send_refused; /* ICMP port unreachable reported on a send or receive */
+	uint64_t send_refused; /* ICMP port or host unreachable reported on a send or receive */
 	uint64_t send_full;    /* a send found the socket buffer full (it was retried) */
+	uint64_t send_dropped; /* a datagram the host refused to send (a local firewall rule,
+				* no route): lost, as if on the path */
 };
 
 /* Copy the counters (size: sizeof(struct cpn_client_stats), for growth). */

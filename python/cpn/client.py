@@ -78,7 +78,7 @@ _STATS = ["submitted", "completed", "replies", "remote_errors", "busy", "timeout
           "retries_busy", "retries_lost", "retries_denied", "tx_datagrams", "rx_datagrams",
           "tx_fragments", "rx_fragments", "tx_acks", "rx_acks", "malformed", "bad_type",
           "foreign", "unknown", "late", "duplicates", "frag_bad", "frag_dup", "send_refused",
-          "send_full"]
+          "send_full", "send_dropped"]
 
 
 class _Stats(ctypes.Structure):

@@ -355,6 +355,17 @@ static bool tx_flush(struct cpn_client *cl)
 			cl->st.send_refused++;
 			continue;
 		}
+		/* The host refused this one datagram (a firewall rule, no route,
+		 * too large for the interface): lost, as on the path; the
+		 * request's deadline or the message's acks tell.
+		 */
+		if (errno == EPERM || errno == EACCES || errno == EHOSTUNREACH ||
+		    errno == ENETUNREACH || errno == EMSGSIZE) {
+			cl->st.send_dropped++;
+			cl->st.tx_datagrams++;
+			off++;
+			continue;
+		}
 		if (errno == EAGAIN || errno == EWOULDBLOCK || errno == ENOBUFS ||
 		    errno == ECONNREFUSED) {
 			cl->st.send_full++;
@@ -975,7 +986,11 @@ static void rx_run(struct cpn_client *cl, struct outq *q)
 		if (n < 0) {
 			if (errno == EINTR)
 				continue;
-			if (errno == ECONNREFUSED) {
+			/* An ICMP error of an earlier datagram (port or host
+			 * unreachable), reported now: that datagram was lost.
+			 */
+			if (errno == ECONNREFUSED || errno == EHOSTUNREACH ||
+			    errno == ENETUNREACH || errno == EHOSTDOWN) {
 				cl->st.send_refused++;
 				continue;
 			}
