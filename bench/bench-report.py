@@ -581,21 +581,21 @@ def sec_fleet(d, plots, work):
 
 
 def sec_model(d, plots, work):
-    head = ["max batch", "req/s (min..max)", "p50 ms", "p99 ms", "answered", "errors"]
+    head = ["image", "request bytes", "max batch", "req/s (min..max)", "p50 ms", "p99 ms",
+            "answered", "errors"]
     rows = []
     for r in d["rows"]:
         t = r["req_per_s"]
-        rows.append([r["max_batch"], "%s (%s..%s)" % (fmt(t["median"]), fmt(t["min"]),
-                                                      fmt(t["max"])),
+        rows.append(["%d × %d" % (r["size"], r["size"]), r["request_bytes"], r["max_batch"],
+                     "%s (%s..%s)" % (fmt(t["median"]), fmt(t["min"]), fmt(t["max"])),
                      fmt(r["p50_ms"]["median"]), fmt(r["p99_ms"]["median"]), r["answered"],
                      r["errors"]])
-    md = ["ResNet-18 on %d x %d images (%d-byte requests, %d-byte replies: large messages both "
-          "ways), %d requests per run with %d in flight, torch on %d thread(s), one slot, max "
-          "delay 20 ms; %d repeat(s), median and min..max over them." %
-          (d["size"], d["size"], d["request_bytes"], d["reply_bytes"], d["requests"],
-           d["window"], d["threads"], d["repeats"]), "", table(head, rows), ""]
-    if d.get("speedup_16_over_1"):
-        md.append("- throughput at batch 16 over batch 1: **%s×**" % fmt(d["speedup_16_over_1"], 3))
+    md = ["ResNet-18, %d requests per run with %d in flight, %d-byte replies, torch on %d "
+          "thread(s), one slot, max delay 20 ms; %d repeat(s), median and min..max over them." %
+          (d["requests"], d["window"], d["reply_bytes"], d["threads"], d["repeats"]), "",
+          table(head, rows), ""]
+    for size, x in sorted(d.get("speedup_16_over_1", {}).items(), key=lambda kv: int(kv[0])):
+        md.append("- %s × %s: throughput at batch 16 over batch 1 **%s×**" % (size, size, fmt(x, 3)))
     return "\n".join(md), {"speedup_16_over_1": d.get("speedup_16_over_1")}
 
 

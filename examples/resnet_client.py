@@ -68,10 +68,10 @@ fig = {"requests": a.requests, "answered": len(lat), "errors": len(errors),
        "equal": None if a.no_check else equal, "max_abs_diff": worst, "size": a.size,
        "window": a.window, "seconds": wall, "req_per_s": len(lat) / wall,
        "p50_ms": q(0.5), "p99_ms": q(0.99), "nodes": sorted({d.node for d in done if d.node})}
-print("%d requests, %d answered, %d errors, %s equal to the local model (max |diff| %.2g); "
-      "%.1f req/s, p50 %.1f ms, p99 %.1f ms" %
-      (a.requests, len(lat), len(errors), "unchecked" if a.no_check else equal, worst,
-       fig["req_per_s"], fig["p50_ms"], fig["p99_ms"]))
+check = "not checked" if a.no_check else \
+    "%d equal to the local model (max |diff| %.2g)" % (equal, worst)
+print("%d requests, %d answered, %d errors, %s; %.1f req/s, p50 %.1f ms, p99 %.1f ms" %
+      (a.requests, len(lat), len(errors), check, fig["req_per_s"], fig["p50_ms"], fig["p99_ms"]))
 for d in errors[:3]:
     print("error: %s" % d.error, file=sys.stderr)
 if a.json:

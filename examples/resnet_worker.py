@@ -51,6 +51,10 @@ def infer(batch):
     return out
 
 
-opts = {"metrics": a.metrics} if a.metrics else {}
+# Every queued image is a large message the node holds: budgets for a
+# window of images per client, and more across clients.
+opts = {"max_message": "2M", "frag_client_budget": "64M", "frag_budget": "256M"}
+if a.metrics:
+    opts["metrics"] = a.metrics
 cpn.Worker(listen=a.listen, routers=a.router, node_id=a.node_id, max_batch=a.max_batch,
            max_delay_us=a.max_delay_us, capacity=1, kernel="resnet18", **opts).serve(infer)

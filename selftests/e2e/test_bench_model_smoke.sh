@@ -28,11 +28,11 @@ import json, sys
 d = json.load(open(sys.argv[1]))
 assert d["command"].startswith("bench/bench-model.sh") and "--smoke" in d["command"], d["command"]
 rows = {r["max_batch"]: r for r in d["rows"]}
-assert set(rows) == {1, 16}, rows
+assert set(rows) == {1, 16} and {r["size"] for r in d["rows"]} == {64}, d["rows"]
 for r in rows.values():
     assert r["answered"] == d["requests"] * d["repeats"] and r["errors"] == 0, r
     assert r["req_per_s"]["median"] > 0 and r["p99_ms"]["median"] >= r["p50_ms"]["median"] > 0, r
-assert d["speedup_16_over_1"] > 0
+assert d["speedup_16_over_1"]["64"] > 0
 print("ok", d["speedup_16_over_1"])
 PY
 check "the_testbed_is_gone" "$TMP/out" bash -c '! ip netns list | grep -q "^bmd-"'

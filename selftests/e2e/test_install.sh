@@ -32,7 +32,7 @@ need_root
 need_cmd make gcc pkg-config timeout mountpoint mount
 need_cmd dpkg-buildpackage dh dpkg-deb lintian groff mandoc man
 
-N=20
+N=21
 TMP=$(mktemp -d /tmp/cpn-install.XXXXXX)
 PIN=/sys/fs/bpf/cpn-inst-$$
 MA=$(gcc -print-multiarch)
@@ -345,15 +345,15 @@ rc=$?
 gone=""
 for f in "${kept[@]}"; do [ -e "$f" ] || gone="$gone $f"; done
 debs=()
-for p in cpn libcpn0 libcpn-dev; do
+for p in cpn libcpn0 libcpn-dev python3-cpn; do
 	f=$(ls "$DEBS"/"${p}"_*.deb 2>/dev/null | head -1)
 	[ -n "$f" ] && debs+=("$f")
 done
-if [ $rc -eq 0 ] && [ ${#debs[@]} -eq 3 ] && [ -z "$gone" ] && [ ! -e debian/tmp ] &&
+if [ $rc -eq 0 ] && [ ${#debs[@]} -eq 4 ] && [ -z "$gone" ] && [ ! -e debian/tmp ] &&
 	[ ! -e debian/.debhelper ] && [ ! -e debian/files ]; then
-	ok "make_deb_builds_cpn_libcpn0_libcpn_dev_from_a_copy_leaving_build_alone ($((SECONDS - t0)) s)"
+	ok "make_deb_builds_cpn_libcpn0_libcpn_dev_python3_cpn_from_a_copy_leaving_build_alone ($((SECONDS - t0)) s)"
 else
-	not_ok "make_deb_builds_cpn_libcpn0_libcpn_dev_from_a_copy_leaving_build_alone" "rc=$rc" \
+	not_ok "make_deb_builds_cpn_libcpn0_libcpn_dev_python3_cpn_from_a_copy_leaving_build_alone" "rc=$rc" \
 		"packages: ${debs[*]}" "gone:$gone" "$(tail -30 "$TMP/deb.log")"
 	bail_rest $N "make deb failed"
 	exit 1
@@ -404,5 +404,13 @@ if [ $rc -eq 1 ] && grep -q "$DROOT/usr/libexec/cpn/libcpn_cuda.so: No such file
 else
 	not_ok "packaged_cpn_worker_looks_for_libcpn_cuda_so_beside_itself" "rc=$rc" "$TMP/worker.log"
 fi
+
+# 21. python3-cpn: the module imports from the package's place and loads the
+# packaged libcpn.so.0.
+pylib=$(cd "$DROOT" && ls -d usr/lib/*/libcpn.so.0 2>/dev/null | head -1)
+check "python3_cpn_imports_and_opens_a_client_on_the_packaged_library" "$TMP/dpy.log" \
+	bash -c "PYTHONPATH='$DROOT/usr/lib/python3/dist-packages' CPN_LIBRARY='$DROOT/$pylib' \
+		/usr/bin/python3 -c 'import cpn; cpn.Client(\"127.0.0.1:9\", service=1, tenant=1).close(); print(cpn.Worker)' \
+		>'$TMP/dpy.log' 2>&1"
 
 tap_ran $N
