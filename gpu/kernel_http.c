@@ -229,38 +229,6 @@ int kh_prom_name_ok(const char *s)
 	return 1;
 }
 
-/* Bytes, with K, M or G (powers of 1024), as the node takes --max-message. */
-static int parse_size(const char *v, uint64_t lo, uint64_t hi, uint64_t *out)
-{
-	char num[32];
-	size_t n = strlen(v);
-	uint64_t mul = 1, x;
-
-	if (!n || n >= sizeof(num))
-		return -1;
-	switch (v[n - 1]) {
-	case 'K':
-	case 'k':
-		mul = 1ull << 10;
-		break;
-	case 'M':
-	case 'm':
-		mul = 1ull << 20;
-		break;
-	case 'G':
-	case 'g':
-		mul = 1ull << 30;
-		break;
-	}
-	memcpy(num, v, n + 1);
-	if (mul > 1)
-		num[n - 1] = 0;
-	if (cpn_parse_u64(num, 0, UINT64_MAX / mul, &x) || x * mul < lo || x * mul > hi)
-		return -1;
-	*out = x * mul;
-	return 0;
-}
-
 /* Replace *slot by a copy of v. */
 static int set_str(char **slot, const char *v, char *err, size_t errlen)
 {
@@ -322,7 +290,7 @@ int kh_cfg_set(struct kh_cfg *c, const char *name, const char *value, char *err,
 		return set_str(&c->content_type, value, err, errlen);
 	}
 	if (!strcmp(name, "max-message")) {
-		if (parse_size(value, 1, CPN_FRAG_MAX_TOTAL, &u))
+		if (cpn_parse_size(value, 1, CPN_FRAG_MAX_TOTAL, &u))
 			return errf(err, errlen, -EINVAL,
 				    "%s wants bytes in 1..%u (K, M, G: powers of 1024), not '%s'",
 				    name, CPN_FRAG_MAX_TOTAL, value);

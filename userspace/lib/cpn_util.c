@@ -31,6 +31,37 @@ int cpn_parse_u64(const char *s, uint64_t lo, uint64_t hi, uint64_t *out)
 	return 0;
 }
 
+int cpn_parse_size(const char *s, uint64_t lo, uint64_t hi, uint64_t *out)
+{
+	char num[32];
+	size_t n = s ? strlen(s) : 0;
+	uint64_t mul = 1, x;
+
+	if (!n || n >= sizeof(num))
+		return -1;
+	switch (s[n - 1]) {
+	case 'K':
+	case 'k':
+		mul = 1ull << 10;
+		break;
+	case 'M':
+	case 'm':
+		mul = 1ull << 20;
+		break;
+	case 'G':
+	case 'g':
+		mul = 1ull << 30;
+		break;
+	}
+	memcpy(num, s, n + 1);
+	if (mul > 1)
+		num[n - 1] = 0;
+	if (cpn_parse_u64(num, 0, UINT64_MAX / mul, &x) || x * mul < lo || x * mul > hi)
+		return -1;
+	*out = x * mul;
+	return 0;
+}
+
 int cpn_parse_u32(const char *s, uint32_t lo, uint32_t hi, uint32_t *out)
 {
 	uint64_t v;

@@ -15,6 +15,10 @@
  */
 int cpn_parse_u64(const char *s, uint64_t lo, uint64_t hi, uint64_t *out);
 int cpn_parse_u32(const char *s, uint32_t lo, uint32_t hi, uint32_t *out);
+/* Bytes in lo..hi: a whole number, perhaps followed by K, M or G (powers of
+ * 1024; either case). 0, or -1 when malformed or out of range.
+ */
+int cpn_parse_size(const char *s, uint64_t lo, uint64_t hi, uint64_t *out);
 /* A finite number in lo..hi ("1.5", "2e3"). 0 or -1. */
 int cpn_parse_double(const char *s, double lo, double hi, double *out);
 /* 32 hex digits -> a SipHash key as cpn_siphash24() takes it: the bytes as

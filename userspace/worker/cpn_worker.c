@@ -94,36 +94,8 @@ static int set_int(struct cpn_worker_config *c, const char *name, const char *v,
 static int set_size(struct cpn_worker_config *c, const char *name, const char *v, uint64_t lo,
 		    uint64_t hi, uint64_t *out)
 {
-	char num[32];
-	size_t n = strlen(v);
-	uint64_t mul = 1, x;
-
-	if (n && n < sizeof(num)) {
-		switch (v[n - 1]) {
-		case 'K':
-		case 'k':
-			mul = 1ull << 10;
-			break;
-		case 'M':
-		case 'm':
-			mul = 1ull << 20;
-			break;
-		case 'G':
-		case 'g':
-			mul = 1ull << 30;
-			break;
-		}
-	}
-	if (!n || n >= sizeof(num))
-		goto bad;
-	memcpy(num, v, n + 1);
-	if (mul > 1)
-		num[n - 1] = 0;
-	if (cpn_parse_u64(num, 0, UINT64_MAX / mul, &x) || x * mul < lo || x * mul > hi)
-		goto bad;
-	*out = x * mul;
-	return 0;
-bad:
+	if (!cpn_parse_size(v, lo, hi, out))
+		return 0;
 	return cfg_err(c, -EINVAL,
 		       "%s wants bytes in %llu..%llu (K, M, G: powers of 1024), not '%s'", name,
 		       (unsigned long long)lo, (unsigned long long)hi, v);
