@@ -45,7 +45,48 @@ enum cpn_flags {
 	CPN_F_FRAG = 0x0020,	/* one fragment of a larger message: struct cpn_frag follows */
 	CPN_F_CONT = 0x0040,	/* with FRAG: not the fragment the router accounts (below) */
 	CPN_F_FRAG_OK = 0x0080, /* REQUEST: the client takes a large reply as fragments */
+	CPN_F_FRESH = 0x0100,	/* `stamp` holds the sender's clock and is signed (below) */
+	CPN_F_SEALED = 0x0200,	/* the payload is encrypted end to end (struct cpn_sealed) */
 };
+
+/* Freshness and trusted hops (docs/PROTOCOL.md, "Freshness, hop tags and
+ * cookies").
+ *
+ *   stamp     (offset 44, `reserved` before) with FRESH: the sender's
+ *             CLOCK_TAI in milliseconds, mod 2^32. A tenant's tag then also
+ *             covers it (cpn_tag_request_fresh); a node's tag covers the
+ *             whole header anyway. A receiver that wants freshness refuses
+ *             a signed message without FRESH, a stamp further than its
+ *             window from its own clock, or a tag it has seen within the
+ *             window.
+ *   hop tag   a REQUEST's `worker_us` (unused in requests) as the steering
+ *             hop leaves it: the low 32 bits of SipHash-2-4 under the hop
+ *             key (shared by the routers of a fleet, and the nodes that
+ *             check it) of {request_id, tenant_id, service_id, node_id,
+ *             router_ts, stamp} (cpn_hop_tag). A TAGGED request is honoured
+ *             only with a valid hop tag; a node that knows the hop key
+ *             answers only requests that carry one. A node's ack of a large
+ *             request's first fragment echoes router_ts and the hop tag (in
+ *             worker_us), and the client copies both into the later
+ *             fragments.
+ *   cookie    a PROBE's request_id: SipHash-2-4 under the hop key of
+ *             {node_id, router_ts} (cpn_probe_cookie); a PROBE_ACK is
+ *             learned only if it echoes a cookie of that node and time.
+ */
+#define CPN_HOP_TAG_OFF	     CPN_HDR_WORKER_US_OFF
+#define CPN_FRESH_WINDOW_MS  2000    /* default: +-2 s of clock skew and path delay */
+#define CPN_PROBE_MAX_AGE_US 1000000 /* a PROBE_ACK older than this is no path sample */
+
+/* A SEALED payload (end-to-end encryption, docs/PROTOCOL.md, "Sealed
+ * payloads"): a 24-byte nonce, then the ciphertext and its 16-byte
+ * authenticator: XChaCha20-Poly1305 (IETF) under the tenant's payload key,
+ * the additional data the header's bytes 0..23 with the hop-owned flags
+ * zeroed (what a tenant's tag covers). The router never holds the key.
+ */
+#define CPN_SEAL_NONCE_LEN 24
+#define CPN_SEAL_MAC_LEN   16
+#define CPN_SEAL_OVERHEAD  (CPN_SEAL_NONCE_LEN + CPN_SEAL_MAC_LEN)
+#define CPN_SEAL_KEY_LEN   32
 
 /* Flags that a steering hop may change after the client signed the request:
  * they are hashed as zero (docs/PROTOCOL.md).
@@ -128,9 +169,11 @@ struct cpn_hdr {
 	__be16 capacity;
 	__u8 util;
 	__u8 status;
-	__be32 worker_us;
-	__be32 reserved;
+	__be32 worker_us; /* REQUEST: the hop tag */
+	__be32 stamp;	  /* with FRESH: sender's CLOCK_TAI ms mod 2^32; else 0 */
 };
+
+#define CPN_HDR_WORKER_US_OFF 40
 
 CPN_STATIC_ASSERT(sizeof(struct cpn_hdr) == CPN_HDR_LEN, "cpn_hdr is 48 bytes");
 CPN_STATIC_ASSERT(__builtin_offsetof(struct cpn_hdr, magic) == 0, "magic");
@@ -151,7 +194,7 @@ CPN_STATIC_ASSERT(__builtin_offsetof(struct cpn_hdr, capacity) == 36, "capacity"
 CPN_STATIC_ASSERT(__builtin_offsetof(struct cpn_hdr, util) == 38, "util");
 CPN_STATIC_ASSERT(__builtin_offsetof(struct cpn_hdr, status) == 39, "status");
 CPN_STATIC_ASSERT(__builtin_offsetof(struct cpn_hdr, worker_us) == 40, "worker_us");
-CPN_STATIC_ASSERT(__builtin_offsetof(struct cpn_hdr, reserved) == 44, "reserved");
+CPN_STATIC_ASSERT(__builtin_offsetof(struct cpn_hdr, stamp) == 44, "stamp");
 
 /* The header in host byte order: what userspace programs build and read. */
 struct cpn_msg {
@@ -173,7 +216,7 @@ struct cpn_msg {
 	__u8 util;
 	__u8 status;
 	__u32 worker_us;
-	__u32 reserved;
+	__u32 stamp;
 };
 
 /* Why a datagram addressed to cpn is not accepted (cpn_hdr_check). */
@@ -205,7 +248,7 @@ static __always_inline void cpn_hdr_decode(const struct cpn_hdr *h, struct cpn_m
 	m->util = h->util;
 	m->status = h->status;
 	m->worker_us = cpn_ntohl(h->worker_us);
-	m->reserved = cpn_ntohl(h->reserved);
+	m->stamp = cpn_ntohl(h->stamp);
 }
 
 static __always_inline void cpn_hdr_encode(const struct cpn_msg *m, struct cpn_hdr *h)
@@ -228,7 +271,7 @@ static __always_inline void cpn_hdr_encode(const struct cpn_msg *m, struct cpn_h
 	h->util = m->util;
 	h->status = m->status;
 	h->worker_us = cpn_htonl(m->worker_us);
-	h->reserved = cpn_htonl(m->reserved);
+	h->stamp = cpn_htonl(m->stamp);
 }
 
 /* A fresh header of the given type with magic and version set. */

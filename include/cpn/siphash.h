@@ -87,6 +87,58 @@ static __always_inline __u64 cpn_tag_request(const __u64 key[2], const struct cp
 	return cpn_tag_wire(cpn_siphash24(key, w, 3));
 }
 
+/* Tag of a REQUEST with FRESH: bytes 0..23 (hop-owned flags zeroed) and the
+ * stamp, as a fourth word {stamp, 0}.
+ */
+static __always_inline __u64 cpn_tag_request_fresh(const __u64 key[2], const struct cpn_hdr *h)
+{
+	__u64 w[4];
+	__be16 flags = h->flags & ~cpn_htons(CPN_F_HOP_OWNED);
+
+	__builtin_memcpy(w, h, 24);
+	__builtin_memcpy((char *)w + __builtin_offsetof(struct cpn_hdr, flags), &flags, 2);
+	w[3] = 0;
+	__builtin_memcpy(&w[3], &h->stamp, 4);
+	return cpn_tag_wire(cpn_siphash24(key, w, 4));
+}
+
+/* The tag a REQUEST must carry under `key`: with FRESH, the stamp too. */
+static __always_inline __u64 cpn_tag_request_any(const __u64 key[2], const struct cpn_hdr *h)
+{
+	if (h->flags & cpn_htons(CPN_F_FRESH))
+		return cpn_tag_request_fresh(key, h);
+	return cpn_tag_request(key, h);
+}
+
+/* The hop tag of a steered REQUEST (in its worker_us, network order): the
+ * hop key over {request_id}, {tenant_id, service_id, node_id},
+ * {router_ts, stamp}, as they lie in the header; the low 32 bits.
+ */
+static __always_inline __be32 cpn_hop_tag(const __u64 key[2], const struct cpn_hdr *h)
+{
+	__u64 w[3];
+
+	__builtin_memcpy(&w[0], &h->request_id, 8);
+	__builtin_memcpy((char *)&w[1], &h->tenant_id, 4);
+	__builtin_memcpy((char *)&w[1] + 4, &h->service_id, 2);
+	__builtin_memcpy((char *)&w[1] + 6, &h->node_id, 2);
+	__builtin_memcpy((char *)&w[2], &h->router_ts, 4);
+	__builtin_memcpy((char *)&w[2] + 4, &h->stamp, 4);
+	return (__be32)cpn_siphash24(key, w, 3);
+}
+
+/* A PROBE's cookie (its request_id, as it lies in the header): the hop key
+ * over {node_id (network order), 0, router_ts (network order)}.
+ */
+static __always_inline __u64 cpn_probe_cookie(const __u64 key[2], __be16 node_id, __be32 router_ts)
+{
+	__u64 w = 0;
+
+	__builtin_memcpy((char *)&w, &node_id, 2);
+	__builtin_memcpy((char *)&w + 4, &router_ts, 4);
+	return cpn_tag_wire(cpn_siphash24(key, &w, 1));
+}
+
 /* Tag of a REPLY, LOAD or PROBE_ACK: node key over the whole header. */
 static __always_inline __u64 cpn_tag_node(const __u64 key[2], const struct cpn_hdr *h)
 {
@@ -94,6 +146,24 @@ static __always_inline __u64 cpn_tag_node(const __u64 key[2], const struct cpn_h
 
 	__builtin_memcpy(w, h, sizeof(w));
 	return cpn_tag_wire(cpn_siphash24(key, w, 6));
+}
+
+/* A join's tag (userspace only: the controller checks it): the join key over
+ * the node's tag of the header under that key, the node's address as 16
+ * bytes (IPv4 as ::ffff:a.b.c.d) and {port (network order), 0}: a LOAD
+ * replayed from another address or port does not verify. Carried as the
+ * LOAD's 8-byte payload (docs/PROTOCOL.md, "Joins").
+ */
+static __always_inline __u64 cpn_tag_join(const __u64 key[2], const struct cpn_hdr *h,
+					  const __u8 addr16[16], __be16 port)
+{
+	__u64 w[4];
+
+	w[0] = cpn_tag_node(key, h);
+	__builtin_memcpy(&w[1], addr16, 16);
+	w[3] = 0;
+	__builtin_memcpy(&w[3], &port, 2);
+	return cpn_tag_wire(cpn_siphash24(key, w, 4));
 }
 
 #endif /* CPN_SIPHASH_H */

@@ -65,7 +65,7 @@ static void check_request_rewrite(struct router *r, int family, int vlan, bool c
 	s.msg.util = 0x0b;
 	s.msg.status = 0x0c;
 	s.msg.worker_us = 0x0d0e0f10;
-	s.msg.reserved = 0x11121314;
+	s.msg.stamp = 0x11121314;
 	len = cpn_pkt_build(&s, in, sizeof(in));
 	assert_true(len > 0);
 	assert_int_equal(cpn_pkt_locate(in, len, &vi), 0);

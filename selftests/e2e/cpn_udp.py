@@ -60,7 +60,7 @@ PACKET_OUTGOING = 4
 HDR = struct.Struct("!HBBHHIIQHBBIHHHBBII")
 FIELDS = ("magic", "version", "type", "flags", "service_id", "tenant_id", "session_key",
           "request_id", "node_id", "hops", "class_", "router_ts", "queue_depth", "inflight",
-          "capacity", "util", "status", "worker_us", "reserved")
+          "capacity", "util", "status", "worker_us", "stamp")
 assert HDR.size == 48
 PAYLOAD = b"cpn e2e round trip payload\n"
 REPLY_LOAD = dict(queue_depth=2, inflight=1, capacity=6, util=64, worker_us=150)

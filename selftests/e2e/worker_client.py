@@ -115,8 +115,8 @@ def check_load(who, h, capacity, node_id, draining=False):
         fail(f"{who}: capacity {h['capacity']}, want {capacity}")
     if bool(h["flags"] & F_DRAINING) != draining:
         fail(f"{who}: DRAINING {'missing' if draining else 'set'}")
-    if h["reserved"] != 0:
-        fail(f"{who}: reserved {h['reserved']}")
+    if not h["flags"] & 0x0100 and h["stamp"] != 0:
+        fail(f"{who}: stamp {h['stamp']} without FRESH")
 
 
 def cmd_ports(a):

@@ -71,7 +71,7 @@ static void sample_msg(struct cpn_msg *m)
 	m->util = 0xc8;
 	m->status = 0x07;
 	m->worker_us = 0x4a4b4c4d;
-	m->reserved = 0x5a5b5c5d;
+	m->stamp = 0x5a5b5c5d;
 }
 
 /* ---- layout and byte order --------------------------------------------- */
@@ -102,7 +102,7 @@ static void test_hdr_layout_matches_wire_format(void **state)
 	assert_int_equal(offsetof(struct cpn_hdr, util), 38);
 	assert_int_equal(offsetof(struct cpn_hdr, status), 39);
 	assert_int_equal(offsetof(struct cpn_hdr, worker_us), 40);
-	assert_int_equal(offsetof(struct cpn_hdr, reserved), 44);
+	assert_int_equal(offsetof(struct cpn_hdr, stamp), 44);
 	/* the constants of the spec */
 	assert_int_equal(CPN_MAGIC, 0x4350);
 	assert_int_equal(CPN_VERSION, 1);
@@ -147,7 +147,7 @@ static void test_hdr_round_trip_preserves_every_field(void **state)
 	assert_int_equal(back.util, 0xc8);
 	assert_int_equal(back.status, 0x07);
 	assert_int_equal(back.worker_us, 0x4a4b4c4d);
-	assert_int_equal(back.reserved, 0x5a5b5c5d);
+	assert_int_equal(back.stamp, 0x5a5b5c5d);
 
 	/* and random headers both ways: msg -> hdr -> msg, hdr -> msg -> hdr */
 	for (int i = 0; i < 1000; i++) {
@@ -183,7 +183,7 @@ static void test_hdr_encode_writes_network_byte_order(void **state)
 	    0xc8,					    /* util */
 	    0x07,					    /* status */
 	    0x4a, 0x4b, 0x4c, 0x4d,			    /* worker_us */
-	    0x5a, 0x5b, 0x5c, 0x5d,			    /* reserved */
+	    0x5a, 0x5b, 0x5c, 0x5d,			    /* stamp */
 	};
 	struct cpn_msg m;
 	struct cpn_hdr h;

@@ -149,7 +149,7 @@ static bool reflect_one(struct reflect_thread *t, uint8_t *buf, uint32_t len, st
 	h->util = 0;
 	h->status = busy ? CPN_BUSY_OVERLOAD : CPN_ST_OK;
 	h->worker_us = 0;
-	h->reserved = 0;
+	h->stamp = 0;
 	iov[0].iov_base = buf;
 	iov[0].iov_len = CPN_HDR_LEN;
 	iov[1].iov_base = buf + hl;

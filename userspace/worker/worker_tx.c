@@ -69,7 +69,7 @@ void wk_tx_seal(struct wk_tx *tx, struct cpn_msg *m, struct wk_out *o, const str
 	m->magic = CPN_MAGIC;
 	m->version = CPN_VERSION;
 	m->node_id = tx->node_id;
-	m->reserved = 0;
+	m->stamp = 0;
 	if (tx->have_key)
 		m->flags |= CPN_F_AUTH;
 	else
