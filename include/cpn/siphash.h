@@ -110,13 +110,14 @@ static __always_inline __u64 cpn_tag_request_any(const __u64 key[2], const struc
 	return cpn_tag_request(key, h);
 }
 
-/* The hop tag of a steered REQUEST (in its worker_us, network order): the
- * hop key over {request_id}, {tenant_id, service_id, node_id},
- * {router_ts, stamp}, as they lie in the header; the low 32 bits.
+/* The hop tag of a steered REQUEST (the 4 bytes of its worker_us): the hop
+ * key over {request_id}, {tenant_id, service_id, node_id}, {router_ts,
+ * stamp}, as they lie in the header; the first 4 of the 8 output bytes.
  */
 static __always_inline __be32 cpn_hop_tag(const __u64 key[2], const struct cpn_hdr *h)
 {
 	__u64 w[3];
+	__be32 out;
 
 	__builtin_memcpy(&w[0], &h->request_id, 8);
 	__builtin_memcpy((char *)&w[1], &h->tenant_id, 4);
@@ -124,7 +125,9 @@ static __always_inline __be32 cpn_hop_tag(const __u64 key[2], const struct cpn_h
 	__builtin_memcpy((char *)&w[1] + 6, &h->node_id, 2);
 	__builtin_memcpy((char *)&w[2], &h->router_ts, 4);
 	__builtin_memcpy((char *)&w[2] + 4, &h->stamp, 4);
-	return (__be32)cpn_siphash24(key, w, 3);
+	w[0] = cpn_tag_wire(cpn_siphash24(key, w, 3));
+	__builtin_memcpy(&out, &w[0], 4);
+	return out;
 }
 
 /* A PROBE's cookie (its request_id, as it lies in the header): the hop key

@@ -610,6 +610,128 @@ static void test_tag_request_leaves_header_unchanged(void **state)
 	assert_memory_equal(&h, &copy, sizeof(h));
 }
 
+/* FRESH: the reference SipHash over bytes 0..23 (TAGGED cleared), then the
+ * stamp's 4 bytes as they lie and 4 zero bytes.
+ */
+static void test_tag_request_fresh_signs_the_stamp_too(void **state)
+{
+	(void)state;
+	for (int i = 0; i < 1000; i++) {
+		struct cpn_hdr h;
+		__u8 kb[16], span[32], want[8];
+		__u64 key[2], tag, t1;
+
+		random_request(&h, kb, key);
+		h.flags |= cpn_htons(CPN_F_FRESH);
+		memcpy(span, &h, 24);
+		span[5] &= ~0x01;
+		memcpy(span + 24, &h.stamp, 4);
+		memset(span + 28, 0, 4);
+		put_le64(want, ref_siphash24(kb, span, 32));
+		tag = cpn_tag_request_fresh(key, &h);
+		assert_memory_equal(&tag, want, 8);
+		assert_true(cpn_tag_request_any(key, &h) == tag);
+		h.stamp ^= cpn_htonl(1u << (i % 32));
+		t1 = cpn_tag_request_fresh(key, &h);
+		assert_true(t1 != tag);
+		h.flags &= ~cpn_htons(CPN_F_FRESH);
+		assert_true(cpn_tag_request_any(key, &h) == cpn_tag_request(key, &h));
+	}
+}
+
+/* The hop tag: the reference over {request_id}, {tenant, service, node},
+ * {router_ts, stamp} as they lie, low 32 bits in memory order; every other
+ * byte of the header may change without changing it.
+ */
+static void test_hop_tag_covers_identity_node_time_and_stamp_only(void **state)
+{
+	(void)state;
+	for (int i = 0; i < 500; i++) {
+		struct cpn_hdr h, g;
+		__u8 kb[16], span[24];
+		__u64 key[2], ref;
+		__be32 tag, want;
+
+		random_request(&h, kb, key);
+		memcpy(span, &h.request_id, 8);
+		memcpy(span + 8, &h.tenant_id, 4);
+		memcpy(span + 12, &h.service_id, 2);
+		memcpy(span + 14, &h.node_id, 2);
+		memcpy(span + 16, &h.router_ts, 4);
+		memcpy(span + 20, &h.stamp, 4);
+		ref = ref_siphash24(kb, span, 24);
+		{
+			__u8 ob[8];
+
+			put_le64(ob, ref);
+			memcpy(&want, ob, 4); /* the first 4 output bytes */
+		}
+		tag = cpn_hop_tag(key, &h);
+		assert_int_equal(tag, want);
+		/* outside the span: flags, hops, class, the load fields */
+		g = h;
+		g.flags ^= cpn_htons(CPN_F_TAGGED);
+		g.hops++;
+		g.class ^= 3;
+		g.queue_depth ^= 0xffff;
+		g.worker_us ^= 0xffffffff;
+		assert_int_equal(cpn_hop_tag(key, &g), tag);
+		/* inside: each field */
+		g = h;
+		g.node_id ^= cpn_htons(1);
+		assert_true(cpn_hop_tag(key, &g) != tag);
+		g = h;
+		g.router_ts ^= cpn_htonl(1);
+		assert_true(cpn_hop_tag(key, &g) != tag);
+		g = h;
+		g.request_id ^= 1;
+		assert_true(cpn_hop_tag(key, &g) != tag);
+		g = h;
+		g.tenant_id ^= 1;
+		assert_true(cpn_hop_tag(key, &g) != tag);
+	}
+}
+
+static void test_probe_cookie_and_join_tag_match_the_reference(void **state)
+{
+	(void)state;
+	for (int i = 0; i < 500; i++) {
+		struct cpn_hdr h;
+		__u8 kb[16], span[32], want[8], addr[16], inner[8];
+		__u64 key[2], c, j, in;
+		__be16 node, port;
+		__be32 ts;
+
+		random_request(&h, kb, key);
+		rng_bytes(&node, 2);
+		rng_bytes(&ts, 4);
+		memset(span, 0, 8);
+		memcpy(span, &node, 2);
+		memcpy(span + 4, &ts, 4);
+		put_le64(want, ref_siphash24(kb, span, 8));
+		c = cpn_probe_cookie(key, node, ts);
+		assert_memory_equal(&c, want, 8);
+		assert_true(cpn_probe_cookie(key, node, ts ^ cpn_htonl(1)) != c);
+
+		rng_bytes(addr, 16);
+		rng_bytes(&port, 2);
+		in = cpn_tag_node(key, &h);
+		put_le64(inner, ref_siphash24(kb, (const __u8 *)&h, 48));
+		assert_memory_equal(&in, inner, 8);
+		memcpy(span, &in, 8);
+		memcpy(span + 8, addr, 16);
+		memset(span + 24, 0, 8);
+		memcpy(span + 24, &port, 2);
+		put_le64(want, ref_siphash24(kb, span, 32));
+		j = cpn_tag_join(key, &h, addr, port);
+		assert_memory_equal(&j, want, 8);
+		addr[i % 16] ^= 1;
+		assert_true(cpn_tag_join(key, &h, addr, port) != j);
+		addr[i % 16] ^= 1;
+		assert_true(cpn_tag_join(key, &h, addr, port ^ cpn_htons(1)) != j);
+	}
+}
+
 static void test_tag_node_signs_all_48_bytes(void **state)
 {
 	struct cpn_hdr h;
@@ -1011,6 +1133,9 @@ int main(void)
 	    cmocka_unit_test(test_tag_request_changes_with_any_bit_of_bytes_0_to_23),
 	    cmocka_unit_test(test_tag_request_leaves_header_unchanged),
 	    cmocka_unit_test(test_tag_node_signs_all_48_bytes),
+	    cmocka_unit_test(test_tag_request_fresh_signs_the_stamp_too),
+	    cmocka_unit_test(test_hop_tag_covers_identity_node_time_and_stamp_only),
+	    cmocka_unit_test(test_probe_cookie_and_join_tag_match_the_reference),
 	    cmocka_unit_test(test_tags_depend_on_every_key_bit),
 	    cmocka_unit_test(test_csum_full_matches_rfc1071_reference),
 	    cmocka_unit_test(test_csum_diff16_update_equals_recompute),
