@@ -61,9 +61,11 @@ struct cpn_client *cpn_client_open(const char *to, uint16_t service, uint32_t te
  */
 void cpn_client_close(struct cpn_client *cl);
 
-/* The tenant key: requests then carry CPN_F_AUTH and the SipHash-2-4 tag of
- * cpn_tag_request() (cpn/siphash.h). `hex`: 32 hex digits; `key`: the 16
- * bytes. NULL clears the key.
+/* The tenant key: requests then carry CPN_F_AUTH, CPN_F_FRESH with the
+ * send time (CLOCK_TAI ms) in `stamp`, and the SipHash-2-4 tag of
+ * cpn_tag_request_fresh() (cpn/siphash.h): a router or node that requires
+ * freshness refuses a copy sent again later. `hex`: 32 hex digits; `key`:
+ * the 16 bytes. NULL clears the key.
  */
 int cpn_client_set_key(struct cpn_client *cl, const char *hex);
 int cpn_client_set_key_bytes(struct cpn_client *cl, const uint8_t key[16]);
@@ -133,8 +135,9 @@ struct cpn_completion {
 	size_t len;
 };
 
-/* Submit one request; its id (random base + counter, unique per client) in
- * *id (may be NULL). It is sent at once. CPN_E_FULL: max in flight.
+/* Submit one request; its id in *id (may be NULL): unique per client and
+ * unpredictable (a counter through a keyed permutation, the key random per
+ * client). It is sent at once. CPN_E_FULL: max in flight.
  */
 int cpn_client_submit(struct cpn_client *cl, const struct cpn_req *req, uint64_t *id);
 

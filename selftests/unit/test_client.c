@@ -22,6 +22,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <time.h>
 #include <unistd.h>
 #include <cmocka.h>
 
@@ -33,6 +34,11 @@
 #define NODE_ID 7
 #define KEY_HEX "000102030405060708090a0b0c0d0e0f"
 #define MAXMSG	8
+/* What the fake node's acks and CONT reply fragments echo as the steering
+ * hop's router_ts and hop tag (worker_us): the client must copy them.
+ */
+#define FAKE_RTS 0x11223344u
+#define FAKE_HOP 0x55667788u
 
 enum mode {
 	M_ECHO,
@@ -67,10 +73,26 @@ static struct node {
 	atomic_ulong tag_ok, tag_bad, requests, sticky_seen, last_session, frags_in, acks_in,
 	    frag_ok;
 	atomic_ulong drop_frag_id; /* a data fragment of this id is dropped, once */
+	atomic_ulong drop_nth_msg; /* ... of the message whose first fragment is this one */
+	atomic_ulong first_frags;
+	/* FRESH: signed requests with FRESH whose tag is cpn_tag_request_fresh's,
+	 * the largest distance of a stamp from the node's clock (ms); CONT
+	 * fragments and acks that copied the ack's router_ts, hop tag and the
+	 * first fragment's stamp, and those that did not
+	 */
+	atomic_ulong fresh_ok, fresh_missing, stamp_skew_max, cont_copied, cont_wrong;
 	uint64_t seen_ids[4096];
 	uint8_t seen_n[4096];
 	struct msg msgs[MAXMSG];
 } N;
+
+static uint32_t tai_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_TAI, &ts);
+	return (uint32_t)((uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000);
+}
 
 static uint8_t seen(uint64_t id)
 {
@@ -112,6 +134,10 @@ static void answer_hdr(const uint8_t *req, uint8_t type, uint16_t flags, uint8_t
 	m.node_id = NODE_ID;
 	m.status = status;
 	m.capacity = 4;
+	if ((flags & CPN_F_CONT) && type == CPN_T_REPLY) {
+		m.router_ts = FAKE_RTS;
+		m.worker_us = FAKE_HOP;
+	}
 	cpn_hdr_encode(&m, (struct cpn_hdr *)out);
 }
 
@@ -186,6 +212,8 @@ static void on_frag(const uint8_t *b, uint32_t len, uint32_t hl, const struct so
 		m = msg_find(id, true);
 		if (!m || off != 0 || !total)
 			return;
+		if (++N.first_frags == N.drop_nth_msg)
+			N.drop_frag_id = id;
 		m->from = *from;
 		memcpy(m->hdr, b, CPN_HDR_LEN);
 		m->total = total;
@@ -201,6 +229,14 @@ static void on_frag(const uint8_t *b, uint32_t len, uint32_t hl, const struct so
 	m = msg_find(id, false);
 	if (!m)
 		return;
+	/* The hop's router_ts and hop tag as the node echoed them, and the
+	 * stamp of the first fragment (the hop tag covers it).
+	 */
+	if (cpn_ntohl(h->router_ts) == FAKE_RTS && cpn_ntohl(h->worker_us) == FAKE_HOP &&
+	    h->stamp == ((const struct cpn_hdr *)m->hdr)->stamp)
+		N.cont_copied++;
+	else
+		N.cont_wrong++;
 	if (!dlen) {
 		/* The client's ack of reply bytes. */
 		N.acks_in++;
@@ -246,7 +282,18 @@ static void on_dgram(const uint8_t *b, uint32_t len, const struct sockaddr_in *f
 		__u64 tag;
 
 		memcpy(&tag, b + CPN_HDR_LEN, sizeof(tag));
-		if (tag == cpn_tag_request(N.key, h)) {
+		if (!(flags & CPN_F_FRESH)) {
+			N.fresh_missing++;
+		} else if (tag == cpn_tag_request_fresh(N.key, h)) {
+			int64_t d = (int64_t)(int32_t)(cpn_ntohl(h->stamp) - tai_ms());
+
+			if (d < 0)
+				d = -d;
+			if ((uint64_t)d > N.stamp_skew_max)
+				N.stamp_skew_max = (uint64_t)d;
+			N.fresh_ok++;
+		}
+		if (tag == cpn_tag_request_any(N.key, h)) {
 			N.tag_ok++;
 		} else {
 			N.tag_bad++;
@@ -580,6 +627,85 @@ static void auth_tag_is_the_routers(void **state)
 	cpn_client_close(cl);
 }
 
+/* Request ids: unique, and no counter an attacker could follow. */
+static void request_ids_are_unpredictable(void **state)
+{
+	enum { K = 2000 };
+	struct cpn_client *cl = open_client();
+	static struct cpn_req r[K];
+	static uint64_t ids[K];
+	struct cpn_completion c[64];
+	int done = 0, seq = 0, small = 0;
+
+	(void)state;
+	assert_int_equal(cpn_client_setopt(cl, CPN_OPT_MAX_INFLIGHT, K), 0);
+	for (int i = 0; i < K; i++)
+		r[i] = (struct cpn_req){.data = &ids[i], .len = 8, .timeout_ms = 5000, .user = i};
+	assert_int_equal(cpn_client_submit_many(cl, r, K, ids), K);
+	for (int i = 1; i < K; i++) {
+		uint64_t d = ids[i] - ids[i - 1];
+
+		seq += d == 1;
+		/* Consecutive ids of a counter, or of base + counter, are close. */
+		small += d < (1ULL << 40) || -d < (1ULL << 40);
+		for (int j = 0; j < i; j++)
+			assert_true(ids[j] != ids[i]);
+	}
+	assert_int_equal(seq, 0);
+	assert_true(small < 5);
+	/* ... and the answers still find their requests. */
+	for (int t = 0; done < K && t < 500; t++) {
+		int n = cpn_client_poll(cl, c, 64, 20);
+
+		assert_true(n >= 0);
+		for (int i = 0; i < n; i++) {
+			assert_int_equal(c[i].status, 0);
+			assert_int_equal(c[i].id, ids[c[i].user]);
+		}
+		done += n;
+	}
+	assert_int_equal(done, K);
+	assert_int_equal(stats(cl).unknown, 0);
+	cpn_client_close(cl);
+}
+
+/* A signed request is fresh: FRESH, a current stamp, the tag over it; each
+ * attempt has its own stamp.
+ */
+static void signed_requests_are_fresh(void **state)
+{
+	struct cpn_client *cl = open_client();
+	struct cpn_completion c;
+	struct cpn_req r = {.data = "f", .len = 1, .timeout_ms = 2000, .flags = CPN_REQ_IDEMPOTENT};
+	char buf[8];
+
+	(void)state;
+	N.require_key = true;
+	assert_int_equal(cpn_client_set_key(cl, KEY_HEX), 0);
+	for (int i = 0; i < 20; i++)
+		assert_int_equal(cpn_client_call(cl, "x", 1, buf, sizeof(buf), NULL, 1000), 0);
+	assert_int_equal(N.fresh_ok, 20);
+	assert_int_equal(N.fresh_missing, 0);
+	assert_int_equal(N.tag_bad, 0);
+	/* The node's clock and the client's are one here: within a second. */
+	assert_true(N.stamp_skew_max < 1000);
+	/* Sent again when unanswered: a new stamp, so a new tag (a replay
+	 * cache would refuse the same one).
+	 */
+	N.mode = M_DROP_FIRST;
+	assert_int_equal(cpn_client_setopt(cl, CPN_OPT_ATTEMPT_MS, 30), 0);
+	assert_int_equal(cpn_client_call_req(cl, &r, &c), 0);
+	assert_int_equal(c.retries, 1);
+	assert_int_equal(N.fresh_ok, 22);
+	/* Without a key: no FRESH, no stamp. */
+	N.require_key = false;
+	N.mode = M_ECHO;
+	assert_int_equal(cpn_client_set_key(cl, NULL), 0);
+	assert_int_equal(cpn_client_call(cl, "x", 1, buf, sizeof(buf), NULL, 1000), 0);
+	assert_int_equal(N.fresh_ok, 22);
+	cpn_client_close(cl);
+}
+
 static void sticky_sessions(void **state)
 {
 	struct cpn_client *cl = open_client();
@@ -645,6 +771,12 @@ static void large_request_and_reply(void **state)
 	assert_int_equal(st.frag_bad + st.frag_dup, 0);
 	assert_int_equal(N.tag_bad, 0);
 	assert_true(N.tag_ok > n / CPN_FRAG_DATA_DEFAULT);
+	/* Every CONT fragment and ack carried the ack's router_ts and hop tag
+	 * and the first fragment's stamp.
+	 */
+	assert_int_equal(N.cont_wrong, 0);
+	assert_true(N.cont_copied >= n / CPN_FRAG_DATA_DEFAULT);
+	assert_int_equal(N.fresh_missing, 0);
 	/* A small one after: sent whole. */
 	assert_int_equal(cpn_client_call(cl, "s", 1, NULL, 0, NULL, 1000), CPN_E_TOO_LARGE);
 	/* Too large for the client's limit. */
@@ -670,11 +802,12 @@ static void a_lost_fragment_fails_only_its_request(void **state)
 		p[i] = pattern(n, (uint32_t)i + 10);
 		r[i] = (struct cpn_req){.data = p[i], .len = n, .timeout_ms = 1500, .user = i};
 	}
-	/* Only submitting tells the id: the node drops one fragment of the third. */
+	/* Ids are not predictable: the node drops one fragment of the third
+	 * message whose first fragment it sees.
+	 */
+	N.drop_nth_msg = 3;
 	assert_int_equal(cpn_client_submit_many(cl, r, 2, ids), 2);
-	N.drop_frag_id = ids[1] + 1; /* the next id given */
 	assert_int_equal(cpn_client_submit_many(cl, r + 2, 2, ids + 2), 2);
-	assert_int_equal(ids[2], ids[1] + 1);
 	while (done < 4) {
 		int k = cpn_client_poll(cl, c, 8, 3000);
 
@@ -827,6 +960,8 @@ int main(void)
 	    cmocka_unit_test_setup_teardown(idempotent_requests_are_sent_again, node_start,
 					    node_stop),
 	    cmocka_unit_test_setup_teardown(auth_tag_is_the_routers, node_start, node_stop),
+	    cmocka_unit_test_setup_teardown(request_ids_are_unpredictable, node_start, node_stop),
+	    cmocka_unit_test_setup_teardown(signed_requests_are_fresh, node_start, node_stop),
 	    cmocka_unit_test_setup_teardown(sticky_sessions, node_start, node_stop),
 	    cmocka_unit_test_setup_teardown(large_request_and_reply, node_start, node_stop),
 	    cmocka_unit_test_setup_teardown(a_lost_fragment_fails_only_its_request, node_start,

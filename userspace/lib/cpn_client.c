@@ -4,12 +4,20 @@
  * the thousand from one thread.
  *
  * Request slots. A client has a power-of-two table of slots, twice its
- * max in flight. Request ids are base + counter (base random per client);
- * a request lives in slot (id - base) & mask, so an answer finds its slot
- * with one look-up. The counter skips slots still busy (a request with a
- * long deadline), so ids stay unique. A completed slot keeps its id and how
- * it ended until it is reused: a second answer is a duplicate, one after the
- * deadline is late.
+ * max in flight. A request's id is its counter through a keyed permutation
+ * of 64-bit numbers (a 4-round Feistel network on SipHash, under a random
+ * key per client): ids are unique, as counters are, and nobody who sees
+ * some can predict the next. A request lives in slot counter & mask, so an
+ * answer finds its slot by inverting the permutation and one look-up. The
+ * counter skips slots still busy (a request with a long deadline). A completed slot keeps its id
+ * and how it ended until it is reused: a second answer is a duplicate, one after the deadline is
+ * late.
+ *
+ * Freshness. A signed request carries FRESH and its send time (CLOCK_TAI,
+ * ms) in `stamp`, under the tag (cpn_tag_request_fresh). Every attempt
+ * gets its own stamp; the fragments and acks of one attempt share it, with
+ * the router_ts and hop tag the node's ack echoed (the hop tag covers
+ * the stamp).
  *
  * Timers. Every request in flight has a key in a min-heap (indexed by the
  * slot): its deadline, or an earlier action (a BUSY retry after its backoff,
@@ -36,6 +44,7 @@
 #include <sys/random.h>
 #include <sys/socket.h>
 #include <netinet/in.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "cpn/client.h"
@@ -74,10 +83,12 @@ enum slot_state {
 struct frag {
 	uint32_t sent, acked; /* request bytes sent, acknowledged by the node */
 	uint16_t node;	      /* the node that acknowledged the first fragment */
+	uint32_t rts, hop;    /* its ack's router_ts and hop tag, for the rest */
 	/* The reply. */
 	uint8_t *buf;
 	uint32_t cap, total, held, acked_at; /* acked_at: held when the last ack was sent */
 	uint16_t rnode;
+	uint32_t rrts, rhop; /* router_ts and hop tag of the reply's CONT fragments */
 	uint8_t rstatus;
 	bool ack_due, have_last, reply_started, counted;
 	uint32_t (*iv)[2]; /* merged [start, end) ranges held, sorted */
@@ -90,7 +101,8 @@ struct slot {
 	const uint8_t *data;
 	uint8_t *own;
 	uint32_t own_cap, len, session, attempt_ns;
-	uint32_t hpos; /* its place in the timer heap + 1; 0: not there */
+	uint32_t stamp; /* this attempt's FRESH stamp */
+	uint32_t hpos;	/* its place in the timer heap + 1; 0: not there */
 	uint16_t wflags;
 	uint8_t state, class_, rflags, tries, addr;
 	bool queued, large;
@@ -127,7 +139,8 @@ struct cpn_client {
 	/* Slots, timers, the send FIFO. */
 	struct slot *slots;
 	uint32_t mask, inflight;
-	uint64_t base, ctr, ctr0; /* ctr0: ctr when the table was made */
+	uint64_t ctr, ctr0; /* ctr0: ctr when the table was made */
+	__u64 idkey[2];	    /* the id permutation's key */
 	uint32_t *heap, nheap;
 	uint32_t *txq, txq_head, txq_n;
 	uint32_t *release, nrelease, release_cap;
@@ -199,6 +212,52 @@ static uint64_t rng_next(struct cpn_client *cl)
 	s1 ^= s1 << 23;
 	cl->rng[1] = s1 ^ s0 ^ (s1 >> 17) ^ (s0 >> 26);
 	return cl->rng[1] + s0;
+}
+
+/* One Feistel round function: SipHash of the half and the round. */
+static uint32_t id_round(const struct cpn_client *cl, uint32_t half, uint32_t round)
+{
+	__u64 w = (__u64)round << 32 | half;
+
+	return (uint32_t)cpn_siphash24(cl->idkey, &w, 1);
+}
+
+/* The request id of counter c: a keyed permutation (unique, unpredictable). */
+static uint64_t id_of(const struct cpn_client *cl, uint64_t c)
+{
+	uint32_t l = (uint32_t)(c >> 32), r = (uint32_t)c;
+
+	for (uint32_t i = 0; i < 4; i++) {
+		uint32_t t = l ^ id_round(cl, r, i);
+
+		l = r;
+		r = t;
+	}
+	return (uint64_t)l << 32 | r;
+}
+
+/* The counter of request id `id` (id_of inverted). */
+static uint64_t ctr_of(const struct cpn_client *cl, uint64_t id)
+{
+	uint32_t l = (uint32_t)(id >> 32), r = (uint32_t)id;
+
+	for (uint32_t i = 4; i-- > 0;) {
+		uint32_t t = r ^ id_round(cl, l, i);
+
+		r = l;
+		l = t;
+	}
+	return (uint64_t)l << 32 | r;
+}
+
+/* CLOCK_TAI in ms, mod 2^32: a FRESH stamp. */
+static uint32_t tai_ms(void)
+{
+	struct timespec ts;
+
+	if (clock_gettime(CLOCK_TAI, &ts))
+		clock_gettime(CLOCK_REALTIME, &ts);
+	return (uint32_t)((uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000);
 }
 
 static bool is_active(const struct slot *s)
@@ -396,9 +455,20 @@ static uint32_t build_hdr(struct cpn_client *cl, const struct slot *s, uint8_t *
 	m.request_id = s->id;
 	m.node_id = node;
 	m.class = s->class_;
+	if (m.flags & CPN_F_FRESH)
+		m.stamp = s->stamp;
+	if (node && s->fr) {
+		/* A CONT fragment or an ack: the steering hop's router_ts and
+		 * hop tag, as the node echoed them.
+		 */
+		bool req = s->large && s->state != S_FRAG_ACK;
+
+		m.router_ts = req ? s->fr->rts : s->fr->rrts;
+		m.worker_us = req ? s->fr->hop : s->fr->rhop;
+	}
 	cpn_hdr_encode(&m, (struct cpn_hdr *)p);
-	if (cl->have_key) {
-		__u64 tag = cpn_tag_request(cl->key, (const struct cpn_hdr *)p);
+	if (m.flags & CPN_F_AUTH) {
+		__u64 tag = cpn_tag_request_any(cl->key, (const struct cpn_hdr *)p);
 
 		memcpy(p + CPN_HDR_LEN, &tag, CPN_TAG_LEN);
 	}
@@ -458,6 +528,12 @@ static bool tx_slot(struct cpn_client *cl, struct slot *s, uint64_t now)
 			return false;
 	}
 	if (s->state == S_QUEUED) {
+		if (s->wflags & CPN_F_FRESH) {
+			/* Each attempt its own stamp, so its own tag. */
+			uint32_t t = tai_ms();
+
+			s->stamp = t == s->stamp ? t + 1 : t;
+		}
 		if (!s->large) {
 			s->state = S_WAIT;
 			if (!tx_add(cl, s, K_WHOLE, 0, 0, false, 0, 0, s->data, s->len))
@@ -802,6 +878,13 @@ static void rx_reply_frag(struct cpn_client *cl, struct slot *s, const struct cp
 		return;
 	}
 	cl->st.rx_fragments++;
+	if (cpn_ntohs(h->flags) & CPN_F_CONT) {
+		/* What the client's acks carry back: the node echoes the hop's
+		 * router_ts, and its hop tag in worker_us, in CONT fragments.
+		 */
+		fr->rrts = cpn_ntohl(h->router_ts);
+		fr->rhop = cpn_ntohl(h->worker_us);
+	}
 	if (len && !cl->discard)
 		memcpy(fr->buf + off, data, len);
 	fr->held += len;
@@ -836,7 +919,12 @@ static void rx_ack(struct cpn_client *cl, struct slot *s, const struct cpn_hdr *
 	}
 	cl->st.rx_acks++;
 	if (s->state == S_FRAG_ACK) {
+		/* The node, and the hop's router_ts and hop tag it echoed: the
+		 * rest of the message carries them.
+		 */
 		fr->node = cpn_ntohs(h->node_id);
+		fr->rts = cpn_ntohl(h->router_ts);
+		fr->hop = cpn_ntohl(h->worker_us);
 		s->state = S_FRAG_TX;
 	}
 	if (off > fr->acked)
@@ -874,7 +962,7 @@ static void rx_one(struct cpn_client *cl, const uint8_t *buf, uint32_t len, bool
 	const struct cpn_hdr *h = (const struct cpn_hdr *)buf;
 	uint32_t hl, plen;
 	uint16_t flags;
-	uint64_t id;
+	uint64_t id, c;
 	struct slot *s;
 
 	cl->st.rx_datagrams++;
@@ -892,9 +980,10 @@ static void rx_one(struct cpn_client *cl, const uint8_t *buf, uint32_t len, bool
 		return;
 	}
 	id = cpn_ntohll(h->request_id);
-	s = &cl->slots[(id - cl->base) & cl->mask];
+	c = ctr_of(cl, id);
+	s = &cl->slots[c & cl->mask];
 	if (s->id != id || s->state == S_FREE) {
-		if (id - cl->base < cl->ctr)
+		if (c < cl->ctr)
 			stray(cl, id, CPN_STRAY_LATE); /* its slot was reused since */
 		else
 			cl->st.unknown++;
@@ -1178,7 +1267,10 @@ struct cpn_client *cpn_client_open(const char *to, uint16_t service, uint32_t te
 		seed = cpn_now_ns() ^ ((uint64_t)getpid() << 32) ^ (uint64_t)(uintptr_t)cl;
 	cl->rng[0] = cpn_splitmix64(&seed) | 1;
 	cl->rng[1] = cpn_splitmix64(&seed);
-	cl->base = rng_next(cl);
+	if (getrandom(cl->idkey, sizeof(cl->idkey), GRND_NONBLOCK) != sizeof(cl->idkey)) {
+		cl->idkey[0] = cpn_splitmix64(&seed);
+		cl->idkey[1] = cpn_splitmix64(&seed);
+	}
 	cl->tokens = 1000ULL * cl->retry_floor;
 	cl->t_tokens = cpn_now_ns();
 	rc = set_sizes(cl, 4096);
@@ -1493,13 +1585,15 @@ static int take(struct cpn_client *cl, const struct cpn_req *r, uint64_t now, ui
 	} else {
 		s->data = r->data;
 	}
-	s->id = cl->base + cl->ctr++;
+	s->id = id_of(cl, cl->ctr++);
 	s->user = r->user;
 	s->len = (uint32_t)r->len;
 	s->session = session;
 	/* FRAG_OK: a reply too large for one datagram may come as fragments. */
-	s->wflags = (uint16_t)(CPN_F_FRAG_OK | (cl->have_key ? CPN_F_AUTH : 0) |
+	/* A signed request is always fresh: FRESH and the stamp under the tag. */
+	s->wflags = (uint16_t)(CPN_F_FRAG_OK | (cl->have_key ? CPN_F_AUTH | CPN_F_FRESH : 0) |
 			       (sticky ? CPN_F_STICKY : 0));
+	s->stamp = 0;
 	s->class_ = r->flags & CPN_REQ_CLASS ? r->class_ : cl->class_;
 	s->rflags = (uint8_t)r->flags;
 	s->tries = 0;
