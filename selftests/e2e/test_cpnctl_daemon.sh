@@ -24,8 +24,9 @@
 #   - SIGHUP re-applies --config; a broken file is refused, the daemon lives
 #     on and the running state is unchanged;
 #   - an auto_join key: unsigned and wrongly signed LOADs are refused (and
-#     logged why), a signed one is admitted, and the joined node's reports
-#     must stay signed: unsigned ones do not keep it live.
+#     logged why), a fresh signed join with its join tag is admitted, and the
+#     joined node's reports must stay signed: unsigned ones do not keep it
+#     live.
 # Pins, state and namespaces are this run's own; all removed on exit.
 set -u
 cd "$(dirname "$0")/../.." || exit 1
@@ -34,6 +35,7 @@ BUILD=${BUILD:-build}
 CPNCTL=$(pwd)/$BUILD/cpnctl
 PASS_OBJ=bpf/cpn_pass.bpf.o
 UDP=$(pwd)/selftests/e2e/cpn_udp.py
+SEC=$(pwd)/selftests/e2e/cpn_sec.py
 
 need_root
 need_cmd ip bpftool python3 timeout nsenter ethtool mountpoint
@@ -399,7 +401,10 @@ st_true "N(22) is None and N(23) is None" || fails+=("an unsigned or wrongly sig
 stop_worker n22u
 stop_worker n23w
 t0=$(now_ms)
-worker n22s 22 10.202.2.22 --auth-key "$KEY"
+# A join: FRESH, signed with the join key, the join tag for its address.
+bg_ns "$NS_N" 60 python3 "$SEC" node --listen 10.202.2.22:$PORT --node-id 22 \
+	--router "$RTR:$CTL" --join-key "$KEY" --duration 55 >"$TMP/worker.n22s" 2>&1 &
+wpid[n22s]=$!
 joined22() { st_true "N(22) and N(22)['joined'] and N(22)['live'] and 22 in S('resnet')['nodes']"; }
 if until_ms 2500 joined22; then
 	t_j=$(($(now_ms) - t0))

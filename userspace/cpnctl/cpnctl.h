@@ -77,4 +77,36 @@ int cpn_ctl_fleet_load(const struct cpn_ctl *ctl, struct cpn_ctl_fleet *f);
  */
 int cpn_metrics_render(struct cpn_maps *m, const struct cpn_cfg *cfg, FILE *out);
 
+/* Why the daemon did not admit a LOAD that came up to its control port
+ * (docs/PROTOCOL.md, "Joins"; docs/SECURITY.md).
+ */
+enum cpn_join_refusal {
+	CPN_JR_MALFORMED,    /* not a LOAD header, node id 0, truncated */
+	CPN_JR_PREFIX,	     /* address outside every auto_join prefix */
+	CPN_JR_RATE_SOURCE,  /* over the joins a second of its source address */
+	CPN_JR_RATE_TOTAL,   /* over the joins a second of the daemon */
+	CPN_JR_UNSIGNED,     /* no AUTH tag while auto_join has a key */
+	CPN_JR_BAD_TAG,	     /* the node tag does not verify under the join key */
+	CPN_JR_NOT_FRESH,    /* no FRESH stamp */
+	CPN_JR_NO_JOIN_TAG,  /* no 8-byte join tag after the node tag */
+	CPN_JR_BAD_JOIN_TAG, /* the join tag is not for its source address and port */
+	CPN_JR_STALE,	     /* stamp outside the freshness window */
+	CPN_JR_REPLAY,	     /* a join tag seen before */
+	CPN_JR_SEEN_FULL,    /* too many joins within the window to remember */
+	CPN_JR_ID_TAKEN,     /* the node id is another node's */
+	CPN_JR_MAX,
+};
+extern const char *const cpn_join_refusal_names[CPN_JR_MAX];
+
+/* The daemon's own counters (cpnctl daemon's /metrics). */
+struct cpn_daemon_counters {
+	__u64 datagrams; /* read on the control port */
+	__u64 joins;	 /* nodes admitted through auto_join */
+	__u64 refused[CPN_JR_MAX];
+	__u64 log_suppressed; /* log lines not written: over one a second per kind */
+};
+
+/* Append the daemon's families to a rendering (read with relaxed atomics). */
+void cpn_metrics_render_daemon(const struct cpn_daemon_counters *c, FILE *out);
+
 #endif /* CPNCTL_H */

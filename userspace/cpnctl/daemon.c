@@ -39,6 +39,7 @@
 #include <unistd.h>
 #include <arpa/inet.h>
 #include <netinet/in.h>
+#include <sys/random.h>
 #include <sys/socket.h>
 
 #include "cpn/proto.h"
@@ -49,7 +50,8 @@
 #include "cpn_etcd.h"
 #include "cpn_http.h"
 
-#define TICK_MS 50
+#define TICK_MS	  50
+#define RX_RCVBUF (1 << 20) /* the control socket's receive buffer */
 
 static volatile sig_atomic_t stop_flag, hup_flag;
 
@@ -84,7 +86,9 @@ struct daemon {
 	__u64 retired_quiet[CPN_MAX_NODES];  /* since when that has not grown */
 	__u64 start_ns;
 	__u64 last_gc;
-	struct timespec state_mtime; /* of the state file when last loaded */
+	struct timespec state_mtime;  /* of the state file when last loaded */
+	struct join_guard *guard;     /* rate limits, seen join tags, log limits */
+	struct cpn_daemon_counters c; /* on /metrics */
 };
 
 static void logf_(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
@@ -115,6 +119,8 @@ static int render(void *arg, FILE *out)
 	pthread_mutex_lock(&d->lock);
 	rc = cpn_metrics_render(&d->ctl.maps, &d->cfg, out);
 	pthread_mutex_unlock(&d->lock);
+	if (!rc)
+		cpn_metrics_render_daemon(&d->c, out);
 	return rc;
 }
 
@@ -150,6 +156,9 @@ static int open_socket(__u16 port)
 		return -1;
 	setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &off, sizeof(off));
 	setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &on, sizeof(on));
+	/* Room for a burst while a join's transaction runs. */
+	if (setsockopt(fd, SOL_SOCKET, SO_RCVBUFFORCE, &(int){RX_RCVBUF}, sizeof(int)))
+		setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &(int){RX_RCVBUF}, sizeof(int));
 	if (bind(fd, (struct sockaddr *)&a, sizeof(a))) {
 		close(fd);
 		return -1;
@@ -228,66 +237,265 @@ static void rebind(struct daemon *d)
 
 /* ---- elastic join ------------------------------------------------------ */
 
-/* Why a LOAD from an unknown node may not join under `cfg`; NULL if it may. */
-static const char *join_refusal(const struct cpn_cfg *cfg, const struct cfg_node *n,
-				const struct cpn_hdr *h, const __u8 *buf, size_t len)
-{
-	__u64 tag;
+/* A join costs a transaction on the desired state; LOADs of unknown nodes
+ * cost a hash or two each. Both are bounded: joins a second per source
+ * address (a token bucket) and in total, datagrams read per turn of the
+ * loop, log lines a second per kind.
+ */
+#define JOIN_RATE_SRC	5 /* joins a second from one address */
+#define JOIN_BURST_SRC	10
+#define JOIN_RATE_ALL	200 /* joins a second in total */
+#define JOIN_BURST_ALL	200
+#define JOIN_SRC_SLOTS	1024  /* source addresses remembered */
+#define JOIN_SEEN_SLOTS 16384 /* join tags remembered while they could be replayed */
+#define JOIN_PROBES	8
+#define RX_BATCH	64   /* datagrams a recvmmsg */
+#define RX_PER_TURN	1024 /* datagrams a turn of the loop, then timers and signals */
+#define RX_BUF		2048
+#define LOG_EVERY_NS	1000000000ULL  /* one line a second per kind */
+#define LOG_ID_NS	10000000000ULL /* and one per node id and reason in 10 s */
 
-	if (!cpn_cfg_join_allowed(cfg, n))
-		return "address not in an auto_join prefix";
-	if (!cfg->auto_join.has_key)
-		return NULL;
-	if (!(h->flags & htons(CPN_F_AUTH)) || len < CPN_HDR_LEN + CPN_TAG_LEN)
-		return "not signed with the auto_join key";
-	memcpy(&tag, buf + CPN_HDR_LEN, sizeof(tag));
-	if (tag != cpn_tag_node(cfg->auto_join.key, h))
-		return "wrong tag for the auto_join key";
-	return NULL;
+struct bucket {
+	__u64 last_ns;
+	__u64 milli; /* tokens x 1000 */
+};
+
+struct src_bucket {
+	__u8 addr[16];
+	bool used;
+	struct bucket b;
+};
+
+struct seen_tag {
+	__u64 tag;
+	__u64 until_ms; /* CLOCK_TAI ms after which it could no longer be accepted */
+};
+
+struct log_kind {
+	__u64 last_ns;
+	__u64 suppressed;
+};
+
+struct join_guard {
+	__u64 hkey[2]; /* random: where a source lands in the table */
+	struct src_bucket src[JOIN_SRC_SLOTS];
+	struct bucket all;
+	struct seen_tag seen[JOIN_SEEN_SLOTS];
+	struct log_kind log[CPN_JR_MAX];
+	__u8 refusal_kind[CPN_MAX_NODES]; /* reason last logged for the id, + 1 */
+	struct mmsghdr msgs[RX_BATCH];
+	struct iovec iov[RX_BATCH];
+	struct sockaddr_in6 from[RX_BATCH];
+	__u8 buf[RX_BATCH][RX_BUF];
+};
+
+static void count(__u64 *c)
+{
+	__atomic_fetch_add(c, 1, __ATOMIC_RELAXED);
 }
 
-/* A refused node keeps sending heartbeats: say so once per 10 s per id. */
-static void log_refusal(struct daemon *d, __u16 id, const char *a, const char *why)
+static __u64 tai_ms(void)
 {
-	__u64 now = cpn_now_ns();
+	struct timespec ts;
 
-	if (d->refusal_logged[id] && now - d->refusal_logged[id] < 10000000000ULL)
+	clock_gettime(CLOCK_TAI, &ts);
+	return (__u64)ts.tv_sec * 1000ULL + (__u64)ts.tv_nsec / 1000000ULL;
+}
+
+/* The freshness window of joins, in ms. */
+static __u32 fresh_window_ms(const struct cpn_cfg *cfg)
+{
+	(void)cfg;
+	return CPN_FRESH_WINDOW_MS;
+}
+
+static bool bucket_take(struct bucket *b, __u64 now, __u32 rate, __u32 burst)
+{
+	__u64 cap = (__u64)burst * 1000ULL, el = now - b->last_ns;
+
+	if (!b->last_ns || el >= 1000000000ULL * burst)
+		b->milli = cap;
+	else
+		b->milli += el * rate / 1000000ULL;
+	if (b->milli > cap)
+		b->milli = cap;
+	b->last_ns = now;
+	if (b->milli < 1000)
+		return false;
+	b->milli -= 1000;
+	return true;
+}
+
+/* A token of the source address's bucket: its slot, or one that a full
+ * bucket would be anyway, or the stalest of its probes.
+ */
+static bool src_take(struct join_guard *g, const __u8 addr[16], __u64 now)
+{
+	__u64 w[2];
+	struct src_bucket *pick = NULL;
+	__u32 h;
+
+	memcpy(w, addr, 16);
+	h = (__u32)cpn_siphash24(g->hkey, w, 2);
+	for (int i = 0; i < JOIN_PROBES; i++) {
+		struct src_bucket *s = &g->src[(h + (__u32)i) % JOIN_SRC_SLOTS];
+
+		if (s->used && !memcmp(s->addr, addr, 16)) {
+			pick = s;
+			break;
+		}
+		if (!pick || !s->used || (pick->used && s->b.last_ns < pick->b.last_ns))
+			pick = s;
+	}
+	if (!pick->used || memcmp(pick->addr, addr, 16)) {
+		memset(pick, 0, sizeof(*pick));
+		memcpy(pick->addr, addr, 16);
+		pick->used = true;
+	}
+	return bucket_take(&pick->b, now, JOIN_RATE_SRC, JOIN_BURST_SRC);
+}
+
+/* Remember a verified join tag until it could no longer be accepted: 0,
+ * CPN_JR_REPLAY when it was seen, CPN_JR_SEEN_FULL when there is no room
+ * (refused: what cannot be remembered could be replayed).
+ */
+static int seen_add(struct join_guard *g, __u64 tag, __u64 now_ms, __u32 window_ms)
+{
+	struct seen_tag *free_slot = NULL;
+	__u32 h = (__u32)(tag ^ (tag >> 32));
+
+	for (int i = 0; i < JOIN_PROBES; i++) {
+		struct seen_tag *s = &g->seen[(h + (__u32)i) % JOIN_SEEN_SLOTS];
+		bool live = s->until_ms > now_ms;
+
+		if (live && s->tag == tag)
+			return CPN_JR_REPLAY;
+		if (!live && !free_slot)
+			free_slot = s;
+	}
+	if (!free_slot)
+		return CPN_JR_SEEN_FULL;
+	free_slot->tag = tag;
+	/* A stamp up to a window ahead stays acceptable a window after it. */
+	free_slot->until_ms = now_ms + 2ULL * window_ms + 1;
+	return 0;
+}
+
+/* Whether a LOAD from an unknown node may join under `cfg`: 0, or why not
+ * (an enum cpn_join_refusal), with words for the log in *text. The rate
+ * limits and the seen tags are the caller's.
+ */
+static int join_check(const struct cpn_cfg *cfg, const struct cfg_node *n,
+		      const struct sockaddr_in6 *from, const struct cpn_hdr *h, const __u8 *buf,
+		      size_t len, __u64 now_ms, char *text, size_t tlen)
+{
+	__u32 window = fresh_window_ms(cfg);
+	__u64 tag, jtag;
+	__s32 skew;
+
+	if (!cpn_cfg_join_allowed(cfg, n))
+		return snprintf(text, tlen, "address not in an auto_join prefix"), CPN_JR_PREFIX;
+	if (!cfg->auto_join.has_key)
+		goto id;
+	if (!(h->flags & htons(CPN_F_AUTH)) || len < CPN_HDR_LEN + CPN_TAG_LEN)
+		return snprintf(text, tlen, "not signed with the auto_join key"), CPN_JR_UNSIGNED;
+	memcpy(&tag, buf + CPN_HDR_LEN, sizeof(tag));
+	if (tag != cpn_tag_node(cfg->auto_join.key, h))
+		return snprintf(text, tlen, "wrong tag for the auto_join key"), CPN_JR_BAD_TAG;
+	if (!(h->flags & htons(CPN_F_FRESH)))
+		return snprintf(text, tlen, "no FRESH stamp (a join must be fresh)"),
+		       CPN_JR_NOT_FRESH;
+	if (len < CPN_HDR_LEN + CPN_TAG_LEN + 8)
+		return snprintf(text, tlen, "no join tag"), CPN_JR_NO_JOIN_TAG;
+	memcpy(&jtag, buf + CPN_HDR_LEN + CPN_TAG_LEN, sizeof(jtag));
+	if (jtag != cpn_tag_join(cfg->auto_join.key, h, from->sin6_addr.s6_addr, from->sin6_port))
+		return snprintf(text, tlen, "join tag not for this address and port (a replay?)"),
+		       CPN_JR_BAD_JOIN_TAG;
+	skew = (__s32)(ntohl(h->stamp) - (__u32)now_ms);
+	if (skew > (__s32)window || skew < -(__s32)window)
+		return snprintf(text, tlen, "stamp %d ms from this router's clock (window %u ms)",
+				(int)skew, window),
+		       CPN_JR_STALE;
+id:
+	if (cpn_cfg_node(cfg, n->id))
+		return snprintf(text, tlen, "node id %u is another node's", n->id), CPN_JR_ID_TAKEN;
+	return 0;
+}
+
+/* A refusal, counted; logged at most once a second per reason (with how
+ * many were not) and once per 10 s per node id and reason.
+ */
+static void refuse(struct daemon *d, int why, __u16 id, const struct sockaddr_in6 *from,
+		   const char *text)
+{
+	struct join_guard *g = d->guard;
+	struct log_kind *k = &g->log[why];
+	__u64 now = cpn_now_ns();
+	char a[INET6_ADDRSTRLEN] = "?", more[80] = "";
+
+	count(&d->c.refused[why]);
+	if (why == CPN_JR_MALFORMED)
+		text = "not a LOAD of a node";
+	if (id < CPN_MAX_NODES && g->refusal_kind[id] == why + 1 && d->refusal_logged[id] &&
+	    now - d->refusal_logged[id] < LOG_ID_NS)
 		return;
-	d->refusal_logged[id] = now;
-	logf_("LOAD from unknown node %u at %s: %s: join refused", id, a, why);
+	if (k->last_ns && now - k->last_ns < LOG_EVERY_NS) {
+		k->suppressed++;
+		count(&d->c.log_suppressed);
+		return;
+	}
+	k->last_ns = now;
+	if (from) {
+		struct cfg_node n;
+
+		from_sockaddr(from, &n);
+		cpn_addr_str(n.addr, n.family, a, sizeof(a));
+	}
+	if (id < CPN_MAX_NODES) {
+		d->refusal_logged[id] = now;
+		g->refusal_kind[id] = (__u8)(why + 1);
+	}
+	if (k->suppressed)
+		snprintf(more, sizeof(more), " (and %llu more like it in the last second)",
+			 (unsigned long long)k->suppressed);
+	if (why == CPN_JR_MALFORMED)
+		logf_("datagram from %s on the control port: %s: ignored%s", a, text, more);
+	else
+		logf_("LOAD from unknown node %u at %s: %s: join refused%s", id, a, text, more);
+	k->suppressed = 0;
 }
 
 /* A join, as an edit of the desired state: checked again against the state
- * loaded under the lock.
+ * loaded under the lock (but for the seen tags, already taken).
  */
 struct join_req {
 	struct daemon *d;
 	struct cfg_node n;
+	const struct sockaddr_in6 *from;
 	const struct cpn_hdr *h;
 	const __u8 *buf;
 	size_t len;
+	__u64 now_ms;
 	const char *addr;
+	int why; /* the refusal under the lock, or -1 */
+	char text[160];
 	bool marked; /* made this router's own (fleet) */
 };
 
 static int edit_join(struct cpn_cfg *cfg, void *arg, struct cpn_err *err)
 {
 	struct join_req *j = arg;
-	const char *why = join_refusal(cfg, &j->n, j->h, j->buf, j->len);
+	int why = join_check(cfg, &j->n, j->from, j->h, j->buf, j->len, j->now_ms, j->text,
+			     sizeof(j->text));
 
 	if (why) {
-		log_refusal(j->d, j->n.id, j->addr, why);
+		j->why = why;
 		return snprintf(err->msg, sizeof(err->msg), "refused"), CPN_EXIT_USAGE;
 	}
 	if (cfg->auto_join.has_key) {
 		j->n.has_key = true;
 		j->n.key[0] = cfg->auto_join.key[0];
 		j->n.key[1] = cfg->auto_join.key[1];
-	}
-	if (cpn_cfg_node(cfg, j->n.id)) {
-		logf_("LOAD from %s claims node id %u, which is another node's: ignored", j->addr,
-		      j->n.id);
-		return snprintf(err->msg, sizeof(err->msg), "id taken"), CPN_EXIT_USAGE;
 	}
 	j->n.weight = cfg->auto_join.weight ? cfg->auto_join.weight : CPN_DEFAULT_WEIGHT;
 	if (cpn_cfg_add_joined(cfg, &j->n))
@@ -303,38 +511,114 @@ static int edit_join(struct cpn_cfg *cfg, void *arg, struct cpn_err *err)
 static void join(struct daemon *d, const struct sockaddr_in6 *from, const __u8 *buf, size_t len)
 {
 	const struct cpn_hdr *h = (const struct cpn_hdr *)buf;
-	struct join_req j = {.d = d, .h = h, .buf = buf, .len = len};
+	struct join_guard *g = d->guard;
+	struct join_req j = {.d = d, .from = from, .h = h, .buf = buf, .len = len, .why = -1};
+	__u64 now = cpn_now_ns(), tag;
 	struct cpn_err err;
-	const char *why;
-	char a[64];
-	int rc;
+	int why, rc;
+	char a[INET6_ADDRSTRLEN];
 
-	if (cpn_hdr_check(h, (__u32)len) != CPN_HDR_OK || h->type != CPN_T_LOAD)
-		return;
-	j.n.id = ntohs(h->node_id);
-	from_sockaddr(from, &j.n);
-	cpn_addr_str(j.n.addr, j.n.family, a, sizeof(a));
-	j.addr = a;
-	if (!j.n.id || j.n.id >= CPN_MAX_NODES)
-		return;
-	/* Screened against the state in memory first: a refused node costs
-	 * neither the lock nor a parse, however often it calls.
-	 */
-	why = join_refusal(&d->cfg, &j.n, h, buf, len);
-	if (why) {
-		log_refusal(d, j.n.id, a, why);
+	count(&d->c.datagrams);
+	if (cpn_hdr_check(h, (__u32)len) != CPN_HDR_OK || h->type != CPN_T_LOAD ||
+	    !ntohs(h->node_id) || ntohs(h->node_id) >= CPN_MAX_NODES) {
+		refuse(d, CPN_JR_MALFORMED, CPN_MAX_NODES, from, NULL);
 		return;
 	}
+	j.n.id = ntohs(h->node_id);
+	from_sockaddr(from, &j.n);
+	j.now_ms = tai_ms();
+	/* Screened against the state in memory first, cheapest first: a
+	 * refused LOAD costs neither the lock nor a parse, however often it
+	 * comes, and changes nothing. Only a join that verifies takes tokens
+	 * of the rate limits (its source's, then the daemon's): forged LOADs,
+	 * even from a joining node's own address, cannot use them up.
+	 */
+	why = join_check(&d->cfg, &j.n, from, h, buf, len, j.now_ms, j.text, sizeof(j.text));
+	if (!why && d->cfg.auto_join.has_key) {
+		memcpy(&tag, buf + CPN_HDR_LEN + CPN_TAG_LEN, sizeof(tag));
+		why = seen_add(g, tag, j.now_ms, fresh_window_ms(&d->cfg));
+		snprintf(j.text, sizeof(j.text), "%s",
+			 why == CPN_JR_REPLAY ? "join tag seen before (a replay)"
+					      : "too many joins within the window to remember");
+	}
+	if (!why && !src_take(g, from->sin6_addr.s6_addr, now)) {
+		why = CPN_JR_RATE_SOURCE;
+		snprintf(j.text, sizeof(j.text), "over %d joins a second from this address",
+			 JOIN_RATE_SRC);
+	}
+	if (!why && !bucket_take(&g->all, now, JOIN_RATE_ALL, JOIN_BURST_ALL)) {
+		why = CPN_JR_RATE_TOTAL;
+		snprintf(j.text, sizeof(j.text), "over %d joins a second in total", JOIN_RATE_ALL);
+	}
+	if (why) {
+		refuse(d, why, j.n.id, from, j.text);
+		return;
+	}
+	cpn_addr_str(j.n.addr, j.n.family, a, sizeof(a));
+	j.addr = a;
 	rc = cpn_op_change_ctl(&d->ctl, edit_join, &j, &err);
 	if (rc != CPN_EXIT_OK && j.marked)
 		fleet_set_mine(d, j.n.id, false);
 	if (rc == CPN_EXIT_OK) {
+		count(&d->c.joins);
 		d->joined_at[j.n.id] = cpn_now_ns();
 		logf_("node %u at %s:%u joined services of auto_join", j.n.id, a, ntohs(j.n.port));
+	} else if (j.why > 0) {
+		refuse(d, j.why, j.n.id, from, j.text);
 	} else if (rc == CPN_EXIT_FAIL) {
 		logf_("join of node %u at %s failed: %s", j.n.id, a, err.msg);
 	}
 	reload(d);
+}
+
+/* Read what came to the control port: at most RX_PER_TURN datagrams, in
+ * batches, so that a flood delays neither timers nor signals.
+ */
+static void receive(struct daemon *d)
+{
+	struct join_guard *g = d->guard;
+	int total = 0;
+
+	while (total < RX_PER_TURN && !stop_flag && !hup_flag) {
+		int n;
+
+		for (int i = 0; i < RX_BATCH; i++) {
+			g->iov[i].iov_base = g->buf[i];
+			g->iov[i].iov_len = RX_BUF;
+			memset(&g->msgs[i].msg_hdr, 0, sizeof(g->msgs[i].msg_hdr));
+			g->msgs[i].msg_hdr.msg_name = &g->from[i];
+			g->msgs[i].msg_hdr.msg_namelen = sizeof(g->from[i]);
+			g->msgs[i].msg_hdr.msg_iov = &g->iov[i];
+			g->msgs[i].msg_hdr.msg_iovlen = 1;
+		}
+		n = recvmmsg(d->sock, g->msgs, RX_BATCH, MSG_DONTWAIT, NULL);
+		if (n <= 0)
+			break;
+		for (int i = 0; i < n; i++) {
+			if ((g->msgs[i].msg_hdr.msg_flags & MSG_TRUNC) ||
+			    g->msgs[i].msg_hdr.msg_namelen != sizeof(g->from[i]) ||
+			    g->from[i].sin6_family != AF_INET6) {
+				count(&d->c.datagrams);
+				refuse(d, CPN_JR_MALFORMED, CPN_MAX_NODES, NULL, NULL);
+				continue;
+			}
+			join(d, &g->from[i], g->buf[i], g->msgs[i].msg_len);
+		}
+		total += n;
+		if (n < RX_BATCH)
+			break;
+	}
+}
+
+static struct join_guard *guard_new(void)
+{
+	struct join_guard *g = calloc(1, sizeof(*g));
+
+	if (g && getrandom(g->hkey, sizeof(g->hkey), 0) != sizeof(g->hkey)) {
+		free(g);
+		return NULL;
+	}
+	return g;
 }
 
 /* How long joined node `id` has been silent at `now`: since its last report,
@@ -1345,6 +1629,11 @@ int cpnctl_daemon(const struct cpnctl_daemon_opts *o)
 	d->daemon_lock = -1;
 	pthread_mutex_init(&d->lock, NULL);
 	cpn_cfg_init(&d->cfg);
+	d->guard = guard_new();
+	if (!d->guard) {
+		rc = cpnctl_fail("out of memory or no random numbers");
+		goto out_free;
+	}
 	if (o->config && (rc = cpn_op_apply_file(&dirs, o->config, &err))) {
 		cpnctl_fail("%s", err.msg);
 		goto out_free;
@@ -1399,18 +1688,8 @@ int cpnctl_daemon(const struct cpnctl_daemon_opts *o)
 		struct pollfd pfd = {.fd = d->sock, .events = POLLIN};
 		__u64 now;
 
-		if (poll(&pfd, 1, TICK_MS) > 0 && (pfd.revents & POLLIN)) {
-			__u8 buf[2048];
-			struct sockaddr_in6 from;
-			socklen_t fl = sizeof(from);
-			ssize_t n;
-
-			while ((n = recvfrom(d->sock, buf, sizeof(buf), 0, (struct sockaddr *)&from,
-					     &fl)) > 0) {
-				join(d, &from, buf, (size_t)n);
-				fl = sizeof(from);
-			}
-		}
+		if (poll(&pfd, 1, TICK_MS) > 0 && (pfd.revents & POLLIN))
+			receive(d);
 		if (hup_flag) {
 			hup_flag = 0;
 			if (o->config) {
@@ -1449,6 +1728,7 @@ out_close:
 	if (d->daemon_lock >= 0)
 		close(d->daemon_lock);
 out_free:
+	free(d->guard);
 	cpn_cfg_free(&d->cfg);
 	pthread_mutex_destroy(&d->lock);
 	free(d);

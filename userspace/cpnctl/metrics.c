@@ -341,3 +341,50 @@ int cpn_metrics_render(struct cpn_maps *m, const struct cpn_cfg *cfg, FILE *out)
 		return -EIO;
 	return 0;
 }
+
+/* ---- the daemon's own counters ----------------------------------------- */
+
+const char *const cpn_join_refusal_names[CPN_JR_MAX] = {
+    [CPN_JR_MALFORMED] = "malformed",
+    [CPN_JR_PREFIX] = "prefix",
+    [CPN_JR_RATE_SOURCE] = "rate_source",
+    [CPN_JR_RATE_TOTAL] = "rate_total",
+    [CPN_JR_UNSIGNED] = "unsigned",
+    [CPN_JR_BAD_TAG] = "bad_tag",
+    [CPN_JR_NOT_FRESH] = "not_fresh",
+    [CPN_JR_NO_JOIN_TAG] = "no_join_tag",
+    [CPN_JR_BAD_JOIN_TAG] = "bad_join_tag",
+    [CPN_JR_STALE] = "stale",
+    [CPN_JR_REPLAY] = "replay",
+    [CPN_JR_SEEN_FULL] = "seen_full",
+    [CPN_JR_ID_TAKEN] = "id_taken",
+};
+
+static __u64 ld(const __u64 *p)
+{
+	return __atomic_load_n(p, __ATOMIC_RELAXED);
+}
+
+void cpn_metrics_render_daemon(const struct cpn_daemon_counters *c, FILE *out)
+{
+	fprintf(out,
+		"# HELP cpn_daemon_datagrams_total Datagrams the daemon read on the control "
+		"port.\n# TYPE cpn_daemon_datagrams_total counter\n"
+		"cpn_daemon_datagrams_total %llu\n",
+		(unsigned long long)ld(&c->datagrams));
+	fprintf(out,
+		"# HELP cpn_daemon_joins_total Nodes admitted through auto_join.\n"
+		"# TYPE cpn_daemon_joins_total counter\ncpn_daemon_joins_total %llu\n",
+		(unsigned long long)ld(&c->joins));
+	fprintf(out, "# HELP cpn_daemon_join_refused_total LOADs of unknown nodes not admitted, "
+		     "by reason.\n# TYPE cpn_daemon_join_refused_total counter\n");
+	for (int r = 0; r < CPN_JR_MAX; r++)
+		fprintf(out, "cpn_daemon_join_refused_total{reason=\"%s\"} %llu\n",
+			cpn_join_refusal_names[r], (unsigned long long)ld(&c->refused[r]));
+	fprintf(out,
+		"# HELP cpn_daemon_log_suppressed_total Log lines not written (at most one "
+		"a second per kind).\n# TYPE cpn_daemon_log_suppressed_total counter\n"
+		"cpn_daemon_log_suppressed_total %llu\n",
+		(unsigned long long)ld(&c->log_suppressed));
+	fflush(out);
+}

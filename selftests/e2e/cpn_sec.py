@@ -1,0 +1,266 @@
+#!/usr/bin/env python3
+"""cpn security e2e helper: joins, captured datagrams sent again, floods.
+
+  node   --listen ADDR:PORT --node-id K --router ADDR:PORT[,...] [--key HEX32]
+         [--join-key HEX32] [--duration S] [--load-interval S] [--first-load FILE]
+      A node: LOAD heartbeats to every --router (FRESH and signed with --key;
+      with --join-key, signed with it and carrying the join tag for its own
+      address and port, docs/PROTOCOL.md "Joins"), REQUEST answered with a
+      signed REPLY, PROBE with a PROBE_ACK echoing the cookie. Takes the
+      arguments tools/testbed gives a node program (TESTBED_WORKER). The
+      wall-clock time of its first LOAD goes to --first-load.
+  load   --to ADDR:PORT --bind ADDR[:PORT] --node-id K --key HEX32
+         [--no-fresh] [--stamp-offset-ms MS] [--join-for ADDR:PORT] [--no-join-tag]
+         [--count N] [--out FILE]
+      One LOAD built by hand (a join when --join-for, default the --bind
+      address and port), sent --count times; its bytes in hex to --out.
+  send   --to ADDR:PORT --bind ADDR[:PORT] --hex FILE [--count N] [--rate R]
+      Datagrams given in hex (one a line), sent again as they are.
+  flood  --to ADDR:PORT --bind ADDR[:PORT] --rate R --duration S
+         [--hex FILE] [--key HEX32]
+      LOADs at R a second for S seconds (both bounded): the datagrams of
+      --hex, or forged joins (random node ids, tags under --key or a random
+      key). Prints sent=N rate=R.
+
+Everything is bounded in count and time.
+"""
+import argparse
+import os
+import random
+import select
+import signal
+import socket
+import struct
+import sys
+import time
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from cpn_udp import (HDR, MAGIC, T_LOAD, T_PROBE, T_PROBE_ACK, T_REPLY,  # noqa: E402
+                     T_REQUEST, F_AUTH, addr_port, node_tag, pack, siphash24, unpack)
+
+F_FRESH = 0x0100
+MAX_COUNT = 1_000_000
+MAX_SECONDS = 60.0
+
+
+def tai_ms():
+    """CLOCK_TAI in ms mod 2^32, as a FRESH stamp."""
+    return int(time.clock_gettime(time.CLOCK_TAI) * 1000) & 0xFFFFFFFF
+
+
+def addr16(ip):
+    """An address as 16 bytes, IPv4 as ::ffff:a.b.c.d."""
+    if ":" in ip:
+        return socket.inet_pton(socket.AF_INET6, ip)
+    return b"\0" * 10 + b"\xff\xff" + socket.inet_aton(ip)
+
+
+def join_tag(key, tag, ip, port):
+    """cpn_tag_join(): the join key over the node's tag, the address as 16
+    bytes and {port (network order), 0}."""
+    msg = tag + addr16(ip) + struct.pack("!H", port) + b"\0" * 6
+    return siphash24(key, msg).to_bytes(8, "little")
+
+
+def signed(key, fresh=True, stamp=None, **kw):
+    """A node's datagram: FRESH with the stamp (when fresh), AUTH and the tag
+    under key (when key)."""
+    if fresh:
+        kw["flags"] = kw.get("flags", 0) | F_FRESH
+        kw["stamp"] = tai_ms() if stamp is None else stamp & 0xFFFFFFFF
+    if not key:
+        return pack(**kw)
+    kw["flags"] = kw.get("flags", 0) | F_AUTH
+    h = pack(**kw)
+    return h + node_tag(key, h)
+
+
+def join_load(key, node_id, ip, port, fresh=True, stamp=None, with_tag=True, **kw):
+    """A LOAD that asks to join from ip:port: signed with the join key, its
+    join tag as the payload."""
+    d = signed(key, fresh=fresh, stamp=stamp, type=T_LOAD, node_id=node_id, **kw)
+    if with_tag:
+        d += join_tag(key, d[HDR.size:HDR.size + 8], ip, port)
+    return d
+
+
+def hexkey(s):
+    if len(s) != 32:
+        raise argparse.ArgumentTypeError("a key is 32 hex digits")
+    return bytes.fromhex(s)
+
+
+def bind_sock(spec):
+    host, _, port = spec.partition(":") if spec.count(":") == 1 else (spec, "", "")
+    s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    s.bind((host, int(port) if port else 0))
+    return s
+
+
+def node(a):
+    ip, port = addr_port(a.listen)
+    routers = [addr_port(r) for r in a.router.split(",")]
+    s = bind_sock(a.listen)
+    s.setblocking(False)
+    key = a.join_key or a.key
+    stop = []
+    signal.signal(signal.SIGTERM, lambda *_: stop.append(1))
+    end = time.monotonic() + min(a.duration, 3600.0)
+    next_load = 0.0
+    served = probes = 0
+    load = dict(capacity=8, worker_us=200)
+    while not stop and time.monotonic() < end:
+        now = time.monotonic()
+        if now >= next_load:
+            if a.join_key:
+                d = join_load(key, a.node_id, ip, port, **load)
+            else:
+                d = signed(key, type=T_LOAD, node_id=a.node_id, **load)
+            for r in routers:
+                s.sendto(d, r)
+            if a.first_load and not os.path.exists(a.first_load):
+                with open(a.first_load, "w") as f:
+                    f.write(f"{time.time():.6f}\n")
+            next_load = now + a.load_interval
+        r, _, _ = select.select([s], [], [], max(0.0, min(next_load - now, 0.05)))
+        if not r:
+            continue
+        for _ in range(256):
+            try:
+                data, src = s.recvfrom(65535)
+            except BlockingIOError:
+                break
+            h = unpack(data)
+            if h is None or h["magic"] != MAGIC:
+                continue
+            if h["type"] == T_REQUEST:
+                served += 1
+                body = data[HDR.size + (8 if h["flags"] & F_AUTH else 0):]
+                s.sendto(signed(key, type=T_REPLY, service_id=h["service_id"],
+                                tenant_id=h["tenant_id"], session_key=h["session_key"],
+                                request_id=h["request_id"], node_id=a.node_id,
+                                hops=h["hops"], class_=h["class_"], router_ts=h["router_ts"],
+                                **load) + body, src)
+            elif h["type"] == T_PROBE:
+                probes += 1
+                s.sendto(signed(key, type=T_PROBE_ACK, node_id=a.node_id,
+                                request_id=h["request_id"], router_ts=h["router_ts"],
+                                **load), src)
+    sys.stdout.write(f"served={served}\nprobes={probes}\n")
+    return 0
+
+
+def load(a):
+    to = addr_port(a.to)
+    s = bind_sock(a.bind)
+    ip, port = s.getsockname()
+    if a.join_for:
+        ip, port = addr_port(a.join_for)
+    stamp = (tai_ms() + a.stamp_offset_ms) & 0xFFFFFFFF
+    d = join_load(a.key, a.node_id, ip, port, fresh=not a.no_fresh, stamp=stamp,
+                  with_tag=not a.no_join_tag, capacity=8, worker_us=200)
+    for _ in range(min(a.count, MAX_COUNT)):
+        s.sendto(d, to)
+    if a.out:
+        with open(a.out, "a") as f:
+            f.write(d.hex() + "\n")
+    return 0
+
+
+def send(a):
+    to = addr_port(a.to)
+    s = bind_sock(a.bind)
+    with open(a.hex) as f:
+        data = [bytes.fromhex(x.strip()) for x in f if x.strip()]
+    gap = 1.0 / a.rate if a.rate > 0 else 0.0
+    end = time.monotonic() + MAX_SECONDS
+    for _ in range(min(a.count, MAX_COUNT)):
+        for d in data:
+            s.sendto(d, to)
+        if gap:
+            time.sleep(gap)
+        if time.monotonic() > end:
+            break
+    return 0
+
+
+def flood(a):
+    to = addr_port(a.to)
+    s = bind_sock(a.bind)
+    s.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, 1 << 20)
+    ip, port = s.getsockname()
+    if a.hex:
+        with open(a.hex) as f:
+            data = [bytes.fromhex(x.strip()) for x in f if x.strip()]
+    else:
+        key = a.key or os.urandom(16)
+        data = [join_load(key, random.randint(100, 60000), ip, port, capacity=8, worker_us=200)
+                for _ in range(256)]
+    rate = min(a.rate, 1_000_000.0)
+    dur = min(a.duration, MAX_SECONDS)
+    t0 = time.monotonic()
+    sent = errs = 0
+    chunk = max(1, int(rate / 1000))  # a millisecond's worth at a time
+    n = len(data)
+    while True:
+        el = time.monotonic() - t0
+        if el >= dur:
+            break
+        due = int(el * rate)
+        if sent >= due:
+            time.sleep(0.0005)
+            continue
+        for _ in range(min(chunk, due - sent)):
+            try:
+                s.sendto(data[sent % n], to)
+            except OSError:
+                errs += 1
+            sent += 1
+    el = time.monotonic() - t0
+    print(f"sent={sent} rate={sent / el:.0f} errors={errs}")
+    return 0
+
+
+def main():
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    sub = p.add_subparsers(dest="cmd", required=True)
+    n = sub.add_parser("node")
+    n.add_argument("--listen", required=True)
+    n.add_argument("--node-id", type=int, required=True)
+    n.add_argument("--router", required=True)
+    n.add_argument("--key", type=hexkey)
+    n.add_argument("--join-key", type=hexkey)
+    n.add_argument("--duration", type=float, default=600.0)
+    n.add_argument("--load-interval", type=float, default=0.05)
+    n.add_argument("--first-load")
+    ld = sub.add_parser("load")
+    ld.add_argument("--to", required=True)
+    ld.add_argument("--bind", required=True)
+    ld.add_argument("--node-id", type=int, required=True)
+    ld.add_argument("--key", type=hexkey, required=True)
+    ld.add_argument("--no-fresh", action="store_true")
+    ld.add_argument("--no-join-tag", action="store_true")
+    ld.add_argument("--stamp-offset-ms", type=int, default=0)
+    ld.add_argument("--join-for")
+    ld.add_argument("--count", type=int, default=1)
+    ld.add_argument("--out")
+    sd = sub.add_parser("send")
+    sd.add_argument("--to", required=True)
+    sd.add_argument("--bind", required=True)
+    sd.add_argument("--hex", required=True)
+    sd.add_argument("--count", type=int, default=1)
+    sd.add_argument("--rate", type=float, default=0.0)
+    fl = sub.add_parser("flood")
+    fl.add_argument("--to", required=True)
+    fl.add_argument("--bind", required=True)
+    fl.add_argument("--rate", type=float, required=True)
+    fl.add_argument("--duration", type=float, required=True)
+    fl.add_argument("--hex")
+    fl.add_argument("--key", type=hexkey)
+    a = p.parse_args()
+    return {"node": node, "load": load, "send": send, "flood": flood}[a.cmd](a)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
