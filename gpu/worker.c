@@ -49,6 +49,11 @@ static const char usage_text[] =
     "  --metrics ADDR:PORT    serve Prometheus /metrics there\n"
     "  --load-interval-ms MS  LOAD heartbeat period (default 50)\n"
     "  --key HEX32            sign REPLY, BUSY, LOAD and PROBE_ACK with this node key\n"
+    "  --join-key HEX32       the routers' auto_join key: the node key, and the join tag\n"
+    "                         over this node's address on every LOAD\n"
+    "  --hop-key HEX32        the routers' hop key: answer only requests a router steered\n"
+    "                         here (valid hop tag), once each, while fresh\n"
+    "  --freshness-ms MS      window of stamps and of the replay cache (default 2000)\n"
     "  --tokens RULE          when a reply carries an idle token for its router\n"
     "                         (policy jiq): adapt (default), idle (a slot is free),\n"
     "                         below:T (at most T-1 wait beyond the slots), off\n"
@@ -201,6 +206,9 @@ static const struct option long_opts[] = {
     {"metrics", required_argument, NULL, O_NODE_OPT},
     {"load-interval-ms", required_argument, NULL, O_NODE_OPT},
     {"key", required_argument, NULL, O_NODE_OPT},
+    {"join-key", required_argument, NULL, O_NODE_OPT},
+    {"hop-key", required_argument, NULL, O_NODE_OPT},
+    {"freshness-ms", required_argument, NULL, O_NODE_OPT},
     {"delay-us", required_argument, NULL, O_NODE_OPT},
     {"tokens", required_argument, NULL, O_NODE_OPT},
     {"liveness-ms", required_argument, NULL, O_NODE_OPT},

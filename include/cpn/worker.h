@@ -61,7 +61,18 @@ void cpn_worker_config_free(struct cpn_worker_config *c);
  *                       call adds (required, at most 16)
  *   node-id             1..65535, as the routers know this node (required)
  *   key                 the node key, 32 hex digits: every REPLY, BUSY, LOAD
- *                       and PROBE_ACK is signed
+ *                       and PROBE_ACK is signed (each carries FRESH and the
+ *                       node's CLOCK_TAI in ms, signed, with or without one)
+ *   join-key            the auto_join key of the routers, 32 hex digits: the
+ *                       node's key too, and every LOAD carries the join tag
+ *                       over the node's address and port (docs/PROTOCOL.md,
+ *                       "Joins")
+ *   hop-key             the routers' hop key, 32 hex digits: only requests a
+ *                       router steered to this node (a valid hop tag) are
+ *                       answered, each once, while fresh; others are dropped
+ *                       and counted (cpn_worker_ignored_total, reasons
+ *                       unrouted, stale, replay)
+ *   freshness-ms        the window of stamps and of the replay cache (2000)
  *   max-batch           largest batch, 1..4096 (8)
  *   max-delay-us        a batch closes when its oldest request waited this
  *                       long (500)

@@ -124,6 +124,31 @@ def node_tag(key, hdr):
     return siphash24(key, hdr[:HDR.size]).to_bytes(8, "little")
 
 
+def hop_tag(key, hdr):
+    """A steered REQUEST's hop tag (cpn_hop_tag): the hop key over
+    {request_id}, {tenant_id, service_id, node_id}, {router_ts, stamp} as
+    they lie in the header; the first 4 output bytes, the worker_us bytes."""
+    msg = hdr[16:24] + hdr[8:12] + hdr[6:8] + hdr[24:26] + hdr[28:32] + hdr[44:48]
+    return siphash24(key, msg).to_bytes(8, "little")[:4]
+
+
+def with_hop_tag(key, hdr):
+    """hdr (48 bytes) with its hop tag written into worker_us."""
+    return hdr[:40] + hop_tag(key, hdr) + hdr[44:]
+
+
+def join_tag(key, hdr, addr16, port):
+    """A join's tag (cpn_tag_join): the join key over the node's tag of the
+    header, the node's address as 16 bytes and {port (network order), 0}."""
+    msg = node_tag(key, hdr) + addr16 + struct.pack("!H", port) + bytes(6)
+    return siphash24(key, msg).to_bytes(8, "little")
+
+
+def tai_ms():
+    """CLOCK_TAI in ms, mod 2^32: a FRESH stamp."""
+    return int(time.clock_gettime(time.CLOCK_TAI) * 1000) & 0xFFFFFFFF
+
+
 def pack_signed(key, **kw):
     """A node's header, with AUTH and the tag after it when key is set."""
     if not key:

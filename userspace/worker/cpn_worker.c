@@ -46,6 +46,7 @@ struct cpn_worker_config *cpn_worker_config_new(void)
 	c->node.capacity = 1;
 	c->node.queue_len = 4096;
 	c->node.load_interval_ms = 50;
+	c->node.freshness_ms = CPN_FRESH_WINDOW_MS;
 	c->node.token_rule = WK_TOKEN_ADAPT;
 	c->node.frag = (struct wk_frag_cfg){
 	    .max_message = 4u << 20,
@@ -187,6 +188,7 @@ int cpn_worker_config_set(struct cpn_worker_config *c, const char *name, const c
 	INT("liveness-ms", 0, 600000, liveness_ms, unsigned);
 	INT("delay-us", 0, WK_MAX_DELAY_US, delay_us, unsigned);
 	INT("frag-timeout-ms", 1, 600000, frag.timeout_ms, unsigned);
+	INT("freshness-ms", 1, 600000, freshness_ms, unsigned);
 	SIZE("max-message", 1, CPN_FRAG_MAX_TOTAL, frag.max_message, uint32_t);
 	SIZE("frag-client-budget", 1, 1ull << 40, frag.client_budget, uint64_t);
 	SIZE("frag-budget", 1, 1ull << 40, frag.budget, uint64_t);
@@ -208,9 +210,42 @@ int cpn_worker_config_set(struct cpn_worker_config *c, const char *name, const c
 
 		if (cpn_key_parse(value, k))
 			return cfg_err(c, -EINVAL, "key wants 32 hex digits");
+		if (c->node.have_join_key && (k[0] != c->node.key[0] || k[1] != c->node.key[1]))
+			return cfg_err(c, -EINVAL,
+				       "key differs from join-key: a node that joins signs with "
+				       "the join key");
 		c->node.key[0] = k[0];
 		c->node.key[1] = k[1];
 		c->node.have_key = 1;
+		return 0;
+	}
+	if (!strcmp(key, "join-key")) {
+		__u64 k[2];
+
+		if (cpn_key_parse(value, k))
+			return cfg_err(c, -EINVAL, "join-key wants 32 hex digits");
+		if (c->node.have_key && !c->node.have_join_key &&
+		    (k[0] != c->node.key[0] || k[1] != c->node.key[1]))
+			return cfg_err(c, -EINVAL,
+				       "join-key differs from key: a node that joins signs with "
+				       "the join key");
+		/* The join key is the node's key too: a joined node is known
+		 * by it (auto_join gives it the join key).
+		 */
+		c->node.key[0] = k[0];
+		c->node.key[1] = k[1];
+		c->node.have_key = 1;
+		c->node.have_join_key = 1;
+		return 0;
+	}
+	if (!strcmp(key, "hop-key")) {
+		__u64 k[2];
+
+		if (cpn_key_parse(value, k))
+			return cfg_err(c, -EINVAL, "hop-key wants 32 hex digits");
+		c->node.hop_key[0] = k[0];
+		c->node.hop_key[1] = k[1];
+		c->node.have_hop_key = 1;
 		return 0;
 	}
 	if (!strcmp(key, "tokens"))
@@ -371,10 +406,11 @@ int cpn_worker_describe(struct cpn_worker *w, char *buf, size_t len)
 	wk_addr_str(&c->listen, l, sizeof(l));
 	return snprintf(buf, len,
 			"node %u on %s: kernel %s, backend %s (%s), %d slot(s) x batch %d "
-			"(max delay %u us), queue %d, %d router(s)%s%s",
+			"(max delay %u us), queue %d, %d router(s)%s%s%s%s",
 			c->node_id, l, w->h.kernel, w->h.backend, w->h.device, c->capacity,
 			c->max_batch, c->max_delay_us, c->queue_len, c->n_routers,
-			c->have_key ? ", signed" : "", c->delay_us ? ", replies held back" : "");
+			c->have_key ? ", signed" : "", c->delay_us ? ", replies held back" : "",
+			c->have_join_key ? ", joins" : "", c->have_hop_key ? ", routed only" : "");
 }
 
 /* ---- cpn_worker_run: the signals -------------------------------------------------- */

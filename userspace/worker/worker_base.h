@@ -51,6 +51,8 @@ struct wk_stats {
 	uint64_t probes;
 	uint64_t loads;
 	uint64_t ignored_malformed, ignored_type;
+	/* requests dropped by the hop key's checks (worker_guard.h) */
+	uint64_t dropped_unrouted, dropped_stale, dropped_replay;
 	uint64_t send_errors;
 	uint64_t batch_hist[WK_BATCH_BUCKETS + 1]; /* the last: +Inf (never used) */
 	uint64_t batch_count, batch_sum;

@@ -458,6 +458,7 @@ struct wk_oreply {
 	uint64_t last_ns; /* last progress: put, or an ack that moved acked */
 	uint32_t total, sent, acked;
 	uint32_t charge;
+	uint32_t hop; /* the request's hop tag: CONT fragments carry it back */
 	uint8_t data[];
 };
 
@@ -496,6 +497,7 @@ int wk_fragtx_put(struct wk_fragtx *f, const struct wk_req *r, const struct cpn_
 	o->m = *m;
 	o->t_rx = r->t_rx;
 	o->total = len;
+	o->hop = r->m.worker_us;
 	o->sent = o->acked = 0;
 	o->charge = (uint32_t)charge;
 	memcpy(o->data, pl, len);
@@ -545,7 +547,13 @@ static void seal_frag(struct wk_fragtx *f, struct wk_oreply *o, struct wk_out *o
 		m.flags |= CPN_F_CONT;
 	if (m.flags & CPN_F_CONT)
 		m.flags &= (uint16_t)~CPN_F_TOKEN;
+	/* The last fragment is the reply the router learns from: µs inside
+	 * the node. The others carry the request's hop tag, which the
+	 * client's acks of them copy (a node with the hop key checks it).
+	 */
 	m.worker_us = us > UINT32_MAX ? UINT32_MAX : (uint32_t)us;
+	if (m.flags & CPN_F_CONT)
+		m.worker_us = o->hop;
 	wk_load_fill(f->q, &m);
 	wk_tx_seal(f->tx, &m, out, &o->dst);
 	wk_out_frag(out, o->total, off);

@@ -79,6 +79,12 @@ int wk_metrics_render(struct wk_node *n, FILE *out)
 	    "malformed", NULL);
 	put(out, n, CPN_M_W_IGNORED, NULL, (double)WK_LOAD(&st->ignored_type), "reason", "type",
 	    NULL);
+	put(out, n, CPN_M_W_IGNORED, NULL, (double)WK_LOAD(&st->dropped_unrouted), "reason",
+	    "unrouted", NULL);
+	put(out, n, CPN_M_W_IGNORED, NULL, (double)WK_LOAD(&st->dropped_stale), "reason", "stale",
+	    NULL);
+	put(out, n, CPN_M_W_IGNORED, NULL, (double)WK_LOAD(&st->dropped_replay), "reason", "replay",
+	    NULL);
 	one(out, n, CPN_M_W_SEND_ERRORS, (double)WK_LOAD(&st->send_errors));
 
 	cpn_prom_family(out, CPN_M_W_BATCH);

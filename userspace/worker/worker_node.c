@@ -8,6 +8,11 @@
 #include <time.h>
 #include <unistd.h>
 
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
+
+#include "cpn/siphash.h"
 #include "worker_node.h"
 #include "worker_metrics.h"
 #include "cpn_util.h"
@@ -33,6 +38,8 @@ static void send_load(struct wk_node *n, int all)
 	struct cpn_msg m;
 	int k = 0;
 
+	__u64 jtag[WK_MAX_ROUTERS];
+
 	cpn_msg_init(&m, CPN_T_LOAD);
 	wk_load_fill(&n->q, &m);
 	m.worker_us = WK_LOAD(&n->q.svc_us);
@@ -41,7 +48,17 @@ static void send_load(struct wk_node *n, int all)
 
 		if (!all && quiet && now - WK_LOAD(&n->tx.last_ns[i]) < quiet)
 			continue;
-		wk_tx_seal(&n->tx, &mi, &o[k++], &n->c.routers[i]);
+		wk_tx_seal(&n->tx, &mi, &o[k], &n->c.routers[i]);
+		if (n->c.have_join_key) {
+			/* The join tag (docs/PROTOCOL.md, "Joins"): on every LOAD,
+			 * as a router that does not know the node yet needs it.
+			 */
+			jtag[i] = cpn_tag_join(n->c.key, (const struct cpn_hdr *)o[k].hdr,
+					       n->join_addr[i], n->join_port);
+			o[k].pl = &jtag[i];
+			o[k].plen = CPN_TAG_LEN;
+		}
+		k++;
 	}
 	wk_tx_send_now(&n->tx, o, k);
 	WK_ADD(&n->st, loads, (uint64_t)k);
@@ -95,6 +112,43 @@ static void *hb_main(void *arg)
 	return NULL;
 }
 
+/* The address a router sees this node's datagrams come from: the listen
+ * address, or where it is a wildcard, the one the route to the router takes.
+ */
+static int join_addr(const struct wk_addr *listen, const struct wk_addr *router, __u8 out[16],
+		     char *err, size_t errlen)
+{
+	struct sockaddr_storage ss = listen->ss;
+	socklen_t len = sizeof(ss);
+	int any;
+
+	if (ss.ss_family == AF_INET)
+		any = ((struct sockaddr_in *)&ss)->sin_addr.s_addr == htonl(INADDR_ANY);
+	else
+		any = !memcmp(&((struct sockaddr_in6 *)&ss)->sin6_addr, &in6addr_any, 16);
+	if (any) {
+		int fd = socket(router->ss.ss_family, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+
+		if (fd < 0 || connect(fd, (const struct sockaddr *)&router->ss, router->len) ||
+		    getsockname(fd, (struct sockaddr *)&ss, &len)) {
+			snprintf(err, errlen,
+				 "join-key: no route to a router to learn the address");
+			if (fd >= 0)
+				close(fd);
+			return -EINVAL;
+		}
+		close(fd);
+	}
+	memset(out, 0, 16);
+	if (ss.ss_family == AF_INET) {
+		out[10] = out[11] = 0xff;
+		memcpy(out + 12, &((struct sockaddr_in *)&ss)->sin_addr, 4);
+	} else {
+		memcpy(out, &((struct sockaddr_in6 *)&ss)->sin6_addr, 16);
+	}
+	return 0;
+}
+
 int wk_node_open(struct wk_node *n, const struct wk_node_cfg *c, const struct wk_handler *h,
 		 char *err, size_t errlen)
 {
@@ -103,6 +157,16 @@ int wk_node_open(struct wk_node *n, const struct wk_node_cfg *c, const struct wk
 	memset(n, 0, sizeof(*n));
 	n->c = *c;
 	n->h = h;
+	if (c->have_join_key) {
+		n->join_port = c->listen.ss.ss_family == AF_INET
+				   ? ((const struct sockaddr_in *)&c->listen.ss)->sin_port
+				   : ((const struct sockaddr_in6 *)&c->listen.ss)->sin6_port;
+		for (int i = 0; i < c->n_routers; i++) {
+			rc = join_addr(&c->listen, &c->routers[i], n->join_addr[i], err, errlen);
+			if (rc)
+				return rc;
+		}
+	}
 	n->fd = wk_socket_open(&n->c.listen, n->c.routers, n->c.n_routers, err, errlen);
 	if (n->fd < 0)
 		return n->fd;
@@ -143,7 +207,13 @@ int wk_node_open(struct wk_node *n, const struct wk_node_cfg *c, const struct wk
 		return -EINVAL;
 	}
 	n->opened = OPEN_HB;
+	if (wk_guard_init(&n->guard, c->have_hop_key ? c->hop_key : NULL, c->node_id,
+			  c->freshness_ms, &n->st)) {
+		snprintf(err, errlen, "out of memory for the replay cache");
+		return -ENOMEM;
+	}
 	n->rx = (struct wk_rx){.fd = n->fd,
+			       .guard = &n->guard,
 			       .q = &n->q,
 			       .tx = &n->tx,
 			       .st = &n->st,
@@ -223,8 +293,10 @@ void wk_node_close(struct wk_node *n)
 {
 	if (n->opened >= OPEN_ALL)
 		wk_metrics_stop(n);
-	if (n->opened >= OPEN_HB)
+	if (n->opened >= OPEN_HB) {
+		wk_guard_fini(&n->guard);
 		wk_sync_fini(&n->hb_lock, &n->hb_cond);
+	}
 	if (n->opened >= OPEN_SLOTS)
 		wk_batcher_fini(&n->b);
 	if (n->opened >= OPEN_FRAG) {

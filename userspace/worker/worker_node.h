@@ -29,6 +29,10 @@ struct wk_node_cfg {
 	uint16_t node_id;
 	int have_key;
 	__u64 key[2];
+	int have_join_key; /* LOADs carry the join tag (then key is the join key) */
+	int have_hop_key;  /* only requests with a valid hop tag are answered */
+	__u64 hop_key[2];
+	unsigned freshness_ms; /* stamps and the replay cache's window */
 	int max_batch;
 	unsigned max_delay_us;
 	int capacity; /* batch slots */
@@ -53,7 +57,13 @@ struct wk_node {
 	struct wk_reasm ra;
 	struct wk_fragtx fragtx;
 	struct wk_rx rx;
+	struct wk_guard guard;
 	struct cpn_http *http;
+	/* With a join key: this node's address as each router sees it (16
+	 * bytes, IPv4 as ::ffff:a.b.c.d) and port, for the join tag
+	 */
+	__u8 join_addr[WK_MAX_ROUTERS][16];
+	__be16 join_port;
 
 	/* heartbeats */
 	pthread_mutex_t hb_lock;

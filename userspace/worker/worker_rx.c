@@ -37,6 +37,10 @@ static void frag_answer(struct wk_rx *rx, struct rx_ctx *c, int i, const struct 
 	case WK_FV_DONE:
 		wk_msg_answer(&out, in, CPN_T_REPLY);
 		out.flags = CPN_F_FRAG | CPN_F_CONT;
+		/* router_ts (echoed) and the hop tag: the client copies both into
+		 * the message's later fragments.
+		 */
+		out.worker_us = in->worker_us;
 		wk_load_fill(rx->q, &out);
 		wk_tx_seal(rx->tx, &out, o, &c->src[i]);
 		wk_out_frag(o, res->total, res->held);
@@ -92,6 +96,8 @@ static struct wk_req *rx_one(struct wk_rx *rx, struct rx_ctx *c, int i, uint64_t
 		WK_ADD(rx->st, ignored_type, 1);
 		return NULL;
 	}
+	if (!wk_guard_request(rx->guard, h, now))
+		return NULL;
 	off = cpn_hdr_total_len(h);
 	plen = len - off;
 	if (in.flags & CPN_F_FRAG) {

@@ -14,6 +14,7 @@
 #include <pthread.h>
 
 #include "worker_batch.h"
+#include "worker_guard.h"
 
 struct wk_rx {
 	int fd;
@@ -23,6 +24,7 @@ struct wk_rx {
 	const struct wk_handler *h;
 	struct wk_reasm *ra;	  /* owned by this thread while it runs */
 	struct wk_fragtx *fragtx; /* large replies' acks */
+	struct wk_guard *guard;	  /* hop tags, freshness, replays (this thread's) */
 	struct wk_fatal *fatal;
 	pthread_t th;
 	int started, stop;

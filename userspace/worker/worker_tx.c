@@ -20,6 +20,7 @@
 
 #include "cpn/siphash.h"
 #include "worker_tx.h"
+#include "worker_guard.h"
 #include "cpn_util.h"
 
 /* A datagram held back until `due`. */
@@ -69,7 +70,9 @@ void wk_tx_seal(struct wk_tx *tx, struct cpn_msg *m, struct wk_out *o, const str
 	m->magic = CPN_MAGIC;
 	m->version = CPN_VERSION;
 	m->node_id = tx->node_id;
-	m->stamp = 0;
+	/* Every report is fresh: the node's clock under its tag. */
+	m->flags |= CPN_F_FRESH;
+	m->stamp = wk_tai_ms();
 	if (tx->have_key)
 		m->flags |= CPN_F_AUTH;
 	else
