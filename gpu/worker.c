@@ -54,6 +54,8 @@ static const char usage_text[] =
     "  --hop-key HEX32        the routers' hop key: answer only requests a router steered\n"
     "                         here (valid hop tag), once each, while fresh\n"
     "  --freshness-ms MS      window of stamps and of the replay cache (default 2000)\n"
+    "  --payload-key TENANT:HEX64  open the tenant's sealed requests (end to end,\n"
+    "                         XChaCha20-Poly1305) and seal their replies; repeatable\n"
     "  --tokens RULE          when a reply carries an idle token for its router\n"
     "                         (policy jiq): adapt (default), idle (a slot is free),\n"
     "                         below:T (at most T-1 wait beyond the slots), off\n"
@@ -209,6 +211,7 @@ static const struct option long_opts[] = {
     {"join-key", required_argument, NULL, O_NODE_OPT},
     {"hop-key", required_argument, NULL, O_NODE_OPT},
     {"freshness-ms", required_argument, NULL, O_NODE_OPT},
+    {"payload-key", required_argument, NULL, O_NODE_OPT},
     {"delay-us", required_argument, NULL, O_NODE_OPT},
     {"tokens", required_argument, NULL, O_NODE_OPT},
     {"liveness-ms", required_argument, NULL, O_NODE_OPT},

@@ -26,6 +26,9 @@ LIBCPN_BASE := $(addprefix userspace/lib/,cpn_addr.c cpn_util.c cpn_http.c cpn_p
 	$(LIBCPN_CLIENT_SRCS) $(LIBCPN_WORKER_SRCS)
 LIBCPN_BPF  := $(filter-out $(LIBCPN_BASE),$(wildcard userspace/lib/*.c))
 LIBCPN_SRCS := $(LIBCPN_BASE) $(LIBCPN_BPF)
+# Sealed payloads (cpn_client_seal.c): libsodium, for every program of the
+# client or the worker library.
+SODIUM_LIBS := $(shell pkg-config --libs libsodium 2>/dev/null || echo -lsodium)
 LIBCPN_ETCD_LIBS := $(shell pkg-config --libs libcurl json-c 2>/dev/null || echo -lcurl -ljson-c)
 
 LIBCPN_A     := $(BUILD)/libcpn.a
@@ -47,7 +50,7 @@ $(LIBCPN_SAN_A): $(call sobj,$(LIBCPN_SRCS))
 
 $(LIBCPN_SO): $(call obj,$(LIBCPN_BASE))
 	$(CC) $(CFLAGS) $(LDFLAGS) -shared -Wl,-soname,$(LIBCPN_SONAME) -Wl,--no-undefined $^ \
-		-o $@ -lmicrohttpd -lpthread -lm
+		-o $@ -lmicrohttpd $(SODIUM_LIBS) -lpthread -lm
 	ln -sf $(notdir $@) $(BUILD)/$(LIBCPN_SONAME)
 	ln -sf $(LIBCPN_SONAME) $(BUILD)/libcpn.so
 
@@ -57,7 +60,7 @@ $(LIBCPN_PC): mk/lib.mk FORCE
 	@printf '%s\n' 'prefix=$(PREFIX)' 'includedir=$${prefix}/include' \
 		'libdir=$${prefix}/lib/$(MULTIARCH)' '' 'Name: libcpn' \
 		'Description: cpn, the computing-power-network routing plane: wire format and library' \
-		'Version: $(LIBCPN_VERSION)' 'Requires.private: libmicrohttpd' \
+		'Version: $(LIBCPN_VERSION)' 'Requires.private: libmicrohttpd libsodium' \
 		'Libs: -L$${libdir} -lcpn' 'Cflags: -I$${includedir} -I$${includedir}/cpn' >$@.tmp
 	@cmp -s $@.tmp $@ && rm -f $@.tmp || mv $@.tmp $@
 

@@ -26,9 +26,9 @@ $(T)/unit/%: $(SOBJ)/selftests/unit/%.o $(LIBCPN_SAN_A)
 	$(LINK_SAN)
 
 $(T)/unit/test_config: LIBS := $(CMOCKA) -lyaml $(LIBBPF) -lm
-$(T)/unit/test_worker_lib: LIBS := $(CMOCKA) -lmicrohttpd -lpthread -lm
+$(T)/unit/test_worker_lib: LIBS := $(CMOCKA) -lmicrohttpd $(SODIUM_LIBS) -lpthread -lm
 # test_client: the client library against a fake node thread on 127.0.0.1.
-$(T)/unit/test_client: LIBS := $(CMOCKA) -lpthread -lm
+$(T)/unit/test_client: LIBS := $(CMOCKA) $(SODIUM_LIBS) -lpthread -lm
 $(T)/unit/test_load_hist: LIBS := $(CMOCKA) -lm
 $(T)/unit/test_load_hist: $(call sobj,selftests/unit/test_load_hist.c tools/cpn-load/hist.c)
 	$(LINK_SAN)
@@ -98,7 +98,7 @@ $(T)/e2e/fwd_pcap: $(call sobj,selftests/e2e/fwd_pcap.c) $(LIBCPN_SAN_A)
 $(T)/e2e/worker_kcheck: LIBS := $(KERNEL_LIBS)
 $(T)/e2e/worker_kcheck: $(call sobj,selftests/e2e/worker_kcheck.c $(KERNEL_SRCS)) $(LIBCPN_SAN_A)
 	$(LINK_SAN)
-$(T)/e2e/cpn-worker-asan: LIBS := $(KERNEL_LIBS) $(CURL_LIBS) -lmicrohttpd -lpthread
+$(T)/e2e/cpn-worker-asan: LIBS := $(KERNEL_LIBS) $(CURL_LIBS) -lmicrohttpd $(SODIUM_LIBS) -lpthread
 $(T)/e2e/cpn-worker-asan: $(call sobj,$(WORKER_SRCS) $(KERNEL_SRCS)) $(LIBCPN_SAN_A)
 	$(LINK_SAN)
 

@@ -15,7 +15,7 @@ $(OBJ)/tools/cpn-load/%.o $(SOBJ)/tools/cpn-load/%.o: CPPFLAGS += -Itools/cpn-lo
 $(OBJ)/tools/cpn-sim/%.o $(SOBJ)/tools/cpn-sim/%.o: CPPFLAGS += -Itools/cpn-sim
 $(OBJ)/tools/cpn-pktgen/%.o: CPPFLAGS += -Itools/cpn-pktgen
 
-$(BUILD)/cpn-load: LIBS := -lpthread -lm
+$(BUILD)/cpn-load: LIBS := $(SODIUM_LIBS) -lpthread -lm
 $(BUILD)/cpn-load: $(call obj,$(LOAD_SRCS)) $(LIBCPN_A)
 	$(LINK)
 

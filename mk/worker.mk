@@ -14,7 +14,7 @@ WORKER_SRCS := $(filter-out $(KERNEL_SRCS),$(wildcard gpu/*.c))
 
 $(OBJ)/gpu/%.o $(SOBJ)/gpu/%.o: CPPFLAGS += -Igpu
 
-$(BUILD)/cpn-worker: LIBS := $(KERNEL_LIBS) $(CURL_LIBS) -lmicrohttpd -lpthread
+$(BUILD)/cpn-worker: LIBS := $(KERNEL_LIBS) $(CURL_LIBS) -lmicrohttpd $(SODIUM_LIBS) -lpthread
 $(BUILD)/cpn-worker: $(call obj,$(WORKER_SRCS) $(KERNEL_SRCS)) $(LIBCPN_A)
 	$(LINK)
 

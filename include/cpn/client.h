@@ -41,6 +41,8 @@ enum cpn_err {
 	CPN_E_CLOSED = -8,    /* the socket failed for good: close the client */
 	CPN_E_FULL = -9,      /* max in flight reached: poll for completions first */
 	CPN_E_SYS = -10,      /* a system call failed: errno says why */
+	CPN_E_SEAL = -11,     /* a reply to a sealed request that does not open (another
+			       * payload key, altered on the way, or not sealed) */
 };
 
 /* A static string naming an error code (0 and unknown codes included). */
@@ -69,6 +71,18 @@ void cpn_client_close(struct cpn_client *cl);
  */
 int cpn_client_set_key(struct cpn_client *cl, const char *hex);
 int cpn_client_set_key_bytes(struct cpn_client *cl, const uint8_t key[16]);
+
+/* The tenant's payload key (docs/PROTOCOL.md, "Sealed payloads"): every
+ * request's payload is then sealed end to end (CPN_F_SEALED, XChaCha20-
+ * Poly1305 under the key; a large one sealed whole, then fragmented), and
+ * every reply opened before the caller sees it: one that does not open
+ * completes with CPN_E_SEAL (counted unseal_failed). Routers never see the
+ * payload. `hex`: 64 hex digits; `key`: the 32 bytes. NULL clears the key.
+ * The payload limit (CPN_OPT_MAX_MESSAGE) is of the plaintext; a sealed one
+ * is CPN_SEAL_OVERHEAD (40) bytes larger on the wire.
+ */
+int cpn_client_set_payload_key(struct cpn_client *cl, const char *hex);
+int cpn_client_set_payload_key_bytes(struct cpn_client *cl, const uint8_t key[32]);
 
 enum cpn_client_opt {
 	CPN_OPT_TIMEOUT_MS = 1, /* default deadline of a request, ms (1000) */
@@ -208,18 +222,19 @@ struct cpn_client_stats {
 	uint64_t tx_fragments, rx_fragments; /* data fragments of large messages */
 	uint64_t tx_acks, rx_acks;	     /* fragment acks */
 	/* Counted and ignored: */
-	uint64_t malformed;    /* not a cpn header: short, magic, version, type */
-	uint64_t bad_type;     /* a cpn type that answers nothing (REQUEST, LOAD, ...) */
-	uint64_t foreign;      /* another service or tenant, or from an unknown address */
-	uint64_t unknown;      /* a request id this client never sent */
-	uint64_t late;	       /* an answer after its request's deadline */
-	uint64_t duplicates;   /* a second answer to a request */
-	uint64_t frag_bad;     /* a fragment with total or offset out of range */
-	uint64_t frag_dup;     /* a fragment already held */
-	uint64_t send_refused; /* ICMP port or host unreachable reported on a send or receive */
-	uint64_t send_full;    /* a send found the socket buffer full (it was retried) */
-	uint64_t send_dropped; /* a datagram the host refused to send (a local firewall rule,
-				* no route): lost, as if on the path */
+	uint64_t malformed;	/* not a cpn header: short, magic, version, type */
+	uint64_t bad_type;	/* a cpn type that answers nothing (REQUEST, LOAD, ...) */
+	uint64_t foreign;	/* another service or tenant, or from an unknown address */
+	uint64_t unknown;	/* a request id this client never sent */
+	uint64_t late;		/* an answer after its request's deadline */
+	uint64_t duplicates;	/* a second answer to a request */
+	uint64_t frag_bad;	/* a fragment with total or offset out of range */
+	uint64_t frag_dup;	/* a fragment already held */
+	uint64_t send_refused;	/* ICMP port or host unreachable reported on a send or receive */
+	uint64_t send_full;	/* a send found the socket buffer full (it was retried) */
+	uint64_t send_dropped;	/* a datagram the host refused to send (a local firewall rule,
+				 * no route): lost, as if on the path */
+	uint64_t unseal_failed; /* replies to sealed requests that did not open (CPN_E_SEAL) */
 };
 
 /* Copy the counters (size: sizeof(struct cpn_client_stats), for growth). */

@@ -29,7 +29,11 @@
 #include "cpn/client.h"
 #include "cpn/proto.h"
 #include "cpn/siphash.h"
+#include "cpn_seal.h"
 #include "cpn_util.h"
+
+#define PKEY_HEX "000102030405060708090a0b0c0d0e0f101112131415161718191a1b1c1d1e1f"
+#define MARKER	 "a-plaintext-marker"
 
 #define NODE_ID 7
 #define KEY_HEX "000102030405060708090a0b0c0d0e0f"
@@ -81,6 +85,13 @@ static struct node {
 	 * first fragment's stamp, and those that did not
 	 */
 	atomic_ulong fresh_ok, fresh_missing, stamp_skew_max, cont_copied, cont_wrong;
+	/* Sealed payloads: the node opens SEALED requests with pkey and seals
+	 * its echo (tamper: one byte of it flipped after; clear: sent unsealed);
+	 * opened, failed to open, the marker seen on the wire
+	 */
+	uint8_t pkey[CPN_SEAL_KEY_LEN];
+	atomic_bool tamper, clear;
+	atomic_ulong sealed_ok, sealed_bad, marker_seen;
 	uint64_t seen_ids[4096];
 	uint8_t seen_n[4096];
 	struct msg msgs[MAXMSG];
@@ -313,6 +324,35 @@ static void on_dgram(const uint8_t *b, uint32_t len, const struct sockaddr_in *f
 		return;
 	}
 	N.requests++;
+	if (flags & CPN_F_SEALED) {
+		static uint8_t rb[65536];
+		uint8_t ad[CPN_SEAL_AD_LEN], *pl = (uint8_t *)b + hl;
+		uint32_t plen = len - hl;
+
+		if (memmem(pl, plen, MARKER, sizeof(MARKER) - 1))
+			N.marker_seen++;
+		cpn_seal_ad(h, ad);
+		if (cpn_open_inplace(N.pkey, ad, pl, plen)) {
+			N.sealed_bad++;
+			answer_hdr(b, CPN_T_REPLY, 0, CPN_ST_BAD_REQUEST, a);
+			send_to(from, a, sizeof(a), NULL, 0);
+			return;
+		}
+		N.sealed_ok++;
+		answer_hdr(b, CPN_T_REPLY, N.clear ? 0 : CPN_F_SEALED, 0, a);
+		if (N.clear) {
+			send_to(from, a, sizeof(a), pl + CPN_SEAL_NONCE_LEN,
+				plen - CPN_SEAL_OVERHEAD);
+			return;
+		}
+		cpn_seal_ad((const struct cpn_hdr *)a, ad);
+		assert_int_equal(
+		    cpn_seal(N.pkey, ad, pl + CPN_SEAL_NONCE_LEN, plen - CPN_SEAL_OVERHEAD, rb), 0);
+		if (N.tamper)
+			rb[plen / 2] ^= 1;
+		send_to(from, a, sizeof(a), rb, plen);
+		return;
+	}
 	switch (N.mode) {
 	case M_DROP:
 		return;
@@ -369,6 +409,7 @@ static int node_start(void **state)
 	(void)state;
 	memset(&N, 0, sizeof(N));
 	cpn_key_parse(KEY_HEX, N.key);
+	cpn_seal_key_parse(PKEY_HEX, N.pkey);
 	N.fd = socket(AF_INET, SOCK_DGRAM, 0);
 	setsockopt(N.fd, SOL_SOCKET, SO_RCVBUFFORCE, &buf, sizeof(buf));
 	setsockopt(N.fd, SOL_SOCKET, SO_SNDBUFFORCE, &buf, sizeof(buf));
@@ -706,6 +747,60 @@ static void signed_requests_are_fresh(void **state)
 	cpn_client_close(cl);
 }
 
+/* Sealed payloads: sealed on the wire, opened for the caller; a reply
+ * altered on the way, sent in clear, or under another key fails with
+ * CPN_E_SEAL, counted.
+ */
+static void sealed_payloads(void **state)
+{
+	struct cpn_client *cl = open_client();
+	char buf[64];
+	size_t len = 0;
+
+	(void)state;
+	assert_int_equal(cpn_client_set_payload_key(cl, "0011"), CPN_E_INVAL);
+	assert_int_equal(cpn_client_set_payload_key(cl, PKEY_HEX), 0);
+	/* With the tenant key too: signed, fresh and sealed. */
+	assert_int_equal(cpn_client_set_key(cl, KEY_HEX), 0);
+	assert_int_equal(
+	    cpn_client_call(cl, MARKER, sizeof(MARKER) - 1, buf, sizeof(buf), &len, 1000), 0);
+	assert_int_equal(len, sizeof(MARKER) - 1);
+	assert_memory_equal(buf, MARKER, len);
+	assert_int_equal(N.sealed_ok, 1);
+	assert_int_equal(N.marker_seen, 0);
+	assert_int_equal(N.tag_bad, 0);
+	/* Altered on the way. */
+	N.tamper = true;
+	assert_int_equal(
+	    cpn_client_call(cl, MARKER, sizeof(MARKER) - 1, buf, sizeof(buf), &len, 1000),
+	    CPN_E_SEAL);
+	N.tamper = false;
+	/* Not sealed: a downgrade is no reply either. */
+	N.clear = true;
+	assert_int_equal(
+	    cpn_client_call(cl, MARKER, sizeof(MARKER) - 1, buf, sizeof(buf), &len, 1000),
+	    CPN_E_SEAL);
+	N.clear = false;
+	assert_int_equal(stats(cl).unseal_failed, 2);
+	/* Another key: the node cannot open the request. */
+	assert_int_equal(cpn_client_set_payload_key(cl, "ff0102030405060708090a0b0c0d0e0f"
+							"101112131415161718191a1b1c1d1e1f"),
+			 0);
+	assert_int_equal(
+	    cpn_client_call(cl, MARKER, sizeof(MARKER) - 1, buf, sizeof(buf), &len, 1000),
+	    CPN_E_REMOTE);
+	assert_int_equal(N.sealed_bad, 1);
+	/* No key: in clear again. */
+	assert_int_equal(cpn_client_set_payload_key(cl, NULL), 0);
+	assert_int_equal(
+	    cpn_client_call(cl, MARKER, sizeof(MARKER) - 1, buf, sizeof(buf), &len, 1000), 0);
+	assert_int_equal(N.marker_seen, 0);
+	assert_int_equal(N.sealed_ok, 3);
+	assert_string_equal(cpn_strerror(CPN_E_SEAL),
+			    "a sealed reply did not open (payload key, or altered)");
+	cpn_client_close(cl);
+}
+
 static void sticky_sessions(void **state)
 {
 	struct cpn_client *cl = open_client();
@@ -962,6 +1057,7 @@ int main(void)
 	    cmocka_unit_test_setup_teardown(auth_tag_is_the_routers, node_start, node_stop),
 	    cmocka_unit_test_setup_teardown(request_ids_are_unpredictable, node_start, node_stop),
 	    cmocka_unit_test_setup_teardown(signed_requests_are_fresh, node_start, node_stop),
+	    cmocka_unit_test_setup_teardown(sealed_payloads, node_start, node_stop),
 	    cmocka_unit_test_setup_teardown(sticky_sessions, node_start, node_stop),
 	    cmocka_unit_test_setup_teardown(large_request_and_reply, node_start, node_stop),
 	    cmocka_unit_test_setup_teardown(a_lost_fragment_fails_only_its_request, node_start,

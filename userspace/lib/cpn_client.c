@@ -51,6 +51,7 @@
 #include "cpn/proto.h"
 #include "cpn/siphash.h"
 #include "cpn_addr.h"
+#include "cpn_seal.h"
 #include "cpn_util.h"
 
 #define RX_BATCH   64
@@ -90,6 +91,7 @@ struct frag {
 	uint16_t rnode;
 	uint32_t rrts, rhop; /* router_ts and hop tag of the reply's CONT fragments */
 	uint8_t rstatus;
+	bool rsealed; /* the reply's fragments say SEALED */
 	bool ack_due, have_last, reply_started, counted;
 	uint32_t (*iv)[2]; /* merged [start, end) ranges held, sorted */
 	uint32_t niv, ivcap;
@@ -105,7 +107,7 @@ struct slot {
 	uint32_t hpos;	/* its place in the timer heap + 1; 0: not there */
 	uint16_t wflags;
 	uint8_t state, class_, rflags, tries, addr;
-	bool queued, large;
+	bool queued, large, sealed;
 	struct frag *fr;
 };
 
@@ -128,6 +130,8 @@ struct cpn_client {
 	uint32_t tenant;
 	bool have_key;
 	__u64 key[2];
+	bool have_pkey; /* the payload key: requests sealed, replies opened */
+	uint8_t pkey[CPN_SEAL_KEY_LEN];
 
 	/* Options. */
 	uint64_t timeout_ms, backoff_us, backoff_max_us, attempt_ms, max_message, reasm_budget;
@@ -196,6 +200,8 @@ const char *cpn_strerror(int err)
 		return "too many requests in flight";
 	case CPN_E_SYS:
 		return "system call failed";
+	case CPN_E_SEAL:
+		return "a sealed reply did not open (payload key, or altered)";
 	default:
 		return "unknown error";
 	}
@@ -822,6 +828,29 @@ static struct frag *frag_get(struct slot *s)
 	return s->fr;
 }
 
+/* The payload of a reply to slot s, opened in place when the request was
+ * sealed: 0 with *data and *len the plaintext, or CPN_E_SEAL (counted). A
+ * reply with an error status and no payload needs no opening.
+ */
+static int unseal(struct cpn_client *cl, const struct slot *s, const struct cpn_hdr *h, bool sealed,
+		  uint8_t status, uint8_t *p, uint32_t len, const void **data, size_t *dlen)
+{
+	uint8_t ad[CPN_SEAL_AD_LEN];
+
+	*data = p;
+	*dlen = len;
+	if (cl->discard || (!s->sealed && !sealed) || (!sealed && status && !len))
+		return 0;
+	cpn_seal_ad(h, ad);
+	if (!s->sealed || !sealed || !cl->have_pkey || cpn_open_inplace(cl->pkey, ad, p, len)) {
+		cl->st.unseal_failed++;
+		return CPN_E_SEAL;
+	}
+	*data = p + CPN_SEAL_NONCE_LEN;
+	*dlen = len - CPN_SEAL_OVERHEAD;
+	return 0;
+}
+
 /* A REPLY fragment (data) for slot s. */
 static void rx_reply_frag(struct cpn_client *cl, struct slot *s, const struct cpn_hdr *h,
 			  uint32_t total, uint32_t off, const uint8_t *data, uint32_t len,
@@ -855,6 +884,7 @@ static void rx_reply_frag(struct cpn_client *cl, struct slot *s, const struct cp
 			fr->cap = total;
 		}
 		fr->reply_started = true;
+		fr->rsealed = false;
 		fr->counted = true;
 		cl->reasm_used += total;
 		fr->total = total;
@@ -887,6 +917,8 @@ static void rx_reply_frag(struct cpn_client *cl, struct slot *s, const struct cp
 	}
 	if (len && !cl->discard)
 		memcpy(fr->buf + off, data, len);
+	if (cpn_ntohs(h->flags) & CPN_F_SEALED)
+		fr->rsealed = true;
 	fr->held += len;
 	if (!(cpn_ntohs(h->flags) & CPN_F_CONT) || !fr->have_last) {
 		fr->rstatus = h->status;
@@ -900,9 +932,15 @@ static void rx_reply_frag(struct cpn_client *cl, struct slot *s, const struct cp
 	}
 	if (fr->held == fr->total) {
 		uint8_t st = fr->rstatus;
+		const void *d;
+		size_t dl;
 
-		complete(cl, s, st ? CPN_E_REMOTE : 0, st, fr->rnode, cl->discard ? NULL : fr->buf,
-			 fr->total, now, q);
+		if (unseal(cl, s, h, fr->rsealed, st, fr->buf, fr->total, &d, &dl)) {
+			complete(cl, s, CPN_E_SEAL, st, fr->rnode, NULL, 0, now, q);
+			return;
+		}
+		complete(cl, s, st ? CPN_E_REMOTE : 0, st, fr->rnode, cl->discard ? NULL : d, dl,
+			 now, q);
 	}
 }
 
@@ -1051,8 +1089,20 @@ static void rx_one(struct cpn_client *cl, const uint8_t *buf, uint32_t len, bool
 		cl->st.frag_bad++;
 		return;
 	}
-	complete(cl, s, h->status ? CPN_E_REMOTE : 0, h->status, cpn_ntohs(h->node_id),
-		 cl->discard ? NULL : buf + hl, cl->discard ? 0 : plen, now, q);
+	{
+		const void *d;
+		size_t dl;
+
+		/* The receive buffer is the client's: a sealed reply opens in it. */
+		if (unseal(cl, s, h, flags & CPN_F_SEALED, h->status, (uint8_t *)buf + hl, plen, &d,
+			   &dl)) {
+			complete(cl, s, CPN_E_SEAL, h->status, cpn_ntohs(h->node_id), NULL, 0, now,
+				 q);
+			return;
+		}
+		complete(cl, s, h->status ? CPN_E_REMOTE : 0, h->status, cpn_ntohs(h->node_id),
+			 cl->discard ? NULL : d, cl->discard ? 0 : dl, now, q);
+	}
 	if (!cl->discard)
 		q->refs_rx = true;
 }
@@ -1361,6 +1411,38 @@ int cpn_client_set_key_bytes(struct cpn_client *cl, const uint8_t key[16])
 	return 0;
 }
 
+int cpn_client_set_payload_key_bytes(struct cpn_client *cl, const uint8_t key[32])
+{
+	if (!cl)
+		return CPN_E_INVAL;
+	if (!key) {
+		cl->have_pkey = false;
+		memset(cl->pkey, 0, sizeof(cl->pkey));
+		return 0;
+	}
+	if (cpn_seal_init())
+		return CPN_E_SYS;
+	memcpy(cl->pkey, key, sizeof(cl->pkey));
+	cl->have_pkey = true;
+	return 0;
+}
+
+int cpn_client_set_payload_key(struct cpn_client *cl, const char *hex)
+{
+	uint8_t k[CPN_SEAL_KEY_LEN];
+	int rc;
+
+	if (!cl)
+		return CPN_E_INVAL;
+	if (!hex)
+		return cpn_client_set_payload_key_bytes(cl, NULL);
+	if (cpn_seal_key_parse(hex, k))
+		return CPN_E_INVAL;
+	rc = cpn_client_set_payload_key_bytes(cl, k);
+	memset(k, 0, sizeof(k));
+	return rc;
+}
+
 int cpn_client_setopt(struct cpn_client *cl, enum cpn_client_opt opt, uint64_t v)
 {
 	uint32_t hl;
@@ -1553,12 +1635,16 @@ static int take(struct cpn_client *cl, const struct cpn_req *r, uint64_t now, ui
 {
 	uint32_t session = r->session_key ? r->session_key : cl->session;
 	bool sticky = (r->flags & CPN_REQ_STICKY) || (cl->sticky && session);
-	bool large = hdr_len(cl) + r->len > cl->dgram_max;
+	bool seal = cl->have_pkey;
+	size_t wire = r->len + (seal ? CPN_SEAL_OVERHEAD : 0);
+	bool large = hdr_len(cl) + wire > cl->dgram_max;
+	uint16_t wflags;
 	struct slot *s;
+	uint64_t id;
 
 	if ((r->len && !r->data) || (sticky && !session) || r->flags & ~31u)
 		return CPN_E_INVAL;
-	if (r->len > cl->max_message)
+	if (r->len > cl->max_message || wire > CPN_FRAG_MAX_TOTAL)
 		return CPN_E_TOO_LARGE;
 	if (cl->inflight >= cl->max_inflight)
 		return CPN_E_FULL;
@@ -1571,7 +1657,38 @@ static int take(struct cpn_client *cl, const struct cpn_req *r, uint64_t now, ui
 	}
 	if (large && !frag_get(s))
 		return CPN_E_NOMEM;
-	if (r->len && !(r->flags & CPN_REQ_NOCOPY)) {
+	id = id_of(cl, cl->ctr);
+	/* FRAG_OK: a reply too large for one datagram may come as fragments.
+	 * A signed request is always fresh: FRESH and the stamp under the tag.
+	 */
+	wflags = (uint16_t)(CPN_F_FRAG_OK | (cl->have_key ? CPN_F_AUTH | CPN_F_FRESH : 0) |
+			    (sticky ? CPN_F_STICKY : 0) | (seal ? CPN_F_SEALED : 0));
+	if (seal) {
+		/* Sealed whole, once: every attempt and fragment sends these bytes. */
+		struct cpn_msg m;
+		struct cpn_hdr h;
+		uint8_t ad[CPN_SEAL_AD_LEN];
+
+		if (s->own_cap < wire) {
+			uint8_t *b = realloc(s->own, wire);
+
+			if (!b)
+				return CPN_E_NOMEM;
+			s->own = b;
+			s->own_cap = (uint32_t)wire;
+		}
+		cpn_msg_init(&m, CPN_T_REQUEST);
+		m.flags = wflags;
+		m.service_id = cl->service;
+		m.tenant_id = cl->tenant;
+		m.session_key = session;
+		m.request_id = id;
+		cpn_hdr_encode(&m, &h);
+		cpn_seal_ad(&h, ad);
+		if (cpn_seal(cl->pkey, ad, r->data, r->len, s->own))
+			return CPN_E_SYS;
+		s->data = s->own;
+	} else if (r->len && !(r->flags & CPN_REQ_NOCOPY)) {
 		if (s->own_cap < r->len) {
 			uint8_t *b = realloc(s->own, r->len);
 
@@ -1585,14 +1702,13 @@ static int take(struct cpn_client *cl, const struct cpn_req *r, uint64_t now, ui
 	} else {
 		s->data = r->data;
 	}
-	s->id = id_of(cl, cl->ctr++);
+	s->id = id;
+	cl->ctr++;
 	s->user = r->user;
-	s->len = (uint32_t)r->len;
+	s->len = (uint32_t)wire;
 	s->session = session;
-	/* FRAG_OK: a reply too large for one datagram may come as fragments. */
-	/* A signed request is always fresh: FRESH and the stamp under the tag. */
-	s->wflags = (uint16_t)(CPN_F_FRAG_OK | (cl->have_key ? CPN_F_AUTH | CPN_F_FRESH : 0) |
-			       (sticky ? CPN_F_STICKY : 0));
+	s->wflags = wflags;
+	s->sealed = seal;
 	s->stamp = 0;
 	s->class_ = r->flags & CPN_REQ_CLASS ? r->class_ : cl->class_;
 	s->rflags = (uint8_t)r->flags;

@@ -238,6 +238,32 @@ int cpn_worker_config_set(struct cpn_worker_config *c, const char *name, const c
 		c->node.have_join_key = 1;
 		return 0;
 	}
+	if (!strcmp(key, "payload-key")) {
+		/* TENANT:HEX64; again for a tenant: its key replaced. */
+		const char *colon = strchr(value, ':');
+		uint8_t k[CPN_SEAL_KEY_LEN];
+		char t[16];
+		int i;
+
+		if (!colon || (size_t)(colon - value) >= sizeof(t))
+			return cfg_err(c, -EINVAL, "payload-key wants TENANT:HEX64, not '%s'",
+				       value);
+		memcpy(t, value, (size_t)(colon - value));
+		t[colon - value] = 0;
+		if (cpn_parse_u64(t, 0, UINT32_MAX, &u))
+			return cfg_err(c, -EINVAL, "payload-key: bad tenant '%s'", t);
+		if (cpn_seal_key_parse(colon + 1, k))
+			return cfg_err(c, -EINVAL, "payload-key: tenant %s wants 64 hex digits", t);
+		for (i = 0; i < c->node.n_pkeys && c->node.pkeys[i].tenant != u; i++)
+			;
+		if (i == WK_MAX_PKEYS)
+			return cfg_err(c, -EINVAL, "payload-key: at most %d tenants", WK_MAX_PKEYS);
+		c->node.pkeys[i].tenant = (uint32_t)u;
+		memcpy(c->node.pkeys[i].key, k, sizeof(k));
+		if (i == c->node.n_pkeys)
+			c->node.n_pkeys++;
+		return 0;
+	}
 	if (!strcmp(key, "hop-key")) {
 		__u64 k[2];
 

@@ -53,6 +53,10 @@ struct wk_stats {
 	uint64_t ignored_malformed, ignored_type;
 	/* requests dropped by the hop key's checks (worker_guard.h) */
 	uint64_t dropped_unrouted, dropped_stale, dropped_replay;
+	/* sealed requests: opened, refused (no key for the tenant, or they did
+	 * not open: REPLY BAD_REQUEST)
+	 */
+	uint64_t sealed_opened, sealed_refused;
 	uint64_t send_errors;
 	uint64_t batch_hist[WK_BATCH_BUCKETS + 1]; /* the last: +Inf (never used) */
 	uint64_t batch_count, batch_sum;

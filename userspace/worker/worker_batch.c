@@ -41,6 +41,50 @@ static int token_due(const struct wk_batcher *b)
  * A reply larger than a datagram goes to the large replies' sender (a
  * copy), or, where the node has no memory for it, is answered BUSY.
  */
+static const uint8_t *pkey_of(const struct wk_batcher *b, uint32_t tenant)
+{
+	for (int i = 0; i < b->n_pkeys; i++)
+		if (b->pkeys[i].tenant == tenant)
+			return b->pkeys[i].key;
+	return NULL;
+}
+
+/* Seal the reply payload of place i for the reply m: 0 (rep points at the
+ * sealed bytes), or -1.
+ */
+static int seal_reply(struct wk_batcher *b, struct wk_slot *s, int i, const uint8_t *key,
+		      struct cpn_msg *m, struct wk_reply *rep)
+{
+	uint32_t need = rep->len + CPN_SEAL_OVERHEAD;
+	uint8_t ad[CPN_SEAL_AD_LEN];
+	struct cpn_hdr h;
+	struct cpn_msg am;
+
+	if (rep->len > CPN_FRAG_MAX_TOTAL - CPN_SEAL_OVERHEAD || (rep->len && !rep->payload))
+		return -1;
+	if (s->seal_cap[i] < need) {
+		uint8_t *p = realloc(s->seal_buf[i], need);
+
+		if (!p)
+			return -1;
+		s->seal_buf[i] = p;
+		s->seal_cap[i] = need;
+	}
+	m->flags |= CPN_F_SEALED;
+	/* The header as it leaves: what wk_tx_seal() adds, too. */
+	am = *m;
+	am.magic = CPN_MAGIC;
+	am.version = CPN_VERSION;
+	am.flags |= CPN_F_FRESH | (b->tx->have_key ? CPN_F_AUTH : 0);
+	cpn_hdr_encode(&am, &h);
+	cpn_seal_ad(&h, ad);
+	if (cpn_seal(key, ad, rep->payload, rep->len, s->seal_buf[i]))
+		return -1;
+	rep->payload = s->seal_buf[i];
+	rep->len = need;
+	return 0;
+}
+
 static void reply_batch(struct wk_batcher *b, struct wk_slot *s, int n)
 {
 	uint64_t now = cpn_now_ns();
@@ -48,12 +92,26 @@ static void reply_batch(struct wk_batcher *b, struct wk_slot *s, int n)
 
 	for (int i = 0; i < n; i++) {
 		struct wk_req *r = s->batch[i];
-		const struct wk_reply *rep = &s->rep[i];
+		struct wk_reply *rep = &s->rep[i];
 		uint64_t us = (now - r->t_rx) / 1000;
 		struct cpn_msg m;
 		uint8_t st = rep->status < WK_ST_N ? rep->status : CPN_ST_KERNEL_ERROR;
+		const uint8_t *key;
 
 		wk_msg_answer(&m, &r->m, CPN_T_REPLY);
+		/* A sealed request's reply is sealed under the same key (a request
+		 * that did not open is answered BAD_REQUEST, in clear, with nothing).
+		 */
+		if ((r->m.flags & CPN_F_SEALED) && st != CPN_ST_BAD_REQUEST &&
+		    (key = pkey_of(b, r->m.tenant_id))) {
+			if (st != CPN_ST_OK)
+				rep->len = 0;
+			if (seal_reply(b, s, i, key, &m, rep)) {
+				st = CPN_ST_KERNEL_ERROR;
+				rep->len = 0;
+				m.flags &= (uint16_t)~CPN_F_SEALED;
+			}
+		}
 		m.status = st;
 		if (token && i == n - 1)
 			m.flags |= CPN_F_TOKEN;
@@ -74,7 +132,7 @@ static void reply_batch(struct wk_batcher *b, struct wk_slot *s, int n)
 		}
 		wk_load_fill(b->q, &m);
 		wk_tx_seal(b->tx, &m, &s->out[k], &r->src);
-		if (st == CPN_ST_OK && rep->len) {
+		if ((st == CPN_ST_OK || (m.flags & CPN_F_SEALED)) && rep->len) {
 			s->out[k].pl = rep->payload;
 			s->out[k].plen = rep->payload ? rep->len : 0;
 		}
@@ -89,6 +147,43 @@ static void reply_batch(struct wk_batcher *b, struct wk_slot *s, int n)
 	}
 }
 
+/* Open the batch's sealed requests in place; those that do not open (no
+ * key for the tenant, another key, altered) go to the end of the batch.
+ * Returns how many are good (the first ones).
+ */
+static int open_sealed(struct wk_batcher *b, struct wk_slot *s, int n)
+{
+	int good = n;
+
+	for (int i = 0; i < good;) {
+		struct wk_req *r = s->batch[i];
+		uint8_t ad[CPN_SEAL_AD_LEN];
+		struct cpn_hdr h;
+		const uint8_t *key;
+
+		if (!(r->m.flags & CPN_F_SEALED)) {
+			i++;
+			continue;
+		}
+		cpn_hdr_encode(&r->m, &h);
+		cpn_seal_ad(&h, ad);
+		key = pkey_of(b, r->m.tenant_id);
+		if (key && !cpn_open_inplace(key, ad, r->payload, r->len)) {
+			WK_ADD(b->st, sealed_opened, 1);
+			i++;
+			continue;
+		}
+		WK_ADD(b->st, sealed_refused, 1);
+		/* Refused: its place at the end, and its flag off (its reply
+		 * goes in clear).
+		 */
+		r->m.flags &= (uint16_t)~CPN_F_SEALED;
+		s->batch[i] = s->batch[--good];
+		s->batch[good] = r;
+	}
+	return good;
+}
+
 static void *slot_main(void *arg)
 {
 	struct wk_slot *s = arg;
@@ -98,20 +193,26 @@ static void *slot_main(void *arg)
 	/* The synthetic kernel's sleeps and the batcher's deadlines are µs. */
 	prctl(PR_SET_TIMERSLACK, 1UL, 0, 0, 0);
 	while ((n = wk_queue_take(b->q, s->idx, s->batch)) > 0) {
+		int good = open_sealed(b, s, n);
+
 		for (int i = 0; i < n; i++) {
 			const struct wk_req *r = s->batch[i];
+			int sealed = r->m.flags & CPN_F_SEALED;
 
 			s->reqv[i] = (struct cpn_worker_request){
-			    .payload = r->payload,
-			    .len = r->len,
+			    .payload = sealed ? r->payload + CPN_SEAL_NONCE_LEN : r->payload,
+			    .len = sealed ? r->len - CPN_SEAL_OVERHEAD : r->len,
 			    .service = r->m.service_id,
 			    .tenant = r->m.tenant_id,
 			    .session = r->m.session_key,
 			    .request_id = r->m.request_id,
 			};
-			s->rep[i] = (struct wk_reply){.status = CPN_ST_KERNEL_ERROR};
+			s->rep[i] = (struct wk_reply){.status = i < good ? CPN_ST_KERNEL_ERROR
+									 : CPN_ST_BAD_REQUEST};
 		}
-		b->h->run(s->inst, s->reqv, n, s->rep);
+		/* The handler sees the requests that opened, in clear. */
+		if (good)
+			b->h->run(s->inst, s->reqv, good, s->rep);
 		wk_queue_done(b->q, s->idx, n);
 		batch_hist_add(b, n);
 		reply_batch(b, s, n);
@@ -174,7 +275,9 @@ int wk_batcher_init(struct wk_batcher *b, struct wk_queue *q, struct wk_tx *tx, 
 		s->reqv = calloc(B, sizeof(*s->reqv));
 		s->rep = calloc(B, sizeof(*s->rep));
 		s->out = calloc(B, sizeof(*s->out));
-		if (!s->batch || !s->reqv || !s->rep || !s->out)
+		s->seal_buf = calloc(B, sizeof(*s->seal_buf));
+		s->seal_cap = calloc(B, sizeof(*s->seal_cap));
+		if (!s->batch || !s->reqv || !s->rep || !s->out || !s->seal_buf || !s->seal_cap)
 			goto nomem;
 		*err = 0;
 		s->inst = h->slot_open(h->ctx, i, max_batch, err, errlen);
@@ -237,6 +340,10 @@ void wk_batcher_fini(struct wk_batcher *b)
 		free(s->reqv);
 		free(s->rep);
 		free(s->out);
+		for (int k = 0; s->seal_buf && k < b->max_batch; k++)
+			free(s->seal_buf[k]);
+		free(s->seal_buf);
+		free(s->seal_cap);
 	}
 	free(b->slots);
 	b->slots = NULL;

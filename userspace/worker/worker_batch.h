@@ -14,6 +14,7 @@
 #include <pthread.h>
 
 #include "cpn/worker.h"
+#include "cpn_seal.h"
 #include "worker_frag.h"
 
 /* A request's answer, filled by the handler: its status (enum
@@ -75,14 +76,27 @@ struct wk_slot {
 	struct cpn_worker_request *reqv; /* the batch as the handler sees it */
 	struct wk_reply *rep;
 	struct wk_out *out;
+	/* sealed replies (one buffer per place in the batch, kept) */
+	uint8_t **seal_buf;
+	uint32_t *seal_cap;
 };
+
+/* A tenant's payload key (sealed payloads, cpn_seal.h). */
+struct wk_pkey {
+	uint32_t tenant;
+	uint8_t key[CPN_SEAL_KEY_LEN];
+};
+
+#define WK_MAX_PKEYS 64
 
 struct wk_batcher {
 	struct wk_queue *q;
 	struct wk_tx *tx;
 	struct wk_stats *st;
 	const struct wk_handler *h;
-	struct wk_fragtx *fragtx; /* large replies (NULL: answered BUSY) */
+	struct wk_fragtx *fragtx;    /* large replies (NULL: answered BUSY) */
+	const struct wk_pkey *pkeys; /* payload keys by tenant */
+	int n_pkeys;
 	int n_slots, max_batch;
 	int token_rule; /* WK_TOKEN_*, or T > 0: below:T */
 	struct wk_slot *slots;

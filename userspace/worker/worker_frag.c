@@ -316,7 +316,14 @@ static enum wk_frag_verdict first_frag(struct wk_reasm *ra, const struct wk_addr
 		res->status = CPN_ST_TOO_LARGE;
 		return WK_FV_REPLY;
 	}
-	if (payload_ok && !payload_ok(ctx, total)) {
+	if ((in->flags & CPN_F_SEALED) && total < CPN_SEAL_OVERHEAD) {
+		WK_ADD(ra->st, sealed_refused, 1);
+		res->status = CPN_ST_BAD_REQUEST;
+		return WK_FV_REPLY;
+	}
+	/* The handler judges the plaintext of a sealed message. */
+	if (payload_ok &&
+	    !payload_ok(ctx, in->flags & CPN_F_SEALED ? total - CPN_SEAL_OVERHEAD : total)) {
 		res->status = CPN_ST_BAD_REQUEST;
 		return WK_FV_REPLY;
 	}

@@ -202,6 +202,12 @@ int wk_node_open(struct wk_node *n, const struct wk_node_cfg *c, const struct wk
 		return rc;
 	n->b.token_rule = c->token_rule;
 	n->b.fragtx = &n->fragtx;
+	n->b.pkeys = n->c.pkeys;
+	n->b.n_pkeys = n->c.n_pkeys;
+	if (n->c.n_pkeys && cpn_seal_init()) {
+		snprintf(err, errlen, "payload-key: libsodium does not start");
+		return -EINVAL;
+	}
 	if (wk_sync_init(&n->hb_lock, &n->hb_cond)) {
 		snprintf(err, errlen, "cannot initialise the heartbeat's locks");
 		return -EINVAL;

@@ -32,7 +32,9 @@ struct wk_node_cfg {
 	int have_join_key; /* LOADs carry the join tag (then key is the join key) */
 	int have_hop_key;  /* only requests with a valid hop tag are answered */
 	__u64 hop_key[2];
-	unsigned freshness_ms; /* stamps and the replay cache's window */
+	unsigned freshness_ms;		    /* stamps and the replay cache's window */
+	struct wk_pkey pkeys[WK_MAX_PKEYS]; /* payload keys by tenant (sealed payloads) */
+	int n_pkeys;
 	int max_batch;
 	unsigned max_delay_us;
 	int capacity; /* batch slots */

@@ -77,6 +77,7 @@ static struct wk_req *rx_one(struct wk_rx *rx, struct rx_ctx *c, int i, uint64_t
 	uint32_t off, plen;
 	struct cpn_msg in, out;
 	struct wk_req *r;
+	int sealed_short;
 
 	c->src[i].len = c->mm[i].msg_hdr.msg_namelen;
 	if ((c->mm[i].msg_hdr.msg_flags & MSG_TRUNC) || cpn_hdr_check(h, len) != CPN_HDR_OK) {
@@ -114,7 +115,16 @@ static struct wk_req *rx_one(struct wk_rx *rx, struct rx_ctx *c, int i, uint64_t
 		return v == WK_FV_DONE ? res.req : NULL;
 	}
 	WK_ADD(rx->st, requests, 1);
-	if (rx->h->payload_ok && !rx->h->payload_ok(rx->h->ctx, plen)) {
+	/* The handler judges the plaintext of a sealed payload; one too short
+	 * to be sealed is refused here.
+	 */
+	sealed_short = (in.flags & CPN_F_SEALED) && plen < CPN_SEAL_OVERHEAD;
+	if (sealed_short)
+		WK_ADD(rx->st, sealed_refused, 1);
+	if (sealed_short ||
+	    (rx->h->payload_ok &&
+	     !rx->h->payload_ok(rx->h->ctx,
+				in.flags & CPN_F_SEALED ? plen - CPN_SEAL_OVERHEAD : plen))) {
 		wk_msg_answer(&out, &in, CPN_T_REPLY);
 		out.status = CPN_ST_BAD_REQUEST;
 		wk_load_fill(rx->q, &out);
