@@ -195,7 +195,7 @@ def flood(a):
             data = [bytes.fromhex(x.strip()) for x in f if x.strip()]
     else:
         key = a.key or os.urandom(16)
-        data = [join_load(key, random.randint(100, 60000), ip, port, capacity=8, worker_us=200)
+        data = [join_load(key, random.randint(100, 1023), ip, port, capacity=8, worker_us=200)
                 for _ in range(256)]
     rate = min(a.rate, 1_000_000.0)
     dur = min(a.duration, MAX_SECONDS)

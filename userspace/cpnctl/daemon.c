@@ -396,7 +396,7 @@ static int join_check(const struct cpn_cfg *cfg, const struct cfg_node *n,
 	if (!cpn_cfg_join_allowed(cfg, n))
 		return snprintf(text, tlen, "address not in an auto_join prefix"), CPN_JR_PREFIX;
 	if (!cfg->auto_join.has_key)
-		goto id;
+		return 0;
 	if (!(h->flags & htons(CPN_F_AUTH)) || len < CPN_HDR_LEN + CPN_TAG_LEN)
 		return snprintf(text, tlen, "not signed with the auto_join key"), CPN_JR_UNSIGNED;
 	memcpy(&tag, buf + CPN_HDR_LEN, sizeof(tag));
@@ -416,10 +416,15 @@ static int join_check(const struct cpn_cfg *cfg, const struct cfg_node *n,
 		return snprintf(text, tlen, "stamp %d ms from this router's clock (window %u ms)",
 				(int)skew, window),
 		       CPN_JR_STALE;
-id:
-	if (cpn_cfg_node(cfg, n->id))
-		return snprintf(text, tlen, "node id %u is another node's", n->id), CPN_JR_ID_TAKEN;
 	return 0;
+}
+
+static int id_check(const struct cpn_cfg *cfg, __u16 id, char *text, size_t tlen)
+{
+	if (!cpn_cfg_node(cfg, id))
+		return 0;
+	snprintf(text, tlen, "node id %u is another node's", id);
+	return CPN_JR_ID_TAKEN;
 }
 
 /* A refusal, counted; logged at most once a second per reason (with how
@@ -488,6 +493,9 @@ static int edit_join(struct cpn_cfg *cfg, void *arg, struct cpn_err *err)
 	int why = join_check(cfg, &j->n, j->from, j->h, j->buf, j->len, j->now_ms, j->text,
 			     sizeof(j->text));
 
+	if (!why)
+		why = id_check(cfg, j->n.id, j->text, sizeof(j->text));
+
 	if (why) {
 		j->why = why;
 		return snprintf(err->msg, sizeof(err->msg), "refused"), CPN_EXIT_USAGE;
@@ -541,6 +549,8 @@ static void join(struct daemon *d, const struct sockaddr_in6 *from, const __u8 *
 			 why == CPN_JR_REPLAY ? "join tag seen before (a replay)"
 					      : "too many joins within the window to remember");
 	}
+	if (!why)
+		why = id_check(&d->cfg, j.n.id, j.text, sizeof(j.text));
 	if (!why && !src_take(g, from->sin6_addr.s6_addr, now)) {
 		why = CPN_JR_RATE_SOURCE;
 		snprintf(j.text, sizeof(j.text), "over %d joins a second from this address",
@@ -1698,6 +1708,8 @@ int cpnctl_daemon(const struct cpnctl_daemon_opts *o)
 					logf_("SIGHUP: %s refused, the running state is unchanged: "
 					      "%s",
 					      o->config, err.msg);
+			} else {
+				logf_("SIGHUP: reloading the desired state");
 			}
 			reload(d);
 		}
