@@ -57,6 +57,7 @@
 #include "cpn/proto.h"
 #include "cpn-load.h"
 #include "hist.h"
+#include "cpn_seal.h"
 #include "cpn_util.h"
 
 #define SEQ_BITS     40
@@ -76,11 +77,13 @@ struct opts {
 	bool have_key;
 	__u64 key[2];
 	const char *key_hex;
-	double rate;	 /* open loop when > 0 */
-	bool poisson;	 /* else uniform */
-	uint32_t conc;	 /* closed loop when > 0 */
-	double duration; /* seconds, or */
-	uint64_t count;	 /* requests */
+	const char *pkey_hex; /* payload key: requests sealed, replies opened */
+	bool read_replies;    /* reply payloads read (and opened), not discarded */
+	double rate;	      /* open loop when > 0 */
+	bool poisson;	      /* else uniform */
+	uint32_t conc;	      /* closed loop when > 0 */
+	double duration;      /* seconds, or */
+	uint64_t count;	      /* requests */
 	uint64_t timeout_ns;
 	enum kernel kernel;
 	uint32_t payload_bytes;
@@ -106,8 +109,8 @@ struct pend {
 struct load_client {
 	struct cpn_client *cl;
 	pthread_mutex_t lock;
-	bool measuring;		 /* first_measured is set */
-	uint64_t first_measured; /* id of its first measured request */
+	bool measuring;		 /* its first measured request was sent */
+	uint64_t first_measured; /* ... at this time, CLOCK_MONOTONIC ns */
 	struct gen *g;
 } __attribute__((aligned(64)));
 
@@ -147,6 +150,7 @@ struct gen {
 	uint64_t *share; /* per node_id */
 	/* From the library's counters, at the end. */
 	uint64_t unexpected, send_errors;
+	uint64_t unsealed; /* replies that did not open (--payload-key), counted in lost */
 };
 
 static atomic_bool stop_req;
@@ -163,7 +167,8 @@ static void usage(FILE *f)
 {
 	fprintf(
 	    f,
-	    "usage: cpn-load --to VIP:PORT --service S --tenant T [--key HEX32]\n"
+	    "usage: cpn-load --to VIP:PORT --service S --tenant T [--key HEX32] [--payload-key "
+	    "HEX64]\n"
 	    "                (--rate R [--arrivals poisson|uniform] | --concurrency C)\n"
 	    "                (--duration SECONDS | --count N) [--timeout MS]\n"
 	    "                [--kernel echo|mlp|vsearch|synthetic] [--payload-bytes N]\n"
@@ -184,6 +189,9 @@ static void usage(FILE *f)
 	    "  --timeout MS          a request with no answer within MS is lost (1000);\n"
 	    "                        after the last send cpn-load waits at most this long\n"
 	    "  --key HEX32           tenant key: requests carry AUTH and the SipHash tag\n"
+	    "  --payload-key HEX64   tenant payload key: payloads sealed end to end\n"
+	    "                        (XChaCha20-Poly1305), replies read and opened\n"
+	    "  --read-replies        read reply payloads (by default only headers are)\n"
 	    "  --kernel K            payload: echo (--payload-bytes random bytes, 64),\n"
 	    "                        mlp (--mlp-in float32, 256), vsearch (uint32 k =\n"
 	    "                        --vs-k (10), then a unit vector of --vs-dim float32\n"
@@ -213,6 +221,8 @@ static void usage(FILE *f)
 	    "  duplicates     second answers to one request\n"
 	    "  unexpected     datagrams that answer no request of this run\n"
 	    "  send_errors    sends refused (ICMP) or retried for a full socket buffer\n"
+	    "  sealed, unseal_failed   --payload-key given; replies that did not open\n"
+	    "                 (counted in lost)\n"
 	    "  latency_us     REPLY latency, µs: count, min, mean, stddev, p50, p90, p99,\n"
 	    "                 p99.9, max (log-linear histogram, <= 0.2 %% coarse)\n"
 	    "  latency_hist   [[lowest_us, highest_us, count], ...] power-of-two buckets\n"
@@ -340,13 +350,18 @@ static int make_payloads(struct gen *g)
 }
 
 /* An answer to a request no longer in flight: late or a duplicate, counted
- * when the request was measured (ids grow along a client's sending).
+ * once the measured part began (request ids are unpredictable, so they do
+ * not say which part a request was of): a duplicate from then on, a late
+ * answer from one timeout after its first send on (no measured request
+ * expired before).
  */
 static void on_stray(void *arg, uint64_t id, int kind)
 {
 	struct load_client *lc = arg;
 
-	if (!lc->measuring || (int64_t)(id - lc->first_measured) < 0)
+	(void)id;
+	if (!lc->measuring ||
+	    (kind == CPN_STRAY_LATE && cpn_now_ns() - lc->first_measured < lc->g->o->timeout_ns))
 		return;
 	if (kind == CPN_STRAY_LATE)
 		lc->g->late++;
@@ -380,7 +395,10 @@ static int open_clients(struct gen *g, uint64_t inflight)
 		rc |= cpn_client_setopt(lc->cl, CPN_OPT_TIMEOUT_MS, tmo_ms ? tmo_ms : 1);
 		rc |= cpn_client_setopt(lc->cl, CPN_OPT_BUSY_RETRY, 0);
 		rc |= cpn_client_setopt(lc->cl, CPN_OPT_MAX_RETRIES, 0);
-		rc |= cpn_client_setopt(lc->cl, CPN_OPT_DISCARD_REPLY, 1);
+		rc |= cpn_client_setopt(lc->cl, CPN_OPT_DISCARD_REPLY,
+					!(o->read_replies || o->pkey_hex));
+		if (o->pkey_hex)
+			rc |= cpn_client_set_payload_key(lc->cl, o->pkey_hex);
 		rc |= cpn_client_setopt(lc->cl, CPN_OPT_DGRAM_MAX, MAX_DGRAM);
 		if (o->have_key)
 			rc |= cpn_client_set_key(lc->cl, o->key_hex);
@@ -454,6 +472,7 @@ static void gen_collect(struct gen *g)
 		cpn_client_stats(g->cls[i].cl, &st, sizeof(st));
 		g->unexpected += st.malformed + st.bad_type + st.foreign + st.unknown;
 		g->send_errors += st.send_refused + st.send_full;
+		g->unsealed += st.unseal_failed;
 	}
 }
 
@@ -499,7 +518,7 @@ static int tx_batch(struct gen *g, int n, const struct pend *pend, bool measured
 	if (off > 0 && !lc->measuring) {
 		for (int i = 0; i < off; i++)
 			if (g->reqs[i].user) {
-				lc->first_measured = g->ids[i];
+				lc->first_measured = ts;
 				lc->measuring = true;
 				break;
 			}
@@ -966,9 +985,10 @@ static void report_json(const struct gen *g, const struct summary *s)
 	printf(", \"busy_status\": ");
 	json_status_map(g->busy_status);
 	printf(", \"late\": %llu, \"duplicates\": %llu, \"unexpected\": %llu, "
-	       "\"send_errors\": %llu, ",
+	       "\"send_errors\": %llu, \"sealed\": %s, \"unseal_failed\": %llu, ",
 	       (unsigned long long)g->late, (unsigned long long)g->dup,
-	       (unsigned long long)g->unexpected, (unsigned long long)g->send_errors);
+	       (unsigned long long)g->unexpected, (unsigned long long)g->send_errors,
+	       g->o->pkey_hex ? "true" : "false", (unsigned long long)g->unsealed);
 	printf("\"latency_us\": {\"count\": %llu, \"min\": %llu, \"mean\": %.3f, "
 	       "\"stddev\": %.3f, \"p50\": %llu, \"p90\": %llu, \"p99\": %llu, "
 	       "\"p99.9\": %llu, \"max\": %llu}, ",
@@ -1107,12 +1127,16 @@ static void parse_args(int argc, char **argv, struct opts *o)
 		O_WARMUP,
 		O_SOCKETS,
 		O_THREADS,
+		O_PAYLOAD_KEY,
+		O_READ_REPLIES,
 	};
 	static const struct option lopts[] = {
 	    {"to", required_argument, NULL, O_TO},
 	    {"service", required_argument, NULL, O_SERVICE},
 	    {"tenant", required_argument, NULL, O_TENANT},
 	    {"key", required_argument, NULL, O_KEY},
+	    {"payload-key", required_argument, NULL, O_PAYLOAD_KEY},
+	    {"read-replies", no_argument, NULL, O_READ_REPLIES},
 	    {"rate", required_argument, NULL, O_RATE},
 	    {"arrivals", required_argument, NULL, O_ARRIVALS},
 	    {"concurrency", required_argument, NULL, O_CONC},
@@ -1258,6 +1282,17 @@ static void parse_args(int argc, char **argv, struct opts *o)
 		case O_SEED:
 			if (cpn_parse_u64(optarg, 0, UINT64_MAX, &o->seed))
 				bad_args("--seed: '%s' is not a number", optarg);
+			break;
+		case O_PAYLOAD_KEY: {
+			uint8_t k[32];
+
+			if (cpn_seal_key_parse(optarg, k))
+				bad_args("--payload-key: '%s' is not 64 hex digits", optarg);
+			o->pkey_hex = optarg;
+			break;
+		}
+		case O_READ_REPLIES:
+			o->read_replies = true;
 			break;
 		case O_JSON:
 			o->json = true;
