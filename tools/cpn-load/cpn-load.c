@@ -65,6 +65,7 @@
 #define MAX_SOCKETS  64
 #define PAYLOAD_POOL 16 /* distinct payloads per run (mlp, vsearch) */
 #define MAX_DGRAM    65507
+#define MAX_PAYLOAD  (16u << 20) /* echo: above a datagram, a large message of fragments */
 
 enum kernel { K_ECHO, K_MLP, K_VSEARCH, K_SYNTHETIC };
 static const char *const kernel_names[] = {"echo", "mlp", "vsearch", "synthetic"};
@@ -192,7 +193,8 @@ static void usage(FILE *f)
 	    "  --payload-key HEX64   tenant payload key: payloads sealed end to end\n"
 	    "                        (XChaCha20-Poly1305), replies read and opened\n"
 	    "  --read-replies        read reply payloads (by default only headers are)\n"
-	    "  --kernel K            payload: echo (--payload-bytes random bytes, 64),\n"
+	    "  --kernel K            payload: echo (--payload-bytes random bytes, 64; up\n"
+	    "                        to 16 MiB, above a datagram as fragments),\n"
 	    "                        mlp (--mlp-in float32, 256), vsearch (uint32 k =\n"
 	    "                        --vs-k (10), then a unit vector of --vs-dim float32\n"
 	    "                        (128)), synthetic (--payload-bytes, 0)\n"
@@ -400,6 +402,7 @@ static int open_clients(struct gen *g, uint64_t inflight)
 		if (o->pkey_hex)
 			rc |= cpn_client_set_payload_key(lc->cl, o->pkey_hex);
 		rc |= cpn_client_setopt(lc->cl, CPN_OPT_DGRAM_MAX, MAX_DGRAM);
+		rc |= cpn_client_setopt(lc->cl, CPN_OPT_MAX_MESSAGE, MAX_PAYLOAD + 4096);
 		if (o->have_key)
 			rc |= cpn_client_set_key(lc->cl, o->key_hex);
 		if (rc) {
@@ -1248,8 +1251,8 @@ static void parse_args(int argc, char **argv, struct opts *o)
 					 optarg);
 			break;
 		case O_PAYLOAD:
-			if (cpn_parse_u64(optarg, 0, MAX_DGRAM, &v))
-				bad_args("--payload-bytes: '%s' is not 0..65507", optarg);
+			if (cpn_parse_u64(optarg, 0, MAX_PAYLOAD, &v))
+				bad_args("--payload-bytes: '%s' is not 0..16777216", optarg);
 			o->payload_bytes = (uint32_t)v;
 			have_payload = true;
 			break;
@@ -1347,7 +1350,7 @@ static void parse_args(int argc, char **argv, struct opts *o)
 						 : o->payload_bytes;
 	uint32_t hl = CPN_HDR_LEN + (o->have_key ? CPN_TAG_LEN : 0);
 
-	if (hl + plen > MAX_DGRAM)
+	if (hl + plen > MAX_DGRAM && o->kernel != K_ECHO)
 		bad_args("%s", "the request would not fit in one datagram (65507 bytes)");
 	if (o->duration < 0)
 		o->duration = 0;
