@@ -6,8 +6,8 @@
         reply = c.call(b"payload", timeout=0.5)
 """
 from .client import (Client, Completion, Error, Busy, Timeout, RemoteError, TooLarge,
-                     ProtocolError)
+                     ProtocolError, SealError)
 from .worker import Worker, ST_OK, ST_BAD_REQUEST, ST_KERNEL_ERROR, ST_UNSUPPORTED  # noqa: E402,F401
 
 __all__ = ["Client", "Completion", "Error", "Busy", "Timeout", "RemoteError", "TooLarge",
-           "ProtocolError"]
+           "ProtocolError", "SealError"]

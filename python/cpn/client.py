@@ -6,8 +6,8 @@ import os
 from ._lib import lib
 
 # enum cpn_err
-E_INVAL, E_NOMEM, E_TIMEOUT, E_BUSY, E_REMOTE, E_TOO_LARGE, E_PROTO, E_CLOSED, E_FULL, E_SYS = \
-    range(-1, -11, -1)
+E_INVAL, E_NOMEM, E_TIMEOUT, E_BUSY, E_REMOTE, E_TOO_LARGE, E_PROTO, E_CLOSED, E_FULL, E_SYS, \
+    E_SEAL = range(-1, -12, -1)
 # enum cpn_client_opt
 _OPTS = {
     "timeout_ms": 1, "busy_retry": 2, "max_retries": 3, "retry_percent": 4, "retry_floor": 5,
@@ -50,8 +50,13 @@ class ProtocolError(Error):
     """The node does not take large messages."""
 
 
+class SealError(Error):
+    """A reply to a sealed request that does not open (another payload key, altered on the
+    way, or not sealed)."""
+
+
 _CLASSES = {E_BUSY: Busy, E_TIMEOUT: Timeout, E_REMOTE: RemoteError, E_TOO_LARGE: TooLarge,
-            E_PROTO: ProtocolError}
+            E_PROTO: ProtocolError, E_SEAL: SealError}
 
 
 def _error(code, remote=0, node=0):
@@ -78,7 +83,7 @@ _STATS = ["submitted", "completed", "replies", "remote_errors", "busy", "timeout
           "retries_busy", "retries_lost", "retries_denied", "tx_datagrams", "rx_datagrams",
           "tx_fragments", "rx_fragments", "tx_acks", "rx_acks", "malformed", "bad_type",
           "foreign", "unknown", "late", "duplicates", "frag_bad", "frag_dup", "send_refused",
-          "send_full", "send_dropped"]
+          "send_full", "send_dropped", "unseal_failed"]
 
 
 class _Stats(ctypes.Structure):
@@ -101,6 +106,8 @@ def _bind():
         "cpn_client_close": (None, [P]),
         "cpn_client_set_key": (I, [P, ctypes.c_char_p]),
         "cpn_client_set_key_bytes": (I, [P, ctypes.c_char_p]),
+        "cpn_client_set_payload_key": (I, [P, ctypes.c_char_p]),
+        "cpn_client_set_payload_key_bytes": (I, [P, ctypes.c_char_p]),
         "cpn_client_setopt": (I, [P, I, U64]),
         "cpn_client_getopt": (I, [P, I, ctypes.POINTER(U64)]),
         "cpn_client_fd": (I, [P]),
@@ -139,11 +146,13 @@ class Completion:
 
 class Client:
     """A client of one cpn service: Client("VIP:PORT" or "[v6]:PORT" or "A:P,B:P",
-    service=S, tenant=T, key=None (32 hex digits or 16 bytes), **options) where
-    options are the CPN_OPT_* names in lower case (timeout_ms, busy_retry, max_retries,
-    session, sticky, max_message, ...). One thread at a time."""
+    service=S, tenant=T, key=None (32 hex digits or 16 bytes), payload_key=None (64 hex
+    digits or 32 bytes), **options) where options are the CPN_OPT_* names in lower case
+    (timeout_ms, busy_retry, max_retries, session, sticky, max_message, ...). With key,
+    requests are signed and fresh; with payload_key, payloads are sealed end to end and
+    replies opened (SealError for one that does not open). One thread at a time."""
 
-    def __init__(self, to, service, tenant, key=None, **options):
+    def __init__(self, to, service, tenant, key=None, payload_key=None, **options):
         L = _bind()
         err = ctypes.c_int(0)
         self._cl = L.cpn_client_open(to.encode(), service, tenant, ctypes.byref(err))
@@ -161,6 +170,15 @@ class Client:
                     rc = L.cpn_client_set_key(self._cl, key.encode())
                 if rc:
                     raise Error(rc, message="cpn: the key is not 32 hex digits")
+            if payload_key is not None:
+                if isinstance(payload_key, (bytes, bytearray)):
+                    if len(payload_key) != 32:
+                        raise Error(E_INVAL, message="cpn: a payload key is 32 bytes")
+                    rc = L.cpn_client_set_payload_key_bytes(self._cl, bytes(payload_key))
+                else:
+                    rc = L.cpn_client_set_payload_key(self._cl, payload_key.encode())
+                if rc:
+                    raise Error(rc, message="cpn: the payload key is not 64 hex digits")
             for name, value in options.items():
                 self.setopt(name, value)
         except Exception:

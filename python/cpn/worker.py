@@ -19,7 +19,9 @@ whole batch with status 2 (kernel error) and is logged on stderr.
 
 Every option of cpn-worker(8) that is the node's is a keyword, '-' written
 '_' (max_message="8M", key="00112233...", metrics="127.0.0.1:9100", ...);
-`routers` takes a list. serve() returns once SIGTERM or SIGINT drained the
+`routers` takes a list; hop_key=, join_key=, freshness_ms= as cpn-worker's options;
+payload_key={tenant: 64 hex digits or 32 bytes} opens those tenants' sealed
+requests before the callable sees them and seals their replies. serve() returns once SIGTERM or SIGINT drained the
 node (0), or 1 when a second signal stopped it early.
 """
 import ctypes
@@ -100,7 +102,7 @@ class Worker:
     """A cpn node whose batches a Python callable computes."""
 
     def __init__(self, listen, routers, node_id, kernel="python", payload_ok=None,
-                 queue_extra=None, **options):
+                 queue_extra=None, payload_key=None, **options):
         self._L = _bind()
         self.name = kernel
         self._payload_ok = payload_ok
@@ -115,7 +117,11 @@ class Worker:
         if isinstance(routers, str):
             routers = [routers]
         opts = dict(options, listen=listen, router=",".join(routers), node_id=node_id)
-        for k, v in opts.items():
+        # payload_key={tenant: 64 hex digits or 32 bytes}: one payload-key option each
+        pairs = list(opts.items()) + [
+            ("payload_key", "%d:%s" % (t, k.hex() if isinstance(k, (bytes, bytearray)) else k))
+            for t, k in (payload_key or {}).items()]
+        for k, v in pairs:
             if isinstance(v, (list, tuple)):
                 v = ",".join(str(x) for x in v)
             if self._L.cpn_worker_config_set(self._cfg, k.encode(), str(v).encode()):
