@@ -20,6 +20,8 @@
 # config under which no tenant may use the service is applied with a warning
 # naming it, its requests are refused and `status` says why, and a tenant
 # `any` opens it to every tenant;
+# `apply`, `status` and the daemon's log warn of nodes without keys and of
+# auto_join without a key, and say nothing when every key is there;
 # usage errors exit 2; `down` leaves nothing behind.
 # Pins, state and namespaces are this run's own; all removed on exit.
 set -u
@@ -81,7 +83,7 @@ bg_ns() { # ns, seconds, command...: a long-running process, bounded by its own 
 	timeout "$secs" nsenter --net="/run/netns/$ns" "$@"
 }
 
-N=12
+N=13
 echo "1..$N"
 bail() {
 	bail_rest "$N" "skipped after an earlier failure: $1"
@@ -151,6 +153,15 @@ write_cfg "$TMP/c3.yaml" least "1, 2, 3" "1 2 3"
 write_cfg "$TMP/c4.yaml" least "2, 3" "2 3"
 write_cfg "$TMP/c5.yaml" least "2, 3" "2 3" ""
 write_cfg "$TMP/c6.yaml" least "2, 3" "2 3" "  - {id: any, services: [resnet]}"
+K1=00112233445566778899aabbccddeeff
+K2=ffeeddccbbaa99887766554433221100
+# keys: c7 every node and auto_join, c8 node 2 only and auto_join without one.
+write_cfg "$TMP/c7.yaml" least "2, 3" "2 3"
+sed -i -e "s/weight: 100}/weight: 100, key: \"$K1\"}/" "$TMP/c7.yaml"
+echo "auto_join: {prefixes: [10.201.3.0/24], services: [resnet], key: \"$K2\"}" >>"$TMP/c7.yaml"
+write_cfg "$TMP/c8.yaml" least "2, 3" "2 3"
+sed -i -e "/id: 2,/s/weight: 100}/weight: 100, key: \"$K1\"}/" "$TMP/c8.yaml"
+echo "auto_join: {prefixes: [10.201.3.0/24], services: [resnet]}" >>"$TMP/c8.yaml"
 
 # 1. up: load through the skeleton, pin, attach natively, apply.
 : >"$log"
@@ -326,7 +337,7 @@ if [ "$a5" -eq 0 ] && grep -q "warning: no tenant may use service 'resnet' (id 1
 not d['services'][0]['tenants_allowed']" | grep -q True &&
 	echo "$st_text" | grep -q "refused acl [0-9]" &&
 	echo "$st_text" | grep -q "warning: no tenant may use this service" &&
-	[ "$a6" -eq 0 ] && ! grep -q warning "$TMP/apply6" && [ "$any_rc" -eq 0 ] &&
+	[ "$a6" -eq 0 ] && ! grep -q "warning: no tenant" "$TMP/apply6" && [ "$any_rc" -eq 0 ] &&
 	[ "$(jq_py 'd["replied"]' <"$TMP/stream.anyone")" = 200 ]; then
 	ok "no_tenant_for_a_service_warns_and_status_shows_refusals_by_reason_any_opens_it"
 else
@@ -400,7 +411,40 @@ for args in "" "frob" "status --bogus" "node add" "node add 0 10.0.0.1:1" "node 
 done
 [ "$bad" -eq 0 ] && ok "usage_errors_exit_2_with_usage" || not_ok "usage_errors_exit_2_with_usage"
 
-# 12. down: detached, unpinned, state forgotten; the daemon may stay.
+# 12. security warnings: a node without a key, auto_join without one, on
+# apply's stderr, in status (text and -j) and in the daemon's log; none with
+# every key set.
+fails=()
+W_NODE="warning: service resnet: node 3 has no key"
+W_JOIN="warning: auto_join has no key"
+ctl apply --config "$TMP/c7.yaml" >"$TMP/apply7" 2>&1 || fails+=("apply c7 failed: $(cat "$TMP/apply7")")
+grep -q "warning" "$TMP/apply7" && fails+=("apply with every key warned: $(cat "$TMP/apply7")")
+[ "$(ctl status -j | jq_py 'd["warnings"]')" = "[]" ] || fails+=("status -j warns with every key set")
+ctl apply --config "$TMP/c8.yaml" >"$TMP/apply8" 2>&1 || fails+=("apply c8 failed: $(cat "$TMP/apply8")")
+grep -qF "cpnctl: $W_NODE" "$TMP/apply8" || fails+=("apply did not warn of node 3: $(cat "$TMP/apply8")")
+grep -qF "cpnctl: $W_JOIN" "$TMP/apply8" || fails+=("apply did not warn of auto_join: $(cat "$TMP/apply8")")
+st_text=$(ctl status)
+echo "$st_text" | grep -qF "$W_NODE" && echo "$st_text" | grep -qF "$W_JOIN" ||
+	fails+=("status does not show the warnings")
+[ "$(ctl status -j | jq_py 'len(d["warnings"])')" = 2 ] || fails+=("status -j: not 2 warnings")
+for _ in $(seq 40); do
+	grep -qF "cpnctl daemon: $W_NODE" "$TMP/daemon.log" &&
+		grep -qF "cpnctl daemon: $W_JOIN" "$TMP/daemon.log" && break
+	sleep 0.05
+done
+grep -qF "cpnctl daemon: $W_NODE" "$TMP/daemon.log" && grep -qF "cpnctl daemon: $W_JOIN" "$TMP/daemon.log" ||
+	fails+=("the daemon did not log the warnings within 2 s")
+run ctl apply --config "$TMP/c4.yaml"
+if [ ${#fails[@]} -eq 0 ]; then
+	ok "keyless_nodes_and_auto_join_without_key_warned_on_apply_status_and_daemon_log"
+	echo "# $(grep -F "$W_NODE" "$TMP/apply8")"
+	echo "# $(grep -F "$W_JOIN" "$TMP/apply8")"
+else
+	not_ok "keyless_nodes_and_auto_join_without_key_warned_on_apply_status_and_daemon_log" \
+		"${fails[@]}" "$TMP/daemon.log"
+fi
+
+# 13. down: detached, unpinned, state forgotten; the daemon may stay.
 kill "$daemon_pid" 2>/dev/null
 wait "$daemon_pid" 2>/dev/null
 daemon_pid=""

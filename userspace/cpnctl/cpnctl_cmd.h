@@ -28,6 +28,16 @@ int cpnctl_show(const char *pin_dir, const char *state_dir, enum cpnctl_show wha
 int cpnctl_show_fleet(const char *etcd, const char *cluster, const char *pin_dir,
 		      const char *state_dir, bool json);
 
+/* The security gaps of a configuration (docs/SECURITY.md), one sentence
+ * each, to fn: a service whose nodes have no key, auto_join without a key,
+ * and, with `routers` above 1 (a cluster in etcd), no explicit shared
+ * fleet.hop_key. Returns how many.
+ */
+int cpnctl_security_warnings(const struct cpn_cfg *cfg, int routers,
+			     void (*fn)(void *arg, const char *msg), void *arg);
+/* Each of them on stderr as "cpnctl: warning: ...". */
+void cpnctl_warn_security(const struct cpn_cfg *cfg, int routers);
+
 /* ---- daemon.c ----------------------------------------------------------- */
 struct cpnctl_daemon_opts {
 	const char *pin_dir, *state_dir;

@@ -89,6 +89,7 @@ struct daemon {
 	struct timespec state_mtime;  /* of the state file when last loaded */
 	struct join_guard *guard;     /* rate limits, seen join tags, log limits */
 	struct cpn_daemon_counters c; /* on /metrics */
+	char warned[2048];	      /* the security warnings last logged */
 };
 
 static void logf_(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
@@ -124,6 +125,41 @@ static int render(void *arg, FILE *out)
 	return rc;
 }
 
+struct warn_buf {
+	char text[2048];
+	size_t len;
+};
+
+static void warn_collect(void *arg, const char *msg)
+{
+	struct warn_buf *b = arg;
+	int n = snprintf(b->text + b->len, sizeof(b->text) - b->len, "%s\n", msg);
+
+	if (n > 0)
+		b->len =
+		    b->len + (size_t)n < sizeof(b->text) ? b->len + (size_t)n : sizeof(b->text) - 1;
+}
+
+static void warn_log(void *arg, const char *msg)
+{
+	(void)arg;
+	logf_("warning: %s", msg);
+}
+
+/* The desired state's security gaps, logged when they change (and at start). */
+static void security_warnings(struct daemon *d)
+{
+	struct warn_buf b = {.len = 0};
+	int routers = d->o->etcd ? 2 : 1;
+
+	b.text[0] = 0;
+	cpnctl_security_warnings(&d->cfg, routers, warn_collect, &b);
+	if (!strcmp(b.text, d->warned))
+		return;
+	cpnctl_security_warnings(&d->cfg, routers, warn_log, NULL);
+	snprintf(d->warned, sizeof(d->warned), "%s", b.text);
+}
+
 /* Reload the desired state (after a change by us, the CLI or SIGHUP). */
 static int reload(struct daemon *d)
 {
@@ -144,6 +180,7 @@ static int reload(struct daemon *d)
 	cpn_cfg_free(&d->cfg);
 	d->cfg = cfg;
 	pthread_mutex_unlock(&d->lock);
+	security_warnings(d);
 	return 0;
 }
 

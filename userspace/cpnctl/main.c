@@ -373,6 +373,18 @@ static int outcome(int rc, const struct cpn_err *err)
 	return rc;
 }
 
+/* The security gaps of a configuration file that was just taken. */
+static void warn_file(const char *path, int routers)
+{
+	struct cpn_cfg cfg;
+	struct cpn_err err;
+
+	if (!path || cpn_cfg_load(path, &cfg, &err))
+		return;
+	cpnctl_warn_security(&cfg, routers);
+	cpn_cfg_free(&cfg);
+}
+
 static int run_up(const struct opts *o, const struct cpn_dirs *d)
 {
 	struct cpn_err err;
@@ -382,6 +394,8 @@ static int run_up(const struct opts *o, const struct cpn_dirs *d)
 	if (!rc)
 		printf("cpn router %s at %s\n", loaded ? "loaded and pinned" : "adopted",
 		       cpn_dirs_pin(d));
+	if (!rc)
+		warn_file(o->config, 1);
 	return outcome(rc, &err);
 }
 
@@ -414,12 +428,18 @@ static int run_apply(const struct opts *o, const struct cpn_dirs *d)
 		return cpnctl_usage(usage_apply, "apply needs --config FILE");
 	if ((rc = etcd_opts(o, usage_apply)))
 		return rc;
-	if (!o->etcd)
-		return outcome(cpn_op_apply_file(d, o->config, &err), &err);
+	if (!o->etcd) {
+		rc = cpn_op_apply_file(d, o->config, &err);
+		if (!rc)
+			warn_file(o->config, 1);
+		return outcome(rc, &err);
+	}
 	rc = cpn_op_publish(o->etcd, o->cluster, o->config, &rev, &err);
 	if (!rc)
 		printf("%s published to /cpn/%s/config: revision %lld\n", o->config,
 		       o->cluster ? o->cluster : CPN_FLEET_CLUSTER, (long long)rev);
+	if (!rc)
+		warn_file(o->config, 2); /* a cluster: its routers must share a hop key */
 	return outcome(rc, &err);
 }
 

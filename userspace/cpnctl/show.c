@@ -16,6 +16,78 @@
 #include "ops.h"
 #include "xdp_attach.h"
 
+/* ---- security warnings --------------------------------------------------- */
+
+/* Whether the configuration names a hop key that the routers share. */
+static bool explicit_hop_key(const struct cpn_cfg *cfg)
+{
+	(void)cfg;
+	return false;
+}
+
+static int say(void (*fn)(void *arg, const char *msg), void *arg, const char *msg)
+{
+	if (fn)
+		fn(arg, msg);
+	return 1;
+}
+
+int cpnctl_security_warnings(const struct cpn_cfg *cfg, int routers,
+			     void (*fn)(void *arg, const char *msg), void *arg)
+{
+	char msg[640];
+	int n = 0;
+
+	for (int i = 0; i < cfg->n_services; i++) {
+		const struct cfg_service *s = &cfg->services[i];
+		char ids[400] = "";
+		int k = 0;
+
+		for (int j = 0; j < s->n_nodes; j++) {
+			const struct cfg_node *nd = cpn_cfg_node(cfg, s->nodes[j]);
+			size_t l = strlen(ids);
+
+			if (!nd || nd->has_key)
+				continue;
+			if (l < sizeof(ids) - 8)
+				snprintf(ids + l, sizeof(ids) - l, "%s%u", k ? "," : "", nd->id);
+			k++;
+		}
+		if (!k)
+			continue;
+		snprintf(msg, sizeof(msg),
+			 "service %s: node%s %s ha%s no key: anyone on the path can forge %s "
+			 "replies and load reports (give every node a key)",
+			 s->name, k == 1 ? "" : "s", ids, k == 1 ? "s" : "ve",
+			 k == 1 ? "its" : "their");
+		n += say(fn, arg, msg);
+	}
+	if (cfg->has_auto_join && !cfg->auto_join.has_key) {
+		n += say(fn, arg,
+			 "auto_join has no key: any host in its prefixes can join as a node "
+			 "(give auto_join a key, and the nodes --join-key)");
+	}
+	if (routers > 1 && !explicit_hop_key(cfg)) {
+		n +=
+		    say(fn, arg,
+			"routers of a cluster without fleet.hop_key: each router draws its own hop "
+			"key and the others refuse the hop tags it writes (set fleet: {hop_key: "
+			"HEX32} in the cluster's configuration)");
+	}
+	return n;
+}
+
+static void warn_stderr(void *arg, const char *msg)
+{
+	(void)arg;
+	fprintf(stderr, "cpnctl: warning: %s\n", msg);
+}
+
+void cpnctl_warn_security(const struct cpn_cfg *cfg, int routers)
+{
+	cpnctl_security_warnings(cfg, routers, warn_stderr, NULL);
+}
+
 /* ---- JSON ---------------------------------------------------------------- */
 
 static void jstr(const char *s)
@@ -435,8 +507,23 @@ static void show_ifaces(struct cpn_ctl *ctl, const struct cpn_cfg *cfg, bool jso
 }
 
 /* newline: end JSON with one (not when it is inside another object). */
+static void warn_text(void *arg, const char *msg)
+{
+	(void)arg;
+	printf("warning: %s\n", msg);
+}
+
+static void warn_json(void *arg, const char *msg)
+{
+	int *n = arg;
+
+	printf("%s", (*n)++ ? "," : "");
+	jstr(msg);
+}
+
+/* routers: how many routers serve the cluster (status --etcd), else 1. */
 static int show_impl(const char *pin_dir, const char *state_dir, enum cpnctl_show what, bool json,
-		     bool newline)
+		     bool newline, int routers)
 {
 	struct node_view *nv = NULL;
 	struct cpn_ctl ctl;
@@ -470,6 +557,13 @@ static int show_impl(const char *pin_dir, const char *state_dir, enum cpnctl_sho
 			show_nodes(&ctl.maps, nv, nn, true);
 			printf(",\"interfaces\":");
 			show_ifaces(&ctl, &cfg, true);
+			{
+				int k = 0;
+
+				printf(",\"warnings\":[");
+				cpnctl_security_warnings(&cfg, routers, warn_json, &k);
+				printf("]");
+			}
 			printf(newline ? "}\n" : "}");
 		} else {
 			show_services(&ctl.maps, &cfg, nv, nn, false);
@@ -478,6 +572,10 @@ static int show_impl(const char *pin_dir, const char *state_dir, enum cpnctl_sho
 			if (cfg.n_ifaces) {
 				printf("\n");
 				show_ifaces(&ctl, &cfg, false);
+			}
+			if (cpnctl_security_warnings(&cfg, routers, NULL, NULL) > 0) {
+				printf("\n");
+				cpnctl_security_warnings(&cfg, routers, warn_text, NULL);
 			}
 		}
 		break;
@@ -510,7 +608,7 @@ static int show_impl(const char *pin_dir, const char *state_dir, enum cpnctl_sho
 
 int cpnctl_show(const char *pin_dir, const char *state_dir, enum cpnctl_show what, bool json)
 {
-	return show_impl(pin_dir, state_dir, what, json, true);
+	return show_impl(pin_dir, state_dir, what, json, true, 1);
 }
 
 /* ---- status --etcd: the revision every router runs ------------------------ */
@@ -669,7 +767,7 @@ int cpnctl_show_fleet(const char *etcd, const char *cluster, const char *pin_dir
 		printf("},\"status\":");
 		fflush(stdout);
 		if (router)
-			rc = show_impl(pin_dir, state_dir, CPNCTL_SHOW_STATUS, true, false);
+			rc = show_impl(pin_dir, state_dir, CPNCTL_SHOW_STATUS, true, false, v.n);
 		else
 			printf("null");
 		printf("}\n");
@@ -713,5 +811,5 @@ int cpnctl_show_fleet(const char *etcd, const char *cluster, const char *pin_dir
 		return CPN_EXIT_OK;
 	printf("\n");
 	fflush(stdout);
-	return show_impl(pin_dir, state_dir, CPNCTL_SHOW_STATUS, false, true);
+	return show_impl(pin_dir, state_dir, CPNCTL_SHOW_STATUS, false, true, v.n);
 }
