@@ -77,11 +77,6 @@ stop() {
 	unset "wpid[$name]"
 }
 sanitizer_clean() { ! grep -qE 'ERROR: (Address|Leak)Sanitizer|runtime error:' "$TMP/$1.log"; }
-check() { # NAME LOG CMD...: one TAP line from a command's status
-	local name=$1 log=$2
-	shift 2
-	if timeout 60 "$@" >"$log" 2>&1; then ok "$name"; else not_ok "$name" "$log"; fi
-}
 
 # ---- 1: bad key options -------------------------------------------------------
 bad=0
@@ -103,29 +98,29 @@ fi
 
 # ---- 2: reports without a hop key (signed) -----------------------------------------
 start plain "${P[2]}" --node-id 4 --router "$LO:${P[3]}" --key "$KEY"
-check "REPLY, PROBE_ACK, LOAD and acks: FRESH, a current stamp, signed; the PROBE cookie and the hop tag echoed" \
-	"$TMP/t2.log" python3 "$PY" reports --to "$LO:${P[2]}" --node-id 4 --router-at "$LO:${P[3]}" \
+check_log "REPLY, PROBE_ACK, LOAD and acks: FRESH, a current stamp, signed; the PROBE cookie and the hop tag echoed" \
+	"$TMP/t2.log" timeout 60 python3 "$PY" reports --to "$LO:${P[2]}" --node-id 4 --router-at "$LO:${P[3]}" \
 	--key "$KEY"
 stop plain
 
 # ---- 3-5: --hop-key -----------------------------------------------------------------
 start guard "${P[4]}" --node-id 5 --router "$LO:${P[5]}" --key "$KEY" --hop-key "$HOP" \
 	--metrics "$LO:${P[6]}"
-check "--hop-key: a routed request and its large message's fragments answered, reports fresh" \
-	"$TMP/t3.log" python3 "$PY" reports --to "$LO:${P[4]}" --node-id 5 \
+check_log "--hop-key: a routed request and its large message's fragments answered, reports fresh" \
+	"$TMP/t3.log" timeout 60 python3 "$PY" reports --to "$LO:${P[4]}" --node-id 5 \
 	--router-at "$LO:${P[5]}" --key "$KEY" --hop-key "$HOP"
-check "--hop-key: untagged, wrong or missing hop tag, another node's: no answer, counted unrouted" \
-	"$TMP/t4.log" python3 "$PY" unrouted --to "$LO:${P[4]}" --node-id 5 --hop-key "$HOP" \
+check_log "--hop-key: untagged, wrong or missing hop tag, another node's: no answer, counted unrouted" \
+	"$TMP/t4.log" timeout 60 python3 "$PY" unrouted --to "$LO:${P[4]}" --node-id 5 --hop-key "$HOP" \
 	--metrics "http://$LO:${P[6]}/metrics"
-check "--hop-key: a replay dropped (counted), steered again answered, 10 s old dropped (stale)" \
-	"$TMP/t5.log" python3 "$PY" replay --to "$LO:${P[4]}" --node-id 5 --hop-key "$HOP" \
+check_log "--hop-key: a replay dropped (counted), steered again answered, 10 s old dropped (stale)" \
+	"$TMP/t5.log" timeout 60 python3 "$PY" replay --to "$LO:${P[4]}" --node-id 5 --hop-key "$HOP" \
 	--metrics "http://$LO:${P[6]}/metrics"
 stop guard
 
 # ---- 6: --join-key --------------------------------------------------------------------
 start join "${P[7]}" --node-id 6 --router "$LO:${P[1]}" --join-key "$JOIN" --load-interval-ms 20
-check "--join-key: every LOAD signed with the join key, its join tag verifies for the node's address" \
-	"$TMP/t6.log" python3 "$PY" join --at "$LO:${P[1]}" --listen "$LO:${P[7]}" --join-key "$JOIN"
+check_log "--join-key: every LOAD signed with the join key, its join tag verifies for the node's address" \
+	"$TMP/t6.log" timeout 60 python3 "$PY" join --at "$LO:${P[1]}" --listen "$LO:${P[7]}" --join-key "$JOIN"
 stop join
 
 # ---- 7: clean exits --------------------------------------------------------------------
