@@ -73,6 +73,11 @@ void cpn_worker_config_free(struct cpn_worker_config *c);
  *                       and counted (cpn_worker_ignored_total, reasons
  *                       unrouted, stale, replay)
  *   freshness-ms        the window of stamps and of the replay cache (2000)
+ *   payload-key         TENANT:HEX64, repeatable: the tenant's sealed requests
+ *                       are opened before the handler (which sees the
+ *                       plaintext) and their replies sealed (docs/PROTOCOL.md,
+ *                       "Sealed payloads"); one that does not open, or of a
+ *                       tenant without a key: REPLY BAD_REQUEST
  *   max-batch           largest batch, 1..4096 (8)
  *   max-delay-us        a batch closes when its oldest request waited this
  *                       long (500)
