@@ -22,6 +22,16 @@
       --hex, or forged joins (random node ids, tags under --key or a random
       key). Prints sent=N rate=R.
 
+  raw    --src ADDR:PORT --to ADDR:PORT (--hex FILE | --load-for K)
+         [--key HEX32] [--queue N] [--count N] [--bad-udp-csum]
+      Datagrams with a forged source address (a raw socket): those of --hex,
+      or a LOAD of node K reporting --queue requests waiting (signed with
+      --key when given); --bad-udp-csum spoils the UDP checksum.
+  request --to ADDR:PORT --bind ADDR[:PORT] --service S --tenant T --count N
+         [--timeout S]
+      REQUESTs sent straight to ADDR:PORT (a node, skipping the router);
+      prints sent=N answered=M.
+
 Everything is bounded in count and time.
 """
 import argparse
@@ -222,6 +232,67 @@ def flood(a):
     return 0
 
 
+def csum16(data):
+    if len(data) % 2:
+        data += b"\0"
+    s = sum(struct.unpack("!%dH" % (len(data) // 2), data))
+    while s >> 16:
+        s = (s & 0xFFFF) + (s >> 16)
+    return ~s & 0xFFFF
+
+
+def raw(a):
+    src, sport = addr_port(a.src)
+    dst, dport = addr_port(a.to)
+    if a.hex:
+        with open(a.hex) as f:
+            data = [bytes.fromhex(x.strip()) for x in f if x.strip()]
+    else:
+        data = [signed(a.key, fresh=bool(a.key), type=T_LOAD, node_id=a.load_for,
+                       queue_depth=a.queue, inflight=8, capacity=8, util=255,
+                       worker_us=200)]
+    s = socket.socket(socket.AF_INET, socket.SOCK_RAW, socket.IPPROTO_RAW)
+    sent = 0
+    for _ in range(min(a.count, MAX_COUNT)):
+        for d in data:
+            ulen = 8 + len(d)
+            pseudo = socket.inet_aton(src) + socket.inet_aton(dst) + struct.pack("!BBH", 0, 17, ulen)
+            udp = struct.pack("!HHHH", sport, dport, ulen, 0) + d
+            c = csum16(pseudo + udp) or 0xFFFF
+            if a.bad_udp_csum:
+                c = (c + 1) & 0xFFFF or 1
+            udp = udp[:6] + struct.pack("!H", c) + udp[8:]
+            ip = struct.pack("!BBHHHBBH4s4s", 0x45, 0, 20 + ulen, random.randint(1, 65535), 0,
+                             64, 17, 0, socket.inet_aton(src), socket.inet_aton(dst))
+            ip = ip[:10] + struct.pack("!H", csum16(ip)) + ip[12:]
+            s.sendto(ip + udp, (dst, 0))
+            sent += 1
+    print(f"sent={sent}")
+    return 0
+
+
+def request(a):
+    to = addr_port(a.to)
+    s = bind_sock(a.bind)
+    s.settimeout(0.05)
+    rid0 = random.getrandbits(48)
+    for i in range(min(a.count, MAX_COUNT)):
+        s.sendto(pack(type=T_REQUEST, service_id=a.service, tenant_id=a.tenant,
+                      request_id=rid0 + i) + b"attack", to)
+    answered = 0
+    end = time.monotonic() + min(a.timeout, MAX_SECONDS)
+    while time.monotonic() < end:
+        try:
+            d, _ = s.recvfrom(65535)
+        except socket.timeout:
+            continue
+        h = unpack(d)
+        if h and h["magic"] == MAGIC and h["type"] in (T_REPLY, 6):
+            answered += 1
+    print(f"sent={a.count} answered={answered}")
+    return 0
+
+
 def main():
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     sub = p.add_subparsers(dest="cmd", required=True)
@@ -258,8 +329,27 @@ def main():
     fl.add_argument("--duration", type=float, required=True)
     fl.add_argument("--hex")
     fl.add_argument("--key", type=hexkey)
+    rw = sub.add_parser("raw")
+    rw.add_argument("--src", required=True)
+    rw.add_argument("--to", required=True)
+    rw.add_argument("--hex")
+    rw.add_argument("--load-for", type=int, default=0)
+    rw.add_argument("--key", type=hexkey)
+    rw.add_argument("--queue", type=int, default=1000)
+    rw.add_argument("--count", type=int, default=1)
+    rw.add_argument("--bad-udp-csum", action="store_true")
+    rq = sub.add_parser("request")
+    rq.add_argument("--to", required=True)
+    rq.add_argument("--bind", required=True)
+    rq.add_argument("--service", type=int, required=True)
+    rq.add_argument("--tenant", type=int, required=True)
+    rq.add_argument("--count", type=int, default=1)
+    rq.add_argument("--timeout", type=float, default=1.0)
     a = p.parse_args()
-    return {"node": node, "load": load, "send": send, "flood": flood}[a.cmd](a)
+    if a.cmd == "raw" and not a.hex and not a.load_for:
+        p.error("raw: --hex FILE or --load-for K")
+    return {"node": node, "load": load, "send": send, "flood": flood, "raw": raw,
+            "request": request}[a.cmd](a)
 
 
 if __name__ == "__main__":
