@@ -253,7 +253,7 @@ done <<EOF
 --to 127.0.0.1:1 --service 1 --tenant 1 --rate 10 --count 1 --kernel resnet
 --to 127.0.0.1:1 --service 1 --tenant 1 --rate 10 --count 1 --sticky
 --to 127.0.0.1:1 --service 1 --tenant 1 --rate 10 --count 1 --kernel mlp --payload-bytes 8
---to 127.0.0.1:1 --service 1 --tenant 1 --rate 10 --count 1 --payload-bytes 70000
+--to 127.0.0.1:1 --service 1 --tenant 1 --rate 10 --count 1 --payload-bytes 16777217
 --to 127.0.0.1:1 --service 1 --tenant 1 --rate 10 --count 1 --timeout abc
 --to 127.0.0.1:1 --service 1 --tenant 1 --rate 10 --count 1 --frobnicate
 --to 127.0.0.1:1 --service 1 --tenant 1 --rate 10 --count 1 extra

@@ -128,7 +128,7 @@ static bool reflect_one(struct reflect_thread *t, uint8_t *buf, uint32_t len, st
 			return false;
 		}
 		memcpy(&tag, buf + CPN_HDR_LEN, sizeof(tag));
-		if (tag != cpn_tag_request(o->key, h)) {
+		if (tag != cpn_tag_request_any(o->key, h)) {
 			t->bad_auth++;
 			return false;
 		}
