@@ -370,6 +370,7 @@ def serve(a):
             elif h["type"] == T_PROBE:
                 probes += 1
                 s.sendto(pack_signed(key, type=T_PROBE_ACK, node_id=a.node_id,
+                                     request_id=h["request_id"],  # the router's cookie
                                      router_ts=h["router_ts"], capacity=a.capacity,
                                      worker_us=a.svc_us), src)
     out = f"served={served}\nprobes={probes}\n"
