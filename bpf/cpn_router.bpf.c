@@ -173,6 +173,14 @@ struct {
 	__type(value, struct cpn_flow);
 } cpn_flows SEC(".maps");
 
+/* Signed messages seen within the freshness window (maps.h, CPN_SEEN). */
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, CPN_SEEN);
+	__type(key, struct cpn_seen_key);
+	__type(value, __u32);
+} cpn_seen SEC(".maps");
+
 /* Idle tokens by service (policy jiq, maps.h). */
 struct {
 	__uint(type, BPF_MAP_TYPE_ARRAY);
@@ -282,6 +290,11 @@ static __always_inline int cpn_env_flow_get(struct cpn_env *env, const struct cp
 	return 0;
 }
 
+static __always_inline void cpn_env_flow_del(struct cpn_env *env, const struct cpn_flow_key *k)
+{
+	bpf_map_delete_elem(&cpn_flows, k);
+}
+
 static __always_inline void cpn_env_count(struct cpn_env *env, __u32 stat)
 {
 	__u64 *c = bpf_map_lookup_elem(&cpn_stats, &stat);
@@ -303,6 +316,18 @@ static __always_inline struct cpn_svc_stats *cpn_env_svc_stats(struct cpn_env *e
 static __always_inline __u64 cpn_env_now_ns(struct cpn_env *env)
 {
 	return bpf_ktime_get_ns();
+}
+
+static __always_inline __u64 cpn_env_tai_ns(struct cpn_env *env)
+{
+	return bpf_ktime_get_tai_ns();
+}
+
+/* One helper call: the insert fails where the key is already there. */
+static __always_inline int cpn_env_seen(struct cpn_env *env, const struct cpn_seen_key *k,
+					__u32 stamp)
+{
+	return bpf_map_update_elem(&cpn_seen, k, &stamp, BPF_NOEXIST) == -17 /* EEXIST */;
 }
 
 /* xorshift64* per CPU, seeded from the kernel's PRNG: p2c needs two cheap

@@ -80,6 +80,19 @@ struct fwd_aff_ent {
 	struct cpn_aff aff;
 };
 
+/* Signed messages seen (cpn_env_seen), shared by the lcores: direct-mapped,
+ * a later key overwrites its slot, so a replay is caught while no other
+ * signed message took the slot since; two lcores that race for a slot may
+ * both accept (XDP keeps the LRU map cpn_seen of CPN_SEEN entries).
+ */
+#define FWD_SEEN_SIZE 65536 /* a power of two */
+
+struct fwd_seen_ent {
+	struct cpn_seen_key key;
+	__u32 stamp;
+	__u32 pad;
+};
+
 /* Per-port counters of one lcore. */
 struct fwd_port_stats {
 	__u64 rx;
@@ -128,9 +141,11 @@ struct cpn_env {
 	struct fwd_snap *snap;
 	struct cpn_node *state;	   /* struct cpn_node[CPN_MAX_NODES] */
 	struct fwd_aff_ent *aff;   /* FWD_AFF_SIZE entries */
+	struct fwd_seen_ent *seen; /* FWD_SEEN_SIZE entries; NULL: no replay check */
 	struct cpn_tokens *tokens; /* by service: the idle tokens of policy jiq */
 	struct fwd_counters *cnt;  /* this lcore's */
 	__u64 now;		   /* read once per burst */
+	__u64 tai;		   /* CLOCK_TAI, read with `now` */
 	__u64 rng;		   /* xorshift64* state */
 	struct cpn_aff aff_copy;   /* what cpn_env_aff() returned */
 	struct fwd_vip_cache_ent vip_cache[FWD_VIP_CACHE];

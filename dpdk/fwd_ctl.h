@@ -46,6 +46,7 @@ struct fwd_ctl {
 	bool maps_open;
 	struct cpn_node *state;
 	struct fwd_aff_ent *aff;
+	struct fwd_seen_ent *seen;
 	struct cpn_tokens *tokens; /* by service: jiq's idle tokens, shared by the lcores */
 	__u64 gen;
 	pthread_mutex_t ctl_lock; /* snapshot swap and free vs telemetry readers */

@@ -136,6 +136,14 @@ struct fwd_snap *fwd_snap_from_cfg(const struct cpn_cfg *cfg, struct cpn_node *s
 	s->config.control_port = htons(cfg->control_port);
 	s->config.max_hops = cfg->max_hops;
 	s->config.nh_ttl_ms = cfg->nh_ttl_ms;
+	s->config.fresh_ms = cfg->freshness_ms;
+	/* Without the router's maps, the fleet's hop key: none configured,
+	 * cpn-fwd's tags verify nowhere else (a lone cpn-fwd tags for itself).
+	 */
+	if (cfg->has_hop_key) {
+		s->config.hop_key[0] = cfg->hop_key[0];
+		s->config.hop_key[1] = cfg->hop_key[1];
+	}
 
 	for (int i = 0; i < cfg->n_nodes; i++) {
 		const struct cfg_node *c = &cfg->nodes[i];

@@ -37,9 +37,10 @@ static __rte_always_inline struct cpn_tokens *fwd_tokens_at(struct cpn_env *env,
 }
 #define cpn_tokens_at(env, svc_id) fwd_tokens_at(env, svc_id)
 
+/* Never NULL: all zero (every default) where the snapshot has none. */
 static inline struct cpn_config *cpn_env_config(struct cpn_env *env)
 {
-	return env->snap->has_config ? &env->snap->config : NULL;
+	return &env->snap->config;
 }
 
 static inline __u32 fwd_vip_slot(const struct cpn_vip_key *k)
@@ -170,6 +171,12 @@ static inline int cpn_env_flow_get(struct cpn_env *env, const struct cpn_flow_ke
 	return -1;
 }
 
+static inline void cpn_env_flow_del(struct cpn_env *env, const struct cpn_flow_key *k)
+{
+	(void)env;
+	(void)k;
+}
+
 static inline void cpn_env_aff_set(struct cpn_env *env, const struct cpn_aff_key *k,
 				   const struct cpn_aff *a)
 {
@@ -201,6 +208,28 @@ static inline struct cpn_svc_stats *cpn_env_svc_stats(struct cpn_env *env, __u32
 static inline __u64 cpn_env_now_ns(struct cpn_env *env)
 {
 	return env->now;
+}
+
+/* CLOCK_TAI, the clock of stamps, read with the burst's clock. */
+static inline __u64 cpn_env_tai_ns(struct cpn_env *env)
+{
+	return env->tai;
+}
+
+static inline int cpn_env_seen(struct cpn_env *env, const struct cpn_seen_key *k, __u32 stamp)
+{
+	struct fwd_seen_ent *e;
+	__u32 h;
+
+	if (!env->seen)
+		return 0;
+	h = (__u32)(k->tag ^ k->tag >> 32) * 0x9e3779b1U ^ (k->sender * 0x85ebca6bU + k->kind);
+	e = &env->seen[(h ^ h >> 16) & (FWD_SEEN_SIZE - 1)];
+	if (e->key.tag == k->tag && e->key.sender == k->sender && e->key.kind == k->kind)
+		return 1;
+	e->key = *k;
+	e->stamp = stamp;
+	return 0;
 }
 
 /* xorshift64*, the XDP program's generator: an lcore seeded with S draws

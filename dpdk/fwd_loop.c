@@ -256,6 +256,15 @@ static inline void handle(struct fwd_lcore *lc, struct rte_mbuf *m, __u16 in_por
 	}
 }
 
+/* CLOCK_TAI in ns (the vDSO's, no syscall): the clock of stamps. */
+static __u64 tai_ns(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_TAI, &ts);
+	return (__u64)ts.tv_sec * 1000000000ULL + (__u64)ts.tv_nsec;
+}
+
 /* One round over every port; returns the packets received. */
 static unsigned int fwd_round(struct fwd_lcore *lc)
 {
@@ -264,6 +273,7 @@ static unsigned int fwd_round(struct fwd_lcore *lc)
 
 	lc->env.snap = atomic_load_explicit(&fwd.snap, memory_order_acquire);
 	lc->env.now = cpn_now_ns();
+	lc->env.tai = tai_ns();
 	for (__u16 p = 0; p < fwd.nb_ports; p++) {
 		__u16 n = fwd_rx_burst(p, lc->queue, pkts, (__u16)fwd.burst);
 

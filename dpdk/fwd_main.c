@@ -168,8 +168,9 @@ int main(int argc, char **argv)
 		memset(ctl.state, 0, sizeof(struct cpn_node) * CPN_MAX_NODES);
 	}
 	ctl.aff = calloc(FWD_AFF_SIZE, sizeof(*ctl.aff));
+	ctl.seen = calloc(FWD_SEEN_SIZE, sizeof(*ctl.seen));
 	ctl.tokens = calloc(CPN_MAX_SERVICES, sizeof(*ctl.tokens));
-	if (!ctl.aff || !ctl.tokens)
+	if (!ctl.aff || !ctl.seen || !ctl.tokens)
 		goto oom;
 	fwd.snap = build_snap(NULL, err, sizeof(err));
 	if (!fwd.snap) {
@@ -198,6 +199,7 @@ int main(int argc, char **argv)
 		lc->queue = (__u16)k;
 		lc->env.state = ctl.state;
 		lc->env.aff = ctl.aff;
+		lc->env.seen = ctl.seen;
 		lc->env.tokens = ctl.tokens;
 		lc->env.cnt = lc->cnt;
 		lc->env.snap = fwd.snap;
@@ -269,6 +271,7 @@ out:
 	rte_hash_free(fwd.neigh);
 	free(fwd.qsv);
 	free(ctl.aff);
+	free(ctl.seen);
 	free(ctl.tokens);
 	if (ctl.maps_open)
 		cpn_maps_close(&ctl.maps);

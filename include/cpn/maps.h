@@ -38,7 +38,8 @@
 	X(chain, "cpn_chain", PROG_ARRAY, slot, the XDP program cpn passes to)                     \
 	X(chain_slots, "cpn_chain_slots", HASH, ifindex, __u32 slot of cpn_chain)                  \
 	X(tokens, "cpn_tokens", ARRAY, service_id, struct cpn_tokens)                              \
-	X(flows, "cpn_flows", LRU_HASH, struct cpn_flow_key, struct cpn_flow)
+	X(flows, "cpn_flows", LRU_HASH, struct cpn_flow_key, struct cpn_flow)                      \
+	X(seen, "cpn_seen", LRU_HASH, struct cpn_seen_key, __u32 stamp)
 
 #include <linux/types.h>
 #include <linux/bpf.h>
@@ -92,6 +93,7 @@
 #define CPN_DEFAULT_WEIGHT	 100		  /* percent of a node's nominal capacity */
 #define CPN_DEFAULT_STALE_MS	 500		  /* a node silent this long is not live */
 #define CPN_DEFAULT_RETIRE_MS	 5000		  /* a joined node silent this long leaves */
+#define CPN_DEFAULT_MAX_SESSIONS 4096		  /* affinity entries of a tenant */
 #define CPN_DEFAULT_METRICS	 "127.0.0.1:9470" /* cpnctl daemon's /metrics */
 #define CPN_DEFAULT_PIN_DIR	 "/sys/fs/bpf/cpn"
 
@@ -131,6 +133,11 @@ enum cpn_service_flags {
 	 * was in flight through it. The client is remembered in cpn_flows.
 	 */
 	CPN_SVC_FULLNAT = 0x4,
+	/* reply_check: a DNAT service keeps a flow per steered request too,
+	 * and a REPLY or BUSY is learned from and relayed only if it takes
+	 * the flow of a request that went to the node it comes from.
+	 */
+	CPN_SVC_REPLY_CHECK = 0x8,
 };
 
 /* A service. The canonical copy is cpn_services[id]; cpn_vips holds the
@@ -197,6 +204,8 @@ enum cpn_node_cfg_flags {
 	 * controller deletes the entry.
 	 */
 	CPN_NODE_CFG_RETIRED = 0x4,
+	CPN_NODE_CFG_KEY_NEXT = 0x8, /* key_next is accepted as well (rotation) */
+	CPN_NODE_CFG_FRESH = 0x10,   /* signed reports must carry FRESH */
 };
 
 /* Where a node is: written by the controller only. `src` is this router's
@@ -212,11 +221,15 @@ struct cpn_node_cfg {
 	__u32 pad;
 	__u64 key[2];
 	__be32 src[4];
+	__u64 key_next[2];
 };
 
-/* A full-NAT request in flight: found again by what its REPLY or BUSY
- * echoes (request id, tenant, service, node) and its destination port,
- * which is the client's port, kept. Wire byte order, as in the packet.
+/* A request in flight: found again by what its REPLY or BUSY echoes
+ * (request id, tenant, service, node) and its destination port, which is
+ * the client's port, kept. Wire byte order, as in the packet. Full NAT
+ * keeps one for every request (the reply's way back to the client); a
+ * DNAT service with reply_check one too, so that a reply is relayed only
+ * from the node its request went to, and only to that request's client.
  */
 #define CPN_FLOWS 131072
 
@@ -233,6 +246,26 @@ struct cpn_flow {
 	__be32 client[4];
 	__u8 family;
 	__u8 pad[7];
+};
+
+/* Signed messages with FRESH seen within the freshness window, by kind,
+ * sender (tenant or node id) and tag (docs/PROTOCOL.md, "Freshness, hop
+ * tags and cookies"): one that comes again is a replay. An LRU: a replay is
+ * caught as long as fewer than CPN_SEEN signed messages arrived since the
+ * first copy (at 100k signed messages/s, 2.6 s: more than the default
+ * window of 2 s).
+ */
+#define CPN_SEEN 262144
+
+enum cpn_seen_kind {
+	CPN_SEEN_REQUEST = 1, /* sender: the tenant id */
+	CPN_SEEN_NODE = 2,    /* REPLY, BUSY, LOAD, PROBE_ACK; sender: the node id */
+};
+
+struct cpn_seen_key {
+	__u32 kind;
+	__u32 sender;
+	__u64 tag;
 };
 
 enum cpn_admin {
@@ -275,7 +308,9 @@ CPN_STATIC_ASSERT(sizeof(struct cpn_node) == 64, "cpn_node is one cache line");
 #define CPN_TENANT_ANY 0xFFFFFFFFu
 
 enum cpn_tenant_flags {
-	CPN_TENANT_KEY = 0x1, /* requests must carry AUTH with the tenant key */
+	CPN_TENANT_KEY = 0x1,	   /* requests must carry AUTH with the tenant key */
+	CPN_TENANT_KEY_NEXT = 0x2, /* key_next is accepted as well (rotation) */
+	CPN_TENANT_FRESH = 0x4,	   /* signed requests must carry FRESH */
 };
 
 struct cpn_tenant {
@@ -286,6 +321,7 @@ struct cpn_tenant {
 	__u64 tat;	   /* GCRA theoretical arrival time */
 	__u64 key[2];
 	__u64 services[CPN_MAX_SERVICES / 64]; /* bitmap of allowed service ids */
+	__u64 key_next[2];
 };
 
 /* cpn_xsk_slots: (ingress interface, RX queue) -> xsks_map slot of the
@@ -313,16 +349,25 @@ struct cpn_aff {
 
 enum cpn_config_flags {
 	CPN_CFG_NO_NH_CACHE = 0x1, /* FIB lookup for every packet */
+	CPN_CFG_FLEET_KEY = 0x2,   /* hop_key is the fleet's (configured), not drawn here */
 };
 
 #define CPN_DEFAULT_NH_TTL_MS 100
 
+/* The hop key (docs/PROTOCOL.md, "Freshness, hop tags and cookies"): the
+ * fleet's, or one cpnctl draws at random for a lone router; the data plane
+ * tags steered requests and checks tagged ones and PROBE_ACK cookies with
+ * it. fresh_ms: the window of stamps, 0 = CPN_FRESH_WINDOW_MS.
+ */
 struct cpn_config {
 	__be16 control_port;
 	__u16 max_hops;
 	__u32 router_id;
 	__u32 flags;
 	__u32 nh_ttl_ms; /* life of a cached FIB result; 0 = CPN_DEFAULT_NH_TTL_MS */
+	__u32 fresh_ms;
+	__u32 pad;
+	__u64 hop_key[2];
 };
 
 /* A FIB result for the path to a node, cached per CPU for nh_ttl_ms. */
@@ -418,10 +463,18 @@ struct cpn_svc_stats {
 	X(TOKEN_IN, "token_in")		    /* idle token kept from a REPLY (jiq) */               \
 	X(REQ_TOKEN, "req_token")	    /* request given to an idle token's node (jiq) */      \
 	X(REQ_FULLNAT, "req_fullnat")	    /* request sent from the router's own address */       \
-	X(DROP_NO_FLOW, "drop_no_flow")	    /* full-NAT reply whose request is unknown */          \
-	X(REQ_FRAG, "req_frag")		    /* request fragment forwarded to its node */           \
-	X(REPLY_FRAG, "reply_frag")	    /* reply fragment (or ack) forwarded to its client */  \
-	X(DROP_FRAG_NODE, "drop_frag_node") /* request fragment for a node not in the service */
+	X(DROP_NO_FLOW,                                                                            \
+	  "drop_no_flow")	    /* reply whose request is unknown (full NAT, reply_check) */   \
+	X(REQ_FRAG, "req_frag")	    /* request fragment forwarded to its node */                   \
+	X(REPLY_FRAG, "reply_frag") /* reply fragment (or ack) forwarded to its client */          \
+	X(DROP_FRAG_NODE, "drop_frag_node") /* request fragment for a node not in the service */   \
+	X(DROP_BAD_CSUM, "drop_bad_csum")   /* report with a wrong IPv4 or UDP checksum */         \
+	X(REQ_TAG_FORGED,                                                                          \
+	  "req_tag_forged")		/* TAGGED request without a valid hop tag: chosen anew */  \
+	X(DROP_HOP_TAG, "drop_hop_tag") /* request fragment without a valid hop tag */             \
+	X(DROP_PROBE_COOKIE, "drop_probe_cookie") /* PROBE_ACK not of our PROBE, or too old */     \
+	X(DROP_STALE, "drop_stale")   /* signed without FRESH, or stamp out of window */           \
+	X(DROP_REPLAY, "drop_replay") /* signed message seen within the window */
 
 enum cpn_stat {
 #define CPN_STAT_ENUM(name, str) CPN_STAT_##name,

@@ -30,6 +30,12 @@
  *   int                     cpn_env_flow_get(struct cpn_env *, const struct cpn_flow_key *,
  *                                            struct cpn_flow *, int take);  found (copied,
  *                           and forgotten when take): 0, else < 0
+ *   void                    cpn_env_flow_del(struct cpn_env *, const struct cpn_flow_key *);
+ *   __u64                   cpn_env_tai_ns(struct cpn_env *);  CLOCK_TAI, the clock of
+ *                           stamps (FRESH)
+ *   int                     cpn_env_seen(struct cpn_env *, const struct cpn_seen_key *,
+ *                                        __u32 stamp);  1 if the key was seen already
+ *                           (a replay), else 0 and it is remembered
  *   cpn_node_at(env, id)    as sched.h describes;
  *   cpn_tokens_at(env, svc) likewise, where the plane keeps idle tokens.
  *
@@ -189,6 +195,99 @@ static __always_inline int cpn_addr_zero(const __be32 *a)
 	return !(a[0] | a[1] | a[2] | a[3]);
 }
 
+/* ---- trust: checksums, freshness, hop tags ----------------------------- */
+
+/* UDP payload bytes up to which a report's checksum is verified: every
+ * LOAD and PROBE_ACK (a longer one is no report), a REPLY or BUSY up to this
+ * size (a larger reply is relayed, its checksum left to the client).
+ */
+#define CPN_CSUM_CHECK_MAX 512
+
+/* The IPv4 header checksum and the UDP checksum (over the pseudo-header and
+ * the whole datagram, at most CPN_CSUM_CHECK_MAX payload bytes) verify. An
+ * IPv4 UDP checksum of 0 means none; IPv6 must have one. A bounded loop: it
+ * serves the report paths only.
+ */
+static __always_inline int cpn_csum_ok(struct cpn_l34 *p, void *data_end)
+{
+	const __u16 *w = (const __u16 *)p->udp;
+	__u32 n = p->udp_len, acc;
+
+	if (p->family == CPN_AF_INET) {
+		if (cpn_csum_fold(cpn_csum_add(0, p->ip4, sizeof(struct iphdr) / 2)) != 0xffff)
+			return 0;
+		if (!p->udp->check)
+			return 1;
+	} else if (!p->udp->check) {
+		return 0;
+	}
+	if (n > sizeof(struct udphdr) + CPN_CSUM_CHECK_MAX)
+		return 0;
+	acc = cpn_csum_add(0, p->saddr, p->nwords * 2);
+	acc = cpn_csum_add(acc, p->daddr, p->nwords * 2);
+	acc += cpn_htons(IPPROTO_UDP) + p->udp->len;
+	for (int i = 0; i < (int)(sizeof(struct udphdr) + CPN_CSUM_CHECK_MAX) / 2; i++) {
+		const __u16 *next = w + 1;
+
+		if (n < 2)
+			break;
+		cpn_barrier_var(next);
+		if ((void *)next > data_end)
+			return 0;
+		acc += *w;
+		w = next;
+		n -= 2;
+	}
+	if (n) {
+		const __u8 *b = (const __u8 *)w, *end = b + 1;
+		__u16 last = 0;
+
+		cpn_barrier_var(end);
+		if ((void *)end > data_end)
+			return 0;
+		__builtin_memcpy(&last, b, 1);
+		acc += last;
+	}
+	return cpn_csum_fold(acc) == 0xffff;
+}
+
+/* Is a stamp (ms mod 2^32) within `window_ms` of `now_ms`, either way? */
+static __always_inline int cpn_stamp_ok(__u32 stamp, __u32 now_ms, __u32 window_ms)
+{
+	__s32 d = (__s32)(stamp - now_ms);
+
+	return d <= (__s32)window_ms && d >= -(__s32)window_ms;
+}
+
+static __always_inline __u32 cpn_fresh_window(struct cpn_config *cfg)
+{
+	return cfg && cfg->fresh_ms ? cfg->fresh_ms : CPN_FRESH_WINDOW_MS;
+}
+
+/* Freshness of a message whose signature verified: 0, or the drop reason.
+ * Without FRESH it is refused where freshness is required; with FRESH its
+ * stamp must be within the window of this router's CLOCK_TAI and its tag
+ * not seen before (but for a large message's later fragments, which share
+ * their first's header and so its tag: the hop tag or the flow binds them).
+ */
+static __always_inline __u32 cpn_fresh(struct cpn_env *env, struct cpn_config *cfg,
+				       const struct cpn_hdr *h, int required, __u32 kind,
+				       __u32 sender, __u64 tag, int cont)
+{
+	struct cpn_seen_key k = {.kind = kind, .sender = sender, .tag = tag};
+	__u32 now_ms, stamp;
+
+	if (!(h->flags & cpn_htons(CPN_F_FRESH)))
+		return required ? CPN_STAT_DROP_STALE : 0;
+	now_ms = (__u32)(cpn_env_tai_ns(env) / 1000000);
+	stamp = cpn_ntohl(h->stamp);
+	if (!cpn_stamp_ok(stamp, now_ms, cpn_fresh_window(cfg)))
+		return CPN_STAT_DROP_STALE;
+	if (!cont && cpn_env_seen(env, &k, stamp))
+		return CPN_STAT_DROP_REPLAY;
+	return 0;
+}
+
 /* ---- BUSY ------------------------------------------------------------ */
 
 /* Turn a refused REQUEST into a BUSY to its client: swap the addresses,
@@ -260,7 +359,7 @@ static __always_inline int cpn_make_busy(struct cpn_env *env, void *data, void *
  */
 static __always_inline __u16 cpn_request_node(struct cpn_env *env, struct cpn_service *svc,
 					      struct cpn_hdr *h, struct cpn_l34 *p, __u64 now,
-					      __u8 *busy)
+					      const __u64 *hop_key, __u8 *busy)
 {
 	__u16 tagged = cpn_ntohs(h->node_id);
 	__u32 key = cpn_ntohl(h->session_key);
@@ -271,13 +370,21 @@ static __always_inline __u16 cpn_request_node(struct cpn_env *env, struct cpn_se
 	struct cpn_node *n;
 	__u32 hash;
 
+	/* A tag is honoured only if a router of the fleet wrote it: its hop
+	 * tag verifies under the hop key.
+	 */
 	if ((h->flags & cpn_htons(CPN_F_TAGGED)) && tagged) {
-		n = cpn_node_at(env, tagged);
-		if (n && cpn_node_live(n, now, svc->stale_ms) && cpn_svc_has_node(svc, tagged)) {
-			cpn_env_count(env, CPN_STAT_REQ_TAG_HONOURED);
-			return tagged;
+		if (h->worker_us != cpn_hop_tag(hop_key, h)) {
+			cpn_env_count(env, CPN_STAT_REQ_TAG_FORGED);
+		} else {
+			n = cpn_node_at(env, tagged);
+			if (n && cpn_node_live(n, now, svc->stale_ms) &&
+			    cpn_svc_has_node(svc, tagged)) {
+				cpn_env_count(env, CPN_STAT_REQ_TAG_HONOURED);
+				return tagged;
+			}
+			cpn_env_count(env, CPN_STAT_REQ_RESTEERED);
 		}
-		cpn_env_count(env, CPN_STAT_REQ_RESTEERED);
 	}
 
 	if (key && (h->flags & cpn_htons(CPN_F_STICKY))) {
@@ -324,14 +431,18 @@ static __always_inline __u16 cpn_request_node(struct cpn_env *env, struct cpn_se
 
 /* A later fragment of a large request (FRAG|CONT): to the node that took the
  * first, named in its tag, if that node is still configured and a member of
- * the service; no choice, no count of a new request (docs/PROTOCOL.md).
+ * the service, and the hop tag (the first fragment's, echoed by the node)
+ * verifies; no choice, no count of a new request (docs/PROTOCOL.md).
  */
 static __always_inline int cpn_request_cont(struct cpn_env *env, struct cpn_l34 *p,
 					    struct cpn_service *svc, struct cpn_hdr *h, __u64 now,
-					    struct cpn_verdict *v)
+					    const __u64 *hop_key, struct cpn_verdict *v)
 {
 	__u16 id = cpn_ntohs(h->node_id);
 	struct cpn_node_cfg *nc = 0;
+
+	if (h->worker_us != cpn_hop_tag(hop_key, h))
+		return cpn_verdict_set(env, v, CPN_ACT_DROP, CPN_STAT_DROP_HOP_TAG);
 
 	if ((h->flags & cpn_htons(CPN_F_TAGGED)) && id && cpn_svc_has_node(svc, id))
 		nc = cpn_env_node_cfg(env, id);
@@ -363,7 +474,7 @@ static __always_inline int cpn_request(struct cpn_env *env, void *data, void *da
 	__u64 now = cpn_env_now_ns(env);
 	__u16 node_id, max_hops;
 	__u8 busy = 0;
-	__u32 acc;
+	__u32 acc, why;
 	int err, cont;
 
 	if ((void *)(h + 1) > data_end)
@@ -379,8 +490,13 @@ static __always_inline int cpn_request(struct cpn_env *env, void *data, void *da
 		return cpn_verdict_set(env, v, CPN_ACT_DROP, CPN_STAT_DROP_BAD_TYPE);
 	if (cpn_ntohs(h->service_id) != svc->id || !(svc->flags & CPN_SVC_ACTIVE))
 		return cpn_verdict_set(env, v, CPN_ACT_DROP, CPN_STAT_DROP_BAD_SERVICE);
+	/* The data planes always have a configuration (zero where unset): the
+	 * hop key is in it.
+	 */
+	if (!cfg)
+		return cpn_verdict_set(env, v, CPN_ACT_DROP, CPN_STAT_DROP_BAD_SERVICE);
 	ss = cpn_env_svc_stats(env, svc->id);
-	max_hops = cfg && cfg->max_hops ? cfg->max_hops : CPN_DEFAULT_MAX_HOPS;
+	max_hops = cfg->max_hops ? cfg->max_hops : CPN_DEFAULT_MAX_HOPS;
 	if (h->hops >= max_hops)
 		return cpn_refuse(env, ss, v, CPN_STAT_DROP_HOPS, CPN_REFUSE_HOPS);
 
@@ -393,16 +509,26 @@ static __always_inline int cpn_request(struct cpn_env *env, void *data, void *da
 		if (!t || !cpn_tenant_allows(t, svc->id))
 			return cpn_refuse(env, ss, v, CPN_STAT_DROP_ACL, CPN_REFUSE_ACL);
 	}
+	cont =
+	    (h->flags & cpn_htons(CPN_F_FRAG | CPN_F_CONT)) == cpn_htons(CPN_F_FRAG | CPN_F_CONT);
+	/* With a key: signed (with FRESH, the stamp too) under the key or,
+	 * while it rotates, the next one; fresh, and not a replay.
+	 */
 	if (t->flags & CPN_TENANT_KEY) {
 		__u64 *tag = (__u64 *)(h + 1);
 
-		if (!(h->flags & cpn_htons(CPN_F_AUTH)) || (void *)(tag + 1) > data_end ||
-		    *tag != cpn_tag_request(t->key, h))
+		if (!(h->flags & cpn_htons(CPN_F_AUTH)) || (void *)(tag + 1) > data_end)
 			return cpn_refuse(env, ss, v, CPN_STAT_DROP_AUTH, CPN_REFUSE_AUTH);
+		if (*tag != cpn_tag_request_any(t->key, h) &&
+		    (!(t->flags & CPN_TENANT_KEY_NEXT) ||
+		     *tag != cpn_tag_request_any(t->key_next, h)))
+			return cpn_refuse(env, ss, v, CPN_STAT_DROP_AUTH, CPN_REFUSE_AUTH);
+		why = cpn_fresh(env, cfg, h, t->flags & CPN_TENANT_FRESH, CPN_SEEN_REQUEST,
+				cpn_ntohl(h->tenant_id), *tag, cont);
+		if (why)
+			return cpn_refuse(env, ss, v, why, CPN_REFUSE_AUTH);
 	}
 	/* A large message's later fragments were admitted with its first. */
-	cont =
-	    (h->flags & cpn_htons(CPN_F_FRAG | CPN_F_CONT)) == cpn_htons(CPN_F_FRAG | CPN_F_CONT);
 	if (!cont && !cpn_env_tenant_admit(env, t, now))
 		return cpn_refuse(env, ss, v, CPN_STAT_DROP_RATE, CPN_REFUSE_RATE);
 
@@ -413,9 +539,9 @@ static __always_inline int cpn_request(struct cpn_env *env, void *data, void *da
 	if ((svc->flags & CPN_SVC_DPDK) && cpn_env_xsk_ready(env))
 		return cpn_verdict_set(env, v, CPN_ACT_XSK, CPN_STAT_REQ_DPDK);
 	if (cont)
-		return cpn_request_cont(env, p, svc, h, now, v);
+		return cpn_request_cont(env, p, svc, h, now, cfg->hop_key, v);
 
-	node_id = cpn_request_node(env, svc, h, p, now, &busy);
+	node_id = cpn_request_node(env, svc, h, p, now, cfg->hop_key, &busy);
 	nc = node_id ? cpn_env_node_cfg(env, node_id) : 0;
 	n = node_id ? cpn_node_at(env, node_id) : 0;
 	if (!nc || !n || !(nc->flags & CPN_NODE_CFG_VALID)) {
@@ -431,8 +557,8 @@ static __always_inline int cpn_request(struct cpn_env *env, void *data, void *da
 	 */
 	cpn_node_steered(n);
 
-	/* Tag: node, hop count, our clock, TAGGED. The UDP checksum follows
-	 * every changed 16-bit word of the header.
+	/* Tag: node, hop count, our clock, TAGGED, then the hop tag over them.
+	 * The UDP checksum follows every changed 16-bit word of the header.
 	 */
 	acc = 0;
 	{
@@ -452,10 +578,19 @@ static __always_inline int cpn_request(struct cpn_env *env, void *data, void *da
 		acc = cpn_csum_diff16(acc, old_hc, new_hc);
 		acc = cpn_csum_diff32(acc, old_ts, new_ts);
 	}
+	{
+		__be32 old_ht = h->worker_us, new_ht = cpn_hop_tag(cfg->hop_key, h);
+
+		h->worker_us = new_ht;
+		acc = cpn_csum_diff32(acc, old_ht, new_ht);
+	}
 	/* Full NAT: remember the client, then send from this router's own
-	 * address toward the node, so that the reply comes back here.
+	 * address toward the node, so that the reply comes back here. With
+	 * reply_check, a DNAT service remembers the request too: its reply is
+	 * relayed only from that node, to that client.
 	 */
-	if ((svc->flags & CPN_SVC_FULLNAT) && !cpn_addr_zero(nc->src)) {
+	if ((svc->flags & CPN_SVC_REPLY_CHECK) ||
+	    ((svc->flags & CPN_SVC_FULLNAT) && !cpn_addr_zero(nc->src))) {
 		struct cpn_flow_key fk = {.request_id = h->request_id,
 					  .tenant_id = h->tenant_id,
 					  .service_id = h->service_id,
@@ -469,7 +604,8 @@ static __always_inline int cpn_request(struct cpn_env *env, void *data, void *da
 			fl.client[2] = p->saddr[2];
 			fl.client[3] = p->saddr[3];
 		}
-		if (!cpn_env_flow_set(env, &fk, &fl)) {
+		if (!cpn_env_flow_set(env, &fk, &fl) && (svc->flags & CPN_SVC_FULLNAT) &&
+		    !cpn_addr_zero(nc->src)) {
 			cpn_nat(p, 0, nc->addr, nc->port, acc);
 			cpn_snat_addr(p, nc->src);
 			cpn_env_count(env, CPN_STAT_REQ_FULLNAT);
@@ -513,19 +649,25 @@ static __always_inline struct cpn_node_cfg *cpn_report_node(struct cpn_env *env,
 
 /* A node with a key must sign its reports: spoofed load is rejected. The
  * tag must lie inside the datagram (`len` UDP payload bytes), not merely
- * inside the frame.
+ * inside the frame; under the key or, while it rotates, the next one. A
+ * signed report must then be fresh and no replay. 0, or the drop reason.
  */
-static __always_inline int cpn_report_auth_ok(struct cpn_node_cfg *nc, struct cpn_hdr *h, __u32 len,
-					      void *data_end)
+static __always_inline __u32 cpn_report_check(struct cpn_env *env, struct cpn_node_cfg *nc,
+					      struct cpn_hdr *h, __u32 len, void *data_end,
+					      int cont)
 {
 	__u64 *tag = (__u64 *)(h + 1);
 
 	if (!(nc->flags & CPN_NODE_CFG_KEY))
-		return 1;
+		return 0;
 	if (!(h->flags & cpn_htons(CPN_F_AUTH)) || len < CPN_HDR_LEN + CPN_TAG_LEN ||
 	    (void *)(tag + 1) > data_end)
-		return 0;
-	return *tag == cpn_tag_node(nc->key, h);
+		return CPN_STAT_DROP_NODE_AUTH;
+	if (*tag != cpn_tag_node(nc->key, h) &&
+	    (!(nc->flags & CPN_NODE_CFG_KEY_NEXT) || *tag != cpn_tag_node(nc->key_next, h)))
+		return CPN_STAT_DROP_NODE_AUTH;
+	return cpn_fresh(env, cpn_env_config(env), h, nc->flags & CPN_NODE_CFG_FRESH, CPN_SEEN_NODE,
+			 cpn_ntohs(h->node_id), *tag, cont);
 }
 
 static __always_inline void cpn_learn_path_sample(struct cpn_node *n, struct cpn_node_stats *ns,
@@ -554,17 +696,44 @@ static __always_inline int cpn_reply(struct cpn_env *env, void *data_end, struct
 	struct cpn_node_stats *ns = cpn_env_node_stats(env, id);
 	struct cpn_node *n = cpn_node_at(env, id);
 	struct cpn_svc_stats *ss;
+	struct cpn_flow fl = {};
 	__u64 now;
+	__u32 why;
+	int fullnat;
 	/* A fragment of a large reply, or an ack, but for the last one sent:
 	 * forwarded, not learned from (docs/PROTOCOL.md).
 	 */
 	int cont = h->type == CPN_T_REPLY && (h->flags & cpn_htons(CPN_F_FRAG | CPN_F_CONT)) ==
 						 cpn_htons(CPN_F_FRAG | CPN_F_CONT);
 
-	if (!cpn_report_auth_ok(nc, h, p->udp_len - sizeof(struct udphdr), data_end))
-		return cpn_verdict_set(env, v, CPN_ACT_DROP, CPN_STAT_DROP_NODE_AUTH);
+	if (p->udp_len <= sizeof(struct udphdr) + CPN_CSUM_CHECK_MAX && !cpn_csum_ok(p, data_end))
+		return cpn_verdict_set(env, v, CPN_ACT_DROP, CPN_STAT_DROP_BAD_CSUM);
+	why = cpn_report_check(env, nc, h, p->udp_len - sizeof(struct udphdr), data_end, cont);
+	if (why)
+		return cpn_verdict_set(env, v, CPN_ACT_DROP, why);
 	if (!svc || !(svc->flags & CPN_SVC_ACTIVE) || svc->family != p->family)
 		return cpn_verdict_set(env, v, CPN_ACT_DROP, CPN_STAT_DROP_BAD_SERVICE);
+	/* Full NAT: the reply came to this router's own address; back to the
+	 * client it was for. reply_check: only the node the request went to
+	 * answers it, to its client. The flow is taken by the reply, looked up
+	 * only by the fragments before the last. A reply for an unknown
+	 * request is neither learned from nor forwarded.
+	 */
+	fullnat = (svc->flags & CPN_SVC_FULLNAT) && !cpn_addr_zero(nc->src) &&
+		  cpn_addr_eq(p->daddr, nc->src, p->family);
+	if (fullnat || (svc->flags & CPN_SVC_REPLY_CHECK)) {
+		struct cpn_flow_key fk = {.request_id = h->request_id,
+					  .tenant_id = h->tenant_id,
+					  .service_id = h->service_id,
+					  .node_id = h->node_id,
+					  .cport = p->udp->dest};
+
+		if (cpn_env_flow_get(env, &fk, &fl, 0) || fl.family != p->family ||
+		    (!fullnat && !cpn_addr_eq(fl.client, p->daddr, p->family)))
+			return cpn_verdict_set(env, v, CPN_ACT_DROP, CPN_STAT_DROP_NO_FLOW);
+		if (!cont)
+			cpn_env_flow_del(env, &fk);
+	}
 	if (cont)
 		goto forward;
 
@@ -595,23 +764,8 @@ static __always_inline int cpn_reply(struct cpn_env *env, void *data_end, struct
 			ss->node_busy++;
 	}
 forward:
-	/* Full NAT: the reply came to this router's own address; back to the
-	 * client it was for (the flow is kept for the fragments before the
-	 * last). A reply for an unknown request is not forwarded.
-	 */
-	if ((svc->flags & CPN_SVC_FULLNAT) && !cpn_addr_zero(nc->src) &&
-	    cpn_addr_eq(p->daddr, nc->src, p->family)) {
-		struct cpn_flow_key fk = {.request_id = h->request_id,
-					  .tenant_id = h->tenant_id,
-					  .service_id = h->service_id,
-					  .node_id = h->node_id,
-					  .cport = p->udp->dest};
-		struct cpn_flow fl;
-
-		if (cpn_env_flow_get(env, &fk, &fl, !cont) || fl.family != p->family)
-			return cpn_verdict_set(env, v, CPN_ACT_DROP, CPN_STAT_DROP_NO_FLOW);
+	if (fullnat)
 		cpn_nat(p, 0, fl.client, p->udp->dest, 0);
-	}
 	cpn_nat(p, 1, svc->vip, svc->port, 0);
 	cpn_env_count(env, cont			    ? CPN_STAT_REPLY_FRAG
 			   : h->type == CPN_T_REPLY ? CPN_STAT_REPLY_FWD
@@ -623,12 +777,14 @@ forward:
 
 /* LOAD or PROBE_ACK to the control port. */
 static __always_inline int cpn_control(struct cpn_env *env, void *data_end, struct cpn_l34 *p,
-				       struct cpn_hdr *h, struct cpn_verdict *v)
+				       struct cpn_hdr *h, struct cpn_config *cfg,
+				       struct cpn_verdict *v)
 {
 	struct cpn_node_cfg *nc;
 	struct cpn_node_stats *ns;
 	struct cpn_node *n;
 	__u64 now;
+	__u32 why;
 
 	if (h->type != CPN_T_LOAD && h->type != CPN_T_PROBE_ACK)
 		return cpn_verdict_set(env, v, CPN_ACT_PASS, CPN_STAT_PASS_NOT_CPN);
@@ -641,10 +797,20 @@ static __always_inline int cpn_control(struct cpn_env *env, void *data_end, stru
 		return cpn_verdict_set(env, v, CPN_ACT_PASS,
 				       h->type == CPN_T_LOAD ? CPN_STAT_LOAD_UNKNOWN
 							     : CPN_STAT_PASS_NOT_CPN);
-	if (!cpn_report_auth_ok(nc, h, p->udp_len - sizeof(struct udphdr), data_end))
-		return cpn_verdict_set(env, v, CPN_ACT_DROP, CPN_STAT_DROP_NODE_AUTH);
+	if (!cpn_csum_ok(p, data_end))
+		return cpn_verdict_set(env, v, CPN_ACT_DROP, CPN_STAT_DROP_BAD_CSUM);
+	why = cpn_report_check(env, nc, h, p->udp_len - sizeof(struct udphdr), data_end, 0);
+	if (why)
+		return cpn_verdict_set(env, v, CPN_ACT_DROP, why);
 
 	now = cpn_env_now_ns(env);
+	/* A PROBE_ACK answers one of this router's PROBEs, recently: its
+	 * request_id is the cookie of that node and time (probe cookies).
+	 */
+	if (h->type == CPN_T_PROBE_ACK &&
+	    (!cfg || h->request_id != cpn_probe_cookie(cfg->hop_key, h->node_id, h->router_ts) ||
+	     (__u32)(now / 1000) - cpn_ntohl(h->router_ts) > CPN_PROBE_MAX_AGE_US))
+		return cpn_verdict_set(env, v, CPN_ACT_DROP, CPN_STAT_DROP_PROBE_COOKIE);
 	ns = cpn_env_node_stats(env, cpn_ntohs(h->node_id));
 	cpn_learn_load(n, h, now);
 	cpn_learn_svc(n, cpn_ntohl(h->worker_us));
@@ -834,7 +1000,7 @@ static __always_inline int cpn_router_rx(struct cpn_env *env, void *data, void *
 	cfg = cpn_env_config(env);
 	if (p.udp->dest ==
 	    (cfg && cfg->control_port ? cfg->control_port : cpn_htons(CPN_DEFAULT_CONTROL_PORT)))
-		return cpn_control(env, data_end, &p, h, v);
+		return cpn_control(env, data_end, &p, h, cfg, v);
 
 	if (h->type == CPN_T_REPLY || h->type == CPN_T_BUSY) {
 		nc = cpn_report_node(env, &p, h, 1);

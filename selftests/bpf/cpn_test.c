@@ -140,9 +140,19 @@ void t_report(struct router *r, __u16 id, __u32 queue, __u32 inflight, __u32 cap
 	n->last_report_ns = cpn_now_ns();
 }
 
+const __u64 t_hop_key[2] = {0x0706050403020100ULL, 0x0f0e0d0c0b0a0908ULL};
+
+__u64 t_probe_cookie(__u16 id, __u32 ts)
+{
+	return cpn_ntohll(cpn_probe_cookie(t_hop_key, htons(id), htonl(ts)));
+}
+
 int t_config(struct router *r)
 {
-	struct cpn_config c = {.control_port = htons(T_CTL), .max_hops = 4, .router_id = 1};
+	struct cpn_config c = {.control_port = htons(T_CTL),
+			       .max_hops = 4,
+			       .router_id = 1,
+			       .hop_key = {t_hop_key[0], t_hop_key[1]}};
 
 	return cpn_maps_set_config(&r->maps, &c);
 }

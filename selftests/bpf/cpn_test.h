@@ -54,8 +54,20 @@ int t_add_tenant(struct router *r, __u32 id, const __u16 *svcs, int n, __u64 rat
 /* Mark a node as freshly reported with this load. */
 void t_report(struct router *r, __u16 id, __u32 queue, __u32 inflight, __u32 capacity, __u32 svc_us,
 	      __u32 path_us);
-/* Config with control port T_CTL. */
+/* Config with control port T_CTL and hop key t_hop_key. */
 int t_config(struct router *r);
+extern const __u64 t_hop_key[2];
+/* Sign a request's hop tag (worker_us) as a router of the fleet would. */
+static inline void t_hop_tag(struct cpn_pkt *s)
+{
+	s->hop_tag = true;
+	s->hop_key[0] = t_hop_key[0];
+	s->hop_key[1] = t_hop_key[1];
+}
+/* The request_id (host order) of a PROBE to node `id` at router_ts `ts`:
+ * the cookie a PROBE_ACK must echo.
+ */
+__u64 t_probe_cookie(__u16 id, __u32 ts);
 
 /* ---- additions for the router suites (test_router*.c) ---------------- */
 

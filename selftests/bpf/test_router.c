@@ -92,6 +92,7 @@ static void check_request_rewrite(struct router *r, int family, int vlan, bool c
 		    {vi.pay + 4, 2},				 /* flags */
 		    {vi.pay + 24, 3},				 /* node_id, hops */
 		    {vi.pay + 28, 4},				 /* router_ts */
+		    {vi.pay + 40, 4},				 /* hop tag (worker_us) */
 		    {vi.l3 + 10, family == CPN_AF_INET ? 2 : 0}, /* IPv4 header checksum */
 		};
 
@@ -131,6 +132,7 @@ static void check_request_rewrite(struct router *r, int family, int vlan, bool c
 		e.msg.hops = (__u8)(s.msg.hops + 1);
 		e.msg.flags = (__u16)(s.msg.flags | CPN_F_TAGGED);
 		e.msg.router_ts = mo.router_ts;
+		t_hop_tag(&e);
 		assert_int_equal(cpn_pkt_build(&e, exp, sizeof(exp)), len);
 		assert_memory_equal(o.buf, exp, len);
 	}
@@ -340,6 +342,7 @@ static void tagged_spec(struct cpn_pkt *s, int family, int vlan, __u16 node)
 	s->msg.node_id = node;
 	s->msg.hops = 1;
 	s->msg.router_ts = 12345;
+	t_hop_tag(s);
 }
 
 /* A live tag is kept even when another node is less loaded. */

@@ -484,7 +484,11 @@ static void test_tenant_key_accepts_correct_tag(void **state)
 		s.msg.flags = CPN_F_TAGGED;
 		s.msg.node_id = ntohs(h.node_id);
 		s.msg.hops = 1;
+		s.msg.router_ts = ntohl(h.router_ts);
+		t_hop_tag(&s);
 		len = cpn_pkt_build(&s, in, sizeof(in));
+		assert_memory_equal(in + v.pay + CPN_HOP_TAG_OFF, o.buf + v.pay + CPN_HOP_TAG_OFF,
+				    4);
 		rt_run(r, in, len, &o);
 		assert_int_equal(o.act, XDP_PASS);
 		assert_int_equal(cpn_pkt_steered_node(o.buf, o.len), ntohs(h.node_id));

@@ -380,6 +380,7 @@ static void test_service_of_1000_nodes(void **state)
 	cpn_pkt_default(&s, CPN_AF_INET);
 	s.msg.flags |= CPN_F_TAGGED;
 	s.msg.node_id = 1000;
+	t_hop_tag(&s);
 	{
 		struct rt_out o;
 		size_t len = cpn_pkt_build(&s, in, sizeof(in));
@@ -430,7 +431,9 @@ static void test_maglev_agrees_across_routers(void **state)
 
 /* ---- large messages ---------------------------------------------------- */
 
-/* A later fragment of a request: FRAG|CONT, tagged with `node`. */
+/* A later fragment of a request: FRAG|CONT, tagged with `node`, the hop
+ * tag of the first fragment (as the node's ack echoed it) copied.
+ */
 static void cont_fragment(struct cpn_pkt *s, int family, __u16 node)
 {
 	static const __u8 body[64] = {1, 2, 3};
@@ -439,6 +442,8 @@ static void cont_fragment(struct cpn_pkt *s, int family, __u16 node)
 	s->msg.request_id = 0x99;
 	s->msg.flags |= CPN_F_FRAG | CPN_F_CONT | CPN_F_TAGGED;
 	s->msg.node_id = node;
+	s->msg.router_ts = 777;
+	t_hop_tag(s);
 	s->payload = body;
 	s->payload_len = sizeof(body);
 }
@@ -489,6 +494,30 @@ static void check_cont_request(struct router *r, int family)
 		rt_run(r, in, len, &o);
 		assert_int_equal(o.act, XDP_DROP);
 		rt_assert_counted(&o, (int[]){CPN_STAT_DROP_FRAG_NODE, RT_END});
+	}
+
+	/* Without the hop tag of a router of the fleet: no hop tag, one under
+	 * another key, one of another node, one of another time.
+	 */
+	for (int variant = 0; variant < 4; variant++) {
+		cont_fragment(&s, family, 1);
+		if (variant == 0)
+			s.hop_tag = false;
+		if (variant == 1)
+			s.hop_key[1] ^= 1;
+		len = cpn_pkt_build(&s, in, sizeof(in));
+		if (variant >= 2) {
+			struct cpn_pkt_view vi;
+			__u8 *p;
+
+			assert_int_equal(cpn_pkt_locate(in, len, &vi), 0);
+			p = in + vi.pay + (variant == 2 ? 25 : 31); /* node_id, router_ts */
+			*p ^= 1;
+			cpn_pkt_fix_csums(in, len);
+		}
+		rt_run(r, in, len, &o);
+		assert_int_equal(o.act, XDP_DROP);
+		rt_assert_counted(&o, (int[]){CPN_STAT_DROP_HOP_TAG, RT_END});
 	}
 
 	/* The tenant is still checked: one that may not use the service. */

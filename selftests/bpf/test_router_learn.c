@@ -467,6 +467,7 @@ static void test_probe_ack_learns_path_latency_and_is_consumed(void **state)
 		s.msg.worker_us = 400;
 		ts = t_now_us() - 800;
 		s.msg.router_ts = ts;
+		s.msg.request_id = t_probe_cookie(2, ts);
 		len = cpn_pkt_build(&s, in, sizeof(in));
 		assert_int_equal(router_node_stats(r, 2, &ns0), 0);
 		run_timed(r, in, len, &o, &t0, &t1);

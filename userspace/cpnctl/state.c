@@ -28,6 +28,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/file.h>
+#include <sys/random.h>
 #include <sys/stat.h>
 #include <unistd.h>
 #include <arpa/inet.h>
@@ -144,6 +145,7 @@ static bool same_tenant(const struct cpn_tenant *a, const struct cpn_tenant *b)
 {
 	return a->flags == b->flags && a->interval_ns == b->interval_ns &&
 	       a->burst_ns == b->burst_ns && !memcmp(a->key, b->key, sizeof(a->key)) &&
+	       !memcmp(a->key_next, b->key_next, sizeof(a->key_next)) &&
 	       !memcmp(a->services, b->services, sizeof(a->services));
 }
 
@@ -196,6 +198,18 @@ static int reconcile(struct cpn_maps *m, const struct cpn_cfg *cfg, struct cpn_e
 	gc.control_port = htons(cfg->control_port);
 	gc.max_hops = cfg->max_hops;
 	gc.nh_ttl_ms = cfg->nh_ttl_ms;
+	gc.fresh_ms = cfg->freshness_ms;
+	/* The fleet's hop key; without one, the key this router drew at its
+	 * first `up`, kept in the map (a lone router needs no other).
+	 */
+	if (cfg->has_hop_key) {
+		gc.hop_key[0] = cfg->hop_key[0];
+		gc.hop_key[1] = cfg->hop_key[1];
+	} else if ((!gc.hop_key[0] && !gc.hop_key[1]) || gc.flags & CPN_CFG_FLEET_KEY) {
+		if (getrandom(gc.hop_key, sizeof(gc.hop_key), 0) != sizeof(gc.hop_key))
+			return errf(err, "cannot draw a hop key: %s", strerror(errno));
+	}
+	gc.flags = (gc.flags & ~CPN_CFG_FLEET_KEY) | (cfg->has_hop_key ? CPN_CFG_FLEET_KEY : 0);
 	if (memcmp(&gc, &old_gc, sizeof(gc)) && (rc = cpn_maps_set_config(m, &gc)))
 		return errf(err, "cannot write cpn_config: %s", strerror(-rc));
 

@@ -9,6 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "cpn/proto.h"
 #include "cpn_cfg_int.h"
 
 /* ---- public lookups ------------------------------------------------------ */
@@ -20,6 +21,7 @@ void cpn_cfg_init(struct cpn_cfg *cfg)
 	snprintf(cfg->metrics, sizeof(cfg->metrics), "%s", CPN_DEFAULT_METRICS);
 	cfg->max_hops = CPN_DEFAULT_MAX_HOPS;
 	cfg->nh_ttl_ms = CPN_DEFAULT_NH_TTL_MS;
+	cfg->freshness_ms = CPN_FRESH_WINDOW_MS;
 	cfg->auto_join.weight = CPN_DEFAULT_WEIGHT;
 	cfg->auto_join.retire_ms = CPN_DEFAULT_RETIRE_MS;
 }
@@ -145,4 +147,9 @@ int cpn_cfg_copy(struct cpn_cfg *dst, const struct cpn_cfg *src)
 	if (!dst->tenants)
 		dst->n_tenants = 0;
 	return 0;
+}
+
+__u32 cpn_cfg_tenant_max_sessions(const struct cfg_tenant *t)
+{
+	return t->max_sessions ? t->max_sessions : CPN_DEFAULT_MAX_SESSIONS;
 }

@@ -43,9 +43,12 @@ struct cfg_node {
 	__u32 weight; /* 1..1000, default 100 */
 	bool has_key;
 	__u64 key[2];
-	bool drain;  /* administratively draining (cpnctl node drain) */
-	bool joined; /* admitted by the daemon through auto_join */
-	int line;    /* where it was defined, 0 if not from a file */
+	bool has_key_next; /* key_next: accepted as well while the key rotates */
+	__u64 key_next[2];
+	bool fresh_optional; /* fresh: optional (signed reports without FRESH taken) */
+	bool drain;	     /* administratively draining (cpnctl node drain) */
+	bool joined;	     /* admitted by the daemon through auto_join */
+	int line;	     /* where it was defined, 0 if not from a file */
 };
 
 struct cfg_service {
@@ -57,6 +60,11 @@ struct cfg_service {
 	__u8 policy;  /* enum cpn_policy */
 	bool dpdk;    /* dataplane: dpdk */
 	bool fullnat; /* reply: router (full NAT), else direct */
+	/* reply_check: false. By default (true) a DNAT service's replies are
+	 * relayed only from the node their request went to (a flow per
+	 * request); full NAT always checks.
+	 */
+	bool reply_unchecked;
 	__u32 max_wait_us;
 	__u32 max_queue;
 	__u32 stale_ms; /* default 500 */
@@ -73,6 +81,10 @@ struct cfg_tenant {
 	__u64 burst; /* default: rate (one second), at least 1 */
 	bool has_key;
 	__u64 key[2];
+	bool has_key_next; /* key_next: accepted as well while the key rotates */
+	__u64 key_next[2];
+	bool fresh_optional; /* fresh: optional (signed requests without FRESH taken) */
+	__u32 max_sessions;  /* affinity entries of the tenant; 0 = CPN_DEFAULT_MAX_SESSIONS */
 	int line;
 };
 
@@ -109,11 +121,14 @@ enum cpn_xdp_attach {
 struct cpn_cfg {
 	char ifaces[CPN_CFG_MAX_IFACES][IF_NAMESIZE];
 	int n_ifaces;
-	__u8 xdp_attach;	      /* enum cpn_xdp_attach */
-	__u16 control_port;	      /* host order, default 7471 */
-	char metrics[64];	      /* ADDR:PORT, default 127.0.0.1:9470 */
-	__u16 max_hops;		      /* default 4 */
-	__u32 nh_ttl_ms;	      /* next-hop cache, default 100 */
+	__u8 xdp_attach;    /* enum cpn_xdp_attach */
+	__u16 control_port; /* host order, default 7471 */
+	char metrics[64];   /* ADDR:PORT, default 127.0.0.1:9470 */
+	__u16 max_hops;	    /* default 4 */
+	__u32 nh_ttl_ms;    /* next-hop cache, default 100 */
+	__u32 freshness_ms; /* window of FRESH stamps, default 2000 */
+	bool has_hop_key;   /* fleet: {hop_key}; else cpnctl draws one at `up` */
+	__u64 hop_key[2];
 	struct cfg_service *services; /* sorted by id */
 	int n_services;
 	struct cfg_node *nodes; /* sorted by id */
@@ -155,6 +170,9 @@ const struct cfg_tenant *cpn_cfg_tenant(const struct cpn_cfg *cfg, __u32 id);
 bool cpn_cfg_service_usable(const struct cpn_cfg *cfg, __u16 id);
 /* One warning line on F for each service that no tenant may use. */
 void cpn_cfg_warn_unusable(const struct cpn_cfg *cfg, FILE *f);
+
+/* The tenant's affinity entries: max_sessions or its default. */
+__u32 cpn_cfg_tenant_max_sessions(const struct cfg_tenant *t);
 
 /* Policy name <-> enum cpn_policy; -1 if unknown. */
 int cpn_policy_parse(const char *s);

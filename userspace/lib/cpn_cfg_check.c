@@ -144,6 +144,12 @@ static int check_globals(const struct cpn_cfg *cfg, const char *name, struct cpn
 	if (cfg->nh_ttl_ms < 1 || cfg->nh_ttl_ms > CPN_CFG_NH_TTL_MAX)
 		return cpn_cfg__errat(err, name, 0, "nh_ttl_ms %u is out of range: use 1..%d",
 				      cfg->nh_ttl_ms, CPN_CFG_NH_TTL_MAX);
+	if (cfg->freshness_ms < 1 || cfg->freshness_ms > CPN_CFG_FRESH_MAX)
+		return cpn_cfg__errat(err, name, 0, "freshness_ms %u is out of range: use 1..%d",
+				      cfg->freshness_ms, CPN_CFG_FRESH_MAX);
+	if (cfg->has_hop_key && !cfg->hop_key[0] && !cfg->hop_key[1])
+		return cpn_cfg__errat(
+		    err, name, 0, "fleet hop_key is all zero: draw one with openssl rand -hex 16");
 	return 0;
 }
 
@@ -268,6 +274,12 @@ static int check_nodes(const struct cpn_cfg *cfg, const char *name, const struct
 			return cpn_cfg__errat(err, name, line,
 					      "node %u weight %u is out of range: use 1..%d", n->id,
 					      n->weight, CPN_CFG_WEIGHT_MAX);
+		if (n->has_key_next && !n->has_key)
+			return cpn_cfg__errat(
+			    err, name, line,
+			    "node %u has key_next but no key: key_next is the key "
+			    "that comes next in a rotation, give key too",
+			    n->id);
 	}
 	return 0;
 }
@@ -349,6 +361,17 @@ static int check_tenants(const struct cpn_cfg *cfg, const char *name, const stru
 			return cpn_cfg__errat(
 			    err, name, t->line, "tenant %u burst %llu is out of range: use 1..%llu",
 			    t->id, (unsigned long long)t->burst, CPN_CFG_BURST_MAX);
+		if (t->has_key_next && !t->has_key)
+			return cpn_cfg__errat(
+			    err, name, t->line,
+			    "tenant %u has key_next but no key: key_next is the key "
+			    "that comes next in a rotation, give key too",
+			    t->id);
+		if (t->max_sessions > CPN_CFG_SESSIONS_MAX)
+			return cpn_cfg__errat(
+			    err, name, t->line,
+			    "tenant %u max_sessions %u is out of range: use 1..%d", t->id,
+			    t->max_sessions, CPN_CFG_SESSIONS_MAX);
 	}
 	if (cfg->n_tenants < 2)
 		return 0;

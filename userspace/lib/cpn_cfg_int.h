@@ -11,11 +11,13 @@
 #include "cpn_addr.h"
 #include "cpn_util.h"
 
-#define CPN_CFG_WEIGHT_MAX 1000
-#define CPN_CFG_HOPS_MAX   255
-#define CPN_CFG_NH_TTL_MAX 60000	 /* ms: a minute-old FIB result is stale enough */
-#define CPN_CFG_RATE_MAX   1000000000ULL /* requests/s: 1 ns between requests */
-#define CPN_CFG_BURST_MAX  1000000000ULL /* keeps burst x interval_ns in 64 bits */
+#define CPN_CFG_WEIGHT_MAX   1000
+#define CPN_CFG_HOPS_MAX     255
+#define CPN_CFG_NH_TTL_MAX   60000	   /* ms: a minute-old FIB result is stale enough */
+#define CPN_CFG_RATE_MAX     1000000000ULL /* requests/s: 1 ns between requests */
+#define CPN_CFG_BURST_MAX    1000000000ULL /* keeps burst x interval_ns in 64 bits */
+#define CPN_CFG_FRESH_MAX    600000	   /* ms: a window of ten minutes is no freshness */
+#define CPN_CFG_SESSIONS_MAX CPN_MAX_SESSIONS
 
 /* Lines of the values that validation points at, parallel to the arrays of
  * a config being parsed (before it is sorted).

@@ -235,6 +235,22 @@ static int get_key(const struct field *f, bool *has, __u64 key[2])
 	return 0;
 }
 
+/* fresh: required (false) or optional (true). */
+static int get_fresh(const struct field *f, bool *optional)
+{
+	const char *s;
+
+	if (get_s(f, &s))
+		return -1;
+	if (strcmp(s, "required") && strcmp(s, "optional"))
+		return fail(f->c, vline(f),
+			    "unknown fresh '%.40s': use required (signed messages must carry "
+			    "FRESH) or optional",
+			    s);
+	*optional = !strcmp(s, "optional");
+	return 0;
+}
+
 /* A list; an empty value is an empty list (*out = NULL). */
 static int get_list(const struct field *f, yaml_node_t **out)
 {
@@ -259,7 +275,8 @@ static int key_of(struct ctx *c, const char *sec, const char *const *keys, int n
 	if (!sec)
 		snprintf(in, sizeof(in), "at the top level");
 	else
-		snprintf(in, sizeof(in), "in %s%s", strcmp(sec, "auto_join") ? "a " : "", sec);
+		snprintf(in, sizeof(in), "in %s%s",
+			 strcmp(sec, "auto_join") && strcmp(sec, "fleet") ? "a " : "", sec);
 	f->c = c;
 	f->sec = sec;
 	f->kline = ln(k);
@@ -353,7 +370,7 @@ static int parse_service(struct ctx *c, yaml_node_t *m, struct cfg_service *s, s
 {
 	static const char *const keys[] = {"name",   "id",	    "vip",	 "port",
 					   "policy", "max_wait_us", "max_queue", "stale_ms",
-					   "nodes",  "dataplane",   "reply"};
+					   "nodes",  "dataplane",   "reply",	 "reply_check"};
 	enum {
 		K_NAME,
 		K_ID,
@@ -366,6 +383,7 @@ static int parse_service(struct ctx *c, yaml_node_t *m, struct cfg_service *s, s
 		K_NODES,
 		K_DP,
 		K_REPLY,
+		K_REPLY_CHECK,
 	};
 	unsigned long seen = 0;
 	struct field f;
@@ -382,7 +400,7 @@ static int parse_service(struct ctx *c, yaml_node_t *m, struct cfg_service *s, s
 	for (int i = 0; i < n_pairs(m); i++) {
 		yaml_node_pair_t *p = &m->data.mapping.pairs.start[i];
 
-		if ((k = key_of(c, "service", keys, 11, p, &seen, &f)) < 0)
+		if ((k = key_of(c, "service", keys, 12, p, &seen, &f)) < 0)
 			return -1;
 		switch (k) {
 		case K_NAME:
@@ -482,6 +500,14 @@ static int parse_service(struct ctx *c, yaml_node_t *m, struct cfg_service *s, s
 				    str);
 			s->fullnat = !strcmp(str, "router");
 			break;
+		case K_REPLY_CHECK: {
+			bool on;
+
+			if (get_bool(&f, &on))
+				return -1;
+			s->reply_unchecked = !on;
+			break;
+		}
 		}
 	}
 	return need(c, m, "service", keys, seen,
@@ -491,8 +517,9 @@ static int parse_service(struct ctx *c, yaml_node_t *m, struct cfg_service *s, s
 
 static int parse_node(struct ctx *c, yaml_node_t *m, struct cfg_node *n, struct node_lines *nl)
 {
-	static const char *const keys[] = {"id", "addr", "weight", "key", "drain", "joined"};
-	enum { K_ID, K_ADDR, K_WEIGHT, K_KEY, K_DRAIN, K_JOINED };
+	static const char *const keys[] = {"id",    "addr",   "weight",	  "key",
+					   "drain", "joined", "key_next", "fresh"};
+	enum { K_ID, K_ADDR, K_WEIGHT, K_KEY, K_DRAIN, K_JOINED, K_KEY_NEXT, K_FRESH };
 	unsigned long seen = 0;
 	struct field f;
 	const char *str;
@@ -506,7 +533,7 @@ static int parse_node(struct ctx *c, yaml_node_t *m, struct cfg_node *n, struct 
 	for (int i = 0; i < n_pairs(m); i++) {
 		yaml_node_pair_t *p = &m->data.mapping.pairs.start[i];
 
-		if ((k = key_of(c, "node", keys, 6, p, &seen, &f)) < 0)
+		if ((k = key_of(c, "node", keys, 8, p, &seen, &f)) < 0)
 			return -1;
 		switch (k) {
 		case K_ID:
@@ -548,6 +575,14 @@ static int parse_node(struct ctx *c, yaml_node_t *m, struct cfg_node *n, struct 
 			break;
 		case K_JOINED:
 			if (get_bool(&f, &n->joined))
+				return -1;
+			break;
+		case K_KEY_NEXT:
+			if (get_key(&f, &n->has_key_next, n->key_next))
+				return -1;
+			break;
+		case K_FRESH:
+			if (get_fresh(&f, &n->fresh_optional))
 				return -1;
 			break;
 		}
@@ -597,8 +632,9 @@ static int parse_svc_names(const struct field *f, __u16 *ids, int *n)
 
 static int parse_tenant(struct ctx *c, yaml_node_t *m, struct cfg_tenant *t, int *id_line)
 {
-	static const char *const keys[] = {"id", "services", "rate", "burst", "key"};
-	enum { K_ID, K_SERVICES, K_RATE, K_BURST, K_KEY };
+	static const char *const keys[] = {"id",  "services", "rate",  "burst",
+					   "key", "key_next", "fresh", "max_sessions"};
+	enum { K_ID, K_SERVICES, K_RATE, K_BURST, K_KEY, K_KEY_NEXT, K_FRESH, K_SESSIONS };
 	unsigned long seen = 0;
 	struct field f;
 	__u64 x;
@@ -610,7 +646,7 @@ static int parse_tenant(struct ctx *c, yaml_node_t *m, struct cfg_tenant *t, int
 	for (int i = 0; i < n_pairs(m); i++) {
 		yaml_node_pair_t *p = &m->data.mapping.pairs.start[i];
 
-		if ((k = key_of(c, "tenant", keys, 5, p, &seen, &f)) < 0)
+		if ((k = key_of(c, "tenant", keys, 8, p, &seen, &f)) < 0)
 			return -1;
 		switch (k) {
 		case K_ID:
@@ -638,6 +674,18 @@ static int parse_tenant(struct ctx *c, yaml_node_t *m, struct cfg_tenant *t, int
 			break;
 		case K_KEY:
 			if (get_key(&f, &t->has_key, t->key))
+				return -1;
+			break;
+		case K_KEY_NEXT:
+			if (get_key(&f, &t->has_key_next, t->key_next))
+				return -1;
+			break;
+		case K_FRESH:
+			if (get_fresh(&f, &t->fresh_optional))
+				return -1;
+			break;
+		case K_SESSIONS:
+			if (get_u32(&f, 1, CPN_CFG_SESSIONS_MAX, &t->max_sessions))
 				return -1;
 			break;
 		}
@@ -821,11 +869,33 @@ static int parse_tenants(struct ctx *c, const struct field *f)
 	return 0;
 }
 
+/* fleet: {hop_key: HEX32}: what the routers of a fleet share. */
+static int parse_fleet(struct ctx *c, yaml_node_t *m)
+{
+	static const char *const keys[] = {"hop_key"};
+	unsigned long seen = 0;
+	struct field f;
+
+	if (is_null(m))
+		return 0;
+	if (want_map(c, m, "fleet", "{hop_key: 00112233445566778899aabbccddeeff}"))
+		return -1;
+	for (int i = 0; i < n_pairs(m); i++) {
+		yaml_node_pair_t *p = &m->data.mapping.pairs.start[i];
+
+		if (key_of(c, "fleet", keys, 1, p, &seen, &f) < 0)
+			return -1;
+		if (get_key(&f, &c->cfg->has_hop_key, c->cfg->hop_key))
+			return -1;
+	}
+	return 0;
+}
+
 static int parse_root(struct ctx *c, yaml_node_t *root)
 {
 	static const char *const keys[] = {"interfaces", "control_port", "metrics", "max_hops",
 					   "nh_ttl_ms",	 "services",	 "nodes",   "tenants",
-					   "auto_join",	 "xdp_attach"};
+					   "auto_join",	 "xdp_attach",	 "fleet",   "freshness_ms"};
 	enum {
 		K_IFACES,
 		K_CPORT,
@@ -837,6 +907,8 @@ static int parse_root(struct ctx *c, yaml_node_t *root)
 		K_TENANTS,
 		K_AJ,
 		K_XDP_ATTACH,
+		K_FLEET,
+		K_FRESHNESS,
 	};
 	struct cpn_cfg *cfg = c->cfg;
 	struct field f, tenants = {0}, aj = {0};
@@ -858,7 +930,7 @@ static int parse_root(struct ctx *c, yaml_node_t *root)
 	for (int i = 0; i < n_pairs(root); i++) {
 		yaml_node_pair_t *p = &root->data.mapping.pairs.start[i];
 
-		if ((k = key_of(c, NULL, keys, 10, p, &seen, &f)) < 0)
+		if ((k = key_of(c, NULL, keys, 12, p, &seen, &f)) < 0)
 			return -1;
 		switch (k) {
 		case K_XDP_ATTACH: {
@@ -915,6 +987,14 @@ static int parse_root(struct ctx *c, yaml_node_t *root)
 			break;
 		case K_AJ:
 			aj = f;
+			break;
+		case K_FRESHNESS:
+			if (get_u32(&f, 1, CPN_CFG_FRESH_MAX, &cfg->freshness_ms))
+				return -1;
+			break;
+		case K_FLEET:
+			if (parse_fleet(c, f.v))
+				return -1;
 			break;
 		}
 	}

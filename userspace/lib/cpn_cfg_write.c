@@ -31,14 +31,19 @@ static void put_str(FILE *f, const char *s, size_t max)
 }
 
 /* The inverse of cpn_key_parse(): the key's bytes in order. */
-static void put_key(FILE *f, bool has, const __u64 key[2])
+static void put_key_as(FILE *f, const char *name, bool has, const __u64 key[2])
 {
 	if (!has)
 		return;
-	fputs(", key: \"", f);
+	fprintf(f, ", %s: \"", name);
 	for (int i = 0; i < 16; i++)
 		fprintf(f, "%02x", (unsigned)(key[i / 8] >> (8 * (i % 8))) & 0xff);
 	fputc('"', f);
+}
+
+static void put_key(FILE *f, bool has, const __u64 key[2])
+{
+	put_key_as(f, "key", has, key);
 }
 
 static int put_svc_names(FILE *f, const struct cpn_cfg *cfg, const __u16 *ids, int n)
@@ -71,7 +76,14 @@ int cpn_cfg_write(FILE *f, const struct cpn_cfg *cfg)
 	fprintf(f, "]\nxdp_attach: %s\ncontrol_port: %u\nmetrics: ",
 		cpn_xdp_attach_name(cfg->xdp_attach), cfg->control_port);
 	put_str(f, cfg->metrics, sizeof(cfg->metrics));
-	fprintf(f, "\nmax_hops: %u\nnh_ttl_ms: %u\n", cfg->max_hops, cfg->nh_ttl_ms);
+	fprintf(f, "\nmax_hops: %u\nnh_ttl_ms: %u\nfreshness_ms: %u\n", cfg->max_hops,
+		cfg->nh_ttl_ms, cfg->freshness_ms);
+	if (cfg->has_hop_key) {
+		fputs("fleet: {hop_key: \"", f);
+		for (int i = 0; i < 16; i++)
+			fprintf(f, "%02x", (unsigned)(cfg->hop_key[i / 8] >> (8 * (i % 8))) & 0xff);
+		fputs("\"}\n", f);
+	}
 
 	fprintf(f, "services:%s\n", cfg->n_services ? "" : " []");
 	for (int i = 0; i < cfg->n_services; i++) {
@@ -89,8 +101,9 @@ int cpn_cfg_write(FILE *f, const struct cpn_cfg *cfg)
 		fprintf(f, ", max_queue: %u, stale_ms: %u, nodes: [", s->max_queue, s->stale_ms);
 		for (int k = 0; k < s->n_nodes && k < CPN_MAX_SVC_NODES; k++)
 			fprintf(f, "%s%u", k ? ", " : "", s->nodes[k]);
-		fprintf(f, "], dataplane: %s, reply: %s}\n", s->dpdk ? "dpdk" : "xdp",
-			s->fullnat ? "router" : "direct");
+		fprintf(f, "], dataplane: %s, reply: %s, reply_check: %s}\n",
+			s->dpdk ? "dpdk" : "xdp", s->fullnat ? "router" : "direct",
+			s->reply_unchecked ? "false" : "true");
 	}
 
 	fprintf(f, "nodes:%s\n", cfg->n_nodes ? "" : " []");
@@ -102,7 +115,9 @@ int cpn_cfg_write(FILE *f, const struct cpn_cfg *cfg)
 			cpn_addr_str(n->addr, n->family, buf, sizeof(buf)), v6 ? "]" : "",
 			ntohs(n->port), n->weight);
 		put_key(f, n->has_key, n->key);
-		fprintf(f, ", drain: %s, joined: %s}\n", n->drain ? "true" : "false",
+		put_key_as(f, "key_next", n->has_key_next, n->key_next);
+		fprintf(f, ", fresh: %s, drain: %s, joined: %s}\n",
+			n->fresh_optional ? "optional" : "required", n->drain ? "true" : "false",
 			n->joined ? "true" : "false");
 	}
 
@@ -119,7 +134,10 @@ int cpn_cfg_write(FILE *f, const struct cpn_cfg *cfg)
 		fprintf(f, ", rate: %llu, burst: %llu", (unsigned long long)t->rate,
 			(unsigned long long)t->burst);
 		put_key(f, t->has_key, t->key);
-		fputs("}\n", f);
+		put_key_as(f, "key_next", t->has_key_next, t->key_next);
+		fprintf(f, ", fresh: %s, max_sessions: %u}\n",
+			t->fresh_optional ? "optional" : "required",
+			cpn_cfg_tenant_max_sessions(t));
 	}
 
 	if (cfg->has_auto_join) {

@@ -10,6 +10,9 @@ void cpn_cfg_to_service(const struct cfg_service *c, struct cpn_service *s)
 	memset(s, 0, sizeof(*s));
 	s->flags =
 	    CPN_SVC_ACTIVE | (c->dpdk ? CPN_SVC_DPDK : 0) | (c->fullnat ? CPN_SVC_FULLNAT : 0);
+	/* cpn-fwd keeps no flows: a `dataplane: dpdk` service is not bound. */
+	if (!c->reply_unchecked && !c->dpdk)
+		s->flags |= CPN_SVC_REPLY_CHECK;
 	s->id = c->id;
 	s->policy = c->policy;
 	s->family = c->family;
@@ -31,6 +34,13 @@ void cpn_cfg_to_node(const struct cfg_node *c, struct cpn_node_cfg *n, __u32 *ad
 	if (c->has_key) {
 		n->key[0] = c->key[0];
 		n->key[1] = c->key[1];
+		if (!c->fresh_optional)
+			n->flags |= CPN_NODE_CFG_FRESH;
+		if (c->has_key_next) {
+			n->flags |= CPN_NODE_CFG_KEY_NEXT;
+			n->key_next[0] = c->key_next[0];
+			n->key_next[1] = c->key_next[1];
+		}
 	}
 	*admin = CPN_ADMIN_UP | (c->drain ? CPN_ADMIN_DRAIN : 0);
 	/* This router's own address toward the node: full NAT's source. */
@@ -44,8 +54,13 @@ void cpn_cfg_to_tenant(const struct cfg_tenant *c, struct cpn_tenant *t)
 		t->services[c->services[i] / 64] |= 1ULL << (c->services[i] % 64);
 	cpn_tenant_set_rate(t, c->rate, c->burst);
 	if (c->has_key) {
-		t->flags |= CPN_TENANT_KEY;
+		t->flags |= CPN_TENANT_KEY | (c->fresh_optional ? 0 : CPN_TENANT_FRESH);
 		t->key[0] = c->key[0];
 		t->key[1] = c->key[1];
+		if (c->has_key_next) {
+			t->flags |= CPN_TENANT_KEY_NEXT;
+			t->key_next[0] = c->key_next[0];
+			t->key_next[1] = c->key_next[1];
+		}
 	}
 }

@@ -138,6 +138,25 @@ int cpn_maps_get_config(struct cpn_maps *m, struct cpn_config *cfg)
 	return ret(bpf_map_lookup_elem(m->config, &k, cfg));
 }
 
+int cpn_maps_hop_key(struct cpn_maps *m, __u64 key[2])
+{
+	struct cpn_config c;
+	int rc = cpn_maps_get_config(m, &c);
+
+	if (rc)
+		return rc;
+	if (!c.hop_key[0] && !c.hop_key[1])
+		return -ENOENT;
+	key[0] = c.hop_key[0];
+	key[1] = c.hop_key[1];
+	return 0;
+}
+
+__u32 cpn_config_fresh_ms(const struct cpn_config *cfg)
+{
+	return cfg->fresh_ms ? cfg->fresh_ms : CPN_FRESH_WINDOW_MS;
+}
+
 /* Forget the cached next hop of a node on every CPU. */
 static int flush_nexthop(struct cpn_maps *m, __u16 id)
 {

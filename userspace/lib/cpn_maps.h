@@ -60,6 +60,13 @@ void cpn_maps_close(struct cpn_maps *m);
 
 int cpn_maps_set_config(struct cpn_maps *m, const struct cpn_config *cfg);
 int cpn_maps_get_config(struct cpn_maps *m, struct cpn_config *cfg);
+/* The hop key the router tags and checks with (the fleet's, or the one
+ * cpnctl drew at `up`): what PROBE cookies are made with. 0, or < 0 (a
+ * router without a hop key yet: -ENOENT).
+ */
+int cpn_maps_hop_key(struct cpn_maps *m, __u64 key[2]);
+/* The freshness window of the router's data plane, in ms. */
+__u32 cpn_config_fresh_ms(const struct cpn_config *cfg);
 
 /* A node: its address (cpn_nodes) and its admin state and weight
  * (cpn_node_state). Learned state is kept across updates.

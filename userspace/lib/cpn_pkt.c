@@ -3,6 +3,7 @@
 #include <arpa/inet.h>
 #include <stdio.h>
 #include <string.h>
+#include <time.h>
 #include <linux/in.h>
 
 #include "cpn/maps.h"
@@ -92,13 +93,20 @@ size_t cpn_pkt_build(const struct cpn_pkt *s, __u8 *buf, size_t cap)
 
 		if (s->auth)
 			m.flags |= CPN_F_AUTH;
+		if (s->fresh) {
+			m.flags |= CPN_F_FRESH;
+			if (!m.stamp)
+				m.stamp = cpn_pkt_tai_ms();
+		}
 		cpn_hdr_encode(&m, &h);
+		if (s->hop_tag)
+			h.worker_us = cpn_hop_tag(s->hop_key, &h);
 		if (pay + sizeof(h) + 8 > cap)
 			return 0;
 		memcpy(buf + pay, &h, sizeof(h));
 		plen = sizeof(h);
 		if (s->auth) {
-			__u64 tag = m.type == CPN_T_REQUEST ? cpn_tag_request(s->key, &h)
+			__u64 tag = m.type == CPN_T_REQUEST ? cpn_tag_request_any(s->key, &h)
 							    : cpn_tag_node(s->key, &h);
 			memcpy(buf + pay + plen, &tag, 8);
 			plen += 8;
@@ -317,4 +325,12 @@ void cpn_pkt_fill(__u8 *buf, size_t len, __u32 seed)
 		x ^= x << 5;
 		buf[i] = (__u8)(x >> 24);
 	}
+}
+
+__u32 cpn_pkt_tai_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_TAI, &ts);
+	return (__u32)((__u64)ts.tv_sec * 1000 + (__u64)ts.tv_nsec / 1000000);
 }

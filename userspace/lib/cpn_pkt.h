@@ -46,6 +46,9 @@ struct cpn_pkt {
 	size_t payload_len;
 	__u8 ttl;	    /* 0 = 64 */
 	bool udp_csum_zero; /* IPv4: send without UDP checksum */
+	bool fresh;	    /* set CPN_F_FRESH; stamp msg.stamp, or CLOCK_TAI now if 0 */
+	bool hop_tag;	    /* REQUEST: worker_us = cpn_hop_tag() under hop_key */
+	__u64 hop_key[2];
 };
 
 /* Offsets into a frame, from cpn_pkt_locate(). */
@@ -82,6 +85,8 @@ void cpn_pkt_fix_csums(__u8 *buf, size_t len);
  * the destination is that node's address and port CPN_PKT_PORT; 0 otherwise.
  */
 __u16 cpn_pkt_steered_node(const __u8 *buf, size_t len);
+/* CLOCK_TAI in milliseconds mod 2^32: the clock of stamps (FRESH). */
+__u32 cpn_pkt_tai_ms(void);
 /* Fill `buf` with `len` bytes of a fixed pseudo-random sequence. */
 void cpn_pkt_fill(__u8 *buf, size_t len, __u32 seed);
 
