@@ -9,7 +9,8 @@
 #   - every REPLY, PROBE_ACK, LOAD and fragment ack carries FRESH and a stamp
 #     within 2 s of CLOCK_TAI, under the node tag (--key); a PROBE_ACK echoes
 #     the PROBE's cookie; a first fragment's ack echoes router_ts and the hop
-#     tag, and the rest of the message with both copied is taken;
+#     tag, and the rest of the message with both copied is taken; a large
+#     reply's CONT fragments carry the request's hop tag;
 #   - --hop-key: requests without TAGGED, without or with a wrong hop tag, or
 #     tagged for another node get no answer and count unrouted; a routed one
 #     is answered; the same routed request again is dropped (replay), steered

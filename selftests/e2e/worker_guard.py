@@ -12,7 +12,8 @@ control port.
       the PROBE_ACK echoes the PROBE's request_id (the router's cookie); the
       ack of a large request's first fragment echoes router_ts and the hop
       tag (worker_us); the rest of the message, sent with both copied, is
-      taken and answered whole.
+      taken and answered whole; a large reply's CONT fragments carry the
+      request's hop tag (for the client's acks).
   worker_guard.py unrouted --to A --node-id N --hop-key H --metrics URL
       Requests without TAGGED, with a wrong hop tag, or tagged for another
       node get no answer and are counted unrouted; a routed one is answered.
@@ -40,7 +41,8 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from cpn_udp import HDR, T_REQUEST, T_REPLY, T_LOAD, T_PROBE, T_PROBE_ACK, pack, unpack, \
     addr_port, node_tag, with_hop_tag, join_tag, tai_ms  # noqa: E402
 
-F_TAGGED, F_AUTH, F_FRAG, F_CONT, F_FRESH = 0x0001, 0x0002, 0x0020, 0x0040, 0x0100
+F_TAGGED, F_AUTH, F_FRAG, F_CONT, F_FRAG_OK, F_FRESH = 0x0001, 0x0002, 0x0020, 0x0040, 0x0080, \
+    0x0100
 FRAG = 8
 
 errors = []
@@ -194,6 +196,28 @@ def cmd_reports(a):
         fail(f"the large request's reply: {len(got)} bytes, want the {total} sent")
     else:
         print(f"large request: {total} bytes in fragments with the copied hop tag, echoed")
+    # A large reply (FRAG_OK): its CONT fragments carry the request's hop tag
+    # (the client's acks copy it), the last one the node's time.
+    req = routed(hop, a.node_id, flags=F_FRESH | F_FRAG_OK, payload=body)
+    s.sendto(req, to)
+    conts = last = 0
+    for _ in range(20):
+        d3, h3 = recv_one(s, 2, lambda h: h["type"] == T_REPLY and
+                          h["request_id"] == unpack(req)["request_id"])
+        if not d3:
+            break
+        if h3["flags"] & (F_FRAG | F_CONT) == F_FRAG | F_CONT:
+            conts += 1
+            if d3[40:44] != req[40:44] or h3["router_ts"] != unpack(req)["router_ts"]:
+                fail(f"a CONT reply fragment: worker_us {d3[40:44].hex()}, want the hop tag "
+                     f"{req[40:44].hex()}")
+        elif h3["flags"] & F_FRAG:
+            last += 1
+            break
+    if conts < 3 or last != 1:
+        fail(f"large reply: {conts} CONT fragments and {last} last, want 3 or more and 1")
+    else:
+        print(f"large reply: {conts} CONT fragments carry the hop tag")
     return 1 if errors else 0
 
 
