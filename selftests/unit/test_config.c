@@ -245,6 +245,8 @@ static void assert_global_defaults(const struct cpn_cfg *cfg)
 	assert_string_equal(cfg->metrics, "127.0.0.1:9470");
 	assert_int_equal(cfg->max_hops, 4);
 	assert_int_equal(cfg->nh_ttl_ms, 100);
+	assert_int_equal(cfg->freshness_ms, 2000);
+	assert_false(cfg->has_hop_key);
 }
 
 static void test_empty(void **state)
@@ -319,9 +321,12 @@ static void test_defaults(void **state)
 	assert_int_equal(s->max_queue, 0);
 	assert_int_equal(s->stale_ms, 500);
 	assert_int_equal(s->n_nodes, 0);
+	assert_false(s->reply_unchecked);
 	n = &cfg.nodes[0];
 	assert_int_equal(n->weight, 100);
 	assert_false(n->has_key);
+	assert_false(n->has_key_next);
+	assert_false(n->fresh_optional);
 	assert_false(n->drain);
 	assert_false(n->joined);
 	assert_int_equal(cfg.n_tenants, 3);
@@ -329,6 +334,9 @@ static void test_defaults(void **state)
 	assert_int_equal(cfg.tenants[0].burst, 1);
 	assert_int_equal(cfg.tenants[0].n_services, 0);
 	assert_false(cfg.tenants[0].has_key);
+	assert_false(cfg.tenants[0].has_key_next);
+	assert_false(cfg.tenants[0].fresh_optional);
+	assert_int_equal(cpn_cfg_tenant_max_sessions(&cfg.tenants[0]), 4096);
 	assert_int_equal(cfg.tenants[1].rate, 500);
 	assert_int_equal(cfg.tenants[1].burst, 500);
 	assert_int_equal(cfg.tenants[2].burst, 9);
@@ -572,6 +580,26 @@ static const struct bad bad[] = {
     {"nodes:\n  - {id: 1, addr: \"10.1.0.1:7470\"}\n  - id: 2\n    weight: 5\n", 3, "has no addr"},
     {BASE "tenants:\n  - {rate: 5}\n", 7, "has no id"},
     {BASE "auto_join: [10.1.0.0/16]\n", 6, "must be a mapping"},
+    /* trust: the fleet's hop key, freshness, key rotation, reply_check, sessions */
+    {"control_port: 1\nfleet: {hop_key: \"0011\"}\n", 2, "is not 32 hex digits"},
+    {"fleet: {hop_key: \"" KEY1 "\", hopkey: 1}\n", 1, "unknown key 'hopkey' in fleet"},
+    {"fleet: [1]\n", 1, "fleet must be a mapping"},
+    {"fleet: {hop_key: \"00000000000000000000000000000000\"}\n", 1, "hop_key is all zero"},
+    {"max_hops: 4\nfreshness_ms: 0\n", 2, "out of range"},
+    {"freshness_ms: 600001\n", 1, "out of range"},
+    {"nodes:\n  - {id: 1, addr: \"10.1.0.1:7470\", key: \"" KEY1 "\", fresh: sometimes}\n", 2,
+     "unknown fresh 'sometimes'"},
+    {"nodes:\n  - {id: 1, addr: \"10.1.0.1:7470\", key_next: \"" KEY1 "\"}\n", 2,
+     "key_next but no key"},
+    {"nodes:\n  - {id: 1, addr: \"10.1.0.1:7470\", key_next: \"xyz\"}\n", 2,
+     "is not 32 hex digits"},
+    {BASE "tenants:\n  - {id: 1, services: [a], key_next: \"" KEY2 "\"}\n", 7,
+     "key_next but no key"},
+    {BASE "tenants:\n  - {id: 1, services: [a], fresh: yes}\n", 7, "unknown fresh 'yes'"},
+    {BASE "tenants:\n  - {id: 1, services: [a], max_sessions: 0}\n", 7, "out of range"},
+    {BASE "tenants:\n  - {id: 1, services: [a], max_sessions: 65537}\n", 7, "out of range"},
+    {BASE "  - {name: b, id: 2, vip: 10.0.0.2, port: 80, reply_check: maybe}\n", 6,
+     "must be true or false"},
 };
 
 static void gen_cases(void)
@@ -645,6 +673,9 @@ static void assert_cfg_equal(const struct cpn_cfg *a, const struct cpn_cfg *b)
 	assert_string_equal(a->metrics, b->metrics);
 	assert_int_equal(a->max_hops, b->max_hops);
 	assert_int_equal(a->nh_ttl_ms, b->nh_ttl_ms);
+	assert_int_equal(a->freshness_ms, b->freshness_ms);
+	assert_int_equal(a->has_hop_key, b->has_hop_key);
+	assert_memory_equal(a->hop_key, b->hop_key, sizeof(a->hop_key));
 
 	assert_int_equal(a->n_services, b->n_services);
 	for (int i = 0; i < a->n_services; i++) {
@@ -657,6 +688,7 @@ static void assert_cfg_equal(const struct cpn_cfg *a, const struct cpn_cfg *b)
 		assert_int_equal(x->family, y->family);
 		assert_int_equal(x->policy, y->policy);
 		assert_int_equal(x->dpdk, y->dpdk);
+		assert_int_equal(x->reply_unchecked, y->reply_unchecked);
 		assert_int_equal(x->max_wait_us, y->max_wait_us);
 		assert_int_equal(x->max_queue, y->max_queue);
 		assert_int_equal(x->stale_ms, y->stale_ms);
@@ -675,6 +707,9 @@ static void assert_cfg_equal(const struct cpn_cfg *a, const struct cpn_cfg *b)
 		assert_int_equal(x->weight, y->weight);
 		assert_int_equal(x->has_key, y->has_key);
 		assert_memory_equal(x->key, y->key, sizeof(x->key));
+		assert_int_equal(x->has_key_next, y->has_key_next);
+		assert_memory_equal(x->key_next, y->key_next, sizeof(x->key_next));
+		assert_int_equal(x->fresh_optional, y->fresh_optional);
 		assert_int_equal(x->drain, y->drain);
 		assert_int_equal(x->joined, y->joined);
 	}
@@ -690,6 +725,10 @@ static void assert_cfg_equal(const struct cpn_cfg *a, const struct cpn_cfg *b)
 		assert_int_equal(x->burst, y->burst);
 		assert_int_equal(x->has_key, y->has_key);
 		assert_memory_equal(x->key, y->key, sizeof(x->key));
+		assert_int_equal(x->has_key_next, y->has_key_next);
+		assert_memory_equal(x->key_next, y->key_next, sizeof(x->key_next));
+		assert_int_equal(x->fresh_optional, y->fresh_optional);
+		assert_int_equal(cpn_cfg_tenant_max_sessions(x), cpn_cfg_tenant_max_sessions(y));
 	}
 
 	assert_int_equal(a->has_auto_join, b->has_auto_join);
@@ -742,11 +781,82 @@ static void round_trip(const char *yaml)
 	cpn_cfg_free(&b);
 }
 
+/* Every key of the trust model, non-default. */
+static const char trust_yaml[] =
+    "freshness_ms: 750\n"
+    "fleet: {hop_key: \"" KEY3 "\"}\n"
+    "services:\n"
+    "  - {name: a, id: 1, vip: 10.0.0.1, port: 7470, nodes: [1, 2], reply_check: false}\n"
+    "  - {name: b, id: 2, vip: 10.0.0.2, port: 7470, nodes: [1], reply_check: true}\n"
+    "nodes:\n"
+    "  - {id: 1, addr: \"10.1.0.1:7470\", key: \"" KEY1 "\", key_next: \"" KEY2 "\", "
+    "fresh: optional}\n"
+    "  - {id: 2, addr: \"10.1.0.2:7470\", key: \"" KEY1 "\", fresh: required}\n"
+    "tenants:\n"
+    "  - {id: 7, services: [a], key: \"" KEY2 "\", key_next: \"" KEY3 "\", fresh: optional, "
+    "max_sessions: 10}\n"
+    "  - {id: 8, services: [b], key: \"" KEY2 "\"}\n";
+
+static void test_trust_keys(void **state)
+{
+	struct cpn_cfg cfg;
+	struct cpn_service s;
+	struct cpn_node_cfg n;
+	struct cpn_tenant t;
+	__u32 admin;
+
+	(void)state;
+	parse_ok(trust_yaml, &cfg);
+	assert_int_equal(cfg.freshness_ms, 750);
+	assert_true(cfg.has_hop_key);
+	assert_key(cfg.hop_key, KEY3);
+	assert_true(cfg.services[0].reply_unchecked);
+	assert_false(cfg.services[1].reply_unchecked);
+	assert_true(cfg.nodes[0].has_key_next);
+	assert_key(cfg.nodes[0].key_next, KEY2);
+	assert_true(cfg.nodes[0].fresh_optional);
+	assert_false(cfg.nodes[1].fresh_optional);
+	assert_true(cfg.tenants[0].has_key_next);
+	assert_key(cfg.tenants[0].key_next, KEY3);
+	assert_true(cfg.tenants[0].fresh_optional);
+	assert_int_equal(cfg.tenants[0].max_sessions, 10);
+	assert_false(cfg.tenants[1].fresh_optional);
+
+	/* The map values: flags and second keys where the config says. */
+	cpn_cfg_to_service(&cfg.services[0], &s);
+	assert_false(s.flags & CPN_SVC_REPLY_CHECK);
+	cpn_cfg_to_service(&cfg.services[1], &s);
+	assert_true(s.flags & CPN_SVC_REPLY_CHECK);
+	cfg.services[1].dpdk = true; /* cpn-fwd keeps no flows */
+	cpn_cfg_to_service(&cfg.services[1], &s);
+	assert_false(s.flags & CPN_SVC_REPLY_CHECK);
+	cpn_cfg_to_node(&cfg.nodes[0], &n, &admin);
+	assert_int_equal(n.flags & (CPN_NODE_CFG_KEY | CPN_NODE_CFG_KEY_NEXT | CPN_NODE_CFG_FRESH),
+			 CPN_NODE_CFG_KEY | CPN_NODE_CFG_KEY_NEXT);
+	assert_key(n.key_next, KEY2);
+	cpn_cfg_to_node(&cfg.nodes[1], &n, &admin);
+	assert_int_equal(n.flags & (CPN_NODE_CFG_KEY | CPN_NODE_CFG_KEY_NEXT | CPN_NODE_CFG_FRESH),
+			 CPN_NODE_CFG_KEY | CPN_NODE_CFG_FRESH);
+	cpn_cfg_to_tenant(&cfg.tenants[0], &t);
+	assert_int_equal(t.flags, CPN_TENANT_KEY | CPN_TENANT_KEY_NEXT);
+	assert_key(t.key_next, KEY3);
+	cpn_cfg_to_tenant(&cfg.tenants[1], &t);
+	assert_int_equal(t.flags, CPN_TENANT_KEY | CPN_TENANT_FRESH);
+	cpn_cfg_free(&cfg);
+
+	/* Without a key, fresh: required asks nothing of the data plane. */
+	parse_ok("nodes:\n  - {id: 1, addr: \"10.1.0.1:7470\"}\n", &cfg);
+	cpn_cfg_to_node(&cfg.nodes[0], &n, &admin);
+	assert_int_equal(n.flags, CPN_NODE_CFG_VALID);
+	cpn_cfg_free(&cfg);
+}
+
 static void test_round_trip(void **state)
 {
 	(void)state;
 	round_trip(design_yaml);
 	round_trip(full_yaml);
+	round_trip(trust_yaml);
 	round_trip("");
 	round_trip("auto_join: {}\n");
 	round_trip("services:\n  - {name: s, id: 3, vip: 10.0.0.1, port: 80}\n");
@@ -949,19 +1059,13 @@ static void test_mac_parse(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-	    cmocka_unit_test(test_design_example),
-	    cmocka_unit_test(test_mac_parse),
-	    cmocka_unit_test(test_policy_parse),
-	    cmocka_unit_test(test_empty),
-	    cmocka_unit_test(test_defaults),
-	    cmocka_unit_test(test_order),
-	    cmocka_unit_test(test_full_ipv6_sorted),
-	    cmocka_unit_test(test_broken),
-	    cmocka_unit_test(test_round_trip),
-	    cmocka_unit_test(test_write_keys),
-	    cmocka_unit_test(test_copy),
-	    cmocka_unit_test(test_validate),
-	    cmocka_unit_test(test_load),
+	    cmocka_unit_test(test_design_example),   cmocka_unit_test(test_mac_parse),
+	    cmocka_unit_test(test_policy_parse),     cmocka_unit_test(test_empty),
+	    cmocka_unit_test(test_defaults),	     cmocka_unit_test(test_order),
+	    cmocka_unit_test(test_full_ipv6_sorted), cmocka_unit_test(test_broken),
+	    cmocka_unit_test(test_round_trip),	     cmocka_unit_test(test_trust_keys),
+	    cmocka_unit_test(test_write_keys),	     cmocka_unit_test(test_copy),
+	    cmocka_unit_test(test_validate),	     cmocka_unit_test(test_load),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

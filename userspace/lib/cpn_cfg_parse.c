@@ -887,6 +887,10 @@ static int parse_fleet(struct ctx *c, yaml_node_t *m)
 			return -1;
 		if (get_key(&f, &c->cfg->has_hop_key, c->cfg->hop_key))
 			return -1;
+		if (!c->cfg->hop_key[0] && !c->cfg->hop_key[1])
+			return fail(
+			    c, vline(&f),
+			    "fleet hop_key is all zero: draw one with openssl rand -hex 16");
 	}
 	return 0;
 }
