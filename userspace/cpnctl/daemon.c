@@ -342,8 +342,7 @@ static __u64 tai_ms(void)
 /* The freshness window of joins, in ms. */
 static __u32 fresh_window_ms(const struct cpn_cfg *cfg)
 {
-	(void)cfg;
-	return CPN_FRESH_WINDOW_MS;
+	return cfg->freshness_ms ? cfg->freshness_ms : CPN_FRESH_WINDOW_MS;
 }
 
 static bool bucket_take(struct bucket *b, __u64 now, __u32 rate, __u32 burst)
@@ -807,9 +806,16 @@ static void watch(struct daemon *d, __u64 now)
 	}
 }
 
+/* A PROBE carries the router's cookie in request_id: the hop key (the
+ * effective one, from the config map: the fleet's, or the one drawn at
+ * `up`) over the node id and router_ts. The data plane learns only the
+ * PROBE_ACKs that echo it, within a second.
+ */
 static void probe(struct daemon *d, __u64 now)
 {
 	__u64 idle = (__u64)d->o->probe_ms * 1000000ULL;
+	struct cpn_config gc;
+	bool have_key = false;
 
 	for (int i = 0; i < d->cfg.n_nodes; i++) {
 		const struct cfg_node *n = &d->cfg.nodes[i];
@@ -832,10 +838,18 @@ static void probe(struct daemon *d, __u64 now)
 		}
 		if (now - d->measured[n->id] < idle)
 			continue;
+		if (!have_key && cpn_maps_get_config(&d->ctl.maps, &gc))
+			continue; /* no cookie, no probe: its ack would not be learned */
+		have_key = true;
 		cpn_msg_init(&m, CPN_T_PROBE);
 		m.node_id = n->id;
 		m.router_ts = (__u32)(now / 1000);
 		cpn_hdr_encode(&m, &h);
+		{
+			__u64 cookie = cpn_probe_cookie(gc.hop_key, h.node_id, h.router_ts);
+
+			memcpy(&h.request_id, &cookie, sizeof(cookie));
+		}
 		to_sockaddr(&nc, &to);
 		sendto(d->sock, &h, sizeof(h), 0, (struct sockaddr *)&to, sizeof(to));
 		d->measured[n->id] = now;
