@@ -52,11 +52,13 @@ enum path {
 	P_REQ_JIQ,
 	P_REQ_FNAT,
 	P_REPLY_FNAT,
+	P_REQ_CHECK,
+	P_REPLY_CHECK,
 	P_MAX
 };
-static const char *const path_names[P_MAX] = {"trivial",     "floor",	     "pass-through",
-					      "request",     "reply",	     "load",
-					      "request-jiq", "request-fnat", "reply-fnat"};
+static const char *const path_names[P_MAX] = {
+    "trivial",	   "floor",	   "pass-through", "request",	  "reply",    "load",
+    "request-jiq", "request-fnat", "reply-fnat",   "request-chk", "reply-chk"};
 static const char *const path_desc[P_MAX] = {
     "XDP_PASS program (baseline)",
     "parse, rewrite dst + checksums, swap MACs, XDP_TX (the floor)",
@@ -66,7 +68,9 @@ static const char *const path_desc[P_MAX] = {
     "LOAD heartbeat: learn, consume",
     "REQUEST, policy jiq, to an idle token's node",
     "REQUEST, full NAT: + the flow recorded, the source rewritten",
-    "REPLY, full NAT: + the flow found and forgotten, the client restored"};
+    "REPLY, full NAT: + the flow found and forgotten, the client restored",
+    "REQUEST, reply_check (DNAT): + the flow recorded",
+    "REPLY, reply_check (DNAT): + the flow found, its client checked, forgotten"};
 
 struct path_run;
 typedef int (*pre_fn)(struct path_run *);
@@ -107,6 +111,14 @@ static struct cpn_flow fnat_flow;
 static int pre_flow(struct path_run *p)
 {
 	return bpf_map_update_elem(p->r->maps.flows, &fnat_key, &fnat_flow, BPF_ANY);
+}
+
+/* reply_check: the flow of the DNAT request, as the request path left it. */
+static struct cpn_flow_key chk_key;
+
+static int pre_flow_chk(struct path_run *p)
+{
+	return bpf_map_update_elem(p->r->maps.flows, &chk_key, &fnat_flow, BPF_ANY);
 }
 
 static int sh(const char *cmd)
@@ -299,20 +311,23 @@ int main(int argc, char **argv)
 	t_report(&r, 2, 0, 0, 64, 1000, 100);
 
 	/* Service 2 (VIP .101): jiq; service 3 (VIP .102): full NAT, the
-	 * router's address toward the nodes 10.1.0.254.
+	 * router's address toward the nodes 10.1.0.254; service 4 (VIP .103):
+	 * DNAT with reply_check.
 	 */
-	for (__u16 id = 2; id <= 3; id++) {
+	for (__u16 id = 2; id <= 4; id++) {
 		struct cpn_service svc;
 
 		cpn_maps_get_service(&r.maps, T_SVC, &svc);
 		svc.vip[0] = htonl(ntohl(svc.vip[0]) + id - 1);
 		if (id == 2)
 			svc.policy = CPN_POL_JIQ;
-		else
+		else if (id == 3)
 			svc.flags |= CPN_SVC_FULLNAT;
+		else
+			svc.flags |= CPN_SVC_REPLY_CHECK;
 		if (cpn_maps_set_service(&r.maps, id, &svc) ||
-		    t_add_tenant(&r, T_TENANT, (__u16[]){T_SVC, 2, 3}, 3, 0, 0, NULL)) {
-			fprintf(stderr, "bench-xdp: cannot configure services 2 and 3\n");
+		    t_add_tenant(&r, T_TENANT, (__u16[]){T_SVC, 2, 3, 4}, 4, 0, 0, NULL)) {
+			fprintf(stderr, "bench-xdp: cannot configure services 2 to 4\n");
 			return 1;
 		}
 	}
@@ -463,6 +478,44 @@ int main(int argc, char **argv)
 					 .cport = htons(40000)};
 	fnat_flow = (struct cpn_flow){.family = CPN_AF_INET};
 	fnat_flow.client[0] = htonl(0x0a000001); /* 10.0.0.1 */
+
+	/* reply_check: the REQUEST to service 4, and node 1's REPLY to it. */
+	cpn_pkt_default(&s, CPN_AF_INET);
+	s.dst = "10.0.0.103";
+	s.msg.service_id = 4;
+	p[P_REQ_CHECK].in_len = cpn_pkt_build(&s, p[P_REQ_CHECK].in, CPN_PKT_MAX);
+	p[P_REQ_CHECK].want = XDP_REDIRECT;
+	p[P_REQ_CHECK].ifindex = if_in;
+	cpn_pkt_locate(p[P_REQ_CHECK].in, p[P_REQ_CHECK].in_len, &v);
+	p[P_REQ_CHECK].check_off = v.l3 + 16;
+	memcpy(p[P_REQ_CHECK].check, (__u8[]){10, 1, 0}, 3);
+	p[P_REQ_CHECK].check_len = 3;
+	cpn_pkt_default(&s, CPN_AF_INET);
+	s.src = "10.1.0.1";
+	s.dst = T_CLIENT4;
+	s.sport = T_PORT;
+	s.dport = 40000;
+	cpn_msg_init(&s.msg, CPN_T_REPLY);
+	s.msg.service_id = 4;
+	s.msg.tenant_id = T_TENANT;
+	s.msg.node_id = 1;
+	s.msg.request_id = 88;
+	s.msg.capacity = 64;
+	s.msg.worker_us = 900;
+	s.msg.router_ts = (__u32)(cpn_now_ns() / 1000) - 1000;
+	p[P_REPLY_CHECK].in_len = cpn_pkt_build(&s, p[P_REPLY_CHECK].in, CPN_PKT_MAX);
+	p[P_REPLY_CHECK].want = XDP_REDIRECT;
+	p[P_REPLY_CHECK].ifindex = if_out;
+	p[P_REPLY_CHECK].pre = pre_flow_chk;
+	cpn_pkt_locate(p[P_REPLY_CHECK].in, p[P_REPLY_CHECK].in_len, &v);
+	p[P_REPLY_CHECK].check_off = v.l3 + 12; /* from the VIP .103 to the client */
+	memcpy(p[P_REPLY_CHECK].check, (__u8[]){10, 0, 0, 103, 10, 0, 0, 1}, 8);
+	p[P_REPLY_CHECK].check_len = 8;
+	chk_key = (struct cpn_flow_key){.request_id = cpn_htonll(88),
+					.tenant_id = htonl(T_TENANT),
+					.service_id = htons(4),
+					.node_id = htons(1),
+					.cport = htons(40000)};
 
 	if (nofib) {
 		if (sh("sysctl -qw net.ipv4.conf.lo.forwarding=0"))
