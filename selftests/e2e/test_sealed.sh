@@ -122,9 +122,18 @@ sniff sealed >>"$TMP/sniff.log" 2>&1 || echo "the sealed captures did not open" 
 run_client sealed >"$TMP/sealed.out" 2>&1
 sniffed sealed >"$TMP/sealed.sniff" 2>&1
 
+# Steering by load on a shared machine may favour one node for a whole run:
+# then a second sealed run must reach the other.
+both='nodes \{(1|2): [0-9]+, (1|2): [0-9]+\}'
+if ! grep -qE "$both" "$TMP/sealed.out"; then
+	run_client sealed >>"$TMP/sealed.out" 2>&1
+fi
+sed "s/^/# /" "$TMP/clear.out" "$TMP/sealed.out"
 # 1.
-if grep -qE '^sealed: 404 requests, 0 bad, nodes \{(1|2): [0-9]+, (1|2): [0-9]+\}, unseal_failed 0' \
-	"$TMP/sealed.out"; then
+if grep -qE '^sealed: 404 requests, 0 bad, nodes .*, unseal_failed 0' "$TMP/sealed.out" &&
+	! grep -qvE '^sealed: 404 requests, 0 bad, nodes .*, unseal_failed 0' "$TMP/sealed.out" &&
+	{ grep -qE "$both" "$TMP/sealed.out" ||
+		{ grep -q 'nodes {1: ' "$TMP/sealed.out" && grep -q 'nodes {2: ' "$TMP/sealed.out"; }; }; then
 	ok "sealed_requests_answered_small_and_large_by_both_nodes"
 else
 	not_ok "sealed_requests_answered_small_and_large_by_both_nodes" "$TMP/sealed.out"
