@@ -23,14 +23,21 @@
       key). Prints sent=N rate=R.
 
   raw    --src ADDR:PORT --to ADDR:PORT (--hex FILE | --load-for K)
-         [--key HEX32] [--queue N] [--count N] [--bad-udp-csum]
+         [--kind load|probe|reply] [--key HEX32] [--stamp-offset-ms MS]
+         [--queue N] [--router-ts-ago-us US] [--cookie-key HEX32]
+         [--count N] [--bad-udp-csum]
       Datagrams with a forged source address (a raw socket): those of --hex,
-      or a LOAD of node K reporting --queue requests waiting (signed with
-      --key when given); --bad-udp-csum spoils the UDP checksum.
+      or a message of node K: a LOAD reporting --queue requests waiting, a
+      PROBE (router_ts that long ago; the cookie under --cookie-key, else
+      none) or a REPLY to --to (service 1, tenant 42); signed with --key
+      (FRESH) when given; --bad-udp-csum spoils the UDP checksum.
   request --to ADDR:PORT --bind ADDR[:PORT] --service S --tenant T --count N
-         [--timeout S]
-      REQUESTs sent straight to ADDR:PORT (a node, skipping the router);
-      prints sent=N answered=M.
+         [--timeout S] [--tenant-key HEX32] [--replay] [--tagged-node K
+         [--hop-key HEX32]]
+      REQUESTs sent to ADDR:PORT (a node, skipping the router, or a VIP),
+      signed FRESH with --tenant-key; --replay sends the first one --count
+      times; --tagged-node claims node K (TAGGED), with a hop tag under
+      --hop-key or a made-up one; prints sent=N answered=M.
 
 Everything is bounded in count and time.
 """
@@ -46,7 +53,8 @@ import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from cpn_udp import (HDR, MAGIC, T_LOAD, T_PROBE, T_PROBE_ACK, T_REPLY,  # noqa: E402
-                     T_REQUEST, F_AUTH, addr_port, node_tag, pack, siphash24, unpack)
+                     T_REQUEST, F_AUTH, F_TAGGED, addr_port, node_tag, pack, siphash24,
+                     unpack)
 
 F_FRESH = 0x0100
 MAX_COUNT = 1_000_000
@@ -247,10 +255,26 @@ def raw(a):
     if a.hex:
         with open(a.hex) as f:
             data = [bytes.fromhex(x.strip()) for x in f if x.strip()]
+    elif a.kind == "probe":
+        # Each PROBE its own router_ts (a node answers a PROBE once).
+        data = []
+        t0 = int(time.clock_gettime(time.CLOCK_MONOTONIC) * 1e6) - a.router_ts_ago_us
+        for i in range(min(a.count, MAX_COUNT)):
+            rts = (t0 - i) & 0xFFFFFFFF
+            rid = 0
+            if a.cookie_key:
+                w = struct.pack("!H", a.load_for) + b"\0\0" + struct.pack("!I", rts)
+                rid = int.from_bytes(siphash24(a.cookie_key, w).to_bytes(8, "little"), "big")
+            data.append(pack(type=T_PROBE, node_id=a.load_for, router_ts=rts, request_id=rid))
+        a.count = 1
+    elif a.kind == "reply":
+        data = [signed(a.key, fresh=bool(a.key), type=T_REPLY, service_id=1, tenant_id=42,
+                       request_id=random.getrandbits(63), node_id=a.load_for, capacity=8,
+                       worker_us=200) + b"forged reply"]
     else:
-        data = [signed(a.key, fresh=bool(a.key), type=T_LOAD, node_id=a.load_for,
-                       queue_depth=a.queue, inflight=8, capacity=8, util=255,
-                       worker_us=200)]
+        data = [signed(a.key, fresh=bool(a.key), stamp=(tai_ms() + a.stamp_offset_ms),
+                       type=T_LOAD, node_id=a.load_for, queue_depth=a.queue, inflight=8,
+                       capacity=8, util=255, worker_us=200)]
     s = socket.socket(socket.AF_INET, socket.SOCK_RAW, socket.IPPROTO_RAW)
     sent = 0
     for _ in range(min(a.count, MAX_COUNT)):
@@ -271,14 +295,43 @@ def raw(a):
     return 0
 
 
+def hop_tag(key, hdr):
+    """cpn_hop_tag(): the hop key over {request_id}, {tenant_id, service_id,
+    node_id}, {router_ts, stamp} as they lie in the header; the first 4
+    output bytes."""
+    w = hdr[16:24] + hdr[8:12] + hdr[6:8] + hdr[24:26] + hdr[28:32] + hdr[44:48]
+    return siphash24(key, w).to_bytes(8, "little")[:4]
+
+
+def request_bytes(a, rid):
+    kw = dict(type=T_REQUEST, service_id=a.service, tenant_id=a.tenant, request_id=rid)
+    if a.tenant_key:
+        kw.update(flags=F_AUTH | F_FRESH, stamp=tai_ms())
+    if a.tagged_node:
+        kw.update(flags=kw.get("flags", 0) | F_TAGGED, node_id=a.tagged_node, hops=1,
+                  router_ts=int(time.clock_gettime(time.CLOCK_MONOTONIC) * 1e6) & 0xFFFFFFFF)
+    h = bytearray(pack(**kw))
+    if a.tagged_node:
+        h[40:44] = hop_tag(a.hop_key, bytes(h)) if a.hop_key else os.urandom(4)
+    tag = b""
+    if a.tenant_key:
+        signed_part = bytearray(h[:24])
+        signed_part[4:6] = struct.pack("!H", struct.unpack("!H", h[4:6])[0] & ~F_TAGGED)
+        w = bytes(signed_part) + h[44:48] + b"\0" * 4
+        tag = siphash24(a.tenant_key, w).to_bytes(8, "little")
+    return bytes(h) + tag + b"attack"
+
+
 def request(a):
     to = addr_port(a.to)
     s = bind_sock(a.bind)
     s.settimeout(0.05)
     rid0 = random.getrandbits(48)
+    d = None
     for i in range(min(a.count, MAX_COUNT)):
-        s.sendto(pack(type=T_REQUEST, service_id=a.service, tenant_id=a.tenant,
-                      request_id=rid0 + i) + b"attack", to)
+        if d is None or not a.replay:
+            d = request_bytes(a, rid0 + i)
+        s.sendto(d, to)
     answered = 0
     end = time.monotonic() + min(a.timeout, MAX_SECONDS)
     while time.monotonic() < end:
@@ -338,6 +391,10 @@ def main():
     rw.add_argument("--queue", type=int, default=1000)
     rw.add_argument("--count", type=int, default=1)
     rw.add_argument("--bad-udp-csum", action="store_true")
+    rw.add_argument("--kind", choices=("load", "probe", "reply"), default="load")
+    rw.add_argument("--stamp-offset-ms", type=int, default=0)
+    rw.add_argument("--router-ts-ago-us", type=int, default=0)
+    rw.add_argument("--cookie-key", type=hexkey)
     rq = sub.add_parser("request")
     rq.add_argument("--to", required=True)
     rq.add_argument("--bind", required=True)
@@ -345,6 +402,10 @@ def main():
     rq.add_argument("--tenant", type=int, required=True)
     rq.add_argument("--count", type=int, default=1)
     rq.add_argument("--timeout", type=float, default=1.0)
+    rq.add_argument("--tenant-key", type=hexkey)
+    rq.add_argument("--replay", action="store_true")
+    rq.add_argument("--tagged-node", type=int, default=0)
+    rq.add_argument("--hop-key", type=hexkey)
     a = p.parse_args()
     if a.cmd == "raw" and not a.hex and not a.load_for:
         p.error("raw: --hex FILE or --load-for K")
