@@ -82,11 +82,22 @@ struct {
 	__type(value, struct cpn_tenant);
 } cpn_tenants SEC(".maps");
 
-struct {
+/* Session affinity: an LRU per tenant entry (maps.h), created by cpnctl
+ * with the tenant's max_sessions; this one is the template.
+ */
+struct cpn_aff_inner {
 	__uint(type, BPF_MAP_TYPE_LRU_HASH);
-	__uint(max_entries, CPN_MAX_SESSIONS);
-	__type(key, struct cpn_aff_key);
-	__type(value, struct cpn_aff);
+	__uint(max_entries, CPN_DEFAULT_MAX_SESSIONS);
+	/* Sizes, not types: the structs reach BTF only as declarations. */
+	__uint(key_size, sizeof(struct cpn_aff_key));
+	__uint(value_size, sizeof(struct cpn_aff));
+};
+
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH_OF_MAPS);
+	__uint(max_entries, CPN_MAX_TENANTS);
+	__type(key, __u32);
+	__array(values, struct cpn_aff_inner);
 } cpn_affinity SEC(".maps");
 
 struct {
@@ -260,15 +271,21 @@ static __always_inline int cpn_env_tenant_admit(struct cpn_env *env, struct cpn_
 	return ok;
 }
 
-static __always_inline struct cpn_aff *cpn_env_aff(struct cpn_env *env, const struct cpn_aff_key *k)
+static __always_inline struct cpn_aff *cpn_env_aff(struct cpn_env *env, __u32 tenant,
+						   const struct cpn_aff_key *k)
 {
-	return bpf_map_lookup_elem(&cpn_affinity, k);
+	void *inner = bpf_map_lookup_elem(&cpn_affinity, &tenant);
+
+	return inner ? bpf_map_lookup_elem(inner, k) : 0;
 }
 
-static __always_inline void cpn_env_aff_set(struct cpn_env *env, const struct cpn_aff_key *k,
-					    const struct cpn_aff *a)
+static __always_inline void cpn_env_aff_set(struct cpn_env *env, __u32 tenant,
+					    const struct cpn_aff_key *k, const struct cpn_aff *a)
 {
-	bpf_map_update_elem(&cpn_affinity, k, a, BPF_ANY);
+	void *inner = bpf_map_lookup_elem(&cpn_affinity, &tenant);
+
+	if (inner)
+		bpf_map_update_elem(inner, k, a, BPF_ANY);
 }
 
 static __always_inline int cpn_env_flow_set(struct cpn_env *env, const struct cpn_flow_key *k,

@@ -139,8 +139,13 @@ static inline int fwd_aff_key_eq(const struct cpn_aff_key *a, const struct cpn_a
 	       a->service_id == b->service_id;
 }
 
-static inline struct cpn_aff *cpn_env_aff(struct cpn_env *env, const struct cpn_aff_key *k)
+/* One direct-mapped table for every tenant: cpn-fwd does not partition it
+ * by tenant (XDP's cpn_affinity does).
+ */
+static inline struct cpn_aff *cpn_env_aff(struct cpn_env *env, __u32 tenant,
+					  const struct cpn_aff_key *k)
 {
+	(void)tenant;
 	struct fwd_aff_ent e = env->aff[fwd_aff_slot(k)];
 
 	if (!e.aff.node_id || !fwd_aff_key_eq(&e.key, k))
@@ -177,9 +182,10 @@ static inline void cpn_env_flow_del(struct cpn_env *env, const struct cpn_flow_k
 	(void)k;
 }
 
-static inline void cpn_env_aff_set(struct cpn_env *env, const struct cpn_aff_key *k,
+static inline void cpn_env_aff_set(struct cpn_env *env, __u32 tenant, const struct cpn_aff_key *k,
 				   const struct cpn_aff *a)
 {
+	(void)tenant;
 	struct fwd_aff_ent *e = &env->aff[fwd_aff_slot(k)];
 
 	e->key = *k;

@@ -26,7 +26,7 @@
 	X(nodes, "cpn_nodes", ARRAY, node_id, struct cpn_node_cfg)                                 \
 	X(node_state, "cpn_node_state", ARRAY MMAPABLE, node_id, struct cpn_node)                  \
 	X(tenants, "cpn_tenants", HASH, tenant_id, struct cpn_tenant)                              \
-	X(affinity, "cpn_affinity", LRU_HASH, struct cpn_aff_key, struct cpn_aff)                  \
+	X(affinity, "cpn_affinity", HASH_OF_MAPS, tenant_id, LRU_HASH cpn_aff_key->cpn_aff)        \
 	X(stats, "cpn_stats", PERCPU_ARRAY, enum cpn_stat, __u64)                                  \
 	X(node_stats, "cpn_node_stats", PERCPU_ARRAY, node_id, struct cpn_node_stats)              \
 	X(svc_stats, "cpn_svc_stats", PERCPU_ARRAY, service_id, struct cpn_svc_stats)              \
@@ -322,6 +322,12 @@ struct cpn_tenant {
 	__u64 key[2];
 	__u64 services[CPN_MAX_SERVICES / 64]; /* bitmap of allowed service ids */
 	__u64 key_next[2];
+	/* Entries of the tenant's own affinity map (cpn_affinity[id], an LRU
+	 * that cpn_maps_set_tenant() creates): one tenant's sessions evict
+	 * only its own. 0 = CPN_DEFAULT_MAX_SESSIONS.
+	 */
+	__u32 max_sessions;
+	__u32 pad2;
 };
 
 /* cpn_xsk_slots: (ingress interface, RX queue) -> xsks_map slot of the
@@ -333,6 +339,10 @@ struct cpn_xsk_key {
 	__u32 queue;
 };
 
+/* Session affinity, per tenant entry: cpn_affinity maps the id of the
+ * tenant entry that admitted the request (its own, or CPN_TENANT_ANY) to an
+ * LRU hash of max_sessions entries of these.
+ */
 struct cpn_aff_key {
 	__u32 tenant_id;
 	__u32 session_key;

@@ -14,9 +14,11 @@
  *   struct cpn_node_cfg    *cpn_env_node_cfg(struct cpn_env *, __u32 id);
  *   struct cpn_tenant      *cpn_env_tenant(struct cpn_env *, __u32 id);
  *   int                     cpn_env_tenant_admit(struct cpn_env *, struct cpn_tenant *, __u64 now);
- *   struct cpn_aff         *cpn_env_aff(struct cpn_env *, const struct cpn_aff_key *);
- *   void                    cpn_env_aff_set(struct cpn_env *, const struct cpn_aff_key *,
- *                                           const struct cpn_aff *);
+ *   struct cpn_aff         *cpn_env_aff(struct cpn_env *, __u32 tenant,
+ *                                       const struct cpn_aff_key *);  the sessions of
+ *                           the tenant entry `tenant` (its own id or CPN_TENANT_ANY)
+ *   void                    cpn_env_aff_set(struct cpn_env *, __u32 tenant,
+ *                                           const struct cpn_aff_key *, const struct cpn_aff *);
  *   void                    cpn_env_count(struct cpn_env *, __u32 stat);
  *   struct cpn_node_stats  *cpn_env_node_stats(struct cpn_env *, __u32 id);
  *   struct cpn_svc_stats   *cpn_env_svc_stats(struct cpn_env *, __u32 id);
@@ -359,7 +361,7 @@ static __always_inline int cpn_make_busy(struct cpn_env *env, void *data, void *
  */
 static __always_inline __u16 cpn_request_node(struct cpn_env *env, struct cpn_service *svc,
 					      struct cpn_hdr *h, struct cpn_l34 *p, __u64 now,
-					      const __u64 *hop_key, __u8 *busy)
+					      const __u64 *hop_key, __u32 aff_tenant, __u8 *busy)
 {
 	__u16 tagged = cpn_ntohs(h->node_id);
 	__u32 key = cpn_ntohl(h->session_key);
@@ -391,7 +393,7 @@ static __always_inline __u16 cpn_request_node(struct cpn_env *env, struct cpn_se
 		ak.tenant_id = h->tenant_id;
 		ak.session_key = key;
 		ak.service_id = cpn_ntohs(h->service_id);
-		aff = cpn_env_aff(env, &ak);
+		aff = cpn_env_aff(env, aff_tenant, &ak);
 		if (aff) {
 			n = cpn_node_at(env, aff->node_id);
 			if (n && cpn_node_live(n, now, svc->stale_ms) &&
@@ -424,7 +426,7 @@ static __always_inline __u16 cpn_request_node(struct cpn_env *env, struct cpn_se
 	if (key && (h->flags & cpn_htons(CPN_F_STICKY))) {
 		na.node_id = pick.node_id;
 		na.last_ns = now;
-		cpn_env_aff_set(env, &ak, &na);
+		cpn_env_aff_set(env, aff_tenant, &ak, &na);
 	}
 	return pick.node_id;
 }
@@ -474,7 +476,7 @@ static __always_inline int cpn_request(struct cpn_env *env, void *data, void *da
 	__u64 now = cpn_env_now_ns(env);
 	__u16 node_id, max_hops;
 	__u8 busy = 0;
-	__u32 acc, why;
+	__u32 acc, why, aff_tenant;
 	int err, cont;
 
 	if ((void *)(h + 1) > data_end)
@@ -503,8 +505,10 @@ static __always_inline int cpn_request(struct cpn_env *env, void *data, void *da
 	/* Tenant: ACL, authentication, rate. A tenant that is unknown, or not
 	 * allowed the service, may still be let in by the `any` entry.
 	 */
-	t = cpn_env_tenant(env, cpn_ntohl(h->tenant_id));
+	aff_tenant = cpn_ntohl(h->tenant_id);
+	t = cpn_env_tenant(env, aff_tenant);
 	if (!t || !cpn_tenant_allows(t, svc->id)) {
+		aff_tenant = CPN_TENANT_ANY;
 		t = cpn_env_tenant(env, CPN_TENANT_ANY);
 		if (!t || !cpn_tenant_allows(t, svc->id))
 			return cpn_refuse(env, ss, v, CPN_STAT_DROP_ACL, CPN_REFUSE_ACL);
@@ -541,7 +545,7 @@ static __always_inline int cpn_request(struct cpn_env *env, void *data, void *da
 	if (cont)
 		return cpn_request_cont(env, p, svc, h, now, cfg->hop_key, v);
 
-	node_id = cpn_request_node(env, svc, h, p, now, cfg->hop_key, &busy);
+	node_id = cpn_request_node(env, svc, h, p, now, cfg->hop_key, aff_tenant, &busy);
 	nc = node_id ? cpn_env_node_cfg(env, node_id) : 0;
 	n = node_id ? cpn_node_at(env, node_id) : 0;
 	if (!nc || !n || !(nc->flags & CPN_NODE_CFG_VALID)) {

@@ -15,7 +15,9 @@
  *     are not taken for replays;
  *   - reply binding (reply_check): a reply is relayed and learned from only
  *     from the node its request went to, to that request's client, once;
- *     the fragments before the last look the flow up without taking it.
+ *     the fragments before the last look the flow up without taking it;
+ *   - affinity per tenant: one tenant flooding 200 000 session keys evicts
+ *     only its own sessions, held to its max_sessions.
  * Without an ingress ifindex the FIB lookup fails: forwarded packets come
  * back as XDP_PASS with the rewrite done (TX_KERNEL).
  */
@@ -24,6 +26,7 @@
 #include <setjmp.h>
 #include <stdint.h>
 #include <string.h>
+#include <unistd.h>
 #include <arpa/inet.h>
 #include <cmocka.h>
 #include <bpf/bpf.h>
@@ -667,6 +670,106 @@ static void test_reply_without_reply_check_is_relayed(void **state)
 	expect(r, in, len, XDP_PASS, (int[]){CPN_STAT_REPLY_FWD, CPN_STAT_TX_KERNEL, RT_END}, &o);
 }
 
+/* ---- affinity per tenant ------------------------------------------------ */
+
+static __u32 count_keys(int map_fd)
+{
+	struct cpn_aff_key k, next, *prev = NULL;
+	__u32 n = 0;
+
+	while (!bpf_map_get_next_key(map_fd, prev, &next) && n < 1000000) {
+		k = next;
+		prev = &k;
+		n++;
+	}
+	return n;
+}
+
+static __u32 tenant_sessions(struct router *r, __u32 tenant)
+{
+	__u32 inner_id;
+	int fd;
+	__u32 n;
+
+	assert_int_equal(bpf_map_lookup_elem(r->maps.affinity, &tenant, &inner_id), 0);
+	fd = bpf_map_get_fd_by_id(inner_id);
+	assert_true(fd >= 0);
+	n = count_keys(fd);
+	close(fd);
+	return n;
+}
+
+#define FLOOD_KEYS  200000
+#define VICTIM	    43
+#define VICTIM_KEYS 100
+
+static void test_one_tenants_sessions_cannot_evict_anothers(void **state)
+{
+	struct router *r = *state;
+	const __u16 svc = T_SVC;
+	__u16 node[VICTIM_KEYS + 1];
+	struct cpn_tenant t;
+	struct cpn_pkt s;
+	struct cpn_pkt_view v;
+	__u8 in[CPN_PKT_MAX], out[CPN_PKT_MAX];
+	size_t len, out_len;
+	__u64 aff0;
+
+	assert_int_equal(t_topology(r, CPN_AF_INET, CPN_POL_P2C, 4), 0);
+	assert_int_equal(t_add_tenant(r, VICTIM, &svc, 1, 0, 0, NULL), 0);
+	/* The flooding tenant holds at most 1000 sessions. */
+	assert_int_equal(bpf_map_lookup_elem(r->maps.tenants, &(__u32){T_TENANT}, &t), 0);
+	t.max_sessions = 1000;
+	assert_int_equal(cpn_maps_set_tenant(&r->maps, T_TENANT, &t), 0);
+
+	for (__u32 k = 1; k <= VICTIM_KEYS; k++) {
+		cpn_pkt_default(&s, CPN_AF_INET);
+		s.msg.tenant_id = VICTIM;
+		s.msg.flags = CPN_F_STICKY;
+		s.msg.session_key = k;
+		node[k] = rt_steer(r, &s);
+	}
+	assert_int_equal(tenant_sessions(r, VICTIM), VICTIM_KEYS);
+
+	/* 200 000 new sessions of the other tenant, one frame patched. */
+	cpn_pkt_default(&s, CPN_AF_INET);
+	s.msg.flags = CPN_F_STICKY;
+	s.udp_csum_zero = true;
+	len = build(&s, in);
+	assert_int_equal(cpn_pkt_locate(in, len, &v), 0);
+	for (__u32 k = 1; k <= FLOOD_KEYS; k++) {
+		__be32 key = htonl(0x100000 + k);
+
+		memcpy(in + v.pay + 12, &key, 4);
+		out_len = sizeof(out);
+		assert_int_equal(router_run(r, in, len, out, &out_len), XDP_PASS);
+		if (k % 50000 == 0)
+			for (__u16 id = 1; id <= 4; id++)
+				r->maps.state[id].outstanding = 0;
+	}
+	/* An LRU evicts a little before it is full (its free lists are per CPU). */
+	assert_in_range(tenant_sessions(r, T_TENANT), 500, 1000);
+	assert_int_equal(tenant_sessions(r, VICTIM), VICTIM_KEYS);
+
+	/* Every session of the victim still on its node, by affinity. */
+	aff0 = router_stat(r, CPN_STAT_REQ_AFFINITY);
+	for (__u32 k = 1; k <= VICTIM_KEYS; k++) {
+		for (__u16 id = 1; id <= 4; id++)
+			t_report(r, id, id == node[k] ? 50 : 0, 0, 1, 100, 0);
+		cpn_pkt_default(&s, CPN_AF_INET);
+		s.msg.tenant_id = VICTIM;
+		s.msg.flags = CPN_F_STICKY;
+		s.msg.session_key = k;
+		assert_int_equal(rt_steer(r, &s), node[k]);
+	}
+	assert_int_equal(router_stat(r, CPN_STAT_REQ_AFFINITY), aff0 + VICTIM_KEYS);
+
+	/* A tenant deleted takes its sessions along. */
+	assert_int_equal(cpn_maps_del_tenant(&r->maps, VICTIM), 0);
+	assert_int_not_equal(bpf_map_lookup_elem(r->maps.affinity, &(__u32){VICTIM}, &(__u32){0}),
+			     0);
+}
+
 int main(void)
 {
 #define T(f) cmocka_unit_test_setup_teardown(f, t_router_setup, t_router_teardown)
@@ -682,6 +785,7 @@ int main(void)
 	    T(test_keyed_node_requires_fresh_reports_once),
 	    T(test_reply_check_binds_a_reply_to_its_request),
 	    T(test_reply_without_reply_check_is_relayed),
+	    T(test_one_tenants_sessions_cannot_evict_anothers),
 	};
 #undef T
 	return cmocka_run_group_tests(tests, NULL, NULL);

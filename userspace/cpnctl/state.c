@@ -146,6 +146,7 @@ static bool same_tenant(const struct cpn_tenant *a, const struct cpn_tenant *b)
 	return a->flags == b->flags && a->interval_ns == b->interval_ns &&
 	       a->burst_ns == b->burst_ns && !memcmp(a->key, b->key, sizeof(a->key)) &&
 	       !memcmp(a->key_next, b->key_next, sizeof(a->key_next)) &&
+	       a->max_sessions == b->max_sessions &&
 	       !memcmp(a->services, b->services, sizeof(a->services));
 }
 

@@ -53,6 +53,7 @@ void cpn_cfg_to_tenant(const struct cfg_tenant *c, struct cpn_tenant *t)
 	for (int i = 0; i < c->n_services; i++)
 		t->services[c->services[i] / 64] |= 1ULL << (c->services[i] % 64);
 	cpn_tenant_set_rate(t, c->rate, c->burst);
+	t->max_sessions = cpn_cfg_tenant_max_sessions(c);
 	if (c->has_key) {
 		t->flags |= CPN_TENANT_KEY | (c->fresh_optional ? 0 : CPN_TENANT_FRESH);
 		t->key[0] = c->key[0];

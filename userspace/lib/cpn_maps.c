@@ -318,14 +318,51 @@ int cpn_maps_del_service(struct cpn_maps *m, __u16 id)
 	return 0;
 }
 
+/* The tenant's affinity map holds `entries`: kept when it does, else a new
+ * one (the sessions of the old are forgotten).
+ */
+static int tenant_aff(struct cpn_maps *m, __u32 id, __u32 entries)
+{
+	struct bpf_map_info info;
+	__u32 len = sizeof(info), inner_id;
+	char name[BPF_OBJ_NAME_LEN];
+	int fd, rc;
+
+	if (!bpf_map_lookup_elem(m->affinity, &id, &inner_id)) {
+		memset(&info, 0, sizeof(info));
+		fd = bpf_map_get_fd_by_id(inner_id);
+		if (fd >= 0) {
+			rc = bpf_obj_get_info_by_fd(fd, &info, &len);
+			close(fd);
+			if (!rc && info.max_entries == entries)
+				return 0;
+		}
+	}
+	snprintf(name, sizeof(name), "cpn_aff_%u", id);
+	fd = bpf_map_create(BPF_MAP_TYPE_LRU_HASH, name, sizeof(struct cpn_aff_key),
+			    sizeof(struct cpn_aff), entries, NULL);
+	if (fd < 0)
+		return -errno;
+	rc = ret(bpf_map_update_elem(m->affinity, &id, &fd, BPF_ANY));
+	close(fd);
+	return rc;
+}
+
 int cpn_maps_set_tenant(struct cpn_maps *m, __u32 id, const struct cpn_tenant *t)
 {
+	int rc = tenant_aff(m, id, t->max_sessions ? t->max_sessions : CPN_DEFAULT_MAX_SESSIONS);
+
+	if (rc)
+		return rc;
 	return ret(bpf_map_update_elem(m->tenants, &id, t, BPF_ANY));
 }
 
 int cpn_maps_del_tenant(struct cpn_maps *m, __u32 id)
 {
-	return ret(bpf_map_delete_elem(m->tenants, &id));
+	int rc = ret(bpf_map_delete_elem(m->tenants, &id));
+
+	bpf_map_delete_elem(m->affinity, &id);
+	return rc;
 }
 
 int cpn_maps_add_port(struct cpn_maps *m, int ifindex)

@@ -90,6 +90,10 @@ int cpn_maps_set_service(struct cpn_maps *m, __u16 id, const struct cpn_service 
 int cpn_maps_get_service(struct cpn_maps *m, __u16 id, struct cpn_service *svc);
 int cpn_maps_del_service(struct cpn_maps *m, __u16 id);
 
+/* A tenant: first its affinity map (cpn_affinity[id], an LRU of
+ * t->max_sessions entries, created anew when the size changes), then its
+ * entry. Deleting a tenant deletes both.
+ */
 int cpn_maps_set_tenant(struct cpn_maps *m, __u32 id, const struct cpn_tenant *t);
 int cpn_maps_del_tenant(struct cpn_maps *m, __u32 id);
 
