@@ -115,10 +115,12 @@ static int add_tenant(struct fwd_snap *s, __u32 id, const struct cpn_tenant *t,
 
 /* The DPDK flag tells the XDP router to hand a service to cpn-fwd; here it
  * would hand the request to ourselves: cpn-fwd serves every service.
+ * cpn-fwd keeps no flows, so it binds no replies either (reply_check is the
+ * XDP router's): without this, every reply would find no flow.
  */
 static void own_service(struct cpn_service *svc)
 {
-	svc->flags &= (__u16)~CPN_SVC_DPDK;
+	svc->flags &= (__u16) ~(CPN_SVC_DPDK | CPN_SVC_REPLY_CHECK);
 }
 
 struct fwd_snap *fwd_snap_from_cfg(const struct cpn_cfg *cfg, struct cpn_node *state,

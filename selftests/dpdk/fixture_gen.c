@@ -350,6 +350,16 @@ static void load(struct gen *g, const char *label, __u16 id, __u16 queue, __u16 
 
 static __u8 payload[1024];
 
+/* A TAGGED request as a router of the fleet left it: its hop tag under the
+ * fixture's hop key.
+ */
+static void hop_tag(const struct gen *g, struct cpn_pkt *s)
+{
+	s->hop_tag = true;
+	s->hop_key[0] = g->cfg.hop_key[0];
+	s->hop_key[1] = g->cfg.hop_key[1];
+}
+
 static void req_spec(struct cpn_pkt *s, int family, __u16 sport, __u64 rid, size_t plen)
 {
 	cpn_pkt_default(s, family);
@@ -449,16 +459,19 @@ static void gen_all(struct gen *g)
 	emit_spec(g, "v4 session key, not sticky", &s, K_FWD, 3, true);
 	req_spec(&s, CPN_AF_INET, 40006, 8, 0);
 	s.msg.flags = CPN_F_TAGGED;
+	hop_tag(g, &s);
 	s.msg.node_id = 1;
 	s.msg.hops = 1;
 	emit_spec(g, "v4 tagged for live n1 (honoured)", &s, K_FWD, 1, false);
 	req_spec(&s, CPN_AF_INET, 40007, 9, 0);
 	s.msg.flags = CPN_F_TAGGED;
+	hop_tag(g, &s);
 	s.msg.node_id = 4; /* a node of the other service */
 	s.msg.hops = 2;
 	emit_spec(g, "v4 tagged for n4 of vsearch (resteered)", &s, K_FWD, 3, true);
 	req_spec(&s, CPN_AF_INET, 40008, 10, 0);
 	s.msg.flags = CPN_F_TAGGED;
+	hop_tag(g, &s);
 	s.msg.node_id = 9;
 	s.msg.hops = 3;
 	emit_spec(g, "v4 tagged for unknown n9 (resteered)", &s, K_FWD, 1, true);
@@ -542,7 +555,10 @@ static void gen_all(struct gen *g)
 	s.msg.capacity = 4;
 	s.msg.worker_us = 700;
 	s.msg.router_ts = 0x01020304;
-	emit_spec(g, "probe_ack n5 v6", &s, K_CONSUME, 0, false);
+	/* A PROBE_ACK is learned only within a second of its PROBE, a time
+	 * that differs for the two planes: this one is of neither's.
+	 */
+	emit_spec(g, "probe_ack n5 v6 (no PROBE of ours)", &s, K_DROP, 0, false);
 
 	/* After the replies: n1 q0 o0 -> 1009, n2 q1 -> 2026, n3 q0 -> 1019. */
 	req_spec(&s, CPN_AF_INET, 40020, 20, 0);
@@ -586,6 +602,7 @@ static void gen_all(struct gen *g)
 	emit_spec(g, "v4 request, n3 draining 2", &s, K_FWD, 2, true);
 	req_spec(&s, CPN_AF_INET, 40042, 42, 0);
 	s.msg.flags = CPN_F_TAGGED;
+	hop_tag(g, &s);
 	s.msg.node_id = 3;
 	s.msg.hops = 1;
 	emit_spec(g, "v4 tagged for draining n3 (resteered)", &s, K_FWD, 1, true);
@@ -780,6 +797,9 @@ static int configure(struct gen *g)
 	c.control_port = htons(g->cfg.control_port);
 	c.max_hops = g->cfg.max_hops;
 	c.nh_ttl_ms = g->cfg.nh_ttl_ms;
+	c.fresh_ms = g->cfg.freshness_ms;
+	c.hop_key[0] = g->cfg.hop_key[0];
+	c.hop_key[1] = g->cfg.hop_key[1];
 	if ((rc = cpn_maps_set_config(&g->r.maps, &c)))
 		return rc;
 	for (int i = 0; i < g->cfg.n_nodes; i++) {

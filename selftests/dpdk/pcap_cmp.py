@@ -5,7 +5,7 @@ produced for the same input (EXPECTED.pcap, MANIFEST.tsv from fixture_gen),
 packet for packet. Prints the first difference byte-exactly; exit 0 if the
 captures agree, 1 if not, 2 on bad input.
 
-  pcap_cmp.py EXPECTED.pcap OUT.pcap MANIFEST.tsv [--ts-spread-us N]
+  pcap_cmp.py EXPECTED.pcap OUT.pcap MANIFEST.tsv [--ts-spread-us N] [--hop-key HEX32]
   pcap_cmp.py --count FILE.pcap
 
 The comparison (fixture_gen.c says why):
@@ -17,6 +17,8 @@ The comparison (fixture_gen.c says why):
                 checksum that covers it: both frames' UDP checksums must be
                 right from scratch, and out_ts - expected_ts must be one
                 offset for the whole capture (spread <= --ts-spread-us).
+                The hop tag in worker_us covers router_ts, so it differs
+                too: with --hop-key both frames' hop tags must verify.
 """
 import struct
 import sys
@@ -165,7 +167,55 @@ def hexdump(b, mark):
     return "\n".join(lines)
 
 
-def compare(exp, out, rows, ts_spread):
+M64 = (1 << 64) - 1
+
+
+def siphash24(k0, k1, words):
+    """SipHash-2-4 of whole little-endian 64-bit words (include/cpn/siphash.h)."""
+    def rotl(x, b):
+        return ((x << b) | (x >> (64 - b))) & M64
+
+    v = [0x736f6d6570736575 ^ k0, 0x646f72616e646f6d ^ k1,
+         0x6c7967656e657261 ^ k0, 0x7465646279746573 ^ k1]
+
+    def rnd():
+        v[0] = (v[0] + v[1]) & M64
+        v[1] = rotl(v[1], 13) ^ v[0]
+        v[0] = rotl(v[0], 32)
+        v[2] = (v[2] + v[3]) & M64
+        v[3] = rotl(v[3], 16) ^ v[2]
+        v[0] = (v[0] + v[3]) & M64
+        v[3] = rotl(v[3], 21) ^ v[0]
+        v[2] = (v[2] + v[1]) & M64
+        v[1] = rotl(v[1], 17) ^ v[2]
+        v[2] = rotl(v[2], 32)
+
+    for m in words:
+        v[3] ^= m
+        rnd()
+        rnd()
+        v[0] ^= m
+    b = (len(words) * 8) << 56
+    v[3] ^= b
+    rnd()
+    rnd()
+    v[0] ^= b
+    v[2] ^= 0xFF
+    for _ in range(4):
+        rnd()
+    return v[0] ^ v[1] ^ v[2] ^ v[3]
+
+
+def hop_tag_ok(fr, pay, key):
+    """The steered request's hop tag (worker_us) is cpn_hop_tag() under key."""
+    h = fr[pay:pay + CPN_HDR_LEN]
+    w = [h[16:24], h[8:12] + h[6:8] + h[24:26], h[28:32] + h[44:48]]
+    tag = siphash24(int.from_bytes(key[:8], "little"), int.from_bytes(key[8:], "little"),
+                    [int.from_bytes(x, "little") for x in w])
+    return h[40:44] == (tag & 0xFFFFFFFF).to_bytes(4, "little")
+
+
+def compare(exp, out, rows, ts_spread, hop_key=None):
     offsets = []
     for k in range(min(len(exp), len(out))):
         e, o, r = exp[k], out[k], rows[k] if k < len(rows) else None
@@ -190,6 +240,11 @@ def compare(exp, out, rows, ts_spread):
                     ot = struct.unpack("!I", o[pay + 28:pay + 32])[0]
                     offsets.append(((ot - et) & 0xFFFFFFFF, k + 1))
                     ignore |= set(range(pay + 28, pay + 32)) | {l4 + 6, l4 + 7}
+                    if hop_key is not None:
+                        if not (hop_tag_ok(e, pay, hop_key) and hop_tag_ok(o, pay, hop_key)):
+                            print(f"not the same: {what}: a hop tag does not verify")
+                            return 1
+                        ignore |= set(range(pay + 40, pay + 44))
         n = min(len(e), len(o))
         diff = next((i for i in range(n) if e[i] != o[i] and i not in ignore), None)
         if diff is None and len(e) != len(o):
@@ -235,6 +290,13 @@ def main(argv):
             i = argv.index("--ts-spread-us")
             spread = int(argv[i + 1])
             argv = argv[:i] + argv[i + 2:]
+        hop_key = None
+        if "--hop-key" in argv:
+            i = argv.index("--hop-key")
+            hop_key = bytes.fromhex(argv[i + 1])
+            if len(hop_key) != 16:
+                raise ValueError("--hop-key wants 32 hex digits")
+            argv = argv[:i] + argv[i + 2:]
         if len(argv) != 4:
             print(__doc__, file=sys.stderr)
             return 2
@@ -246,7 +308,7 @@ def main(argv):
         print(f"pcap_cmp: {argv[3]} lists {len(rows)} outputs, {argv[1]} holds {len(exp)}",
               file=sys.stderr)
         return 2
-    return compare(exp, out, rows, spread)
+    return compare(exp, out, rows, spread, hop_key)
 
 
 if __name__ == "__main__":

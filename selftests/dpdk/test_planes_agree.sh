@@ -30,6 +30,9 @@ BUILD=${BUILD:-build}
 GEN=$BUILD/selftests/dpdk/fixture_gen
 CMP="python3 selftests/dpdk/pcap_cmp.py"
 CFG=selftests/dpdk/fixture.yaml
+# The fleet's hop key of the fixture: both planes' hop tags must verify under it.
+HOPKEY=$(sed -n 's/^fleet: {hop_key: "\([0-9a-f]\{32\}\)"}$/\1/p' "$CFG")
+CMPH="$CMP --hop-key ${HOPKEY:-missing}"
 FWD=${CPN_FWD:-$BUILD/cpn-fwd}
 WANT_IN=92
 WANT_OUT=38
@@ -77,7 +80,7 @@ fi
 good=1
 for seed in 1 0xdeadbeefcafe; do
 	if ! "$GEN" --config "$CFG" --out "$dir/s$seed" --xdp-rng "$seed" "${pass_opt[@]}" >/dev/null 2>&1 ||
-		! res=$($CMP "$dir/a/EXPECTED.pcap" "$dir/s$seed/EXPECTED.pcap" "$dir/a/MANIFEST.tsv"); then
+		! res=$($CMPH "$dir/a/EXPECTED.pcap" "$dir/s$seed/EXPECTED.pcap" "$dir/a/MANIFEST.tsv"); then
 		echo "# seed $seed: ${res:-fixture_gen failed}"
 		good=0
 	fi
@@ -106,7 +109,7 @@ open(d + "/extra.pcap", "wb").write(bytes(data) + bytes(data[recs[0][0]:recs[0][
 PY
 good=1
 for bad in changed missing extra; do
-	if res=$($CMP "$dir/a/EXPECTED.pcap" "$dir/$bad.pcap" "$dir/a/MANIFEST.tsv"); then
+	if res=$($CMPH "$dir/a/EXPECTED.pcap" "$dir/$bad.pcap" "$dir/a/MANIFEST.tsv"); then
 		echo "# $bad: not caught: $res"
 		good=0
 	else
@@ -147,7 +150,7 @@ else
 	sed 's/^/# /' "$dir/fwd.log" | tail -30
 	not_ok "cpn-fwd exited $rc$([ -s "$dir/OUT.pcap" ] || echo ', no OUT.pcap')"
 fi
-if res=$($CMP "$dir/a/EXPECTED.pcap" "$dir/OUT.pcap" "$dir/a/MANIFEST.tsv" 2>&1); then
+if res=$($CMPH "$dir/a/EXPECTED.pcap" "$dir/OUT.pcap" "$dir/a/MANIFEST.tsv" 2>&1); then
 	ok "cpn-fwd and XDP agree: $res"
 else
 	echo "$res" | sed 's/^/# /'
