@@ -35,16 +35,28 @@
 
 #include "cpn/maps.h"
 
-#define FWD_AFF_SIZE CPN_MAX_SESSIONS /* direct-mapped session table, power of two */
-
 struct cpn_cfg;
 struct cpn_maps;
+
+struct fwd_aff_ent;
+
+/* A tenant's sessions: a direct-mapped table of the power of two at or
+ * above its max_sessions, so that one tenant's keys overwrite only its own
+ * (XDP keeps an LRU per tenant). Shared by the snapshots that hold the
+ * tenant with the same size (refs: the control thread's alone).
+ */
+struct fwd_aff_table {
+	int refs;
+	__u32 mask;
+	struct fwd_aff_ent *ent;
+};
 
 /* A tenant and the lock that guards its GCRA state (t.tat). */
 struct fwd_tenant {
 	struct cpn_tenant t;
 	rte_spinlock_t lock;
 	__u32 id;
+	struct fwd_aff_table *aff;
 };
 
 /* One configuration, immutable once published (but for the counters the
@@ -140,7 +152,6 @@ struct fwd_tenant_cache_ent {
 struct cpn_env {
 	struct fwd_snap *snap;
 	struct cpn_node *state;	   /* struct cpn_node[CPN_MAX_NODES] */
-	struct fwd_aff_ent *aff;   /* FWD_AFF_SIZE entries */
 	struct fwd_seen_ent *seen; /* FWD_SEEN_SIZE entries; NULL: no replay check */
 	struct cpn_tokens *tokens; /* by service: the idle tokens of policy jiq */
 	struct fwd_counters *cnt;  /* this lcore's */

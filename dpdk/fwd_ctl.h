@@ -45,7 +45,6 @@ struct fwd_ctl {
 	struct cpn_maps maps;
 	bool maps_open;
 	struct cpn_node *state;
-	struct fwd_aff_ent *aff;
 	struct fwd_seen_ent *seen;
 	struct cpn_tokens *tokens; /* by service: jiq's idle tokens, shared by the lcores */
 	__u64 gen;

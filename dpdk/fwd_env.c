@@ -35,10 +35,47 @@ static struct rte_hash *hash_new(const char *kind, __u64 gen, __u32 key_len, __u
 	return rte_hash_create(&p);
 }
 
+static void aff_put(struct fwd_aff_table *tb)
+{
+	if (tb && !--tb->refs) {
+		free(tb->ent);
+		free(tb);
+	}
+}
+
+/* The tenant's session table: the old snapshot's where its size holds
+ * (its sessions kept), else a new one.
+ */
+static struct fwd_aff_table *aff_get(const struct fwd_tenant *old, __u32 max_sessions)
+{
+	struct fwd_aff_table *tb;
+	__u32 size = 1;
+
+	while (size < max_sessions && size < (1u << 24))
+		size <<= 1;
+	if (old && old->aff && old->aff->mask == size - 1) {
+		old->aff->refs++;
+		return old->aff;
+	}
+	tb = calloc(1, sizeof(*tb));
+	if (!tb)
+		return NULL;
+	tb->ent = calloc(size, sizeof(*tb->ent));
+	if (!tb->ent) {
+		free(tb);
+		return NULL;
+	}
+	tb->refs = 1;
+	tb->mask = size - 1;
+	return tb;
+}
+
 void fwd_snap_free(struct fwd_snap *s)
 {
 	if (!s)
 		return;
+	for (int i = 0; i < s->n_tenants; i++)
+		aff_put(s->tenant[i].aff);
 	rte_hash_free(s->vips);
 	rte_hash_free(s->tenants);
 	for (int i = 0; i < CPN_MAX_SERVICES; i++)
@@ -95,6 +132,7 @@ static int add_tenant(struct fwd_snap *s, __u32 id, const struct cpn_tenant *t,
 		      const struct fwd_snap *old)
 {
 	struct fwd_tenant *ft = &s->tenant[s->n_tenants];
+	const struct fwd_tenant *oft = NULL;
 	void *data;
 
 	ft->t = *t;
@@ -104,11 +142,18 @@ static int add_tenant(struct fwd_snap *s, __u32 id, const struct cpn_tenant *t,
 	if (old && old->tenants && rte_hash_lookup_data(old->tenants, &id, &data) >= 0) {
 		const struct cpn_tenant *o = &old->tenant[(uintptr_t)data].t;
 
+		oft = &old->tenant[(uintptr_t)data];
 		if (o->interval_ns == t->interval_ns && o->burst_ns == t->burst_ns)
 			ft->t.tat = __atomic_load_n(&o->tat, __ATOMIC_RELAXED);
 	}
-	if (rte_hash_add_key_data(s->tenants, &id, (void *)(uintptr_t)s->n_tenants))
+	ft->aff = aff_get(oft, t->max_sessions ? t->max_sessions : CPN_DEFAULT_MAX_SESSIONS);
+	if (!ft->aff)
 		return -1;
+	if (rte_hash_add_key_data(s->tenants, &id, (void *)(uintptr_t)s->n_tenants)) {
+		aff_put(ft->aff);
+		ft->aff = NULL;
+		return -1;
+	}
 	s->n_tenants++;
 	return 0;
 }

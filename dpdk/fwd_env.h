@@ -124,13 +124,23 @@ static inline int cpn_env_tenant_admit(struct cpn_env *env, struct cpn_tenant *t
 	return ok;
 }
 
-static inline __u32 fwd_aff_slot(const struct cpn_aff_key *k)
+static inline __u32 fwd_aff_slot(const struct cpn_aff_key *k, __u32 mask)
 {
 	__u32 h = k->tenant_id * 0x9e3779b1U ^ k->session_key * 0x85ebca6bU ^
 		  (__u32)k->service_id * 0xc2b2ae35U;
 
 	h ^= h >> 15;
-	return h & (FWD_AFF_SIZE - 1);
+	return h & mask;
+}
+
+/* The session table of the tenant entry `tenant`, NULL if none. */
+static inline struct fwd_aff_table *fwd_aff_table(struct cpn_env *env, __u32 tenant)
+{
+	struct cpn_tenant *t = cpn_env_tenant(env, tenant);
+
+	if (!t)
+		return NULL;
+	return ((struct fwd_tenant *)((char *)t - offsetof(struct fwd_tenant, t)))->aff;
 }
 
 static inline int fwd_aff_key_eq(const struct cpn_aff_key *a, const struct cpn_aff_key *b)
@@ -139,14 +149,16 @@ static inline int fwd_aff_key_eq(const struct cpn_aff_key *a, const struct cpn_a
 	       a->service_id == b->service_id;
 }
 
-/* One direct-mapped table for every tenant: cpn-fwd does not partition it
- * by tenant (XDP's cpn_affinity does).
- */
+/* A direct-mapped table per tenant entry (struct fwd_aff_table). */
 static inline struct cpn_aff *cpn_env_aff(struct cpn_env *env, __u32 tenant,
 					  const struct cpn_aff_key *k)
 {
-	(void)tenant;
-	struct fwd_aff_ent e = env->aff[fwd_aff_slot(k)];
+	struct fwd_aff_table *tb = fwd_aff_table(env, tenant);
+	struct fwd_aff_ent e;
+
+	if (!tb)
+		return NULL;
+	e = tb->ent[fwd_aff_slot(k, tb->mask)];
 
 	if (!e.aff.node_id || !fwd_aff_key_eq(&e.key, k))
 		return NULL;
@@ -185,9 +197,12 @@ static inline void cpn_env_flow_del(struct cpn_env *env, const struct cpn_flow_k
 static inline void cpn_env_aff_set(struct cpn_env *env, __u32 tenant, const struct cpn_aff_key *k,
 				   const struct cpn_aff *a)
 {
-	(void)tenant;
-	struct fwd_aff_ent *e = &env->aff[fwd_aff_slot(k)];
+	struct fwd_aff_table *tb = fwd_aff_table(env, tenant);
+	struct fwd_aff_ent *e;
 
+	if (!tb)
+		return;
+	e = &tb->ent[fwd_aff_slot(k, tb->mask)];
 	e->key = *k;
 	e->aff = *a;
 }

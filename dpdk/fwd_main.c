@@ -167,10 +167,9 @@ int main(int argc, char **argv)
 			goto oom;
 		memset(ctl.state, 0, sizeof(struct cpn_node) * CPN_MAX_NODES);
 	}
-	ctl.aff = calloc(FWD_AFF_SIZE, sizeof(*ctl.aff));
 	ctl.seen = calloc(FWD_SEEN_SIZE, sizeof(*ctl.seen));
 	ctl.tokens = calloc(CPN_MAX_SERVICES, sizeof(*ctl.tokens));
-	if (!ctl.aff || !ctl.seen || !ctl.tokens)
+	if (!ctl.seen || !ctl.tokens)
 		goto oom;
 	fwd.snap = build_snap(NULL, err, sizeof(err));
 	if (!fwd.snap) {
@@ -198,7 +197,6 @@ int main(int argc, char **argv)
 		lc->lcore_id = lcore;
 		lc->queue = (__u16)k;
 		lc->env.state = ctl.state;
-		lc->env.aff = ctl.aff;
 		lc->env.seen = ctl.seen;
 		lc->env.tokens = ctl.tokens;
 		lc->env.cnt = lc->cnt;
@@ -270,7 +268,6 @@ out:
 	}
 	rte_hash_free(fwd.neigh);
 	free(fwd.qsv);
-	free(ctl.aff);
 	free(ctl.seen);
 	free(ctl.tokens);
 	if (ctl.maps_open)
