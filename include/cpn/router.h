@@ -201,16 +201,17 @@ static __always_inline int cpn_addr_zero(const __be32 *a)
 
 /* UDP payload bytes up to which a report's checksum is verified: every
  * LOAD and PROBE_ACK (a longer one is no report), a REPLY or BUSY up to this
- * size (a larger reply is relayed, its checksum left to the client).
+ * size (a larger reply is relayed, its UDP checksum left to the client; its
+ * IPv4 header checksum is verified still).
  */
 #define CPN_CSUM_CHECK_MAX 512
 
-/* The IPv4 header checksum and the UDP checksum (over the pseudo-header and
- * the whole datagram, at most CPN_CSUM_CHECK_MAX payload bytes) verify. An
- * IPv4 UDP checksum of 0 means none; IPv6 must have one. A bounded loop: it
- * serves the report paths only.
+/* The IPv4 header checksum and, with `udp`, the UDP checksum (over the
+ * pseudo-header and the whole datagram, at most CPN_CSUM_CHECK_MAX payload
+ * bytes) verify. An IPv4 UDP checksum of 0 means none; IPv6 must have one.
+ * A bounded loop: it serves the report paths only.
  */
-static __always_inline int cpn_csum_ok(struct cpn_l34 *p, void *data_end)
+static __always_inline int cpn_csum_ok(struct cpn_l34 *p, void *data_end, int udp)
 {
 	const __u16 *w = (const __u16 *)p->udp;
 	__u32 n = p->udp_len, acc;
@@ -218,8 +219,10 @@ static __always_inline int cpn_csum_ok(struct cpn_l34 *p, void *data_end)
 	if (p->family == CPN_AF_INET) {
 		if (cpn_csum_fold(cpn_csum_add(0, p->ip4, sizeof(struct iphdr) / 2)) != 0xffff)
 			return 0;
-		if (!p->udp->check)
+		if (!udp || !p->udp->check)
 			return 1;
+	} else if (!udp) {
+		return 1;
 	} else if (!p->udp->check) {
 		return 0;
 	}
@@ -710,7 +713,7 @@ static __always_inline int cpn_reply(struct cpn_env *env, void *data_end, struct
 	int cont = h->type == CPN_T_REPLY && (h->flags & cpn_htons(CPN_F_FRAG | CPN_F_CONT)) ==
 						 cpn_htons(CPN_F_FRAG | CPN_F_CONT);
 
-	if (p->udp_len <= sizeof(struct udphdr) + CPN_CSUM_CHECK_MAX && !cpn_csum_ok(p, data_end))
+	if (!cpn_csum_ok(p, data_end, p->udp_len <= sizeof(struct udphdr) + CPN_CSUM_CHECK_MAX))
 		return cpn_verdict_set(env, v, CPN_ACT_DROP, CPN_STAT_DROP_BAD_CSUM);
 	why = cpn_report_check(env, nc, h, p->udp_len - sizeof(struct udphdr), data_end, cont);
 	if (why)
@@ -801,7 +804,7 @@ static __always_inline int cpn_control(struct cpn_env *env, void *data_end, stru
 		return cpn_verdict_set(env, v, CPN_ACT_PASS,
 				       h->type == CPN_T_LOAD ? CPN_STAT_LOAD_UNKNOWN
 							     : CPN_STAT_PASS_NOT_CPN);
-	if (!cpn_csum_ok(p, data_end))
+	if (!cpn_csum_ok(p, data_end, 1))
 		return cpn_verdict_set(env, v, CPN_ACT_DROP, CPN_STAT_DROP_BAD_CSUM);
 	why = cpn_report_check(env, nc, h, p->udp_len - sizeof(struct udphdr), data_end, 0);
 	if (why)

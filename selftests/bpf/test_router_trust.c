@@ -161,8 +161,8 @@ static void test_reports_with_bad_checksums_are_dropped_unlearned(void **state)
 	}
 }
 
-/* IPv4 without a UDP checksum: learned. A large REPLY's checksum is not
- * the router's to check: relayed.
+/* IPv4 without a UDP checksum: learned. A large REPLY's UDP checksum is
+ * not the router's to check: relayed; its IPv4 header checksum is.
  */
 static void test_reports_without_udp_checksum_or_large_are_accepted(void **state)
 {
@@ -193,6 +193,12 @@ static void test_reports_without_udp_checksum_or_large_are_accepted(void **state
 		corrupt(in, len, UDP_WRONG);
 		expect(r, in, len, XDP_PASS,
 		       (int[]){CPN_STAT_REPLY_FWD, CPN_STAT_TX_KERNEL, RT_END}, &o);
+		/* ... but its IPv4 header checksum is. */
+		if (family == CPN_AF_INET) {
+			len = build(&s, in);
+			corrupt(in, len, IP_WRONG);
+			rt_assert_untouched(r, in, len, XDP_DROP, CPN_STAT_DROP_BAD_CSUM);
+		}
 	}
 }
 
