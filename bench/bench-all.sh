@@ -16,6 +16,7 @@
 #   fleet    three routers behind ECMP against one, the same workers and load
 #   worker   cpn-worker requests/s against batch size
 #   model    ResNet-18 (PyTorch) through the router, batch 1 against 16
+#   seal     sealed payloads (end-to-end encryption) against clear, per size
 #
 # usage: bench/bench-all.sh [--only NAME[,NAME...]] [--smoke] [--results FILE]
 #                           [--plots DIR] [--doc FILE]
@@ -30,7 +31,7 @@ set -u
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 cd "$ROOT" || exit 1
 BUILD=${BUILD:-build}
-ALL=(xdp fwd fwdrate sched sim fleet worker model)
+ALL=(xdp fwd fwdrate sched sim fleet worker model seal)
 only="" smoke=0
 RESULTS=bench/results.json PLOTS=docs/bench DOC=docs/BENCHMARKS.md
 
@@ -89,6 +90,8 @@ cmd_of() {
 	worker:*) echo "bench/bench-worker.sh --json-out $W/worker.json --plot-dir $PLOTS" ;;
 	model:smoke) echo "bench/bench-model.sh --smoke --json-out $W/model.json" ;;
 	model:*) echo "bench/bench-model.sh --json-out $W/model.json" ;;
+	seal:smoke) echo "bench/bench-seal.sh --smoke --json-out $W/seal.json" ;;
+	seal:*) echo "bench/bench-seal.sh --json-out $W/seal.json" ;;
 	esac
 }
 limit_of() { # seconds a benchmark may take in this mode

@@ -17,7 +17,7 @@ import platform
 import subprocess
 import sys
 
-ORDER = ["sched", "sim", "fleet", "xdp", "fwdrate", "fwd", "worker", "model"]
+ORDER = ["sched", "sim", "fleet", "xdp", "fwdrate", "fwd", "worker", "model", "seal"]
 TITLES = {
     "sched": "Scheduling quality on the testbed (the headline)",
     "sim": "Scale, by simulation (cpn-sim)",
@@ -27,6 +27,7 @@ TITLES = {
     "fwd": "DPDK forwarder (cpn-fwd vs dpdk-testpmd)",
     "worker": "Worker throughput against batch size",
     "model": "A real model through the router: ResNet-18, batch 1 and 16",
+    "seal": "Sealed payloads: what end-to-end encryption costs",
 }
 
 
@@ -599,6 +600,26 @@ def sec_model(d, plots, work):
     return "\n".join(md), {"speedup_16_over_1": d.get("speedup_16_over_1")}
 
 
+def sec_seal(d, plots, work):
+    head = ["payload", "clear req/s (min..max)", "sealed req/s (min..max)", "sealed MB/s",
+            "sealed / clear", "p50 µs clear / sealed"]
+    rows = []
+    for r in d["results"]:
+        c, s = r["clear"], r["sealed"]
+        rows.append(["%d B" % r["payload_bytes"],
+                     "%s (%s..%s)" % (fmt(c["req_s"]["median"]), fmt(c["req_s"]["min"]),
+                                      fmt(c["req_s"]["max"])),
+                     "%s (%s..%s)" % (fmt(s["req_s"]["median"]), fmt(s["req_s"]["min"]),
+                                      fmt(s["req_s"]["max"])),
+                     fmt(s["mb_s"]), fmt(r["sealed_over_clear"], 3),
+                     "%s / %s" % (fmt(c["p50_us"]), fmt(s["p50_us"]))])
+    md = ["%s; one cpn-worker (echo, one slot) driven by cpn-load on loopback, clear and sealed "
+          "alternated, %d round(s) of %g s; medians." % (d["cipher"], d["runs"], d["duration_s"]),
+          "", table(head, rows)]
+    return "\n".join(md), {"sealed_over_clear": {str(r["payload_bytes"]): r["sealed_over_clear"]
+                                                  for r in d["results"]}}
+
+
 def sec_generic(d, plots, work, name):
     md = []
     if isinstance(d.get("summary_md"), str):
@@ -704,7 +725,7 @@ def main():
         body.append("")
         if data is not None:
             fn = {"xdp": sec_xdp, "fwd": sec_fwd, "sim": sec_sim, "fleet": sec_fleet,
-                  "model": sec_model,
+                  "model": sec_model, "seal": sec_seal,
                       "worker": sec_worker, "fwdrate": sec_fwdrate,
                       "sched": sec_sched}.get(name)
             try:

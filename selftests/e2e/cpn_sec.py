@@ -346,6 +346,85 @@ def request(a):
     return 0
 
 
+def raw_send(s, src, sport, dst, dport, d):
+    """One UDP datagram from src:sport (forged) to dst:dport on a raw socket."""
+    ulen = 8 + len(d)
+    pseudo = socket.inet_aton(src) + socket.inet_aton(dst) + struct.pack("!BBH", 0, 17, ulen)
+    udp = struct.pack("!HHHH", sport, dport, ulen, 0) + d
+    c = csum16(pseudo + udp) or 0xFFFF
+    udp = udp[:6] + struct.pack("!H", c) + udp[8:]
+    ip = struct.pack("!BBHHHBBH4s4s", 0x45, 0, 20 + ulen, random.randint(1, 65535), 0, 64, 17, 0,
+                     socket.inet_aton(src), socket.inet_aton(dst))
+    ip = ip[:10] + struct.pack("!H", csum16(ip)) + ip[12:]
+    s.sendto(ip + udp, (dst, 0))
+
+
+def race_client(a):
+    """A client's requests with ids --rid0.. from --bind (a port of its
+    own); counts what comes back until --timeout: the node's echo ("attack")
+    or a forged payload, at most once per id."""
+    s = bind_sock(a.bind)
+    to = addr_port(a.to)
+    s.settimeout(0.05)
+    n = min(a.count, 10000)
+    genuine, forged = set(), 0
+    for i in range(n):
+        s.sendto(request_bytes(a, a.rid0 + i), to)
+        time.sleep(0.002)
+    end = time.monotonic() + min(a.timeout, MAX_SECONDS)
+    while time.monotonic() < end:
+        try:
+            d, _ = s.recvfrom(65535)
+        except socket.timeout:
+            continue
+        h = unpack(d)
+        if not h:
+            continue
+        if d.endswith(b"forged reply"):
+            forged += 1
+        elif d.endswith(b"attack"):
+            genuine.add(h["request_id"])
+    print(f"sent={n} genuine={len(genuine)} forged={forged}")
+    return 0
+
+
+def race_forge(a):
+    """REPLYs for ids --rid0.. forged from --src as node --node (signed with
+    --key if given: a captured reply), each one datagram sent --copies times
+    over --duration seconds to --to (the client)."""
+    src, sport = addr_port(a.src)
+    dst, dport = addr_port(a.to)
+    r = socket.socket(socket.AF_INET, socket.SOCK_RAW, socket.IPPROTO_RAW)
+    ds = [signed(a.key, fresh=True, type=T_REPLY, service_id=a.service, tenant_id=a.tenant,
+                 request_id=a.rid0 + i, node_id=a.node, capacity=8, worker_us=100)
+          + b"forged reply" for i in range(min(a.count, 10000))]
+    copies = max(1, min(a.copies, 1000))
+    for k in range(copies):
+        for d in ds:
+            raw_send(r, src, sport, dst, dport, d)
+        time.sleep(min(a.duration, MAX_SECONDS) / copies)
+    print(f"sent={len(ds) * copies}")
+    return 0
+
+
+def probe_ack(a):
+    """A PROBE_ACK of node --node-id from its address (forged), signed with
+    its key, the router's valid cookie for a router_ts of now: the same
+    datagram --count times."""
+    src, sport = addr_port(a.src)
+    dst, dport = addr_port(a.to)
+    rts = int(time.clock_gettime(time.CLOCK_MONOTONIC) * 1e6) & 0xFFFFFFFF
+    w = struct.pack("!H", a.node_id) + b"\0\0" + struct.pack("!I", rts)
+    rid = int.from_bytes(siphash24(a.cookie_key, w).to_bytes(8, "little"), "big")
+    d = signed(a.key, fresh=True, type=T_PROBE_ACK, node_id=a.node_id, router_ts=rts,
+               request_id=rid, capacity=8, worker_us=100)
+    r = socket.socket(socket.AF_INET, socket.SOCK_RAW, socket.IPPROTO_RAW)
+    for _ in range(min(a.count, 1000)):
+        raw_send(r, src, sport, dst, dport, d)
+    print(f"sent={min(a.count, 1000)}")
+    return 0
+
+
 def main():
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     sub = p.add_subparsers(dest="cmd", required=True)
@@ -406,11 +485,40 @@ def main():
     rq.add_argument("--replay", action="store_true")
     rq.add_argument("--tagged-node", type=int, default=0)
     rq.add_argument("--hop-key", type=hexkey)
+    rc = sub.add_parser("race-client")
+    rc.add_argument("--to", required=True)
+    rc.add_argument("--bind", required=True)
+    rc.add_argument("--service", type=int, required=True)
+    rc.add_argument("--tenant", type=int, required=True)
+    rc.add_argument("--tenant-key", type=hexkey)
+    rc.add_argument("--rid0", type=int, required=True)
+    rc.add_argument("--count", type=int, default=1)
+    rc.add_argument("--timeout", type=float, default=1.0)
+    rc.set_defaults(tagged_node=0, hop_key=None)
+    rf = sub.add_parser("race-forge")
+    rf.add_argument("--src", required=True)
+    rf.add_argument("--to", required=True)
+    rf.add_argument("--service", type=int, required=True)
+    rf.add_argument("--tenant", type=int, required=True)
+    rf.add_argument("--node", type=int, required=True)
+    rf.add_argument("--key", type=hexkey)
+    rf.add_argument("--rid0", type=int, required=True)
+    rf.add_argument("--count", type=int, default=1)
+    rf.add_argument("--copies", type=int, default=1)
+    rf.add_argument("--duration", type=float, default=1.0)
+    pa = sub.add_parser("probe-ack")
+    pa.add_argument("--src", required=True)
+    pa.add_argument("--to", required=True)
+    pa.add_argument("--node-id", type=int, required=True)
+    pa.add_argument("--key", type=hexkey, required=True)
+    pa.add_argument("--cookie-key", type=hexkey, required=True)
+    pa.add_argument("--count", type=int, default=1)
     a = p.parse_args()
     if a.cmd == "raw" and not a.hex and not a.load_for:
         p.error("raw: --hex FILE or --load-for K")
     return {"node": node, "load": load, "send": send, "flood": flood, "raw": raw,
-            "request": request}[a.cmd](a)
+            "request": request, "race-client": race_client, "race-forge": race_forge,
+            "probe-ack": probe_ack}[a.cmd](a)
 
 
 if __name__ == "__main__":

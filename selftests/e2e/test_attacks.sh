@@ -25,7 +25,12 @@
 #   - a TAGGED request naming node 2 with a made-up hop tag: not honoured
 #     (req_tag_forged), steered and answered like any; with the hop key's
 #     tag, honoured;
-#   - a report with a bad UDP checksum: not learned (drop_bad_csum).
+#   - a report with a bad UDP checksum: not learned (drop_bad_csum);
+#   - another node's answer to a request steered to node 1 (forged from
+#     node 2's address): not relayed (drop_no_flow); relayed with
+#     reply_check: false;
+#   - a signed REPLY sent five times: relayed at most once; a signed
+#     PROBE_ACK with a valid cookie sent ten times: learned once.
 # The testbed (namespaces, pins, processes) is removed on exit.
 set -u
 cd "$(dirname "$0")/../.." || exit 1
@@ -49,7 +54,7 @@ BADKEY=0123456789abcdef0123456789abcdef
 STATE=/run/cpn-testbed/$NAME
 CTL=10.90.9.1:7471
 
-N=8
+N=10
 echo "1..$N"
 bail() {
 	bail_rest "$N" "skipped after an earlier failure: $1"
@@ -227,6 +232,72 @@ if [ ${#fails[@]} -eq 0 ]; then
 	echo "# drop_no_flow $f0 -> $f1, reply_fwd $r0 -> $r1; with reply_check: false reply_fwd -> $r2"
 else
 	not_ok "forged_reply_to_any_destination_not_relayed" "${fails[@]}" "$TMP/apply.log"
+fi
+
+# 9. (c) Another node's answer: node 2 drained, so the client's requests
+# (from the client's namespace) go to node 1; the attacker meanwhile sends
+# REPLYs forged from node 2's address for the same request ids to the
+# client. None is relayed (no flow of node 2; drop_no_flow); node 1's
+# answers all are. With reply_check: false, the forged ones come through.
+race() { # rid0, forge args...: the client's outcome while the attacker forges
+	local rid0=$1 fpid
+	shift
+	tb exec atk -- timeout 30 python3 "$SEC" race-forge --to 10.90.0.2:45000 --service 1 \
+		--tenant 42 --rid0 "$rid0" --count 40 --duration 1.5 "$@" >/dev/null 2>&1 &
+	fpid=$!
+	tb exec client -- timeout 30 python3 "$SEC" race-client --to 10.90.100.1:7470 \
+		--bind 10.90.0.2:45000 --service 1 --tenant 42 --tenant-key "$TK" --rid0 "$rid0" \
+		--count 40 --timeout 2
+	wait "$fpid"
+}
+fails=()
+tb cpnctl node drain 2 >>"$TMP/apply.log" 2>&1 || fails+=("node 2 not drained")
+f0=$(counter drop_no_flow)
+out1=$(race 1000000 --src 10.90.12.2:7470 --node 2 --copies 10)
+f1=$(counter drop_no_flow)
+tb cpnctl apply --config "$TMP/nocheck.yaml" >>"$TMP/apply.log" 2>&1 || fails+=("nocheck not applied")
+tb cpnctl node drain 2 >>"$TMP/apply.log" 2>&1
+out2=$(race 2000000 --src 10.90.12.2:7470 --node 2 --copies 10)
+tb cpnctl apply --config "$TMP/keyed.yaml" >>"$TMP/apply.log" 2>&1 || fails+=("keyed.yaml not applied again")
+tb cpnctl node drain 2 >>"$TMP/apply.log" 2>&1
+[ "$out1" = "sent=40 genuine=40 forged=0" ] || fails+=("reply_check on: $out1")
+[ "$((f1 - f0))" -ge 400 ] || fails+=("drop_no_flow $f0 -> $f1, not +400")
+case "$out2" in *" forged=0" | "") fails+=("reply_check off: '$out2': the attack did not work") ;; esac
+if [ ${#fails[@]} -eq 0 ]; then
+	ok "another_nodes_answer_not_forwarded"
+	echo "# reply_check on: $out1, drop_no_flow $f0 -> $f1; off: $out2"
+else
+	not_ok "another_nodes_answer_not_forwarded" "${fails[@]}"
+fi
+
+# 10. (a) Replays of signed REPLYs and PROBE_ACKs: REPLYs signed with node
+# 1's key for the client's requests (which go to node 1), each the same
+# datagram sent ten times: at most one per request relayed, the copies
+# refused (drop_replay, or drop_no_flow once the flow is taken); a
+# PROBE_ACK of node 1 with a fresh valid cookie sent ten times: drop_replay
+# for nine.
+fails=()
+p0=$(counter drop_replay)
+n0=$(counter drop_no_flow)
+out=$(race 3000000 --src 10.90.11.2:7470 --node 1 --key "$K1" --copies 10)
+p1=$(counter drop_replay)
+n1=$(counter drop_no_flow)
+atk probe-ack --key "$K1" --cookie-key "$HOP" --src 10.90.11.2:7470 --to 10.90.11.1:7471 \
+	--node-id 1 --count 10 >/dev/null
+sleep 0.2
+p2=$(counter drop_replay)
+tb cpnctl node undrain 2 >>"$TMP/apply.log" 2>&1
+forged=${out##*forged=}
+[ -n "$out" ] && [ "${forged:-99}" -le 40 ] || fails+=("a replayed REPLY relayed more than once per request: $out")
+[ "$((p1 - p0 + n1 - n0))" -ge 360 ] ||
+	fails+=("REPLY copies: drop_replay $p0 -> $p1, drop_no_flow $n0 -> $n1: not +360 of 400")
+[ "$((p2 - p1))" -ge 9 ] || fails+=("PROBE_ACK copies: drop_replay $p1 -> $p2, not +9")
+if [ ${#fails[@]} -eq 0 ]; then
+	ok "replayed_signed_replies_and_probe_acks_refused"
+	echo "# REPLY x10 per request: $out, drop_replay $p0 -> $p1, drop_no_flow $n0 -> $n1;" \
+		"PROBE_ACK x10: drop_replay $p1 -> $p2"
+else
+	not_ok "replayed_signed_replies_and_probe_acks_refused" "${fails[@]}"
 fi
 
 # 7. (d) A client that names its node: without the hop key's tag it is not

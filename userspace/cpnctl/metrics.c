@@ -367,24 +367,19 @@ static __u64 ld(const __u64 *p)
 
 void cpn_metrics_render_daemon(const struct cpn_daemon_counters *c, FILE *out)
 {
-	fprintf(out,
-		"# HELP cpn_daemon_datagrams_total Datagrams the daemon read on the control "
-		"port.\n# TYPE cpn_daemon_datagrams_total counter\n"
-		"cpn_daemon_datagrams_total %llu\n",
-		(unsigned long long)ld(&c->datagrams));
-	fprintf(out,
-		"# HELP cpn_daemon_joins_total Nodes admitted through auto_join.\n"
-		"# TYPE cpn_daemon_joins_total counter\ncpn_daemon_joins_total %llu\n",
-		(unsigned long long)ld(&c->joins));
-	fprintf(out, "# HELP cpn_daemon_join_refused_total LOADs of unknown nodes not admitted, "
-		     "by reason.\n# TYPE cpn_daemon_join_refused_total counter\n");
-	for (int r = 0; r < CPN_JR_MAX; r++)
-		fprintf(out, "cpn_daemon_join_refused_total{reason=\"%s\"} %llu\n",
-			cpn_join_refusal_names[r], (unsigned long long)ld(&c->refused[r]));
-	fprintf(out,
-		"# HELP cpn_daemon_log_suppressed_total Log lines not written (at most one "
-		"a second per kind).\n# TYPE cpn_daemon_log_suppressed_total counter\n"
-		"cpn_daemon_log_suppressed_total %llu\n",
-		(unsigned long long)ld(&c->log_suppressed));
+	struct cpn_prom_labels l;
+
+	cpn_prom_family(out, CPN_M_D_DATAGRAMS);
+	cpn_prom_u64(out, CPN_M_D_DATAGRAMS, NULL, NULL, ld(&c->datagrams));
+	cpn_prom_family(out, CPN_M_D_JOINS);
+	cpn_prom_u64(out, CPN_M_D_JOINS, NULL, NULL, ld(&c->joins));
+	cpn_prom_family(out, CPN_M_D_JOIN_REFUSED);
+	for (int r = 0; r < CPN_JR_MAX; r++) {
+		cpn_prom_labels_reset(&l);
+		cpn_prom_label(&l, "reason", cpn_join_refusal_names[r]);
+		cpn_prom_u64(out, CPN_M_D_JOIN_REFUSED, NULL, &l, ld(&c->refused[r]));
+	}
+	cpn_prom_family(out, CPN_M_D_LOG_SUPPRESSED);
+	cpn_prom_u64(out, CPN_M_D_LOG_SUPPRESSED, NULL, NULL, ld(&c->log_suppressed));
 	fflush(out);
 }

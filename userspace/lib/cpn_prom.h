@@ -83,6 +83,14 @@
 	  "sample counts as the middle of its bucket.")                                            \
 	X(BUILD_INFO, "cpn_build_info", "gauge",                                                   \
 	  "Build information of cpn; the value is always 1.")                                      \
+	/* ---- the daemon's control port */                                                       \
+	X(D_DATAGRAMS, "cpn_daemon_datagrams_total", "counter",                                    \
+	  "Datagrams the daemon read on the control port.")                                        \
+	X(D_JOINS, "cpn_daemon_joins_total", "counter", "Nodes admitted through auto_join.")       \
+	X(D_JOIN_REFUSED, "cpn_daemon_join_refused_total", "counter",                              \
+	  "LOADs of unknown nodes not admitted, by reason.")                                       \
+	X(D_LOG_SUPPRESSED, "cpn_daemon_log_suppressed_total", "counter",                          \
+	  "Log lines not written (at most one a second per kind).")                                \
 	/* ---- cpn-worker (labels node, kernel, backend) */                                       \
 	X(W_INFO, "cpn_worker_info", "gauge", "The worker's device; the value is always 1.")       \
 	X(W_QUEUE, "cpn_worker_queue_depth", "gauge", "Requests waiting in the queue.")            \
