@@ -211,6 +211,26 @@ static double median(double *v, int n)
 	return n % 2 ? v[n / 2] : (v[n / 2 - 1] + v[n / 2]) / 2;
 }
 
+/* A REPLY of node 1 (10.1.0.1) to dst, port 40000, for request rid of
+ * service svc, with a load report and a router_ts 1 ms old.
+ */
+static void node1_reply(struct cpn_pkt *s, const char *dst, __u16 svc, __u64 rid)
+{
+	cpn_pkt_default(s, CPN_AF_INET);
+	s->src = "10.1.0.1";
+	s->dst = dst;
+	s->sport = T_PORT;
+	s->dport = 40000;
+	cpn_msg_init(&s->msg, CPN_T_REPLY);
+	s->msg.service_id = svc;
+	s->msg.tenant_id = T_TENANT;
+	s->msg.node_id = 1;
+	s->msg.request_id = rid;
+	s->msg.capacity = 64;
+	s->msg.worker_us = 900;
+	s->msg.router_ts = (__u32)(cpn_now_ns() / 1000) - 1000;
+}
+
 static void usage(void)
 {
 	fprintf(
@@ -450,19 +470,7 @@ int main(int argc, char **argv)
 		p[i].check_len = i == P_REQ_JIQ ? 4 : 7;
 	}
 	/* The full-NAT REPLY of node 1, to the router's address. */
-	cpn_pkt_default(&s, CPN_AF_INET);
-	s.src = "10.1.0.1";
-	s.dst = "10.1.0.254";
-	s.sport = T_PORT;
-	s.dport = 40000;
-	cpn_msg_init(&s.msg, CPN_T_REPLY);
-	s.msg.service_id = 3;
-	s.msg.tenant_id = T_TENANT;
-	s.msg.node_id = 1;
-	s.msg.request_id = 77;
-	s.msg.capacity = 64;
-	s.msg.worker_us = 900;
-	s.msg.router_ts = (__u32)(cpn_now_ns() / 1000) - 1000;
+	node1_reply(&s, "10.1.0.254", 3, 77);
 	p[P_REPLY_FNAT].in_len = cpn_pkt_build(&s, p[P_REPLY_FNAT].in, CPN_PKT_MAX);
 	p[P_REPLY_FNAT].want = XDP_REDIRECT;
 	p[P_REPLY_FNAT].ifindex = if_out;
@@ -490,19 +498,7 @@ int main(int argc, char **argv)
 	p[P_REQ_CHECK].check_off = v.l3 + 16;
 	memcpy(p[P_REQ_CHECK].check, (__u8[]){10, 1, 0}, 3);
 	p[P_REQ_CHECK].check_len = 3;
-	cpn_pkt_default(&s, CPN_AF_INET);
-	s.src = "10.1.0.1";
-	s.dst = T_CLIENT4;
-	s.sport = T_PORT;
-	s.dport = 40000;
-	cpn_msg_init(&s.msg, CPN_T_REPLY);
-	s.msg.service_id = 4;
-	s.msg.tenant_id = T_TENANT;
-	s.msg.node_id = 1;
-	s.msg.request_id = 88;
-	s.msg.capacity = 64;
-	s.msg.worker_us = 900;
-	s.msg.router_ts = (__u32)(cpn_now_ns() / 1000) - 1000;
+	node1_reply(&s, T_CLIENT4, 4, 88);
 	p[P_REPLY_CHECK].in_len = cpn_pkt_build(&s, p[P_REPLY_CHECK].in, CPN_PKT_MAX);
 	p[P_REPLY_CHECK].want = XDP_REDIRECT;
 	p[P_REPLY_CHECK].ifindex = if_out;
