@@ -58,7 +58,11 @@ for suite in "${suites[@]}"; do
 		;;
 	e2e)
 		for t in selftests/e2e/test_*.sh; do
-			[ -x "$t" ] || continue
+			# A script that lost its mode would pass unseen: a failure.
+			if [ ! -x "$t" ]; then
+				run_one "e2e/$(basename "$t" .sh)" sh -c "echo 'not ok 1 - $t is not executable (chmod +x)'"
+				continue
+			fi
 			run_one "e2e/$(basename "$t" .sh)" "$t"
 		done
 		;;
