@@ -4,6 +4,13 @@
  * libmicrohttpd, the body rendered by the caller at every scrape (from the
  * server's own thread). 404 elsewhere, 405 for other methods, 500 when the
  * render fails.
+ *
+ * Abuse: one internal thread multiplexes every connection with epoll (poll
+ * where epoll is missing), so a slow client never holds the thread; a
+ * connection idle for CPN_HTTP_IDLE_S is closed; one source address holds at
+ * most CPN_HTTP_MAX_PER_IP connections and the server CPN_HTTP_MAX_CONNS, the
+ * rest are closed as soon as accepted. Scrapes are served one at a time by
+ * that thread, so render() is never called concurrently.
  */
 #include <arpa/inet.h>
 #include <errno.h>
@@ -130,10 +137,11 @@ struct cpn_http *cpn_http_start(const char *addr_port, int (*render)(void *arg, 
 	srv->render = render;
 	srv->arg = arg;
 	errno = 0;
-	srv->d =
-	    MHD_start_daemon(flags, port, NULL, NULL, handle, srv, MHD_OPTION_SOCK_ADDR,
-			     (struct sockaddr *)&ss, MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)10,
-			     MHD_OPTION_CONNECTION_LIMIT, (unsigned)64, MHD_OPTION_END);
+	srv->d = MHD_start_daemon(flags, port, NULL, NULL, handle, srv, MHD_OPTION_SOCK_ADDR,
+				  (struct sockaddr *)&ss, MHD_OPTION_CONNECTION_TIMEOUT,
+				  (unsigned)CPN_HTTP_IDLE_S, MHD_OPTION_CONNECTION_LIMIT,
+				  (unsigned)CPN_HTTP_MAX_CONNS, MHD_OPTION_PER_IP_CONNECTION_LIMIT,
+				  (unsigned)CPN_HTTP_MAX_PER_IP, MHD_OPTION_END);
 	if (!srv->d) {
 		int e = errno;
 

@@ -6,6 +6,11 @@
 #include <stddef.h>
 #include <stdio.h>
 
+/* The limits against slow or many clients (docs/OPERATIONS.md, Metrics). */
+#define CPN_HTTP_IDLE_S	    3	 /* a connection idle this long is closed */
+#define CPN_HTTP_MAX_PER_IP 16	 /* connections from one source address */
+#define CPN_HTTP_MAX_CONNS  1000 /* connections in all */
+
 struct cpn_http;
 /* Serve GET /metrics on "ADDR:PORT" or "[ADDR6]:PORT"; render(arg, out)
  * writes the exposition for each scrape. NULL with err on failure.
