@@ -70,7 +70,7 @@ endef
 
 # In this order: each may use what the ones before it define.
 include mk/bpf.mk mk/lib.mk mk/cpnctl.mk mk/fwd.mk mk/worker.mk mk/tools.mk mk/bench.mk \
-	mk/tests.mk $(wildcard mk/install.mk)
+	mk/tests.mk mk/fuzz.mk $(wildcard mk/install.mk)
 
 -include $(shell find $(BUILD) -name '*.d' 2>/dev/null)
 
@@ -82,6 +82,7 @@ help:
 	@echo "make all         programs, libcpn, BPF objects, benchmark programs"
 	@echo "make tests       the test programs (make test builds them too)"
 	@echo "make test        build and run every test suite"
+	@echo "make fuzz        build the fuzz targets, run each FUZZ_SECONDS (600) (mk/fuzz.mk)"
 	@echo "make bench       every benchmark and docs/BENCHMARKS.md (BENCH_QUICK=1: <= 5 min)"
 	@echo "                 one of them: make bench-xdp, bench-fwd, bench-sim, ..."
 	@echo "make demo        netns testbed demo (see README)"
