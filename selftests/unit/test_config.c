@@ -1056,16 +1056,58 @@ static void test_mac_parse(void **state)
 	assert_int_equal(cpn_mac_parse("", m), -1);
 }
 
+/* A join that no auto_join service has room for is refused whole: the node
+ * is not added (it would be listed in no service).
+ */
+static void test_join_past_a_full_service_refused(void **state)
+{
+	struct cpn_cfg cfg;
+	struct cfg_node n = {.family = CPN_AF_INET, .weight = 100};
+	int added = 0;
+
+	(void)state;
+	parse_ok(design_yaml, &cfg);
+	for (int id = 100; id < 100 + CPN_MAX_SVC_NODES + 5; id++) {
+		n.id = (__u16)id;
+		n.addr[0] = htonl(0x0a010000 | (__u32)id);
+		n.port = htons(7470);
+		int rc = cpn_cfg_add_joined(&cfg, &n);
+
+		if (added < CPN_MAX_SVC_NODES - 3) {
+			assert_int_equal(rc, 0);
+			added++;
+			assert_non_null(cpn_cfg_node(&cfg, n.id));
+		} else {
+			assert_int_equal(rc, CPN_CFG_JOIN_FULL);
+			assert_null(cpn_cfg_node(&cfg, n.id));
+		}
+	}
+	assert_int_equal(cfg.services[0].n_nodes, CPN_MAX_SVC_NODES);
+	/* An IPv6 node: no auto_join service of its family. */
+	n.family = CPN_AF_INET6;
+	n.id = 9;
+	assert_int_equal(cpn_cfg_add_joined(&cfg, &n), CPN_CFG_JOIN_FULL);
+	cpn_cfg_free(&cfg);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-	    cmocka_unit_test(test_design_example),   cmocka_unit_test(test_mac_parse),
-	    cmocka_unit_test(test_policy_parse),     cmocka_unit_test(test_empty),
-	    cmocka_unit_test(test_defaults),	     cmocka_unit_test(test_order),
-	    cmocka_unit_test(test_full_ipv6_sorted), cmocka_unit_test(test_broken),
-	    cmocka_unit_test(test_round_trip),	     cmocka_unit_test(test_trust_keys),
-	    cmocka_unit_test(test_write_keys),	     cmocka_unit_test(test_copy),
-	    cmocka_unit_test(test_validate),	     cmocka_unit_test(test_load),
+	    cmocka_unit_test(test_design_example),
+	    cmocka_unit_test(test_mac_parse),
+	    cmocka_unit_test(test_policy_parse),
+	    cmocka_unit_test(test_empty),
+	    cmocka_unit_test(test_defaults),
+	    cmocka_unit_test(test_order),
+	    cmocka_unit_test(test_full_ipv6_sorted),
+	    cmocka_unit_test(test_broken),
+	    cmocka_unit_test(test_round_trip),
+	    cmocka_unit_test(test_trust_keys),
+	    cmocka_unit_test(test_join_past_a_full_service_refused),
+	    cmocka_unit_test(test_write_keys),
+	    cmocka_unit_test(test_copy),
+	    cmocka_unit_test(test_validate),
+	    cmocka_unit_test(test_load),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

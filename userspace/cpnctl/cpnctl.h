@@ -94,6 +94,7 @@ enum cpn_join_refusal {
 	CPN_JR_REPLAY,	     /* a join tag seen before */
 	CPN_JR_SEEN_FULL,    /* too many joins within the window to remember */
 	CPN_JR_ID_TAKEN,     /* the node id is another node's */
+	CPN_JR_FULL,	     /* no auto_join service has room for it */
 	CPN_JR_MAX,
 };
 extern const char *const cpn_join_refusal_names[CPN_JR_MAX];

@@ -526,8 +526,8 @@ struct join_req {
 static int edit_join(struct cpn_cfg *cfg, void *arg, struct cpn_err *err)
 {
 	struct join_req *j = arg;
-	int why = join_check(cfg, &j->n, j->from, j->h, j->buf, j->len, j->now_ms, j->text,
-			     sizeof(j->text));
+	int rc, why = join_check(cfg, &j->n, j->from, j->h, j->buf, j->len, j->now_ms, j->text,
+				 sizeof(j->text));
 
 	if (!why)
 		why = id_check(cfg, j->n.id, j->text, sizeof(j->text));
@@ -542,7 +542,15 @@ static int edit_join(struct cpn_cfg *cfg, void *arg, struct cpn_err *err)
 		j->n.key[1] = cfg->auto_join.key[1];
 	}
 	j->n.weight = cfg->auto_join.weight ? cfg->auto_join.weight : CPN_DEFAULT_WEIGHT;
-	if (cpn_cfg_add_joined(cfg, &j->n))
+	rc = cpn_cfg_add_joined(cfg, &j->n);
+	if (rc == CPN_CFG_JOIN_FULL) {
+		j->why = CPN_JR_FULL;
+		snprintf(j->text, sizeof(j->text),
+			 "no auto_join service of its family has room (%d nodes at most)",
+			 CPN_MAX_SVC_NODES);
+		return snprintf(err->msg, sizeof(err->msg), "refused"), CPN_EXIT_USAGE;
+	}
+	if (rc)
 		return snprintf(err->msg, sizeof(err->msg), "out of memory"), CPN_EXIT_FAIL;
 	/* Marked inside the transaction: the fleet's reconcile, which keeps
 	 * only this router's own joined nodes, cannot come between.
@@ -1199,7 +1207,7 @@ static int fleet_want(struct fleet *f, struct cpn_cfg *want, bool *listed)
 		n.has_key = aj->has_key;
 		n.key[0] = aj->key[0];
 		n.key[1] = aj->key[1];
-		if (cpn_cfg_add_joined(want, &n)) {
+		if (cpn_cfg_add_joined(want, &n) == -1) {
 			cpn_cfg_free(want);
 			return -1;
 		}

@@ -358,6 +358,7 @@ const char *const cpn_join_refusal_names[CPN_JR_MAX] = {
     [CPN_JR_REPLAY] = "replay",
     [CPN_JR_SEEN_FULL] = "seen_full",
     [CPN_JR_ID_TAKEN] = "id_taken",
+    [CPN_JR_FULL] = "services_full",
 };
 
 static __u64 ld(const __u64 *p)

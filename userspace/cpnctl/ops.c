@@ -106,7 +106,8 @@ static int keep_joined(struct cpn_cfg *want, const struct cpn_cfg *cur, cpn_keep
 			continue;
 		if (keep && !keep(n, arg))
 			continue;
-		if (cpn_cfg_add_joined(want, n))
+		/* A node with no service left to list it in stays out. */
+		if (cpn_cfg_add_joined(want, n) == -1)
 			return -1;
 	}
 	return 0;

@@ -198,7 +198,12 @@ int cpn_cfg_service_add_node(struct cfg_service *s, __u16 id);
 __u32 cpn_cfg_node_stale_ms(const struct cpn_cfg *cfg, __u16 id);
 /* Whether auto_join admits a node at this address. */
 bool cpn_cfg_join_allowed(const struct cpn_cfg *cfg, const struct cfg_node *n);
-/* Add a joined node and list it in every auto_join service. */
+/* Add a joined node and list it in every auto_join service (of its family)
+ * that has room. 0; CPN_CFG_JOIN_FULL, with nothing added, when none has
+ * (every one holds CPN_MAX_SVC_NODES nodes, or none is of its family); -1
+ * when out of memory.
+ */
+#define CPN_CFG_JOIN_FULL (-2)
 int cpn_cfg_add_joined(struct cpn_cfg *cfg, const struct cfg_node *n);
 
 /* ---- the values of the router's maps ------------------------------------- */

@@ -136,7 +136,19 @@ bool cpn_cfg_join_allowed(const struct cpn_cfg *cfg, const struct cfg_node *n)
 int cpn_cfg_add_joined(struct cpn_cfg *cfg, const struct cfg_node *n)
 {
 	struct cfg_node j = *n;
+	int room = 0;
 
+	/* A node that no auto_join service could list would serve nothing. */
+	for (int i = 0; i < cfg->auto_join.n_services; i++)
+		for (int k = 0; k < cfg->n_services; k++) {
+			const struct cfg_service *s = &cfg->services[k];
+
+			if (s->id == cfg->auto_join.services[i] && s->family == j.family &&
+			    s->n_nodes < CPN_MAX_SVC_NODES)
+				room++;
+		}
+	if (!room)
+		return CPN_CFG_JOIN_FULL;
 	j.joined = true;
 	j.line = 0;
 	if (cpn_cfg_put_node(cfg, &j))
