@@ -769,13 +769,13 @@ static int bad_key(const char *key, char *err, size_t len)
 	return 0;
 }
 
-int cpn_etcd_get(struct cpn_etcd *e, const char *key, bool prefix, struct cpn_etcd_kvs *out,
-		 char *err, size_t err_len)
+/* A call whose request names one key, or every key under a prefix. */
+static int key_call(struct cpn_etcd *e, const char *path, const char *key, bool prefix,
+		    json_object **ans, char *err, size_t err_len)
 {
-	json_object *req, *ans;
+	json_object *req;
 	int rc;
 
-	memset(out, 0, sizeof(*out));
 	if ((rc = bad_key(key, err, err_len)))
 		return rc;
 	req = json_object_new_object();
@@ -783,9 +783,19 @@ int cpn_etcd_get(struct cpn_etcd *e, const char *key, bool prefix, struct cpn_et
 		json_object_put(req);
 		return errf(err, err_len, CPN_ETCD_ENOMEM, "out of memory");
 	}
-	rc = call(e, "kv/range", req, false, &ans, err, err_len);
+	rc = call(e, path, req, false, ans, err, err_len);
 	json_object_put(req);
-	if (rc)
+	return rc;
+}
+
+int cpn_etcd_get(struct cpn_etcd *e, const char *key, bool prefix, struct cpn_etcd_kvs *out,
+		 char *err, size_t err_len)
+{
+	json_object *ans;
+	int rc;
+
+	memset(out, 0, sizeof(*out));
+	if ((rc = key_call(e, "kv/range", key, prefix, &ans, err, err_len)))
 		return rc;
 	rc = header_revision(ans, &out->revision, err, err_len);
 	if (!rc)
@@ -832,20 +842,11 @@ int cpn_etcd_put(struct cpn_etcd *e, const char *key, const void *value, size_t 
 int cpn_etcd_delete(struct cpn_etcd *e, const char *key, bool prefix, int64_t *deleted,
 		    int64_t *revision, char *err, size_t err_len)
 {
-	json_object *req, *ans;
+	json_object *ans;
 	int64_t rev, n;
 	int rc;
 
-	if ((rc = bad_key(key, err, err_len)))
-		return rc;
-	req = json_object_new_object();
-	if (!j_key(req, key, prefix)) {
-		json_object_put(req);
-		return errf(err, err_len, CPN_ETCD_ENOMEM, "out of memory");
-	}
-	rc = call(e, "kv/deleterange", req, false, &ans, err, err_len);
-	json_object_put(req);
-	if (rc)
+	if ((rc = key_call(e, "kv/deleterange", key, prefix, &ans, err, err_len)))
 		return rc;
 	rc = header_revision(ans, &rev, err, err_len);
 	if (!rc && (get_i64(ans, "deleted", &n) || n < 0))
