@@ -301,6 +301,14 @@ static __always_inline int cpn_hdr_check(const struct cpn_hdr *h, __u32 len)
 	return CPN_HDR_OK;
 }
 
+/* FRESH: is a stamp (ms mod 2^32) within `window_ms` of `now_ms`, either way? */
+static __always_inline int cpn_stamp_ok(__u32 stamp, __u32 now_ms, __u32 window_ms)
+{
+	__s32 d = (__s32)(stamp - now_ms);
+
+	return d <= (__s32)window_ms && d >= -(__s32)window_ms;
+}
+
 /* Length of header plus tag. */
 static __always_inline __u32 cpn_hdr_total_len(const struct cpn_hdr *h)
 {

@@ -256,14 +256,6 @@ static __always_inline int cpn_csum_ok(struct cpn_l34 *p, void *data_end, int ud
 	return cpn_csum_fold(acc) == 0xffff;
 }
 
-/* Is a stamp (ms mod 2^32) within `window_ms` of `now_ms`, either way? */
-static __always_inline int cpn_stamp_ok(__u32 stamp, __u32 now_ms, __u32 window_ms)
-{
-	__s32 d = (__s32)(stamp - now_ms);
-
-	return d <= (__s32)window_ms && d >= -(__s32)window_ms;
-}
-
 static __always_inline __u32 cpn_fresh_window(struct cpn_config *cfg)
 {
 	return cfg && cfg->fresh_ms ? cfg->fresh_ms : CPN_FRESH_WINDOW_MS;

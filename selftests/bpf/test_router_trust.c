@@ -33,6 +33,7 @@
 
 #include "router_test.h"
 #include "cpn/siphash.h"
+#include "cpn_util.h"
 
 static const __u64 key_a[2] = {0x1111111111111111ULL, 0x2222222222222222ULL};
 static const __u64 key_b[2] = {0x3333333333333333ULL, 0x4444444444444444ULL};
@@ -421,7 +422,7 @@ static void test_keyed_tenant_requires_fresh_requests_once(void **state)
 
 		/* Out of the window, either way (wrapping around 2^32 too). */
 		for (int w = 0; w < 3; w++) {
-			__u32 now = cpn_pkt_tai_ms();
+			__u32 now = cpn_tai_ms();
 
 			keyed_request(&s, family, vlan, id++, key_a);
 			s.fresh = true;
@@ -441,7 +442,7 @@ static void test_keyed_tenant_requires_fresh_requests_once(void **state)
 			assert_int_equal(cpn_maps_set_config(&r->maps, &c), 0);
 			keyed_request(&s, family, vlan, id++, key_a);
 			s.fresh = true;
-			s.msg.stamp = cpn_pkt_tai_ms() - 5000;
+			s.msg.stamp = cpn_tai_ms() - 5000;
 			len = build(&s, in);
 			expect(r, in, len, XDP_PASS, steered, &o);
 			c.fresh_ms = 0;
@@ -538,7 +539,7 @@ static void test_keyed_node_requires_fresh_reports_once(void **state)
 		rt_assert_untouched(r, in, len, XDP_DROP, CPN_STAT_DROP_REPLAY);
 		assert_int_equal(r->maps.state[2].queue_depth, 6);
 
-		s.msg.stamp = cpn_pkt_tai_ms() - CPN_FRESH_WINDOW_MS - 100;
+		s.msg.stamp = cpn_tai_ms() - CPN_FRESH_WINDOW_MS - 100;
 		len = build(&s, in);
 		rt_assert_untouched(r, in, len, XDP_DROP, CPN_STAT_DROP_STALE);
 		s.msg.stamp = 0;

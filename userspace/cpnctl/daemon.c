@@ -331,14 +331,6 @@ static void count(__u64 *c)
 	__atomic_fetch_add(c, 1, __ATOMIC_RELAXED);
 }
 
-static __u64 tai_ms(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_TAI, &ts);
-	return (__u64)ts.tv_sec * 1000ULL + (__u64)ts.tv_nsec / 1000000ULL;
-}
-
 /* The freshness window of joins, in ms. */
 static __u32 fresh_window_ms(const struct cpn_cfg *cfg)
 {
@@ -448,7 +440,7 @@ static int join_check(const struct cpn_cfg *cfg, const struct cfg_node *n,
 		return snprintf(text, tlen, "join tag not for this address and port (a replay?)"),
 		       CPN_JR_BAD_JOIN_TAG;
 	skew = (__s32)(ntohl(h->stamp) - (__u32)now_ms);
-	if (skew > (__s32)window || skew < -(__s32)window)
+	if (!cpn_stamp_ok(ntohl(h->stamp), (__u32)now_ms, window))
 		return snprintf(text, tlen, "stamp %d ms from this router's clock (window %u ms)",
 				(int)skew, window),
 		       CPN_JR_STALE;
@@ -578,7 +570,7 @@ static void join(struct daemon *d, const struct sockaddr_in6 *from, const __u8 *
 	}
 	j.n.id = ntohs(h->node_id);
 	from_sockaddr(from, &j.n);
-	j.now_ms = tai_ms();
+	j.now_ms = cpn_tai_ms64();
 	/* Screened against the state in memory first, cheapest first: a
 	 * refused LOAD costs neither the lock nor a parse, however often it
 	 * comes, and changes nothing. Only a join that verifies takes tokens

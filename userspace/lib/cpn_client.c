@@ -256,16 +256,6 @@ static uint64_t ctr_of(const struct cpn_client *cl, uint64_t id)
 	return (uint64_t)l << 32 | r;
 }
 
-/* CLOCK_TAI in ms, mod 2^32: a FRESH stamp. */
-static uint32_t tai_ms(void)
-{
-	struct timespec ts;
-
-	if (clock_gettime(CLOCK_TAI, &ts))
-		clock_gettime(CLOCK_REALTIME, &ts);
-	return (uint32_t)((uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000);
-}
-
 static bool is_active(const struct slot *s)
 {
 	return s->state >= S_QUEUED;
@@ -536,7 +526,7 @@ static bool tx_slot(struct cpn_client *cl, struct slot *s, uint64_t now)
 	if (s->state == S_QUEUED) {
 		if (s->wflags & CPN_F_FRESH) {
 			/* Each attempt its own stamp, so its own tag. */
-			uint32_t t = tai_ms();
+			uint32_t t = cpn_tai_ms();
 
 			s->stamp = t == s->stamp ? t + 1 : t;
 		}

@@ -10,6 +10,7 @@
 #include "cpn/siphash.h"
 #include "cpn_addr.h"
 #include "cpn_pkt.h"
+#include "cpn_util.h"
 
 static const __u8 mac_client[6] = {0x02, 0, 0, 0, 0, 0x01};
 static const __u8 mac_router[6] = {0x02, 0, 0, 0, 0, 0xfe};
@@ -96,7 +97,7 @@ size_t cpn_pkt_build(const struct cpn_pkt *s, __u8 *buf, size_t cap)
 		if (s->fresh) {
 			m.flags |= CPN_F_FRESH;
 			if (!m.stamp)
-				m.stamp = cpn_pkt_tai_ms();
+				m.stamp = cpn_tai_ms();
 		}
 		cpn_hdr_encode(&m, &h);
 		if (s->hop_tag)
@@ -325,12 +326,4 @@ void cpn_pkt_fill(__u8 *buf, size_t len, __u32 seed)
 		x ^= x << 5;
 		buf[i] = (__u8)(x >> 24);
 	}
-}
-
-__u32 cpn_pkt_tai_ms(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_TAI, &ts);
-	return (__u32)((__u64)ts.tv_sec * 1000 + (__u64)ts.tv_nsec / 1000000);
 }

@@ -85,8 +85,6 @@ void cpn_pkt_fix_csums(__u8 *buf, size_t len);
  * the destination is that node's address and port CPN_PKT_PORT; 0 otherwise.
  */
 __u16 cpn_pkt_steered_node(const __u8 *buf, size_t len);
-/* CLOCK_TAI in milliseconds mod 2^32: the clock of stamps (FRESH). */
-__u32 cpn_pkt_tai_ms(void);
 /* Fill `buf` with `len` bytes of a fixed pseudo-random sequence. */
 void cpn_pkt_fill(__u8 *buf, size_t len, __u32 seed);
 

@@ -37,6 +37,24 @@ static inline __u64 cpn_now_ns(void)
 	return (__u64)ts.tv_sec * 1000000000ULL + (__u64)ts.tv_nsec;
 }
 
+/* CLOCK_TAI in ms, the clock of FRESH stamps and of the data plane's
+ * bpf_ktime_get_tai_ns() (CLOCK_REALTIME should CLOCK_TAI be missing).
+ */
+static inline __u64 cpn_tai_ms64(void)
+{
+	struct timespec ts;
+
+	if (clock_gettime(CLOCK_TAI, &ts))
+		clock_gettime(CLOCK_REALTIME, &ts);
+	return (__u64)ts.tv_sec * 1000 + (__u64)ts.tv_nsec / 1000000;
+}
+
+/* A FRESH stamp: CLOCK_TAI in ms, mod 2^32. */
+static inline __u32 cpn_tai_ms(void)
+{
+	return (__u32)cpn_tai_ms64();
+}
+
 /* ns (a cpn_now_ns() time, or a span) as a timespec: for clock_nanosleep,
  * pthread_cond_timedwait on CLOCK_MONOTONIC, ppoll.
  */

@@ -15,15 +15,6 @@
 
 #define GEN_MIN_SLOTS 4096u
 
-uint32_t wk_tai_ms(void)
-{
-	struct timespec ts;
-
-	if (clock_gettime(CLOCK_TAI, &ts))
-		clock_gettime(CLOCK_REALTIME, &ts);
-	return (uint32_t)((uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000);
-}
-
 static int gen_alloc(struct wk_guard_gen *g, uint32_t cap)
 {
 	uint64_t *fp = calloc(cap, sizeof(*fp));
@@ -128,9 +119,7 @@ int wk_guard_request(struct wk_guard *g, const struct cpn_hdr *h, uint64_t now)
 		return 0;
 	}
 	if (flags & CPN_F_FRESH) {
-		int32_t d = (int32_t)(cpn_ntohl(h->stamp) - wk_tai_ms());
-
-		if ((d < 0 ? -(int64_t)d : d) > (int64_t)g->window_ms) {
+		if (!cpn_stamp_ok(cpn_ntohl(h->stamp), cpn_tai_ms(), g->window_ms)) {
 			WK_ADD(g->st, dropped_stale, 1);
 			return 0;
 		}

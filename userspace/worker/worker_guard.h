@@ -52,9 +52,4 @@ void wk_guard_fini(struct wk_guard *g);
  */
 int wk_guard_request(struct wk_guard *g, const struct cpn_hdr *h, uint64_t now_ns);
 
-/* CLOCK_TAI in ms, mod 2^32: the FRESH stamp (CLOCK_REALTIME where the
- * kernel has no TAI offset set: the same clock, off by the leap seconds).
- */
-uint32_t wk_tai_ms(void);
-
 #endif /* CPN_WORKER_GUARD_H */

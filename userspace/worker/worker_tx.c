@@ -72,7 +72,7 @@ void wk_tx_seal(struct wk_tx *tx, struct cpn_msg *m, struct wk_out *o, const str
 	m->node_id = tx->node_id;
 	/* Every report is fresh: the node's clock under its tag. */
 	m->flags |= CPN_F_FRESH;
-	m->stamp = wk_tai_ms();
+	m->stamp = cpn_tai_ms();
 	if (tx->have_key)
 		m->flags |= CPN_F_AUTH;
 	else
