@@ -289,8 +289,12 @@ static void rebind(struct daemon *d)
 #define RX_BATCH	64   /* datagrams a recvmmsg */
 #define RX_PER_TURN	1024 /* datagrams a turn of the loop, then timers and signals */
 #define RX_BUF		2048
-#define LOG_EVERY_NS	1000000000ULL  /* one line a second per kind */
-#define LOG_ID_NS	10000000000ULL /* and one per node id and reason in 10 s */
+#define JOIN_PER_TURN	64 /* joins in one transaction */
+#define EVENT_BURST	4  /* lines a second of a kind of node event */
+/* What a join's checks read of its datagram. */
+#define JOIN_LEN     (CPN_HDR_LEN + CPN_TAG_LEN + 8)
+#define LOG_EVERY_NS 1000000000ULL  /* one line a second per kind */
+#define LOG_ID_NS    10000000000ULL /* and one per node id and reason in 10 s */
 
 struct bucket {
 	__u64 last_ns;
@@ -313,6 +317,26 @@ struct log_kind {
 	__u64 suppressed;
 };
 
+/* A join that passed the screen, waiting for the turn's transaction. */
+struct join_req {
+	struct cfg_node n;
+	struct sockaddr_in6 from;
+	__u8 buf[JOIN_LEN] __attribute__((aligned(8))); /* its first bytes */
+	size_t len;
+	__u64 now_ms;
+	int why; /* the refusal under the lock, or -1 */
+	char text[160];
+	bool marked; /* admitted, and made this router's own (fleet) */
+};
+
+/* A kind of node event (joined, retired, deleted): EVENT_BURST lines a second. */
+struct event_log {
+	const char *what;
+	__u64 last_ns;
+	unsigned n;
+	__u64 more;
+};
+
 struct join_guard {
 	__u64 hkey[2]; /* random: where a source lands in the table */
 	struct src_bucket src[JOIN_SRC_SLOTS];
@@ -320,6 +344,9 @@ struct join_guard {
 	struct seen_tag seen[JOIN_SEEN_SLOTS];
 	struct log_kind log[CPN_JR_MAX];
 	__u8 refusal_kind[CPN_MAX_NODES]; /* reason last logged for the id, + 1 */
+	struct join_req pend[JOIN_PER_TURN];
+	int n_pend;
+	struct event_log ev_join, ev_fail, ev_retire, ev_delete, ev_live;
 	struct mmsghdr msgs[RX_BATCH];
 	struct iovec iov[RX_BATCH];
 	struct sockaddr_in6 from[RX_BATCH];
@@ -498,35 +525,26 @@ static void refuse(struct daemon *d, int why, __u16 id, const struct sockaddr_in
 	k->suppressed = 0;
 }
 
-/* A join, as an edit of the desired state: checked again against the state
- * loaded under the lock (but for the seen tags, already taken).
+/* The joins that passed the screen, as one edit of the desired state: each
+ * checked again against the state loaded under the lock (but for the seen
+ * tags, already taken), and against the joins before it in the batch.
  */
-struct join_req {
+struct joins_edit {
 	struct daemon *d;
-	struct cfg_node n;
-	const struct sockaddr_in6 *from;
-	const struct cpn_hdr *h;
-	const __u8 *buf;
-	size_t len;
-	__u64 now_ms;
-	const char *addr;
-	int why; /* the refusal under the lock, or -1 */
-	char text[160];
-	bool marked; /* made this router's own (fleet) */
+	struct join_req *j;
+	int n;
 };
 
-static int edit_join(struct cpn_cfg *cfg, void *arg, struct cpn_err *err)
+static int edit_join(struct cpn_cfg *cfg, struct daemon *d, struct join_req *j)
 {
-	struct join_req *j = arg;
-	int rc, why = join_check(cfg, &j->n, j->from, j->h, j->buf, j->len, j->now_ms, j->text,
-				 sizeof(j->text));
+	int rc, why = join_check(cfg, &j->n, &j->from, (const struct cpn_hdr *)j->buf, j->buf,
+				 j->len, j->now_ms, j->text, sizeof(j->text));
 
 	if (!why)
 		why = id_check(cfg, j->n.id, j->text, sizeof(j->text));
-
 	if (why) {
 		j->why = why;
-		return snprintf(err->msg, sizeof(err->msg), "refused"), CPN_EXIT_USAGE;
+		return 0;
 	}
 	if (cfg->auto_join.has_key) {
 		j->n.has_key = true;
@@ -540,27 +558,108 @@ static int edit_join(struct cpn_cfg *cfg, void *arg, struct cpn_err *err)
 		snprintf(j->text, sizeof(j->text),
 			 "no auto_join service of its family has room (%d nodes at most)",
 			 CPN_MAX_SVC_NODES);
-		return snprintf(err->msg, sizeof(err->msg), "refused"), CPN_EXIT_USAGE;
+		return 0;
 	}
 	if (rc)
-		return snprintf(err->msg, sizeof(err->msg), "out of memory"), CPN_EXIT_FAIL;
+		return -1;
 	/* Marked inside the transaction: the fleet's reconcile, which keeps
 	 * only this router's own joined nodes, cannot come between.
 	 */
-	fleet_set_mine(j->d, j->n.id, true);
+	fleet_set_mine(d, j->n.id, true);
 	j->marked = true;
 	return 0;
 }
 
+static int edit_joins(struct cpn_cfg *cfg, void *arg, struct cpn_err *err)
+{
+	struct joins_edit *e = arg;
+	int added = 0;
+
+	for (int i = 0; i < e->n; i++) {
+		if (edit_join(cfg, e->d, &e->j[i]))
+			return snprintf(err->msg, sizeof(err->msg), "out of memory"), CPN_EXIT_FAIL;
+		added += e->j[i].marked;
+	}
+	if (!added) /* all refused: nothing to commit */
+		return snprintf(err->msg, sizeof(err->msg), "refused"), CPN_EXIT_USAGE;
+	return 0;
+}
+
+/* Node events of a kind (joins, retirements, deletions, liveness) are logged one by
+ * one EVENT_BURST a second; the rest are counted and said in one line
+ * (event_flush, called every turn) once the second is over.
+ */
+static void event_flush(struct event_log *e, __u64 now)
+{
+	if (!e->more || now - e->last_ns < LOG_EVERY_NS)
+		return;
+	logf_("and %llu more %s within a second (not logged one by one)",
+	      (unsigned long long)e->more, e->what);
+	e->more = 0;
+}
+
+static bool event_ok(struct event_log *e, __u64 now)
+{
+	event_flush(e, now);
+	if (!e->last_ns || now - e->last_ns >= LOG_EVERY_NS) {
+		e->last_ns = now;
+		e->n = 0;
+	}
+	if (e->n < EVENT_BURST) {
+		e->n++;
+		return true;
+	}
+	e->more++;
+	return false;
+}
+
+/* The joins of this turn that passed the screen: one transaction. */
+static void join_flush(struct daemon *d)
+{
+	struct join_guard *g = d->guard;
+	struct joins_edit e = {.d = d, .j = g->pend, .n = g->n_pend};
+	struct cpn_err err;
+	int rc;
+
+	if (!g->n_pend)
+		return;
+	g->n_pend = 0;
+	rc = cpn_op_change_ctl(&d->ctl, edit_joins, &e, &err);
+	for (int i = 0; i < e.n; i++) {
+		struct join_req *j = &e.j[i];
+		__u64 now = cpn_now_ns();
+		char a[INET6_ADDRSTRLEN];
+
+		cpn_addr_str(j->n.addr, j->n.family, a, sizeof(a));
+		if (rc == CPN_EXIT_OK && j->marked) {
+			count(&d->c.joins);
+			d->joined_at[j->n.id] = now;
+			if (event_ok(&g->ev_join, now))
+				logf_("node %u at %s:%u joined services of auto_join", j->n.id, a,
+				      ntohs(j->n.port));
+			continue;
+		}
+		if (j->marked)
+			fleet_set_mine(d, j->n.id, false);
+		if (j->why > 0)
+			refuse(d, j->why, j->n.id, &j->from, j->text);
+		else if (rc == CPN_EXIT_FAIL && event_ok(&g->ev_fail, now))
+			logf_("join of node %u at %s failed: %s", j->n.id, a, err.msg);
+	}
+	reload(d);
+}
+
+/* A datagram on the control port: a LOAD of an unknown node, screened
+ * against the state in memory; one that passes waits in the turn's batch
+ * of joins (flushed when full).
+ */
 static void join(struct daemon *d, const struct sockaddr_in6 *from, const __u8 *buf, size_t len)
 {
 	const struct cpn_hdr *h = (const struct cpn_hdr *)buf;
 	struct join_guard *g = d->guard;
-	struct join_req j = {.d = d, .from = from, .h = h, .buf = buf, .len = len, .why = -1};
+	struct join_req *j = &g->pend[g->n_pend];
 	__u64 now = cpn_now_ns(), tag;
-	struct cpn_err err;
-	int why, rc;
-	char a[INET6_ADDRSTRLEN];
+	int why;
 
 	count(&d->c.datagrams);
 	if (cpn_hdr_check(h, (__u32)len) != CPN_HDR_OK || h->type != CPN_T_LOAD ||
@@ -568,57 +667,53 @@ static void join(struct daemon *d, const struct sockaddr_in6 *from, const __u8 *
 		refuse(d, CPN_JR_MALFORMED, CPN_MAX_NODES, from, NULL);
 		return;
 	}
-	j.n.id = ntohs(h->node_id);
-	from_sockaddr(from, &j.n);
-	j.now_ms = cpn_tai_ms64();
+	memset(j, 0, sizeof(*j));
+	j->why = -1;
+	j->from = *from;
+	j->len = len < JOIN_LEN ? len : JOIN_LEN; /* the checks read no further */
+	memcpy(j->buf, buf, j->len);
+	j->n.id = ntohs(h->node_id);
+	from_sockaddr(from, &j->n);
+	j->now_ms = cpn_tai_ms64();
+	h = (const struct cpn_hdr *)j->buf;
 	/* Screened against the state in memory first, cheapest first: a
 	 * refused LOAD costs neither the lock nor a parse, however often it
 	 * comes, and changes nothing. Only a join that verifies takes tokens
 	 * of the rate limits (its source's, then the daemon's): forged LOADs,
 	 * even from a joining node's own address, cannot use them up.
 	 */
-	why = join_check(&d->cfg, &j.n, from, h, buf, len, j.now_ms, j.text, sizeof(j.text));
+	why = join_check(&d->cfg, &j->n, from, h, j->buf, j->len, j->now_ms, j->text,
+			 sizeof(j->text));
 	if (!why && d->cfg.auto_join.has_key) {
-		memcpy(&tag, buf + CPN_HDR_LEN + CPN_TAG_LEN, sizeof(tag));
-		why = seen_add(g, tag, j.now_ms, fresh_window_ms(&d->cfg));
-		snprintf(j.text, sizeof(j.text), "%s",
+		memcpy(&tag, j->buf + CPN_HDR_LEN + CPN_TAG_LEN, sizeof(tag));
+		why = seen_add(g, tag, j->now_ms, fresh_window_ms(&d->cfg));
+		snprintf(j->text, sizeof(j->text), "%s",
 			 why == CPN_JR_REPLAY ? "join tag seen before (a replay)"
 					      : "too many joins within the window to remember");
 	}
 	if (!why)
-		why = id_check(&d->cfg, j.n.id, j.text, sizeof(j.text));
+		why = id_check(&d->cfg, j->n.id, j->text, sizeof(j->text));
 	if (!why && !src_take(g, from->sin6_addr.s6_addr, now)) {
 		why = CPN_JR_RATE_SOURCE;
-		snprintf(j.text, sizeof(j.text), "over %d joins a second from this address",
+		snprintf(j->text, sizeof(j->text), "over %d joins a second from this address",
 			 JOIN_RATE_SRC);
 	}
 	if (!why && !bucket_take(&g->all, now, JOIN_RATE_ALL, JOIN_BURST_ALL)) {
 		why = CPN_JR_RATE_TOTAL;
-		snprintf(j.text, sizeof(j.text), "over %d joins a second in total", JOIN_RATE_ALL);
+		snprintf(j->text, sizeof(j->text), "over %d joins a second in total",
+			 JOIN_RATE_ALL);
 	}
 	if (why) {
-		refuse(d, why, j.n.id, from, j.text);
+		refuse(d, why, j->n.id, from, j->text);
 		return;
 	}
-	cpn_addr_str(j.n.addr, j.n.family, a, sizeof(a));
-	j.addr = a;
-	rc = cpn_op_change_ctl(&d->ctl, edit_join, &j, &err);
-	if (rc != CPN_EXIT_OK && j.marked)
-		fleet_set_mine(d, j.n.id, false);
-	if (rc == CPN_EXIT_OK) {
-		count(&d->c.joins);
-		d->joined_at[j.n.id] = cpn_now_ns();
-		logf_("node %u at %s:%u joined services of auto_join", j.n.id, a, ntohs(j.n.port));
-	} else if (j.why > 0) {
-		refuse(d, j.why, j.n.id, from, j.text);
-	} else if (rc == CPN_EXIT_FAIL) {
-		logf_("join of node %u at %s failed: %s", j.n.id, a, err.msg);
-	}
-	reload(d);
+	if (++g->n_pend == JOIN_PER_TURN)
+		join_flush(d);
 }
 
 /* Read what came to the control port: at most RX_PER_TURN datagrams, in
- * batches, so that a flood delays neither timers nor signals.
+ * batches, so that a flood delays neither timers nor signals; the joins
+ * among them go in transactions of up to JOIN_PER_TURN.
  */
 static void receive(struct daemon *d)
 {
@@ -654,6 +749,7 @@ static void receive(struct daemon *d)
 		if (n < RX_BATCH)
 			break;
 	}
+	join_flush(d);
 }
 
 static struct join_guard *guard_new(void)
@@ -663,6 +759,13 @@ static struct join_guard *guard_new(void)
 	if (g && getrandom(g->hkey, sizeof(g->hkey), 0) != sizeof(g->hkey)) {
 		free(g);
 		return NULL;
+	}
+	if (g) {
+		g->ev_join.what = "nodes joined services of auto_join";
+		g->ev_fail.what = "joins failed";
+		g->ev_retire.what = "joined nodes retired, silent for retire_ms";
+		g->ev_delete.what = "retired nodes deleted, quiet for 10 s";
+		g->ev_live.what = "nodes went live or stale";
 	}
 	return g;
 }
@@ -701,8 +804,9 @@ static int edit_retire(struct cpn_cfg *cfg, void *arg, struct cpn_err *err)
 		cpn_cfg_del_node(cfg, id);
 		fleet_set_mine(r->d, id, false);
 		r->d->joined_at[id] = 0;
-		logf_("joined node %u silent for %u ms: retired", id,
-		      (unsigned)(r->limit / 1000000ULL));
+		if (event_ok(&r->d->guard->ev_retire, cpn_now_ns()))
+			logf_("joined node %u silent for %u ms: retired", id,
+			      (unsigned)(r->limit / 1000000ULL));
 		i--;
 	}
 	return 0;
@@ -769,8 +873,9 @@ static void gc_retired(struct daemon *d, __u64 now)
 		if (!cpn_maps_get_node(&d->ctl.maps, id, &nc) &&
 		    (nc.flags & CPN_NODE_CFG_RETIRED)) {
 			cpn_maps_del_node(&d->ctl.maps, id);
-			logf_("retired node %u quiet for %u s: deleted", id,
-			      RETIRED_QUIET_MS / 1000);
+			if (event_ok(&d->guard->ev_delete, now))
+				logf_("retired node %u quiet for %u s: deleted", id,
+				      RETIRED_QUIET_MS / 1000);
 		}
 		cpn_ctl_unlock(&d->ctl);
 		d->retired_quiet[id] = 0;
@@ -786,7 +891,8 @@ static void watch(struct daemon *d, __u64 now)
 		const struct cpn_node *st = &d->ctl.maps.state[n->id];
 		bool live = cpn_node_live(st, now, cpn_cfg_node_stale_ms(&d->cfg, n->id));
 
-		if (d->known[n->id] && live != d->was_live[n->id]) {
+		if (d->known[n->id] && live != d->was_live[n->id] &&
+		    event_ok(&d->guard->ev_live, now)) {
 			if (live)
 				logf_("node %u is live", n->id);
 			else if (!cpn_node_up(st))
@@ -1779,6 +1885,11 @@ int cpnctl_daemon(const struct cpnctl_daemon_opts *o)
 		probe(d, now);
 		retire(d, now);
 		gc_retired(d, now);
+		event_flush(&d->guard->ev_join, now);
+		event_flush(&d->guard->ev_fail, now);
+		event_flush(&d->guard->ev_retire, now);
+		event_flush(&d->guard->ev_delete, now);
+		event_flush(&d->guard->ev_live, now);
 	}
 	logf_("stopping; the data plane keeps running");
 out_close:
