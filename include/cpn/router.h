@@ -446,8 +446,21 @@ static __always_inline int cpn_request_cont(struct cpn_env *env, struct cpn_l34 
 	if (!nc || !(nc->flags & CPN_NODE_CFG_VALID) || nc->family != p->family)
 		return cpn_verdict_set(env, v, CPN_ACT_DROP, CPN_STAT_DROP_FRAG_NODE);
 	cpn_nat(p, 0, nc->addr, nc->port, 0);
-	if ((svc->flags & CPN_SVC_FULLNAT) && !cpn_addr_zero(nc->src))
-		cpn_snat_addr(p, nc->src);
+	/* Full NAT as the first fragment went: from this router's address where
+	 * its flow was kept (cpn-fwd keeps none: from the client's), for the
+	 * node reassembles by source.
+	 */
+	if ((svc->flags & CPN_SVC_FULLNAT) && !cpn_addr_zero(nc->src)) {
+		struct cpn_flow_key fk = {.request_id = h->request_id,
+					  .tenant_id = h->tenant_id,
+					  .service_id = h->service_id,
+					  .node_id = h->node_id,
+					  .cport = p->udp->source};
+		struct cpn_flow fl;
+
+		if (!cpn_env_flow_get(env, &fk, &fl, 0))
+			cpn_snat_addr(p, nc->src);
+	}
 	cpn_env_count(env, CPN_STAT_REQ_FRAG);
 	v->family = p->family;
 	v->node_id = id;
