@@ -11,7 +11,7 @@ cd "$(dirname "$0")/../.." || exit 1
 . selftests/e2e/lib.sh
 BUILD=${BUILD:-build}
 SECS=${FUZZ_SMOKE_SECONDS:-12}
-TARGETS=(fuzz_proto fuzz_config fuzz_client_rx fuzz_worker_rx)
+TARGETS=(fuzz_proto fuzz_config fuzz_client_rx fuzz_worker_rx fuzz_router)
 
 need_cmd timeout
 for t in "${TARGETS[@]}"; do need_file "$BUILD/fuzz/$t"; done
