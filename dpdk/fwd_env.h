@@ -15,13 +15,8 @@
 #define CPN_CTX struct cpn_env
 
 /* A locked add only where another thread writes the node table too. */
-#define CPN_NODE_STEERED(n)                                                                        \
-	do {                                                                                       \
-		if (fwd.state_private)                                                             \
-			(n)->outstanding++;                                                        \
-		else                                                                               \
-			__atomic_fetch_add(&(n)->outstanding, 1, __ATOMIC_RELAXED);                \
-	} while (0)
+#define CPN_NODE_INC(p)                                                                            \
+	(fwd.state_private ? (*(p))++ : __atomic_fetch_add((p), 1, __ATOMIC_RELAXED))
 
 static __rte_always_inline struct cpn_node *fwd_node_at(struct cpn_env *env, __u32 id)
 {

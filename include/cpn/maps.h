@@ -277,26 +277,45 @@ enum cpn_report_flags {
 	CPN_REP_DRAINING = 0x1,	  /* the node said DRAINING in its last report */
 	CPN_REP_PATH_VALID = 0x2, /* path_us holds at least one sample */
 	CPN_REP_SVC_VALID = 0x4,  /* svc_us holds at least one sample */
+	/* The last report found the node idle (nothing queued or in flight,
+	 * not draining) and nothing sent or unanswered here since the one
+	 * before: cpn_learn_report.
+	 */
+	CPN_REP_IDLE = 0x8,
 };
 
 /* What the router knows of a node: the policy's whole input. admin and
- * weight are the controller's; the rest is learned from reports. 64 bytes,
- * one cache line, in the BPF_F_MMAPABLE array cpn_node_state.
+ * weight are the controller's; the rest is learned from reports and from
+ * the traffic itself (docs/ARCHITECTURE.md, "Liveness from the traffic").
+ * 64 bytes, one cache line, in the BPF_F_MMAPABLE array cpn_node_state.
  */
 struct cpn_node {
 	__u32 admin;
 	__u32 weight; /* percent of nominal capacity, 1..1000 */
-	__u32 queue_depth;
-	__u32 inflight;
+	__u16 queue_depth;
+	__u16 inflight;
+	/* How long the unanswered may wait for an answer before the node is
+	 * suspect, µs: set when the first of them is steered, from what the
+	 * node's state then predicts (cpn_node_steered).
+	 */
+	__u32 deadline_us;
 	__u32 capacity;
-	__u32 util;
+	__u8 util;
+	__u8 pad;
+	/* How far the node's answers fall short of the capacity it reports:
+	 * EWMA of (time its answers took) / (time its reported load predicts),
+	 * x CPN_OVERCLAIM_ONE, sampled while it has requests waiting. Above
+	 * CPN_OVERCLAIM_OK the reported capacity is scaled down by it.
+	 */
+	__u16 overclaim;
 	__u32 svc_us;  /* EWMA of the node's mean service time */
 	__u32 path_us; /* EWMA of reply time minus worker_us */
 	__u64 last_report_ns;
 	__u32 outstanding; /* steered here since the last report */
 	__u32 report_flags;
-	__u64 reports;
-	__u64 pad;
+	__u32 unanswered;  /* steered here since its last REPLY or BUSY */
+	__u32 reported_us; /* the mean service time of its last report, as sent */
+	__u64 since_ns;	   /* when the first of those unanswered was steered */
 };
 CPN_STATIC_ASSERT(sizeof(struct cpn_node) == 64, "cpn_node is one cache line");
 

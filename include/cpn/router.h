@@ -409,7 +409,7 @@ static __always_inline __u16 cpn_request_node(struct cpn_env *env, struct cpn_se
 	cpn_choose(env, svc, mg, hash, cpn_env_rand(env), now, &pick);
 	if (!mg && (pick.verdict == CPN_PICK_FALLBACK ||
 		    (pick.verdict == CPN_PICK_BUSY && pick.busy_reason == CPN_BUSY_NO_NODE)))
-		cpn_fallback(env, svc, cpn_env_maglev(env, svc->id), hash, &pick);
+		cpn_fallback_at(env, svc, cpn_env_maglev(env, svc->id), hash, now, &pick);
 	if (pick.verdict == CPN_PICK_BUSY) {
 		*busy = pick.busy_reason;
 		return 0;
@@ -567,7 +567,7 @@ static __always_inline int cpn_request(struct cpn_env *env, void *data, void *da
 	/* Sent from here on: count it (before the rewrite's stores, which an
 	 * atomic would otherwise wait for).
 	 */
-	cpn_node_steered(n);
+	cpn_node_steered(n, now);
 
 	/* Tag: node, hop count, our clock, TAGGED, then the hop tag over them.
 	 * The UDP checksum follows every changed 16-bit word of the header.
@@ -754,6 +754,7 @@ static __always_inline int cpn_reply(struct cpn_env *env, void *data_end, struct
 		cpn_learn_load(n, h, now);
 		if (!(n->report_flags & CPN_REP_SVC_VALID))
 			cpn_learn_svc(n, cpn_ntohl(h->worker_us));
+		cpn_learn_answer(n, cpn_ntohl(h->worker_us), 1);
 		cpn_learn_path_sample(n, ns, (__u32)(now / 1000), cpn_ntohl(h->router_ts),
 				      cpn_ntohl(h->worker_us));
 		/* jiq: the node is idle and asks this router for work. */
@@ -761,7 +762,8 @@ static __always_inline int cpn_reply(struct cpn_env *env, void *data_end, struct
 			cpn_token_push(cpn_tokens_at(env, svc->id), id, now);
 			cpn_env_count(env, CPN_STAT_TOKEN_IN);
 		}
-	}
+	} else if (n) /* a BUSY: the node is there, and says so */
+		cpn_learn_answer(n, 0, 0);
 	if (ns) {
 		if (h->type == CPN_T_REPLY)
 			ns->replies++;
@@ -824,8 +826,7 @@ static __always_inline int cpn_control(struct cpn_env *env, void *data_end, stru
 	     (__u32)(now / 1000) - cpn_ntohl(h->router_ts) > CPN_PROBE_MAX_AGE_US))
 		return cpn_verdict_set(env, v, CPN_ACT_DROP, CPN_STAT_DROP_PROBE_COOKIE);
 	ns = cpn_env_node_stats(env, cpn_ntohs(h->node_id));
-	cpn_learn_load(n, h, now);
-	cpn_learn_svc(n, cpn_ntohl(h->worker_us));
+	cpn_learn_report(n, h, now);
 	if (ns)
 		ns->reports++;
 	if (h->type == CPN_T_PROBE_ACK) {

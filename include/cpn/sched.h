@@ -57,7 +57,20 @@ static __always_inline struct cpn_node *cpn_node_at_flat(void *tbl, __u32 id)
 #define cpn_tokens_at(ctx, svc_id) ((struct cpn_tokens *)0)
 #endif
 
-#define CPN_EWMA_SHIFT	  3	   /* EWMA weight of a new sample: 1/8 */
+#define CPN_EWMA_SHIFT 3 /* EWMA weight of a new sample: 1/8 */
+/* Liveness from the traffic: a node that leaves the requests steered to it
+ * unanswered for longer than its answers should take (CPN_SUSPECT_SVC of
+ * its expected waits, plus its path and CPN_SUSPECT_MIN_US) is suspect and
+ * not chosen; while it still reports, one is tried again every
+ * CPN_SUSPECT_RETRY_NS. Only a REPLY or BUSY of it clears this: a
+ * heartbeat does not.
+ */
+#define CPN_SUSPECT_SVC	     2
+#define CPN_SUSPECT_MIN_US   500
+#define CPN_SUSPECT_RETRY_NS 200000000ULL
+/* Reported capacity against measured answers (cpn_node.overclaim). */
+#define CPN_OVERCLAIM_ONE 16
+#define CPN_OVERCLAIM_OK  20	   /* 1.25: what batching and variance leave */
 #define CPN_MAGLEV_PROBES 8	   /* entries tried past a dead Maglev entry */
 #define CPN_PATH_MAX_US	  10000000 /* a path sample above 10 s is discarded */
 
@@ -72,8 +85,11 @@ struct cpn_pick {
 	__u8 verdict;
 	__u8 busy_reason;
 	__u32 est_us;
-	__u32 min_queue; /* least queue among the candidates considered */
-	__u8 token;	 /* jiq: the node came from an idle token */
+	union {
+		__u32 min_queue; /* least queue among the candidates considered */
+		__u32 flow_hash; /* in, for cpn_fallback (cpn_fallback_at sets it) */
+	};
+	__u8 token; /* jiq: the node came from an idle token */
 	__u8 pad[3];
 };
 
@@ -112,14 +128,52 @@ static __always_inline int cpn_node_up(const struct cpn_node *n)
 	return (n->admin & CPN_ADMIN_UP) && !(n->admin & CPN_ADMIN_DRAIN);
 }
 
-/* Live: administratively up, not draining, reported within stale_ms. */
+/* How long an answer may take, µs: CPN_SUSPECT_SVC times the wait the
+ * node's state predicts for a new request, plus its path and
+ * CPN_SUSPECT_MIN_US.
+ */
+static __always_inline __u32 cpn_answer_deadline_us(const struct cpn_node *n)
+{
+	__u64 dl = (__u64)n->path_us + CPN_SUSPECT_MIN_US + (__u64)CPN_SUSPECT_SVC * n->svc_us;
+	__u64 depth = (__u64)n->queue_depth + n->inflight;
+
+	if (depth && n->svc_us)
+		dl += CPN_SUSPECT_SVC * depth * n->svc_us / (n->capacity ? n->capacity : 1);
+	return dl > 0xffffffffULL ? 0xffffffffU : (__u32)dl;
+}
+
+/* Suspect: requests steered here have gone unanswered for longer than the
+ * deadline set when the first of them was.
+ */
+static __always_inline int cpn_node_suspect(const struct cpn_node *n, __u64 now_ns)
+{
+	return n->unanswered && now_ns > n->since_ns &&
+	       now_ns - n->since_ns > (__u64)n->deadline_us * 1000;
+}
+
+/* Not suspect, or suspect but reporting still (a LOAD or PROBE_ACK came
+ * after the unanswered requests) and last tried CPN_SUSPECT_RETRY_NS ago:
+ * then one request tries it again (cpn_node_steered restarts the clock).
+ * A node that died sends nothing more and is never tried again by the
+ * traffic; it comes back with its next report and answer.
+ */
+static __always_inline int cpn_node_answering(const struct cpn_node *n, __u64 now_ns)
+{
+	if (!cpn_node_suspect(n, now_ns))
+		return 1;
+	return n->last_report_ns > n->since_ns && now_ns - n->since_ns > CPN_SUSPECT_RETRY_NS;
+}
+
+/* Live: administratively up, not draining, reported within stale_ms, and
+ * answering the requests it is sent.
+ */
 static __always_inline int cpn_node_live(const struct cpn_node *n, __u64 now_ns, __u32 stale_ms)
 {
 	if (!cpn_node_up(n) || (n->report_flags & CPN_REP_DRAINING) || !n->last_report_ns)
 		return 0;
-	if (n->last_report_ns >= now_ns)
-		return 1;
-	return now_ns - n->last_report_ns <= (__u64)stale_ms * 1000000ULL;
+	if (n->last_report_ns < now_ns && now_ns - n->last_report_ns > (__u64)stale_ms * 1000000ULL)
+		return 0;
+	return cpn_node_answering(n, now_ns);
 }
 
 /* Requests waiting at the node as far as this router knows. */
@@ -130,6 +184,8 @@ static __always_inline __u32 cpn_node_queue(const struct cpn_node *n)
 
 /* est_us(n) = path_us + (queue_depth + inflight + outstanding + 1) * svc_us
  *                       / (capacity * weight / 100)
+ * with the capacity scaled down by overclaim / CPN_OVERCLAIM_OK where the
+ * node's answers show less than it reports.
  */
 static __always_inline __u64 cpn_est_us(const struct cpn_node *n)
 {
@@ -138,6 +194,12 @@ static __always_inline __u64 cpn_est_us(const struct cpn_node *n)
 	__u64 svc = n->svc_us ? n->svc_us : 1;
 	__u64 depth = (__u64)n->queue_depth + n->inflight + n->outstanding + 1;
 	__u64 num = depth * svc * 100, den = cap * w;
+
+	if (n->overclaim > CPN_OVERCLAIM_OK) {
+		den = den * CPN_OVERCLAIM_OK / n->overclaim;
+		if (!den)
+			den = 1;
+	}
 
 	/* The same quotient; a 32-bit divide where both fit (nearly always),
 	 * several times cheaper than a 64-bit one on many CPUs.
@@ -206,8 +268,9 @@ CPN_SCHED_FN int cpn_scan_live(CPN_CTX *ctx, const struct cpn_service *svc, __u3
 }
 
 /* Maglev lookup: the entry for `hash`, or the next live one within
- * CPN_MAGLEV_PROBES entries. With now_ns = 0 an administratively-up node
- * suffices (the all-stale fallback). 0 when none qualifies.
+ * CPN_MAGLEV_PROBES entries. With stale_ms = 0 an administratively-up node
+ * that is answering suffices (the all-stale fallback). 0 when none
+ * qualifies.
  */
 CPN_SCHED_FN int cpn_maglev_pick(CPN_CTX *ctx, const struct cpn_maglev *mg, __u32 hash,
 				 __u64 now_ns, __u32 stale_ms)
@@ -225,26 +288,31 @@ CPN_SCHED_FN int cpn_maglev_pick(CPN_CTX *ctx, const struct cpn_maglev *mg, __u3
 		id = mg->entry[idx < CPN_MAGLEV_M ? idx : 0];
 		struct cpn_node *nd = cpn_node_at(ctx, id);
 
-		if (nd && (now_ns ? cpn_node_live(nd, now_ns, stale_ms) : cpn_node_up(nd)))
+		if (nd && (stale_ms ? cpn_node_live(nd, now_ns, stale_ms)
+				    : cpn_node_up(nd) && cpn_node_answering(nd, now_ns)))
 			return id;
 	}
 	return 0;
 }
 
-/* All-stale fallback: Maglev over the administratively-up nodes; without a
- * table, the first up candidate from a hashed start.
+/* All-stale fallback: Maglev over the administratively-up nodes that are
+ * not known to leave requests unanswered (a node may be alive, its reports
+ * lost); without a table, the first such candidate from a hashed start.
+ * None: BUSY, reason no_node. The flow hash comes in out->flow_hash (five
+ * arguments at most: see the top of this file); call cpn_fallback_at.
  */
 CPN_SCHED_FN int cpn_fallback(CPN_CTX *ctx, const struct cpn_service *svc,
-			      const struct cpn_maglev *mg, __u32 flow_hash, struct cpn_pick *out)
+			      const struct cpn_maglev *mg, __u64 now_ns, struct cpn_pick *out)
 {
 	CPN_CTX_USE(ctx);
-	__u32 n;
+	__u32 n, flow_hash;
 	__u16 id;
 
 	if (!svc || !out)
 		return CPN_PICK_BUSY;
+	flow_hash = out->flow_hash;
 	n = cpn_svc_n(svc);
-	id = (__u16)cpn_maglev_pick(ctx, mg, flow_hash, 0, 0);
+	id = (__u16)cpn_maglev_pick(ctx, mg, flow_hash, now_ns, 0);
 
 	if (!id && n) {
 		__u32 start = flow_hash % n;
@@ -256,7 +324,7 @@ CPN_SCHED_FN int cpn_fallback(CPN_CTX *ctx, const struct cpn_service *svc,
 			__u16 cand = svc->nodes[idx & (CPN_MAX_SVC_NODES - 1)];
 			struct cpn_node *nd = cpn_node_at(ctx, cand);
 
-			if (nd && cpn_node_up(nd)) {
+			if (nd && cpn_node_up(nd) && cpn_node_answering(nd, now_ns)) {
 				id = cand;
 				break;
 			}
@@ -272,6 +340,14 @@ CPN_SCHED_FN int cpn_fallback(CPN_CTX *ctx, const struct cpn_service *svc,
 	out->verdict = CPN_PICK_FALLBACK;
 	out->busy_reason = 0;
 	return CPN_PICK_FALLBACK;
+}
+
+static __always_inline int cpn_fallback_at(CPN_CTX *ctx, const struct cpn_service *svc,
+					   const struct cpn_maglev *mg, __u32 flow_hash,
+					   __u64 now_ns, struct cpn_pick *out)
+{
+	out->flow_hash = flow_hash;
+	return cpn_fallback(ctx, svc, mg, now_ns, out);
 }
 
 /* Admission of the chosen node: est above max_wait_us, or every candidate
@@ -559,12 +635,12 @@ static __always_inline int cpn_choose(CPN_CTX *ctx, struct cpn_service *svc,
 
 	out->token = 0;
 	if (!n)
-		return cpn_fallback(ctx, svc, mg, flow_hash, out);
+		return cpn_fallback_at(ctx, svc, mg, flow_hash, now_ns, out);
 
 	switch (svc->policy) {
 	case CPN_POL_LEAST:
 		if (!cpn_least(ctx, svc, cpn_range32((__u32)rnd, n), now_ns, out))
-			return cpn_fallback(ctx, svc, mg, flow_hash, out);
+			return cpn_fallback_at(ctx, svc, mg, flow_hash, now_ns, out);
 		return cpn_admit(svc, out->est_us, out->min_queue, out);
 	case CPN_POL_MAGLEV: {
 		__u16 id = (__u16)cpn_maglev_pick(ctx, mg, flow_hash, now_ns, svc->stale_ms);
@@ -575,12 +651,12 @@ static __always_inline int cpn_choose(CPN_CTX *ctx, struct cpn_service *svc,
 			 */
 			ia = cpn_scan_live(ctx, svc, flow_hash % n, -1, now_ns);
 			if (ia < 0)
-				return cpn_fallback(ctx, svc, mg, flow_hash, out);
+				return cpn_fallback_at(ctx, svc, mg, flow_hash, now_ns, out);
 			id = svc->nodes[ia & (CPN_MAX_SVC_NODES - 1)];
 		}
 		a = cpn_node_at(ctx, id);
 		if (!a)
-			return cpn_fallback(ctx, svc, mg, flow_hash, out);
+			return cpn_fallback_at(ctx, svc, mg, flow_hash, now_ns, out);
 		out->node_id = id;
 		return cpn_admit(svc, cpn_est_us(a), cpn_node_queue(a), out);
 	}
@@ -589,11 +665,11 @@ static __always_inline int cpn_choose(CPN_CTX *ctx, struct cpn_service *svc,
 		ia = svc->policy == CPN_POL_RR ? cpn_rr_live(ctx, svc, now_ns)
 					       : cpn_random_live(ctx, svc, rnd, -1, now_ns);
 		if (ia < 0)
-			return cpn_fallback(ctx, svc, mg, flow_hash, out);
+			return cpn_fallback_at(ctx, svc, mg, flow_hash, now_ns, out);
 		out->node_id = svc->nodes[ia & (CPN_MAX_SVC_NODES - 1)];
 		a = cpn_node_at(ctx, out->node_id);
 		if (!a)
-			return cpn_fallback(ctx, svc, mg, flow_hash, out);
+			return cpn_fallback_at(ctx, svc, mg, flow_hash, now_ns, out);
 		return cpn_admit(svc, cpn_est_us(a), cpn_node_queue(a), out);
 	}
 	case CPN_POL_JIQ: {
@@ -614,10 +690,10 @@ static __always_inline int cpn_choose(CPN_CTX *ctx, struct cpn_service *svc,
 
 		ia = cpn_random_live(ctx, svc, r1, -1, now_ns);
 		if (ia < 0)
-			return cpn_fallback(ctx, svc, mg, flow_hash, out);
+			return cpn_fallback_at(ctx, svc, mg, flow_hash, now_ns, out);
 		a = cpn_node_at(ctx, svc->nodes[ia & (CPN_MAX_SVC_NODES - 1)]);
 		if (!a)
-			return cpn_fallback(ctx, svc, mg, flow_hash, out);
+			return cpn_fallback_at(ctx, svc, mg, flow_hash, now_ns, out);
 		ea = cpn_est_us(a);
 		qa = cpn_node_queue(a);
 		ib = n > 1 ? cpn_random_live(ctx, svc, r2, ia, now_ns) : -1;
@@ -638,17 +714,23 @@ static __always_inline int cpn_choose(CPN_CTX *ctx, struct cpn_service *svc,
 	}
 }
 
-/* A request was sent to the node: count it until the next report. Other
- * CPUs (and other data planes) count into the same node: atomically, unless
- * the includer knows the node table is its thread's alone
- * (CPN_NODE_STEERED).
+/* A request was sent to the node: count it until the next report, and
+ * until the node's next answer; the first unanswered one (or one that
+ * tries a suspect node again) starts the clock of cpn_node_suspect. Other
+ * CPUs (and other data planes) count into the same node: atomically,
+ * unless the includer knows the node table is its thread's alone
+ * (CPN_NODE_INC: add one, give the value before).
  */
-#ifndef CPN_NODE_STEERED
-#define CPN_NODE_STEERED(n) __sync_fetch_and_add(&(n)->outstanding, 1)
+#ifndef CPN_NODE_INC
+#define CPN_NODE_INC(p) __sync_fetch_and_add(p, 1)
 #endif
-static __always_inline void cpn_node_steered(struct cpn_node *n)
+static __always_inline void cpn_node_steered(struct cpn_node *n, __u64 now_ns)
 {
-	CPN_NODE_STEERED(n);
+	CPN_NODE_INC(&n->outstanding);
+	if (!CPN_NODE_INC(&n->unanswered) || cpn_node_suspect(n, now_ns)) {
+		n->deadline_us = cpn_answer_deadline_us(n);
+		n->since_ns = now_ns;
+	}
 }
 
 /* ---- learning -------------------------------------------------------- */
@@ -676,7 +758,6 @@ static __always_inline void cpn_learn_load(struct cpn_node *n, const struct cpn_
 		n->report_flags &= ~CPN_REP_DRAINING;
 	n->outstanding = 0;
 	n->last_report_ns = now_ns;
-	n->reports++;
 }
 
 /* A mean service time (LOAD, PROBE_ACK worker_us; or a REPLY's worker_us
@@ -686,6 +767,66 @@ static __always_inline void cpn_learn_svc(struct cpn_node *n, __u32 svc_us)
 {
 	n->svc_us = cpn_ewma(n->svc_us, svc_us, n->report_flags & CPN_REP_SVC_VALID);
 	n->report_flags |= CPN_REP_SVC_VALID;
+}
+
+/* A LOAD or PROBE_ACK (already authenticated): its load, and its mean
+ * service time unless the mean is stale. A node found idle by two reports
+ * in a row, sent nothing in between, that reports the very mean it
+ * reported before has completed nothing since: its mean cannot have been
+ * re-measured (a node that was slow and is starved would keep its old
+ * figure). Its estimate then decays by 1/8 a report instead, as does the
+ * overclaim, so that a node that recovered is sent work again and
+ * measured anew.
+ */
+static __always_inline void cpn_learn_report(struct cpn_node *n, const struct cpn_hdr *h,
+					     __u64 now_ns)
+{
+	__u32 mean = cpn_ntohl(h->worker_us);
+	int idle = !h->queue_depth && !h->inflight && !(h->flags & cpn_htons(CPN_F_DRAINING)) &&
+		   !n->outstanding && !n->unanswered;
+	int stale = idle && (n->report_flags & CPN_REP_IDLE) && mean == n->reported_us &&
+		    (n->report_flags & CPN_REP_SVC_VALID);
+
+	cpn_learn_load(n, h, now_ns);
+	n->reported_us = mean;
+	if (idle)
+		n->report_flags |= CPN_REP_IDLE;
+	else
+		n->report_flags &= ~CPN_REP_IDLE;
+	if (!stale) {
+		cpn_learn_svc(n, mean);
+		return;
+	}
+	if (n->svc_us > 1)
+		n->svc_us -= (n->svc_us + (1u << CPN_EWMA_SHIFT) - 1) >> CPN_EWMA_SHIFT;
+	n->overclaim -= n->overclaim >> CPN_EWMA_SHIFT;
+}
+
+/* A REPLY or BUSY of the node (already authenticated, and the answer to a
+ * request of this router where it keeps flows): it answers. With its load
+ * (after cpn_learn_load), a REPLY that left requests waiting also measures
+ * the node against its report: the time it spent inside, over what its
+ * queue, in flight and capacity predict. The node that reports more
+ * capacity than it serves answers slower than its reports say.
+ */
+static __always_inline void cpn_learn_answer(struct cpn_node *n, __u32 inside_us, int reply)
+{
+	__u64 depth, pred, r;
+	__u32 old;
+
+	n->unanswered = 0;
+	n->report_flags &= ~CPN_REP_IDLE;
+	if (!reply || !n->queue_depth || !n->svc_us || inside_us > CPN_PATH_MAX_US)
+		return;
+	depth = (__u64)n->queue_depth + n->inflight + 1;
+	pred = depth * n->svc_us;
+	r = (__u64)inside_us * CPN_OVERCLAIM_ONE * (n->capacity ? n->capacity : 1);
+	r = pred ? r / pred : 0;
+	if (r > 0xffff)
+		r = 0xffff;
+	old = n->overclaim ? n->overclaim : CPN_OVERCLAIM_ONE;
+	old = cpn_ewma(old, (__u32)r, 1);
+	n->overclaim = (__u16)(old > 0xffff ? 0xffff : old);
 }
 
 /* One path sample from a router_ts echo: reply time minus time spent inside

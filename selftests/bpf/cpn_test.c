@@ -63,6 +63,9 @@ int router_run_if(struct router *r, const __u8 *in, size_t in_len, __u8 *out, si
 	if (bpf_prog_test_run_opts(r->prog_fd, &opts))
 		return -1;
 	*out_len = opts.data_size_out;
+	if (!r->silent_nodes && r->maps.state)
+		for (__u32 id = 1; id < CPN_MAX_NODES; id++)
+			r->maps.state[id].unanswered = 0;
 	return (int)opts.retval;
 }
 

@@ -24,6 +24,11 @@ struct router {
 	struct cpn_maps maps;
 	int prog_fd;
 	int chain_fd; /* cpn_xdp_chain, the build that chains a program */
+	/* The fixture's nodes answer every request at once (router_run clears
+	 * their unanswered count after each run) unless this is set: the
+	 * tests of liveness from the traffic set it.
+	 */
+	int silent_nodes;
 };
 
 int router_open(struct router *r);

@@ -416,6 +416,11 @@ static void test_node_gauges_equal_the_learned_state(void **state)
 		assert_true(VAL(t, "cpn_node_inflight", node) == n->inflight);
 		assert_true(VAL(t, "cpn_node_capacity", node) == n->capacity);
 		assert_true(VAL(t, "cpn_node_outstanding", node) == n->outstanding);
+		assert_true(VAL(t, "cpn_node_unanswered", node) == n->unanswered);
+		assert_true(VAL(t, "cpn_node_suspect", node) == 0);
+		assert_true(VAL(t, "cpn_node_overclaim_ratio", node) ==
+			    (n->overclaim ? n->overclaim : CPN_OVERCLAIM_ONE) /
+				(double)CPN_OVERCLAIM_ONE);
 		assert_true(VAL(t, "cpn_node_utilization_ratio", node) == n->util / 255.0);
 		assert_true(VAL(t, "cpn_node_service_time_seconds", node) == n->svc_us / 1e6);
 		assert_true(VAL(t, "cpn_node_path_latency_ewma_seconds", node) == n->path_us / 1e6);
@@ -539,7 +544,7 @@ static void test_every_family_has_help_and_type_before_its_series(void **state)
 			    !strcmp(name + strlen(fam), "_sum") ||
 			    !strcmp(name + strlen(fam), "_count"));
 	}
-	assert_int_equal(n_seen, 27);
+	assert_int_equal(n_seen, 30);
 	free(t);
 }
 

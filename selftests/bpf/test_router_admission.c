@@ -13,6 +13,7 @@
 #include <arpa/inet.h>
 #include <cmocka.h>
 
+#include "cpn/sched.h"
 #include "cpn/siphash.h"
 #include "router_test.h"
 
@@ -264,6 +265,101 @@ static void test_busy_no_node_when_no_node_is_admin_up(void **state)
 			len = busy_request(family, vlan, false, in);
 			check_busy(r, in, len, CPN_BUSY_NO_NODE, false);
 		}
+	}
+}
+
+/* Liveness from the traffic, in the real program: a node that leaves the
+ * requests steered to it unanswered past its deadline is avoided although
+ * the other is busier, until a REPLY of it comes; a LOAD is no answer.
+ */
+static void test_unanswered_node_is_avoided_until_it_answers(void **state)
+{
+	struct router *r = *state;
+
+	for (int f = 0; f < 2; f++) {
+		int family = f ? CPN_AF_INET6 : CPN_AF_INET;
+		struct cpn_pkt s;
+		struct rt_out o;
+		__u8 in[CPN_PKT_MAX], rep[CPN_PKT_MAX];
+		size_t len, rlen;
+		int to1 = 0;
+
+		assert_int_equal(t_topology(r, family, CPN_POL_P2C, 2), 0);
+		t_report(r, 2, 6, 0, 1, 100, 0); /* node 2 busier: p2c prefers node 1 */
+		r->maps.state[1].unanswered = r->maps.state[2].unanswered = 0;
+		r->silent_nodes = 1;
+		cpn_pkt_default(&s, family);
+		len = cpn_pkt_build(&s, in, sizeof(in));
+		rt_run(r, in, len, &o);
+		assert_int_equal(o.act, XDP_PASS);
+		assert_int_equal(cpn_pkt_steered_node(o.buf, o.len), 1);
+		assert_int_equal(r->maps.state[1].unanswered, 1);
+		/* past its deadline (path 0 + 500 µs + 2 x 100 µs) */
+		usleep(3000);
+		t_report(r, 1, 0, 0, 1, 100, 0); /* a heartbeat: still suspect */
+		assert_int_equal(r->maps.state[1].unanswered, 1);
+		for (int i = 0; i < 32; i++) {
+			r->maps.state[2].unanswered = 0; /* node 2 answers */
+			rt_run(r, in, len, &o);
+			assert_int_equal(o.act, XDP_PASS);
+			assert_int_equal(cpn_pkt_steered_node(o.buf, o.len), 2);
+		}
+		/* node 1's REPLY: it answers, and is chosen again */
+		cpn_pkt_reply(&s, family, 1);
+		rlen = cpn_pkt_build(&s, rep, sizeof(rep));
+		rt_run(r, rep, rlen, &o);
+		rt_assert_counted(&o, (int[]){CPN_STAT_REPLY_FWD, CPN_STAT_TX_KERNEL, RT_END});
+		assert_int_equal(r->maps.state[1].unanswered, 0);
+		for (int i = 0; i < 32; i++) {
+			r->maps.state[1].unanswered = 0;
+			r->maps.state[2].unanswered = 0;
+			rt_run(r, in, len, &o);
+			assert_int_equal(o.act, XDP_PASS);
+			to1 += cpn_pkt_steered_node(o.buf, o.len) == 1;
+		}
+		assert_true(to1 > 16);
+		r->silent_nodes = 0;
+	}
+}
+
+/* Every node stale and known to leave requests unanswered (they died): the
+ * fallback has no node that may be alive, and the client gets BUSY
+ * no_node at once rather than silence.
+ */
+static void test_busy_no_node_when_every_node_is_gone(void **state)
+{
+	struct router *r = *state;
+
+	for (int i = 0; i < RT_NFRAMINGS; i++) {
+		int family = rt_framings[i].family, vlan = rt_framings[i].vlan;
+		__u8 in[CPN_PKT_MAX];
+		size_t len;
+
+		assert_int_equal(t_topology(r, family, CPN_POL_P2C, 3), 0);
+		assert_int_equal(t_add_tenant(r, T_TENANT, (__u16[]){T_SVC}, 1, 0, 0, tenant_key),
+				 0);
+		for (__u16 id = 1; id <= 3; id++) {
+			struct cpn_node *n = &r->maps.state[id];
+
+			t_make_stale(r, id);
+			n->unanswered = 4;
+			n->deadline_us = 1000;
+			n->since_ns = n->last_report_ns + 1000000; /* after its last report */
+		}
+		r->silent_nodes = 1;
+		len = busy_request(family, vlan, false, in);
+		check_busy(r, in, len, CPN_BUSY_NO_NODE, false);
+		/* one of them reports again: it may be alive, and is tried */
+		{
+			struct rt_out o;
+
+			r->maps.state[2].last_report_ns = cpn_now_ns();
+			r->maps.state[2].since_ns = cpn_now_ns() - CPN_SUSPECT_RETRY_NS - 1000000;
+			rt_run(r, in, len, &o);
+			assert_int_equal(o.act, XDP_PASS);
+			assert_int_equal(cpn_pkt_steered_node(o.buf, o.len), 2);
+		}
+		r->silent_nodes = 0;
 	}
 }
 
@@ -746,6 +842,8 @@ int main(void)
 	    T(test_busy_queue_when_every_candidate_queue_is_full),
 	    T(test_busy_queue_counts_requests_steered_since_last_report),
 	    T(test_busy_no_node_when_no_node_is_admin_up),
+	    T(test_unanswered_node_is_avoided_until_it_answers),
+	    T(test_busy_no_node_when_every_node_is_gone),
 	    T(test_unknown_tenant_is_dropped_by_acl),
 	    T(test_tenant_not_allowed_on_service_is_dropped_by_acl),
 	    T(test_any_tenant_opens_a_service_to_every_tenant),

@@ -95,13 +95,13 @@ static void check_reply_learning(struct router *r, int family, int vlan)
 	struct cpn_pkt s;
 	struct rt_out o;
 	__u8 in[CPN_PKT_MAX];
-	__u64 t0, t1, reports0;
+	__u64 t0, t1;
 	__u32 ts, lo, hi, old_path;
 	size_t len;
 
 	print_message("# reply learning: %s vlan %d\n", RT_FAMILY_STR(family), vlan);
 	unlearned_node2(r, family);
-	reports0 = n->reports;
+	n->unanswered = 3; /* steered here, not yet answered */
 	cpn_pkt_reply(&s, family, 2);
 	s.vlan = vlan;
 	s.msg.queue_depth = 7;
@@ -123,7 +123,7 @@ static void check_reply_learning(struct router *r, int family, int vlan)
 	assert_int_equal(n->util, 200);
 	assert_int_equal(n->outstanding, 0);
 	assert_in_range(n->last_report_ns, t0, t1);
-	assert_int_equal(n->reports, reports0 + 1);
+	assert_int_equal(n->unanswered, 0); /* an answer */
 	assert_int_equal(n->admin, CPN_ADMIN_UP);
 	assert_int_equal(n->weight, 100);
 	/* No mean service time yet: the reply's worker_us stands in. */
@@ -276,13 +276,14 @@ static void check_load_learning(struct router *r, int family, int vlan)
 	struct cpn_pkt s;
 	struct rt_out o;
 	__u8 in[CPN_PKT_MAX];
-	__u64 t0, t1, reports0;
+	__u64 t0, t1;
 	size_t len;
 
 	print_message("# LOAD learning: %s vlan %d\n", RT_FAMILY_STR(family), vlan);
 	/* A node that has sent nothing yet: its first mean is taken whole. */
 	unlearned_node2(r, family);
-	reports0 = n->reports;
+	n->unanswered = 2;
+	r->silent_nodes = 1;
 	cpn_pkt_load(&s, family, 2);
 	s.vlan = vlan;
 	s.sport = 50123; /* heartbeats may come from any port of the node */
@@ -302,7 +303,9 @@ static void check_load_learning(struct router *r, int family, int vlan)
 	assert_int_equal(n->util, 128);
 	assert_int_equal(n->outstanding, 0);
 	assert_in_range(n->last_report_ns, t0, t1);
-	assert_int_equal(n->reports, reports0 + 1);
+	assert_int_equal(n->unanswered, 2); /* a heartbeat is no answer */
+	r->silent_nodes = 0;
+	assert_int_equal(n->reported_us, 800);
 	assert_int_equal(n->svc_us, 800);
 	assert_true(n->report_flags & CPN_REP_SVC_VALID);
 	assert_false(n->report_flags & CPN_REP_PATH_VALID); /* a LOAD has no echo */

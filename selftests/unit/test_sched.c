@@ -553,9 +553,10 @@ static void test_p2c_does_not_touch_outstanding(void **state)
 	assert_int_equal(p.node_id, 1);
 	assert_int_equal(tbl[1].outstanding, 0);
 	assert_int_equal(tbl[2].outstanding, 0);
-	cpn_node_steered(&tbl[1]);
-	cpn_node_steered(&tbl[1]);
+	cpn_node_steered(&tbl[1], NOW_NS);
+	cpn_node_steered(&tbl[1], NOW_NS);
 	assert_int_equal(tbl[1].outstanding, 2);
+	assert_int_equal(tbl[1].unanswered, 2);
 }
 
 /* Outstanding requests count as load: after enough steering to a node its
@@ -574,7 +575,7 @@ static void test_p2c_outstanding_shifts_choice(void **state)
 	for (int i = 0; i < 10; i++) {
 		struct cpn_pick p = choose(&s, NULL, 0, rng());
 
-		cpn_node_steered(&tbl[p.node_id]);
+		cpn_node_steered(&tbl[p.node_id], NOW_NS);
 		if (p.node_id == 1)
 			to1++;
 		else
@@ -1817,6 +1818,224 @@ static void load_hdr(struct cpn_hdr *h, __u16 q, __u16 infl, __u16 cap, __u8 uti
 	cpn_hdr_encode(&m, h);
 }
 
+/* ---- liveness from the traffic ------------------------------------------ */
+
+/* Steered requests left unanswered: suspect past 2 expected waits + path +
+ * CPN_SUSPECT_MIN_US after the first of them, not before; not chosen then.
+ */
+static void test_unanswered_node_becomes_suspect(void **state)
+{
+	const __u16 ids[2] = {1, 2};
+	struct cpn_node *n = live_node(1);
+	struct cpn_service s;
+	__u64 dl_us = CPN_SUSPECT_MIN_US + CPN_SUSPECT_SVC * 100 + 40; /* path 40 */
+
+	(void)state;
+	live_node(2)->queue_depth = 50;
+	n->path_us = 40;
+	svc_init(&s, CPN_POL_P2C, ids, 2);
+	cpn_node_steered(n, NOW_NS - dl_us * 1000);
+	cpn_node_steered(n, NOW_NS - 10 * 1000); /* a later one keeps the first's clock */
+	assert_int_equal(n->unanswered, 2);
+	assert_true(n->since_ns == NOW_NS - dl_us * 1000);
+	assert_false(cpn_node_suspect(n, NOW_NS));
+	assert_true(is_live(1));
+	assert_true(cpn_node_suspect(n, NOW_NS + 1000));
+	assert_false(cpn_node_live(n, NOW_NS + 1000, STALE_MS));
+	/* a queue at the node when the first was steered lengthens the wait
+	 * allowed: 3 ahead at 100 µs each, capacity 1
+	 */
+	{
+		struct cpn_node *q = live_node(3);
+
+		q->path_us = 40;
+		q->queue_depth = 3;
+		cpn_node_steered(q, NOW_NS - dl_us * 1000);
+		assert_int_equal(q->deadline_us, dl_us + CPN_SUSPECT_SVC * 300);
+		assert_false(cpn_node_suspect(q, NOW_NS + 1000));
+		assert_false(cpn_node_suspect(q, NOW_NS + CPN_SUSPECT_SVC * 300 * 1000));
+		assert_true(cpn_node_suspect(q, NOW_NS + (CPN_SUSPECT_SVC * 300 + 1) * 1000));
+	}
+	/* p2c avoids it although node 2 is far busier */
+	for (int i = 0; i < 64; i++) {
+		struct cpn_pick p;
+
+		memset(&p, 0, sizeof(p));
+		cpn_choose(tbl, &s, NULL, 0, rng(), NOW_NS + 1000, &p);
+		assert_int_equal(p.verdict, CPN_PICK_OK);
+		assert_int_equal(p.node_id, 2);
+	}
+}
+
+/* A heartbeat does not clear unanswered requests; a REPLY or BUSY does. */
+static void test_only_answers_clear_suspicion(void **state)
+{
+	struct cpn_node *n = live_node(1);
+	__u64 t = NOW_NS + 100 * MS;
+	struct cpn_hdr h;
+
+	(void)state;
+	cpn_node_steered(n, NOW_NS);
+	assert_true(cpn_node_suspect(n, t));
+	load_hdr(&h, 0, 0, 1, 0, 0);
+	cpn_learn_report(n, &h, t);
+	assert_true(cpn_node_suspect(n, t + 1));
+	assert_int_equal(n->unanswered, 1);
+	cpn_learn_answer(n, 0, 0); /* a BUSY */
+	assert_int_equal(n->unanswered, 0);
+	assert_false(cpn_node_suspect(n, t + 1));
+	cpn_node_steered(n, t);
+	assert_true(cpn_node_suspect(n, t + 100 * MS));
+	cpn_learn_answer(n, 90, 1); /* a REPLY */
+	assert_false(cpn_node_suspect(n, t + 100 * MS));
+}
+
+/* A suspect node that still reports is tried again once every
+ * CPN_SUSPECT_RETRY_NS: the try restarts its clock. One that reports
+ * nothing after its unanswered requests (it died) is never tried.
+ */
+static void test_suspect_node_tried_again_only_while_reporting(void **state)
+{
+	struct cpn_node *n = live_node(1);
+	__u64 t0 = NOW_NS, t;
+	struct cpn_hdr h;
+
+	(void)state;
+	n->last_report_ns = t0 - MS;
+	cpn_node_steered(n, t0);
+	t = t0 + CPN_SUSPECT_RETRY_NS + MS;
+	assert_true(cpn_node_suspect(n, t));
+	assert_false(cpn_node_answering(n, t)); /* dead: no report since */
+	load_hdr(&h, 0, 0, 1, 0, 0);
+	cpn_learn_report(n, &h, t0 + 150 * MS); /* alive, its replies lost */
+	assert_false(cpn_node_answering(n, t0 + 160 * MS));
+	assert_true(cpn_node_answering(n, t));
+	assert_true(cpn_node_live(n, t, STALE_MS));
+	cpn_node_steered(n, t); /* the try */
+	assert_true(n->since_ns == t);
+	assert_int_equal(n->unanswered, 2);
+	assert_true(cpn_node_answering(n, t + 1)); /* its clock runs anew */
+	assert_false(cpn_node_answering(n, t + 10 * MS));
+}
+
+/* All candidates stale: the fallback skips nodes known to leave requests
+ * unanswered; none left: BUSY no_node, not silence.
+ */
+static void test_fallback_skips_suspect_nodes_then_busy(void **state)
+{
+	const __u16 ids[3] = {1, 2, 3};
+	__u32 w[3] = {1, 1, 1};
+	struct cpn_service s;
+	__u64 t = NOW_NS + 50 * MS;
+
+	(void)state;
+	for (__u16 id = 1; id <= 3; id++) {
+		live_node(id);
+		kill_node(id, DEAD_STALE);
+	}
+	svc_init(&s, CPN_POL_P2C, ids, 3);
+	assert_int_equal(cpn_maglev_build(&mg, ids, w, 3), 0);
+	cpn_node_steered(&tbl[1], NOW_NS);
+	cpn_node_steered(&tbl[2], NOW_NS);
+	for (__u32 h = 0; h < 200; h++) {
+		struct cpn_pick p;
+
+		memset(&p, 0, sizeof(p));
+		cpn_choose(tbl, &s, &mg, h * 7919u, rng(), t, &p);
+		assert_int_equal(p.verdict, CPN_PICK_FALLBACK);
+		assert_int_equal(p.node_id, 3);
+		memset(&p, 0, sizeof(p));
+		cpn_choose(tbl, &s, NULL, h * 7919u, rng(), t, &p);
+		assert_int_equal(p.node_id, 3);
+	}
+	cpn_node_steered(&tbl[3], NOW_NS);
+	for (__u32 h = 0; h < 50; h++) {
+		struct cpn_pick p;
+
+		memset(&p, 0, sizeof(p));
+		cpn_choose(tbl, &s, &mg, h * 7919u, rng(), t, &p);
+		assert_int_equal(p.verdict, CPN_PICK_BUSY);
+		assert_int_equal(p.busy_reason, CPN_BUSY_NO_NODE);
+	}
+}
+
+/* ---- estimates that heal ------------------------------------------------ */
+
+/* A node idle, sent nothing, reporting the same mean as last time has not
+ * re-measured it: its estimate decays by 1/8 a report; a mean that moved,
+ * or a busy node, is learned as usual.
+ */
+static void test_stale_mean_decays_while_idle(void **state)
+{
+	struct cpn_node *n = live_node(1);
+	struct cpn_hdr h;
+	__u32 prev;
+
+	(void)state;
+	load_hdr(&h, 0, 0, 1, 0, 0);
+	h.worker_us = cpn_htonl(8000);
+	n->svc_us = 8000;
+	cpn_learn_report(n, &h, NOW_NS); /* first: learned, remembered */
+	assert_int_equal(n->svc_us, 8000);
+	assert_int_equal(n->reported_us, 8000);
+	assert_true(n->report_flags & CPN_REP_IDLE);
+	n->report_flags &= ~CPN_REP_IDLE; /* the report before was busy */
+	cpn_learn_report(n, &h, NOW_NS);  /* idle once: no more than that */
+	assert_int_equal(n->svc_us, 8000);
+	assert_true(n->report_flags & CPN_REP_IDLE);
+	prev = n->svc_us;
+	for (int i = 0; i < 8; i++) {
+		cpn_learn_report(n, &h, NOW_NS);
+		assert_true(n->svc_us < prev);
+		assert_true(n->svc_us >= prev - prev / 8 - 1);
+		prev = n->svc_us;
+	}
+	assert_true(n->svc_us < 8000 * 35 / 100); /* (7/8)^8 = 0.34 */
+	/* sent work since: learned from the report, not decayed */
+	n->outstanding = 1;
+	cpn_learn_report(n, &h, NOW_NS);
+	assert_true(n->svc_us > prev);
+	assert_false(n->report_flags & CPN_REP_IDLE);
+	/* a new mean: learned */
+	prev = n->svc_us;
+	h.worker_us = cpn_htonl(2000);
+	cpn_learn_report(n, &h, NOW_NS);
+	assert_int_equal(n->svc_us, cpn_ewma(prev, 2000, 1));
+}
+
+/* A node that reports 64 slots but answers as one: the overclaim grows
+ * toward 64 and its estimate with it; an honest node's stays near one.
+ */
+static void test_overclaim_scales_reported_capacity(void **state)
+{
+	struct cpn_node *liar = live_node(1), *honest = live_node(2);
+	__u64 e0, e1;
+
+	(void)state;
+	liar->capacity = 64;
+	liar->svc_us = 2000;
+	liar->queue_depth = 30;
+	liar->inflight = 1;
+	e0 = cpn_est_us(liar);
+	for (int i = 0; i < 64; i++)
+		cpn_learn_answer(liar, 32 * 2000, 1); /* 31 ahead of it, one at a time */
+	assert_true(liar->overclaim > 40 * CPN_OVERCLAIM_ONE);
+	e1 = cpn_est_us(liar);
+	assert_true(e1 > e0 * 30);
+	honest->capacity = 4;
+	honest->svc_us = 2000;
+	honest->queue_depth = 8;
+	honest->inflight = 4;
+	for (int i = 0; i < 64; i++)
+		cpn_learn_answer(honest, (8 / 4 + 1) * 2000, 1); /* 2 batches ahead + its own */
+	assert_true(honest->overclaim <= CPN_OVERCLAIM_OK);
+	/* no queue: no sample */
+	honest->queue_depth = 0;
+	honest->overclaim = 0;
+	cpn_learn_answer(honest, 1000000, 1);
+	assert_int_equal(honest->overclaim, 0);
+}
+
 static void test_learn_load_sets_fields_and_resets_outstanding(void **state)
 {
 	struct cpn_node *n = live_node(3);
@@ -1824,7 +2043,7 @@ static void test_learn_load_sets_fields_and_resets_outstanding(void **state)
 
 	(void)state;
 	n->outstanding = 17;
-	n->reports = 41;
+	n->unanswered = 5;
 	n->svc_us = 77;
 	n->path_us = 55;
 	n->report_flags = CPN_REP_SVC_VALID | CPN_REP_PATH_VALID;
@@ -1836,7 +2055,8 @@ static void test_learn_load_sets_fields_and_resets_outstanding(void **state)
 	assert_int_equal(n->util, 200);
 	assert_int_equal(n->outstanding, 0);
 	assert_int_equal(n->last_report_ns, NOW_NS + 42);
-	assert_int_equal(n->reports, 42);
+	/* a report is not an answer: the unanswered stay */
+	assert_int_equal(n->unanswered, 5);
 	/* the controller's fields and the other estimates are left alone */
 	assert_int_equal(n->admin, CPN_ADMIN_UP);
 	assert_int_equal(n->weight, 100);
@@ -2088,6 +2308,12 @@ int main(void)
 	    T(test_admission_queue_needs_all_candidates_full),
 	    T(test_admission_zero_limits_mean_unlimited),
 	    T(test_learn_load_sets_fields_and_resets_outstanding),
+	    T(test_unanswered_node_becomes_suspect),
+	    T(test_only_answers_clear_suspicion),
+	    T(test_suspect_node_tried_again_only_while_reporting),
+	    T(test_fallback_skips_suspect_nodes_then_busy),
+	    T(test_stale_mean_decays_while_idle),
+	    T(test_overclaim_scales_reported_capacity),
 	    T(test_learn_load_sets_and_clears_draining),
 	    T(test_learn_load_revives_stale_node),
 	    T(test_learn_svc_first_sample_direct_then_ewma),

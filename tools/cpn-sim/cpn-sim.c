@@ -536,6 +536,8 @@ static void reply_at_router(struct sim *s, __u32 id, const struct req *r, __u32 
 	record(s, r);
 	if (s->c->policy == POL_CENTRAL)
 		return;
+	/* The router sees the answer go by: the node is answering. */
+	cpn_learn_answer(&s->views[r->router].nodes[id], 0, 0);
 	if (s->c->mode == MODE_ROUTER)
 		learn_load(&s->views[r->router].nodes[id], qd, infl, sim_ns(s->now));
 	if (token)
@@ -725,7 +727,7 @@ static void dispatch(struct sim *s, const struct req *r, __u32 group, __u32 flow
 		s->by_token++;
 	id = pick.node_id;
 	if (c->mode >= MODE_OUTSTANDING)
-		cpn_node_steered(&v->nodes[id]);
+		cpn_node_steered(&v->nodes[id], now_ns);
 	if (s->nodes[id].rtt_us > 0) {
 		struct event ev = {.t = s->now + s->nodes[id].rtt_us / 2,
 				   .rq = *r,

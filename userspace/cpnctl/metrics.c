@@ -235,6 +235,9 @@ enum node_gauge {
 	NG_INFLIGHT,
 	NG_CAPACITY,
 	NG_OUTSTANDING,
+	NG_UNANSWERED,
+	NG_SUSPECT,
+	NG_OVERCLAIM,
 	NG_UTIL,
 	NG_SVC,
 	NG_PATH,
@@ -250,6 +253,9 @@ static const enum cpn_metric node_gauges[NG_MAX] = {
     [NG_INFLIGHT] = CPN_M_NODE_INFLIGHT,
     [NG_CAPACITY] = CPN_M_NODE_CAPACITY,
     [NG_OUTSTANDING] = CPN_M_NODE_OUTSTANDING,
+    [NG_UNANSWERED] = CPN_M_NODE_UNANSWERED,
+    [NG_SUSPECT] = CPN_M_NODE_SUSPECT,
+    [NG_OVERCLAIM] = CPN_M_NODE_OVERCLAIM,
     [NG_UTIL] = CPN_M_NODE_UTIL,
     [NG_SVC] = CPN_M_NODE_SVC,
     [NG_PATH] = CPN_M_NODE_PATH,
@@ -280,6 +286,15 @@ static bool node_gauge(const struct snap *s, const struct node_row *r, enum node
 		return true;
 	case NG_OUTSTANDING:
 		*v = n->outstanding;
+		return true;
+	case NG_UNANSWERED:
+		*v = n->unanswered;
+		return true;
+	case NG_SUSPECT:
+		*v = cpn_node_suspect(n, s->now);
+		return true;
+	case NG_OVERCLAIM:
+		*v = (n->overclaim ? n->overclaim : CPN_OVERCLAIM_ONE) / (double)CPN_OVERCLAIM_ONE;
 		return true;
 	case NG_UTIL:
 		*v = n->util / 255.0;

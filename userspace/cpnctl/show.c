@@ -365,7 +365,13 @@ static void show_nodes(struct cpn_maps *m, const struct node_view *nv, int nn, b
 				printf("%.3f", (double)(now - v->st.last_report_ns) / 1e6);
 			else
 				printf("null");
-			jkv_u("reports", v->st.reports, &f);
+			jkv_u("reports", v->ns.reports, &f);
+			jkv_u("unanswered", v->st.unanswered, &f);
+			jkv_b("suspect", cpn_node_suspect(&v->st, now), &f);
+			jkv_f("overclaim",
+			      (v->st.overclaim ? v->st.overclaim : CPN_OVERCLAIM_ONE) /
+				  (double)CPN_OVERCLAIM_ONE,
+			      &f);
 			jkv_u("requests", v->ns.requests, &f);
 			jkv_u("replies", v->ns.replies, &f);
 			jkv_u("busy", v->ns.busy, &f);

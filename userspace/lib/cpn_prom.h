@@ -66,6 +66,14 @@
 	  "Concurrent capacity the node last reported.")                                           \
 	X(NODE_OUTSTANDING, "cpn_node_outstanding", "gauge",                                       \
 	  "Requests steered to the node since its last report.")                                   \
+	X(NODE_UNANSWERED, "cpn_node_unanswered", "gauge",                                         \
+	  "Requests steered to the node since its last REPLY or BUSY.")                            \
+	X(NODE_SUSPECT, "cpn_node_suspect", "gauge",                                               \
+	  "1 while requests steered to the node have gone unanswered past its deadline: it is "    \
+	  "not chosen (tried again while it still reports).")                                      \
+	X(NODE_OVERCLAIM, "cpn_node_overclaim_ratio", "gauge",                                     \
+	  "How much slower the node answers than its reported load and capacity predict (1: as "   \
+	  "reported); above 1.25 its capacity is scaled down by it.")                              \
 	X(NODE_UTIL, "cpn_node_utilization_ratio", "gauge",                                        \
 	  "Utilization the node last reported, 0 to 1.")                                           \
 	X(NODE_SVC, "cpn_node_service_time_seconds", "gauge",                                      \
