@@ -486,7 +486,10 @@ static void report_to_all(struct sim *s, __u32 id, int heartbeat)
 		struct cpn_node *v = &s->views[r].nodes[id];
 
 		if (heartbeat) {
-			if (!cpn_node_live(v, now_ns, s->stale_ms))
+			/* Stale: its reports too old (not a suspicion, which
+			 * the traffic raises and clears).
+			 */
+			if (now_ns - v->last_report_ns > (__u64)s->stale_ms * 1000000ULL)
 				s->stale_views++;
 			if (s->suppress) {
 				if (s->now - nd->last_sent[r] < s->hb_us * (1 - 1e-9))
