@@ -68,6 +68,10 @@ static __always_inline struct cpn_node *cpn_node_at_flat(void *tbl, __u32 id)
 #define CPN_SUSPECT_SVC	     2
 #define CPN_SUSPECT_MIN_US   500
 #define CPN_SUSPECT_RETRY_NS 200000000ULL
+/* Gone: suspect for CPN_GONE_DEADLINES deadlines with no report since its
+ * unanswered requests: the all-stale fallback no longer sends it any.
+ */
+#define CPN_GONE_DEADLINES 4
 /* Reported capacity against measured answers (cpn_node.overclaim). */
 #define CPN_OVERCLAIM_ONE 16
 #define CPN_OVERCLAIM_OK  20	   /* 1.25: what batching and variance leave */
@@ -149,6 +153,17 @@ static __always_inline int cpn_node_suspect(const struct cpn_node *n, __u64 now_
 {
 	return n->unanswered && now_ns > n->since_ns &&
 	       now_ns - n->since_ns > (__u64)n->deadline_us * 1000;
+}
+
+/* Gone: suspect for CPN_GONE_DEADLINES of its deadlines, and silent since
+ * the first of its unanswered requests. One long request makes a node
+ * suspect now and then (an exponential service time passes twice its mean
+ * one time in seven); that it has died takes longer and no report.
+ */
+static __always_inline int cpn_node_gone(const struct cpn_node *n, __u64 now_ns)
+{
+	return n->unanswered && now_ns > n->since_ns && n->last_report_ns <= n->since_ns &&
+	       now_ns - n->since_ns > (__u64)n->deadline_us * (1000 * CPN_GONE_DEADLINES);
 }
 
 /* Not suspect, or suspect but reporting still (a LOAD or PROBE_ACK came
@@ -269,7 +284,7 @@ CPN_SCHED_FN int cpn_scan_live(CPN_CTX *ctx, const struct cpn_service *svc, __u3
 
 /* Maglev lookup: the entry for `hash`, or the next live one within
  * CPN_MAGLEV_PROBES entries. With stale_ms = 0 an administratively-up node
- * that is answering suffices (the all-stale fallback). 0 when none
+ * that is not gone suffices (the all-stale fallback). 0 when none
  * qualifies.
  */
 CPN_SCHED_FN int cpn_maglev_pick(CPN_CTX *ctx, const struct cpn_maglev *mg, __u32 hash,
@@ -289,15 +304,16 @@ CPN_SCHED_FN int cpn_maglev_pick(CPN_CTX *ctx, const struct cpn_maglev *mg, __u3
 		struct cpn_node *nd = cpn_node_at(ctx, id);
 
 		if (nd && (stale_ms ? cpn_node_live(nd, now_ns, stale_ms)
-				    : cpn_node_up(nd) && cpn_node_answering(nd, now_ns)))
+				    : cpn_node_up(nd) && !cpn_node_gone(nd, now_ns)))
 			return id;
 	}
 	return 0;
 }
 
-/* All-stale fallback: Maglev over the administratively-up nodes that are
- * not known to leave requests unanswered (a node may be alive, its reports
- * lost); without a table, the first such candidate from a hashed start.
+/* No live candidate: Maglev over the administratively-up nodes that are
+ * not gone (such a node may be alive: its reports lost, or one long
+ * request of it made it suspect); without a table, the first such
+ * candidate from a hashed start.
  * None: BUSY, reason no_node. The flow hash comes in out->flow_hash (five
  * arguments at most: see the top of this file); call cpn_fallback_at.
  */
@@ -324,7 +340,7 @@ CPN_SCHED_FN int cpn_fallback(CPN_CTX *ctx, const struct cpn_service *svc,
 			__u16 cand = svc->nodes[idx & (CPN_MAX_SVC_NODES - 1)];
 			struct cpn_node *nd = cpn_node_at(ctx, cand);
 
-			if (nd && cpn_node_up(nd) && cpn_node_answering(nd, now_ns)) {
+			if (nd && cpn_node_up(nd) && !cpn_node_gone(nd, now_ns)) {
 				id = cand;
 				break;
 			}

@@ -1918,8 +1918,30 @@ static void test_suspect_node_tried_again_only_while_reporting(void **state)
 	assert_false(cpn_node_answering(n, t + 10 * MS));
 }
 
-/* All candidates stale: the fallback skips nodes known to leave requests
- * unanswered; none left: BUSY no_node, not silence.
+/* A suspect node is gone, for the fallback, after CPN_GONE_DEADLINES of
+ * its deadlines with no report since its unanswered requests.
+ */
+static void test_gone_takes_deadlines_and_silence(void **state)
+{
+	struct cpn_node *n = live_node(1);
+	__u64 dl;
+
+	(void)state;
+	n->last_report_ns = NOW_NS - MS;
+	cpn_node_steered(n, NOW_NS);
+	dl = (__u64)n->deadline_us * 1000;
+	assert_true(cpn_node_suspect(n, NOW_NS + dl + 1));
+	assert_false(cpn_node_gone(n, NOW_NS + dl + 1));
+	assert_false(cpn_node_gone(n, NOW_NS + CPN_GONE_DEADLINES * dl));
+	assert_true(cpn_node_gone(n, NOW_NS + CPN_GONE_DEADLINES * dl + 1));
+	n->last_report_ns = NOW_NS + 1; /* it reported since: alive */
+	assert_false(cpn_node_gone(n, NOW_NS + 100 * dl));
+	cpn_learn_answer(n, 0, 0);
+	assert_false(cpn_node_gone(n, NOW_NS + 100 * dl));
+}
+
+/* All candidates stale: the fallback skips nodes that are gone; none left:
+ * BUSY no_node, not silence.
  */
 static void test_fallback_skips_suspect_nodes_then_busy(void **state)
 {
@@ -2311,6 +2333,7 @@ int main(void)
 	    T(test_unanswered_node_becomes_suspect),
 	    T(test_only_answers_clear_suspicion),
 	    T(test_suspect_node_tried_again_only_while_reporting),
+	    T(test_gone_takes_deadlines_and_silence),
 	    T(test_fallback_skips_suspect_nodes_then_busy),
 	    T(test_stale_mean_decays_while_idle),
 	    T(test_overclaim_scales_reported_capacity),
