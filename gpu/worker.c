@@ -45,6 +45,9 @@ static const char usage_text[] =
     "                         (default 500), or at B requests\n"
     "  --capacity C           batch slots executing at once, each with its own backend\n"
     "                         (default 1); reported to routers as capacity C\n"
+    "  --advertise-capacity N report capacity N to the routers instead of C (0..65535;\n"
+    "                         default 0: C): N > C over-commits the node, which is\n"
+    "                         then sent more than its slots serve\n"
     "  --queue N              requests waiting at most (default 4096); beyond: BUSY\n"
     "  --metrics ADDR:PORT    serve Prometheus /metrics there\n"
     "  --load-interval-ms MS  LOAD heartbeat period (default 50)\n"
@@ -76,7 +79,9 @@ static const char usage_text[] =
     "  vsearch:    --vs-table FILE | --vs-rows R --vs-dim D (default 10000 x 128)\n"
     "  synthetic:  --svc fixed:US | exp:MEAN_US | bimodal:US1,US2,P (P: share of US2;\n"
     "              default fixed:1000); a batch sleeps the sum of its requests' draws,\n"
-    "              replies echo the payload\n" KH_USAGE;
+    "              replies echo the payload\n"
+    "              --svc-phase MS:SPEC  for the first MS ms after start, draw from\n"
+    "              SPEC (as --svc) instead: a node that is slow, then recovers\n" KH_USAGE;
 
 /* What the command line sets: the node (the library's configuration), and
  * the kernel it runs.
@@ -141,44 +146,74 @@ static int parse_dims(const char *s, struct wk_opts *o)
 	return 0;
 }
 
-static int parse_svc(const char *s, struct wk_opts *o)
+/* fixed:US, exp:MEAN_US or bimodal:US1,US2,P into *d: 0, or -1 (*d may
+ * be half written).
+ */
+static int svc_spec(const char *s, struct wk_svc *d)
 {
 	char *end;
 	const char *p;
 
 	errno = 0;
 	if (!strncmp(s, "fixed:", 6) || !strncmp(s, "exp:", 4)) {
-		o->k.dist = s[0] == 'f' ? WK_D_FIXED : WK_D_EXP;
+		d->dist = s[0] == 'f' ? WK_D_FIXED : WK_D_EXP;
 		p = strchr(s, ':') + 1;
-		o->k.svc_us[0] = strtod(p, &end);
-		if (errno || end == p || *end || !(o->k.svc_us[0] >= 0 && o->k.svc_us[0] <= 1e9))
-			goto bad;
+		d->us[0] = strtod(p, &end);
+		if (errno || end == p || *end || !(d->us[0] >= 0 && d->us[0] <= 1e9))
+			return -1;
 		return 0;
 	}
 	if (!strncmp(s, "bimodal:", 8)) {
-		o->k.dist = WK_D_BIMODAL;
+		d->dist = WK_D_BIMODAL;
 		p = s + 8;
 		for (int i = 0; i < 3; i++) {
 			double v = strtod(p, &end);
 
 			if (errno || end == p || *end != (i < 2 ? ',' : 0))
-				goto bad;
+				return -1;
 			if (i < 2) {
 				if (!(v >= 0 && v <= 1e9))
-					goto bad;
-				o->k.svc_us[i] = v;
+					return -1;
+				d->us[i] = v;
 			} else {
 				if (!(v >= 0 && v <= 1))
-					goto bad;
-				o->k.svc_p = v;
+					return -1;
+				d->p = v;
 			}
 			p = end + 1;
 		}
 		return 0;
 	}
+	return -1;
+}
+
+#define SVC_SPECS "fixed:US, exp:MEAN_US or bimodal:US1,US2,P (0 <= US <= 1e9, 0 <= P <= 1)"
+
+static int parse_svc(const char *s, struct wk_opts *o)
+{
+	if (svc_spec(s, &o->k.svc))
+		return usage_error("--svc wants " SVC_SPECS "; not '%s'", s);
+	return 0;
+}
+
+/* MS:SPEC, 1 <= MS <= 86400000 (a day). */
+static int parse_svc_phase(const char *s, struct wk_opts *o)
+{
+	const char *colon = strchr(s, ':');
+	char ms[16];
+	uint64_t v;
+
+	if (!colon || colon == s || (size_t)(colon - s) >= sizeof(ms))
+		goto bad;
+	memcpy(ms, s, (size_t)(colon - s));
+	ms[colon - s] = 0;
+	if (cpn_parse_u64(ms, 1, 86400000, &v) || svc_spec(colon + 1, &o->k.phase))
+		goto bad;
+	o->k.phase_ms = (unsigned)v;
+	return 0;
 bad:
-	return usage_error("--svc wants fixed:US, exp:MEAN_US or bimodal:US1,US2,P "
-			   "(0 <= US <= 1e9, 0 <= P <= 1); not '%s'",
+	return usage_error("--svc-phase wants MS:SPEC, 1 <= MS <= 86400000, SPEC one of " SVC_SPECS
+			   "; not '%s'",
 			   s);
 }
 
@@ -194,6 +229,7 @@ enum {
 	O_VS_ROWS,
 	O_VS_DIM,
 	O_SVC,
+	O_SVC_PHASE,
 	O_HELP,
 };
 
@@ -204,6 +240,7 @@ static const struct option long_opts[] = {
     {"max-batch", required_argument, NULL, O_NODE_OPT},
     {"max-delay-us", required_argument, NULL, O_NODE_OPT},
     {"capacity", required_argument, NULL, O_NODE_OPT},
+    {"advertise-capacity", required_argument, NULL, O_NODE_OPT},
     {"queue", required_argument, NULL, O_NODE_OPT},
     {"metrics", required_argument, NULL, O_NODE_OPT},
     {"load-interval-ms", required_argument, NULL, O_NODE_OPT},
@@ -234,6 +271,7 @@ static const struct option long_opts[] = {
     {"vs-rows", required_argument, NULL, O_VS_ROWS},
     {"vs-dim", required_argument, NULL, O_VS_DIM},
     {"svc", required_argument, NULL, O_SVC},
+    {"svc-phase", required_argument, NULL, O_SVC_PHASE},
     {"help", no_argument, NULL, O_HELP},
     {NULL, 0, NULL, 0},
 };
@@ -257,8 +295,8 @@ static int parse_args(int argc, char **argv, struct wk_opts *o)
 	o->k.seed = 1;
 	o->k.vs_rows = 10000;
 	o->k.vs_dim = 128;
-	o->k.dist = WK_D_FIXED;
-	o->k.svc_us[0] = 1000;
+	o->k.svc.dist = WK_D_FIXED;
+	o->k.svc.us[0] = 1000;
 
 	opterr = 0;
 	while ((c = getopt_long(argc, argv, "", long_opts, &idx)) != -1) {
@@ -335,6 +373,11 @@ static int parse_args(int argc, char **argv, struct wk_opts *o)
 				return -1;
 			have_svc = 1;
 			break;
+		case O_SVC_PHASE:
+			if (parse_svc_phase(optarg, o))
+				return -1;
+			have_svc = 1;
+			break;
 		case O_HELP:
 			fputs(usage_text, stdout);
 			return 1;
@@ -356,7 +399,7 @@ static int parse_args(int argc, char **argv, struct wk_opts *o)
 		    have_vs || have_svc)
 			return usage_error(
 			    "--kernel http takes none of --backend, --seed, --mlp-*, "
-			    "--vs-* and --svc");
+			    "--vs-*, --svc and --svc-phase");
 		if (kh_cfg_check(&o->h, herr, sizeof(herr)))
 			return usage_error("%s", herr);
 		return 0;
@@ -366,7 +409,7 @@ static int parse_args(int argc, char **argv, struct wk_opts *o)
 	if (o->k.kernel != WK_K_VSEARCH && (o->k.vs_table || have_vs))
 		return usage_error("--vs-table, --vs-rows and --vs-dim are for --kernel vsearch");
 	if (o->k.kernel != WK_K_SYNTH && have_svc)
-		return usage_error("--svc is for --kernel synthetic");
+		return usage_error("--svc and --svc-phase are for --kernel synthetic");
 	if (have_seed &&
 	    ((o->k.kernel == WK_K_MLP && o->k.mlp_model) ||
 	     (o->k.kernel == WK_K_VSEARCH && o->k.vs_table) || o->k.kernel == WK_K_ECHO))

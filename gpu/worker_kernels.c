@@ -8,7 +8,10 @@
  * workers share a few cores) for the SUM of its requests' drawn service
  * times, as if the slot served them one after another: a slot is one
  * server, and with --max-batch 1 --capacity k a worker is exactly an M/G/k
- * station. Its reply payload is the request's payload, echoed.
+ * station. Its reply payload is the request's payload, echoed. With a
+ * phase (--svc-phase MS:SPEC), a batch that starts in the first MS ms after
+ * the kernels opened draws from SPEC instead: a node that is slow, then
+ * recovers.
  */
 #include <endian.h>
 #include <errno.h>
@@ -94,40 +97,42 @@ static int vs_k(const struct wk_kernels *k, const uint8_t *pl)
 }
 
 /* One synthetic service time, ns. */
-static uint64_t synth_draw(const struct wk_kernel_cfg *c, uint64_t *rng)
+static uint64_t synth_draw(const struct wk_svc *c, uint64_t *rng)
 {
 	double u = (double)(cpn_splitmix64(rng) >> 11) * 0x1.0p-53; /* [0, 1) */
 	double us;
 
 	switch (c->dist) {
 	case WK_D_EXP:
-		us = -c->svc_us[0] * log1p(-u);
+		us = -c->us[0] * log1p(-u);
 		break;
 	case WK_D_BIMODAL:
-		us = u < c->svc_p ? c->svc_us[1] : c->svc_us[0];
+		us = u < c->p ? c->us[1] : c->us[0];
 		break;
 	default:
-		us = c->svc_us[0];
+		us = c->us[0];
 	}
 	/* 1000 s bounds the sleep of a pathological draw. */
 	return us > 1e9 ? 1000000000000ULL : (uint64_t)(us * 1000);
 }
 
-static double synth_mean_us(const struct wk_kernel_cfg *c)
+static double synth_mean_us(const struct wk_svc *c)
 {
 	if (c->dist == WK_D_BIMODAL)
-		return (1 - c->svc_p) * c->svc_us[0] + c->svc_p * c->svc_us[1];
-	return c->svc_us[0];
+		return (1 - c->p) * c->us[0] + c->p * c->us[1];
+	return c->us[0];
 }
 
 static void run_synth(struct wk_inst *s, const struct cpn_worker_request *req, int n,
 		      struct cpn_worker_reply *rep)
 {
 	uint64_t total = cpn_now_ns();
+	/* --svc-phase: a batch that starts within the phase is drawn from it. */
+	const struct wk_svc *d = total < s->k->phase_end_ns ? &s->k->c.phase : &s->k->c.svc;
 	struct timespec ts;
 
 	for (int i = 0; i < n; i++)
-		total += synth_draw(&s->k->c, &s->rng);
+		total += synth_draw(d, &s->rng);
 	ts = cpn_ns_timespec(total);
 	while (clock_nanosleep(CLOCK_MONOTONIC, TIMER_ABSTIME, &ts, NULL) == EINTR)
 		;
@@ -337,8 +342,13 @@ int wk_kernels_open(struct wk_kernels *k, const struct wk_kernel_cfg *c, char *e
 	    .slot_close = slot_close,
 	};
 	snprintf(k->device, sizeof(k->device), "none");
-	if (c->kernel == WK_K_SYNTH)
-		k->h.svc_hint_ns = (uint64_t)(synth_mean_us(c) * 1000);
+	if (c->kernel == WK_K_SYNTH) {
+		/* The first batches are the phase's, when there is one. */
+		k->h.svc_hint_ns =
+		    (uint64_t)(synth_mean_us(c->phase_ms ? &c->phase : &c->svc) * 1000);
+		if (c->phase_ms)
+			k->phase_end_ns = cpn_now_ns() + (uint64_t)c->phase_ms * 1000000;
+	}
 	if (c->kernel != WK_K_MLP && c->kernel != WK_K_VSEARCH)
 		return 0;
 	if (model_setup(k, err, errlen))

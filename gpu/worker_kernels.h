@@ -24,6 +24,13 @@ enum wk_dist {
 	WK_D_BIMODAL,
 };
 
+/* A synthetic service time's distribution. */
+struct wk_svc {
+	enum wk_dist dist;
+	double us[2]; /* fixed/exp: [0]; bimodal: both */
+	double p;     /* bimodal: probability of us[1] */
+};
+
 struct wk_kernel_cfg {
 	enum wk_kernel kernel;
 	const char *backend; /* auto, cuda, cpu */
@@ -33,9 +40,12 @@ struct wk_kernel_cfg {
 	uint64_t seed;
 	const char *vs_table;
 	int vs_rows, vs_dim;
-	enum wk_dist dist;
-	double svc_us[2]; /* fixed/exp: [0]; bimodal: both */
-	double svc_p;	  /* bimodal: probability of svc_us[1] */
+	struct wk_svc svc;
+	/* synthetic: for the first phase_ms after wk_kernels_open, service
+	 * times are drawn from phase instead of svc (0: never)
+	 */
+	unsigned phase_ms;
+	struct wk_svc phase;
 };
 
 struct wk_kernels {
@@ -45,7 +55,8 @@ struct wk_kernels {
 	int have_mlp, have_vt;
 	const struct cpn_backend_ops *ops; /* NULL for echo and synthetic */
 	char device[160];
-	uint32_t req_len; /* mlp, vsearch: the payload a request must have */
+	uint32_t req_len;      /* mlp, vsearch: the payload a request must have */
+	uint64_t phase_end_ns; /* synthetic: CLOCK_MONOTONIC end of the phase */
 	struct cpn_worker_handler h;
 };
 

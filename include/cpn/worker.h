@@ -82,6 +82,9 @@ void cpn_worker_config_free(struct cpn_worker_config *c);
  *   max-delay-us        a batch closes when its oldest request waited this
  *                       long (500)
  *   capacity            batch slots, 1..256 (1)
+ *   advertise-capacity  the capacity reported to routers instead of capacity,
+ *                       0..65535 (0: capacity); more than the slots
+ *                       over-commits the node
  *   queue               requests waiting at most, 1..65535 (4096)
  *   load-interval-ms    LOAD heartbeat period (50)
  *   tokens              adapt, idle, below:T or off (adapt)

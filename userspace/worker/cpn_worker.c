@@ -183,6 +183,7 @@ int cpn_worker_config_set(struct cpn_worker_config *c, const char *name, const c
 	INT("max-batch", 1, WK_MAX_BATCH, max_batch, int);
 	INT("max-delay-us", 0, WK_MAX_DELAY_US, max_delay_us, unsigned);
 	INT("capacity", 1, WK_MAX_SLOTS, capacity, int);
+	INT("advertise-capacity", 0, 65535, advertise_capacity, int);
 	INT("queue", 1, 65535, queue_len, int);
 	INT("load-interval-ms", 1, 60000, load_interval_ms, unsigned);
 	INT("liveness-ms", 0, 600000, liveness_ms, unsigned);

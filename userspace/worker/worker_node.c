@@ -184,6 +184,8 @@ int wk_node_open(struct wk_node *n, const struct wk_node_cfg *c, const struct wk
 	if (rc)
 		return rc;
 	n->opened = OPEN_QUEUE;
+	if (c->advertise_capacity)
+		n->q.advertised = (uint16_t)c->advertise_capacity;
 	n->q.extra = h->queue_extra;
 	n->q.extra_ctx = h->ctx;
 	rc = wk_reasm_init(&n->ra, &c->frag, &n->st, err, errlen);

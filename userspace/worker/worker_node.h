@@ -37,7 +37,8 @@ struct wk_node_cfg {
 	int n_pkeys;
 	int max_batch;
 	unsigned max_delay_us;
-	int capacity; /* batch slots */
+	int capacity;		/* batch slots */
+	int advertise_capacity; /* the capacity reported to routers (0: capacity) */
 	int queue_len;
 	unsigned load_interval_ms;
 	unsigned delay_us;

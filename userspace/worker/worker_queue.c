@@ -25,6 +25,7 @@ int wk_queue_init(struct wk_queue *q, uint32_t limit, uint32_t max_batch, unsign
 	q->max_batch = max_batch;
 	q->max_delay_us = max_delay_us;
 	q->capacity = (uint16_t)capacity;
+	q->advertised = q->capacity;
 	q->tx = tx;
 	q->st = st;
 	q->svc_us = 1;
@@ -226,7 +227,7 @@ void wk_load_fill(struct wk_queue *q, struct cpn_msg *m)
 
 	m->queue_depth = d > 0xffff ? 0xffff : (uint16_t)d;
 	m->inflight = f > 0xffff ? 0xffff : (uint16_t)f;
-	m->capacity = q->capacity;
+	m->capacity = q->advertised;
 	m->util = WK_LOAD(&q->util);
 	if (WK_LOAD(&q->draining))
 		m->flags |= CPN_F_DRAINING;

@@ -12,7 +12,8 @@
  *                service time per request (batch time / batch size), so one
  *                slot drains 1/svc requests per µs and the node C/svc; the
  *                router's est_us = depth x svc / capacity is right only with
- *                capacity = C.
+ *                capacity = C. --advertise-capacity reports another number
+ *                (an over-committed node), the slots staying C.
  *   util         busy fraction of the slots over the last heartbeat interval
  *   worker_us    REPLY: receive to send inside the node (queue, batching and
  *                execution), without --delay-us; LOAD/PROBE_ACK: EWMA (1/8)
@@ -51,6 +52,7 @@ struct wk_queue {
 
 	/* the load report; slots' busy time under lock */
 	uint16_t capacity;
+	uint16_t advertised;  /* capacity in the load report: capacity unless over-committed */
 	uint8_t util;	      /* 0..255, from wk_queue_util() */
 	uint32_t svc_us;      /* the mean reported, read atomically */
 	uint64_t svc_ewma_ns; /* under lock */
