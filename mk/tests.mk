@@ -92,11 +92,15 @@ $(SOBJ)/selftests/bpf/test_metrics.o: CPPFLAGS += -Iuserspace/cpnctl
 # ---- e2e helpers ------------------------------------------------------------------
 # fwd_pcap: the cpn-fwd tests' pcap writer and reader; worker_kcheck: the worker
 # test's client (references and tags); cpn-worker-asan: the worker, sanitised;
-# ctl_flood: test_daemon_flood's flood of a control port.
+# ctl_flood: test_daemon_flood's flood of a control port; open_loop:
+# test_faults' requests at a fixed rate, one record each.
 $(T)/e2e/fwd_pcap: LIBS := -lm
 $(T)/e2e/fwd_pcap: $(call sobj,selftests/e2e/fwd_pcap.c) $(LIBCPN_SAN_A)
 	$(LINK_SAN)
 $(T)/e2e/ctl_flood: $(call sobj,selftests/e2e/ctl_flood.c) $(LIBCPN_SAN_A)
+	$(LINK_SAN)
+$(T)/e2e/open_loop: LIBS := $(SODIUM_LIBS) -lpthread
+$(T)/e2e/open_loop: $(call sobj,selftests/e2e/open_loop.c) $(LIBCPN_SAN_A)
 	$(LINK_SAN)
 $(T)/e2e/worker_kcheck: LIBS := $(KERNEL_LIBS)
 $(T)/e2e/worker_kcheck: $(call sobj,selftests/e2e/worker_kcheck.c $(KERNEL_SRCS)) $(LIBCPN_SAN_A)
@@ -116,5 +120,5 @@ $(T)/dpdk/fixture_gen: $(call sobj,selftests/dpdk/fixture_gen.c) $(BPFT_LIB) $(L
 selftests/e2e/xdp_count.bpf.o: | $(BUILD)/bpfdeps
 
 TEST_PROGS += $(UNIT_TESTS) $(T)/unit/test_cuda_emu $(T)/gpu/test_cuda $(CUDA_EMU_SO) $(BPF_TESTS) \
-	$(T)/e2e/fwd_pcap $(T)/e2e/ctl_flood $(T)/e2e/worker_kcheck $(T)/e2e/cpn-worker-asan $(T)/dpdk/fixture_gen \
+	$(T)/e2e/fwd_pcap $(T)/e2e/ctl_flood $(T)/e2e/open_loop $(T)/e2e/worker_kcheck $(T)/e2e/cpn-worker-asan $(T)/dpdk/fixture_gen \
 	selftests/e2e/xdp_count.bpf.o
