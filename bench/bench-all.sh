@@ -7,6 +7,8 @@
 #
 #   xdp      router cost per packet (BPF_PROG_TEST_RUN, repeat=1 calls) vs a
 #            trivial XDP_PASS and a minimal rewrite-and-XDP_TX floor
+#   insns    the same paths in BPF instructions and helper calls per packet
+#            (interpreted, checked against the kernel's run)
 #   fwd      cpn-fwd Mpps on one lcore vs dpdk-testpmd 5tswap and io
 #   fwdrate  packets/s through a router namespace on veth: XDP steering vs
 #            kernel forwarding, cpn-pktgen (AF_XDP) as the generator
@@ -31,7 +33,7 @@ set -u
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 cd "$ROOT" || exit 1
 BUILD=${BUILD:-build}
-ALL=(xdp fwd fwdrate sched sim fleet worker model seal)
+ALL=(xdp insns fwd fwdrate sched sim fleet worker model seal)
 only="" smoke=0
 RESULTS=bench/results.json PLOTS=docs/bench DOC=docs/BENCHMARKS.md
 
@@ -75,6 +77,7 @@ cmd_of() {
 	xdp:full) echo "$BUILD/bench-xdp --calls 1000000 --rounds 10 --json" ;;
 	xdp:quick) echo "$BUILD/bench-xdp --calls 100000 --rounds 5 --json" ;;
 	xdp:smoke) echo "$BUILD/bench-xdp --calls 3000 --rounds 3 --json" ;;
+	insns:*) echo "$BUILD/bench-insns --json" ;;
 	fwd:full) echo "bench/bench-fwd.sh --runs 3 --seconds 5 --json" ;;
 	fwd:quick) echo "bench/bench-fwd.sh --runs 1 --seconds 2 --json" ;;
 	fwd:smoke) echo "bench/bench-fwd.sh --runs 1 --seconds 1 --warmup 0.5 --json" ;;
@@ -109,12 +112,12 @@ for s in "${steps[@]}"; do
 	cmd=$(cmd_of "$s")
 	echo "bench-all: [$s] $cmd" >&2
 	t0=$(date +%s.%N)
-	# xdp and fwd print their JSON on stdout; the others write --json-out.
+	# xdp, insns and fwd print their JSON on stdout; the others write --json-out.
 	# shellcheck disable=SC2086
 	BENCH_QUICK=$quick timeout "$(limit_of)" $cmd >"$W/$s.out" 2>"$W/$s.log"
 	rc=$?
 	t1=$(date +%s.%N)
-	case "$s" in xdp | fwd) cp "$W/$s.out" "$W/$s.json" ;; esac
+	case "$s" in xdp | insns | fwd) cp "$W/$s.out" "$W/$s.json" ;; esac
 	status=ok reason=""
 	if [ $rc -ne 0 ]; then
 		status=failed reason="exit $rc: $(tail -n 3 "$W/$s.log" | tr '\n' ' ' | cut -c1-300)"

@@ -17,12 +17,13 @@ import platform
 import subprocess
 import sys
 
-ORDER = ["sched", "sim", "fleet", "xdp", "fwdrate", "fwd", "worker", "model", "seal"]
+ORDER = ["sched", "sim", "fleet", "xdp", "insns", "fwdrate", "fwd", "worker", "model", "seal"]
 TITLES = {
     "sched": "Scheduling quality on the testbed (the headline)",
     "sim": "Scale, by simulation (cpn-sim)",
     "fleet": "Many routers on the testbed: three behind ECMP against one",
     "xdp": "Router cost per packet (XDP)",
+    "insns": "Router cost per packet: BPF instructions and map lookups",
     "fwdrate": "Forwarding rate through the router (veth, XDP vs kernel)",
     "fwd": "DPDK forwarder (cpn-fwd vs dpdk-testpmd)",
     "worker": "Worker throughput against batch size",
