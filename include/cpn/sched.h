@@ -74,7 +74,12 @@ static __always_inline struct cpn_node *cpn_node_at_flat(void *tbl, __u32 id)
 #define CPN_GONE_DEADLINES 4
 /* Reported capacity against measured answers (cpn_node.overclaim). */
 #define CPN_OVERCLAIM_ONE 16
-#define CPN_OVERCLAIM_OK  20	   /* 1.25: what batching and variance leave */
+#define CPN_OVERCLAIM_OK  20 /* 1.25: what batching and variance leave */
+/* A stale mean decays no lower than the reported mean / CPN_DECAY_FLOOR:
+ * low enough that a node that was 4x slower is tried again, not so low
+ * that idle nodes look far faster than they are when load returns.
+ */
+#define CPN_DECAY_FLOOR	  4
 #define CPN_MAGLEV_PROBES 8	   /* entries tried past a dead Maglev entry */
 #define CPN_PATH_MAX_US	  10000000 /* a path sample above 10 s is discarded */
 
@@ -160,23 +165,31 @@ static __always_inline int cpn_node_suspect(const struct cpn_node *n, __u64 now_
  * suspect now and then (an exponential service time passes twice its mean
  * one time in seven); that it has died takes longer and no report.
  */
+/* A LOAD or PROBE_ACK came after the node turned suspect: it runs. (One
+ * sent before it died may still arrive after its first unanswered request,
+ * but not a deadline later.)
+ */
+static __always_inline int cpn_node_reported_since(const struct cpn_node *n)
+{
+	return n->last_report_ns > n->since_ns + (__u64)n->deadline_us * 1000;
+}
+
 static __always_inline int cpn_node_gone(const struct cpn_node *n, __u64 now_ns)
 {
-	return n->unanswered && now_ns > n->since_ns && n->last_report_ns <= n->since_ns &&
+	return n->unanswered && now_ns > n->since_ns && !cpn_node_reported_since(n) &&
 	       now_ns - n->since_ns > (__u64)n->deadline_us * (1000 * CPN_GONE_DEADLINES);
 }
 
-/* Not suspect, or suspect but reporting still (a LOAD or PROBE_ACK came
- * after the unanswered requests) and last tried CPN_SUSPECT_RETRY_NS ago:
- * then one request tries it again (cpn_node_steered restarts the clock).
- * A node that died sends nothing more and is never tried again by the
- * traffic; it comes back with its next report and answer.
+/* Not suspect, or suspect but reporting still and last tried
+ * CPN_SUSPECT_RETRY_NS ago: then one request tries it again (see
+ * cpn_node_steered). A node that died sends nothing more and is never tried
+ * again by the traffic; it comes back with its next report and answer.
  */
 static __always_inline int cpn_node_answering(const struct cpn_node *n, __u64 now_ns)
 {
 	if (!cpn_node_suspect(n, now_ns))
 		return 1;
-	return n->last_report_ns > n->since_ns && now_ns - n->since_ns > CPN_SUSPECT_RETRY_NS;
+	return cpn_node_reported_since(n) && now_ns - n->since_ns > CPN_SUSPECT_RETRY_NS;
 }
 
 /* Live: administratively up, not draining, reported within stale_ms, and
@@ -731,8 +744,12 @@ static __always_inline int cpn_choose(CPN_CTX *ctx, struct cpn_service *svc,
 }
 
 /* A request was sent to the node: count it until the next report, and
- * until the node's next answer; the first unanswered one (or one that
- * tries a suspect node again) starts the clock of cpn_node_suspect. Other
+ * until the node's next answer; the first unanswered one starts the clock
+ * of cpn_node_suspect. One that tries a suspect node again (it reported
+ * since) sets the clock a deadline back: the node stays suspect, the next
+ * try waits CPN_SUSPECT_RETRY_NS and a report after this one, and only an
+ * answer clears it. One the fallback sends to a silent suspect node leaves
+ * the clock alone, so that the node is gone in time. Other
  * CPUs (and other data planes) count into the same node: atomically,
  * unless the includer knows the node table is its thread's alone
  * (CPN_NODE_INC: add one, give the value before).
@@ -743,9 +760,12 @@ static __always_inline int cpn_choose(CPN_CTX *ctx, struct cpn_service *svc,
 static __always_inline void cpn_node_steered(struct cpn_node *n, __u64 now_ns)
 {
 	CPN_NODE_INC(&n->outstanding);
-	if (!CPN_NODE_INC(&n->unanswered) || cpn_node_suspect(n, now_ns)) {
+	if (!CPN_NODE_INC(&n->unanswered)) {
 		n->deadline_us = cpn_answer_deadline_us(n);
 		n->since_ns = now_ns;
+	} else if (cpn_node_suspect(n, now_ns) && cpn_node_reported_since(n)) {
+		n->deadline_us = cpn_answer_deadline_us(n);
+		n->since_ns = now_ns - (__u64)n->deadline_us * 1000 - 1;
 	}
 }
 
@@ -813,7 +833,7 @@ static __always_inline void cpn_learn_report(struct cpn_node *n, const struct cp
 		cpn_learn_svc(n, mean);
 		return;
 	}
-	if (n->svc_us > 1)
+	if (n->svc_us > mean / CPN_DECAY_FLOOR + 1)
 		n->svc_us -= (n->svc_us + (1u << CPN_EWMA_SHIFT) - 1) >> CPN_EWMA_SHIFT;
 	n->overclaim -= n->overclaim >> CPN_EWMA_SHIFT;
 }
@@ -835,7 +855,10 @@ static __always_inline void cpn_learn_answer(struct cpn_node *n, __u32 inside_us
 	if (!reply || !n->queue_depth || !n->svc_us || inside_us > CPN_PATH_MAX_US)
 		return;
 	depth = (__u64)n->queue_depth + n->inflight + 1;
-	pred = depth * n->svc_us;
+	/* the node's own claims: its mean as reported, not this router's
+	 * estimate (which may have decayed while it was idle)
+	 */
+	pred = depth * (n->reported_us ? n->reported_us : n->svc_us);
 	r = (__u64)inside_us * CPN_OVERCLAIM_ONE * (n->capacity ? n->capacity : 1);
 	r = pred ? r / pred : 0;
 	if (r > 0xffff)

@@ -1891,8 +1891,9 @@ static void test_only_answers_clear_suspicion(void **state)
 }
 
 /* A suspect node that still reports is tried again once every
- * CPN_SUSPECT_RETRY_NS: the try restarts its clock. One that reports
- * nothing after its unanswered requests (it died) is never tried.
+ * CPN_SUSPECT_RETRY_NS: the try leaves it suspect, and the next one waits
+ * for a report after it. One that reports nothing after it turned suspect
+ * (it died; a report it sent before may arrive late) is never tried.
  */
 static void test_suspect_node_tried_again_only_while_reporting(void **state)
 {
@@ -1906,16 +1907,26 @@ static void test_suspect_node_tried_again_only_while_reporting(void **state)
 	t = t0 + CPN_SUSPECT_RETRY_NS + MS;
 	assert_true(cpn_node_suspect(n, t));
 	assert_false(cpn_node_answering(n, t)); /* dead: no report since */
+	n->last_report_ns = t0 + 1000; /* sent before it died, arrived late */
+	assert_false(cpn_node_answering(n, t));
 	load_hdr(&h, 0, 0, 1, 0, 0);
 	cpn_learn_report(n, &h, t0 + 150 * MS); /* alive, its replies lost */
 	assert_false(cpn_node_answering(n, t0 + 160 * MS));
 	assert_true(cpn_node_answering(n, t));
 	assert_true(cpn_node_live(n, t, STALE_MS));
 	cpn_node_steered(n, t); /* the try */
-	assert_true(n->since_ns == t);
+	assert_true(n->since_ns == t - (__u64)n->deadline_us * 1000 - 1);
 	assert_int_equal(n->unanswered, 2);
-	assert_true(cpn_node_answering(n, t + 1)); /* its clock runs anew */
-	assert_false(cpn_node_answering(n, t + 10 * MS));
+	assert_true(cpn_node_suspect(n, t + 1)); /* still suspect */
+	assert_false(cpn_node_answering(n, t + 1));
+	/* the next try: CPN_SUSPECT_RETRY_NS on, and only after a new report */
+	assert_false(cpn_node_answering(n, t + CPN_SUSPECT_RETRY_NS));
+	cpn_learn_report(n, &h, t + MS);
+	assert_false(cpn_node_answering(n, t + CPN_SUSPECT_RETRY_NS - MS));
+	assert_true(cpn_node_answering(n, t + CPN_SUSPECT_RETRY_NS));
+	/* an answer clears it */
+	cpn_learn_answer(n, 100, 1);
+	assert_true(cpn_node_answering(n, t + 2 * MS));
 }
 
 /* A suspect node is gone, for the fallback, after CPN_GONE_DEADLINES of
@@ -1934,8 +1945,15 @@ static void test_gone_takes_deadlines_and_silence(void **state)
 	assert_false(cpn_node_gone(n, NOW_NS + dl + 1));
 	assert_false(cpn_node_gone(n, NOW_NS + CPN_GONE_DEADLINES * dl));
 	assert_true(cpn_node_gone(n, NOW_NS + CPN_GONE_DEADLINES * dl + 1));
-	n->last_report_ns = NOW_NS + 1; /* it reported since: alive */
+	n->last_report_ns = NOW_NS + dl; /* sent before, arrived late: no sign */
+	assert_true(cpn_node_gone(n, NOW_NS + 100 * dl));
+	n->last_report_ns = NOW_NS + dl + 1; /* reported after it turned suspect */
 	assert_false(cpn_node_gone(n, NOW_NS + 100 * dl));
+	/* the fallback sending to it does not restart its clock */
+	n->last_report_ns = NOW_NS - MS;
+	cpn_node_steered(n, NOW_NS + 100 * dl);
+	assert_true(n->since_ns == NOW_NS);
+	assert_true(cpn_node_gone(n, NOW_NS + 100 * dl));
 	cpn_learn_answer(n, 0, 0);
 	assert_false(cpn_node_gone(n, NOW_NS + 100 * dl));
 }
