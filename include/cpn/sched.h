@@ -137,17 +137,21 @@ static __always_inline int cpn_node_up(const struct cpn_node *n)
 	return (n->admin & CPN_ADMIN_UP) && !(n->admin & CPN_ADMIN_DRAIN);
 }
 
-/* How long an answer may take, µs: CPN_SUSPECT_SVC times the wait the
- * node's state predicts for a new request, plus its path and
- * CPN_SUSPECT_MIN_US.
+/* How long the node may take to answer anything, µs: CPN_SUSPECT_SVC
+ * times the time between its answers, plus its path and
+ * CPN_SUSPECT_MIN_US. Any answer counts (it clears `unanswered`), so a
+ * queue does not lengthen this: a node that has work answers one request
+ * each service time, or one batch, when more than its slots are in flight
+ * (inflight x svc_us / capacity).
  */
 static __always_inline __u32 cpn_answer_deadline_us(const struct cpn_node *n)
 {
-	__u64 dl = (__u64)n->path_us + CPN_SUSPECT_MIN_US + (__u64)CPN_SUSPECT_SVC * n->svc_us;
-	__u64 depth = (__u64)n->queue_depth + n->inflight;
+	__u64 gap = n->svc_us, dl;
+	__u32 cap = n->capacity ? n->capacity : 1;
 
-	if (depth && n->svc_us)
-		dl += CPN_SUSPECT_SVC * depth * n->svc_us / (n->capacity ? n->capacity : 1);
+	if (n->inflight > cap)
+		gap = (__u64)n->inflight * n->svc_us / cap;
+	dl = (__u64)n->path_us + CPN_SUSPECT_MIN_US + CPN_SUSPECT_SVC * gap;
 	return dl > 0xffffffffULL ? 0xffffffffU : (__u32)dl;
 }
 
@@ -190,6 +194,21 @@ static __always_inline int cpn_node_answering(const struct cpn_node *n, __u64 no
 	if (!cpn_node_suspect(n, now_ns))
 		return 1;
 	return cpn_node_reported_since(n) && now_ns - n->since_ns > CPN_SUSPECT_RETRY_NS;
+}
+
+/* May serve, for the fallback: up, not draining, not gone, and with
+ * stale_ms, reported within it (a node suspect for a moment); with
+ * stale_ms 0, however old its reports (the all-stale fallback).
+ */
+static __always_inline int cpn_node_may_serve(const struct cpn_node *n, __u64 now_ns,
+					      __u32 stale_ms)
+{
+	if (!cpn_node_up(n) || (n->report_flags & CPN_REP_DRAINING) || cpn_node_gone(n, now_ns))
+		return 0;
+	if (!stale_ms)
+		return 1;
+	return n->last_report_ns && (n->last_report_ns >= now_ns ||
+				     now_ns - n->last_report_ns <= (__u64)stale_ms * 1000000ULL);
 }
 
 /* Live: administratively up, not draining, reported within stale_ms, and
@@ -296,8 +315,8 @@ CPN_SCHED_FN int cpn_scan_live(CPN_CTX *ctx, const struct cpn_service *svc, __u3
 }
 
 /* Maglev lookup: the entry for `hash`, or the next live one within
- * CPN_MAGLEV_PROBES entries. With stale_ms = 0 an administratively-up node
- * that is not gone suffices (the all-stale fallback). 0 when none
+ * CPN_MAGLEV_PROBES entries. With stale_ms = 0 a node that may serve
+ * however old its reports suffices (the all-stale fallback). 0 when none
  * qualifies.
  */
 CPN_SCHED_FN int cpn_maglev_pick(CPN_CTX *ctx, const struct cpn_maglev *mg, __u32 hash,
@@ -317,48 +336,65 @@ CPN_SCHED_FN int cpn_maglev_pick(CPN_CTX *ctx, const struct cpn_maglev *mg, __u3
 		struct cpn_node *nd = cpn_node_at(ctx, id);
 
 		if (nd && (stale_ms ? cpn_node_live(nd, now_ns, stale_ms)
-				    : cpn_node_up(nd) && !cpn_node_gone(nd, now_ns)))
+				    : cpn_node_may_serve(nd, now_ns, 0)))
 			return id;
 	}
 	return 0;
 }
 
-/* No live candidate: Maglev over the administratively-up nodes that are
- * not gone (such a node may be alive: its reports lost, or one long
- * request of it made it suspect); without a table, the first such
- * candidate from a hashed start.
+/* No live candidate: a node that reports but is suspect, not gone (one
+ * long request of it made it so), from a hashed start; else Maglev over
+ * the nodes that may serve however old their reports (a node whose reports
+ * are lost may be alive); without a table, the first such candidate from
+ * a hashed start.
  * None: BUSY, reason no_node. The flow hash comes in out->flow_hash (five
  * arguments at most: see the top of this file); call cpn_fallback_at.
  */
+CPN_SCHED_FN int cpn_scan_may_serve(CPN_CTX *ctx, const struct cpn_service *svc, __u32 start,
+				    __u64 now_ns, __u32 stale_ms)
+{
+	CPN_CTX_USE(ctx);
+	__u32 n;
+
+	if (!svc)
+		return 0;
+	n = cpn_svc_n(svc);
+	if (start >= n)
+		return 0;
+	for (__u32 i = 0; i < CPN_SVC_SCAN_MAX; i++) {
+		if (i >= n)
+			break;
+		__u32 idx = cpn_wrap(start + i, n);
+		__u16 cand = svc->nodes[idx & (CPN_MAX_SVC_NODES - 1)];
+		struct cpn_node *nd = cpn_node_at(ctx, cand);
+
+		if (nd && cpn_node_may_serve(nd, now_ns, stale_ms))
+			return cand;
+	}
+	return 0;
+}
+
 CPN_SCHED_FN int cpn_fallback(CPN_CTX *ctx, const struct cpn_service *svc,
 			      const struct cpn_maglev *mg, __u64 now_ns, struct cpn_pick *out)
 {
 	CPN_CTX_USE(ctx);
 	__u32 n, flow_hash;
-	__u16 id;
+	__u16 id = 0;
 
 	if (!svc || !out)
 		return CPN_PICK_BUSY;
 	flow_hash = out->flow_hash;
 	n = cpn_svc_n(svc);
-	id = (__u16)cpn_maglev_pick(ctx, mg, flow_hash, now_ns, 0);
-
-	if (!id && n) {
-		__u32 start = flow_hash % n;
-
-		for (__u32 i = 0; i < CPN_SVC_SCAN_MAX; i++) {
-			if (i >= n)
-				break;
-			__u32 idx = cpn_wrap(start + i, n);
-			__u16 cand = svc->nodes[idx & (CPN_MAX_SVC_NODES - 1)];
-			struct cpn_node *nd = cpn_node_at(ctx, cand);
-
-			if (nd && cpn_node_up(nd) && !cpn_node_gone(nd, now_ns)) {
-				id = cand;
-				break;
-			}
-		}
-	}
+	/* First a node that reports and is suspect for a moment only (not
+	 * gone): one late answer must not send the flow to a node silent for
+	 * long; then, all stale, Maglev over the nodes that may serve.
+	 */
+	if (n)
+		id = (__u16)cpn_scan_may_serve(ctx, svc, flow_hash % n, now_ns, svc->stale_ms);
+	if (!id)
+		id = (__u16)cpn_maglev_pick(ctx, mg, flow_hash, now_ns, 0);
+	if (!id && n)
+		id = (__u16)cpn_scan_may_serve(ctx, svc, flow_hash % n, now_ns, 0);
 	out->node_id = id;
 	out->est_us = 0;
 	if (!id) {

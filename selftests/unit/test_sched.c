@@ -1842,19 +1842,24 @@ static void test_unanswered_node_becomes_suspect(void **state)
 	assert_true(is_live(1));
 	assert_true(cpn_node_suspect(n, NOW_NS + 1000));
 	assert_false(cpn_node_live(n, NOW_NS + 1000, STALE_MS));
-	/* a queue at the node when the first was steered lengthens the wait
-	 * allowed: 3 ahead at 100 µs each, capacity 1
+	/* a queue does not lengthen it (any answer counts); a batch in flight,
+	 * more than the slots, does: 3 in flight at 100 µs each, capacity 1
 	 */
 	{
 		struct cpn_node *q = live_node(3);
 
 		q->path_us = 40;
-		q->queue_depth = 3;
+		q->queue_depth = 30;
 		cpn_node_steered(q, NOW_NS - dl_us * 1000);
-		assert_int_equal(q->deadline_us, dl_us + CPN_SUSPECT_SVC * 300);
+		assert_int_equal(q->deadline_us, dl_us);
+		q = live_node(4);
+		q->path_us = 40;
+		q->inflight = 3;
+		cpn_node_steered(q, NOW_NS - dl_us * 1000);
+		assert_int_equal(q->deadline_us, dl_us + CPN_SUSPECT_SVC * 200);
 		assert_false(cpn_node_suspect(q, NOW_NS + 1000));
-		assert_false(cpn_node_suspect(q, NOW_NS + CPN_SUSPECT_SVC * 300 * 1000));
-		assert_true(cpn_node_suspect(q, NOW_NS + (CPN_SUSPECT_SVC * 300 + 1) * 1000));
+		assert_false(cpn_node_suspect(q, NOW_NS + CPN_SUSPECT_SVC * 200 * 1000));
+		assert_true(cpn_node_suspect(q, NOW_NS + (CPN_SUSPECT_SVC * 200 + 1) * 1000));
 	}
 	/* p2c avoids it although node 2 is far busier */
 	for (int i = 0; i < 64; i++) {
@@ -1907,7 +1912,7 @@ static void test_suspect_node_tried_again_only_while_reporting(void **state)
 	t = t0 + CPN_SUSPECT_RETRY_NS + MS;
 	assert_true(cpn_node_suspect(n, t));
 	assert_false(cpn_node_answering(n, t)); /* dead: no report since */
-	n->last_report_ns = t0 + 1000; /* sent before it died, arrived late */
+	n->last_report_ns = t0 + 1000;		/* sent before it died, arrived late */
 	assert_false(cpn_node_answering(n, t));
 	load_hdr(&h, 0, 0, 1, 0, 0);
 	cpn_learn_report(n, &h, t0 + 150 * MS); /* alive, its replies lost */
@@ -1956,6 +1961,53 @@ static void test_gone_takes_deadlines_and_silence(void **state)
 	assert_true(cpn_node_gone(n, NOW_NS + 100 * dl));
 	cpn_learn_answer(n, 0, 0);
 	assert_false(cpn_node_gone(n, NOW_NS + 100 * dl));
+}
+
+/* No live candidate: a reporting node suspect for a moment (not gone)
+ * comes before a node silent for long; a node that reported DRAINING is
+ * never the fallback's.
+ */
+static void test_fallback_prefers_reporting_suspect_over_stale(void **state)
+{
+	const __u16 ids[2] = {1, 2};
+	__u32 w[2] = {1, 1};
+	struct cpn_service s;
+	struct cpn_node *a = live_node(1), *b = live_node(2);
+
+	(void)state;
+	kill_node(2, DEAD_STALE);
+	svc_init(&s, CPN_POL_P2C, ids, 2);
+	assert_int_equal(cpn_maglev_build(&mg, ids, w, 2), 0);
+	a->last_report_ns = NOW_NS - 3 * MS;
+	cpn_node_steered(a, NOW_NS - 2 * MS); /* suspect at NOW_NS, not gone */
+	assert_true(cpn_node_suspect(a, NOW_NS));
+	assert_false(cpn_node_gone(a, NOW_NS));
+	for (__u32 h = 0; h < 100; h++) {
+		struct cpn_pick p;
+
+		memset(&p, 0, sizeof(p));
+		cpn_choose(tbl, &s, &mg, h * 7919u, rng(), NOW_NS, &p);
+		assert_int_equal(p.verdict, CPN_PICK_FALLBACK);
+		assert_int_equal(p.node_id, 1);
+	}
+	/* node 1 gone (silent since): the stale node 2 may still serve */
+	for (__u32 h = 0; h < 100; h++) {
+		struct cpn_pick p;
+
+		memset(&p, 0, sizeof(p));
+		cpn_choose(tbl, &s, &mg, h * 7919u, rng(), NOW_NS + 100 * MS, &p);
+		assert_int_equal(p.node_id, 2);
+	}
+	/* ...unless it said DRAINING */
+	b->report_flags |= CPN_REP_DRAINING;
+	{
+		struct cpn_pick p;
+
+		memset(&p, 0, sizeof(p));
+		cpn_choose(tbl, &s, &mg, 7, rng(), NOW_NS + 100 * MS, &p);
+		assert_int_equal(p.verdict, CPN_PICK_BUSY);
+		assert_int_equal(p.busy_reason, CPN_BUSY_NO_NODE);
+	}
 }
 
 /* All candidates stale: the fallback skips nodes that are gone; none left:
@@ -2352,6 +2404,7 @@ int main(void)
 	    T(test_only_answers_clear_suspicion),
 	    T(test_suspect_node_tried_again_only_while_reporting),
 	    T(test_gone_takes_deadlines_and_silence),
+	    T(test_fallback_prefers_reporting_suspect_over_stale),
 	    T(test_fallback_skips_suspect_nodes_then_busy),
 	    T(test_stale_mean_decays_while_idle),
 	    T(test_overclaim_scales_reported_capacity),
