@@ -12,6 +12,9 @@
 #   fwd      cpn-fwd Mpps on one lcore vs dpdk-testpmd 5tswap and io
 #   fwdrate  packets/s through a router namespace on veth: XDP steering vs
 #            kernel forwarding, cpn-pktgen (AF_XDP) as the generator
+#   latency  the latency the router adds to a request on the netns testbed
+#            (p50, p99): through cpn_xdp to the VIP vs kernel forwarding to
+#            the worker's own address, rounds alternated
 #   sched    scheduling quality on the netns testbed: p50/p99/p99.9 per
 #            policy vs the M/M/k optimum and M/M/1; heterogeneous fleet
 #   sim      cpn-sim: 1000 nodes, 1/10/100 routers with stale views
@@ -33,7 +36,7 @@ set -u
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 cd "$ROOT" || exit 1
 BUILD=${BUILD:-build}
-ALL=(xdp insns fwd fwdrate sched sim fleet worker model seal)
+ALL=(xdp insns fwd fwdrate latency sched sim fleet worker model seal)
 only="" smoke=0
 RESULTS=bench/results.json PLOTS=docs/bench DOC=docs/BENCHMARKS.md
 
@@ -83,6 +86,8 @@ cmd_of() {
 	fwd:smoke) echo "bench/bench-fwd.sh --runs 1 --seconds 1 --warmup 0.5 --json" ;;
 	fwdrate:smoke) echo "bench/bench-fwdrate.sh --smoke --json-out $W/fwdrate.json --plot-dir $PLOTS" ;;
 	fwdrate:*) echo "bench/bench-fwdrate.sh --json-out $W/fwdrate.json --plot-dir $PLOTS" ;;
+	latency:smoke) echo "bench/bench-latency.sh --smoke --json-out $W/latency.json" ;;
+	latency:*) echo "bench/bench-latency.sh --json-out $W/latency.json" ;;
 	sched:smoke) echo "bench/bench-sched.sh --smoke --json-out $W/sched.json --plot-dir $PLOTS" ;;
 	sched:*) echo "bench/bench-sched.sh --json-out $W/sched.json --plot-dir $PLOTS" ;;
 	sim:smoke) echo "bench/bench-sim.sh --smoke --json-out $W/sim.json --plot-dir $PLOTS" ;;

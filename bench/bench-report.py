@@ -17,7 +17,7 @@ import platform
 import subprocess
 import sys
 
-ORDER = ["sched", "sim", "fleet", "xdp", "insns", "fwdrate", "fwd", "worker", "model", "seal"]
+ORDER = ["sched", "sim", "fleet", "xdp", "insns", "fwdrate", "latency", "fwd", "worker", "model", "seal"]
 TITLES = {
     "sched": "Scheduling quality on the testbed (the headline)",
     "sim": "Scale, by simulation (cpn-sim)",
@@ -25,6 +25,7 @@ TITLES = {
     "xdp": "Router cost per packet (XDP)",
     "insns": "Router cost per packet: BPF instructions and map lookups",
     "fwdrate": "Forwarding rate through the router (veth, XDP vs kernel)",
+    "latency": "Latency the router adds",
     "fwd": "DPDK forwarder (cpn-fwd vs dpdk-testpmd)",
     "worker": "Worker throughput against batch size",
     "model": "A real model through the router: ResNet-18, batch 1 and 16",
@@ -485,6 +486,44 @@ def sec_fwdrate(d, plots, work):
     return "\n".join(out), summ
 
 
+def sec_latency(d, plots, work):
+    """The router's added latency: both paths' p50 and p99 over the rounds,
+    the difference of the medians and the spread of the per-round pairs."""
+    paths, added = d["paths"], d["added_us"]
+    rows = []
+    for p in ("router", "direct"):
+        x = paths[p]
+        rows.append([p, "%s (%s..%s)" % (fmt(x["p50_us"]["median"]), fmt(x["p50_us"]["min"]),
+                                         fmt(x["p50_us"]["max"])),
+                     "%s (%s..%s)" % (fmt(x["p99_us"]["median"]), fmt(x["p99_us"]["min"]),
+                                      fmt(x["p99_us"]["max"])),
+                     fmt(x["p999_us"]["median"]), fmt(x["mean_us"]["median"]), x["replied"],
+                     x.get("busy", 0), x["lost"]])
+    md = ["%d round(s) of each path, alternated (%s), each %g s measured after %g s of warmup; "
+          "%d req/s, %s arrivals, %d-byte echo payload; one `cpn-worker %s` (no --hop-key), "
+          "no path delay. Latencies in µs, median over the rounds (min..max)." %
+          (d["rounds"], d["order"], d["duration_s"], d["warmup_s"], d["rate"], d["arrivals"],
+           d["payload_bytes"], d["worker_args"]), "",
+          "- router: %s" % d["compared"]["router"],
+          "- direct: %s" % d["compared"]["direct"], "",
+          table(["path", "p50 µs", "p99 µs", "p99.9 µs", "mean µs", "replied", "busy", "lost"],
+                rows), "",
+          table(["added by the router", "router − direct (difference of medians)",
+                 "per round pair: median (min..max)"],
+                [[q, "%+.2f µs" % added[k]["diff_of_medians"],
+                  "%+.2f (%+.2f..%+.2f)" % (added[k]["pairs"]["median"], added[k]["pairs"]["min"],
+                                            added[k]["pairs"]["max"])]
+                 for q, k in (("p50", "p50_us"), ("p99", "p99_us"))]), "",
+          "Goal: the router adds less than %g µs to the p50: **%s** (%+.2f µs)." %
+          (d["goal_us"], "met" if d["goal_met"] else "not met",
+           added["p50_us"]["diff_of_medians"])]
+    if d.get("problems"):
+        md.append("\nProblems: " + "; ".join(map(str, d["problems"])))
+    return "\n".join(md), {"added_p50_us": added["p50_us"]["diff_of_medians"],
+                           "added_p99_us": added["p99_us"]["diff_of_medians"],
+                           "goal_met": d["goal_met"]}
+
+
 def sec_sched(d, plots, work):
     pols = d.get("params", {}).get("policies", [])
     rhos = d.get("params", {}).get("rhos", [])
@@ -727,7 +766,7 @@ def main():
         if data is not None:
             fn = {"xdp": sec_xdp, "fwd": sec_fwd, "sim": sec_sim, "fleet": sec_fleet,
                   "model": sec_model, "seal": sec_seal,
-                      "worker": sec_worker, "fwdrate": sec_fwdrate,
+                      "worker": sec_worker, "fwdrate": sec_fwdrate, "latency": sec_latency,
                       "sched": sec_sched}.get(name)
             try:
                 md, summary = fn(data, a.plots, a.work) if fn else \

@@ -32,7 +32,7 @@ $(BUILD)/bench-fwd-pcap: $(call obj,bench/bench-fwd-pcap.c) $(LIBCPN_A)
 
 BENCH_PROGS += $(BUILD)/bench-xdp $(BUILD)/bench-insns $(BUILD)/bench-fwd-pcap
 
-.PHONY: bench-insns bench-fwd bench-fwdrate bench-sched bench-sim bench-worker
+.PHONY: bench-insns bench-fwd bench-fwdrate bench-latency bench-sched bench-sim bench-worker
 bench-insns: $(BUILD)/bench-insns
 	$(BUILD)/bench-insns
 
@@ -41,6 +41,10 @@ bench-fwd: $(BUILD)/bench-fwd-pcap $(BUILD)/cpn-fwd
 
 bench-fwdrate: $(BUILD)/cpn-pktgen $(BUILD)/cpnctl bpf/cpn_router.bpf.o tools/cpn-pktgen/cpn_sink.bpf.o
 	bench/bench-fwdrate.sh --json-out docs/bench/fwdrate.json --plot-dir docs/bench
+
+bench-latency: $(BUILD)/cpnctl $(BUILD)/cpn-worker $(BUILD)/cpn-load bpf/cpn_router.bpf.o \
+		bpf/cpn_pass.bpf.o
+	bench/bench-latency.sh --json-out docs/bench/latency.json
 
 bench-sched: $(BUILD)/cpnctl $(BUILD)/cpn-worker $(BUILD)/cpn-load $(BUILD)/cpn-mmk \
 		$(BUILD)/cpn-sim bpf/cpn_pass.bpf.o
