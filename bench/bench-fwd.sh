@@ -77,7 +77,7 @@ cat >"$TMP/cfg.yaml" <<'YAML'
 control_port: 7471
 services:
   - {name: bench, id: 1, vip: 10.0.0.100, port: 7470, policy: p2c, nodes: [1, 2, 3, 4],
-     stale_ms: 60000, max_queue: 65535}
+     stale_ms: 60000, max_queue: 65535, liveness: reports}
 nodes:
   - {id: 1, addr: "10.1.0.1:7470"}
   - {id: 2, addr: "10.1.0.2:7470"}

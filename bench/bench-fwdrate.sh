@@ -154,7 +154,7 @@ interfaces: [r0, r1]
 control_port: $CTL
 services:
   - {name: bench, id: 1, vip: $VIP, port: $PORT, policy: p2c, stale_ms: 600000,
-     max_wait_us: 0, max_queue: 0, nodes: [1, 2, 3, 4]}
+     max_wait_us: 0, max_queue: 0, nodes: [1, 2, 3, 4], liveness: reports}
 nodes:
   - {id: 1, addr: "10.91.1.2:$PORT"}
   - {id: 2, addr: "10.91.1.3:$PORT"}

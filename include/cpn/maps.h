@@ -138,6 +138,12 @@ enum cpn_service_flags {
 	 * the flow of a request that went to the node it comes from.
 	 */
 	CPN_SVC_REPLY_CHECK = 0x8,
+	/* liveness: reports — the router does not see this service's
+	 * answers (DNAT without reply_check, an asymmetric path): its requests
+	 * count as load but not as unanswered (docs/ARCHITECTURE.md,
+	 * "Liveness from the traffic").
+	 */
+	CPN_SVC_LIVENESS_REPORTS = 0x10,
 };
 
 /* A service. The canonical copy is cpn_services[id]; cpn_vips holds the

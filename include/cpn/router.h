@@ -567,7 +567,10 @@ static __always_inline int cpn_request(struct cpn_env *env, void *data, void *da
 	/* Sent from here on: count it (before the rewrite's stores, which an
 	 * atomic would otherwise wait for).
 	 */
-	cpn_node_steered(n, now);
+	if (svc->flags & CPN_SVC_LIVENESS_REPORTS)
+		cpn_node_steered_unwatched(n);
+	else
+		cpn_node_steered(n, now);
 
 	/* Tag: node, hop count, our clock, TAGGED, then the hop tag over them.
 	 * The UDP checksum follows every changed 16-bit word of the header.

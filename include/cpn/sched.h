@@ -793,6 +793,14 @@ static __always_inline int cpn_choose(CPN_CTX *ctx, struct cpn_service *svc,
 #ifndef CPN_NODE_INC
 #define CPN_NODE_INC(p) __sync_fetch_and_add(p, 1)
 #endif
+/* Steered for a service whose answers this router does not see
+ * (`liveness: reports`): load until the next report, nothing more.
+ */
+static __always_inline void cpn_node_steered_unwatched(struct cpn_node *n)
+{
+	CPN_NODE_INC(&n->outstanding);
+}
+
 static __always_inline void cpn_node_steered(struct cpn_node *n, __u64 now_ns)
 {
 	CPN_NODE_INC(&n->outstanding);

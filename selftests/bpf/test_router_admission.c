@@ -322,6 +322,39 @@ static void test_unanswered_node_is_avoided_until_it_answers(void **state)
 	}
 }
 
+/* `liveness: reports`: this router does not see the service's answers; its
+ * requests count as load (outstanding), not as unanswered, and no node of
+ * it turns suspect however long they go unanswered.
+ */
+static void test_liveness_reports_service_counts_no_unanswered(void **state)
+{
+	struct router *r = *state;
+	struct cpn_service svc;
+	struct cpn_pkt s;
+	struct rt_out o;
+	__u8 in[CPN_PKT_MAX];
+	size_t len;
+
+	assert_int_equal(t_topology(r, CPN_AF_INET, CPN_POL_P2C, 2), 0);
+	assert_int_equal(cpn_maps_get_service(&r->maps, T_SVC, &svc), 0);
+	svc.flags |= CPN_SVC_LIVENESS_REPORTS;
+	assert_int_equal(cpn_maps_set_service(&r->maps, T_SVC, &svc), 0);
+	r->maps.state[1].unanswered = r->maps.state[2].unanswered = 0;
+	r->silent_nodes = 1;
+	cpn_pkt_default(&s, CPN_AF_INET);
+	len = cpn_pkt_build(&s, in, sizeof(in));
+	for (int i = 0; i < 40; i++) {
+		rt_run(r, in, len, &o);
+		assert_int_equal(o.act, XDP_PASS);
+		if (i == 20)
+			usleep(3000); /* past any deadline */
+	}
+	assert_int_equal(r->maps.state[1].unanswered, 0);
+	assert_int_equal(r->maps.state[2].unanswered, 0);
+	assert_true(r->maps.state[1].outstanding + r->maps.state[2].outstanding == 40);
+	r->silent_nodes = 0;
+}
+
 /* Every node stale and known to leave requests unanswered (they died): the
  * fallback has no node that may be alive, and the client gets BUSY
  * no_node at once rather than silence.
@@ -844,6 +877,7 @@ int main(void)
 	    T(test_busy_no_node_when_no_node_is_admin_up),
 	    T(test_unanswered_node_is_avoided_until_it_answers),
 	    T(test_busy_no_node_when_every_node_is_gone),
+	    T(test_liveness_reports_service_counts_no_unanswered),
 	    T(test_unknown_tenant_is_dropped_by_acl),
 	    T(test_tenant_not_allowed_on_service_is_dropped_by_acl),
 	    T(test_any_tenant_opens_a_service_to_every_tenant),

@@ -600,6 +600,8 @@ static const struct bad bad[] = {
     {BASE "tenants:\n  - {id: 1, services: [a], max_sessions: 65537}\n", 7, "out of range"},
     {BASE "  - {name: b, id: 2, vip: 10.0.0.2, port: 80, reply_check: maybe}\n", 6,
      "must be true or false"},
+    {BASE "  - {name: b, id: 2, vip: 10.0.0.2, port: 80, liveness: heartbeats}\n", 6,
+     "unknown liveness 'heartbeats'"},
 };
 
 static void gen_cases(void)
@@ -787,7 +789,8 @@ static const char trust_yaml[] =
     "fleet: {hop_key: \"" KEY3 "\"}\n"
     "services:\n"
     "  - {name: a, id: 1, vip: 10.0.0.1, port: 7470, nodes: [1, 2], reply_check: false}\n"
-    "  - {name: b, id: 2, vip: 10.0.0.2, port: 7470, nodes: [1], reply_check: true}\n"
+    "  - {name: b, id: 2, vip: 10.0.0.2, port: 7470, nodes: [1], reply_check: true, "
+    "liveness: reports}\n"
     "nodes:\n"
     "  - {id: 1, addr: \"10.1.0.1:7470\", key: \"" KEY1 "\", key_next: \"" KEY2 "\", "
     "fresh: optional}\n"
@@ -812,6 +815,8 @@ static void test_trust_keys(void **state)
 	assert_key(cfg.hop_key, KEY3);
 	assert_true(cfg.services[0].reply_unchecked);
 	assert_false(cfg.services[1].reply_unchecked);
+	assert_false(cfg.services[0].liveness_reports);
+	assert_true(cfg.services[1].liveness_reports);
 	assert_true(cfg.nodes[0].has_key_next);
 	assert_key(cfg.nodes[0].key_next, KEY2);
 	assert_true(cfg.nodes[0].fresh_optional);
@@ -825,8 +830,10 @@ static void test_trust_keys(void **state)
 	/* The map values: flags and second keys where the config says. */
 	cpn_cfg_to_service(&cfg.services[0], &s);
 	assert_false(s.flags & CPN_SVC_REPLY_CHECK);
+	assert_false(s.flags & CPN_SVC_LIVENESS_REPORTS);
 	cpn_cfg_to_service(&cfg.services[1], &s);
 	assert_true(s.flags & CPN_SVC_REPLY_CHECK);
+	assert_true(s.flags & CPN_SVC_LIVENESS_REPORTS);
 	cfg.services[1].dpdk = true; /* cpn-fwd keeps no flows */
 	cpn_cfg_to_service(&cfg.services[1], &s);
 	assert_false(s.flags & CPN_SVC_REPLY_CHECK);

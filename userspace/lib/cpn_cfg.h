@@ -65,6 +65,12 @@ struct cfg_service {
 	 * request); full NAT always checks.
 	 */
 	bool reply_unchecked;
+	/* liveness: reports. By default (traffic) a node that leaves the
+	 * requests steered to it unanswered is suspect; with reports only its
+	 * reports say whether it is live (for a service whose answers do not
+	 * pass through this router).
+	 */
+	bool liveness_reports;
 	__u32 max_wait_us;
 	__u32 max_queue;
 	__u32 stale_ms; /* default 500 */

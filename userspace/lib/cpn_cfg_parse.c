@@ -368,9 +368,9 @@ static int parse_ifaces(struct ctx *c, const struct field *f)
 
 static int parse_service(struct ctx *c, yaml_node_t *m, struct cfg_service *s, struct svc_lines *sl)
 {
-	static const char *const keys[] = {"name",   "id",	    "vip",	 "port",
-					   "policy", "max_wait_us", "max_queue", "stale_ms",
-					   "nodes",  "dataplane",   "reply",	 "reply_check"};
+	static const char *const keys[] = {
+	    "name",	"id",	 "vip",	      "port",  "policy",      "max_wait_us", "max_queue",
+	    "stale_ms", "nodes", "dataplane", "reply", "reply_check", "liveness"};
 	enum {
 		K_NAME,
 		K_ID,
@@ -384,6 +384,7 @@ static int parse_service(struct ctx *c, yaml_node_t *m, struct cfg_service *s, s
 		K_DP,
 		K_REPLY,
 		K_REPLY_CHECK,
+		K_LIVENESS,
 	};
 	unsigned long seen = 0;
 	struct field f;
@@ -400,7 +401,8 @@ static int parse_service(struct ctx *c, yaml_node_t *m, struct cfg_service *s, s
 	for (int i = 0; i < n_pairs(m); i++) {
 		yaml_node_pair_t *p = &m->data.mapping.pairs.start[i];
 
-		if ((k = key_of(c, "service", keys, 12, p, &seen, &f)) < 0)
+		if ((k = key_of(c, "service", keys, (int)(sizeof(keys) / sizeof(keys[0])), p, &seen,
+				&f)) < 0)
 			return -1;
 		switch (k) {
 		case K_NAME:
@@ -508,6 +510,18 @@ static int parse_service(struct ctx *c, yaml_node_t *m, struct cfg_service *s, s
 			s->reply_unchecked = !on;
 			break;
 		}
+		case K_LIVENESS:
+			if (get_s(&f, &str))
+				return -1;
+			if (strcmp(str, "traffic") && strcmp(str, "reports"))
+				return fail(
+				    c, vline(&f),
+				    "unknown liveness '%.40s': use traffic (answers and "
+				    "reports) or reports (reports only: this router does not "
+				    "see the service's answers)",
+				    str);
+			s->liveness_reports = !strcmp(str, "reports");
+			break;
 		}
 	}
 	return need(c, m, "service", keys, seen,

@@ -13,6 +13,8 @@ void cpn_cfg_to_service(const struct cfg_service *c, struct cpn_service *s)
 	/* cpn-fwd keeps no flows: a `dataplane: dpdk` service is not bound. */
 	if (!c->reply_unchecked && !c->dpdk)
 		s->flags |= CPN_SVC_REPLY_CHECK;
+	if (c->liveness_reports)
+		s->flags |= CPN_SVC_LIVENESS_REPORTS;
 	s->id = c->id;
 	s->policy = c->policy;
 	s->family = c->family;
