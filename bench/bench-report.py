@@ -497,23 +497,30 @@ def sec_latency(d, plots, work):
                                          fmt(x["p50_us"]["max"])),
                      "%s (%s..%s)" % (fmt(x["p99_us"]["median"]), fmt(x["p99_us"]["min"]),
                                       fmt(x["p99_us"]["max"])),
-                     fmt(x["p999_us"]["median"]), fmt(x["mean_us"]["median"]), x["replied"],
+                     fmt(x["p999_us"]["median"]), fmt(x["mean_us"]["median"]),
+                     fmt(x["min_us"]["median"]) if "min_us" in x else None, x["replied"],
                      x.get("busy", 0), x["lost"]])
     md = ["%d round(s) of each path, alternated (%s), each %g s measured after %g s of warmup; "
           "%d req/s, %s arrivals, %d-byte echo payload; one `cpn-worker %s` (no --hop-key), "
-          "no path delay. Latencies in µs, median over the rounds (min..max)." %
+          "no path delay; client and worker pinned to CPU %s of %s. Latencies in µs, median over "
+          "the rounds (min..max). Load average %s before, %s after." %
           (d["rounds"], d["order"], d["duration_s"], d["warmup_s"], d["rate"], d["arrivals"],
-           d["payload_bytes"], d["worker_args"]), "",
+           d["payload_bytes"], d["worker_args"], d.get("cpu", "?"), d.get("nproc", "?"),
+           " ".join(d.get("loadavg", {}).get("before", ["?"])),
+           " ".join(d.get("loadavg", {}).get("after", ["?"]))), "",
           "- router: %s" % d["compared"]["router"],
           "- direct: %s" % d["compared"]["direct"], "",
-          table(["path", "p50 µs", "p99 µs", "p99.9 µs", "mean µs", "replied", "busy", "lost"],
-                rows), "",
+          table(["path", "p50 µs", "p99 µs", "p99.9 µs", "mean µs", "min µs", "replied", "busy",
+                 "lost"], rows), "",
           table(["added by the router", "router − direct (difference of medians)",
-                 "per round pair: median (min..max)"],
+                 "per round pair: median", "quartiles", "min..max"],
                 [[q, "%+.2f µs" % added[k]["diff_of_medians"],
-                  "%+.2f (%+.2f..%+.2f)" % (added[k]["pairs"]["median"], added[k]["pairs"]["min"],
-                                            added[k]["pairs"]["max"])]
-                 for q, k in (("p50", "p50_us"), ("p99", "p99_us"))]), "",
+                  "%+.2f" % added[k]["pairs"]["median"],
+                  "%+.2f..%+.2f" % (added[k]["pairs"].get("q1", added[k]["pairs"]["min"]),
+                                    added[k]["pairs"].get("q3", added[k]["pairs"]["max"])),
+                  "%+.2f..%+.2f" % (added[k]["pairs"]["min"], added[k]["pairs"]["max"])]
+                 for q, k in (("p50", "p50_us"), ("p99", "p99_us"), ("min", "min_us"))
+                 if k in added]), "",
           "Goal: the router adds less than %g µs to the p50: **%s** (%+.2f µs)." %
           (d["goal_us"], "met" if d["goal_met"] else "not met",
            added["p50_us"]["diff_of_medians"])]
@@ -521,6 +528,7 @@ def sec_latency(d, plots, work):
         md.append("\nProblems: " + "; ".join(map(str, d["problems"])))
     return "\n".join(md), {"added_p50_us": added["p50_us"]["diff_of_medians"],
                            "added_p99_us": added["p99_us"]["diff_of_medians"],
+                           "added_min_us": added.get("min_us", {}).get("diff_of_medians"),
                            "goal_met": d["goal_met"]}
 
 

@@ -12,7 +12,7 @@ BUILD=${BUILD:-build}
 export BUILD
 
 need_root
-need_cmd python3 timeout ip bpftool ethtool nsenter
+need_cmd python3 timeout ip bpftool ethtool nsenter taskset
 need_file "$BUILD/cpnctl" "$BUILD/cpn-worker" "$BUILD/cpn-load" bpf/cpn_pass.bpf.o
 
 NAME=blats
@@ -49,7 +49,7 @@ assert d["rounds"] == 2 and d["rate"] == 1000 and d["path_delay_us"] == 0, d
 for p in ("router", "direct"):
     x = d["paths"][p]
     assert x["rounds"] == 2 and x["replied"] > 0, (p, x)
-    for q in ("p50_us", "p99_us"):
+    for q in ("p50_us", "p99_us", "min_us"):
         assert 0 < x[q]["min"] <= x[q]["median"] <= x[q]["max"], (p, q, x[q])
 runs = d["runs"]
 assert [(r["round"], r["path"]) for r in runs] == \
@@ -64,6 +64,7 @@ for r in runs:
 a = d["added_us"]["p50_us"]
 m = d["paths"]["router"]["p50_us"]["median"] - d["paths"]["direct"]["p50_us"]["median"]
 assert abs(a["diff_of_medians"] - m) < 1e-9 and len(a["pair_diffs"]) == 2, a
+assert set(d["added_us"]) == {"p50_us", "p99_us", "min_us"}, d["added_us"].keys()
 assert d["goal_met"] == (a["diff_of_medians"] < d["goal_us"]), d["goal_met"]
 print("ok: added p50 %+.2f us, p99 %+.2f us" % (a["diff_of_medians"],
                                                d["added_us"]["p99_us"]["diff_of_medians"]))
