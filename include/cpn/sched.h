@@ -66,12 +66,13 @@ static __always_inline struct cpn_node *cpn_node_at_flat(void *tbl, __u32 id)
  * heartbeat does not.
  */
 #define CPN_SUSPECT_SVC	     2
-#define CPN_SUSPECT_MIN_US   500
+#define CPN_SUSPECT_MIN_US   2000
 #define CPN_SUSPECT_RETRY_NS 200000000ULL
 /* Gone: suspect for CPN_GONE_DEADLINES deadlines with no report since its
  * unanswered requests: the all-stale fallback no longer sends it any.
  */
 #define CPN_GONE_DEADLINES 4
+#define CPN_GONE_MIN_NS	   20000000ULL /* and never before 20 ms: a host's stall */
 /* Reported capacity against measured answers (cpn_node.overclaim). */
 #define CPN_OVERCLAIM_ONE 16
 #define CPN_OVERCLAIM_OK  20 /* 1.25: what batching and variance leave */
@@ -180,8 +181,12 @@ static __always_inline int cpn_node_reported_since(const struct cpn_node *n)
 
 static __always_inline int cpn_node_gone(const struct cpn_node *n, __u64 now_ns)
 {
+	__u64 dl = (__u64)n->deadline_us * (1000 * CPN_GONE_DEADLINES);
+
+	if (dl < CPN_GONE_MIN_NS)
+		dl = CPN_GONE_MIN_NS;
 	return n->unanswered && now_ns > n->since_ns && !cpn_node_reported_since(n) &&
-	       now_ns - n->since_ns > (__u64)n->deadline_us * (1000 * CPN_GONE_DEADLINES);
+	       now_ns - n->since_ns > dl;
 }
 
 /* Not suspect, or suspect but reporting still and last tried
@@ -343,17 +348,22 @@ CPN_SCHED_FN int cpn_maglev_pick(CPN_CTX *ctx, const struct cpn_maglev *mg, __u3
 }
 
 /* No live candidate: a node that reports but is suspect, not gone (one
- * long request of it made it so), from a hashed start; else Maglev over
- * the nodes that may serve however old their reports (a node whose reports
- * are lost may be alive); without a table, the first such candidate from
- * a hashed start.
+ * long request of it made it so), from a hashed start; none, but some
+ * report: BUSY. All stale: Maglev over the nodes that may serve however
+ * old their reports (a node whose reports are lost may be alive); without
+ * a table, the first such candidate from a hashed start.
  * None: BUSY, reason no_node. The flow hash comes in out->flow_hash (five
  * arguments at most: see the top of this file); call cpn_fallback_at.
+ */
+/* The first candidate from `start` that may serve; else -1 when one of
+ * them has reports within stale_ms (it is gone, or draining), 0 when none
+ * has (all stale).
  */
 CPN_SCHED_FN int cpn_scan_may_serve(CPN_CTX *ctx, const struct cpn_service *svc, __u32 start,
 				    __u64 now_ns, __u32 stale_ms)
 {
 	CPN_CTX_USE(ctx);
+	int fresh = 0;
 	__u32 n;
 
 	if (!svc)
@@ -368,10 +378,16 @@ CPN_SCHED_FN int cpn_scan_may_serve(CPN_CTX *ctx, const struct cpn_service *svc,
 		__u16 cand = svc->nodes[idx & (CPN_MAX_SVC_NODES - 1)];
 		struct cpn_node *nd = cpn_node_at(ctx, cand);
 
-		if (nd && cpn_node_may_serve(nd, now_ns, stale_ms))
+		if (!nd)
+			continue;
+		if (cpn_node_may_serve(nd, now_ns, stale_ms))
 			return cand;
+		if (stale_ms && nd->last_report_ns &&
+		    (nd->last_report_ns >= now_ns ||
+		     now_ns - nd->last_report_ns <= (__u64)stale_ms * 1000000ULL))
+			fresh = 1;
 	}
-	return 0;
+	return fresh ? -1 : 0;
 }
 
 CPN_SCHED_FN int cpn_fallback(CPN_CTX *ctx, const struct cpn_service *svc,
@@ -387,11 +403,18 @@ CPN_SCHED_FN int cpn_fallback(CPN_CTX *ctx, const struct cpn_service *svc,
 	n = cpn_svc_n(svc);
 	/* First a node that reports and is suspect for a moment only (not
 	 * gone): one late answer must not send the flow to a node silent for
-	 * long; then, all stale, Maglev over the nodes that may serve.
+	 * long. Only when every candidate is stale, Maglev over the nodes
+	 * that may serve: while some report, those that do not are not tried.
 	 */
-	if (n)
-		id = (__u16)cpn_scan_may_serve(ctx, svc, flow_hash % n, now_ns, svc->stale_ms);
-	if (!id)
+	if (n) {
+		int r = cpn_scan_may_serve(ctx, svc, flow_hash % n, now_ns, svc->stale_ms);
+
+		if (r > 0)
+			id = (__u16)r;
+		else if (r < 0)
+			n = 0; /* some report, none may serve: BUSY */
+	}
+	if (!id && n)
 		id = (__u16)cpn_maglev_pick(ctx, mg, flow_hash, now_ns, 0);
 	if (!id && n)
 		id = (__u16)cpn_scan_may_serve(ctx, svc, flow_hash % n, now_ns, 0);

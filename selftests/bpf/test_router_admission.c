@@ -294,8 +294,8 @@ static void test_unanswered_node_is_avoided_until_it_answers(void **state)
 		assert_int_equal(o.act, XDP_PASS);
 		assert_int_equal(cpn_pkt_steered_node(o.buf, o.len), 1);
 		assert_int_equal(r->maps.state[1].unanswered, 1);
-		/* past its deadline (path 0 + 500 µs + 2 x 100 µs) */
-		usleep(3000);
+		/* past its deadline (path 0 + 2 ms + 2 x 100 µs) */
+		usleep(5000);
 		t_report(r, 1, 0, 0, 1, 100, 0); /* a heartbeat: still suspect */
 		assert_int_equal(r->maps.state[1].unanswered, 1);
 		for (int i = 0; i < 32; i++) {

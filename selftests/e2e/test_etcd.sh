@@ -483,6 +483,8 @@ start_etcd
 t_back=$(now_ms)
 wait "$load_pid"
 load_rc=$?
+ctl 1 stats -j >"$TMP/stats.r1" 2>&1
+ctl 1 status -j >"$TMP/status.r1" 2>&1
 lost=$(python3 -c "import json; d=json.load(open('$TMP/load.json')); print(d['lost'])" 2>/dev/null)
 sent=$(python3 -c "import json; d=json.load(open('$TMP/load.json')); print(d['sent'])" 2>/dev/null)
 write_cfg "$TMP/e.yaml" p2c 128
@@ -505,7 +507,8 @@ else
 		"r1 kept: $([ "$mid1" = "$v1" ] && echo yes || echo "no: $v1 -> $mid1")" \
 		"r2 kept: $([ "$mid2" = "$v2" ] && echo yes || echo "no: $v2 -> $mid2")" \
 		"daemons alive: $alive; cpn-load exit $load_rc, sent ${sent:-?}, lost ${lost:-?}" \
-		"after: revision ${rev_e:-none}, lag r1 ${lag[1]} r2 ${lag[2]}" "$TMP/load.err" "$(dlogs)"
+		"after: revision ${rev_e:-none}, lag r1 ${lag[1]} r2 ${lag[2]}" "$TMP/load.err" "$(dlogs)" \
+		"$TMP/stats.r1" "$TMP/status.r1"
 fi
 
 # ---- 8. corrupted values are refused, the routers keep their configuration --------

@@ -1927,7 +1927,7 @@ static void test_suspect_node_tried_again_only_while_reporting(void **state)
 	/* the next try: CPN_SUSPECT_RETRY_NS on, and only after a new report */
 	assert_false(cpn_node_answering(n, t + CPN_SUSPECT_RETRY_NS));
 	cpn_learn_report(n, &h, t + MS);
-	assert_false(cpn_node_answering(n, t + CPN_SUSPECT_RETRY_NS - MS));
+	assert_false(cpn_node_answering(n, t + CPN_SUSPECT_RETRY_NS - 3 * MS));
 	assert_true(cpn_node_answering(n, t + CPN_SUSPECT_RETRY_NS));
 	/* an answer clears it */
 	cpn_learn_answer(n, 100, 1);
@@ -1948,6 +1948,15 @@ static void test_gone_takes_deadlines_and_silence(void **state)
 	dl = (__u64)n->deadline_us * 1000;
 	assert_true(cpn_node_suspect(n, NOW_NS + dl + 1));
 	assert_false(cpn_node_gone(n, NOW_NS + dl + 1));
+	/* 4 deadlines, and 20 ms at least (this node's 4 deadlines are less) */
+	assert_true(CPN_GONE_DEADLINES * dl < CPN_GONE_MIN_NS);
+	assert_false(cpn_node_gone(n, NOW_NS + CPN_GONE_DEADLINES * dl + 1));
+	assert_false(cpn_node_gone(n, NOW_NS + CPN_GONE_MIN_NS));
+	assert_true(cpn_node_gone(n, NOW_NS + CPN_GONE_MIN_NS + 1));
+	n->svc_us = 5000; /* a slow node: its 4 deadlines are more than 20 ms */
+	cpn_learn_answer(n, 0, 0);
+	cpn_node_steered(n, NOW_NS);
+	dl = (__u64)n->deadline_us * 1000;
 	assert_false(cpn_node_gone(n, NOW_NS + CPN_GONE_DEADLINES * dl));
 	assert_true(cpn_node_gone(n, NOW_NS + CPN_GONE_DEADLINES * dl + 1));
 	n->last_report_ns = NOW_NS + dl; /* sent before, arrived late: no sign */
@@ -1978,8 +1987,8 @@ static void test_fallback_prefers_reporting_suspect_over_stale(void **state)
 	kill_node(2, DEAD_STALE);
 	svc_init(&s, CPN_POL_P2C, ids, 2);
 	assert_int_equal(cpn_maglev_build(&mg, ids, w, 2), 0);
-	a->last_report_ns = NOW_NS - 3 * MS;
-	cpn_node_steered(a, NOW_NS - 2 * MS); /* suspect at NOW_NS, not gone */
+	a->last_report_ns = NOW_NS - 4 * MS;
+	cpn_node_steered(a, NOW_NS - 3 * MS); /* suspect at NOW_NS, not gone */
 	assert_true(cpn_node_suspect(a, NOW_NS));
 	assert_false(cpn_node_gone(a, NOW_NS));
 	for (__u32 h = 0; h < 100; h++) {
