@@ -390,9 +390,12 @@ static void show_nodes(struct cpn_maps *m, const struct node_view *nv, int nn, b
 		node_addr(v, m, addr, sizeof(addr));
 		printf("%5u %-24s %-5s %-4s %6u %6u %6u %4.0f%% %9u %9u %9llu %10llu %5.1f%%%s\n",
 		       v->id, addr, v->retired ? "rtrd" : admin_str(v->st.admin),
-		       v->live ? "yes" : "no", v->st.queue_depth, v->st.inflight, v->st.capacity,
-		       v->st.util * 100.0 / 255, v->st.svc_us, v->st.path_us,
-		       (unsigned long long)cpn_est_us(&v->st), (unsigned long long)v->ns.requests,
+		       v->live			       ? "yes"
+		       : cpn_node_suspect(&v->st, now) ? "susp"
+						       : "no",
+		       v->st.queue_depth, v->st.inflight, v->st.capacity, v->st.util * 100.0 / 255,
+		       v->st.svc_us, v->st.path_us, (unsigned long long)cpn_est_us(&v->st),
+		       (unsigned long long)v->ns.requests,
 		       total ? 100.0 * (double)v->ns.requests / (double)total : 0.0,
 		       v->cfg && v->cfg->joined ? "  (joined)" : "");
 	}
