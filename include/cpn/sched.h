@@ -59,17 +59,17 @@ static __always_inline struct cpn_node *cpn_node_at_flat(void *tbl, __u32 id)
 
 #define CPN_EWMA_SHIFT 3 /* EWMA weight of a new sample: 1/8 */
 /* Liveness from the traffic: a node that leaves the requests steered to it
- * unanswered for longer than its answers should take (CPN_SUSPECT_SVC of
- * its expected waits, plus its path and CPN_SUSPECT_MIN_US) is suspect and
- * not chosen; while it still reports, one is tried again every
+ * unanswered for longer than its answers should take (CPN_SUSPECT_SVC times
+ * the time between its answers, plus its path and CPN_SUSPECT_MIN_US) is
+ * suspect and not chosen; while it still reports, one is tried again every
  * CPN_SUSPECT_RETRY_NS. Only a REPLY or BUSY of it clears this: a
  * heartbeat does not.
  */
 #define CPN_SUSPECT_SVC	     2
 #define CPN_SUSPECT_MIN_US   2000
 #define CPN_SUSPECT_RETRY_NS 200000000ULL
-/* Gone: suspect for CPN_GONE_DEADLINES deadlines with no report since its
- * unanswered requests: the all-stale fallback no longer sends it any.
+/* Gone: suspect for CPN_GONE_DEADLINES deadlines (CPN_GONE_MIN_NS at
+ * least) with no report since: the fallback no longer sends it any.
  */
 #define CPN_GONE_DEADLINES 4
 #define CPN_GONE_MIN_NS	   20000000ULL /* and never before 20 ms: a host's stall */
@@ -165,11 +165,6 @@ static __always_inline int cpn_node_suspect(const struct cpn_node *n, __u64 now_
 	       now_ns - n->since_ns > (__u64)n->deadline_us * 1000;
 }
 
-/* Gone: suspect for CPN_GONE_DEADLINES of its deadlines, and silent since
- * the first of its unanswered requests. One long request makes a node
- * suspect now and then (an exponential service time passes twice its mean
- * one time in seven); that it has died takes longer and no report.
- */
 /* A LOAD or PROBE_ACK came after the node turned suspect: it runs. (One
  * sent before it died may still arrive after its first unanswered request,
  * but not a deadline later.)
@@ -179,6 +174,12 @@ static __always_inline int cpn_node_reported_since(const struct cpn_node *n)
 	return n->last_report_ns > n->since_ns + (__u64)n->deadline_us * 1000;
 }
 
+/* Gone: suspect for CPN_GONE_DEADLINES of its deadlines (and at least
+ * CPN_GONE_MIN_NS), silent since it turned suspect. One long request, or a
+ * stall of its host, makes a node suspect now and then (an exponential
+ * service time passes twice its mean one time in seven); that it has died
+ * takes longer and no report.
+ */
 static __always_inline int cpn_node_gone(const struct cpn_node *n, __u64 now_ns)
 {
 	__u64 dl = (__u64)n->deadline_us * (1000 * CPN_GONE_DEADLINES);
@@ -201,6 +202,15 @@ static __always_inline int cpn_node_answering(const struct cpn_node *n, __u64 no
 	return cpn_node_reported_since(n) && now_ns - n->since_ns > CPN_SUSPECT_RETRY_NS;
 }
 
+/* Reported within stale_ms (a report stamped after now, by another CPU's
+ * clock read, counts as fresh).
+ */
+static __always_inline int cpn_node_fresh(const struct cpn_node *n, __u64 now_ns, __u32 stale_ms)
+{
+	return n->last_report_ns && (n->last_report_ns >= now_ns ||
+				     now_ns - n->last_report_ns <= (__u64)stale_ms * 1000000ULL);
+}
+
 /* May serve, for the fallback: up, not draining, not gone, and with
  * stale_ms, reported within it (a node suspect for a moment); with
  * stale_ms 0, however old its reports (the all-stale fallback).
@@ -210,10 +220,7 @@ static __always_inline int cpn_node_may_serve(const struct cpn_node *n, __u64 no
 {
 	if (!cpn_node_up(n) || (n->report_flags & CPN_REP_DRAINING) || cpn_node_gone(n, now_ns))
 		return 0;
-	if (!stale_ms)
-		return 1;
-	return n->last_report_ns && (n->last_report_ns >= now_ns ||
-				     now_ns - n->last_report_ns <= (__u64)stale_ms * 1000000ULL);
+	return !stale_ms || cpn_node_fresh(n, now_ns, stale_ms);
 }
 
 /* Live: administratively up, not draining, reported within stale_ms, and
@@ -221,9 +228,8 @@ static __always_inline int cpn_node_may_serve(const struct cpn_node *n, __u64 no
  */
 static __always_inline int cpn_node_live(const struct cpn_node *n, __u64 now_ns, __u32 stale_ms)
 {
-	if (!cpn_node_up(n) || (n->report_flags & CPN_REP_DRAINING) || !n->last_report_ns)
-		return 0;
-	if (n->last_report_ns < now_ns && now_ns - n->last_report_ns > (__u64)stale_ms * 1000000ULL)
+	if (!cpn_node_up(n) || (n->report_flags & CPN_REP_DRAINING) ||
+	    !cpn_node_fresh(n, now_ns, stale_ms))
 		return 0;
 	return cpn_node_answering(n, now_ns);
 }
@@ -347,14 +353,6 @@ CPN_SCHED_FN int cpn_maglev_pick(CPN_CTX *ctx, const struct cpn_maglev *mg, __u3
 	return 0;
 }
 
-/* No live candidate: a node that reports but is suspect, not gone (one
- * long request of it made it so), from a hashed start; none, but some
- * report: BUSY. All stale: Maglev over the nodes that may serve however
- * old their reports (a node whose reports are lost may be alive); without
- * a table, the first such candidate from a hashed start.
- * None: BUSY, reason no_node. The flow hash comes in out->flow_hash (five
- * arguments at most: see the top of this file); call cpn_fallback_at.
- */
 /* The first candidate from `start` that may serve; else -1 when one of
  * them has reports within stale_ms (it is gone, or draining), 0 when none
  * has (all stale).
@@ -382,14 +380,20 @@ CPN_SCHED_FN int cpn_scan_may_serve(CPN_CTX *ctx, const struct cpn_service *svc,
 			continue;
 		if (cpn_node_may_serve(nd, now_ns, stale_ms))
 			return cand;
-		if (stale_ms && nd->last_report_ns &&
-		    (nd->last_report_ns >= now_ns ||
-		     now_ns - nd->last_report_ns <= (__u64)stale_ms * 1000000ULL))
+		if (stale_ms && cpn_node_fresh(nd, now_ns, stale_ms))
 			fresh = 1;
 	}
 	return fresh ? -1 : 0;
 }
 
+/* No live candidate: a node that reports but is suspect, not gone (one
+ * long request of it made it so), from a hashed start; none, but some
+ * report: BUSY. All stale: Maglev over the nodes that may serve however
+ * old their reports (a node whose reports are lost may be alive); without
+ * a table, the first such candidate from a hashed start.
+ * None: BUSY, reason no_node. The flow hash comes in out->flow_hash (five
+ * arguments at most: see the top of this file); call cpn_fallback_at.
+ */
 CPN_SCHED_FN int cpn_fallback(CPN_CTX *ctx, const struct cpn_service *svc,
 			      const struct cpn_maglev *mg, __u64 now_ns, struct cpn_pick *out)
 {
