@@ -32,9 +32,14 @@ need_cmd python3 ip nsenter bpftool xdp-loader timeout
 
 TMP=$(mktemp -d /tmp/cpn-coexist.XXXXXX)
 FPIN=/sys/fs/bpf/cpn-coexist-$$
+# libxdp keeps its dispatchers' pins under /sys/fs/bpf/xdp and makes the
+# directory on first use: removed after, if this test made it and left it empty.
+LXDIR=/sys/fs/bpf/xdp
+[ -d "$LXDIR" ] && lx_had=1 || lx_had=0
 cleanup() {
 	$TB down --name $NAME >/dev/null 2>&1
 	rm -rf "$FPIN" "$FPIN-maps" "$FPIN-lx"
+	[ "$lx_had" = 1 ] || rmdir "$LXDIR" 2>/dev/null
 	[ -n "${KEEP_TMP:-}" ] || rm -rf "$TMP"
 }
 trap cleanup EXIT
