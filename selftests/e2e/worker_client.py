@@ -121,7 +121,12 @@ def check_load(who, h, capacity, node_id, draining=False):
 
 def cmd_ports(a):
     socks = []
-    for _ in range(a.n):
+    found = 0
+    # A UDP port whose TCP twin is taken (a connection of an earlier test
+    # in TIME_WAIT) is skipped: draw again, a bounded number of times.
+    for _ in range(50 * a.n):
+        if found == a.n:
+            break
         s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
         s.bind(("127.0.0.1", 0))
         t = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
@@ -132,6 +137,7 @@ def cmd_ports(a):
             s.close()
             continue
         socks += [s, t]
+        found += 1
         print(s.getsockname()[1])
     for s in socks:
         s.close()
