@@ -9,7 +9,8 @@
 #            trivial XDP_PASS and a minimal rewrite-and-XDP_TX floor
 #   insns    the same paths in BPF instructions and helper calls per packet
 #            (interpreted, checked against the kernel's run)
-#   fwd      cpn-fwd Mpps on one lcore vs dpdk-testpmd 5tswap and io
+#   fwd      cpn-fwd Mpps on one lcore vs dpdk-testpmd 5tswap and io, and
+#            its instructions per request (callgrind)
 #   fwdrate  packets/s through a router namespace on veth: XDP steering vs
 #            kernel forwarding, cpn-pktgen (AF_XDP) as the generator
 #   latency  the latency the router adds to a request on the netns testbed
@@ -81,8 +82,8 @@ cmd_of() {
 	xdp:quick) echo "$BUILD/bench-xdp --calls 100000 --rounds 5 --json" ;;
 	xdp:smoke) echo "$BUILD/bench-xdp --calls 3000 --rounds 3 --json" ;;
 	insns:*) echo "$BUILD/bench-insns --json" ;;
-	fwd:full) echo "bench/bench-fwd.sh --runs 3 --seconds 5 --json" ;;
-	fwd:quick) echo "bench/bench-fwd.sh --runs 1 --seconds 2 --json" ;;
+	fwd:full) echo "bench/bench-fwd.sh --runs 3 --seconds 5 --ir --json" ;;
+	fwd:quick) echo "bench/bench-fwd.sh --runs 1 --seconds 2 --ir --json" ;;
 	fwd:smoke) echo "bench/bench-fwd.sh --runs 1 --seconds 1 --warmup 0.5 --json" ;;
 	fwdrate:smoke) echo "bench/bench-fwdrate.sh --smoke --json-out $W/fwdrate.json --plot-dir $PLOTS" ;;
 	fwdrate:*) echo "bench/bench-fwdrate.sh --json-out $W/fwdrate.json --plot-dir $PLOTS" ;;

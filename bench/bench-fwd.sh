@@ -25,8 +25,21 @@
 # counters printed on SIGINT are checked (cpn-fwd: every TX a steered
 # request, no drops). Run as root (DPDK EAL), no hugepages needed.
 #
+# Instructions per request (--ir, --ir-only): deterministic, where Mpps
+# depend on the machine and its other load. cpn-fwd runs under
+# `valgrind --tool=callgrind` on the same input and configuration, but the
+# pcap holds --ir-rounds copies of the frames above and is read once (no
+# infinite_rx), so the count is bounded; collection is on only inside
+# fwd_burst() (dpdk/fwd_loop.c: one received burst, every packet to its
+# verdict and onto its TX queue, the burst's clock and snapshot reads
+# included; the PMDs' RX and TX excluded). Ir per request = the Ir collected
+# / the requests steered (the 4 LOADs per N requests included). Every frame
+# must have been received, every request steered and sent. The Ir by source
+# file (router.h, sched.h, ...: callgrind_annotate) is printed too.
+#
 # usage: bench/bench-fwd.sh [--seconds S] [--warmup W] [--runs R]
-#                           [--requests N] [--json] [--keep]
+#                           [--requests N] [--ir] [--ir-only] [--ir-rounds K]
+#                           [--json] [--keep]
 #   env: BUILD (build), TESTPMD (dpdk-testpmd from PATH)
 set -u
 cd "$(dirname "$0")/.." || exit 1
@@ -34,7 +47,7 @@ BUILD=${BUILD:-build}
 FWD=$(pwd)/$BUILD/cpn-fwd
 GEN=$(pwd)/$BUILD/bench-fwd-pcap
 TESTPMD=${TESTPMD:-$(command -v dpdk-testpmd || true)}
-SECS=5 WARM=1 RUNS=3 NREQ=1020 JSON=0 KEEP=0
+SECS=5 WARM=1 RUNS=3 NREQ=1020 JSON=0 KEEP=0 IR=0 DO_MPPS=1 IR_ROUNDS=20
 
 usage() {
 	sed -n '/^# usage:/,/^#   env:/p' "$0" | sed 's/^# \{0,1\}//' >&2
@@ -46,6 +59,9 @@ while [ $# -gt 0 ]; do
 	--warmup) WARM=$2; shift 2 ;;
 	--runs) RUNS=$2; shift 2 ;;
 	--requests) NREQ=$2; shift 2 ;;
+	--ir) IR=1; shift ;;
+	--ir-only) IR=1 DO_MPPS=0; shift ;;
+	--ir-rounds) IR_ROUNDS=$2; shift 2 ;;
 	--json) JSON=1; shift ;;
 	--keep) KEEP=1; shift ;;
 	*) usage ;;
@@ -58,8 +74,16 @@ die() {
 [ "$(id -u)" -eq 0 ] || die "needs root (DPDK EAL)"
 [ -x "$FWD" ] || die "$FWD not built (make all; needs libdpdk-dev)"
 [ -x "$GEN" ] || die "$GEN not built (make $BUILD/bench-fwd-pcap)"
-[ -n "$TESTPMD" ] && [ -x "$TESTPMD" ] || die "dpdk-testpmd not found (Debian package dpdk-dev; make deps; or set TESTPMD=)"
+if [ "$DO_MPPS" -eq 1 ] && ! { [ -n "$TESTPMD" ] && [ -x "$TESTPMD" ]; }; then
+	die "dpdk-testpmd not found (Debian package dpdk-dev; make deps; or set TESTPMD=)"
+fi
 command -v python3 >/dev/null || die "python3 not installed (Debian package python3; make deps)"
+if [ "$IR" -eq 1 ]; then
+	for c in valgrind callgrind_annotate; do
+		command -v "$c" >/dev/null || die "$c not installed (Debian package valgrind; make deps)"
+	done
+	[[ "$IR_ROUNDS" =~ ^[1-9][0-9]{0,3}$ ]] || die "--ir-rounds: 1..9999"
+fi
 
 TMP=$(mktemp -d /tmp/cpn-bench-fwd.XXXXXX)
 PFX=cpnbfwd$$
@@ -164,6 +188,84 @@ run() {
 	echo "$out"
 }
 
+# ir_measure: cpn-fwd under callgrind over IR_ROUNDS copies of the input,
+# read once; sets IR_PER_REQ, IR_TOTAL, IR_REQS, IR_BY_FILE (JSON), IR_CMD.
+ir_measure() {
+	local frames=$(((NREQ + 4) * IR_ROUNDS)) reqs=$((NREQ * IR_ROUNDS)) log=$TMP/ir.log
+	local out=$TMP/callgrind.out rc args
+	{
+		head -c 24 "$TMP/req.pcap"
+		for _ in $(seq "$IR_ROUNDS"); do tail -c +25 "$TMP/req.pcap"; done
+	} >"$TMP/ir.pcap" || die "cannot write the --ir input pcap"
+	args=(valgrind --tool=callgrind --fair-sched=yes "--callgrind-out-file=$out" --collect-atstart=no
+		--toggle-collect=fwd_burst "$FWD" --file-prefix "${PFX}_ir" --no-huge --no-shconf
+		--no-pci -m 512 -l 0-1 --vdev "net_pcap0,rx_pcap=$TMP/ir.pcap" --vdev "net_null0,no-rx=1"
+		-- --config "$TMP/cfg.yaml" --seed 1 --stats-interval 1 "${NEIGH[@]}")
+	IR_CMD="${args[*]}"
+	"${args[@]}" </dev/null >"$log" 2>&1 &
+	cur_pid=$!
+	# Until port 0 has received every frame (cpn-fwd prints its counters
+	# every second), 300 s at most.
+	for _ in $(seq 600); do
+		grep -q "^  port 0: rx $frames " "$log" && break
+		kill -0 "$cur_pid" 2>/dev/null || break
+		sleep 0.5
+	done
+	kill -INT "$cur_pid" 2>/dev/null
+	wait "$cur_pid"
+	rc=$?
+	cur_pid=
+	rm -rf "/var/run/dpdk/${PFX}_ir"
+	if [ "$rc" -ne 0 ] || [ ! -s "$out" ]; then
+		tail -n 20 "$log" >&2
+		die "--ir: cpn-fwd under callgrind failed (rc $rc)"
+	fi
+	# The final counters: every frame received, every request steered and sent.
+	awk -v f="$frames" -v q="$reqs" '/final counters/ {fin = 1} !fin {next}
+	     /^  req_steered / {s = $2} /^  port 0: / {r = $4} /^  port 1: / {t = $6; d = $8}
+	     END { exit !(r == f && s == q && t == q && d == 0) }' "$log" || {
+		sed -n '/final counters/,$p' "$log" | grep -vE '^  [a-z_0-9]+ +0$' >&2
+		die "--ir: not every frame received and every request steered and sent ($frames frames, $reqs requests)"
+	}
+	IR_REQS=$reqs
+	IR_TOTAL=$(awk '/^(summary|totals):/ {print $2; exit}' "$out")
+	[ -n "$IR_TOTAL" ] && [ "$IR_TOTAL" -gt 0 ] || die "--ir: no Ir in $out"
+	IR_PER_REQ=$(awk -v t="$IR_TOTAL" -v n="$reqs" 'BEGIN{printf "%.1f", t / n}')
+	# Exclusive Ir by source file (inlined code counts where it is written).
+	IR_BY_FILE=$(callgrind_annotate --inclusive=no --threshold=100 "$out" 2>/dev/null | python3 -c '
+import json, re, sys
+n, by = int(sys.argv[1]), {}
+for line in sys.stdin:
+    m = re.match(r"\s*([\d,]+) \(\s*[\d.]+%\)\s+(\S+?):\S", line)
+    if not m or "PROGRAM TOTALS" in line:
+        continue
+    f = m.group(2).rsplit("/", 1)[-1]
+    f = "(no source)" if f.startswith("???") else f
+    by[f] = by.get(f, 0) + int(m.group(1).replace(",", ""))
+out, rest = {}, 0
+for k, v in sorted(by.items(), key=lambda kv: -kv[1]):
+    if v / n >= 1:
+        out[k] = round(v / n, 1)
+    else:
+        rest += v
+out["(other)"] = round(rest / n, 1)
+print(json.dumps(out))
+' "$reqs")
+}
+
+if [ "$DO_MPPS" -eq 0 ]; then
+	ir_measure
+	if [ "$JSON" -eq 1 ]; then
+		printf '{"bench":"fwd","requests_in_pcap":%s,"ir":{"per_request":%s,"requests":%s,"ir_total":%s,"by_file":%s,"command":"%s"}}\n' \
+			"$NREQ" "$IR_PER_REQ" "$IR_REQS" "$IR_TOTAL" "$IR_BY_FILE" "$IR_CMD"
+	else
+		echo "cpn-fwd: $IR_PER_REQ instructions per request (Ir in fwd_burst: $IR_TOTAL over $IR_REQS requests)"
+		echo "by source file (Ir per request): $IR_BY_FILE"
+		echo "command: $IR_CMD"
+	fi
+	exit 0
+fi
+
 PROGS=(cpn-fwd testpmd-5tswap testpmd-io)
 declare -A MPPS RXMPPS
 for r in $(seq "$RUNS"); do
@@ -184,6 +286,7 @@ r5=$(ratio "${MED[cpn-fwd]}" "${MED[testpmd-5tswap]}")
 rio=$(ratio "${MED[cpn-fwd]}" "${MED[testpmd-io]}")
 met=$(awk -v r="$r5" 'BEGIN{print ((r >= 0.7) ? "true" : "false")}')
 load=$(cut -d' ' -f1-3 /proc/loadavg)
+[ "$IR" -eq 1 ] && ir_measure
 
 if [ "$JSON" -eq 1 ]; then
 	printf '{"bench":"fwd","seconds":%s,"warmup":%s,"runs":%s,"requests_in_pcap":%s,"cpus":%s,"loadavg":"%s","results":[' \
@@ -195,7 +298,11 @@ if [ "$JSON" -eq 1 ]; then
 			"$(echo ${RXMPPS[$p]} | tr ' ' ',')" "$(cmd_of "$p")"
 		sep=,
 	done
-	printf '],"ratio_vs_5tswap":%s,"ratio_vs_io":%s,"target_0_7_x_5tswap_met":%s}\n' "$r5" "$rio" "$met"
+	printf '],"ratio_vs_5tswap":%s,"ratio_vs_io":%s,"target_0_7_x_5tswap_met":%s' "$r5" "$rio" "$met"
+	[ "$IR" -eq 1 ] &&
+		printf ',"ir":{"per_request":%s,"requests":%s,"ir_total":%s,"by_file":%s,"command":"%s"}' \
+			"$IR_PER_REQ" "$IR_REQS" "$IR_TOTAL" "$IR_BY_FILE" "$IR_CMD"
+	printf '}\n'
 	exit 0
 fi
 echo "bench-fwd: ${SECS} s per run after ${WARM} s warm-up, ${RUNS} interleaved rounds, one forwarding"
@@ -208,3 +315,8 @@ echo "cpn-fwd / testpmd io     = $rio"
 echo "note: net_pcap's RX from memory is itself a limit; testpmd io (no header access) is the"
 echo "framework's ceiling on these ports. Commands (file prefix, pcap and config in a temp dir):"
 for p in "${PROGS[@]}"; do echo "  $(cmd_of "$p")"; done
+if [ "$IR" -eq 1 ]; then
+	echo "cpn-fwd: $IR_PER_REQ instructions per request (callgrind, Ir in fwd_burst over $IR_REQS requests)"
+	echo "  by source file (Ir per request): $IR_BY_FILE"
+	echo "  $IR_CMD"
+fi

@@ -157,16 +157,25 @@ def sec_fwd(d, plots, work):
               % (fmt(d.get("ratio_vs_5tswap")),
                  "met" if d.get("target_0_7_x_5tswap_met") else "not met",
                  fmt(d.get("ratio_vs_io"))))
+    ir = d.get("ir")
+    if ir:
+        md.append("\nInstructions per request (callgrind, Ir in `fwd_burst` over %d requests, "
+                  "deterministic): **%s**; by source file: %s."
+                  % (ir["requests"], fmt(ir["per_request"]),
+                     ", ".join("%s %.0f" % (k, v) for k, v in ir.get("by_file", {}).items())))
     md.append("\nCommands (prefix and temporary paths as they ran):\n")
     for r in res:
         md.append("    " + r.get("command", ""))
+    if ir:
+        md.append("    " + ir.get("command", ""))
     png = os.path.join(plots, "fwd_mpps.png")
     if res and plot_bars(png, "Mpps on one lcore (net_pcap infinite_rx -> net_null)", "Mpps",
                          [r["prog"] for r in res], [("median", [r["mpps_median"] for r in res])],
                          work):
         md.append("\n![cpn-fwd vs testpmd](bench/fwd_mpps.png)")
     return "\n".join(md), {"ratio_vs_5tswap": d.get("ratio_vs_5tswap"),
-                           "target_met": d.get("target_0_7_x_5tswap_met")}
+                           "target_met": d.get("target_0_7_x_5tswap_met"),
+                           "ir_per_request": ir["per_request"] if ir else None}
 
 
 def sec_sim(d, plots, work):

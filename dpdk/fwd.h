@@ -244,6 +244,10 @@ int fwd_neigh_get(const struct neigh_key *k, __u8 mac[6], __u16 *port);
 
 /* rte_eal_remote_launch entry: arg is the struct fwd_lcore. */
 int fwd_lcore_main(void *arg);
+/* One received burst of `port` to its verdicts (bench-fwd.sh --ir counts
+ * the instructions of this function per request).
+ */
+void fwd_burst(struct fwd_lcore *lc, struct rte_mbuf **pkts, __u16 n, __u16 port);
 /* rte_eth_rx_burst / rte_eth_tx_burst, from cpn_fwd.c (rte_ethdev.h). */
 __u16 fwd_rx_burst(__u16 port, __u16 queue, struct rte_mbuf **pkts, __u16 n);
 __u16 fwd_tx_burst(__u16 port, __u16 queue, struct rte_mbuf **pkts, __u16 n);

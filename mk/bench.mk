@@ -32,12 +32,16 @@ $(BUILD)/bench-fwd-pcap: $(call obj,bench/bench-fwd-pcap.c) $(LIBCPN_A)
 
 BENCH_PROGS += $(BUILD)/bench-xdp $(BUILD)/bench-insns $(BUILD)/bench-fwd-pcap
 
-.PHONY: bench-insns bench-fwd bench-fwdrate bench-latency bench-sched bench-sim bench-worker
+.PHONY: bench-insns bench-fwd bench-fwd-ir bench-fwdrate bench-latency bench-sched bench-sim bench-worker
 bench-insns: $(BUILD)/bench-insns
 	$(BUILD)/bench-insns
 
 bench-fwd: $(BUILD)/bench-fwd-pcap $(BUILD)/cpn-fwd
-	bench/bench-fwd.sh
+	bench/bench-fwd.sh --ir
+
+# cpn-fwd's instructions per request alone (callgrind; deterministic).
+bench-fwd-ir: $(BUILD)/bench-fwd-pcap $(BUILD)/cpn-fwd
+	bench/bench-fwd.sh --ir-only
 
 bench-fwdrate: $(BUILD)/cpn-pktgen $(BUILD)/cpnctl bpf/cpn_router.bpf.o tools/cpn-pktgen/cpn_sink.bpf.o
 	bench/bench-fwdrate.sh --json-out docs/bench/fwdrate.json --plot-dir docs/bench
