@@ -25,8 +25,11 @@
  * clock. A FIB lookup is answered from the namespace's ports and permanent
  * neighbours (xdp_paths.h), as the kernel's FIB answers it there.
  *
- * usage: bench-insns [--json] [--packets N] [--no-nh-cache]
+ * usage: bench-insns [--json] [--packets N] [--no-nh-cache] [--profile PATH]
  *   N packets per path (default 3), each checked; their counts must agree.
+ *   --profile: after the table, how many times each instruction of cpn_xdp
+ *   ran for PATH's packet ("pc count", the instructions as loaded; the main
+ *   program's offsets are its section's in the object, subprograms follow).
  */
 #include <arpa/inet.h>
 #include <errno.h>
@@ -197,12 +200,8 @@ static __u64 clock_ns(clockid_t id)
 
 static int seed_rng(struct router *r, int ncpus)
 {
-	__u64 v[ncpus];
-	__u32 k = 0;
-
-	for (int i = 0; i < ncpus; i++)
-		v[i] = RNG_SEED;
-	return bpf_map_update_elem(bpf_map__fd(r->skel->maps.cpn_rng), &k, v, BPF_ANY);
+	(void)ncpus;
+	return cpn_maps_seed_rng(&r->maps, RNG_SEED);
 }
 
 static int kernel_run(struct path_run *p, __u8 *out, __u32 *out_len, __u32 *ret)
@@ -241,6 +240,8 @@ static int kernel_ok(struct path_run *p, const __u8 *out, __u32 len, __u32 ret, 
  * learned means, the liveness deadlines), not the packet.
  */
 static struct cpn_node canon[3];
+static __u32 *profile_hits; /* the profiled path's packet, or NULL */
+static int profile_path = -1;
 static int if_in_g, if_out_g, pass_fd_g, floor_fd_g;
 
 static int prepare(struct path_run *p, int ncpus)
@@ -327,6 +328,8 @@ static int one_packet(struct path_run *p, int i, struct prog *pg, int cpu, int n
 	run.len = p->in_len;
 	run.ingress_ifindex = (__u32)p->ifindex;
 	run.fib = fib_lookup;
+	if (i == profile_path && pg->fd == p->r->prog_fd)
+		run.hits = profile_hits;
 	/* Every microsecond of [t0, t1], from t0 on. */
 	for (t = t0; t <= t1 && tried < MAX_CANDIDATES; t = (t / 1000 + 1) * 1000, tried++) {
 		run.ktime_ns = t;
@@ -405,9 +408,11 @@ static __u64 h(const struct bi_counts *c, int id)
 
 static void usage(void)
 {
-	fprintf(stderr, "usage: bench-insns [--json] [--packets N] [--no-nh-cache]\n"
+	fprintf(stderr, "usage: bench-insns [--json] [--packets N] [--no-nh-cache] [--profile "
+			"PATH]\n"
 			"  N packets per path (default 3, at most 100), each checked against "
-			"the kernel's run\n");
+			"the kernel's run\n"
+			"  --profile PATH: then each cpn_xdp instruction's count for PATH\n");
 	exit(2);
 }
 
@@ -416,6 +421,7 @@ int main(int argc, char **argv)
 	static const struct option opts[] = {{"json", no_argument, 0, 'j'},
 					     {"packets", required_argument, 0, 'n'},
 					     {"no-nh-cache", no_argument, 0, 'C'},
+					     {"profile", required_argument, 0, 'p'},
 					     {"help", no_argument, 0, 'h'},
 					     {0, 0, 0, 0}};
 	int json = 0, nocache = 0, c, if_in = 0, if_out = 0, cpu, ncpus, bad = 0, rc = 1,
@@ -442,11 +448,18 @@ int main(int argc, char **argv)
 		case 'C':
 			nocache = 1;
 			break;
+		case 'p':
+			for (int i = 0; i < P_MAX; i++)
+				if (!strcmp(optarg, path_names[i]))
+					profile_path = i;
+			if (profile_path < 0)
+				usage();
+			break;
 		default:
 			usage();
 		}
 	}
-	if (optind != argc)
+	if (optind != argc || (json && profile_path >= 0))
 		usage();
 	xdp_paths_prog = "bench-insns";
 
@@ -501,6 +514,11 @@ int main(int argc, char **argv)
 	    prog_init(&progs[2], "cpn_floor", floor->progs.cpn_floor, floor->obj))
 		goto out;
 	tai_off = clock_ns(CLOCK_TAI) - clock_ns(CLOCK_MONOTONIC);
+	if (profile_path >= 0) {
+		profile_hits = calloc(progs[0].n, sizeof(*profile_hits));
+		if (!profile_hits)
+			goto out;
+	}
 
 	memset(res, 0, sizeof(res));
 	for (int i = 0; i < P_MAX; i++) {
@@ -638,11 +656,21 @@ int main(int argc, char **argv)
 			printf("program %-9s %6zu insns loaded, %6u after the verifier, %6u bytes "
 			       "JITed\n",
 			       progs[k].name, progs[k].n, progs[k].xlated, progs[k].jited);
+		for (size_t pc = 0; profile_hits && pc < progs[0].n; pc++) {
+			const struct bpf_insn *in = &progs[0].insns[pc];
+
+			if (in->code == (BPF_JMP | BPF_CALL) && in->src_reg == BPF_PSEUDO_CALL)
+				printf("profile-call %zu %zu\n", pc, pc + 1 + (size_t)(long)in->imm);
+			if (profile_hits[pc])
+				printf("profile %s %zu %u\n", path_names[profile_path], pc,
+				       profile_hits[pc]);
+		}
 	}
 	rc = bad;
 out:
 	for (int k = 0; k < 3; k++)
 		bi_free(progs[k].vm);
+	free(profile_hits);
 	cpn_pass__destroy(pass);
 	cpn_floor__destroy(floor);
 	if (opened)

@@ -1041,6 +1041,8 @@ int bi_exec(struct bi_vm *vm, struct bi_run *run)
 	int depth = 0;
 
 	memset(&run->counts, 0, sizeof(run->counts));
+	if (run->hits)
+		memset(run->hits, 0, n * sizeof(*run->hits));
 	run->err[0] = 0;
 	run->out_len = 0;
 	if (run->len > BI_FRAME_SZ - BI_HEADROOM - BI_TAILROOM) {
@@ -1076,6 +1078,8 @@ int bi_exec(struct bi_vm *vm, struct bi_run *run)
 		}
 		in = &prog[pc];
 		run->counts.insns++;
+		if (run->hits)
+			run->hits[pc]++;
 		cls = BPF_CLASS(in->code);
 		op = BPF_OP(in->code);
 		if (in->dst_reg > 10 || in->src_reg > 10)

@@ -58,6 +58,7 @@ struct bi_run {
 	__u64 tai_ns;	/* what bpf_ktime_get_tai_ns() returns */
 	bi_fib_fn fib;
 	void *fib_user;
+	__u32 *hits; /* optional, n_insns entries: times each instruction ran */
 	/* out */
 	__u32 retval;
 	__u8 out[4096];

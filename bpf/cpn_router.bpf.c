@@ -102,9 +102,9 @@ struct {
 
 struct {
 	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
-	__uint(max_entries, CPN_STAT_MAX);
+	__uint(max_entries, 1);
 	__type(key, __u32);
-	__type(value, __u64);
+	__type(value, struct cpn_cpu);
 } cpn_stats SEC(".maps");
 
 struct {
@@ -134,13 +134,6 @@ struct {
 	__type(key, __u32);
 	__type(value, struct cpn_nexthop);
 } cpn_nh_cache SEC(".maps");
-
-struct {
-	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
-	__uint(max_entries, 1);
-	__type(key, __u32);
-	__type(value, __u64);
-} cpn_rng SEC(".maps");
 
 /* AF_XDP sockets of cpn-fwd (the net_af_xdp PMD's map name), by slot; the
  * slot of an (interface, RX queue) is in cpn_xsk_slots. An interface's
@@ -202,14 +195,30 @@ struct {
 
 /* ---- the environment of include/cpn/router.h ------------------------- */
 
+/* What the policies' global functions are handed as their context: only
+ * this, never the environment, whose pointers the verifier would forget
+ * once a global function had been given the memory that holds them.
+ */
+struct cpn_sched_env {
+	__u32 unused;
+};
+
+/* What one packet looks up once: this CPU's record (counters and
+ * generator) and the configuration, both at the start; NULL only where
+ * the kernel gives none (it always does for an array's key 0).
+ */
 struct cpn_env {
 	struct xdp_md *ctx;
+	struct cpn_cpu *cpu;
+	struct cpn_config *cfg;
 	__u32 xsk_slot; /* set by cpn_env_xsk_ready() */
+	struct cpn_sched_env sched;
 };
 
 /* The policy loops of sched.h become global functions, each verified once. */
-#define CPN_CTX	     struct cpn_env
-#define CPN_SCHED_FN __attribute__((noinline))
+#define CPN_CTX		   struct cpn_sched_env
+#define CPN_SCHED_FN	   __attribute__((noinline))
+#define cpn_sched_ctx(env) (&(env)->sched)
 
 static __always_inline struct cpn_node *cpn_bpf_node(__u32 id)
 {
@@ -227,9 +236,7 @@ static __always_inline struct cpn_tokens *cpn_bpf_tokens(__u32 svc_id)
 
 static __always_inline struct cpn_config *cpn_env_config(struct cpn_env *env)
 {
-	__u32 k = 0;
-
-	return bpf_map_lookup_elem(&cpn_config, &k);
+	return env->cfg;
 }
 
 static __always_inline struct cpn_service *cpn_env_vip(struct cpn_env *env,
@@ -314,10 +321,8 @@ static __always_inline void cpn_env_flow_del(struct cpn_env *env, const struct c
 
 static __always_inline void cpn_env_count(struct cpn_env *env, __u32 stat)
 {
-	__u64 *c = bpf_map_lookup_elem(&cpn_stats, &stat);
-
-	if (c)
-		*c += 1;
+	if (stat < CPN_STAT_MAX)
+		env->cpu->stat[stat]++;
 }
 
 static __always_inline struct cpn_node_stats *cpn_env_node_stats(struct cpn_env *env, __u32 id)
@@ -352,19 +357,15 @@ static __always_inline int cpn_env_seen(struct cpn_env *env, const struct cpn_se
  */
 static __always_inline __u64 cpn_env_rand(struct cpn_env *env)
 {
-	__u32 k = 0;
-	__u64 *st = bpf_map_lookup_elem(&cpn_rng, &k);
 	__u64 x;
 
-	if (!st)
-		return ((__u64)bpf_get_prandom_u32() << 32) | bpf_get_prandom_u32();
-	x = *st;
+	x = env->cpu->rng;
 	if (!x)
 		x = ((__u64)bpf_get_prandom_u32() << 32) | bpf_get_prandom_u32() | 1;
 	x ^= x >> 12;
 	x ^= x << 25;
 	x ^= x >> 27;
-	*st = x;
+	env->cpu->rng = x;
 	return x * 0x2545F4914F6CDD1DULL;
 }
 
@@ -396,25 +397,28 @@ static __always_inline int cpn_env_xsk_ready(struct cpn_env *env)
  * A request's next hop is that of its node: the FIB result is cached per CPU
  * and node for nh_ttl_ms (cpn_config), so a route or neighbour change is
  * followed within that time. Replies go to many clients: looked up each time.
+ *
+ * The FIB request is this CPU's scratch (struct cpn_cpu), not the stack:
+ * the packet path's deepest call chain must stay within the 512 bytes of
+ * stack BPF allows.
  */
 static __always_inline int cpn_xdp_forward(struct xdp_md *ctx, struct cpn_env *env,
 					   const struct cpn_verdict *v)
 {
 	void *data = (void *)(long)ctx->data;
 	void *data_end = (void *)(long)ctx->data_end;
-	struct bpf_fib_lookup fib = {};
+	struct bpf_fib_lookup *fib = (struct bpf_fib_lookup *)env->cpu->scratch;
+	struct cpn_config *cfg = env->cfg;
 	struct ethhdr *eth = data;
 	struct iphdr *ip4 = 0;
 	struct ipv6hdr *ip6 = 0;
 	struct cpn_nexthop *nh = 0;
-	struct cpn_config *cfg;
 	__u32 off = v->l3_off, node = v->node_id;
-	int v4 = v->family == CPN_AF_INET; /* branch on this, not on ip4 != NULL */
 	int rc, act;
 
 	if (off != sizeof(struct ethhdr) && off != sizeof(struct ethhdr) + 4)
 		return XDP_PASS;
-	if (v4) {
+	if (v->family == CPN_AF_INET) {
 		ip4 = data + off;
 		if ((void *)(ip4 + 1) > data_end)
 			return XDP_PASS;
@@ -428,62 +432,67 @@ static __always_inline int cpn_xdp_forward(struct xdp_md *ctx, struct cpn_env *e
 			goto kernel;
 	}
 
-	cfg = cpn_env_config(env);
-	if (node && v->now_ns && cfg && !(cfg->flags & CPN_CFG_NO_NH_CACHE)) {
+	__builtin_memset(fib, 0, sizeof(*fib));
+	if (node && v->now_ns && !(cfg->flags & CPN_CFG_NO_NH_CACHE)) {
 		nh = bpf_map_lookup_elem(&cpn_nh_cache, &node);
 		if (nh && nh->expires_ns > v->now_ns && nh->in_ifindex == ctx->ingress_ifindex) {
-			__builtin_memcpy(fib.smac, nh->smac, ETH_ALEN);
-			__builtin_memcpy(fib.dmac, nh->dmac, ETH_ALEN);
-			fib.ifindex = nh->ifindex;
+			__builtin_memcpy(fib->smac, nh->smac, ETH_ALEN);
+			__builtin_memcpy(fib->dmac, nh->dmac, ETH_ALEN);
+			fib->ifindex = nh->ifindex;
 			goto out;
 		}
 	}
 
-	if (v4) {
-		fib.family = AF_INET;
-		fib.tos = ip4->tos;
-		fib.l4_protocol = ip4->protocol;
-		fib.tot_len = cpn_ntohs(ip4->tot_len);
-		fib.ipv4_src = ip4->saddr;
-		fib.ipv4_dst = ip4->daddr;
+	if (ip4) {
+		fib->family = AF_INET;
+		fib->tos = ip4->tos;
+		fib->l4_protocol = ip4->protocol;
+		fib->tot_len = cpn_ntohs(ip4->tot_len);
+		fib->ipv4_src = ip4->saddr;
+		fib->ipv4_dst = ip4->daddr;
+	} else if (ip6) {
+		fib->family = AF_INET6;
+		fib->flowinfo = *(__be32 *)ip6 & cpn_htonl(0x0FFFFFFF);
+		fib->l4_protocol = ip6->nexthdr;
+		fib->tot_len = cpn_ntohs(ip6->payload_len);
+		__builtin_memcpy(fib->ipv6_src, &ip6->saddr, 16);
+		__builtin_memcpy(fib->ipv6_dst, &ip6->daddr, 16);
 	} else {
-		fib.family = AF_INET6;
-		fib.flowinfo = *(__be32 *)ip6 & cpn_htonl(0x0FFFFFFF);
-		fib.l4_protocol = ip6->nexthdr;
-		fib.tot_len = cpn_ntohs(ip6->payload_len);
-		__builtin_memcpy(fib.ipv6_src, &ip6->saddr, 16);
-		__builtin_memcpy(fib.ipv6_dst, &ip6->daddr, 16);
+		return XDP_PASS;
 	}
-	fib.ifindex = ctx->ingress_ifindex;
+	fib->ifindex = ctx->ingress_ifindex;
 
-	rc = bpf_fib_lookup(ctx, &fib, sizeof(fib), 0);
+	rc = bpf_fib_lookup(ctx, fib, sizeof(*fib), 0);
 	if (rc != BPF_FIB_LKUP_RET_SUCCESS)
 		goto kernel;
-	if (nh && cfg) {
+	if (nh) {
 		nh->expires_ns =
 		    v->now_ns +
 		    (__u64)(cfg->nh_ttl_ms ? cfg->nh_ttl_ms : CPN_DEFAULT_NH_TTL_MS) * 1000000ULL;
-		nh->ifindex = fib.ifindex;
+		nh->ifindex = fib->ifindex;
 		nh->in_ifindex = ctx->ingress_ifindex;
-		__builtin_memcpy(nh->smac, fib.smac, ETH_ALEN);
-		__builtin_memcpy(nh->dmac, fib.dmac, ETH_ALEN);
+		__builtin_memcpy(nh->smac, fib->smac, ETH_ALEN);
+		__builtin_memcpy(nh->dmac, fib->dmac, ETH_ALEN);
 	}
 out:
-	if (fib.ifindex == ctx->ingress_ifindex) {
+	if (fib->ifindex == ctx->ingress_ifindex) {
 		act = XDP_TX;
 		cpn_env_count(env, CPN_STAT_TX_BOUNCE);
 	} else {
-		act = bpf_redirect_map(&cpn_tx_ports, fib.ifindex, XDP_PASS);
+		act = bpf_redirect_map(&cpn_tx_ports, fib->ifindex, XDP_PASS);
 		if (act != XDP_REDIRECT)
 			goto kernel;
 		cpn_env_count(env, CPN_STAT_TX_REDIRECT);
 	}
-	cpn_hop(eth, v4 ? ip4 : 0, v4 ? 0 : ip6, fib.dmac, fib.smac);
+	cpn_hop(eth, ip4, ip6, fib->dmac, fib->smac);
 	return act;
 kernel:
 	cpn_env_count(env, CPN_STAT_TX_KERNEL);
 	return XDP_PASS;
 }
+
+_Static_assert(sizeof(struct bpf_fib_lookup) <= sizeof(((struct cpn_cpu *)0)->scratch),
+	       "the FIB request fits the per-CPU scratch");
 
 /* The router's program, in two builds of one body: cpn_xdp, and
  * cpn_xdp_chain for an interface where cpnctl chained the program that was
@@ -498,7 +507,13 @@ static __always_inline int cpn_xdp_run(struct xdp_md *ctx, int chained)
 	void *data_end = (void *)(long)ctx->data_end;
 	struct cpn_env env = {.ctx = ctx};
 	struct cpn_verdict v;
-	__u32 ifindex, *slot;
+	__u32 ifindex, *slot, k = 0;
+
+	/* Arrays of one entry: never NULL, but the verifier must see it. */
+	env.cpu = bpf_map_lookup_elem(&cpn_stats, &k);
+	env.cfg = bpf_map_lookup_elem(&cpn_config, &k);
+	if (!env.cpu || !env.cfg)
+		return XDP_PASS;
 
 	switch (cpn_router_rx(&env, data, data_end, &v)) {
 	case CPN_ACT_FWD:

@@ -27,12 +27,11 @@
 	X(node_state, "cpn_node_state", ARRAY MMAPABLE, node_id, struct cpn_node)                  \
 	X(tenants, "cpn_tenants", HASH, tenant_id, struct cpn_tenant)                              \
 	X(affinity, "cpn_affinity", HASH_OF_MAPS, tenant_id, LRU_HASH cpn_aff_key->cpn_aff)        \
-	X(stats, "cpn_stats", PERCPU_ARRAY, enum cpn_stat, __u64)                                  \
+	X(stats, "cpn_stats", PERCPU_ARRAY[1], __u32, struct cpn_cpu)                              \
 	X(node_stats, "cpn_node_stats", PERCPU_ARRAY, node_id, struct cpn_node_stats)              \
 	X(svc_stats, "cpn_svc_stats", PERCPU_ARRAY, service_id, struct cpn_svc_stats)              \
 	X(tx_ports, "cpn_tx_ports", DEVMAP_HASH, ifindex, struct bpf_devmap_val)                   \
 	X(nh_cache, "cpn_nh_cache", PERCPU_ARRAY, node_id, struct cpn_nexthop)                     \
-	X(rng, "cpn_rng", PERCPU_ARRAY[1], __u32, __u64 xorshift state)                            \
 	X(xsks, "xsks_map", XSKMAP, slot, AF_XDP socket of cpn - fwd)                              \
 	X(xsk_slots, "cpn_xsk_slots", HASH, struct cpn_xsk_key, __u32 slot of xsks_map)            \
 	X(chain, "cpn_chain", PROG_ARRAY, slot, the XDP program cpn passes to)                     \
@@ -516,6 +515,18 @@ enum cpn_stat {
 	CPN_STATS(CPN_STAT_ENUM)
 #undef CPN_STAT_ENUM
 	    CPN_STAT_MAX,
+};
+
+/* The data plane's record of one CPU, the single entry of the per-CPU
+ * array cpn_stats: every counter of CPN_STATS, the state of the generator
+ * the policies draw from (xorshift64*, seeded from the kernel's PRNG when
+ * 0), and the XDP program's scratch for one packet's FIB request (struct
+ * bpf_fib_lookup), kept off its stack. One lookup a packet brings them.
+ */
+struct cpn_cpu {
+	__u64 stat[CPN_STAT_MAX];
+	__u64 rng;
+	__u64 scratch[8];
 };
 
 #ifndef __bpf__

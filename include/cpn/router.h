@@ -39,7 +39,9 @@
  *                                        __u32 stamp);  1 if the key was seen already
  *                           (a replay), else 0 and it is remembered
  *   cpn_node_at(env, id)    as sched.h describes;
- *   cpn_tokens_at(env, svc) likewise, where the plane keeps idle tokens.
+ *   cpn_tokens_at(env, svc) likewise, where the plane keeps idle tokens;
+ *   cpn_sched_ctx(env)      optional: the CPN_CTX pointer handed to sched.h's
+ *                           policies (default: env itself).
  *
  * All of them may return NULL where a pointer is returned.
  */
@@ -58,6 +60,10 @@
 #include "cpn/proto.h"
 #include "cpn/sched.h"
 #include "cpn/siphash.h"
+
+#ifndef cpn_sched_ctx
+#define cpn_sched_ctx(env) (env)
+#endif
 
 #define CPN_ETH_P_8021Q	 0x8100
 #define CPN_ETH_P_8021AD 0x88A8
@@ -406,10 +412,11 @@ static __always_inline __u16 cpn_request_node(struct cpn_env *env, struct cpn_se
 	hash = cpn_flow_hash(p->saddr, p->udp->source, cpn_ntohl(h->tenant_id), key);
 	if (svc->policy == CPN_POL_MAGLEV)
 		mg = cpn_env_maglev(env, svc->id);
-	cpn_choose(env, svc, mg, hash, cpn_env_rand(env), now, &pick);
+	cpn_choose(cpn_sched_ctx(env), svc, mg, hash, cpn_env_rand(env), now, &pick);
 	if (!mg && (pick.verdict == CPN_PICK_FALLBACK ||
 		    (pick.verdict == CPN_PICK_BUSY && pick.busy_reason == CPN_BUSY_NO_NODE)))
-		cpn_fallback_at(env, svc, cpn_env_maglev(env, svc->id), hash, now, &pick);
+		cpn_fallback_at(cpn_sched_ctx(env), svc, cpn_env_maglev(env, svc->id), hash, now,
+				&pick);
 	if (pick.verdict == CPN_PICK_BUSY) {
 		*busy = pick.busy_reason;
 		return 0;

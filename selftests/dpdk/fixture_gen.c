@@ -47,7 +47,7 @@
  * carry worker_us >= 10 s so that a path sample, whichever clock measures
  * it, is 0 (cpn_path_sample), and PROBE_ACKs come only from `vsearch`
  * nodes, whose path latency no choice reads. --xdp-rng SEED seeds the XDP
- * program's cpn_rng: the test runs two seeds and requires the same output.
+ * program's generator (cpn_stats): the test runs two seeds and requires the same output.
  *
  * Every frame carries the verdict (and node) the fixture intends; any
  * disagreement of the XDP program is an error (exit 1).
@@ -772,21 +772,7 @@ static void gen_all(struct gen *g)
 /* The same seed for the XDP program's per-CPU generator on every CPU. */
 static int seed_xdp_rng(struct gen *g, __u64 seed)
 {
-	int n = libbpf_num_possible_cpus();
-	__u64 *vals;
-	__u32 k = 0;
-	int rc;
-
-	if (n <= 0)
-		return -1;
-	vals = calloc((size_t)n, sizeof(*vals));
-	if (!vals)
-		return -1;
-	for (int i = 0; i < n; i++)
-		vals[i] = seed;
-	rc = bpf_map_update_elem(bpf_map__fd(g->r.skel->maps.cpn_rng), &k, vals, BPF_ANY);
-	free(vals);
-	return rc;
+	return cpn_maps_seed_rng(&g->r.maps, seed);
 }
 
 static int configure(struct gen *g)

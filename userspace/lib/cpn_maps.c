@@ -382,23 +382,41 @@ int cpn_maps_del_port(struct cpn_maps *m, int ifindex)
 
 int cpn_maps_stats(struct cpn_maps *m, __u64 out[CPN_STAT_MAX])
 {
-	__u64 *v = calloc((size_t)m->ncpus, sizeof(__u64));
+	struct cpn_cpu *v = calloc((size_t)m->ncpus, sizeof(*v));
+	__u32 k = 0;
 
 	if (!v)
 		return -ENOMEM;
+	if (bpf_map_lookup_elem(m->stats, &k, v)) {
+		int err = -errno;
+
+		free(v);
+		return err;
+	}
 	for (__u32 i = 0; i < CPN_STAT_MAX; i++) {
 		out[i] = 0;
-		if (bpf_map_lookup_elem(m->stats, &i, v)) {
-			int err = -errno;
-
-			free(v);
-			return err;
-		}
 		for (int c = 0; c < m->ncpus; c++)
-			out[i] += v[c];
+			out[i] += v[c].stat[i];
 	}
 	free(v);
 	return 0;
+}
+
+int cpn_maps_seed_rng(struct cpn_maps *m, __u64 seed)
+{
+	struct cpn_cpu *v = calloc((size_t)m->ncpus, sizeof(*v));
+	__u32 k = 0;
+	int err;
+
+	if (!v)
+		return -ENOMEM;
+	err = ret(bpf_map_lookup_elem(m->stats, &k, v));
+	for (int c = 0; !err && c < m->ncpus; c++)
+		v[c].rng = seed;
+	if (!err)
+		err = ret(bpf_map_update_elem(m->stats, &k, v, BPF_ANY));
+	free(v);
+	return err;
 }
 
 int cpn_maps_node_stats(struct cpn_maps *m, __u16 id, struct cpn_node_stats *out)

@@ -103,6 +103,11 @@ int cpn_maps_del_port(struct cpn_maps *m, int ifindex);
 
 /* Counters summed over CPUs. */
 int cpn_maps_stats(struct cpn_maps *m, __u64 out[CPN_STAT_MAX]);
+/* Every CPU's generator (struct cpn_cpu.rng) set to `seed` (0: drawn again
+ * from the kernel's PRNG at the next packet): the data plane then draws
+ * the same sequence on every run. For tests and benchmarks.
+ */
+int cpn_maps_seed_rng(struct cpn_maps *m, __u64 seed);
 int cpn_maps_node_stats(struct cpn_maps *m, __u16 id, struct cpn_node_stats *out);
 int cpn_maps_svc_stats(struct cpn_maps *m, __u16 id, struct cpn_svc_stats *out);
 
