@@ -187,10 +187,27 @@ struct fwd_neigh_cache_ent {
 	__u64 gen;
 };
 
+/* A forwarding lcore's clock: CLOCK_MONOTONIC and CLOCK_TAI from one
+ * rte_rdtsc() per burst, as ns since an anchor (a clock_gettime pair) that
+ * is taken again every FWD_CLOCK_ANCHOR_NS; never behind its last value.
+ */
+#define FWD_CLOCK_ANCHOR_NS 1000000ULL /* 1 ms: off by 1 ns per ppm of rte_get_tsc_hz() */
+
+struct fwd_clock {
+	__u64 tsc0;    /* rte_rdtsc() at the anchor */
+	__u64 mono0;   /* CLOCK_MONOTONIC ns at the anchor */
+	__u64 tai_off; /* CLOCK_TAI - CLOCK_MONOTONIC at the anchor */
+	__u64 mult;    /* ns per TSC tick, << 32 */
+	__u64 tsc_end; /* the next anchor is due at this TSC */
+	__u64 span;    /* FWD_CLOCK_ANCHOR_NS in TSC ticks */
+	__u64 last;    /* the last value handed out */
+};
+
 /* One forwarding lcore: its queue on every port and what it writes. */
 struct fwd_lcore {
 	unsigned int lcore_id;
 	__u16 queue;
+	struct fwd_clock clock;
 	struct cpn_env env;
 	struct fwd_counters *cnt;
 	__u16 ntx[FWD_MAX_PORTS];

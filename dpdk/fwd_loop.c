@@ -17,15 +17,19 @@
  *            ARP replies and neighbour advertisements are learned first.
  *
  * No lock (but the per-tenant GCRA spinlock, as XDP's bpf_spin_lock) and no
- * syscall: the clock is clock_gettime(CLOCK_MONOTONIC), a vDSO call, once
- * per burst. Learning a neighbour writes the lock-free neighbour hash (its
- * writers serialise among themselves: rare, and never on the request path).
+ * syscall. Once per received burst: the snapshot pointer, and the clock,
+ * one rte_rdtsc() converted to CLOCK_MONOTONIC and CLOCK_TAI ns against an
+ * anchor that clock_gettime (the vDSO) gives every 1 ms. Learning a
+ * neighbour writes the lock-free neighbour hash (its writers serialise
+ * among themselves: rare, and never on the request path).
  * Only the first segment of a multi-segment mbuf is parsed.
  */
 #include "fwd_env.h" /* first: router.h wants the kernel's network headers */
 
 #include <string.h>
 
+#include <rte_branch_prediction.h>
+#include <rte_cycles.h>
 #include <rte_mbuf.h>
 #include <rte_prefetch.h>
 
@@ -256,13 +260,50 @@ static inline void handle(struct fwd_lcore *lc, struct rte_mbuf *m, __u16 in_por
 	}
 }
 
-/* CLOCK_TAI in ns (the vDSO's, no syscall): the clock of stamps. */
-static __u64 tai_ns(void)
-{
-	struct timespec ts;
+/* ---- the burst's clock ------------------------------------------------ */
 
-	clock_gettime(CLOCK_TAI, &ts);
-	return (__u64)ts.tv_sec * 1000000000ULL + (__u64)ts.tv_nsec;
+static __u64 ts_ns(const struct timespec *ts)
+{
+	return (__u64)ts->tv_sec * 1000000000ULL + (__u64)ts->tv_nsec;
+}
+
+/* A new anchor: CLOCK_MONOTONIC (bpf_ktime_get_ns's) and CLOCK_TAI (the
+ * clock of stamps) through the vDSO, no syscall, next to the TSC.
+ */
+static __rte_noinline void clock_anchor(struct fwd_clock *c)
+{
+	struct timespec mono, tai;
+
+	if (!c->mult) {
+		__u64 hz = rte_get_tsc_hz();
+
+		hz = hz ? hz : 1000000000ULL;
+		c->mult = (__u64)(((unsigned __int128)1000000000ULL << 32) / hz);
+		c->span = (__u64)((unsigned __int128)FWD_CLOCK_ANCHOR_NS * hz / 1000000000ULL);
+	}
+	clock_gettime(CLOCK_MONOTONIC, &mono);
+	c->tsc0 = rte_rdtsc();
+	clock_gettime(CLOCK_TAI, &tai);
+	c->mono0 = ts_ns(&mono);
+	c->tai_off = ts_ns(&tai) - c->mono0;
+	c->tsc_end = c->tsc0 + c->span;
+}
+
+/* The burst's clock: one rte_rdtsc(), converted once. */
+static inline void clock_tick(struct fwd_clock *c, struct cpn_env *env)
+{
+	__u64 tsc = rte_rdtsc(), now;
+
+	if (unlikely(tsc >= c->tsc_end || tsc < c->tsc0)) {
+		clock_anchor(c);
+		tsc = c->tsc0;
+	}
+	now = c->mono0 + (__u64)(((unsigned __int128)(tsc - c->tsc0) * c->mult) >> 32);
+	if (unlikely(now < c->last))
+		now = c->last;
+	c->last = now;
+	env->now = now;
+	env->tai = now + c->tai_off;
 }
 
 /* One received burst of `port`, every packet to its verdict (sends are
@@ -272,6 +313,9 @@ static __u64 tai_ns(void)
 __attribute__((noinline)) void fwd_burst(struct fwd_lcore *lc, struct rte_mbuf **pkts, __u16 n,
 					 __u16 port)
 {
+	/* What holds for the whole burst: the snapshot and the clock. */
+	lc->env.snap = atomic_load_explicit(&fwd.snap, memory_order_acquire);
+	clock_tick(&lc->clock, &lc->env);
 	lc->cnt->port[port].rx += n;
 	for (__u16 i = 0; i < n && i < FWD_PREFETCH; i++)
 		rte_prefetch0(rte_pktmbuf_mtod(pkts[i], void *));
@@ -288,9 +332,6 @@ static unsigned int fwd_round(struct fwd_lcore *lc)
 	struct rte_mbuf *pkts[FWD_MAX_BURST];
 	unsigned int total = 0;
 
-	lc->env.snap = atomic_load_explicit(&fwd.snap, memory_order_acquire);
-	lc->env.now = cpn_now_ns();
-	lc->env.tai = tai_ns();
 	for (__u16 p = 0; p < fwd.nb_ports; p++) {
 		__u16 n = fwd_rx_burst(p, lc->queue, pkts, (__u16)fwd.burst);
 
