@@ -160,8 +160,8 @@ def sec_fwd(d, plots, work):
     ir = d.get("ir")
     if ir:
         md.append("\nInstructions per request (callgrind, Ir in `fwd_burst` over %d requests, "
-                  "deterministic): **%s**; by source file: %s."
-                  % (ir["requests"], fmt(ir["per_request"]),
+                  "deterministic): **%.0f**; by source file: %s."
+                  % (ir["requests"], ir["per_request"],
                      ", ".join("%s %.0f" % (k, v) for k, v in ir.get("by_file", {}).items())))
     md.append("\nCommands (prefix and temporary paths as they ran):\n")
     for r in res:
