@@ -213,6 +213,7 @@ struct fwd_lcore {
 	__u16 ntx[FWD_MAX_PORTS];
 	struct rte_mbuf *txb[FWD_MAX_PORTS][FWD_MAX_BURST];
 	struct fwd_neigh_cache_ent neigh_cache[FWD_NEIGH_CACHE];
+	__u64 neigh_gen; /* fwd.neigh_gen at the start of the burst */
 } __rte_cache_aligned;
 
 /* What the forwarding lcores read (set up before they start). */

@@ -76,26 +76,44 @@ static inline int neigh_key_eq(const struct neigh_key *a, const struct neigh_key
 	       a->addr[3] == b->addr[3] && a->family == b->family;
 }
 
-/* fwd_neigh_get through the lcore's cache (hits only). */
-static inline int neigh_get_cached(struct fwd_lcore *lc, const struct neigh_key *k, __u8 mac[6],
-				   __u16 *port)
+static inline __u32 neigh_hash(const struct neigh_key *k)
 {
-	__u64 gen = atomic_load_explicit(&fwd.neigh_gen, memory_order_acquire);
-	__u32 h = (k->addr[0] ^ k->addr[1] ^ k->addr[2] ^ k->addr[3] ^ k->family) * 0x9e3779b1U;
+	return (k->addr[0] ^ k->addr[1] ^ k->addr[2] ^ k->addr[3] ^ k->family) * 0x9e3779b1U;
+}
+
+/* The lcore's cache entry for `k`, filled from the neighbour table on a miss
+ * (only hits are cached); NULL if the table has none. Valid for the burst,
+ * against the neighbour generation read at its start. `h`: neigh_hash(k).
+ */
+static inline const struct fwd_neigh_cache_ent *neigh_lookup(struct fwd_lcore *lc,
+							     const struct neigh_key *k, __u32 h)
+{
 	struct fwd_neigh_cache_ent *e = &lc->neigh_cache[h >> (32 - FWD_NEIGH_CACHE_BITS)];
 
-	if (e->gen == gen && neigh_key_eq(&e->key, k)) {
-		memcpy(mac, e->mac, 6);
-		*port = e->port;
-		return 0;
+	if (e->gen == lc->neigh_gen && neigh_key_eq(&e->key, k))
+		return e;
+	if (fwd_neigh_get(k, e->mac, &e->port)) {
+		e->gen = 0; /* never a valid generation */
+		return NULL;
 	}
-	if (fwd_neigh_get(k, mac, port))
-		return -1;
 	e->key = *k;
-	memcpy(e->mac, mac, 6);
-	e->port = *port;
-	e->gen = gen;
-	return 0;
+	e->gen = lc->neigh_gen;
+	return e;
+}
+
+/* The same for an IPv4 next hop: an IPv4 key's other words are zero, so
+ * its hash and its comparison need only the address.
+ */
+static inline const struct fwd_neigh_cache_ent *neigh_lookup4(struct fwd_lcore *lc, __be32 addr)
+{
+	__u32 h = (addr ^ CPN_AF_INET) * 0x9e3779b1U;
+	const struct fwd_neigh_cache_ent *e = &lc->neigh_cache[h >> (32 - FWD_NEIGH_CACHE_BITS)];
+	struct neigh_key k = {.family = CPN_AF_INET};
+
+	if (e->gen == lc->neigh_gen && e->key.addr[0] == addr && e->key.family == CPN_AF_INET)
+		return e;
+	k.addr[0] = addr;
+	return neigh_lookup(lc, &k, h);
 }
 
 /* ARP reply: sender -> MAC; IPv6 neighbour advertisement: target -> the
@@ -187,16 +205,13 @@ static inline void do_pass(struct fwd_lcore *lc, struct rte_mbuf *m, __u16 in_po
 }
 
 /* FWD: the XDP glue's cpn_xdp_forward with the neighbour table for the FIB. */
-static __rte_always_inline void do_forward(struct fwd_lcore *lc, struct rte_mbuf *m, __u16 in_port,
-					   const struct cpn_verdict *v)
+static __rte_always_inline void do_forward(struct fwd_lcore *lc, struct rte_mbuf *m, __u8 *data,
+					   __u32 len, __u16 in_port, const struct cpn_verdict *v)
 {
-	__u8 *data = rte_pktmbuf_mtod(m, __u8 *);
-	__u32 len = rte_pktmbuf_data_len(m), off = v->l3_off;
+	const struct fwd_neigh_cache_ent *e;
 	struct iphdr *ip4 = NULL;
 	struct ipv6hdr *ip6 = NULL;
-	struct neigh_key k = {0};
-	__u8 dmac[6];
-	__u16 out;
+	__u32 off = v->l3_off;
 
 	if (off != sizeof(struct ethhdr) && off != sizeof(struct ethhdr) + 4)
 		goto pass;
@@ -206,24 +221,25 @@ static __rte_always_inline void do_forward(struct fwd_lcore *lc, struct rte_mbuf
 		ip4 = (struct iphdr *)(data + off);
 		if (ip4->ttl <= 1)
 			goto kernel;
-		k.family = CPN_AF_INET;
-		k.addr[0] = ip4->daddr;
+		e = neigh_lookup4(lc, ip4->daddr);
 	} else {
+		struct neigh_key k = {.family = CPN_AF_INET6};
+
 		if (off + sizeof(*ip6) > len)
 			goto pass;
 		ip6 = (struct ipv6hdr *)(data + off);
 		if (ip6->hop_limit <= 1)
 			goto kernel;
-		k.family = CPN_AF_INET6;
 		memcpy(k.addr, &ip6->daddr, 16);
+		e = neigh_lookup(lc, &k, neigh_hash(&k));
 	}
-	if (neigh_get_cached(lc, &k, dmac, &out) || out >= fwd.nb_ports) {
+	if (!e || e->port >= fwd.nb_ports) {
 		lc->cnt->port[in_port].neigh_miss++;
 		goto kernel;
 	}
-	lc->cnt->stat[out == in_port ? CPN_STAT_TX_BOUNCE : CPN_STAT_TX_REDIRECT]++;
-	cpn_hop((struct ethhdr *)data, ip4, ip6, dmac, fwd.mac[out].addr_bytes);
-	tx_queue(lc, out, m);
+	lc->cnt->stat[e->port == in_port ? CPN_STAT_TX_BOUNCE : CPN_STAT_TX_REDIRECT]++;
+	cpn_hop((struct ethhdr *)data, ip4, ip6, e->mac, fwd.mac[e->port].addr_bytes);
+	tx_queue(lc, e->port, m);
 	return;
 kernel:
 	lc->cnt->stat[CPN_STAT_TX_KERNEL]++;
@@ -242,7 +258,7 @@ static __rte_always_inline void handle(struct fwd_lcore *lc, struct rte_mbuf *m,
 
 	switch (cpn_router_rx(&lc->env, data, data + len, &v)) {
 	case CPN_ACT_FWD:
-		do_forward(lc, m, in_port, &v);
+		do_forward(lc, m, data, len, in_port, &v);
 		return;
 	case CPN_ACT_TX:
 		if (v.trim && rte_pktmbuf_trim(m, (uint16_t)v.trim)) {
@@ -316,8 +332,11 @@ static inline void clock_tick(struct fwd_clock *c, struct cpn_env *env)
 __attribute__((noinline)) void fwd_burst(struct fwd_lcore *lc, struct rte_mbuf **pkts, __u16 n,
 					 __u16 port)
 {
-	/* What holds for the whole burst: the snapshot and the clock. */
+	/* What holds for the whole burst: the snapshot, the neighbour
+	 * generation and the clock.
+	 */
 	lc->env.snap = atomic_load_explicit(&fwd.snap, memory_order_acquire);
+	lc->neigh_gen = atomic_load_explicit(&fwd.neigh_gen, memory_order_acquire);
 	clock_tick(&lc->clock, &lc->env);
 	lc->cnt->port[port].rx += n;
 	for (__u16 i = 0; i < n && i < FWD_PREFETCH; i++)
