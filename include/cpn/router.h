@@ -41,7 +41,10 @@
  *   cpn_node_at(env, id)    as sched.h describes;
  *   cpn_tokens_at(env, svc) likewise, where the plane keeps idle tokens;
  *   cpn_sched_ctx(env)      optional: the CPN_CTX pointer handed to sched.h's
- *                           policies (default: env itself).
+ *                           policies (default: env itself);
+ *   cpn_env_csum_span_ok(env, start, n, end, acc)  optional: csum.h's
+ *                           cpn_csum_span_ok (the default) or the same
+ *                           done elsewhere (XDP: a function verified once).
  *
  * All of them may return NULL where a pointer is returned.
  */
@@ -63,6 +66,10 @@
 
 #ifndef cpn_sched_ctx
 #define cpn_sched_ctx(env) (env)
+#endif
+#ifndef cpn_env_csum_span_ok
+#define cpn_env_csum_span_ok(env, start, n, end, acc)                                              \
+	((void)(env), cpn_csum_span_ok(start, n, end, acc))
 #endif
 
 #define CPN_ETH_P_8021Q	 0x8100
@@ -93,6 +100,24 @@ struct cpn_verdict {
 };
 
 /* ---- small helpers --------------------------------------------------- */
+
+/* A MAC address copied as three 16-bit words, not six bytes: Ethernet
+ * headers and every MAC the data planes keep are 2-byte aligned.
+ */
+
+static __always_inline void cpn_mac_copy(unsigned char *dst, const unsigned char *src)
+{
+#ifdef __bpf__
+	cpn_u16_alias *d = (cpn_u16_alias *)(void *)dst;
+	const cpn_u16_alias *s = (const cpn_u16_alias *)(const void *)src;
+
+	d[0] = s[0];
+	d[1] = s[1];
+	d[2] = s[2];
+#else
+	__builtin_memcpy(dst, src, ETH_ALEN);
+#endif
+}
 
 static __always_inline int cpn_verdict_set(struct cpn_env *env, struct cpn_verdict *v, int action,
 					   __u32 stat)
@@ -134,7 +159,7 @@ struct cpn_l34 {
 };
 
 /* Add to *acc the checksum change of replacing an address and a port. */
-static __always_inline __u32 cpn_csum_addr_port(__u32 acc, const __be32 *old_a, const __be32 *new_a,
+static __always_inline __u64 cpn_csum_addr_port(__u64 acc, const __be32 *old_a, const __be32 *new_a,
 						int nwords, __be16 old_p, __be16 new_p)
 {
 	acc = cpn_csum_diff_words(acc, old_a, new_a, nwords);
@@ -146,7 +171,7 @@ static __always_inline __u32 cpn_csum_addr_port(__u32 acc, const __be32 *old_a, 
  * carries payload changes already made (cpn header fields).
  */
 static __always_inline void cpn_nat(struct cpn_l34 *p, int dir, const __be32 *addr, __be16 port,
-				    __u32 acc_udp)
+				    __u64 acc_udp)
 {
 	__be32 *a = dir ? p->saddr : p->daddr;
 	__be16 *pp = dir ? &p->udp->source : &p->udp->dest;
@@ -178,7 +203,7 @@ static __always_inline void cpn_nat(struct cpn_l34 *p, int dir, const __be32 *ad
 static __always_inline void cpn_snat_addr(struct cpn_l34 *p, const __be32 *addr)
 {
 	__be32 old[4] = {p->saddr[0], 0, 0, 0};
-	__u32 acc;
+	__u64 acc;
 
 	if (p->nwords == 4) {
 		old[1] = p->saddr[1];
@@ -217,10 +242,11 @@ static __always_inline int cpn_addr_zero(const __be32 *a)
  * bytes) verify. An IPv4 UDP checksum of 0 means none; IPv6 must have one.
  * A bounded loop: it serves the report paths only.
  */
-static __always_inline int cpn_csum_ok(struct cpn_l34 *p, void *data_end, int udp)
+static __always_inline int cpn_csum_ok(struct cpn_env *env, struct cpn_l34 *p, void *data_end,
+				       int udp)
 {
-	const __u16 *w = (const __u16 *)p->udp;
-	__u32 n = p->udp_len, acc;
+	__u32 n = p->udp_len;
+	__u64 acc;
 
 	if (p->family == CPN_AF_INET) {
 		if (cpn_csum_fold(cpn_csum_add(0, p->ip4, sizeof(struct iphdr) / 2)) != 0xffff)
@@ -235,31 +261,9 @@ static __always_inline int cpn_csum_ok(struct cpn_l34 *p, void *data_end, int ud
 	if (n > sizeof(struct udphdr) + CPN_CSUM_CHECK_MAX)
 		return 0;
 	acc = cpn_csum_add(0, p->saddr, p->nwords * 2);
-	acc = cpn_csum_add(acc, p->daddr, p->nwords * 2);
+	acc = cpn_csum_add((__u32)acc, p->daddr, p->nwords * 2);
 	acc += cpn_htons(IPPROTO_UDP) + p->udp->len;
-	for (int i = 0; i < (int)(sizeof(struct udphdr) + CPN_CSUM_CHECK_MAX) / 2; i++) {
-		const __u16 *next = w + 1;
-
-		if (n < 2)
-			break;
-		cpn_barrier_var(next);
-		if ((void *)next > data_end)
-			return 0;
-		acc += *w;
-		w = next;
-		n -= 2;
-	}
-	if (n) {
-		const __u8 *b = (const __u8 *)w, *end = b + 1;
-		__u16 last = 0;
-
-		cpn_barrier_var(end);
-		if ((void *)end > data_end)
-			return 0;
-		__builtin_memcpy(&last, b, 1);
-		acc += last;
-	}
-	return cpn_csum_fold(acc) == 0xffff;
+	return cpn_env_csum_span_ok(env, p->udp, n, data_end, acc);
 }
 
 static __always_inline __u32 cpn_fresh_window(struct cpn_config *cfg)
@@ -358,11 +362,13 @@ static __always_inline int cpn_make_busy(struct cpn_env *env, void *data, void *
 /* ---- REQUEST --------------------------------------------------------- */
 
 /* The node for a request: an honoured live tag, a live session, or a fresh
- * choice. Returns the node id, 0 with *busy set when refused.
+ * choice. Returns the node id, 0 with *busy set when refused; *np is its
+ * state where the choice looked it up already (else left NULL).
  */
 static __always_inline __u16 cpn_request_node(struct cpn_env *env, struct cpn_service *svc,
 					      struct cpn_hdr *h, struct cpn_l34 *p, __u64 now,
-					      const __u64 *hop_key, __u32 aff_tenant, __u8 *busy)
+					      const __u64 *hop_key, __u32 aff_tenant, __u8 *busy,
+					      struct cpn_node **np)
 {
 	__u16 tagged = cpn_ntohs(h->node_id);
 	__u32 key = cpn_ntohl(h->session_key);
@@ -384,6 +390,7 @@ static __always_inline __u16 cpn_request_node(struct cpn_env *env, struct cpn_se
 			if (n && cpn_node_live(n, now, svc->stale_ms) &&
 			    cpn_svc_has_node(svc, tagged)) {
 				cpn_env_count(env, CPN_STAT_REQ_TAG_HONOURED);
+				*np = n;
 				return tagged;
 			}
 			cpn_env_count(env, CPN_STAT_REQ_RESTEERED);
@@ -401,22 +408,31 @@ static __always_inline __u16 cpn_request_node(struct cpn_env *env, struct cpn_se
 			    cpn_svc_has_node(svc, aff->node_id)) {
 				aff->last_ns = now;
 				cpn_env_count(env, CPN_STAT_REQ_AFFINITY);
+				*np = n;
 				return aff->node_id;
 			}
 		}
 	}
 
-	/* The Maglev table is a lookup of its own: fetched only for the maglev
-	 * policy, or when no candidate is live and the fallback needs it.
+	/* p2c's common case first: two live candidates drawn, no flow hash
+	 * (what Maglev and the fallback need) and no loop. Else the choice
+	 * of the policy. The Maglev table is a lookup of its own: fetched
+	 * only for the maglev policy, or when no candidate is live and the
+	 * fallback needs it.
 	 */
-	hash = cpn_flow_hash(p->saddr, p->udp->source, cpn_ntohl(h->tenant_id), key);
-	if (svc->policy == CPN_POL_MAGLEV)
-		mg = cpn_env_maglev(env, svc->id);
-	cpn_choose(cpn_sched_ctx(env), svc, mg, hash, cpn_env_rand(env), now, &pick);
-	if (!mg && (pick.verdict == CPN_PICK_FALLBACK ||
-		    (pick.verdict == CPN_PICK_BUSY && pick.busy_reason == CPN_BUSY_NO_NODE)))
-		cpn_fallback_at(cpn_sched_ctx(env), svc, cpn_env_maglev(env, svc->id), hash, now,
-				&pick);
+	if (svc->policy != CPN_POL_P2C ||
+	    !cpn_p2c_pair(cpn_sched_ctx(env), svc, cpn_env_rand(env), now, &pick, np)) {
+		hash = cpn_flow_hash(p->saddr, p->udp->source, cpn_ntohl(h->tenant_id), key);
+		if (svc->policy == CPN_POL_MAGLEV)
+			mg = cpn_env_maglev(env, svc->id);
+		cpn_choose(cpn_sched_ctx(env), svc, mg, hash, cpn_env_rand(env), now, &pick);
+		if (!mg &&
+		    (pick.verdict == CPN_PICK_FALLBACK ||
+		     (pick.verdict == CPN_PICK_BUSY && pick.busy_reason == CPN_BUSY_NO_NODE)))
+			cpn_fallback_at(cpn_sched_ctx(env), svc, cpn_env_maglev(env, svc->id), hash,
+					now, &pick);
+		*np = 0;
+	}
 	if (pick.verdict == CPN_PICK_BUSY) {
 		*busy = pick.busy_reason;
 		return 0;
@@ -491,7 +507,8 @@ static __always_inline int cpn_request(struct cpn_env *env, void *data, void *da
 	__u64 now = cpn_env_now_ns(env);
 	__u16 node_id, max_hops;
 	__u8 busy = 0;
-	__u32 acc, why, aff_tenant;
+	__u32 why, aff_tenant;
+	__u64 acc;
 	int err, cont;
 
 	if ((void *)(h + 1) > data_end)
@@ -560,9 +577,11 @@ static __always_inline int cpn_request(struct cpn_env *env, void *data, void *da
 	if (cont)
 		return cpn_request_cont(env, p, svc, h, now, cfg->hop_key, v);
 
-	node_id = cpn_request_node(env, svc, h, p, now, cfg->hop_key, aff_tenant, &busy);
+	n = 0;
+	node_id = cpn_request_node(env, svc, h, p, now, cfg->hop_key, aff_tenant, &busy, &n);
 	nc = node_id ? cpn_env_node_cfg(env, node_id) : 0;
-	n = node_id ? cpn_node_at(env, node_id) : 0;
+	if (node_id && !n)
+		n = cpn_node_at(env, node_id);
 	if (!nc || !n || !(nc->flags & CPN_NODE_CFG_VALID)) {
 		busy = busy ? busy : CPN_BUSY_NO_NODE;
 		if (ss && busy >= 1 && busy <= CPN_SVC_BUSY_REASONS)
@@ -728,7 +747,8 @@ static __always_inline int cpn_reply(struct cpn_env *env, void *data_end, struct
 	int cont = h->type == CPN_T_REPLY && (h->flags & cpn_htons(CPN_F_FRAG | CPN_F_CONT)) ==
 						 cpn_htons(CPN_F_FRAG | CPN_F_CONT);
 
-	if (!cpn_csum_ok(p, data_end, p->udp_len <= sizeof(struct udphdr) + CPN_CSUM_CHECK_MAX))
+	if (!cpn_csum_ok(env, p, data_end,
+			 p->udp_len <= sizeof(struct udphdr) + CPN_CSUM_CHECK_MAX))
 		return cpn_verdict_set(env, v, CPN_ACT_DROP, CPN_STAT_DROP_BAD_CSUM);
 	why = cpn_report_check(env, nc, h, p->udp_len - sizeof(struct udphdr), data_end, cont);
 	if (why)
@@ -821,7 +841,7 @@ static __always_inline int cpn_control(struct cpn_env *env, void *data_end, stru
 		return cpn_verdict_set(env, v, CPN_ACT_PASS,
 				       h->type == CPN_T_LOAD ? CPN_STAT_LOAD_UNKNOWN
 							     : CPN_STAT_PASS_NOT_CPN);
-	if (!cpn_csum_ok(p, data_end, 1))
+	if (!cpn_csum_ok(env, p, data_end, 1))
 		return cpn_verdict_set(env, v, CPN_ACT_DROP, CPN_STAT_DROP_BAD_CSUM);
 	why = cpn_report_check(env, nc, h, p->udp_len - sizeof(struct udphdr), data_end, 0);
 	if (why)
@@ -859,17 +879,20 @@ static __always_inline void cpn_hop(struct ethhdr *eth, struct iphdr *ip4, struc
 				    const unsigned char *dmac, const unsigned char *smac)
 {
 	if (ip4) {
-		__u16 old, new_;
+		/* The TTL is the high byte of its 16-bit word: that word drops
+		 * by 0x100, the checksum rises by as much, end-around carry
+		 * included (RFC 1624).
+		 */
+		__u32 check = ip4->check;
 
-		__builtin_memcpy(&old, &ip4->ttl, 2);
+		check += cpn_htons(0x0100);
+		ip4->check = (__u16)(check + (check >= 0xffff));
 		ip4->ttl--;
-		__builtin_memcpy(&new_, &ip4->ttl, 2);
-		ip4->check = cpn_csum_apply(ip4->check, cpn_csum_diff16(0, old, new_));
 	} else if (ip6) {
 		ip6->hop_limit--;
 	}
-	__builtin_memcpy(eth->h_dest, dmac, ETH_ALEN);
-	__builtin_memcpy(eth->h_source, smac, ETH_ALEN);
+	cpn_mac_copy(eth->h_dest, dmac);
+	cpn_mac_copy(eth->h_source, smac);
 }
 
 /* ---- entry ----------------------------------------------------------- */

@@ -465,6 +465,49 @@ static __always_inline int cpn_admit(const struct cpn_service *svc, __u64 est, _
 	return CPN_PICK_OK;
 }
 
+/* p2c's common case, without a loop or a call: two distinct candidates
+ * drawn uniformly by one 64-bit draw, both live: the one of the lower
+ * est_us (the first drawn on a tie), admitted. Returns 1 with `out` and
+ * *np (the chosen node's state) filled; 0 where there are fewer than two
+ * candidates or a drawn one is not live, and cpn_choose draws among the
+ * live ones. When both are live the pair is uniform over the pairs of live
+ * candidates, as that draw makes it.
+ */
+static __always_inline int cpn_p2c_pair(CPN_CTX *ctx __attribute__((unused)),
+					const struct cpn_service *svc, __u64 rnd, __u64 now_ns,
+					struct cpn_pick *out, struct cpn_node **np)
+{
+	__u32 n = cpn_svc_n(svc), ia, ib, qa, qb;
+	struct cpn_node *a, *b;
+	__u64 ea, eb;
+
+	if (n < 2)
+		return 0;
+	ia = cpn_range32((__u32)rnd, n);
+	ib = cpn_range32((__u32)(rnd >> 32), n - 1);
+	ib += ib >= ia;
+	a = cpn_node_at(ctx, svc->nodes[ia & (CPN_MAX_SVC_NODES - 1)]);
+	b = cpn_node_at(ctx, svc->nodes[ib & (CPN_MAX_SVC_NODES - 1)]);
+	if (!a || !b || !cpn_node_live(a, now_ns, svc->stale_ms) ||
+	    !cpn_node_live(b, now_ns, svc->stale_ms))
+		return 0;
+	ea = cpn_est_us(a);
+	eb = cpn_est_us(b);
+	qa = cpn_node_queue(a);
+	qb = cpn_node_queue(b);
+	out->token = 0;
+	if (eb < ea) {
+		out->node_id = svc->nodes[ib & (CPN_MAX_SVC_NODES - 1)];
+		*np = b;
+		cpn_admit(svc, eb, qa < qb ? qa : qb, out);
+		return 1;
+	}
+	out->node_id = svc->nodes[ia & (CPN_MAX_SVC_NODES - 1)];
+	*np = a;
+	cpn_admit(svc, ea, qa < qb ? qa : qb, out);
+	return 1;
+}
+
 /* `least`: the live candidate with the lowest est_us, scanning from
  * `start` so that ties go to a random one. Fills node_id, est_us and
  * min_queue; returns 0 when no candidate is live.
@@ -778,8 +821,16 @@ static __always_inline int cpn_choose(CPN_CTX *ctx, struct cpn_service *svc,
 		/* fallthrough */
 	case CPN_POL_P2C:
 	default: {
-		__u32 r1 = (__u32)rnd, r2 = (__u32)(rnd >> 32);
+		__u32 r1, r2;
 
+		if (cpn_p2c_pair(ctx, svc, rnd, now_ns, out, &a))
+			return out->verdict;
+		/* A drawn one is not live: draw among the live ones, with
+		 * bits of their own (an LCG step of the draw).
+		 */
+		rnd = rnd * 6364136223846793005ULL + 1442695040888963407ULL;
+		r1 = (__u32)rnd;
+		r2 = (__u32)(rnd >> 32);
 		ia = cpn_random_live(ctx, svc, r1, -1, now_ns);
 		if (ia < 0)
 			return cpn_fallback_at(ctx, svc, mg, flow_hash, now_ns, out);

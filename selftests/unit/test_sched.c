@@ -417,6 +417,63 @@ static void test_p2c_pick_shares_match_uniform_distinct_pairs(void **state)
 	assert_int_equal(count[N - 1], 0);
 }
 
+/* p2c's common case (cpn_p2c_pair): with every candidate live it decides
+ * alone, and as cpn_choose does for the same draw; its pointer is the
+ * chosen node's state; fewer than two candidates, or a drawn one not live,
+ * and it leaves the choice to cpn_choose.
+ */
+static void test_p2c_pair_decides_as_choose_and_defers_on_dead(void **state)
+{
+	enum { N = 7 };
+	const __u16 ids[N] = {3, 9, 14, 22, 5, 61, 30};
+	struct cpn_service s;
+	int deferred = 0;
+
+	(void)state;
+	for (int i = 0; i < N; i++)
+		live_node(ids[i])->queue_depth = (__u16)(i * 3 % 5);
+	svc_init(&s, CPN_POL_P2C, ids, N);
+	for (int d = 0; d < 2000; d++) {
+		__u64 r = rng();
+		struct cpn_node *np = NULL;
+		struct cpn_pick a, b = choose(&s, NULL, 0, r);
+
+		memset(&a, 0, sizeof(a));
+		assert_int_equal(cpn_p2c_pair(tbl, &s, r, NOW_NS, &a, &np), 1);
+		assert_int_equal(a.node_id, b.node_id);
+		assert_int_equal(a.verdict, b.verdict);
+		assert_int_equal(a.est_us, b.est_us);
+		assert_int_equal(a.min_queue, b.min_queue);
+		assert_ptr_equal(np, &tbl[a.node_id]);
+	}
+	/* One dead: the draws that hit it defer; never a dead node. */
+	kill_node(ids[2], DEAD_STALE);
+	for (int d = 0; d < 2000; d++) {
+		__u64 r = rng();
+		struct cpn_node *np = NULL;
+		struct cpn_pick a;
+
+		memset(&a, 0, sizeof(a));
+		if (!cpn_p2c_pair(tbl, &s, r, NOW_NS, &a, &np)) {
+			deferred++;
+			continue;
+		}
+		assert_int_not_equal(a.node_id, ids[2]);
+		assert_true(is_live(a.node_id));
+	}
+	/* it is one of the two drawn 2/N of the time */
+	assert_true(deferred > 2000 * 2 / N / 2 && deferred < 2000 * 2 / N * 2);
+	/* One candidate: always cpn_choose's. */
+	svc_init(&s, CPN_POL_P2C, ids, 1);
+	for (int d = 0; d < 100; d++) {
+		struct cpn_node *np = NULL;
+		struct cpn_pick a;
+
+		assert_int_equal(cpn_p2c_pair(tbl, &s, rng(), NOW_NS, &a, &np), 0);
+		assert_null(np);
+	}
+}
+
 /* Every candidate is sampled equally often, wherever it sits in the list:
  * a lone idle node among equally busy ones wins exactly when it is one of
  * the two candidates, 2/n of the time.
@@ -2362,6 +2419,7 @@ int main(void)
 	    T(test_p2c_less_loaded_of_two_always_wins),
 	    T(test_p2c_pick_shares_match_uniform_distinct_pairs),
 	    T(test_p2c_samples_every_position_equally),
+	    T(test_p2c_pair_decides_as_choose_and_defers_on_dead),
 	    T(test_p2c_candidates_are_distinct),
 	    T(test_p2c_never_picks_dead_node),
 	    T(test_p2c_single_live_node_is_picked),
