@@ -12,6 +12,7 @@
 #include <linux/bpf.h>
 #include <bpf/bpf_helpers.h>
 
+#include "cpn/csum.h"
 #include "cpn/maps.h"
 
 #ifndef AF_INET
@@ -384,6 +385,24 @@ static __always_inline int cpn_env_xsk_ready(struct cpn_env *env)
 	return bpf_map_lookup_elem(&xsks_map, &env->xsk_slot) != NULL;
 }
 
+/* A received checksum's long loop, as a global function: verified once,
+ * not again in every path that checks a checksum. The span is handed over
+ * as its offset in the frame.
+ */
+__attribute__((noinline)) int cpn_xdp_csum_span_ok(struct xdp_md *ctx, __u32 off, __u32 n,
+						   __u64 acc)
+{
+	void *data = (void *)(long)ctx->data;
+	void *data_end = (void *)(long)ctx->data_end;
+
+	if (off > 128)
+		return 0;
+	return cpn_csum_span_ok(data + off, n, data_end, acc);
+}
+#define cpn_env_csum_span_ok(env, start, n, end, acc)                                              \
+	cpn_xdp_csum_span_ok((env)->ctx,                                                           \
+			     (__u32)((void *)(start) - (void *)(long)(env)->ctx->data), n, acc)
+
 #include "cpn/router.h"
 
 /* ---- how verdicts leave ---------------------------------------------- */
@@ -432,17 +451,25 @@ static __always_inline int cpn_xdp_forward(struct xdp_md *ctx, struct cpn_env *e
 			goto kernel;
 	}
 
-	__builtin_memset(fib, 0, sizeof(*fib));
+	/* A cached next hop: the frame leaves at once, no FIB request built. */
 	if (node && v->now_ns && !(cfg->flags & CPN_CFG_NO_NH_CACHE)) {
 		nh = bpf_map_lookup_elem(&cpn_nh_cache, &node);
 		if (nh && nh->expires_ns > v->now_ns && nh->in_ifindex == ctx->ingress_ifindex) {
-			__builtin_memcpy(fib->smac, nh->smac, ETH_ALEN);
-			__builtin_memcpy(fib->dmac, nh->dmac, ETH_ALEN);
-			fib->ifindex = nh->ifindex;
-			goto out;
+			if (nh->ifindex == ctx->ingress_ifindex) {
+				act = XDP_TX;
+				cpn_env_count(env, CPN_STAT_TX_BOUNCE);
+			} else {
+				act = bpf_redirect_map(&cpn_tx_ports, nh->ifindex, XDP_PASS);
+				if (act != XDP_REDIRECT)
+					goto kernel;
+				cpn_env_count(env, CPN_STAT_TX_REDIRECT);
+			}
+			cpn_hop(eth, ip4, ip6, nh->dmac, nh->smac);
+			return act;
 		}
 	}
 
+	__builtin_memset(fib, 0, sizeof(*fib));
 	if (ip4) {
 		fib->family = AF_INET;
 		fib->tos = ip4->tos;
@@ -471,10 +498,9 @@ static __always_inline int cpn_xdp_forward(struct xdp_md *ctx, struct cpn_env *e
 		    (__u64)(cfg->nh_ttl_ms ? cfg->nh_ttl_ms : CPN_DEFAULT_NH_TTL_MS) * 1000000ULL;
 		nh->ifindex = fib->ifindex;
 		nh->in_ifindex = ctx->ingress_ifindex;
-		__builtin_memcpy(nh->smac, fib->smac, ETH_ALEN);
-		__builtin_memcpy(nh->dmac, fib->dmac, ETH_ALEN);
+		cpn_mac_copy(nh->smac, fib->smac);
+		cpn_mac_copy(nh->dmac, fib->dmac);
 	}
-out:
 	if (fib->ifindex == ctx->ingress_ifindex) {
 		act = XDP_TX;
 		cpn_env_count(env, CPN_STAT_TX_BOUNCE);

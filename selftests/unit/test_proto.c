@@ -864,7 +864,7 @@ static void test_csum_diff16_update_equals_recompute(void **state)
 	for (int i = 0; i < 10000; i++) {
 		__u32 buf[IP_LEN / 4];
 		__u8 *p = (__u8 *)buf;
-		__u32 acc = 0;
+		__u64 acc = 0;
 		__u16 c;
 		int changes = 1 + i % 4;
 
@@ -895,7 +895,7 @@ static void test_csum_diff32_update_equals_recompute(void **state)
 	for (int i = 0; i < 10000; i++) {
 		__u32 buf[IP_LEN / 4];
 		__u8 *p = (__u8 *)buf;
-		__u32 acc = 0;
+		__u64 acc = 0;
 		__u16 c;
 
 		random_ip(p);
@@ -926,7 +926,7 @@ static void test_csum_diff_words_ipv6_update_equals_recompute(void **state)
 		__u8 *p = (__u8 *)buf;
 		__u16 c, oldp, newp = (__u16)rng();
 		int nw = i % 2 ? 4 : 1; /* IPv6 or IPv4 address */
-		__u32 acc;
+		__u64 acc;
 
 		rng_bytes(p, LEN);
 		put_be16(p + CSUM, ref_csum(p, LEN, CSUM));
@@ -954,6 +954,65 @@ static void test_csum_apply_zero_diff_keeps_checksum(void **state)
 	assert_int_equal(cpn_csum_apply(0x1234, cpn_csum_diff16(0, 0xabcd, 0xabcd)), 0x1234);
 	assert_int_equal(cpn_csum_apply(0x1234, cpn_csum_diff32(0, 0xdeadbeef, 0xdeadbeef)),
 			 0x1234);
+}
+
+/* cpn_csum_span_ok against a byte-wise reference: every length up to the
+ * most, even and odd, from even and odd start offsets; a stored checksum
+ * that verifies, one byte changed that does not, and a span past the end of
+ * the buffer refused.
+ */
+static __u16 ref_sum_bytes(const __u8 *p, __u32 n)
+{
+	__u32 sum = 0;
+
+	/* 16-bit words as the host loads them, the last byte alone. */
+	for (__u32 i = 0; i + 1 < n; i += 2) {
+		__u16 w;
+
+		memcpy(&w, p + i, 2);
+		sum += w;
+	}
+	if (n & 1) {
+		__u16 w = 0;
+
+		memcpy(&w, p + n - 1, 1);
+		sum += w;
+	}
+	while (sum >> 16)
+		sum = (sum & 0xffff) + (sum >> 16);
+	return (__u16)sum;
+}
+
+static void test_csum_span_ok_matches_bytewise_sum(void **state)
+{
+	static __u8 buf[CPN_CSUM_SPAN_MAX + 16];
+
+	(void)state;
+	for (__u32 n = 2; n <= CPN_CSUM_SPAN_MAX; n++) {
+		for (__u32 off = 0; off < 2; off++) {
+			__u8 *p = buf + off;
+			__u64 pseudo = rng() & 0xffffffffff;
+			__u32 fold = (__u32)((pseudo & 0xffffffff) + (pseudo >> 32));
+			__u16 rest, c;
+
+			rng_bytes(buf, sizeof(buf));
+			p[0] = p[1] = 0; /* the checksum's place */
+			fold = (fold & 0xffff) + (fold >> 16);
+			fold = (fold & 0xffff) + (fold >> 16);
+			rest = ref_sum_bytes(p, n);
+			fold += rest;
+			fold = (fold & 0xffff) + (fold >> 16);
+			c = (__u16)~fold;
+			memcpy(p, &c, 2);
+			assert_true(cpn_csum_span_ok(p, n, p + n, pseudo));
+			assert_true(cpn_csum_span_ok(p, n, buf + sizeof(buf), pseudo));
+			p[n - 1] ^= 0x40; /* any byte, the last included */
+			assert_false(cpn_csum_span_ok(p, n, p + n, pseudo));
+			p[n - 1] ^= 0x40;
+			assert_false(cpn_csum_span_ok(p, n, p + n - 1, pseudo));
+		}
+	}
+	assert_false(cpn_csum_span_ok(buf, CPN_CSUM_SPAN_MAX + 2, buf + sizeof(buf), 0));
 }
 
 static void test_csum_fold_carries_twice(void **state)
@@ -1143,6 +1202,7 @@ int main(void)
 	    cmocka_unit_test(test_csum_diff_words_ipv6_update_equals_recompute),
 	    cmocka_unit_test(test_csum_apply_zero_diff_keeps_checksum),
 	    cmocka_unit_test(test_csum_fold_carries_twice),
+	    cmocka_unit_test(test_csum_span_ok_matches_bytewise_sum),
 	    cmocka_unit_test(test_udp_csum_fixup_sends_zero_as_all_ones),
 	    cmocka_unit_test(test_tenant_set_rate_computes_interval_and_burst),
 	    cmocka_unit_test(test_gcra_burst_then_refuse_then_one_per_interval),
