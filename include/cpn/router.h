@@ -601,28 +601,32 @@ static __always_inline int cpn_request(struct cpn_env *env, void *data, void *da
 	/* Tag: node, hop count, our clock, TAGGED, then the hop tag over them.
 	 * The UDP checksum follows every changed 16-bit word of the header.
 	 */
-	acc = 0;
 	{
-		__be16 old_flags = h->flags, new_flags = h->flags | cpn_htons(CPN_F_TAGGED);
+		__be16 old_flags = h->flags, new_flags = old_flags | cpn_htons(CPN_F_TAGGED);
 		__be16 old_node = h->node_id, new_node = cpn_htons(node_id);
-		__u16 old_hc, new_hc;
 		__be32 old_ts = h->router_ts, new_ts = cpn_htonl((__u32)(now / 1000));
+		__be32 old_ht = h->worker_us, new_ht;
+		__u8 hc[2];
+		__u16 old_hc, new_hc;
 
-		__builtin_memcpy(&old_hc, &h->hops, 2);
-		h->hops++;
-		__builtin_memcpy(&new_hc, &h->hops, 2);
+		/* hops and class, one 16-bit word of the checksum, changed in a
+		 * register: a load of the word right after a store of its byte
+		 * would wait for the store.
+		 */
+		__builtin_memcpy(hc, &h->hops, 2);
+		__builtin_memcpy(&old_hc, hc, 2);
+		hc[0]++;
+		__builtin_memcpy(&new_hc, hc, 2);
+		new_ht = cpn_hop_tag_with(cfg->hop_key, h, new_node, new_ts);
+		h->hops = hc[0];
 		h->flags = new_flags;
 		h->node_id = new_node;
 		h->router_ts = new_ts;
-		acc = cpn_csum_diff16(acc, old_flags, new_flags);
+		h->worker_us = new_ht;
+		acc = cpn_csum_diff16(0, old_flags, new_flags);
 		acc = cpn_csum_diff16(acc, old_node, new_node);
 		acc = cpn_csum_diff16(acc, old_hc, new_hc);
 		acc = cpn_csum_diff32(acc, old_ts, new_ts);
-	}
-	{
-		__be32 old_ht = h->worker_us, new_ht = cpn_hop_tag(cfg->hop_key, h);
-
-		h->worker_us = new_ht;
 		acc = cpn_csum_diff32(acc, old_ht, new_ht);
 	}
 	/* Full NAT: remember the client, then send from this router's own

@@ -113,21 +113,40 @@ static __always_inline __u64 cpn_tag_request_any(const __u64 key[2], const struc
 /* The hop tag of a steered REQUEST (the 4 bytes of its worker_us): the hop
  * key over {request_id}, {tenant_id, service_id, node_id}, {router_ts,
  * stamp}, as they lie in the header; the first 4 of the 8 output bytes.
+ * cpn_hop_tag_with: the same, with the node_id and router_ts about to be
+ * written (network order).
  */
-static __always_inline __be32 cpn_hop_tag(const __u64 key[2], const struct cpn_hdr *h)
+static __always_inline __be32 cpn_hop_tag_with(const __u64 key[2], const struct cpn_hdr *h,
+					       __be16 node_id, __be32 router_ts)
 {
 	__u64 w[3];
 	__be32 out;
 
+#if __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
+	/* The words composed in registers: no load of 8 bytes that a 2- or
+	 * 4-byte store just wrote, which would wait for it.
+	 */
+	__builtin_memcpy(&w[0], &h->request_id, 8);
+	w[1] = (__u64)(__u32)h->tenant_id | (__u64)(__u16)h->service_id << 32 |
+	       (__u64)(__u16)node_id << 48;
+	w[2] = (__u64)(__u32)router_ts | (__u64)(__u32)h->stamp << 32;
+#else
 	__builtin_memcpy(&w[0], &h->request_id, 8);
 	__builtin_memcpy((char *)&w[1], &h->tenant_id, 4);
 	__builtin_memcpy((char *)&w[1] + 4, &h->service_id, 2);
-	__builtin_memcpy((char *)&w[1] + 6, &h->node_id, 2);
-	__builtin_memcpy((char *)&w[2], &h->router_ts, 4);
+	__builtin_memcpy((char *)&w[1] + 6, &node_id, 2);
+	__builtin_memcpy((char *)&w[2], &router_ts, 4);
 	__builtin_memcpy((char *)&w[2] + 4, &h->stamp, 4);
+#endif
 	w[0] = cpn_tag_wire(cpn_siphash24(key, w, 3));
 	__builtin_memcpy(&out, &w[0], 4);
 	return out;
+}
+
+/* The hop tag of header h as it stands. */
+static __always_inline __be32 cpn_hop_tag(const __u64 key[2], const struct cpn_hdr *h)
+{
+	return cpn_hop_tag_with(key, h, h->node_id, h->router_ts);
 }
 
 /* A PROBE's cookie (its request_id, as it lies in the header): the hop key
