@@ -3,7 +3,8 @@
 # per packet, interpreted from the loaded program (bench/bpf_interp.c). Run
 # twice, sanitised: every path's action and output frame equal the kernel's
 # run of the same packet from the same state, its counts are positive, the
-# same for each packet of a run, and the same in both runs.
+# same for each packet of a run, and the same in both runs; --profile
+# accounts for every instruction of a path.
 set -u
 cd "$(dirname "$0")/../.." || exit 1
 . selftests/e2e/lib.sh
@@ -11,7 +12,7 @@ BENCH=${BUILD:-build}/selftests/e2e/bench-insns-asan
 need_root
 need_cmd python3 timeout
 need_file "$BENCH"
-echo "1..5"
+echo "1..6"
 TMP=$(mktemp -d /tmp/cpn-bench-insns.XXXXXX)
 trap 'rm -rf "$TMP"' EXIT
 
@@ -75,4 +76,31 @@ if [ $rc -eq 2 ] && echo "$out" | grep -q "usage: bench-insns"; then
 	ok "bad_option_is_refused_with_usage"
 else
 	not_ok "bad_option_is_refused_with_usage (rc=$rc)" "$out"
+fi
+
+# --profile request: the per-instruction counts add up to the table's figure
+# for the path, and only instructions of the program are named.
+rc=0
+timeout 60 "$BENCH" --profile request >"$TMP/prof.txt" 2>"$TMP/prof.err" || rc=$?
+if [ $rc -eq 0 ] && python3 - "$TMP/prof.txt" >"$TMP/py.err" 2>&1 <<'PY'; then
+import sys
+want, total, pcs, calls = None, 0, set(), 0
+for line in open(sys.argv[1]):
+    f = line.split()
+    if f and f[0] == "request":
+        want = int(f[1])
+    elif f and f[0] == "profile":
+        assert f[1] == "request", f
+        pc, n = int(f[2]), int(f[3])
+        assert n > 0 and pc not in pcs, f
+        pcs.add(pc)
+        total += n
+    elif f and f[0] == "profile-call":
+        calls += 1
+assert want and total == want, (want, total)
+assert len(pcs) > 100 and calls > 0, (len(pcs), calls)
+PY
+	ok "profile_accounts_for_every_instruction"
+else
+	not_ok "profile_accounts_for_every_instruction (rc=$rc)" "$TMP/prof.err" "$TMP/py.err"
 fi
