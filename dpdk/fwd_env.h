@@ -218,8 +218,9 @@ static inline struct cpn_svc_stats *cpn_env_svc_stats(struct cpn_env *env, __u32
 	return id < CPN_MAX_SERVICES ? &env->cnt->svc[id] : NULL;
 }
 
-/* The burst's clock: CLOCK_MONOTONIC (bpf_ktime_get_ns's), read once per
- * burst through the vDSO (no syscall) by fwd_env_tick().
+/* The burst's clock: CLOCK_MONOTONIC (bpf_ktime_get_ns's), set once per
+ * received burst by fwd_loop.c from one rte_rdtsc() against an anchor the
+ * vDSO gives every 1 ms (no syscall).
  */
 static inline __u64 cpn_env_now_ns(struct cpn_env *env)
 {
