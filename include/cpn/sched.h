@@ -955,8 +955,14 @@ static __always_inline void cpn_learn_report(struct cpn_node *n, const struct cp
 		cpn_learn_svc(n, mean);
 		return;
 	}
-	if (n->svc_us > mean / CPN_DECAY_FLOOR + 1)
-		n->svc_us -= (n->svc_us + (1u << CPN_EWMA_SHIFT) - 1) >> CPN_EWMA_SHIFT;
+	if (n->svc_us > mean / CPN_DECAY_FLOOR) {
+		__u32 floor = mean / CPN_DECAY_FLOOR,
+		      next =
+			  n->svc_us - ((n->svc_us + (1u << CPN_EWMA_SHIFT) - 1) >> CPN_EWMA_SHIFT);
+
+		/* a step of 1/8 (rounded up, so that it ends) stops at the floor */
+		n->svc_us = next > floor ? next : floor;
+	}
 	n->overclaim -= n->overclaim >> CPN_EWMA_SHIFT;
 }
 

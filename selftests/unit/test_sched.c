@@ -2149,6 +2149,24 @@ static void test_stale_mean_decays_while_idle(void **state)
 		prev = n->svc_us;
 	}
 	assert_true(n->svc_us < 8000 * 35 / 100); /* (7/8)^8 = 0.34 */
+	/* on and on: down to a quarter of the reported mean, never below,
+	 * whatever the rounding of the last step (from 200: 52 would be 45)
+	 */
+	for (int i = 0; i < 64; i++) {
+		cpn_learn_report(n, &h, NOW_NS);
+		assert_true(n->svc_us >= 8000 / CPN_DECAY_FLOOR);
+	}
+	assert_int_equal(n->svc_us, 8000 / CPN_DECAY_FLOOR);
+	load_hdr(&h, 0, 0, 1, 0, 0);
+	h.worker_us = cpn_htonl(200);
+	n->svc_us = 52;
+	n->reported_us = 200;
+	n->report_flags |= CPN_REP_IDLE;
+	cpn_learn_report(n, &h, NOW_NS);
+	assert_int_equal(n->svc_us, 50);
+	h.worker_us = cpn_htonl(8000);
+	n->reported_us = 8000;
+	n->svc_us = prev;
 	/* sent work since: learned from the report, not decayed */
 	n->outstanding = 1;
 	cpn_learn_report(n, &h, NOW_NS);
