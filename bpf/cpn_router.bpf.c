@@ -407,6 +407,25 @@ __attribute__((noinline)) int cpn_xdp_csum_span_ok(struct xdp_md *ctx, __u32 off
 
 /* ---- how verdicts leave ---------------------------------------------- */
 
+/* Out of port `ifindex`: XDP_TX when it is the ingress port, else a
+ * devmap redirect, counted; -1 when the port is not in cpn_tx_ports (the
+ * kernel forwards the packet).
+ */
+static __always_inline int cpn_xdp_leave(struct xdp_md *ctx, struct cpn_env *env, __u32 ifindex)
+{
+	int act;
+
+	if (ifindex == ctx->ingress_ifindex) {
+		cpn_env_count(env, CPN_STAT_TX_BOUNCE);
+		return XDP_TX;
+	}
+	act = bpf_redirect_map(&cpn_tx_ports, ifindex, XDP_PASS);
+	if (act != XDP_REDIRECT)
+		return -1;
+	cpn_env_count(env, CPN_STAT_TX_REDIRECT);
+	return act;
+}
+
 /* Route a rewritten packet by its destination: FIB lookup, then XDP_TX
  * when the next hop is behind the ingress port, a devmap redirect when the
  * egress port is in cpn_tx_ports, and the kernel's own forwarding (the
@@ -455,15 +474,9 @@ static __always_inline int cpn_xdp_forward(struct xdp_md *ctx, struct cpn_env *e
 	if (node && v->now_ns && !(cfg->flags & CPN_CFG_NO_NH_CACHE)) {
 		nh = bpf_map_lookup_elem(&cpn_nh_cache, &node);
 		if (nh && nh->expires_ns > v->now_ns && nh->in_ifindex == ctx->ingress_ifindex) {
-			if (nh->ifindex == ctx->ingress_ifindex) {
-				act = XDP_TX;
-				cpn_env_count(env, CPN_STAT_TX_BOUNCE);
-			} else {
-				act = bpf_redirect_map(&cpn_tx_ports, nh->ifindex, XDP_PASS);
-				if (act != XDP_REDIRECT)
-					goto kernel;
-				cpn_env_count(env, CPN_STAT_TX_REDIRECT);
-			}
+			act = cpn_xdp_leave(ctx, env, nh->ifindex);
+			if (act < 0)
+				goto kernel;
 			cpn_hop(eth, ip4, ip6, nh->dmac, nh->smac);
 			return act;
 		}
@@ -501,15 +514,9 @@ static __always_inline int cpn_xdp_forward(struct xdp_md *ctx, struct cpn_env *e
 		cpn_mac_copy(nh->smac, fib->smac);
 		cpn_mac_copy(nh->dmac, fib->dmac);
 	}
-	if (fib->ifindex == ctx->ingress_ifindex) {
-		act = XDP_TX;
-		cpn_env_count(env, CPN_STAT_TX_BOUNCE);
-	} else {
-		act = bpf_redirect_map(&cpn_tx_ports, fib->ifindex, XDP_PASS);
-		if (act != XDP_REDIRECT)
-			goto kernel;
-		cpn_env_count(env, CPN_STAT_TX_REDIRECT);
-	}
+	act = cpn_xdp_leave(ctx, env, fib->ifindex);
+	if (act < 0)
+		goto kernel;
 	cpn_hop(eth, ip4, ip6, fib->dmac, fib->smac);
 	return act;
 kernel:
