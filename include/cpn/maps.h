@@ -453,9 +453,9 @@ struct cpn_svc_stats {
 	__u64 refused[CPN_REFUSE_MAX];	  /* dropped after the service was known, by reason */
 };
 
-/* Every action and every drop reason of the data plane: the index into the
- * per-CPU array cpn_stats. CPN_STATS(X) keeps the enum and the names
- * (Prometheus label values) in one list.
+/* Every action and every drop reason of the data plane: the index into
+ * struct cpn_cpu's stat[] (the per-CPU array cpn_stats). CPN_STATS(X) keeps
+ * the enum and the names (Prometheus label values) in one list.
  */
 #define CPN_STATS(X)                                                                               \
 	X(RX, "rx")				/* packets seen */                                 \
