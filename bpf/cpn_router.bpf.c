@@ -204,9 +204,9 @@ struct cpn_sched_env {
 	__u32 unused;
 };
 
-/* What one packet looks up once: this CPU's record (counters and
- * generator) and the configuration, both at the start; NULL only where
- * the kernel gives none (it always does for an array's key 0).
+/* What one packet looks up once, at its start: this CPU's record
+ * (counters, generator, scratch) and the configuration; never NULL (arrays
+ * of one entry: key 0 is always there).
  */
 struct cpn_env {
 	struct xdp_md *ctx;

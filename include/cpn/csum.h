@@ -81,13 +81,7 @@ static __always_inline __u32 cpn_csum_add(__u32 acc, const void *p, int nwords)
 	return acc;
 }
 
-/* Whether `n` bytes at `start` (at most CPN_CSUM_SPAN_MAX, all before
- * `end`), added to `acc` (a pseudo-header, say), sum to all ones: a
- * received checksum verifies. Eight bytes a step, as two 32-bit words
- * (their one's complement sum folds to that of their 16-bit halves), then
- * the last few; 0 where the span passes `end`.
- */
-#define CPN_CSUM_SPAN_MAX 520
+#define CPN_CSUM_SPAN_MAX 520 /* bytes a received checksum is verified over, at most */
 
 /* Loads of packet words that may sit at any address: XDP's verifier
  * allows them (the JIT's CPU does them), elsewhere memcpy compiles to the
@@ -120,6 +114,12 @@ static __always_inline __u16 cpn_load16(const void *p)
 #endif
 }
 
+/* Whether `n` bytes at `start` (at most CPN_CSUM_SPAN_MAX, all before
+ * `end`), added to `acc` (a pseudo-header, say), sum to all ones: a
+ * received checksum verifies. Eight bytes a step, as two 32-bit words
+ * (their one's complement sum folds to that of their 16-bit halves), then
+ * the last few; 0 where the span passes `end`.
+ */
 static __always_inline int cpn_csum_span_ok(const void *start, __u32 n, const void *end, __u64 acc)
 {
 	const __u8 *q = (const __u8 *)start;

@@ -104,7 +104,6 @@ struct cpn_verdict {
 /* A MAC address copied as three 16-bit words, not six bytes: Ethernet
  * headers and every MAC the data planes keep are 2-byte aligned.
  */
-
 static __always_inline void cpn_mac_copy(unsigned char *dst, const unsigned char *src)
 {
 #ifdef __bpf__
@@ -431,7 +430,6 @@ static __always_inline __u16 cpn_request_node(struct cpn_env *env, struct cpn_se
 		     (pick.verdict == CPN_PICK_BUSY && pick.busy_reason == CPN_BUSY_NO_NODE)))
 			cpn_fallback_at(cpn_sched_ctx(env), svc, cpn_env_maglev(env, svc->id), hash,
 					now, &pick);
-		*np = 0;
 	}
 	if (pick.verdict == CPN_PICK_BUSY) {
 		*busy = pick.busy_reason;

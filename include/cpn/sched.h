@@ -465,6 +465,27 @@ static __always_inline int cpn_admit(const struct cpn_service *svc, __u64 est, _
 	return CPN_PICK_OK;
 }
 
+/* p2c between two candidates, at positions ia and ib with states a and
+ * b: the one of the lower est_us (a on a tie), admitted against the lesser
+ * of their queues. Fills `out`; returns the chosen one's state.
+ */
+static __always_inline struct cpn_node *cpn_p2c_decide(const struct cpn_service *svc, __u32 ia,
+						       struct cpn_node *a, __u32 ib,
+						       struct cpn_node *b, struct cpn_pick *out)
+{
+	__u64 ea = cpn_est_us(a), eb = cpn_est_us(b);
+	__u32 qa = cpn_node_queue(a), qb = cpn_node_queue(b), q = qa < qb ? qa : qb;
+
+	if (eb < ea) {
+		out->node_id = svc->nodes[ib & (CPN_MAX_SVC_NODES - 1)];
+		cpn_admit(svc, eb, q, out);
+		return b;
+	}
+	out->node_id = svc->nodes[ia & (CPN_MAX_SVC_NODES - 1)];
+	cpn_admit(svc, ea, q, out);
+	return a;
+}
+
 /* p2c's common case, without a loop or a call: two distinct candidates
  * drawn uniformly by one 64-bit draw, both live: the one of the lower
  * est_us (the first drawn on a tie), admitted. Returns 1 with `out` and
@@ -477,9 +498,8 @@ static __always_inline int cpn_p2c_pair(CPN_CTX *ctx __attribute__((unused)),
 					const struct cpn_service *svc, __u64 rnd, __u64 now_ns,
 					struct cpn_pick *out, struct cpn_node **np)
 {
-	__u32 n = cpn_svc_n(svc), ia, ib, qa, qb;
+	__u32 n = cpn_svc_n(svc), ia, ib;
 	struct cpn_node *a, *b;
-	__u64 ea, eb;
 
 	if (n < 2)
 		return 0;
@@ -491,20 +511,8 @@ static __always_inline int cpn_p2c_pair(CPN_CTX *ctx __attribute__((unused)),
 	if (!a || !b || !cpn_node_live(a, now_ns, svc->stale_ms) ||
 	    !cpn_node_live(b, now_ns, svc->stale_ms))
 		return 0;
-	ea = cpn_est_us(a);
-	eb = cpn_est_us(b);
-	qa = cpn_node_queue(a);
-	qb = cpn_node_queue(b);
 	out->token = 0;
-	if (eb < ea) {
-		out->node_id = svc->nodes[ib & (CPN_MAX_SVC_NODES - 1)];
-		*np = b;
-		cpn_admit(svc, eb, qa < qb ? qa : qb, out);
-		return 1;
-	}
-	out->node_id = svc->nodes[ia & (CPN_MAX_SVC_NODES - 1)];
-	*np = a;
-	cpn_admit(svc, ea, qa < qb ? qa : qb, out);
+	*np = cpn_p2c_decide(svc, ia, a, ib, b, out);
 	return 1;
 }
 
@@ -765,8 +773,6 @@ static __always_inline int cpn_choose(CPN_CTX *ctx, struct cpn_service *svc,
 	__u32 n = cpn_svc_n(svc);
 	struct cpn_node *a, *b;
 	int ia, ib;
-	__u64 ea, eb;
-	__u32 qa, qb;
 
 	out->token = 0;
 	if (!n)
@@ -837,22 +843,14 @@ static __always_inline int cpn_choose(CPN_CTX *ctx, struct cpn_service *svc,
 		a = cpn_node_at(ctx, svc->nodes[ia & (CPN_MAX_SVC_NODES - 1)]);
 		if (!a)
 			return cpn_fallback_at(ctx, svc, mg, flow_hash, now_ns, out);
-		ea = cpn_est_us(a);
-		qa = cpn_node_queue(a);
 		ib = n > 1 ? cpn_random_live(ctx, svc, r2, ia, now_ns) : -1;
 		b = ib >= 0 ? cpn_node_at(ctx, svc->nodes[ib & (CPN_MAX_SVC_NODES - 1)]) : 0;
 		if (!b) {
 			out->node_id = svc->nodes[ia & (CPN_MAX_SVC_NODES - 1)];
-			return cpn_admit(svc, ea, qa, out);
+			return cpn_admit(svc, cpn_est_us(a), cpn_node_queue(a), out);
 		}
-		eb = cpn_est_us(b);
-		qb = cpn_node_queue(b);
-		if (eb < ea) {
-			out->node_id = svc->nodes[ib & (CPN_MAX_SVC_NODES - 1)];
-			return cpn_admit(svc, eb, qa < qb ? qa : qb, out);
-		}
-		out->node_id = svc->nodes[ia & (CPN_MAX_SVC_NODES - 1)];
-		return cpn_admit(svc, ea, qa < qb ? qa : qb, out);
+		cpn_p2c_decide(svc, (__u32)ia, a, (__u32)ib, b, out);
+		return out->verdict;
 	}
 	}
 }
@@ -939,7 +937,7 @@ static __always_inline void cpn_learn_svc(struct cpn_node *n, __u32 svc_us)
 static __always_inline void cpn_learn_report(struct cpn_node *n, const struct cpn_hdr *h,
 					     __u64 now_ns)
 {
-	__u32 mean = cpn_ntohl(h->worker_us);
+	__u32 mean = cpn_ntohl(h->worker_us), step, floor;
 	int idle = !h->queue_depth && !h->inflight && !(h->flags & cpn_htons(CPN_F_DRAINING)) &&
 		   !n->outstanding && !n->unanswered;
 	int stale = idle && (n->report_flags & CPN_REP_IDLE) && mean == n->reported_us &&
@@ -955,14 +953,11 @@ static __always_inline void cpn_learn_report(struct cpn_node *n, const struct cp
 		cpn_learn_svc(n, mean);
 		return;
 	}
-	if (n->svc_us > mean / CPN_DECAY_FLOOR) {
-		__u32 floor = mean / CPN_DECAY_FLOOR,
-		      next =
-			  n->svc_us - ((n->svc_us + (1u << CPN_EWMA_SHIFT) - 1) >> CPN_EWMA_SHIFT);
-
-		/* a step of 1/8 (rounded up, so that it ends) stops at the floor */
-		n->svc_us = next > floor ? next : floor;
-	}
+	/* a step of 1/8 (rounded up, so that it ends), stopping at the floor */
+	step = (n->svc_us + (1u << CPN_EWMA_SHIFT) - 1) >> CPN_EWMA_SHIFT;
+	floor = mean / CPN_DECAY_FLOOR;
+	if (n->svc_us > floor)
+		n->svc_us = n->svc_us - step > floor ? n->svc_us - step : floor;
 	n->overclaim -= n->overclaim >> CPN_EWMA_SHIFT;
 }
 
