@@ -345,7 +345,10 @@ def cmd_loaded(a):
     if len(busy) < 3:
         fail("fewer than 3 LOADs while requests were queued")
     depths = [h["queue_depth"] for h in busy]
-    if depths != sorted(depths, reverse=True) or max(depths) > a.count:
+    # A LOAD may go while this loop is still sending: the queue fills up to
+    # its peak, then drains, one request each service time.
+    draining = depths[depths.index(max(depths)):]
+    if len(draining) < 3 or draining != sorted(draining, reverse=True) or max(depths) > a.count:
         fail(f"queue_depth does not drain: {depths}")
     if any(h["inflight"] != 1 for h in busy):
         fail("inflight is not 1 (one slot, batches of one) while requests wait")
