@@ -143,7 +143,21 @@ enum cpn_service_flags {
 	 * "Liveness from the traffic").
 	 */
 	CPN_SVC_LIVENESS_REPORTS = 0x10,
+	/* dispatch: late — cpn-fwd holds the service's requests and binds
+	 * each when a node has a free slot (include/cpn/late.h); the XDP
+	 * plane binds early, by `policy`, as for any service.
+	 */
+	CPN_SVC_LATE = 0x20,
 };
+
+/* dispatch: late (include/cpn/late.h): n of JBSQ(n) where the service
+ * sets none, its upper bound, and the requests a service may hold where its
+ * max_queue is 0, and at most.
+ */
+#define CPN_LATE_BOUND_DEFAULT 1
+#define CPN_LATE_BOUND_MAX     64
+#define CPN_LATE_QUEUE_DEFAULT 1024
+#define CPN_LATE_QUEUE_MAX     65536
 
 /* A service. The canonical copy is cpn_services[id]; cpn_vips holds the
  * same value under its VIP so that a request finds it in one lookup.
@@ -156,10 +170,12 @@ struct cpn_service {
 	__be16 port; /* VIP port: source of replies after reverse NAT */
 	__be32 vip[4];
 	__u32 max_wait_us; /* 0 = no limit */
-	__u32 max_queue;   /* 0 = no limit */
+	__u32 max_queue;   /* 0 = no limit; dispatch: late, requests held (0 = CPN_LATE_QUEUE_DEFAULT) */
 	__u32 stale_ms;
 	__u32 n_nodes;
 	__u32 rr; /* round-robin cursor, advanced atomically by the data plane */
+	__u16 late_bound; /* dispatch: late — n of JBSQ(n), 0 = CPN_LATE_BOUND_DEFAULT */
+	__u16 pad2;
 	__u16 nodes[CPN_MAX_SVC_NODES];
 	__u64 member[CPN_MAX_NODES / 64]; /* bit per node id: is it a candidate */
 };

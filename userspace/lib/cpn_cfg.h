@@ -71,6 +71,11 @@ struct cfg_service {
 	 * pass through this router).
 	 */
 	bool liveness_reports;
+	/* dispatch: late (cpn-fwd holds requests until a node has room, at
+	 * most late_bound x capacity unanswered per node; 0 = the default).
+	 */
+	bool late;
+	__u16 late_bound;
 	__u32 max_wait_us;
 	__u32 max_queue;
 	__u32 stale_ms; /* default 500 */

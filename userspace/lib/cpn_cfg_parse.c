@@ -370,7 +370,8 @@ static int parse_service(struct ctx *c, yaml_node_t *m, struct cfg_service *s, s
 {
 	static const char *const keys[] = {
 	    "name",	"id",	 "vip",	      "port",  "policy",      "max_wait_us", "max_queue",
-	    "stale_ms", "nodes", "dataplane", "reply", "reply_check", "liveness"};
+	    "stale_ms", "nodes", "dataplane", "reply", "reply_check", "liveness",
+	    "dispatch", "late_bound"};
 	enum {
 		K_NAME,
 		K_ID,
@@ -385,8 +386,11 @@ static int parse_service(struct ctx *c, yaml_node_t *m, struct cfg_service *s, s
 		K_REPLY,
 		K_REPLY_CHECK,
 		K_LIVENESS,
+		K_DISPATCH,
+		K_LATE_BOUND,
 	};
 	unsigned long seen = 0;
+	int bound_line = 0;
 	struct field f;
 	const char *str;
 	yaml_node_t *seq;
@@ -522,8 +526,28 @@ static int parse_service(struct ctx *c, yaml_node_t *m, struct cfg_service *s, s
 				    str);
 			s->liveness_reports = !strcmp(str, "reports");
 			break;
+		case K_DISPATCH:
+			if (get_s(&f, &str))
+				return -1;
+			if (strcmp(str, "early") && strcmp(str, "late"))
+				return fail(c, vline(&f),
+					    "unknown dispatch '%.40s': use early (bound to a node on "
+					    "arrival) or late (held by cpn-fwd until a node has room)",
+					    str);
+			s->late = !strcmp(str, "late");
+			break;
+		case K_LATE_BOUND:
+			if (get_u32(&f, 1, CPN_LATE_BOUND_MAX, &x))
+				return -1;
+			s->late_bound = (__u16)x;
+			bound_line = vline(&f);
+			break;
 		}
 	}
+	if (bound_line && !s->late)
+		return fail(c, bound_line,
+			    "late_bound is the bound of dispatch: late: add dispatch: late to the "
+			    "service, or remove late_bound");
 	return need(c, m, "service", keys, seen,
 		    1UL << K_NAME | 1UL << K_ID | 1UL << K_VIP | 1UL << K_PORT,
 		    "name, id, vip and port");

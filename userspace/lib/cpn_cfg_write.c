@@ -101,10 +101,16 @@ int cpn_cfg_write(FILE *f, const struct cpn_cfg *cfg)
 		fprintf(f, ", max_queue: %u, stale_ms: %u, nodes: [", s->max_queue, s->stale_ms);
 		for (int k = 0; k < s->n_nodes && k < CPN_MAX_SVC_NODES; k++)
 			fprintf(f, "%s%u", k ? ", " : "", s->nodes[k]);
-		fprintf(f, "], dataplane: %s, reply: %s, reply_check: %s%s}\n",
+		fprintf(f, "], dataplane: %s, reply: %s, reply_check: %s%s",
 			s->dpdk ? "dpdk" : "xdp", s->fullnat ? "router" : "direct",
 			s->reply_unchecked ? "false" : "true",
 			s->liveness_reports ? ", liveness: reports" : "");
+		if (s->late) {
+			fputs(", dispatch: late", f);
+			if (s->late_bound)
+				fprintf(f, ", late_bound: %u", s->late_bound);
+		}
+		fputs("}\n", f);
 	}
 
 	fprintf(f, "nodes:%s\n", cfg->n_nodes ? "" : " []");

@@ -15,6 +15,9 @@ void cpn_cfg_to_service(const struct cfg_service *c, struct cpn_service *s)
 		s->flags |= CPN_SVC_REPLY_CHECK;
 	if (c->liveness_reports)
 		s->flags |= CPN_SVC_LIVENESS_REPORTS;
+	if (c->late)
+		s->flags |= CPN_SVC_LATE;
+	s->late_bound = c->late_bound;
 	s->id = c->id;
 	s->policy = c->policy;
 	s->family = c->family;

@@ -1,0 +1,345 @@
+/* SPDX-License-Identifier: (GPL-2.0-only OR BSD-2-Clause) */
+/*
+ * Late binding (`dispatch: late`): a request waits at the router, not in a
+ * node's queue, and is bound to a node only when that node has room.
+ *
+ * JBSQ(n), "join the bounded shortest queue": this router sends a node at
+ * most n x capacity requests of late services that it has not answered
+ * yet (its slots); the rest wait in the service's queue here, one FIFO per
+ * priority class (the header's `class`, 0 first), and the head of the most
+ * urgent non-empty class is bound the moment a slot frees (a REPLY or BUSY
+ * of the node, or a slot that timed out). With n = 1 and exact slots this
+ * is one central FCFS queue feeding k servers: M/M/k, the optimum no early
+ * binding reaches; n = 2 hides the round trip between a node's answer and
+ * its next request.
+ *
+ * Used by cpn-fwd (dpdk/fwd_late.c, the packets) and cpn-sim (the model),
+ * so that both bind by the same rule. Userspace only: the XDP plane has no
+ * place to hold a packet and binds every request early (the service's
+ * `policy`), which is also what it does for a late service's requests
+ * while no cpn-fwd takes them.
+ *
+ * The caller keeps, per router:
+ *   held[id]   requests of late services sent to node `id` and not yet
+ *              answered (cpn_late_answered on their REPLY or BUSY);
+ *   one struct cpn_late_queue per late service.
+ * and serialises its calls (cpn-fwd: one lock).
+ *
+ * Include after sched.h's configuration (CPN_CTX, cpn_node_at): node state
+ * is read with the same accessors as the early policies.
+ */
+#ifndef CPN_LATE_H
+#define CPN_LATE_H
+
+#include "cpn/sched.h"
+
+#define CPN_LATE_CLASSES       4    /* classes 0, 1, 2 have a FIFO each; 3 and above share one */
+
+/* What cpn_late_admit and cpn_late_next decide. */
+enum cpn_late_verdict {
+	CPN_LATE_BIND = 0,  /* send it to `node` now */
+	CPN_LATE_HOLD = 1,  /* keep it: the caller pushes it (cpn_late_push) */
+	CPN_LATE_BUSY = 2,  /* refuse it: BUSY with `busy` (enum cpn_busy_reason) */
+	CPN_LATE_EARLY = 3, /* no candidate is live: bind it early (the policy's fallback) */
+	CPN_LATE_NONE = 4,  /* cpn_late_next: nothing to do now */
+};
+
+/* A held request: what the caller needs to send it later. */
+struct cpn_late_ent {
+	__u64 handle; /* the caller's: an mbuf, a simulated request */
+	__u64 t_ns;   /* when it arrived */
+	__u32 aux;    /* the caller's: cpn-fwd's ingress port */
+	__u32 pad;
+};
+
+/* One service's held requests: CPN_LATE_CLASSES rings of `cap` entries in
+ * one array of cap x CPN_LATE_CLASSES (the caller's memory), `cap` a power
+ * of two at or above the service's bound on `len`.
+ */
+struct cpn_late_queue {
+	__u32 cap;
+	__u32 len; /* every class */
+	__u32 head[CPN_LATE_CLASSES];
+	__u32 n[CPN_LATE_CLASSES];
+	struct cpn_late_ent *ent;
+};
+
+struct cpn_late_result {
+	__u8 verdict; /* enum cpn_late_verdict */
+	__u8 busy;    /* enum cpn_busy_reason, for CPN_LATE_BUSY */
+	__u16 node;   /* for CPN_LATE_BIND */
+	__u32 est_us; /* cpn_late_admit: the predicted answer time of a held request */
+	struct cpn_late_ent ent; /* cpn_late_next: the request it took off the queue */
+};
+
+static __always_inline __u32 cpn_late_class(__u8 cls)
+{
+	return cls < CPN_LATE_CLASSES ? cls : CPN_LATE_CLASSES - 1;
+}
+
+/* n of JBSQ(n). */
+static __always_inline __u32 cpn_late_bound(const struct cpn_service *svc)
+{
+	__u32 b = svc->late_bound ? svc->late_bound : CPN_LATE_BOUND_DEFAULT;
+
+	return b < CPN_LATE_BOUND_MAX ? b : CPN_LATE_BOUND_MAX;
+}
+
+/* How many requests the service may hold. */
+static __always_inline __u32 cpn_late_limit(const struct cpn_service *svc)
+{
+	__u32 l = svc->max_queue ? svc->max_queue : CPN_LATE_QUEUE_DEFAULT;
+
+	return l < CPN_LATE_QUEUE_MAX ? l : CPN_LATE_QUEUE_MAX;
+}
+
+/* The ring size for a service's queue: the power of two at or above its limit. */
+static __always_inline __u32 cpn_late_cap(const struct cpn_service *svc)
+{
+	__u32 l = cpn_late_limit(svc), c = 1;
+
+	while (c < l)
+		c <<= 1;
+	return c;
+}
+
+/* A node's slots: n x its capacity, the capacity scaled down where its
+ * answers show less than it reports (as est_us does); at least n.
+ */
+static __always_inline __u32 cpn_late_slots(const struct cpn_node *nd, __u32 bound)
+{
+	__u64 cap = nd->capacity ? nd->capacity : 1;
+
+	if (nd->overclaim > CPN_OVERCLAIM_OK)
+		cap = cap * CPN_OVERCLAIM_OK / nd->overclaim;
+	if (!cap)
+		cap = 1;
+	cap *= bound;
+	return cap > 0xffffffULL ? 0xffffff : (__u32)cap;
+}
+
+/* Requests of class `cls` or more urgent that wait: those a new one of
+ * class `cls` queues behind.
+ */
+static __always_inline __u32 cpn_late_ahead(const struct cpn_late_queue *q, __u32 cls)
+{
+	__u32 a = 0;
+
+	for (__u32 c = 0; c <= cls && c < CPN_LATE_CLASSES; c++)
+		a += q->n[c];
+	return a;
+}
+
+/* The live candidate with a free slot where a request would be answered
+ * first: path_us + (held + 1) x svc_us / slots, the least of it, scanning
+ * from `start` (random) so that ties go to any. 0 when every live
+ * candidate's slots are taken. *live counts the live candidates and
+ * *rate their answers per second with every slot busy (sum of slots x
+ * 10^6 / svc_us), for the prediction of a held request's wait.
+ */
+static __always_inline __u16 cpn_late_pick(CPN_CTX *ctx, const struct cpn_service *svc,
+					   const __u32 *held, __u32 start, __u64 now_ns,
+					   __u32 *live, __u64 *rate)
+{
+	__u32 n = cpn_svc_n(svc), bound = cpn_late_bound(svc), nlive = 0;
+	__u64 best = ~0ULL, r = 0;
+	__u16 best_id = 0;
+
+	start = n ? start % n : 0;
+	for (__u32 i = 0; i < CPN_MAX_SVC_NODES && i < n; i++) {
+		__u16 id = svc->nodes[cpn_wrap(start + i, n) & (CPN_MAX_SVC_NODES - 1)];
+		struct cpn_node *nd = cpn_node_at(ctx, id);
+		__u32 slots, h;
+		__u64 svc_us, score;
+
+		if (!nd || !cpn_node_live(nd, now_ns, svc->stale_ms))
+			continue;
+		nlive++;
+		slots = cpn_late_slots(nd, bound);
+		svc_us = nd->svc_us ? nd->svc_us : 1;
+		r += (__u64)slots * 1000000ULL / svc_us;
+		h = held[id & (CPN_MAX_NODES - 1)];
+		if (h >= slots)
+			continue;
+		score = nd->path_us + ((__u64)h + 1) * svc_us / slots;
+		if (score < best) {
+			best = score;
+			best_id = id;
+		}
+	}
+	if (live)
+		*live = nlive;
+	if (rate)
+		*rate = r;
+	return best_id;
+}
+
+/* A new request of class `cls`. Bound now if nothing of its class or a
+ * more urgent one waits and a node has a free slot; else held, unless the
+ * queue is full (BUSY, CPN_BUSY_QUEUE) or its predicted answer time is
+ * above max_wait_us (BUSY, CPN_BUSY_WAIT: at once, not late): its wait is
+ * (ahead + 1) / rate, then a mean service time. No live candidate: early
+ * (the policy's own fallback, or BUSY no node).
+ */
+static __always_inline void cpn_late_admit(CPN_CTX *ctx, const struct cpn_service *svc,
+					   const struct cpn_late_queue *q, const __u32 *held,
+					   __u8 cls, __u32 start, __u64 now_ns,
+					   struct cpn_late_result *out)
+{
+	__u32 c = cpn_late_class(cls), ahead = q ? cpn_late_ahead(q, c) : 0, live = 0;
+	__u64 rate = 0, est;
+	__u16 node;
+
+	out->busy = 0;
+	out->node = 0;
+	out->est_us = 0;
+	node = cpn_late_pick(ctx, svc, held, start, now_ns, &live, &rate);
+	if (!live || !rate) {
+		out->verdict = CPN_LATE_EARLY;
+		return;
+	}
+	if (!ahead && node) {
+		out->verdict = CPN_LATE_BIND;
+		out->node = node;
+		return;
+	}
+	if (!q || q->len >= cpn_late_limit(svc) || q->len >= q->cap) {
+		out->verdict = CPN_LATE_BUSY;
+		out->busy = CPN_BUSY_QUEUE;
+		return;
+	}
+	/* The mean service time of a slot is live x 10^6 / rate per node
+	 * only for equal slots; slots / rate is the mean over all of them.
+	 */
+	est = ((__u64)ahead + 1) * 1000000ULL / rate;
+	{
+		__u64 slots = 0;
+
+		for (__u32 i = 0; i < CPN_MAX_SVC_NODES && i < cpn_svc_n(svc); i++) {
+			struct cpn_node *nd = cpn_node_at(ctx, svc->nodes[i]);
+
+			if (nd && cpn_node_live(nd, now_ns, svc->stale_ms))
+				slots += cpn_late_slots(nd, cpn_late_bound(svc));
+		}
+		est += slots * 1000000ULL / rate;
+	}
+	out->est_us = est > 0xffffffffULL ? 0xffffffffU : (__u32)est;
+	if (svc->max_wait_us && est > svc->max_wait_us) {
+		out->verdict = CPN_LATE_BUSY;
+		out->busy = CPN_BUSY_WAIT;
+		return;
+	}
+	out->verdict = CPN_LATE_HOLD;
+}
+
+static __always_inline int cpn_late_push(struct cpn_late_queue *q, __u8 cls,
+					 const struct cpn_late_ent *e)
+{
+	__u32 c = cpn_late_class(cls);
+
+	if (q->n[c] >= q->cap)
+		return -1;
+	q->ent[(size_t)c * q->cap + ((q->head[c] + q->n[c]) & (q->cap - 1))] = *e;
+	q->n[c]++;
+	q->len++;
+	return 0;
+}
+
+/* The most urgent non-empty class, or -1. */
+static __always_inline int cpn_late_first(const struct cpn_late_queue *q)
+{
+	for (int c = 0; c < CPN_LATE_CLASSES; c++)
+		if (q->n[c])
+			return c;
+	return -1;
+}
+
+static __always_inline void cpn_late_pop(struct cpn_late_queue *q, int c, struct cpn_late_ent *e)
+{
+	*e = q->ent[(size_t)c * q->cap + q->head[c]];
+	q->head[c] = (q->head[c] + 1) & (q->cap - 1);
+	q->n[c]--;
+	q->len--;
+}
+
+/* What to do next with the service's held requests: the head of the most
+ * urgent class is refused (BUSY, CPN_BUSY_WAIT) once it has waited longer
+ * than max_wait_us, bound where a node has a free slot (BIND), bound early
+ * where no candidate is live any more (EARLY); either way it is taken off
+ * the queue into out->ent. NONE: nothing waits, or every slot is taken.
+ */
+static __always_inline void cpn_late_next(CPN_CTX *ctx, const struct cpn_service *svc,
+					  struct cpn_late_queue *q, const __u32 *held,
+					  __u32 start, __u64 now_ns, struct cpn_late_result *out)
+{
+	int c = q ? cpn_late_first(q) : -1;
+	__u32 live = 0;
+	__u16 node;
+
+	out->busy = 0;
+	out->node = 0;
+	out->est_us = 0;
+	out->verdict = CPN_LATE_NONE;
+	if (c < 0)
+		return;
+	if (svc->max_wait_us) {
+		const struct cpn_late_ent *e = &q->ent[(size_t)c * q->cap + q->head[c]];
+
+		if (now_ns > e->t_ns && now_ns - e->t_ns > (__u64)svc->max_wait_us * 1000) {
+			cpn_late_pop(q, c, &out->ent);
+			out->verdict = CPN_LATE_BUSY;
+			out->busy = CPN_BUSY_WAIT;
+			return;
+		}
+	}
+	node = cpn_late_pick(ctx, svc, held, start, now_ns, &live, 0);
+	if (node) {
+		cpn_late_pop(q, c, &out->ent);
+		out->verdict = CPN_LATE_BIND;
+		out->node = node;
+	} else if (!live) {
+		cpn_late_pop(q, c, &out->ent);
+		out->verdict = CPN_LATE_EARLY;
+	}
+}
+
+/* A REPLY or BUSY of node `id` for a late service: one slot free. */
+static __always_inline void cpn_late_answered(__u32 *held, __u16 id)
+{
+	if (held[id & (CPN_MAX_NODES - 1)])
+		held[id & (CPN_MAX_NODES - 1)]--;
+}
+
+/* A request bound to node `id`. */
+static __always_inline void cpn_late_sent(__u32 *held, __u16 id)
+{
+	held[id & (CPN_MAX_NODES - 1)]++;
+}
+
+/* Slots that time out: a candidate that leaves what it was sent
+ * unanswered past its deadline (cpn_node_suspect, the liveness rule of
+ * the early policies) gets its slots back, counted lost, so that a node
+ * that died holds nothing; it is not live meanwhile, so none is bound to
+ * it but the one retry cpn_node_answering allows. An answer that still
+ * comes finds the count at zero and leaves it there. Returns the slots
+ * freed.
+ */
+static __always_inline __u32 cpn_late_expire(CPN_CTX *ctx, const struct cpn_service *svc,
+					     __u32 *held, __u64 now_ns)
+{
+	__u32 n = cpn_svc_n(svc), freed = 0;
+
+	for (__u32 i = 0; i < CPN_MAX_SVC_NODES && i < n; i++) {
+		__u16 id = svc->nodes[i];
+		struct cpn_node *nd = cpn_node_at(ctx, id);
+		__u32 *h = &held[id & (CPN_MAX_NODES - 1)];
+
+		if (*h && nd && cpn_node_suspect(nd, now_ns)) {
+			freed += *h;
+			*h = 0;
+		}
+	}
+	return freed;
+}
+
+#endif /* CPN_LATE_H */
