@@ -39,6 +39,7 @@ struct cpn_cfg;
 struct cpn_maps;
 
 struct fwd_aff_ent;
+struct fwd_late;
 
 /* A tenant's sessions: a direct-mapped table of the power of two at or
  * above its max_sessions, so that one tenant's keys overwrite only its own
@@ -124,6 +125,7 @@ struct fwd_counters {
 	struct fwd_port_stats port[FWD_MAX_PORTS];
 	__u64 bursts;
 	__u64 quiescent;
+	__u64 busy_tsc; /* TSC ticks spent on rounds that had work */
 	struct cpn_node_stats node[CPN_MAX_NODES];
 	struct cpn_svc_stats svc[CPN_MAX_SERVICES];
 };
@@ -159,6 +161,11 @@ struct cpn_env {
 	__u64 tai;		   /* CLOCK_TAI, read with `now` */
 	__u64 rng;		   /* xorshift64* state */
 	struct cpn_aff aff_copy;   /* what cpn_env_aff() returned */
+	/* dispatch: late (fwd_late.c) */
+	__u8 late_early;  /* cpn_env_late: bind early (a held request let go) */
+	__u8 late_locked; /* cpn_env_late said hold: the late lock is held */
+	__u8 late_cls;	  /* and the request's class */
+	__u16 late_svc;	  /* and service */
 	struct fwd_vip_cache_ent vip_cache[FWD_VIP_CACHE];
 	struct fwd_tenant_cache_ent tenant_cache[FWD_TENANT_CACHE];
 };
@@ -232,6 +239,7 @@ struct fwd_globals {
 	 * the lcores.
 	 */
 	bool state_private;
+	struct fwd_late *late; /* dispatch: late: held requests and taken slots */
 };
 
 extern struct fwd_globals fwd;
@@ -252,6 +260,28 @@ void fwd_snap_free(struct fwd_snap *s);
 
 /* Starting state of lcore `k`'s generator from --seed. */
 __u64 fwd_rng_seed(__u64 seed, unsigned int k);
+
+/* ---- dispatch: late (fwd_late.c) -------------------------------------- */
+
+/* Per service, counted under the lock. */
+struct fwd_late_svc_stats {
+	__u64 bound;	 /* held, then bound when a slot freed */
+	__u64 timed_out; /* held past max_wait_us: BUSY */
+	__u64 early;	 /* bound early: no live candidate, no longer late, or cpn-fwd stopping */
+	__u64 gone;	 /* held when the service was removed: BUSY */
+};
+
+/* A copy for /metrics and the counters printed at exit. */
+struct fwd_late_stats {
+	struct fwd_late_svc_stats svc[CPN_MAX_SERVICES];
+	__u32 held[CPN_MAX_SERVICES]; /* waiting now, by service */
+	__u32 slots[CPN_MAX_NODES];   /* taken now, by node */
+	__u64 slots_expired;
+};
+
+struct fwd_late *fwd_late_new(void);
+void fwd_late_free(struct fwd_late *l);
+void fwd_late_read(struct fwd_late_stats *out);
 
 /* ---- neighbours (fwd_loop.c) ----------------------------------------- */
 

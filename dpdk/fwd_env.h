@@ -272,6 +272,30 @@ static inline int cpn_env_xsk_ready(struct cpn_env *env)
 	return 0;
 }
 
+/* dispatch: late (fwd_late.c): the late lock and queues live there. */
+#define CPN_ENV_LATE 1
+struct cpn_hdr;
+int fwd_late_admit(struct cpn_env *env, struct cpn_service *svc, const struct cpn_hdr *h, __u64 now,
+		   __u8 *busy);
+void fwd_late_sent(struct cpn_env *env, __u16 node);
+void fwd_late_answered(struct cpn_env *env, __u16 node);
+
+static inline int cpn_env_late(struct cpn_env *env, struct cpn_service *svc,
+			       const struct cpn_hdr *h, __u64 now, __u8 *busy)
+{
+	return fwd_late_admit(env, svc, h, now, busy);
+}
+
+static inline void cpn_env_late_sent(struct cpn_env *env, __u16 node)
+{
+	fwd_late_sent(env, node);
+}
+
+static inline void cpn_env_late_answered(struct cpn_env *env, __u16 node)
+{
+	fwd_late_answered(env, node);
+}
+
 #include "cpn/router.h"
 
 #endif /* CPN_FWD_ENV_H */

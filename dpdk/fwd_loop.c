@@ -12,6 +12,9 @@
  *            the rewritten packet to the kernel).
  *   TX       BUSY back out of the ingress port, trimmed by v.trim.
  *   DROP, CONSUME   freed.
+ *   HOLD     dispatch: late — queued (fwd_late.c) until a node has a free
+ *            slot, then bound and sent as FWD; or refused (BUSY out of the
+ *            port it came in by) when it waits past max_wait_us.
  *   PASS     no kernel sits behind a DPDK port: sent unchanged out of
  *            --default-port when given, else freed and counted (pass_drop).
  *            ARP replies and neighbour advertisements are learned first.
@@ -24,7 +27,7 @@
  * among themselves: rare, and never on the request path).
  * Only the first segment of a multi-segment mbuf is parsed.
  */
-#include "fwd_env.h" /* first: router.h wants the kernel's network headers */
+#include "fwd_late.h" /* first: router.h wants the kernel's network headers */
 
 #include <string.h>
 
@@ -268,6 +271,12 @@ static __rte_always_inline void handle(struct fwd_lcore *lc, struct rte_mbuf *m,
 		}
 		tx_queue(lc, in_port, m);
 		return;
+	case CPN_ACT_HOLD:
+		if (fwd_late_hold(&lc->env, m, in_port)) {
+			lc->cnt->stat[CPN_STAT_DROP_TX]++;
+			rte_pktmbuf_free(m);
+		}
+		return;
 	case CPN_ACT_DROP:
 	case CPN_ACT_CONSUME:
 		rte_pktmbuf_free(m);
@@ -348,11 +357,63 @@ __attribute__((noinline)) void fwd_burst(struct fwd_lcore *lc, struct rte_mbuf *
 	}
 }
 
+/* ---- dispatch: late ---------------------------------------------------- */
+
+#define FWD_LATE_PER_ROUND 256 /* held requests let go per round, at most */
+
+/* A held request, as fwd_late_next() decided: bound to `node`, refused
+ * with `busy`, or (neither) bound early by the policy.
+ */
+static void late_send(struct fwd_lcore *lc, const struct cpn_late_result *r)
+{
+	struct rte_mbuf *m = (struct rte_mbuf *)(uintptr_t)r->ent.handle;
+	__u8 *data = rte_pktmbuf_mtod(m, __u8 *);
+	__u32 len = rte_pktmbuf_data_len(m);
+	__u16 port = (__u16)r->ent.aux;
+	struct cpn_verdict v;
+	int act;
+
+	lc->env.late_early = r->verdict == CPN_LATE_EARLY;
+	act = cpn_router_held(&lc->env, data, data + len, r->verdict == CPN_LATE_BIND ? r->node : 0,
+			      r->verdict == CPN_LATE_BUSY ? r->busy : 0, &v);
+	lc->env.late_early = 0;
+	if (act == CPN_ACT_FWD) {
+		do_forward(lc, m, data, len, port, &v);
+	} else if (act == CPN_ACT_TX && (!v.trim || !rte_pktmbuf_trim(m, (uint16_t)v.trim))) {
+		tx_queue(lc, port, m);
+	} else {
+		if (act == CPN_ACT_TX)
+			lc->cnt->stat[CPN_STAT_DROP_TX]++;
+		rte_pktmbuf_free(m);
+	}
+}
+
+/* Let go what may go now: bound where slots freed, refused where it waited
+ * too long; with `flush`, all of it, bound early. Returns how many.
+ */
+static unsigned int late_round(struct fwd_lcore *lc, int flush)
+{
+	struct cpn_late_result r;
+	unsigned int k = 0;
+
+	if (!fwd.late || !atomic_load_explicit(&fwd.late->total, memory_order_relaxed))
+		return 0;
+	lc->env.snap = atomic_load_explicit(&fwd.snap, memory_order_acquire);
+	lc->neigh_gen = atomic_load_explicit(&fwd.neigh_gen, memory_order_acquire);
+	clock_tick(&lc->clock, &lc->env);
+	while ((flush || k < FWD_LATE_PER_ROUND) && fwd_late_next(&lc->env, flush, &r)) {
+		late_send(lc, &r);
+		k++;
+	}
+	return k;
+}
+
 /* One round over every port; returns the packets received. */
 static unsigned int fwd_round(struct fwd_lcore *lc)
 {
 	struct rte_mbuf *pkts[FWD_MAX_BURST];
 	unsigned int total = 0;
+	__u64 t0 = rte_rdtsc();
 
 	for (__u16 p = 0; p < fwd.nb_ports; p++) {
 		__u16 n = fwd_rx_burst(p, lc->queue, pkts, (__u16)fwd.burst);
@@ -362,8 +423,11 @@ static unsigned int fwd_round(struct fwd_lcore *lc)
 		total += n;
 		fwd_burst(lc, pkts, n, p);
 	}
-	for (__u16 p = 0; p < fwd.nb_ports; p++)
-		tx_flush(lc, p);
+	if (late_round(lc, 0) || total) {
+		for (__u16 p = 0; p < fwd.nb_ports; p++)
+			tx_flush(lc, p);
+		lc->cnt->busy_tsc += rte_rdtsc() - t0;
+	}
 	lc->cnt->bursts++;
 	return total;
 }
@@ -380,9 +444,15 @@ int fwd_lcore_main(void *arg)
 		rte_rcu_qsbr_quiescent(fwd.qsv, lc->lcore_id);
 		lc->cnt->quiescent++;
 	}
-	/* Drain: what is already in the RX rings, then the TX buffers. */
+	/* Drain: what is already in the RX rings, then the TX buffers; what
+	 * late services hold is bound early (the policy's choice) rather than
+	 * lost: the XDP plane takes over their new requests.
+	 */
 	for (int i = 0; i < FWD_DRAIN_ROUNDS && fwd_round(lc); i++)
 		;
+	if (late_round(lc, 1))
+		for (__u16 p = 0; p < fwd.nb_ports; p++)
+			tx_flush(lc, p);
 	rte_rcu_qsbr_thread_offline(fwd.qsv, lc->lcore_id);
 	rte_rcu_qsbr_thread_unregister(fwd.qsv, lc->lcore_id);
 	return 0;

@@ -169,7 +169,8 @@ int main(int argc, char **argv)
 	}
 	ctl.seen = calloc(FWD_SEEN_SIZE, sizeof(*ctl.seen));
 	ctl.tokens = calloc(CPN_MAX_SERVICES, sizeof(*ctl.tokens));
-	if (!ctl.seen || !ctl.tokens)
+	fwd.late = fwd_late_new();
+	if (!ctl.seen || !ctl.tokens || !fwd.late)
 		goto oom;
 	fwd.snap = build_snap(NULL, err, sizeof(err));
 	if (!fwd.snap) {
@@ -270,6 +271,7 @@ out:
 	free(fwd.qsv);
 	free(ctl.seen);
 	free(ctl.tokens);
+	fwd_late_free(fwd.late);
 	if (ctl.maps_open)
 		cpn_maps_close(&ctl.maps);
 	else

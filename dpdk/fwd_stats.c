@@ -9,6 +9,7 @@
 #include <string.h>
 #include <arpa/inet.h>
 
+#include <rte_cycles.h>
 #include <rte_telemetry.h>
 
 #include "fwd_ctl.h"
@@ -213,6 +214,54 @@ static int tel_lcores(const char *cmd, const char *params, struct rte_tel_data *
 	return 0;
 }
 
+/* cpn-fwd's own: the lcores' busy time, and dispatch: late by service
+ * (the late ones) and node (slots taken).
+ */
+static void render_late(FILE *f, const struct fwd_snap *s)
+{
+	static struct fwd_late_stats ls;
+	struct cpn_prom_labels l;
+	__u64 tsc = 0, hz = rte_get_tsc_hz();
+	static const enum cpn_metric fam[] = {CPN_M_LATE_HELD, CPN_M_LATE_BOUND,
+					      CPN_M_LATE_TIMED_OUT, CPN_M_LATE_EARLY,
+					      CPN_M_LATE_GONE};
+
+	for (unsigned int i = 0; i < ctl.n_lc; i++)
+		tsc += __atomic_load_n(&ctl.lc[i]->cnt->busy_tsc, __ATOMIC_RELAXED);
+	cpn_prom_family(f, CPN_M_F_BUSY);
+	cpn_prom_double(f, CPN_M_F_BUSY, NULL, NULL, hz ? (double)tsc / (double)hz : 0.0);
+	fwd_late_read(&ls);
+	for (unsigned int k = 0; k < sizeof(fam) / sizeof(fam[0]); k++) {
+		cpn_prom_family(f, fam[k]);
+		for (__u16 id = 0; id < CPN_MAX_SERVICES; id++) {
+			const struct fwd_late_svc_stats *v = &ls.svc[id];
+			__u64 x = fam[k] == CPN_M_LATE_HELD	   ? ls.held[id]
+				  : fam[k] == CPN_M_LATE_BOUND	   ? v->bound
+				  : fam[k] == CPN_M_LATE_TIMED_OUT ? v->timed_out
+				  : fam[k] == CPN_M_LATE_EARLY	   ? v->early
+								   : v->gone;
+
+			if (!s->has_svc[id] || !(s->svc[id].flags & CPN_SVC_LATE))
+				continue;
+			cpn_prom_labels_reset(&l);
+			if (s->svc_name[id][0])
+				cpn_prom_label(&l, "service", s->svc_name[id]);
+			cpn_prom_labelu(&l, "service_id", id);
+			cpn_prom_u64(f, fam[k], NULL, &l, x);
+		}
+	}
+	cpn_prom_family(f, CPN_M_LATE_SLOTS);
+	for (__u16 id = 1; id < CPN_MAX_NODES; id++) {
+		if (!ls.slots[id])
+			continue;
+		cpn_prom_labels_reset(&l);
+		cpn_prom_labelu(&l, "node", id);
+		cpn_prom_u64(f, CPN_M_LATE_SLOTS, NULL, &l, ls.slots[id]);
+	}
+	cpn_prom_family(f, CPN_M_LATE_SLOTS_EXPIRED);
+	cpn_prom_u64(f, CPN_M_LATE_SLOTS_EXPIRED, NULL, NULL, ls.slots_expired);
+}
+
 /* The families both data planes export (cpn_prom.h), with plane="dpdk":
  * packets, services and nodes, from cpn-fwd's own per-lcore counters. The
  * node table's gauges are the daemon's to export (one table, one source).
@@ -256,6 +305,7 @@ static int render_metrics(void *arg, FILE *f)
 	cpn_prom_packets(f, "dpdk", st);
 	cpn_prom_nodes(f, "dpdk", nodes, nn);
 	cpn_prom_services(f, "dpdk", svcs, ns);
+	render_late(f, s);
 	pthread_mutex_unlock(&ctl.ctl_lock);
 	return 0;
 }

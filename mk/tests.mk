@@ -20,7 +20,7 @@ $(SOBJ)/selftests/e2e/%.o $(OBJ)/selftests/e2e/%.o: CPPFLAGS += -Igpu
 $(SOBJ)/selftests/dpdk/%.o: CPPFLAGS += -Iselftests/bpf
 
 # ---- unit --------------------------------------------------------------------
-UNIT_PLAIN := test_proto test_sched test_mmk
+UNIT_PLAIN := test_proto test_sched test_mmk test_late
 $(addprefix $(T)/unit/,$(UNIT_PLAIN)): LIBS := $(CMOCKA) -lm
 $(T)/unit/%: $(SOBJ)/selftests/unit/%.o $(LIBCPN_SAN_A)
 	$(LINK_SAN)

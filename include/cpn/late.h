@@ -33,7 +33,7 @@
 
 #include "cpn/sched.h"
 
-#define CPN_LATE_CLASSES       4    /* classes 0, 1, 2 have a FIFO each; 3 and above share one */
+#define CPN_LATE_CLASSES 4 /* classes 0, 1, 2 have a FIFO each; 3 and above share one */
 
 /* What cpn_late_admit and cpn_late_next decide. */
 enum cpn_late_verdict {
@@ -65,12 +65,45 @@ struct cpn_late_queue {
 };
 
 struct cpn_late_result {
-	__u8 verdict; /* enum cpn_late_verdict */
-	__u8 busy;    /* enum cpn_busy_reason, for CPN_LATE_BUSY */
-	__u16 node;   /* for CPN_LATE_BIND */
-	__u32 est_us; /* cpn_late_admit: the predicted answer time of a held request */
+	__u8 verdict;		 /* enum cpn_late_verdict */
+	__u8 busy;		 /* enum cpn_busy_reason, for CPN_LATE_BUSY */
+	__u16 node;		 /* for CPN_LATE_BIND */
+	__u32 est_us;		 /* cpn_late_admit: the predicted answer time of a held request */
 	struct cpn_late_ent ent; /* cpn_late_next: the request it took off the queue */
 };
+
+/* Liveness for late binding. The early policies call a node suspect once
+ * what it was sent goes unanswered for CPN_SUSPECT_SVC service times
+ * (cpn_node_suspect): right for a queue they cannot see, but a node
+ * holding one request of an exponential service time passes three means
+ * one time in twenty. Here the router knows exactly what the node holds:
+ * it is stuck only after CPN_LATE_STUCK_DEADLINES of its deadlines (and
+ * CPN_GONE_MIN_NS) without an answer. Then its slots are given back
+ * (cpn_late_expire, what it held counted lost) and it is not bound to,
+ * but for one request every CPN_SUSPECT_RETRY_NS while it still reports
+ * (cpn_node_answering), as the early policies try a suspect node again.
+ */
+#define CPN_LATE_STUCK_DEADLINES 4
+
+static __always_inline int cpn_late_stuck(const struct cpn_node *n, __u64 now_ns)
+{
+	__u64 t = (__u64)n->deadline_us * (1000 * CPN_LATE_STUCK_DEADLINES);
+
+	if (t < CPN_GONE_MIN_NS)
+		t = CPN_GONE_MIN_NS;
+	return n->unanswered && now_ns > n->since_ns && now_ns - n->since_ns > t;
+}
+
+/* May be bound to: up, not draining, reported within stale_ms, and not
+ * stuck (or stuck, reporting, and due a retry).
+ */
+static __always_inline int cpn_late_live(const struct cpn_node *n, __u64 now_ns, __u32 stale_ms)
+{
+	if (!cpn_node_up(n) || (n->report_flags & CPN_REP_DRAINING) ||
+	    !cpn_node_fresh(n, now_ns, stale_ms))
+		return 0;
+	return !cpn_late_stuck(n, now_ns) || cpn_node_answering(n, now_ns);
+}
 
 static __always_inline __u32 cpn_late_class(__u8 cls)
 {
@@ -152,7 +185,7 @@ static __always_inline __u16 cpn_late_pick(CPN_CTX *ctx, const struct cpn_servic
 		__u32 slots, h;
 		__u64 svc_us, score;
 
-		if (!nd || !cpn_node_live(nd, now_ns, svc->stale_ms))
+		if (!nd || !cpn_late_live(nd, now_ns, svc->stale_ms))
 			continue;
 		nlive++;
 		slots = cpn_late_slots(nd, bound);
@@ -218,7 +251,7 @@ static __always_inline void cpn_late_admit(CPN_CTX *ctx, const struct cpn_servic
 		for (__u32 i = 0; i < CPN_MAX_SVC_NODES && i < cpn_svc_n(svc); i++) {
 			struct cpn_node *nd = cpn_node_at(ctx, svc->nodes[i]);
 
-			if (nd && cpn_node_live(nd, now_ns, svc->stale_ms))
+			if (nd && cpn_late_live(nd, now_ns, svc->stale_ms))
 				slots += cpn_late_slots(nd, cpn_late_bound(svc));
 		}
 		est += slots * 1000000ULL / rate;
@@ -269,8 +302,8 @@ static __always_inline void cpn_late_pop(struct cpn_late_queue *q, int c, struct
  * the queue into out->ent. NONE: nothing waits, or every slot is taken.
  */
 static __always_inline void cpn_late_next(CPN_CTX *ctx, const struct cpn_service *svc,
-					  struct cpn_late_queue *q, const __u32 *held,
-					  __u32 start, __u64 now_ns, struct cpn_late_result *out)
+					  struct cpn_late_queue *q, const __u32 *held, __u32 start,
+					  __u64 now_ns, struct cpn_late_result *out)
 {
 	int c = q ? cpn_late_first(q) : -1;
 	__u32 live = 0;
@@ -316,13 +349,11 @@ static __always_inline void cpn_late_sent(__u32 *held, __u16 id)
 	held[id & (CPN_MAX_NODES - 1)]++;
 }
 
-/* Slots that time out: a candidate that leaves what it was sent
- * unanswered past its deadline (cpn_node_suspect, the liveness rule of
- * the early policies) gets its slots back, counted lost, so that a node
- * that died holds nothing; it is not live meanwhile, so none is bound to
- * it but the one retry cpn_node_answering allows. An answer that still
- * comes finds the count at zero and leaves it there. Returns the slots
- * freed.
+/* Slots that time out: a candidate stuck (cpn_late_stuck) gets its slots
+ * back, counted lost, so that a node that died holds nothing; it is not
+ * live meanwhile, so none is bound to it but the retries cpn_late_live
+ * allows. An answer that still comes finds the count at zero and leaves
+ * it there. Returns the slots freed.
  */
 static __always_inline __u32 cpn_late_expire(CPN_CTX *ctx, const struct cpn_service *svc,
 					     __u32 *held, __u64 now_ns)
@@ -334,7 +365,7 @@ static __always_inline __u32 cpn_late_expire(CPN_CTX *ctx, const struct cpn_serv
 		struct cpn_node *nd = cpn_node_at(ctx, id);
 		__u32 *h = &held[id & (CPN_MAX_NODES - 1)];
 
-		if (*h && nd && cpn_node_suspect(nd, now_ns)) {
+		if (*h && nd && cpn_late_stuck(nd, now_ns)) {
 			freed += *h;
 			*h = 0;
 		}

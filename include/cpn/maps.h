@@ -170,10 +170,11 @@ struct cpn_service {
 	__be16 port; /* VIP port: source of replies after reverse NAT */
 	__be32 vip[4];
 	__u32 max_wait_us; /* 0 = no limit */
-	__u32 max_queue;   /* 0 = no limit; dispatch: late, requests held (0 = CPN_LATE_QUEUE_DEFAULT) */
+	__u32 max_queue; /* 0 = no limit; dispatch: late, requests held (0 = CPN_LATE_QUEUE_DEFAULT)
+			  */
 	__u32 stale_ms;
 	__u32 n_nodes;
-	__u32 rr; /* round-robin cursor, advanced atomically by the data plane */
+	__u32 rr;	  /* round-robin cursor, advanced atomically by the data plane */
 	__u16 late_bound; /* dispatch: late — n of JBSQ(n), 0 = CPN_LATE_BOUND_DEFAULT */
 	__u16 pad2;
 	__u16 nodes[CPN_MAX_SVC_NODES];
@@ -524,7 +525,8 @@ struct cpn_svc_stats {
 	X(DROP_HOP_TAG, "drop_hop_tag") /* request fragment without a valid hop tag */             \
 	X(DROP_PROBE_COOKIE, "drop_probe_cookie") /* PROBE_ACK not of our PROBE, or too old */     \
 	X(DROP_STALE, "drop_stale")   /* signed without FRESH, or stamp out of window */           \
-	X(DROP_REPLAY, "drop_replay") /* signed message seen within the window */
+	X(DROP_REPLAY, "drop_replay") /* signed message seen within the window */                  \
+	X(REQ_HELD, "req_held")	      /* dispatch: late, held by cpn-fwd for a free slot */
 
 enum cpn_stat {
 #define CPN_STAT_ENUM(name, str) CPN_STAT_##name,

@@ -46,6 +46,21 @@
  *                           cpn_csum_span_ok (the default) or the same
  *                           done elsewhere (XDP: a function verified once).
  *
+ * A data plane that holds requests (`dispatch: late`, include/cpn/late.h:
+ * cpn-fwd) defines CPN_ENV_LATE and:
+ *
+ *   int   cpn_env_late(struct cpn_env *, struct cpn_service *, struct cpn_hdr *,
+ *                      __u64 now, __u8 *busy)  a late service's fresh choice:
+ *         the node to bind to now (> 0); 0 with *busy = CPN_HELD to hold it
+ *         (the verdict is CPN_ACT_HOLD), or with a busy reason to refuse it;
+ *         < 0 to bind it early (the policy's choice)
+ *   void  cpn_env_late_sent(struct cpn_env *, __u16 node)  a late service's
+ *         request was sent to the node
+ *   void  cpn_env_late_answered(struct cpn_env *, __u16 node)  a REPLY or BUSY
+ *         of the node for a late service
+ *
+ * and calls cpn_router_bind() / cpn_router_refuse() for a held request.
+ *
  * All of them may return NULL where a pointer is returned.
  */
 #ifndef CPN_ROUTER_H
@@ -87,7 +102,11 @@ enum cpn_action {
 	CPN_ACT_FWD,	  /* rewritten: route by destination address */
 	CPN_ACT_TX,	  /* BUSY: send back out of the ingress port after trimming */
 	CPN_ACT_XSK,	  /* the service is served by cpn-fwd: hand off */
+	CPN_ACT_HOLD,	  /* dispatch: late — the plane holds the request, unchanged */
 };
+
+/* cpn_env_late's *busy for a request to hold (not a reason on the wire). */
+#define CPN_HELD 0xff
 
 struct cpn_verdict {
 	__u8 action;
@@ -413,6 +432,23 @@ static __always_inline __u16 cpn_request_node(struct cpn_env *env, struct cpn_se
 		}
 	}
 
+#ifdef CPN_ENV_LATE
+	/* dispatch: late — bound now where a node has a free slot and nothing
+	 * waits before it, else held (or refused); early where no candidate is
+	 * live (the policy's fallback below).
+	 */
+	if (svc->flags & CPN_SVC_LATE) {
+		int r = cpn_env_late(env, svc, h, now, busy);
+
+		if (r > 0) {
+			pick.node_id = (__u16)r;
+			pick.verdict = CPN_PICK_OK;
+			goto chosen;
+		}
+		if (r == 0)
+			return 0;
+	}
+#endif
 	/* p2c's common case first: two live candidates drawn, no flow hash
 	 * (what Maglev and the fallback need) and no loop. Else the choice
 	 * of the policy. The Maglev table is a lookup of its own: fetched
@@ -435,6 +471,9 @@ static __always_inline __u16 cpn_request_node(struct cpn_env *env, struct cpn_se
 		*busy = pick.busy_reason;
 		return 0;
 	}
+#ifdef CPN_ENV_LATE
+chosen:
+#endif
 	if (pick.verdict == CPN_PICK_FALLBACK)
 		cpn_env_count(env, CPN_STAT_REQ_FALLBACK);
 	else if (pick.token)
@@ -490,100 +529,36 @@ static __always_inline int cpn_request_cont(struct cpn_env *env, struct cpn_l34 
 	return CPN_ACT_FWD;
 }
 
-static __always_inline int cpn_request(struct cpn_env *env, void *data, void *data_end,
-				       struct cpn_l34 *p, struct cpn_service *svc,
-				       struct cpn_verdict *v)
+/* The request to node_id (n: its state where the choice has it), or, with
+ * none, BUSY for `busy` (or held, CPN_HELD): tag, NAT, count.
+ */
+static __always_inline int cpn_request_send(struct cpn_env *env, void *data, void *data_end,
+					    struct cpn_l34 *p, struct cpn_service *svc,
+					    struct cpn_hdr *h, struct cpn_config *cfg,
+					    struct cpn_svc_stats *ss, __u16 node_id,
+					    struct cpn_node *n, __u8 busy, __u64 now,
+					    struct cpn_verdict *v)
 {
-	struct cpn_hdr *h = (struct cpn_hdr *)(p->udp + 1);
-	struct cpn_config *cfg = cpn_env_config(env);
-	struct cpn_tenant *t;
 	struct cpn_node_cfg *nc;
 	struct cpn_node_stats *ns;
-	struct cpn_svc_stats *ss;
-	struct cpn_node *n;
-	__u32 len = p->udp_len - sizeof(struct udphdr);
-	__u64 now = cpn_env_now_ns(env);
-	__u16 node_id, max_hops;
-	__u8 busy = 0;
-	__u32 why, aff_tenant;
 	__u64 acc;
-	int err, cont;
 
-	if ((void *)(h + 1) > data_end)
-		return cpn_verdict_set(env, v, CPN_ACT_DROP, CPN_STAT_DROP_SHORT);
-	err = cpn_hdr_check(h, len);
-	if (err == CPN_HDR_SHORT)
-		return cpn_verdict_set(env, v, CPN_ACT_DROP, CPN_STAT_DROP_SHORT);
-	if (err == CPN_HDR_BAD_MAGIC)
-		return cpn_verdict_set(env, v, CPN_ACT_DROP, CPN_STAT_DROP_BAD_MAGIC);
-	if (err == CPN_HDR_BAD_VERSION)
-		return cpn_verdict_set(env, v, CPN_ACT_DROP, CPN_STAT_DROP_BAD_VERSION);
-	if (err != CPN_HDR_OK || h->type != CPN_T_REQUEST)
-		return cpn_verdict_set(env, v, CPN_ACT_DROP, CPN_STAT_DROP_BAD_TYPE);
-	if (cpn_ntohs(h->service_id) != svc->id || !(svc->flags & CPN_SVC_ACTIVE))
-		return cpn_verdict_set(env, v, CPN_ACT_DROP, CPN_STAT_DROP_BAD_SERVICE);
-	/* The data planes always have a configuration (zero where unset): the
-	 * hop key is in it.
-	 */
-	if (!cfg)
-		return cpn_verdict_set(env, v, CPN_ACT_DROP, CPN_STAT_DROP_BAD_SERVICE);
-	ss = cpn_env_svc_stats(env, svc->id);
-	max_hops = cfg->max_hops ? cfg->max_hops : CPN_DEFAULT_MAX_HOPS;
-	if (h->hops >= max_hops)
-		return cpn_refuse(env, ss, v, CPN_STAT_DROP_HOPS, CPN_REFUSE_HOPS);
-
-	/* Tenant: ACL, authentication, rate. A tenant that is unknown, or not
-	 * allowed the service, may still be let in by the `any` entry.
-	 */
-	aff_tenant = cpn_ntohl(h->tenant_id);
-	t = cpn_env_tenant(env, aff_tenant);
-	if (!t || !cpn_tenant_allows(t, svc->id)) {
-		aff_tenant = CPN_TENANT_ANY;
-		t = cpn_env_tenant(env, CPN_TENANT_ANY);
-		if (!t || !cpn_tenant_allows(t, svc->id))
-			return cpn_refuse(env, ss, v, CPN_STAT_DROP_ACL, CPN_REFUSE_ACL);
-	}
-	cont =
-	    (h->flags & cpn_htons(CPN_F_FRAG | CPN_F_CONT)) == cpn_htons(CPN_F_FRAG | CPN_F_CONT);
-	/* With a key: signed (with FRESH, the stamp too) under the key or,
-	 * while it rotates, the next one; fresh, and not a replay.
-	 */
-	if (t->flags & CPN_TENANT_KEY) {
-		__u64 *tag = (__u64 *)(h + 1);
-
-		if (!(h->flags & cpn_htons(CPN_F_AUTH)) || (void *)(tag + 1) > data_end)
-			return cpn_refuse(env, ss, v, CPN_STAT_DROP_AUTH, CPN_REFUSE_AUTH);
-		if (*tag != cpn_tag_request_any(t->key, h) &&
-		    (!(t->flags & CPN_TENANT_KEY_NEXT) ||
-		     *tag != cpn_tag_request_any(t->key_next, h)))
-			return cpn_refuse(env, ss, v, CPN_STAT_DROP_AUTH, CPN_REFUSE_AUTH);
-		why = cpn_fresh(env, cfg, h, t->flags & CPN_TENANT_FRESH, CPN_SEEN_REQUEST,
-				cpn_ntohl(h->tenant_id), *tag, cont);
-		if (why)
-			return cpn_refuse(env, ss, v, why, CPN_REFUSE_AUTH);
-	}
-	/* A large message's later fragments were admitted with its first. */
-	if (!cont && !cpn_env_tenant_admit(env, t, now))
-		return cpn_refuse(env, ss, v, CPN_STAT_DROP_RATE, CPN_REFUSE_RATE);
-
-	/* A `dataplane: dpdk` service goes to cpn-fwd while it has a socket on
-	 * this queue; without one (cpn-fwd stopped or not yet started) this
-	 * data plane steers the request itself rather than lose it.
-	 */
-	if ((svc->flags & CPN_SVC_DPDK) && cpn_env_xsk_ready(env))
-		return cpn_verdict_set(env, v, CPN_ACT_XSK, CPN_STAT_REQ_DPDK);
-	if (cont)
-		return cpn_request_cont(env, p, svc, h, now, cfg->hop_key, v);
-
-	n = 0;
-	node_id = cpn_request_node(env, svc, h, p, now, cfg->hop_key, aff_tenant, &busy, &n);
+#ifdef CPN_ENV_LATE
+	if (!node_id && busy == CPN_HELD)
+		return cpn_verdict_set(env, v, CPN_ACT_HOLD, CPN_STAT_REQ_HELD);
+#endif
 	nc = node_id ? cpn_env_node_cfg(env, node_id) : 0;
 	if (node_id && !n)
 		n = cpn_node_at(env, node_id);
 	if (!nc || !n || !(nc->flags & CPN_NODE_CFG_VALID)) {
+		__u32 bi;
+
 		busy = busy ? busy : CPN_BUSY_NO_NODE;
-		if (ss && busy >= 1 && busy <= CPN_SVC_BUSY_REASONS)
-			ss->busy[busy - 1]++;
+		/* The index checked in the register it is used from. */
+		bi = (__u32)busy - 1;
+		cpn_barrier_var(bi);
+		if (ss && bi < CPN_SVC_BUSY_REASONS)
+			ss->busy[bi]++;
 		return cpn_make_busy(env, data, data_end, p, h, busy, v);
 	}
 	if (nc->family != p->family)
@@ -595,6 +570,10 @@ static __always_inline int cpn_request(struct cpn_env *env, void *data, void *da
 		cpn_node_steered_unwatched(n);
 	else
 		cpn_node_steered(n, now);
+#ifdef CPN_ENV_LATE
+	if (svc->flags & CPN_SVC_LATE)
+		cpn_env_late_sent(env, node_id);
+#endif
 
 	/* Tag: node, hop count, our clock, TAGGED, then the hop tag over them.
 	 * The UDP checksum follows every changed 16-bit word of the header.
@@ -668,6 +647,93 @@ sent:
 	v->now_ns = now;
 	v->action = CPN_ACT_FWD;
 	return CPN_ACT_FWD;
+}
+
+static __always_inline int cpn_request(struct cpn_env *env, void *data, void *data_end,
+				       struct cpn_l34 *p, struct cpn_service *svc,
+				       struct cpn_verdict *v)
+{
+	struct cpn_hdr *h = (struct cpn_hdr *)(p->udp + 1);
+	struct cpn_config *cfg = cpn_env_config(env);
+	struct cpn_tenant *t;
+	struct cpn_svc_stats *ss;
+	struct cpn_node *n;
+	__u32 len = p->udp_len - sizeof(struct udphdr);
+	__u64 now = cpn_env_now_ns(env);
+	__u16 node_id, max_hops;
+	__u8 busy = 0;
+	__u32 why, aff_tenant;
+	int err, cont;
+
+	if ((void *)(h + 1) > data_end)
+		return cpn_verdict_set(env, v, CPN_ACT_DROP, CPN_STAT_DROP_SHORT);
+	err = cpn_hdr_check(h, len);
+	if (err == CPN_HDR_SHORT)
+		return cpn_verdict_set(env, v, CPN_ACT_DROP, CPN_STAT_DROP_SHORT);
+	if (err == CPN_HDR_BAD_MAGIC)
+		return cpn_verdict_set(env, v, CPN_ACT_DROP, CPN_STAT_DROP_BAD_MAGIC);
+	if (err == CPN_HDR_BAD_VERSION)
+		return cpn_verdict_set(env, v, CPN_ACT_DROP, CPN_STAT_DROP_BAD_VERSION);
+	if (err != CPN_HDR_OK || h->type != CPN_T_REQUEST)
+		return cpn_verdict_set(env, v, CPN_ACT_DROP, CPN_STAT_DROP_BAD_TYPE);
+	if (cpn_ntohs(h->service_id) != svc->id || !(svc->flags & CPN_SVC_ACTIVE))
+		return cpn_verdict_set(env, v, CPN_ACT_DROP, CPN_STAT_DROP_BAD_SERVICE);
+	/* The data planes always have a configuration (zero where unset): the
+	 * hop key is in it.
+	 */
+	if (!cfg)
+		return cpn_verdict_set(env, v, CPN_ACT_DROP, CPN_STAT_DROP_BAD_SERVICE);
+	ss = cpn_env_svc_stats(env, svc->id);
+	max_hops = cfg->max_hops ? cfg->max_hops : CPN_DEFAULT_MAX_HOPS;
+	if (h->hops >= max_hops)
+		return cpn_refuse(env, ss, v, CPN_STAT_DROP_HOPS, CPN_REFUSE_HOPS);
+
+	/* Tenant: ACL, authentication, rate. A tenant that is unknown, or not
+	 * allowed the service, may still be let in by the `any` entry.
+	 */
+	aff_tenant = cpn_ntohl(h->tenant_id);
+	t = cpn_env_tenant(env, aff_tenant);
+	if (!t || !cpn_tenant_allows(t, svc->id)) {
+		aff_tenant = CPN_TENANT_ANY;
+		t = cpn_env_tenant(env, CPN_TENANT_ANY);
+		if (!t || !cpn_tenant_allows(t, svc->id))
+			return cpn_refuse(env, ss, v, CPN_STAT_DROP_ACL, CPN_REFUSE_ACL);
+	}
+	cont =
+	    (h->flags & cpn_htons(CPN_F_FRAG | CPN_F_CONT)) == cpn_htons(CPN_F_FRAG | CPN_F_CONT);
+	/* With a key: signed (with FRESH, the stamp too) under the key or,
+	 * while it rotates, the next one; fresh, and not a replay.
+	 */
+	if (t->flags & CPN_TENANT_KEY) {
+		__u64 *tag = (__u64 *)(h + 1);
+
+		if (!(h->flags & cpn_htons(CPN_F_AUTH)) || (void *)(tag + 1) > data_end)
+			return cpn_refuse(env, ss, v, CPN_STAT_DROP_AUTH, CPN_REFUSE_AUTH);
+		if (*tag != cpn_tag_request_any(t->key, h) &&
+		    (!(t->flags & CPN_TENANT_KEY_NEXT) ||
+		     *tag != cpn_tag_request_any(t->key_next, h)))
+			return cpn_refuse(env, ss, v, CPN_STAT_DROP_AUTH, CPN_REFUSE_AUTH);
+		why = cpn_fresh(env, cfg, h, t->flags & CPN_TENANT_FRESH, CPN_SEEN_REQUEST,
+				cpn_ntohl(h->tenant_id), *tag, cont);
+		if (why)
+			return cpn_refuse(env, ss, v, why, CPN_REFUSE_AUTH);
+	}
+	/* A large message's later fragments were admitted with its first. */
+	if (!cont && !cpn_env_tenant_admit(env, t, now))
+		return cpn_refuse(env, ss, v, CPN_STAT_DROP_RATE, CPN_REFUSE_RATE);
+
+	/* A `dataplane: dpdk` service goes to cpn-fwd while it has a socket on
+	 * this queue; without one (cpn-fwd stopped or not yet started) this
+	 * data plane steers the request itself rather than lose it.
+	 */
+	if ((svc->flags & CPN_SVC_DPDK) && cpn_env_xsk_ready(env))
+		return cpn_verdict_set(env, v, CPN_ACT_XSK, CPN_STAT_REQ_DPDK);
+	if (cont)
+		return cpn_request_cont(env, p, svc, h, now, cfg->hop_key, v);
+
+	n = 0;
+	node_id = cpn_request_node(env, svc, h, p, now, cfg->hop_key, aff_tenant, &busy, &n);
+	return cpn_request_send(env, data, data_end, p, svc, h, cfg, ss, node_id, n, busy, now, v);
 }
 
 /* ---- reports: REPLY, BUSY from a node, LOAD, PROBE_ACK --------------- */
@@ -796,6 +862,10 @@ static __always_inline int cpn_reply(struct cpn_env *env, void *data_end, struct
 		}
 	} else if (n) /* a BUSY: the node is there, and says so */
 		cpn_learn_answer(n, 0, 0);
+#ifdef CPN_ENV_LATE
+	if (svc->flags & CPN_SVC_LATE)
+		cpn_env_late_answered(env, id);
+#endif
 	if (ns) {
 		if (h->type == CPN_T_REPLY)
 			ns->replies++;
@@ -992,6 +1062,29 @@ static __always_inline int cpn_parse(struct cpn_env *env, void *data, void *data
 	return cpn_parse_stop(env, v, CPN_ACT_PASS, CPN_STAT_PASS_NOT_CPN);
 }
 
+/* The VIP key a datagram is sent to (vk zeroed by the caller). */
+static __always_inline void cpn_vip_key_of(const struct cpn_l34 *p, struct cpn_vip_key *vk)
+{
+	vk->addr[0] = p->daddr[0];
+	if (p->nwords == 4) {
+		vk->addr[1] = p->daddr[1];
+		vk->addr[2] = p->daddr[2];
+		vk->addr[3] = p->daddr[3];
+	}
+	{
+		/* port, family and pad in one 32-bit store: a lookup that reads
+		 * them as one word then forwards from a single store instead of
+		 * stalling on three narrow ones.
+		 */
+#if __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
+		__u32 tail = (__u32)p->udp->dest | (__u32)p->family << 16;
+#else
+		__u32 tail = (__u32)p->udp->dest << 16 | (__u32)p->family << 8;
+#endif
+		__builtin_memcpy(&vk->port, &tail, sizeof(tail));
+	}
+}
+
 /* One frame in, one verdict out. The frame may have been rewritten. */
 static __always_inline int cpn_router_rx(struct cpn_env *env, void *data, void *data_end,
 					 struct cpn_verdict *v)
@@ -1014,24 +1107,7 @@ static __always_inline int cpn_router_rx(struct cpn_env *env, void *data, void *
 		return v->action;
 
 	/* A request to a service VIP? */
-	vk.addr[0] = p.daddr[0];
-	if (p.nwords == 4) {
-		vk.addr[1] = p.daddr[1];
-		vk.addr[2] = p.daddr[2];
-		vk.addr[3] = p.daddr[3];
-	}
-	{
-		/* port, family and pad in one 32-bit store: a lookup that reads
-		 * them as one word then forwards from a single store instead of
-		 * stalling on three narrow ones.
-		 */
-#if __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
-		__u32 tail = (__u32)p.udp->dest | (__u32)p.family << 16;
-#else
-		__u32 tail = (__u32)p.udp->dest << 16 | (__u32)p.family << 8;
-#endif
-		__builtin_memcpy(&vk.port, &tail, sizeof(tail));
-	}
+	cpn_vip_key_of(&p, &vk);
 	svc = cpn_env_vip(env, &vk);
 	if (p.len_err) /* lengths that lie: dropped if ours, the host's business if not */
 		return cpn_verdict_set(env, v, svc ? CPN_ACT_DROP : CPN_ACT_PASS,
@@ -1057,5 +1133,63 @@ static __always_inline int cpn_router_rx(struct cpn_env *env, void *data, void *
 	}
 	return cpn_verdict_set(env, v, CPN_ACT_PASS, CPN_STAT_PASS_NOT_CPN);
 }
+
+#ifdef CPN_ENV_LATE
+/* A request held since cpn_router_rx() said CPN_ACT_HOLD (the frame as it
+ * came): refused with BUSY for busy_reason, or sent to node_id, or with
+ * node_id 0 to the policy's early choice (cpn_env_late must then answer
+ * < 0). Judged against the configuration of now: a service that is gone
+ * drops it (counted), a node no longer its candidate is not used. Its
+ * admission (tenant, signature, rate) was done on arrival.
+ */
+static __always_inline int cpn_router_held(struct cpn_env *env, void *data, void *data_end,
+					   __u16 node_id, __u8 busy_reason, struct cpn_verdict *v)
+{
+	struct cpn_l34 p = {};
+	struct cpn_vip_key vk = {};
+	struct cpn_service *svc;
+	struct cpn_config *cfg = cpn_env_config(env);
+	struct cpn_svc_stats *ss;
+	struct cpn_node *n = 0;
+	struct cpn_hdr *h;
+	__u64 now = cpn_env_now_ns(env);
+	__u8 busy = 0;
+
+	v->action = CPN_ACT_PASS;
+	v->family = 0;
+	v->l3_off = 0;
+	v->trim = 0;
+	v->node_id = 0;
+	v->now_ns = 0;
+	if (cpn_parse(env, data, data_end, &p, v))
+		return cpn_verdict_set(env, v, CPN_ACT_DROP, CPN_STAT_DROP_SHORT);
+	cpn_vip_key_of(&p, &vk);
+	svc = cpn_env_vip(env, &vk);
+	h = (struct cpn_hdr *)(p.udp + 1);
+	if (!svc || !cfg || p.len_err || (void *)(h + 1) > data_end ||
+	    cpn_ntohs(h->service_id) != svc->id || !(svc->flags & CPN_SVC_ACTIVE))
+		return cpn_verdict_set(env, v, CPN_ACT_DROP, CPN_STAT_DROP_BAD_SERVICE);
+	ss = cpn_env_svc_stats(env, svc->id);
+	if (busy_reason) {
+		__u32 bi = (__u32)busy_reason - 1;
+
+		if (ss && bi < CPN_SVC_BUSY_REASONS)
+			ss->busy[bi]++;
+		return cpn_make_busy(env, data, data_end, &p, h, busy_reason, v);
+	}
+	if (node_id && !cpn_svc_has_node(svc, node_id))
+		node_id = 0;
+	if (!node_id) {
+		__u32 aff_tenant = cpn_ntohl(h->tenant_id);
+		struct cpn_tenant *t = cpn_env_tenant(env, aff_tenant);
+
+		if (!t || !cpn_tenant_allows(t, svc->id))
+			aff_tenant = CPN_TENANT_ANY;
+		node_id =
+		    cpn_request_node(env, svc, h, &p, now, cfg->hop_key, aff_tenant, &busy, &n);
+	}
+	return cpn_request_send(env, data, data_end, &p, svc, h, cfg, ss, node_id, n, busy, now, v);
+}
+#endif
 
 #endif /* CPN_ROUTER_H */

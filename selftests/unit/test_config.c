@@ -602,6 +602,14 @@ static const struct bad bad[] = {
      "must be true or false"},
     {BASE "  - {name: b, id: 2, vip: 10.0.0.2, port: 80, liveness: heartbeats}\n", 6,
      "unknown liveness 'heartbeats'"},
+    {BASE "  - {name: b, id: 2, vip: 10.0.0.2, port: 80, dispatch: lazy}\n", 6,
+     "unknown dispatch 'lazy'"},
+    {BASE "  - {name: b, id: 2, vip: 10.0.0.2, port: 80, dispatch: late, late_bound: 0}\n", 6,
+     "out of range"},
+    {BASE "  - {name: b, id: 2, vip: 10.0.0.2, port: 80, dispatch: late, late_bound: 65}\n", 6,
+     "out of range"},
+    {BASE "  - {name: b, id: 2, vip: 10.0.0.2, port: 80,\n     late_bound: 2}\n", 7,
+     "late_bound is the bound of dispatch: late"},
 };
 
 static void gen_cases(void)
@@ -691,6 +699,8 @@ static void assert_cfg_equal(const struct cpn_cfg *a, const struct cpn_cfg *b)
 		assert_int_equal(x->policy, y->policy);
 		assert_int_equal(x->dpdk, y->dpdk);
 		assert_int_equal(x->reply_unchecked, y->reply_unchecked);
+		assert_int_equal(x->late, y->late);
+		assert_int_equal(x->late_bound, y->late_bound);
 		assert_int_equal(x->max_wait_us, y->max_wait_us);
 		assert_int_equal(x->max_queue, y->max_queue);
 		assert_int_equal(x->stale_ms, y->stale_ms);
@@ -867,6 +877,36 @@ static void test_round_trip(void **state)
 	round_trip("");
 	round_trip("auto_join: {}\n");
 	round_trip("services:\n  - {name: s, id: 3, vip: 10.0.0.1, port: 80}\n");
+	round_trip("services:\n  - {name: s, id: 3, vip: 10.0.0.1, port: 80, dispatch: late}\n");
+	round_trip("services:\n  - {name: s, id: 3, vip: 10.0.0.1, port: 80, dispatch: late, "
+		   "late_bound: 2, max_queue: 64}\n");
+}
+
+/* dispatch: late and its bound, into the service's map value. */
+static void test_dispatch_late(void **state)
+{
+	struct cpn_cfg cfg;
+	struct cpn_service s;
+
+	(void)state;
+	parse_ok("services:\n"
+		 "  - {name: a, id: 1, vip: 10.0.0.1, port: 80, dispatch: late, late_bound: 2}\n"
+		 "  - {name: b, id: 2, vip: 10.0.0.2, port: 80, dispatch: late}\n"
+		 "  - {name: c, id: 3, vip: 10.0.0.3, port: 80, dispatch: early}\n"
+		 "  - {name: d, id: 4, vip: 10.0.0.4, port: 80}\n",
+		 &cfg);
+	cpn_cfg_to_service(&cfg.services[0], &s);
+	assert_true(s.flags & CPN_SVC_LATE);
+	assert_int_equal(s.late_bound, 2);
+	cpn_cfg_to_service(&cfg.services[1], &s);
+	assert_true(s.flags & CPN_SVC_LATE);
+	assert_int_equal(s.late_bound, 0); /* the default, CPN_LATE_BOUND_DEFAULT */
+	for (int i = 2; i < 4; i++) {
+		cpn_cfg_to_service(&cfg.services[i], &s);
+		assert_false(s.flags & CPN_SVC_LATE);
+		assert_int_equal(s.late_bound, 0);
+	}
+	cpn_cfg_free(&cfg);
 }
 
 /* The written keys are the bytes in order, lowercase. */
@@ -1110,6 +1150,7 @@ int main(void)
 	    cmocka_unit_test(test_broken),
 	    cmocka_unit_test(test_round_trip),
 	    cmocka_unit_test(test_trust_keys),
+	    cmocka_unit_test(test_dispatch_late),
 	    cmocka_unit_test(test_join_past_a_full_service_refused),
 	    cmocka_unit_test(test_write_keys),
 	    cmocka_unit_test(test_copy),

@@ -368,10 +368,10 @@ static int parse_ifaces(struct ctx *c, const struct field *f)
 
 static int parse_service(struct ctx *c, yaml_node_t *m, struct cfg_service *s, struct svc_lines *sl)
 {
-	static const char *const keys[] = {
-	    "name",	"id",	 "vip",	      "port",  "policy",      "max_wait_us", "max_queue",
-	    "stale_ms", "nodes", "dataplane", "reply", "reply_check", "liveness",
-	    "dispatch", "late_bound"};
+	static const char *const keys[] = {"name",     "id",	      "vip",	   "port",
+					   "policy",   "max_wait_us", "max_queue", "stale_ms",
+					   "nodes",    "dataplane",   "reply",	   "reply_check",
+					   "liveness", "dispatch",    "late_bound"};
 	enum {
 		K_NAME,
 		K_ID,
@@ -530,10 +530,11 @@ static int parse_service(struct ctx *c, yaml_node_t *m, struct cfg_service *s, s
 			if (get_s(&f, &str))
 				return -1;
 			if (strcmp(str, "early") && strcmp(str, "late"))
-				return fail(c, vline(&f),
-					    "unknown dispatch '%.40s': use early (bound to a node on "
-					    "arrival) or late (held by cpn-fwd until a node has room)",
-					    str);
+				return fail(
+				    c, vline(&f),
+				    "unknown dispatch '%.40s': use early (bound to a node on "
+				    "arrival) or late (held by cpn-fwd until a node has room)",
+				    str);
 			s->late = !strcmp(str, "late");
 			break;
 		case K_LATE_BOUND:

@@ -137,7 +137,23 @@
 	X(W_FRAG_DROPPED, "cpn_worker_frag_dropped_total", "counter",                              \
 	  "Fragments dropped, by reason (duplicate, malformed, unknown message).")                 \
 	X(W_FRAG_REFUSED, "cpn_worker_frag_refused_total", "counter",                              \
-	  "Large messages refused, by reason (too large, over the client's or the total budget).")
+	  "Large messages refused, by reason (too large, over the client's or the total budget).") \
+	X(F_BUSY, "cpn_fwd_busy_seconds_total", "counter",                                         \
+	  "Time the forwarding lcores spent on rounds that had packets or held requests to move.") \
+	X(LATE_HELD, "cpn_late_held", "gauge",                                                     \
+	  "Requests of a dispatch: late service waiting at cpn-fwd for a free slot.")              \
+	X(LATE_BOUND, "cpn_late_bound_total", "counter",                                           \
+	  "Held requests bound to a node when one of its slots freed.")                            \
+	X(LATE_TIMED_OUT, "cpn_late_timed_out_total", "counter",                                   \
+	  "Held requests refused with BUSY after waiting longer than max_wait_us.")                \
+	X(LATE_EARLY, "cpn_late_early_total", "counter",                                           \
+	  "Late requests bound early: no live candidate, dispatch changed, or cpn-fwd stopping.")  \
+	X(LATE_GONE, "cpn_late_gone_total", "counter",                                             \
+	  "Held requests refused with BUSY because their service was removed.")                    \
+	X(LATE_SLOTS, "cpn_late_slots", "gauge",                                                   \
+	  "Slots of the node taken by late requests this cpn-fwd sent and has no answer for.")     \
+	X(LATE_SLOTS_EXPIRED, "cpn_late_slots_expired_total", "counter",                           \
+	  "Slots given back because their node left its requests unanswered past its deadline.")
 
 enum cpn_metric {
 #define CPN_METRIC_ENUM(id, name, type, help) CPN_M_##id,
