@@ -16,9 +16,15 @@
 #                 take 50 % of the requests), with the extra messages per
 #                 request of each; then jiq's node rule, heterogeneous node
 #                 speeds and reply/token delays.
+#   late binding  late1 and late2 (dispatch: late, JBSQ(n) of include/cpn/late.h
+#                 with n = 1 and 2) next to central, least and p2c: k = 8
+#                 nodes, one router with exact views, rho 0.5 to 0.9 (late1
+#                 is M/M/k there); 100 nodes and 1 or 10 routers at rho 0.8,
+#                 views exact or from 50 ms LOADs; round trips to the nodes
+#                 (what n = 2 hides).
 #
 # Full: 2,000,000 measured requests per point, 3 repeats of each point of the
-# two main tables (median, min, max), about 5 minutes on one core.
+# main tables (median, min, max), about 7 minutes on one core.
 # BENCH_QUICK=1: 200,000 per point (< 1 minute; message counts then start
 # with the run rather than one heartbeat interval into it).
 # --smoke: 128-200 nodes, 1 and 4 or 10 routers, a few seconds: the plumbing.
@@ -300,6 +306,76 @@ for t in targets:
 sys.exit(0 if plot_ok else 3)
 PY
 	die "cannot merge the many-routers runs into $JSON (or plot them)"
+# ---- late binding ---------------------------------------------------------
+# Each run is one cpn-sim command (its JSON in $W/late-*.json, the command in
+# $W/late-cmds); merged under "late_binding" in $JSON.
+t_late=$(date +%s)
+LATE_POL=central,late1,late2,least,p2c
+L_RHOS=(0.5 0.7 0.8 0.9)
+l_base=(--policies "$LATE_POL")
+l_reps=3
+if [ "$SMOKE" -eq 1 ]; then
+	l_base=(--policies "$LATE_POL" --requests 20000)
+	l_reps=1
+	L_RHOS=(0.8 0.9)
+fi
+: >"$W/late-cmds"
+run_late() { # name, cpn-sim options...
+	local name=$1
+	shift
+	echo "$name	$SIM ${l_base[*]} $*" >>"$W/late-cmds"
+	"$SIM" "${l_base[@]}" "$@" --json-out "$W/late-$name.json" 2>>"$W/late.log" ||
+		die "cpn-sim failed: $SIM ${l_base[*]} $* (see below)$(tail -5 "$W/late.log")"
+}
+for rho in "${L_RHOS[@]}"; do
+	run_late "k8-$rho" --nodes 8 --routers 1 --report-ms 0 --modes reports,router --rho "$rho" \
+		--repeats "$l_reps"
+done
+run_late "routers-exact" --nodes 100 --routers 1,10 --report-ms 0 --modes router --rho 0.8
+run_late "routers-loads" --nodes 100 --routers 1,10 --report-ms 50 --modes router --rho 0.8
+for pu in 1000 4000; do
+	run_late "path-$pu" --nodes 8 --routers 1 --report-ms 0 --modes router --rho 0.8 --path-us "$pu"
+done
+
+python3 - "$JSON" "$W" "$(($(date +%s) - t_late))" <<'PY' ||
+import json, os, sys
+
+out, work, wall = sys.argv[1], sys.argv[2], sys.argv[3]
+d = json.load(open(out))
+FIG = ("mean", "p50", "p99", "p999")
+table, mmk, commands, params = [], [], [], None
+for line in open(os.path.join(work, "late-cmds")):
+    name, cmd = line.rstrip("\n").split("\t", 1)
+    commands.append(cmd)
+    j = json.load(open(os.path.join(work, "late-%s.json" % name)))
+    pr = j["params"]
+    params = params or pr
+    part = name.split("-")[0]
+    if part == "k8":
+        mmk.append(dict(j["theory"]["mmk_group"], rho=pr["rho"]))
+    for r in j["results"]:
+        p = {"part": part, "policy": r["policy"], "late_bound": r["late_bound"],
+             "nodes": pr["nodes"], "routers": None if r["policy"] == "central" else r["routers"],
+             "mode": r["mode"], "rho": pr["rho"], "report_ms": pr["report_ms"],
+             "path_us": pr["path_us"]}
+        for f in FIG:
+            p[f] = r[f]
+            p[f + "_min"], p[f + "_max"] = r[f + "_min"], r[f + "_max"]
+        for f in ("held", "max_held", "max_queue", "refused", "early", "requests"):
+            p[f] = r[f]
+        table.append(p)
+d["late_binding"] = {
+    "units": "response time in units of the mean service time, a held request's from its "
+             "arrival at the router; held: share of requests held at the router",
+    "params": {k: params[k] for k in ("mean_us", "late_queue", "requests", "warmup",
+                                      "seed")} if params else {},
+    "commands": commands, "table": table, "mmk": mmk, "wall_s": float(wall),
+}
+with open(out, "w") as f:
+    json.dump(d, f, indent=1)
+    f.write("\n")
+PY
+	die "cannot merge the late-binding runs into $JSON"
 echo "bench-sim: $JSON, $PNG, $MANY_PNG" >&2
 [ $rc -eq 0 ] || echo "bench-sim: cpn-sim exited $rc (validation failed?)" >&2
 exit $rc

@@ -3,10 +3,12 @@
 # the plumbing works end to end (the simulator runs every policy, mode and
 # router count, validates itself against M/M/k and M/M/1, writes a complete
 # JSON, the plots are drawn; the many-routers part has every policy, rho,
-# router load and side table, with its message counts), is deterministic for
-# a seed, and refuses bad arguments. Not the figures themselves, but for
-# what holds by construction (p2c-probe's four messages, jiq's tokens riding
-# on replies).
+# router load and side table, with its message counts; the late-binding part
+# every point), is deterministic for a seed, and refuses bad arguments. Not
+# the figures themselves, but for what holds by construction (p2c-probe's
+# four messages, jiq's tokens riding on replies; late binding's bound on
+# what a router sends a node, its queue's limit, and with n = 1 and one
+# router, the M/M/k of one central queue).
 set -u
 cd "$(dirname "$0")/../.." || exit 1
 BUILD=${BUILD:-build}
@@ -29,9 +31,9 @@ check() { # name, command...
 	if "$@" >"$TMP/log" 2>&1; then ok "$name"; else not_ok "$name"; fi
 }
 
-echo "1..7"
+echo "1..9"
 if [ ! -x "$SIM" ] || [ ! -x "$MMK" ]; then
-	for i in 1 2 3 4 5 6 7; do
+	for i in 1 2 3 4 5 6 7 8 9; do
 		echo "not ok $i - $SIM or $MMK not built (make $SIM $MMK)"
 	done
 	exit 1
@@ -64,7 +66,7 @@ assert ("central", "none", 1) in rows
 v = d["validation"]
 assert v["pass"] is True and v["k"] == 8 and v["tolerance"] == 0.05, v
 got = {(c["model"], c["figure"]) for c in v["checks"]}
-want = {(m, f) for m in ("central", "random") for f in ("mean", "p50", "p99")}
+want = {(m, f) for m in ("central", "late1", "random") for f in ("mean", "p50", "p99")}
 assert got == want, got
 assert all(0 <= c["rel_err"] <= 0.05 for c in v["checks"]), v["checks"]
 PY
@@ -108,6 +110,83 @@ assert len(m["targets"]) == 4 and all("measured" in x and "met" in x for x in m[
 assert m["plots"] == ["sim_many.png"], m["plots"]
 PY
 
+check bench_sim_late_binding_has_every_point_and_keeps_its_bounds python3 - "$TMP/sim.json" <<'PY'
+import json, sys
+d = json.load(open(sys.argv[1]))
+m = d["late_binding"]
+for k in ("params", "commands", "table", "mmk", "wall_s", "units"):
+    assert k in m, k
+assert len(m["commands"]) == 6 and all("cpn-sim" in c for c in m["commands"]), m["commands"]
+assert m["params"]["late_queue"] == 1024, m["params"]
+t = {(p["part"], p["policy"], p["routers"], p["mode"], p["rho"], p["report_ms"], p["path_us"]): p
+     for p in m["table"]}
+mmk = {x["rho"]: x for x in m["mmk"]}
+POL = ("late1", "late2", "least", "p2c")
+for rho in (0.8, 0.9):
+    assert ("k8", "central", None, "none", rho, 0, 0) in t, rho
+    for mode in ("reports", "router"):
+        for pol in POL:
+            p = t[("k8", pol, 1, mode, rho, 0, 0)]
+            assert p["p50"] < p["p99"] < p["p999"], p
+        l1, l2 = t[("k8", "late1", 1, mode, rho, 0, 0)], t[("k8", "late2", 1, mode, rho, 0, 0)]
+        assert l1["late_bound"] == 1 and l2["late_bound"] == 2
+        # JBSQ(n), one router, capacity 1: at most n at a node, the rest held
+        assert l1["max_queue"] == 1 and l1["held"] > 0.3, l1
+        assert l2["held"] > 0 and l2["max_held"] > 0 and l2["refused"] == 0, l2
+        if mode == "reports":  # no liveness in play: the bound is exact
+            assert l2["max_queue"] == 2, l2
+        # late1 is the central queue (the same requests, the same times)
+        c = t[("k8", "central", None, "none", rho, 0, 0)]
+        for f in ("mean", "p50", "p99", "p999"):
+            assert abs(l1[f] / c[f] - 1) < 0.01, (f, l1[f], c[f])
+        assert mmk[rho]["k"] == 8 and mmk[rho]["p99"] > 0, mmk
+        assert l1["p99"] < t[("k8", "p2c", 1, mode, rho, 0, 0)]["p99"], l1
+for rms in (0, 50):
+    for R in (1, 10):
+        for pol in POL:
+            assert ("routers", pol, R, "router", 0.8, rms, 0) in t, (pol, R, rms)
+        for pol, n in (("late1", 1), ("late2", 2)):
+            p = t[("routers", pol, R, "router", 0.8, rms, 0)]
+            # each router binds at most n per node: n x routers in all
+            assert 1 <= p["max_queue"] <= n * R, p
+for pu in (1000, 4000):
+    for pol in POL:
+        assert ("path", pol, 1, "router", 0.8, 0, pu) in t, (pol, pu)
+# round trips of a mean service time: JBSQ(1) serves k / (1 + rtt) and
+# overflows its queue (refused at the limit), JBSQ(2) hides them
+l1, l2 = t[("path", "late1", 1, "router", 0.8, 0, 4000)], t[("path", "late2", 1, "router", 0.8, 0, 4000)]
+assert l1["max_held"] == 1024 and l1["refused"] > 0.01, l1
+assert l2["refused"] == 0 and l2["p99"] < l1["p99"] / 5, (l1, l2)
+PY
+
+late_mmk() {
+	local f=$TMP/late.json
+	timeout 30 "$SIM" --nodes 8 --routers 1 --report-ms 0 --modes reports,router --rho 0.8 \
+		--policies central,late --requests 400000 --seed 3 --json-out "$f" 2>/dev/null ||
+		return 1
+	timeout 30 "$SIM" --nodes 8 --routers 1 --report-ms 0 --modes reports --rho 0.9 \
+		--policies late --late-bound 3 --requests 20000 --json-out "$TMP/late3.json" \
+		2>/dev/null || return 1
+	python3 - "$f" "$TMP/late3.json" <<'PY'
+import json, sys
+d = json.load(open(sys.argv[1]))
+want = d["theory"]["mmk_group"]
+assert want["k"] == 8, want
+rows = {(r["policy"], r["mode"]): r for r in d["results"]}
+c = rows[("central", "none")]
+for mode in ("reports", "router"):
+    r = rows[("late1", mode)]
+    for f in ("mean", "p50", "p99"):
+        assert abs(r[f] / want[f] - 1) < 0.05, (mode, f, r[f], want[f])
+        assert abs(r[f] / c[f] - 1) < 0.05, (mode, f, r[f], c[f])
+    assert r["max_queue"] == 1 and r["refused"] == 0 and r["early"] == 0, r
+    assert 0.4 < r["held"] < 0.5, r  # Erlang C: 0.458 wait
+r = json.load(open(sys.argv[2]))["results"][0]
+assert r["policy"] == "late3" and r["late_bound"] == 3 and r["max_queue"] == 3, r
+PY
+}
+check cpn_sim_late1_with_one_router_is_mmk late_mmk
+
 check bench_sim_plots_are_pngs sh -c \
 	"for f in sim_p99.png sim_many.png; do [ -s '$TMP/plot/'\$f ] &&
 		head -c 8 '$TMP/plot/'\$f | od -An -tx1 | grep -q '89 50 4e 47' || exit 1; done"
@@ -124,13 +203,20 @@ same_seed() {
 			--reply-us 100 --token-us 50 --liveness-ms 20 --seed 7 --json-out "$f" \
 			2>/dev/null || return 1
 	done
-	python3 - "$a" "$b" "$c" "$d" <<'PY'
+	for f in "$TMP/e.json" "$TMP/f.json"; do
+		timeout 30 "$SIM" --nodes 100 --routers 1,10 --modes reports,router \
+			--policies late1,late2 --requests 5000 --rho 0.9 --path-us 2000 \
+			--reply-us 100 --speeds 1,3 --seed 7 --json-out "$f" 2>/dev/null || return 1
+	done
+	python3 - "$a" "$b" "$c" "$d" "$TMP/e.json" "$TMP/f.json" <<'PY'
 import json, sys
-a, b, c, d = (json.load(open(f))["results"] for f in sys.argv[1:5])
-for r in a + b + c + d:
+a, b, c, d, e, f = (json.load(open(x))["results"] for x in sys.argv[1:7])
+for r in a + b + c + d + e + f:
     r.pop("wall_s")
 assert a == b and len(a) == 12, (len(a), len(b))
 assert c == d and len(c) == 6, (len(c), len(d))
+assert e == f and len(e) == 8, (len(e), len(f))
+assert any(r["held"] > 0 for r in e), e
 PY
 }
 check cpn_sim_is_deterministic_for_a_seed same_seed
@@ -139,7 +225,10 @@ bad_args() {
 	local rc
 	for args in "--rho 1.5" "--policies nope" "--routers 0" "--nodes x" "stray" "--hot 0.1" \
 		"--hot 1:0.5" "--speeds 0" "--token-rule below:0" "--token-rule x" \
-		"--nodes 1024 --policies jiq" "--liveness-ms 0"; do
+		"--nodes 1024 --policies jiq" "--liveness-ms 0" "--late-bound 0" "--late-bound 65" \
+		"--late-bound x" "--policies late0" "--policies late65" "--policies late1x" \
+		"--policies late,late1" "--late-bound 2 --policies late2,late" \
+		"--nodes 1024 --policies late2"; do
 		# shellcheck disable=SC2086
 		"$SIM" $args --validate-only >/dev/null 2>&1
 		rc=$?

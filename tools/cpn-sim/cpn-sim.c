@@ -3,10 +3,11 @@
  * cpn-sim: discrete-event simulation of cpn's node choice at scale.
  *
  * Every decision is made by the policy core itself, cpn_choose() of
- * include/cpn/sched.h, on a router's own view of the nodes (struct cpn_node,
- * exactly what the XDP router and cpn-fwd read), and every view update uses
- * the same functions the data planes use: cpn_node_steered() for a request
- * sent, cpn_learn_load() / cpn_learn_svc() for a LOAD heartbeat or the load
+ * include/cpn/sched.h (late binding: the functions of include/cpn/late.h),
+ * on a router's own view of the nodes (struct cpn_node, exactly what the
+ * XDP router and cpn-fwd read), and every view update uses the same
+ * functions the data planes use: cpn_node_steered() for a request sent,
+ * cpn_learn_load() / cpn_learn_svc() for a LOAD heartbeat or the load
  * carried by a REPLY.
  *
  * The model:
@@ -52,12 +53,31 @@
  *     probes and their answers, tokens sent on their own; per request,
  *     from one heartbeat interval into the run on (where it lasts that
  *     long), so that every heartbeat looks back over time the run had.
+ *   - Late binding (`dispatch: late`, policies lateN, `late` with
+ *     --late-bound N): each router keeps late.h's held[] (what it sent each
+ *     node and has not had answered) and one struct cpn_late_queue per
+ *     group, as cpn-fwd does; every request is class 0. On arrival,
+ *     cpn_late_admit: BIND sends it now to the node with a free slot of
+ *     the n x capacity (cpn_late_sent, then as any request sent); HOLD
+ *     pushes it (the handle: the simulated request); EARLY (no live
+ *     candidate) binds it by the early policy, p2c through cpn_choose()
+ *     (a slot taken too: every answer frees one); BUSY refuses it (the
+ *     queue at its limit, CPN_LATE_QUEUE_DEFAULT), counted as `busy`,
+ *     its share as `refused`. When the reply reaches the router that sent
+ *     the request, cpn_late_answered, then cpn_late_next until NONE. Where
+ *     the router counts what it sends (modes outstanding and router: the
+ *     clock of cpn_node_suspect), cpn_late_expire runs before every
+ *     decision. A held request's response time counts from its arrival at
+ *     the router. Each router's bound is its own: with R routers a node
+ *     may have n x R requests.
  *   - The pseudo-policy `central` is one FCFS queue per group feeding its
  *     nodes (M/M/k): the ideal no router reaches, measured as a baseline.
  *
  * Validation (--validate): k = 8 nodes, one group, one router at rho 0.8:
- * `central` against M/M/k and the real `random` policy against M/M/1
- * (tools/cpn-sim/mmk.h); mean, p50 and p99 must be within --tolerance.
+ * `central` and late binding with n = 1 (exact slots, the same central
+ * queue made of the router's decisions) against M/M/k and the real
+ * `random` policy against M/M/1 (tools/cpn-sim/mmk.h); mean, p50 and p99
+ * must be within --tolerance.
  *
  * Deterministic for a given --seed: the arrival sequence (times, routers,
  * groups, flows, service times) comes from its own generator and is the same
@@ -105,6 +125,7 @@ static inline struct cpn_tokens *sim_tokens_at(struct sim_view *v, __u32 svc_id)
 #define cpn_node_at(ctx, id)	   sim_node_at(ctx, id)
 #define cpn_tokens_at(ctx, svc_id) sim_tokens_at(ctx, svc_id)
 #include "cpn/sched.h"
+#include "cpn/late.h"
 
 #include "mmk.h"
 #include "cpn_util.h"
@@ -113,7 +134,8 @@ static inline struct cpn_tokens *sim_tokens_at(struct sim_view *v, __u32 svc_id)
 #define POL_CENTRAL   (CPN_POL_MAX + 1)
 #define POL_JIQ_RAND  (CPN_POL_MAX + 2) /* jiq, each token sent to a random router */
 #define POL_P2C_PROBE (CPN_POL_MAX + 3) /* p2c on two nodes probed at decision time */
-#define N_POL	      (CPN_POL_MAX + 4)
+#define POL_LATE      (CPN_POL_MAX + 4) /* late1 .. late64: dispatch late, JBSQ(n) */
+#define N_POL	      (POL_LATE + CPN_LATE_BOUND_MAX)
 #define MAX_SPEEDS    16
 #define LIVE_TICKS    4 /* a suppressed heartbeat is considered 4 times per interval */
 #define MAX_ROUTERS   4096
@@ -133,8 +155,23 @@ enum sim_mode {
 
 static const char *const mode_names[N_MODES] = {"reports", "outstanding", "router"};
 
+/* n of JBSQ(n) for a late binding policy (lateN), else 0. */
+static __u32 pol_late(int p)
+{
+	return p >= POL_LATE && p < N_POL ? (__u32)(p - POL_LATE + 1) : 0;
+}
+
 static const char *pol_name(int p)
 {
+	static char late_names[CPN_LATE_BOUND_MAX][8];
+
+	if (pol_late(p)) {
+		char *name = late_names[pol_late(p) - 1];
+
+		if (!name[0])
+			snprintf(name, sizeof(late_names[0]), "late%u", pol_late(p));
+		return name;
+	}
 	switch (p) {
 	case POL_CENTRAL:
 		return "central";
@@ -147,16 +184,36 @@ static const char *pol_name(int p)
 	}
 }
 
-/* The policy of sched.h that a simulated one runs. */
+/* The policy of sched.h that a simulated one runs (late binding: its
+ * early policy, for a request bound while no candidate is live).
+ */
 static int pol_core(int p)
 {
+	if (pol_late(p))
+		return CPN_POL_P2C;
 	return p == POL_JIQ_RAND ? CPN_POL_JIQ : p == POL_P2C_PROBE ? CPN_POL_P2C : p;
 }
 
+/* Reads the load in the view. Late binding reads the router's own count
+ * of what it sent and was not answered, exact in every mode; the modes
+ * still differ for it (below, pol_per_mode).
+ */
 static int pol_load_aware(int p)
 {
+	if (pol_late(p))
+		return 0;
 	p = pol_core(p);
 	return p == CPN_POL_P2C || p == CPN_POL_LEAST || p == CPN_POL_JIQ;
+}
+
+/* Run in every mode: the load-aware policies, and late binding, whose
+ * count of a node's slots is its own but whose liveness (a node that
+ * answers late is suspect, cpn_late_expire) needs what a router sends
+ * counted (cpn_node_steered, not in mode reports).
+ */
+static int pol_per_mode(int p)
+{
+	return pol_load_aware(p) || pol_late(p);
 }
 
 /* Nodes send idle tokens. */
@@ -347,25 +404,35 @@ struct sim {
 	double tick_us; /* heartbeats are considered every tick_us */
 	__u32 stale_ms;
 	int suppress; /* no heartbeat to a router the node replied through lately */
+	/* late binding: each router's held[] (late.h's, indexed by node id)
+	 * and one queue per group; the requests held, by handle
+	 */
+	__u32 *late_held;	       /* [R][CPN_MAX_NODES] */
+	struct cpn_late_queue *late_q; /* [R][G], entries allocated at the first hold */
+	struct req *pool;
+	__u32 *pool_free;
+	__u32 pool_n, pool_cap, n_free;
 	/* results */
 	struct hist *h;
-	__u32 max_q;
-	long long fallback, busy, events;
+	__u32 max_q, max_held;
+	long long fallback, busy, events, early, arrivals_all;
 	long long arrivals, msg_hb, msg_probe, msg_token, tokens, by_token, stale_views;
 	long long waited; /* requests that found their node (or central queue) busy */
+	long long held;	  /* late binding: requests held at the router on arrival */
 	/* the counts above at t = hb_us and at the last arrival: messages are
 	 * counted in between, once every heartbeat looks back over a whole
 	 * interval of the run and while requests still come
 	 */
-	long long c0[8], c1[8];
+	long long c0[9], c1[9];
 	int counted_from;
 };
 
 struct sim_result {
 	double mean, p50, p99, p999;
-	long long n, fallback, busy, events;
+	long long n, fallback, busy, events, early, arrivals_all;
 	long long arrivals, msg_hb, msg_probe, msg_token, tokens, by_token, stale_views, waited;
-	__u32 max_q, groups;
+	long long held;
+	__u32 max_q, max_held, groups;
 	double sim_s, wall_s, counted_from_s;
 };
 
@@ -532,6 +599,8 @@ static void token_at_router(struct sim *s, __u32 router, __u32 id)
 		cpn_token_push(cpn_tokens_at(v, svc->id), (__u16)id, sim_ns(s->now));
 }
 
+static void late_answered(struct sim *s, __u32 router, __u32 id);
+
 /* The reply reaches the router that steered the request. */
 static void reply_at_router(struct sim *s, __u32 id, const struct req *r, __u32 qd, __u32 infl,
 			    int token)
@@ -545,6 +614,8 @@ static void reply_at_router(struct sim *s, __u32 id, const struct req *r, __u32 
 		learn_load(&s->views[r->router].nodes[id], qd, infl, sim_ns(s->now));
 	if (token)
 		token_at_router(s, r->router, id);
+	if (pol_late(s->c->policy))
+		late_answered(s, r->router, id);
 }
 
 static void node_arrive(struct sim *s, __u32 id, const struct req *r)
@@ -696,6 +767,185 @@ static void probe_two(struct sim *s, struct sim_view *v, struct cpn_service *svc
 	}
 }
 
+/* A request bound to node `id` leaves router `v`: accounted as the data
+ * planes do (in the modes that count what is sent), and on its way.
+ */
+static void send_req(struct sim *s, struct sim_view *v, __u32 id, const struct req *r, __u64 now_ns)
+{
+	if (s->c->mode >= MODE_OUTSTANDING)
+		cpn_node_steered(&v->nodes[id], now_ns);
+	if (s->nodes[id].rtt_us > 0) {
+		struct event ev = {.t = s->now + s->nodes[id].rtt_us / 2,
+				   .rq = *r,
+				   .node = id,
+				   .kind = EV_DELIVER};
+
+		heap_push(&s->heap, &ev);
+		return;
+	}
+	node_arrive(s, id, r);
+}
+
+/* ---- late binding (include/cpn/late.h) ------------------------------------ */
+
+static __u32 *late_held(struct sim *s, __u32 router)
+{
+	return &s->late_held[(size_t)router * CPN_MAX_NODES];
+}
+
+static struct cpn_late_queue *late_queue(struct sim *s, __u32 router, __u32 group)
+{
+	return &s->late_q[(size_t)router * s->n_groups + group];
+}
+
+/* A held request's handle: its slot in the pool. */
+static __u64 pool_put(struct sim *s, const struct req *r)
+{
+	__u32 i;
+
+	if (s->n_free) {
+		i = s->pool_free[--s->n_free];
+	} else {
+		if (s->pool_n == s->pool_cap) {
+			s->pool_cap = s->pool_cap ? s->pool_cap * 2 : 1024;
+			s->pool = realloc(s->pool, s->pool_cap * sizeof(*s->pool));
+			s->pool_free = realloc(s->pool_free, s->pool_cap * sizeof(*s->pool_free));
+			if (!s->pool || !s->pool_free) {
+				fprintf(stderr, "cpn-sim: out of memory\n");
+				exit(1);
+			}
+		}
+		i = s->pool_n++;
+	}
+	s->pool[i] = *r;
+	return i;
+}
+
+static struct req pool_take(struct sim *s, __u64 handle)
+{
+	s->pool_free[s->n_free++] = (__u32)handle;
+	return s->pool[handle];
+}
+
+/* Bound to `id`: one of the router's slots there taken, and sent. Every
+ * request of a late service that is sent takes a slot (an early one too):
+ * every answer frees one.
+ */
+static void late_bind(struct sim *s, struct sim_view *v, __u32 id, const struct req *r,
+		      __u64 now_ns)
+{
+	cpn_late_sent(late_held(s, r->router), (__u16)id);
+	send_req(s, v, id, r, now_ns);
+}
+
+/* No candidate is live: bound early, by the service's policy (p2c). */
+static void late_early(struct sim *s, struct sim_view *v, struct cpn_service *svc,
+		       const struct req *r, __u32 flow_hash, __u64 now_ns)
+{
+	struct cpn_pick pick = {0};
+
+	cpn_choose(v, svc, NULL, flow_hash, cpn_splitmix64(&s->rng_pol), now_ns, &pick);
+	if (pick.verdict == CPN_PICK_BUSY || !pick.node_id || pick.node_id > (__u32)s->c->nodes) {
+		s->busy++;
+		return;
+	}
+	s->early++;
+	if (pick.verdict == CPN_PICK_FALLBACK)
+		s->fallback++;
+	late_bind(s, v, pick.node_id, r, now_ns);
+}
+
+/* The router's held requests of a group, while a slot is free: bound,
+ * refused (waited past max_wait_us) or bound early, in the order
+ * cpn_late_next gives them.
+ */
+static void late_drain(struct sim *s, __u32 router, __u32 group, __u64 now_ns)
+{
+	struct sim_view *v = &s->views[router];
+	struct cpn_service *svc = &s->svcs[(size_t)router * s->n_groups + group];
+	struct cpn_late_queue *q = late_queue(s, router, group);
+	__u32 *held = late_held(s, router);
+
+	for (;;) {
+		struct cpn_late_result res;
+		struct req r;
+
+		cpn_late_next(v, svc, q, held, (__u32)cpn_splitmix64(&s->rng_pol), now_ns, &res);
+		if (res.verdict == CPN_LATE_NONE)
+			return;
+		r = pool_take(s, res.ent.handle);
+		if (res.verdict == CPN_LATE_BIND)
+			late_bind(s, v, res.node, &r, now_ns);
+		else if (res.verdict == CPN_LATE_EARLY)
+			late_early(s, v, svc, &r, 0, now_ns);
+		else
+			s->busy++;
+	}
+}
+
+/* Slots of nodes that left what they were sent unanswered past their
+ * deadline go back (cpn_late_expire), before every decision: only where
+ * the router counts what it sends (the deadline's clock is started by
+ * cpn_node_steered), and only the sim's nodes that are slow for a while
+ * turn suspect, none dies. Returns the slots freed.
+ */
+static __u32 late_expire(struct sim *s, __u32 router, __u32 group, __u64 now_ns)
+{
+	if (s->c->mode < MODE_OUTSTANDING)
+		return 0;
+	return cpn_late_expire(&s->views[router], &s->svcs[(size_t)router * s->n_groups + group],
+			       late_held(s, router), now_ns);
+}
+
+/* A request of a late service reaches its router. */
+static void late_arrive(struct sim *s, struct sim_view *v, struct cpn_service *svc,
+			const struct req *r, __u32 group, __u32 flow_hash, __u64 rnd, __u64 now_ns)
+{
+	struct cpn_late_queue *q = late_queue(s, r->router, group);
+	struct cpn_late_result res;
+
+	if (late_expire(s, r->router, group, now_ns))
+		late_drain(s, r->router, group, now_ns);
+	cpn_late_admit(v, svc, q, late_held(s, r->router), 0, (__u32)rnd, now_ns, &res);
+	switch (res.verdict) {
+	case CPN_LATE_BIND:
+		late_bind(s, v, res.node, r, now_ns);
+		break;
+	case CPN_LATE_HOLD: {
+		struct cpn_late_ent e = {.handle = pool_put(s, r), .t_ns = now_ns};
+
+		if (!q->ent)
+			q->ent = xcalloc((size_t)q->cap * CPN_LATE_CLASSES, sizeof(*q->ent));
+		if (cpn_late_push(q, 0, &e)) {
+			pool_take(s, e.handle);
+			s->busy++;
+			break;
+		}
+		s->held++;
+		if (q->len > s->max_held)
+			s->max_held = q->len;
+		break;
+	}
+	case CPN_LATE_EARLY:
+		late_early(s, v, svc, r, flow_hash, now_ns);
+		break;
+	default:
+		s->busy++;
+	}
+}
+
+/* A REPLY of node `id` at the router that sent the request: a slot free,
+ * taken by what the router holds.
+ */
+static void late_answered(struct sim *s, __u32 router, __u32 id)
+{
+	__u64 now_ns = sim_ns(s->now);
+
+	cpn_late_answered(late_held(s, router), (__u16)id);
+	late_expire(s, router, s->nodes[id].group, now_ns);
+	late_drain(s, router, s->nodes[id].group, now_ns);
+}
+
 /* One request at a router: choose with the policy core, account, send. */
 static void dispatch(struct sim *s, const struct req *r, __u32 group, __u32 flow_hash)
 {
@@ -705,7 +955,6 @@ static void dispatch(struct sim *s, const struct req *r, __u32 group, __u32 flow
 	struct cpn_service *svc;
 	struct cpn_pick pick = {0};
 	__u64 rnd, now_ns;
-	__u32 id;
 
 	s->arrivals++;
 	if (c->policy == POL_CENTRAL) {
@@ -716,6 +965,10 @@ static void dispatch(struct sim *s, const struct req *r, __u32 group, __u32 flow
 	svc = &s->svcs[(size_t)r->router * s->n_groups + group];
 	rnd = cpn_splitmix64(&s->rng_pol);
 	now_ns = sim_ns(s->now);
+	if (pol_late(c->policy)) {
+		late_arrive(s, v, svc, r, group, flow_hash, rnd, now_ns);
+		return;
+	}
 	if (c->policy == POL_P2C_PROBE)
 		probe_two(s, v, svc, rnd, now_ns);
 	cpn_choose(v, svc, c->policy == CPN_POL_MAGLEV ? &s->mgs[group] : NULL, flow_hash, rnd,
@@ -728,19 +981,7 @@ static void dispatch(struct sim *s, const struct req *r, __u32 group, __u32 flow
 		s->fallback++;
 	if (pick.token)
 		s->by_token++;
-	id = pick.node_id;
-	if (c->mode >= MODE_OUTSTANDING)
-		cpn_node_steered(&v->nodes[id], now_ns);
-	if (s->nodes[id].rtt_us > 0) {
-		struct event ev = {.t = s->now + s->nodes[id].rtt_us / 2,
-				   .rq = *r,
-				   .node = id,
-				   .kind = EV_DELIVER};
-
-		heap_push(&s->heap, &ev);
-		return;
-	}
-	node_arrive(s, id, r);
+	send_req(s, v, pick.node_id, r, now_ns);
 }
 
 /* The router a request reaches: uniform (ECMP), or with --hot F:S the first
@@ -862,6 +1103,10 @@ static void sim_init(struct sim *s, const struct sim_cfg *c, struct hist *h)
 	s->svcs = xcalloc((size_t)c->routers * s->n_groups, sizeof(*s->svcs));
 	if (pol_tokens(c->policy))
 		s->tok_mem = xcalloc((size_t)c->routers * s->n_groups, sizeof(*s->tok_mem));
+	if (pol_late(c->policy)) {
+		s->late_held = xcalloc((size_t)c->routers * CPN_MAX_NODES, sizeof(*s->late_held));
+		s->late_q = xcalloc((size_t)c->routers * s->n_groups, sizeof(*s->late_q));
+	}
 	for (int r = 0; r < c->routers; r++) {
 		s->views[r].nodes = &s->view_mem[(size_t)r * (n + 1)];
 		s->views[r].n = n;
@@ -888,6 +1133,11 @@ static void sim_init(struct sim *s, const struct sim_cfg *c, struct hist *h)
 			svc->policy = (__u8)pol_core(c->policy);
 			svc->family = CPN_AF_INET;
 			svc->stale_ms = s->stale_ms;
+			if (pol_late(c->policy)) {
+				svc->flags |= CPN_SVC_LATE;
+				svc->late_bound = (__u16)pol_late(c->policy);
+				s->late_q[(size_t)r * s->n_groups + g].cap = cpn_late_cap(svc);
+			}
 			/* Routers started at different times: cursors out of step. */
 			svc->rr = (__u32)cpn_splitmix64(&setup);
 			{
@@ -934,12 +1184,18 @@ static void sim_free(struct sim *s)
 	free(s->tok_mem);
 	free(s->last_sent_mem);
 	free(s->heap.e);
+	for (size_t i = 0; s->late_q && i < (size_t)s->c->routers * s->n_groups; i++)
+		free(s->late_q[i].ent);
+	free(s->late_q);
+	free(s->late_held);
+	free(s->pool);
+	free(s->pool_free);
 }
 
-static void sim_counts(const struct sim *s, long long out[8])
+static void sim_counts(const struct sim *s, long long out[9])
 {
-	const long long c[8] = {s->arrivals, s->msg_hb,	  s->msg_probe,	  s->msg_token,
-				s->tokens,   s->by_token, s->stale_views, s->waited};
+	const long long c[9] = {s->arrivals, s->msg_hb,	     s->msg_probe, s->msg_token, s->tokens,
+				s->by_token, s->stale_views, s->waited,	   s->held};
 
 	memcpy(out, c, sizeof(c));
 }
@@ -1040,6 +1296,10 @@ static void sim_run(const struct sim_cfg *c, struct sim_result *res)
 	res->by_token = s.c1[5] - s.c0[5];
 	res->stale_views = s.stale_views; /* all of the run */
 	res->waited = s.c1[7] - s.c0[7];
+	res->held = s.c1[8] - s.c0[8];
+	res->early = s.early;
+	res->arrivals_all = s.arrivals;
+	res->max_held = s.max_held;
 	res->counted_from_s = s.counted_from ? s.hb_us * 1e-6 : 0;
 	res->max_q = s.max_q;
 	res->groups = s.n_groups;
@@ -1060,9 +1320,10 @@ struct row {
 	int policy, mode, routers;
 	int measured_mode; /* load-blind policies run once per router count */
 	struct stat3 mean, p50, p99, p999;
-	long long n, fallback, busy;
+	long long n, fallback, busy, early, arrivals_all;
 	long long arrivals, msg_hb, msg_probe, msg_token, tokens, by_token, stale_views, waited;
-	__u32 max_q, groups;
+	long long held;
+	__u32 max_q, max_held, groups;
 	double wall_s, counted_from_s;
 };
 
@@ -1125,6 +1386,11 @@ static void run_repeats(struct sim_cfg c, int repeats, struct row *row)
 		row->by_token += r.by_token;
 		row->stale_views += r.stale_views;
 		row->waited += r.waited;
+		row->held += r.held;
+		row->early += r.early;
+		row->arrivals_all += r.arrivals_all;
+		if (r.max_held > row->max_held)
+			row->max_held = r.max_held;
 		row->groups = r.groups;
 		row->counted_from_s = r.counted_from_s;
 		if (r.max_q > row->max_q)
@@ -1161,7 +1427,8 @@ static void usage(FILE *f)
 		"                     and round-robin at most %d\n"
 		"  --routers LIST     router counts (default 1,10,100)\n"
 		"  --policies LIST    of random,round-robin,maglev,p2c,least,jiq,\n"
-		"                     jiq-rand,p2c-probe,central (default all)\n"
+		"                     jiq-rand,p2c-probe,late,lateN,central (default all,\n"
+		"                     late binding as late1 and late2)\n"
 		"  --modes LIST       of reports,outstanding,router (default all)\n"
 		"  --rho RHO          utilisation, 0 < RHO < 1 (default 0.8)\n"
 		"  --mean-us US       mean service time, exponential (default 2000)\n"
@@ -1185,13 +1452,18 @@ static void usage(FILE *f)
 		"  --reply-us US      one-way delay added to every reply (and the load and\n"
 		"                     token it carries) (default 0)\n"
 		"  --token-us US      a token usable US after its reply arrives (default 0)\n"
+		"  --late-bound N     n of `late`, late binding JBSQ(n): each router sends a\n"
+		"                     node at most n x its capacity requests unanswered and\n"
+		"                     holds the rest in one FIFO per service (default 1,\n"
+		"                     at most %d); lateN names n itself (late1, late2)\n"
 		"  --requests N       measured requests per run (default 2000000;\n"
 		"                     BENCH_QUICK=1: 200000)\n"
 		"  --warmup N         requests discarded first (default requests / 4)\n"
 		"  --repeats R        runs per point, seeds apart: median, min, max\n"
 		"                     (default 1)\n"
 		"  --seed S           (default 1)\n"
-		"  --validate         also check the simulator against M/M/k and M/M/1\n"
+		"  --validate         also check the simulator against M/M/k (central and\n"
+		"                     late1) and M/M/1 (random)\n"
 		"  --validate-only    only that\n"
 		"  --val-requests N   requests of each validation run (default 4000000;\n"
 		"                     BENCH_QUICK=1: 2000000)\n"
@@ -1199,9 +1471,10 @@ static void usage(FILE *f)
 		"  --json-out FILE    write the results as JSON\n"
 		"  --table-out FILE   write p99 per policy, mode and router count for gnuplot\n"
 		"  --invoked-by STR   the wrapper's command line, recorded in the JSON\n"
-		"Times in the output are in units of the mean service time. Exit 1 when\n"
+		"Times in the output are in units of the mean service time; a request\n"
+		"held by late binding counts from its arrival at the router. Exit 1 when\n"
 		"validation fails, 2 on bad arguments.\n",
-		CPN_MAX_SVC_NODES, CPN_MAX_SVC_NODES, CPN_SVC_SCAN_MAX);
+		CPN_MAX_SVC_NODES, CPN_MAX_SVC_NODES, CPN_SVC_SCAN_MAX, CPN_LATE_BOUND_MAX);
 }
 
 /* cpn_parse_u64 for the long long options (all of them non-negative). */
@@ -1215,11 +1488,19 @@ static int parse_ll(const char *s, long long lo, long long hi, long long *out)
 	return 0;
 }
 
-static int name_index(const char *name, int policies)
+/* A policy (policies: `late` is lateN for n = late_bound) or a mode. */
+static int name_index(const char *name, int policies, int late_bound)
 {
 	if (policies) {
+		long long n;
+
 		if (!strcmp(name, "central"))
 			return POL_CENTRAL;
+		if (!strcmp(name, "late"))
+			return POL_LATE + late_bound - 1;
+		if (!strncmp(name, "late", 4) && name[4] >= '1' && name[4] <= '9' &&
+		    !parse_ll(name + 4, 1, CPN_LATE_BOUND_MAX, &n))
+			return POL_LATE + (int)n - 1;
 		if (!strcmp(name, "rr"))
 			return CPN_POL_RR;
 		for (int p = POL_JIQ_RAND; p < N_POL; p++)
@@ -1237,7 +1518,7 @@ static int name_index(const char *name, int policies)
 }
 
 /* Comma list of names (kind 1 policies, 0 modes) or of router counts (-1). */
-static int parse_list(const char *s, int kind, int *out, int max)
+static int parse_list(const char *s, int kind, int *out, int max, int late_bound)
 {
 	char buf[512], *save = NULL, *tok;
 	int n = 0;
@@ -1253,7 +1534,7 @@ static int parse_list(const char *s, int kind, int *out, int max)
 		if (kind < 0) {
 			if (parse_ll(tok, 1, MAX_ROUTERS, &v))
 				return -1;
-		} else if ((v = name_index(tok, kind)) < 0) {
+		} else if ((v = name_index(tok, kind, late_bound)) < 0) {
 			return -1;
 		}
 		for (int i = 0; i < n; i++)
@@ -1347,6 +1628,7 @@ static int parse_opts(int argc, char **argv, struct opts *o)
 	    {"speeds", required_argument, 0, 'z'},
 	    {"reply-us", required_argument, 0, 'y'},
 	    {"token-us", required_argument, 0, 'u'},
+	    {"late-bound", required_argument, 0, 'b'},
 	    {"requests", required_argument, 0, 'N'},
 	    {"warmup", required_argument, 0, 'w'},
 	    {"repeats", required_argument, 0, 'k'},
@@ -1361,8 +1643,8 @@ static int parse_opts(int argc, char **argv, struct opts *o)
 	    {"help", no_argument, 0, 'h'},
 	    {0, 0, 0, 0},
 	};
-	const char *q = getenv("BENCH_QUICK");
-	long long v, stale = -1, warmup = -1;
+	const char *q = getenv("BENCH_QUICK"), *pol_arg = NULL;
+	long long v, stale = -1, warmup = -1, late_bound = CPN_LATE_BOUND_DEFAULT;
 	double d, report_ms = 50, live_ms = 2500;
 	int c;
 
@@ -1378,8 +1660,9 @@ static int parse_opts(int argc, char **argv, struct opts *o)
 	o->base.n_speeds = 1;
 	o->base.token_below = 0;
 	o->routers[0] = 1, o->routers[1] = 10, o->routers[2] = 100, o->n_routers = 3;
+	/* every policy, late binding with n = 1 and 2 */
 	o->n_policies = 0;
-	for (int p = 0; p < N_POL; p++)
+	for (int p = 0; p < POL_LATE + 2; p++)
 		o->policies[o->n_policies++] = p;
 	for (int m = 0; m < N_MODES; m++)
 		o->modes[o->n_modes++] = m;
@@ -1401,13 +1684,13 @@ static int parse_opts(int argc, char **argv, struct opts *o)
 			o->base.group_size = (int)v;
 			break;
 		case 'R':
-			bad = (o->n_routers = parse_list(optarg, -1, o->routers, MAX_LIST)) < 0;
+			bad = (o->n_routers = parse_list(optarg, -1, o->routers, MAX_LIST, 0)) < 0;
 			break;
 		case 'p':
-			bad = (o->n_policies = parse_list(optarg, 1, o->policies, N_POL)) < 0;
+			pol_arg = optarg; /* once --late-bound is known */
 			break;
 		case 'M':
-			bad = (o->n_modes = parse_list(optarg, 0, o->modes, N_MODES)) < 0;
+			bad = (o->n_modes = parse_list(optarg, 0, o->modes, N_MODES, 0)) < 0;
 			break;
 		case 'r':
 			bad = cpn_parse_double(optarg, 1e-6, 0.999999, &o->base.rho);
@@ -1441,6 +1724,9 @@ static int parse_opts(int argc, char **argv, struct opts *o)
 			break;
 		case 'u':
 			bad = cpn_parse_double(optarg, 0, 1e7, &o->base.token_us);
+			break;
+		case 'b':
+			bad = parse_ll(optarg, 1, CPN_LATE_BOUND_MAX, &late_bound);
 			break;
 		case 'N':
 			bad = parse_ll(optarg, 100, 1000000000000LL, &o->base.requests);
@@ -1490,6 +1776,9 @@ static int parse_opts(int argc, char **argv, struct opts *o)
 	}
 	if (optind != argc)
 		return -1;
+	if (pol_arg &&
+	    (o->n_policies = parse_list(pol_arg, 1, o->policies, N_POL, (int)late_bound)) < 0)
+		return -1;
 	for (int i = 0; i < o->n_routers; i++)
 		if (o->routers[i] > 0xffff)
 			return -1;
@@ -1497,9 +1786,12 @@ static int parse_opts(int argc, char **argv, struct opts *o)
 	o->base.live_us = live_ms * 1000;
 	o->base.stale_ms = (__u32)(stale >= 0 ? stale : default_stale_ms(report_ms));
 	o->base.live_stale_ms = (__u32)(stale >= 0 ? stale : default_stale_ms(live_ms));
-	/* jiq's membership bitmap covers node ids below CPN_MAX_NODES. */
+	/* jiq's membership bitmap and late binding's held[] cover node ids
+	 * below CPN_MAX_NODES.
+	 */
 	for (int p = 0; p < o->n_policies; p++)
-		if (pol_tokens(o->policies[p]) && o->base.nodes >= CPN_MAX_NODES)
+		if ((pol_tokens(o->policies[p]) || pol_late(o->policies[p])) &&
+		    o->base.nodes >= CPN_MAX_NODES)
 			return -1;
 	o->base.warmup = warmup >= 0 ? warmup : o->base.requests / 4;
 	return 0;
@@ -1613,8 +1905,8 @@ struct check {
 struct validation {
 	int k;
 	long long requests;
-	struct sim_result central, random;
-	struct check c[6];
+	struct sim_result central, late, random;
+	struct check c[9];
 	int n, pass;
 	double wall_s;
 };
@@ -1670,11 +1962,11 @@ static int write_json(const char *path, const struct opts *o, const char *cmd,
 	fprintf(f,
 		"], \"path_us\": %g, \"reply_us\": %g, \"token_us\": %g, "
 		"\"token_store\": %d, \"token_tries\": %d, \"token_ttl_svc\": %d, "
-		"\"token_ttl_min_us\": %d, \"requests\": %lld, \"warmup\": %lld, "
-		"\"repeats\": %d, \"seed\": %llu},\n",
+		"\"token_ttl_min_us\": %d, \"late_queue\": %d, \"requests\": %lld, "
+		"\"warmup\": %lld, \"repeats\": %d, \"seed\": %llu},\n",
 		c->path_us, c->reply_us, c->token_us, CPN_TOKENS, CPN_TOKEN_TRIES,
-		CPN_TOKEN_TTL_SVC, CPN_TOKEN_TTL_MIN_US, c->requests, c->warmup, o->repeats,
-		(unsigned long long)c->seed);
+		CPN_TOKEN_TTL_SVC, CPN_TOKEN_TTL_MIN_US, CPN_LATE_QUEUE_DEFAULT, c->requests,
+		c->warmup, o->repeats, (unsigned long long)c->seed);
 	fprintf(f, "  \"theory\": {\n");
 	theory_json(f, "mm1", 0, c->rho, 0);
 	theory_json(f, "mmk_group", kmin, c->rho, 0);
@@ -1698,12 +1990,15 @@ static int write_json(const char *path, const struct opts *o, const char *cmd,
 			"\"heartbeats_per_req\": %.6g, \"probes_per_req\": %.6g, "
 			"\"token_msgs_per_req\": %.6g, \"tokens_per_req\": %.6g, "
 			"\"by_token\": %.6g, \"waited\": %.6g, \"stale_views\": %lld, "
-			"\"msgs_counted_from_s\": %g",
+			"\"msgs_counted_from_s\": %g,\n     \"late_bound\": %u, \"held\": %.6g, "
+			"\"max_held\": %u, \"early\": %lld, \"refused\": %.6g",
 			r->n, r->fallback, r->busy, r->max_q, r->wall_s, c->rho,
 			c->hot_share > 0 ? c->hot_frac : 0, c->hot_share, r->groups, extra_msgs(r),
 			per_req(r, r->msg_hb), per_req(r, r->msg_probe), per_req(r, r->msg_token),
 			per_req(r, r->tokens), per_req(r, r->by_token), per_req(r, r->waited),
-			r->stale_views, r->counted_from_s);
+			r->stale_views, r->counted_from_s, pol_late(r->policy), per_req(r, r->held),
+			r->max_held, r->early,
+			r->arrivals_all ? (double)r->busy / (double)r->arrivals_all : 0);
 		base = find_row(rows, n_rows, CPN_POL_RANDOM, r->mode, r->routers);
 		if (base) {
 			fprintf(f, ",\n     \"baseline_random\": {");
@@ -1734,10 +2029,11 @@ static int write_json(const char *path, const struct opts *o, const char *cmd,
 			    i ? "," : "", val->c[i].model, val->c[i].theory, val->c[i].figure,
 			    val->c[i].sim, val->c[i].want, val->c[i].err);
 		fprintf(f,
-			"\n  ],\n    \"p999\": {\"central\": %.6g, \"mmk\": %.6g, "
+			"\n  ],\n    \"p999\": {\"central\": %.6g, \"late1\": %.6g, \"mmk\": %.6g, "
 			"\"random\": %.6g, \"mm1\": %.6g}}",
-			val->central.p999, mmk_resp_quantile(val->k, c->rho, 1, 0.999),
-			val->random.p999, mm1_resp_quantile(c->rho, 1, 0.999));
+			val->central.p999, val->late.p999,
+			mmk_resp_quantile(val->k, c->rho, 1, 0.999), val->random.p999,
+			mm1_resp_quantile(c->rho, 1, 0.999));
 	}
 	fprintf(f, "\n}\n");
 	if (fclose(f)) {
@@ -1829,6 +2125,14 @@ static void run_validation(const struct opts *o, struct validation *v)
 	add_check(v, "central", "M/M/k", "mean", v->central.mean, mmk_resp_mean(8, rho, 1));
 	add_check(v, "central", "M/M/k", "p50", v->central.p50, mmk_resp_quantile(8, rho, 1, 0.5));
 	add_check(v, "central", "M/M/k", "p99", v->central.p99, mmk_resp_quantile(8, rho, 1, 0.99));
+	/* Late binding with n = 1 and exact slots is one FCFS queue feeding
+	 * the k nodes, made of the router's own decisions.
+	 */
+	c.policy = POL_LATE;
+	sim_run(&c, &v->late);
+	add_check(v, "late1", "M/M/k", "mean", v->late.mean, mmk_resp_mean(8, rho, 1));
+	add_check(v, "late1", "M/M/k", "p50", v->late.p50, mmk_resp_quantile(8, rho, 1, 0.5));
+	add_check(v, "late1", "M/M/k", "p99", v->late.p99, mmk_resp_quantile(8, rho, 1, 0.99));
 	c.policy = CPN_POL_RANDOM;
 	sim_run(&c, &v->random);
 	add_check(v, "random", "M/M/1", "mean", v->random.mean, mm1_resp_mean(rho, 1));
@@ -1889,7 +2193,7 @@ int main(int argc, char **argv)
 					c.mode = o.modes[mi];
 					if (c.policy == POL_CENTRAL)
 						continue;
-					if (!pol_load_aware(c.policy) && mi > 0) {
+					if (!pol_per_mode(c.policy) && mi > 0) {
 						/* The choice never reads the load: the
 						 * run is the same in every mode.
 						 */
@@ -1908,6 +2212,13 @@ int main(int argc, char **argv)
 						pol_name(c.policy), c.routers, mode_names[c.mode],
 						r->p50.med, r->p99.med, r->p999.med, r->max_q,
 						extra_msgs(r), per_req(r, r->by_token), r->wall_s);
+					if (pol_late(c.policy))
+						fprintf(stderr,
+							"cpn-sim: %-12s held at the router %.3f "
+							"of the requests, at most %u; early %lld, "
+							"refused %lld\n",
+							"", per_req(r, r->held), r->max_held,
+							r->early, r->busy);
 				}
 	}
 	if (o.validate) {
