@@ -542,7 +542,9 @@ def sec_latency(d, plots, work):
 
 
 def sec_sched(d, plots, work):
-    pols = d.get("params", {}).get("policies", [])
+    # The router's policies (XDP), then the other systems (late binding on
+    # cpn-fwd, nginx) measured in the same rounds.
+    pols = d.get("params", {}).get("policies", []) + d.get("params", {}).get("systems", [])
     rhos = d.get("params", {}).get("rhos", [])
     hom = {(e["rho"], e["policy"]): e for e in d.get("homogeneous", [])}
     th = {t["rho"]: t for t in d.get("theory", [])}
@@ -571,6 +573,19 @@ def sec_sched(d, plots, work):
             row.append((t.get("mm1", {}).get(q) or 0) / mean)
             rows.append(row)
         out += ["**%s**" % title, "", table(head, rows), ""]
+    if any(e.get("router_cpu_us_per_request") for e in hom.values()):
+        head = ["ρ"] + pols
+        rows = [[r] + [((hom.get((r, p)) or {}).get("router_cpu_us_per_request") or {}).get("median")
+                       for p in pols] for r in rhos]
+        out += ["**Router-side CPU per request (µs)**: XDP, the router program's run time (bpf_stats); "
+                "cpn-fwd, its busy seconds (rounds that had packets or held requests to move); nginx, its "
+                "processes' CPU.", "",
+                table(head, rows), ""]
+    lr = d.get("late_ratios", [])
+    if lr:
+        out += [table(["ρ", "late", "p99", "× M/M/k p99", "× nginx least_conn p99"],
+                      [[x["rho"], x["system"], x["p99"], x.get("vs_mmk_measured_p99"), x.get("vs_nginx_p99")]
+                       for x in lr]), ""]
     tg = d.get("targets", [])
     if tg:
         out += [table(["target (ρ = 0.8)", "measured", "met"],

@@ -28,6 +28,37 @@
 # through router and veths and the wake-ups), and the occupancy per request
 # at saturation (closed loop, 8 per worker outstanding; an upper bound).
 #
+# Other systems on the same workers, arrivals and rounds (--systems):
+#   late1, late2  cpn-fwd with `dispatch: late` (JBSQ(n), include/cpn/late.h)
+#                 and late_bound 1 or 2, on a second testbed of K workers
+#                 (`tools/testbed up --name sqd --plane dpdk --dispatch late`:
+#                 cpn-fwd on net_af_packet ports in the router namespace,
+#                 following the pinned maps; policy least for what it binds
+#                 early). cpn-fwd runs only during its own runs (restarted
+#                 with the run's late_bound, stopped after): it busy-polls a
+#                 core. A late run fails, naming the reason, unless cpn-fwd
+#                 counts requests it held (req_held or cpn_late_bound_total
+#                 on its /metrics).
+#   nginx         nginx's UDP stream proxy (Debian nginx with
+#                 libnginx-mod-stream), least_conn over the K workers,
+#                 proxy_requests 1 and proxy_responses 1 (a session per
+#                 request: least_conn counts the requests each worker has
+#                 not answered), one worker process, in sqd's router
+#                 namespace while cpn-fwd is stopped, listening on the VIP
+#                 (added to that namespace's lo for the run); a foreground
+#                 process of this script with its configuration, pid and
+#                 logs in its temporary directory.
+#   nginx-r2      the same with `random two least_conn`.
+# The workers answer whoever sent a request: nginx, for nginx's.
+# Router-side CPU per request, over the measured window (from the end of
+# the warm-up to cpn-load's exit) divided by the requests sent in it: XDP,
+# the router program's run_time_ns (kernel.bpf_stats_enabled set for the
+# run, then restored); cpn-fwd, cpn_fwd_busy_seconds_total (its forwarding
+# lcore's time on rounds that had packets or held requests to move), and
+# its threads' time on CPU (busy polling: up to a whole core); nginx, its
+# processes' time on CPU (/proc/PID/task/*/schedstat, the ns-resolution
+# form of utime + stime; utime + stime from /proc/PID/stat are kept too).
+#
 # Heterogeneous: 4 workers on `testbed --name sqh`: exp:1000, exp:2000,
 # exp:4000 and exp:2000 with --delay-us 2000 (2 ms of emulated path delay),
 # capacity 1 each (2250 req/s together), at --hetero-rho of that capacity,
@@ -44,16 +75,18 @@
 #
 # usage: bench/bench-sched.sh [--json-out FILE] [--plot-dir DIR] [--quick] [--smoke]
 #                             [--workers K] [--rhos LIST] [--policies LIST] [--reps R]
-#                             [--duration S] [--warmup S] [--hetero-rho RHO]
+#                             [--systems LIST|none] [--duration S] [--warmup S] [--hetero-rho RHO]
 #                             [--hetero-policies LIST] [--hetero-reps R]
 #                             [--hetero-duration S] [--no-hetero] [--keep]
-#   full: rho 0.5,0.7,0.8,0.9, 5 policies, 3 repeats of 1 + 4 s, hetero
-#   2 repeats of 1 + 5 s (~7 min); --quick (or BENCH_QUICK=1): rho 0.8,
-#   1 repeat of 1 + 3 s, hetero 1 + 3 s (~60 s); --smoke: 3 workers, rho 0.8,
-#   random and least, 0.5 + 1.5 s (~25 s). Testbeds: sq, sqh (removed on exit).
+#   full: rho 0.5,0.7,0.8,0.9, 5 policies and late1,late2,nginx,nginx-r2,
+#   3 repeats of 1 + 4 s, hetero 2 repeats of 1 + 5 s (~13 min); --quick (or
+#   BENCH_QUICK=1): rho 0.8, 1 repeat of 1 + 3 s, hetero 1 + 3 s (~90 s);
+#   --smoke: 3 workers, rho 0.8, random, least, late1 and nginx, 0.5 + 1.5 s
+#   (~35 s). Testbeds: sq, sqd, sqh (removed on exit).
 #   Needs root, build/{cpnctl,cpn-worker,cpn-load,cpn-mmk}, bpf/cpn_pass.bpf.o;
+#   --systems: build/cpn-fwd; late*: curl; nginx*: nginx and its stream module;
 #   gnuplot for --plot-dir (sched_p99.png, sched_hetero.png).
-#   env: BUILD (build)
+#   env: BUILD (build), NGINX_STREAM_MODULE (/usr/lib/nginx/modules/ngx_stream_module.so)
 set -u
 CMDLINE="$0"
 for a in "$@"; do CMDLINE+=" $(printf '%q' "$a")"; done
@@ -63,13 +96,15 @@ cd "$(dirname "$0")/.." || exit 1
 ROOT=$(pwd)
 SRC_BUILD=${BUILD:-build}
 TB=$ROOT/tools/testbed
-NAME=sq HNAME=sqh
+NAME=sq HNAME=sqh DNAME=sqd
 VIP=10.90.100.1:7470
 SVC_US=2000 SESSION_KEYS=4096 TIMEOUT_MS=1000
 ALL_POLICIES=random,round-robin,maglev,p2c,least
+ALL_SYSTEMS=late1,late2,nginx,nginx-r2
+NGINX_MOD=${NGINX_STREAM_MODULE:-/usr/lib/nginx/modules/ngx_stream_module.so}
 
 MODE=full HETERO=1 KEEP=0
-K='' RHOS='' POLICIES='' REPS='' DUR='' WARM='' HRHO='' HPOLICIES='' HREPS='' HDUR=''
+K='' RHOS='' POLICIES='' SYSTEMS='' REPS='' DUR='' WARM='' HRHO='' HPOLICIES='' HREPS='' HDUR=''
 JSON_OUT='' PLOT_DIR=''
 [ "${BENCH_QUICK:-}" = 1 ] && MODE=quick
 usage() {
@@ -83,6 +118,7 @@ while [ $# -gt 0 ]; do
 	--workers) K=${2:-}; shift 2 || usage ;;
 	--rhos) RHOS=${2:-}; shift 2 || usage ;;
 	--policies) POLICIES=${2:-}; shift 2 || usage ;;
+	--systems) SYSTEMS=${2:-}; shift 2 || usage ;;
 	--reps) REPS=${2:-}; shift 2 || usage ;;
 	--duration) DUR=${2:-}; shift 2 || usage ;;
 	--warmup) WARM=${2:-}; shift 2 || usage ;;
@@ -112,15 +148,15 @@ log() { echo "bench-sched: $*" >&2; }
 dflt() { [ -n "${!1}" ] || printf -v "$1" '%s' "$2"; }
 case "$MODE" in
 full)
-	dflt K 8; dflt RHOS "0.5,0.7,0.8,0.9"; dflt POLICIES "$ALL_POLICIES"; dflt REPS 3
+	dflt K 8; dflt RHOS "0.5,0.7,0.8,0.9"; dflt POLICIES "$ALL_POLICIES"; dflt SYSTEMS "$ALL_SYSTEMS"; dflt REPS 3
 	dflt DUR 4; dflt WARM 1; dflt HPOLICIES "$ALL_POLICIES"; dflt HREPS 2; dflt HDUR 5
 	CAL=3 SIMREQ=400000 ;;
 quick)
-	dflt K 8; dflt RHOS 0.8; dflt POLICIES "$ALL_POLICIES"; dflt REPS 1
+	dflt K 8; dflt RHOS 0.8; dflt POLICIES "$ALL_POLICIES"; dflt SYSTEMS "$ALL_SYSTEMS"; dflt REPS 1
 	dflt DUR 3; dflt WARM 1; dflt HPOLICIES "$ALL_POLICIES"; dflt HREPS 1; dflt HDUR 3
 	CAL=1.5 SIMREQ=200000 ;;
 smoke)
-	dflt K 3; dflt RHOS 0.8; dflt POLICIES "random,least"; dflt REPS 1
+	dflt K 3; dflt RHOS 0.8; dflt POLICIES "random,least"; dflt SYSTEMS "late1,nginx"; dflt REPS 1
 	dflt DUR 1.5; dflt WARM 0.5; dflt HPOLICIES "random,least"; dflt HREPS 1; dflt HDUR 1.5
 	CAL=1 SIMREQ=20000 ;;
 esac
@@ -141,18 +177,62 @@ done
 for p in "${pols[@]}" "${hpols[@]}"; do
 	[[ ",$ALL_POLICIES," == *",$p,"* ]] || die "unknown policy '$p' ($ALL_POLICIES)"
 done
+syss=()
+[ "$SYSTEMS" = none ] || IFS=, read -r -a syss <<<"$SYSTEMS"
+want_late=0 want_nginx=0
+for p in "${syss[@]}"; do
+	[[ ",$ALL_SYSTEMS," == *",$p,"* ]] || die "unknown system '$p' ($ALL_SYSTEMS, or none)"
+	case "$p" in late*) want_late=1 ;; nginx*) want_nginx=1 ;; esac
+done
+[ "$SYSTEMS" = none ] && SYSTEMS=''
 
 [ "$(id -u)" -eq 0 ] || die "needs root (network namespaces, XDP)"
-for t in python3 nsenter ip bpftool; do command -v "$t" >/dev/null || die "$t not installed"; done
+for t in python3 nsenter ip bpftool sysctl; do command -v "$t" >/dev/null || die "$t not installed"; done
 [ -z "$PLOT_DIR" ] || command -v gnuplot >/dev/null || die "gnuplot not installed (--plot-dir)"
 for f in cpnctl cpn-worker cpn-load cpn-mmk; do
 	[ -x "$SRC_BUILD/$f" ] || die "$SRC_BUILD/$f not built (make $SRC_BUILD/$f)"
 done
 [ -e bpf/cpn_pass.bpf.o ] || die "bpf/cpn_pass.bpf.o not built (make all)"
+# sqd, the testbed of every system, is a dpdk one (cpn-fwd stopped for nginx).
+if [ ${#syss[@]} -gt 0 ]; then
+	[ -x "$SRC_BUILD/cpn-fwd" ] || die "$SRC_BUILD/cpn-fwd not built (make $SRC_BUILD/cpn-fwd): --systems need it"
+fi
+if [ "$want_late" = 1 ]; then
+	command -v curl >/dev/null || die "curl not installed (Debian package curl): late1, late2 read cpn-fwd's /metrics"
+fi
+if [ "$want_nginx" = 1 ]; then
+	command -v nginx >/dev/null || die "nginx not installed (Debian package nginx, tools/deps.list)"
+	command -v pgrep >/dev/null || die "pgrep not installed (Debian package procps)"
+	[ -e "$NGINX_MOD" ] ||
+		die "$NGINX_MOD missing: nginx's stream module (Debian package libnginx-mod-stream)"
+fi
 
 TMP=$(mktemp -d /tmp/cpn-bench-sched.XXXXXX)
+NGX_PID='' BPF_STATS0=''
+# nginx, a child of this script: TERM (a fast shutdown), KILL after 5 s,
+# and the VIP off sqd's router's lo.
+nginx_stop() {
+	local p
+	[ -n "$NGX_PID" ] || return 0
+	kill -TERM "$NGX_PID" 2>/dev/null
+	for _ in $(seq 50); do kill -0 "$NGX_PID" 2>/dev/null || break; sleep 0.1; done
+	for p in $(pgrep -P "$NGX_PID" 2>/dev/null) "$NGX_PID"; do kill -9 "$p" 2>/dev/null; done
+	wait "$NGX_PID" 2>/dev/null
+	NGX_PID=''
+	ip -n "$DNAME-router" addr del "${VIP%:*}/32" dev lo 2>/dev/null
+	return 0
+}
+# kernel.bpf_stats_enabled back to what it was (it is global).
+bpf_stats_restore() {
+	[ -n "$BPF_STATS0" ] || return 0
+	sysctl -qw kernel.bpf_stats_enabled="$BPF_STATS0"
+	BPF_STATS0=''
+}
 cleanup() {
+	nginx_stop
+	bpf_stats_restore
 	BUILD=$TMP/build "$TB" down --name "$NAME" 2>/dev/null
+	BUILD=$TMP/build "$TB" down --name "$DNAME" 2>/dev/null
 	BUILD=$TMP/build "$TB" down --name "$HNAME" 2>/dev/null
 	if [ "$KEEP" -eq 1 ]; then log "files kept in $TMP"; else rm -rf "$TMP"; fi
 }
@@ -164,6 +244,7 @@ trap 'exit 130' INT TERM
 mkdir -p "$TMP/build" "$TMP/runs"
 for f in cpnctl cpn-worker cpn-load cpn-mmk; do cp "$SRC_BUILD/$f" "$TMP/build/" || die "cannot copy $f"; done
 [ -x "$SRC_BUILD/cpn-sim" ] && cp "$SRC_BUILD/cpn-sim" "$TMP/build/"
+if [ ${#syss[@]} -gt 0 ]; then cp "$SRC_BUILD/cpn-fwd" "$TMP/build/" || die "cannot copy cpn-fwd"; fi
 export BUILD=$TMP/build
 LOAD=$BUILD/cpn-load
 T0=$SECONDS
@@ -200,6 +281,98 @@ up() { # name policy worker-args...
 		die "testbed up $name failed: $(cat "$TMP/up.log")"
 }
 py() { python3 -c "$@"; }
+
+# ---- the other systems (--systems) and the router's CPU ---------------------
+# The testbed of late* and nginx*: K workers behind a router namespace with
+# no XDP, cpn-fwd stopped between the runs that use it.
+up_sqd() { # worker-args...
+	local a=() w
+	for w in "$@"; do a+=(--worker "$w"); done
+	tb up --name "$DNAME" --plane dpdk --policy least --dispatch late --late-bound 1 "${a[@]}" \
+		>"$TMP/up.log" 2>&1 || die "testbed up $DNAME (plane dpdk, dispatch late) failed: $(cat "$TMP/up.log")"
+	tb stop-fwd --name "$DNAME" >/dev/null 2>&1 || die "cannot stop cpn-fwd on $DNAME"
+	DSTATE=$(tb info --name "$DNAME" | sed -n 's/.* STATE=\([^ ]*\) .*/\1/p')
+	FWD_METRICS=$(tb info --name "$DNAME" | sed -n 's/^FWD_METRICS=//p')
+	if [ -z "$DSTATE" ] || [ -z "$FWD_METRICS" ]; then die "testbed $DNAME: no state or metrics address"; fi
+}
+# late N: sqd's service with late_bound N, cpn-fwd started on it.
+late_start() { # n
+	if ! sed "s/late_bound: [0-9]*/late_bound: $1/" "$DSTATE/cpn.yaml" >"$TMP/$DNAME.yaml" ||
+		! grep -q "dispatch: late, late_bound: $1," "$TMP/$DNAME.yaml" ||
+		! tb cpnctl --name "$DNAME" apply --config "$TMP/$DNAME.yaml" >"$TMP/apply.log" 2>&1; then
+		die "cannot give $DNAME late_bound $1: $(cat "$TMP/apply.log" 2>/dev/null)"
+	fi
+	tb restart-fwd --name "$DNAME" >"$TMP/fwd.log" 2>&1 ||
+		die "cannot start cpn-fwd on $DNAME: $(cat "$TMP/fwd.log") $(tail -5 "$DSTATE/fwd.log")"
+	FWD_PID=$(cat "$DSTATE/fwd.pid")
+}
+late_stop() { tb stop-fwd --name "$DNAME" >/dev/null 2>&1 || die "cannot stop cpn-fwd on $DNAME"; }
+# cpn-fwd's count of held requests (dispatch: late), from a /metrics scrape:
+# empty when it exports none (a cpn-fwd without late binding).
+held_of() { # metrics file
+	awk '/^cpn_packets_total\{action="req_held"/ || /^cpn_late_bound_total[{ ]/ { n += $NF; f = 1 }
+		END { if (f) print n }' "$1"
+}
+# nginx SYSTEM: nginx's stream proxy in sqd's router namespace on the VIP.
+nginx_start() { # nginx | nginx-r2
+	local d=$TMP/nginx bal=least_conn k
+	[ "$1" = nginx-r2 ] && bal="random two least_conn"
+	mkdir -p "$d/logs"
+	{
+		echo "load_module $NGINX_MOD;"
+		echo "worker_processes 1;"
+		echo "pid $d/nginx.pid;"
+		echo "error_log $d/logs/error.log warn;"
+		echo "events { worker_connections 4096; }"
+		echo "stream {"
+		echo "    upstream w {"
+		echo "        $bal;"
+		for k in $(seq "$K"); do echo "        server 10.90.$((10 + k)).2:7470;"; done
+		echo "    }"
+		echo "    server {"
+		echo "        listen $VIP udp;"
+		echo "        proxy_pass w;"
+		echo "        proxy_requests 1;"
+		echo "        proxy_responses 1;"
+		echo "        proxy_timeout $((2 * TIMEOUT_MS))ms;"
+		echo "        access_log off;"
+		echo "    }"
+		echo "}"
+	} >"$d/nginx.conf"
+	ip -n "$DNAME-router" addr add "${VIP%:*}/32" dev lo || die "cannot add the VIP to $DNAME-router's lo"
+	# nsenter execs nginx: $! is nginx's master itself.
+	nsenter --net="/run/netns/$DNAME-router" nginx -c "$d/nginx.conf" -p "$d/" -e "$d/logs/error.log" \
+		-g 'daemon off;' >"$d/out.log" 2>&1 &
+	NGX_PID=$!
+	for _ in $(seq 100); do
+		[ -s "$d/nginx.pid" ] && pgrep -P "$NGX_PID" >/dev/null && return 0
+		kill -0 "$NGX_PID" 2>/dev/null || break
+		sleep 0.05
+	done
+	die "nginx did not start: $(cat "$d/out.log" "$d/logs/error.log" 2>/dev/null)"
+}
+# The router's CPU counters now (raw; the evaluation takes differences):
+#   cpu_snap xdp|fwd|nginx OUT
+cpu_snap() {
+	local p t procs=''
+	{
+		echo "t $(date +%s%N)"
+		case "$1" in
+		xdp) for p in $XDP_IDS; do echo "bpf $(bpftool prog show id "$p" -j)"; done ;;
+		fwd)
+			tb exec --name "$DNAME" router -- curl -s -m 2 "http://$FWD_METRICS/metrics" >"$2.metrics"
+			procs="$FWD_PID"
+			;;
+		nginx) procs="$NGX_PID $(pgrep -P "$NGX_PID" | tr '\n' ' ')" ;;
+		esac
+		if [ "$1" != xdp ]; then
+			for p in $procs; do
+				echo "stat $p $(cat "/proc/$p/stat")"
+				for t in /proc/"$p"/task/*; do echo "sched $p ${t##*/} $(cat "$t/schedstat")"; done
+			done
+		fi
+	} >"$2" 2>>"$2.err"
+}
 quick_p99() { # cpn-load JSON: p99 in units of the nominal mean service time
 	py "import json,sys; d=json.load(open(sys.argv[1])); print('%.2f' % (d['latency_us']['p99'] / $SVC_US))" "$1"
 }
@@ -222,36 +395,70 @@ tb down --name "$NAME"
 w=()
 for k in $(seq "$K"); do w+=("--kernel synthetic --svc exp:$SVC_US --capacity 1 --max-batch 1 --seed $k"); done
 up "$NAME" "${pols[0]}" "${w[@]}"
-np=${#pols[@]} nr=${#rhos[@]} i=0 total=$((REPS * nr * np))
-log "homogeneous: $K x exp:$SVC_US, rho $RHOS, $POLICIES, $REPS x ($WARM + $DUR) s"
+# The router program(s) on sq's ports, whose run time is its CPU.
+XDP_IDS=$(tb exec --name "$NAME" router -- bpftool net show -j |
+	py "import json,sys; print(' '.join(sorted({str(x['id']) for e in json.load(sys.stdin) for x in e.get('xdp', [])})))")
+[ -n "$XDP_IDS" ] || die "no XDP program on $NAME's router ports"
+[ ${#syss[@]} -eq 0 ] || up_sqd "${w[@]}"
+items=("${pols[@]}" "${syss[@]}")
+np=${#items[@]} nr=${#rhos[@]} i=0 total=$((REPS * ${#rhos[@]} * ${#items[@]}))
+Q=$(py "print($DUR / 4)")
+log "homogeneous: $K x exp:$SVC_US, rho $RHOS, ${items[*]}, $REPS x ($WARM + $DUR) s"
 for rep in $(seq "$REPS"); do
 	for ((ri = 0; ri < nr; ri++)); do
 		rho=${rhos[$ri]}
 		rate=$(py "print(round($rho * $K * 1e6 / $SVC_US, 3))")
 		seed=$((100 * rep + ri + 1))
 		for ((j = 0; j < np; j++)); do
-			# A rotating order: no policy always runs first or last.
-			pol=${pols[$(((j + rep + ri) % np))]}
+			# A rotating order: no policy or system always runs first or last.
+			pol=${items[$(((j + rep + ri) % np))]}
 			i=$((i + 1))
 			f=$TMP/runs/homog-$rho-$pol-$rep.json
-			set_policy "$NAME" "$pol"
-			# The router's learned service times at 1/4, 1/2 and 3/4 of the
+			case "$pol" in
+			late*) tbn=$DNAME ck=fwd; late_start "${pol#late}" ;;
+			nginx*) tbn=$DNAME ck=nginx; nginx_start "$pol" ;;
+			*)
+				tbn=$NAME ck=xdp
+				set_policy "$NAME" "$pol"
+				if ! BPF_STATS0=$(sysctl -n kernel.bpf_stats_enabled) ||
+					! sysctl -qw kernel.bpf_stats_enabled=1; then
+					die "cannot set kernel.bpf_stats_enabled"
+				fi
+				;;
+			esac
+			# The router's CPU counters at the end of the warm-up and after
+			# the run; its learned service times at 1/4, 1/2 and 3/4 of the
 			# measured window: the real mean service time under this load.
-			load "$NAME" "$f" "$DUR" "$WARM" "$seed" --rate "$rate" &
+			load "$tbn" "$f" "$DUR" "$WARM" "$seed" --rate "$rate" &
 			lp=$!
-			sleep "$(py "print($WARM + $DUR / 4)")"
+			sleep "$WARM"
+			cpu_snap "$ck" "$f.cpu0"
+			sleep "$Q"
 			for m in 1 2 3; do
-				status "$NAME" "$f.mid$m"
-				[ $m -lt 3 ] && sleep "$(py "print($DUR / 4)")"
+				status "$tbn" "$f.mid$m"
+				[ $m -lt 3 ] && sleep "$Q"
 			done
 			wait "$lp" || die "cpn-load failed ($f)"
-			status "$NAME" "$f.status"
+			cpu_snap "$ck" "$f.cpu1"
+			status "$tbn" "$f.status"
+			case "$ck" in
+			fwd)
+				late_stop
+				[ -n "$(held_of "$f.cpu1.metrics")" ] ||
+					die "$pol: cpn-fwd ($SRC_BUILD/cpn-fwd) does not hold requests of a dispatch: late service" \
+						"(no cpn_packets_total{action=\"req_held\"} nor cpn_late_bound_total on its /metrics):" \
+						"it has no late binding"
+				;;
+			nginx) nginx_stop ;;
+			xdp) bpf_stats_restore ;;
+			esac
 			echo "homog $rho $pol $rep $rate $seed $f $(cut -d' ' -f1 /proc/loadavg)" >>"$IDX"
 			log "[$i/$total] rho $rho $pol rep $rep: p99 $(quick_p99 "$f") x mean"
 		done
 	done
 done
 tb down --name "$NAME"
+[ ${#syss[@]} -eq 0 ] || tb down --name "$DNAME"
 
 # ---- the same policies in cpn-sim (sched.h itself, no overheads) ------------
 # A reference, not a baseline: what the policy core reaches with the router's
@@ -296,8 +503,10 @@ if [ "$HETERO" -eq 1 ]; then
 fi
 
 # ---- results: JSON, table, plots ------------------------------------------
-export TMP JSON_OUT PLOT_DIR CMDLINE MODE K SVC_US RHOS POLICIES REPS DUR WARM HRHO HPOLICIES HREPS \
-	HDUR HETERO SESSION_KEYS TIMEOUT_MS LOADAVG0 CAL
+NGINX_VERSION=''
+[ "$want_nginx" = 1 ] && NGINX_VERSION=$(nginx -v 2>&1 | sed -n 's/^nginx version: //p')
+export TMP JSON_OUT PLOT_DIR CMDLINE MODE K SVC_US RHOS POLICIES SYSTEMS REPS DUR WARM HRHO HPOLICIES HREPS \
+	HDUR HETERO SESSION_KEYS TIMEOUT_MS LOADAVG0 CAL NGINX_VERSION NGINX_MOD
 export HSVC_LIST="${HSVC[*]}" HDELAY_LIST="${HDELAY[*]}" MMK=$BUILD/cpn-mmk ELAPSED=$((SECONDS - T0))
 mkdir -p "$TMP/plot"
 python3 - <<'PY' || die "cannot evaluate the runs"
@@ -308,6 +517,131 @@ TMP, K, S = E["TMP"], int(E["K"]), float(E["SVC_US"])
 TIMEOUT_US = float(E["TIMEOUT_MS"]) * 1000
 QN = {0.5: "p50", 0.99: "p99", 0.999: "p99.9"}
 QS = ("p50", "p99", "p99.9")
+SYSTEMS = [x for x in E["SYSTEMS"].split(",") if x]
+# What runs each system, and how its router-side CPU is measured.
+SYS_SETUP = {
+    "xdp": {"router": "cpnctl's XDP program on every router port of testbed sq (native XDP on veth)",
+            "cpu": "the router program's run_time_ns (kernel.bpf_stats_enabled on for the run, then "
+                   "restored), all its runs: REQUESTs, REPLYs, LOADs; not the kernel's transmit of "
+                   "what it redirects"},
+    "late": {"router": "cpn-fwd (testbed sqd --plane dpdk: net_af_packet ports in the router namespace, "
+                       "following the pinned maps, one busy-polling forwarding lcore), service "
+                       "dispatch: late with late_bound n (JBSQ(n)), policy least for what it binds early",
+             "cpu": "cpn_fwd_busy_seconds_total (the forwarding lcore's time on rounds that had packets "
+                    "or held requests to move) where cpn-fwd exports it; proc_us_per_request: its threads' "
+                    "time on CPU (schedstat), up to a whole core while it busy-polls"},
+    "nginx": {"router": "%s stream proxy (%s), worker_processes 1, upstream of the K workers with "
+                        "%%s, listen VIP udp, proxy_requests 1, proxy_responses 1 (a session per request), "
+                        "proxy_timeout 2 x the client's timeout, access_log off; in testbed sqd's router "
+                        "namespace (no XDP, cpn-fwd stopped, the VIP on its lo for the run); the workers "
+                        "answer nginx (a REQUEST no router tagged)" % (E["NGINX_VERSION"] or "nginx",
+                                                                       os.path.basename(E["NGINX_MOD"])),
+              "cpu": "its processes' (master and worker) time on CPU, /proc/PID/task/*/schedstat (ns; "
+                     "utime + stime of /proc/PID/stat kept as stat_us_per_request): its syscalls, and the "
+                     "softirqs that ran in its time (a kernel without IRQ time accounting), not those that "
+                     "ran elsewhere"},
+}
+
+
+def kind_of(pol):
+    if pol.startswith("late"):
+        return "late"
+    if pol.startswith("nginx"):
+        return "nginx"
+    return "xdp"
+
+
+def system_setup(pol):
+    k = kind_of(pol)
+    d = dict(SYS_SETUP[k])
+    if k == "late":
+        d["late_bound"] = int(pol[4:])
+    if k == "nginx":
+        d["router"] = d["router"] % ("random two least_conn" if pol == "nginx-r2" else "least_conn")
+    return {"system": {"xdp": "cpn XDP router", "late": "cpn-fwd, late binding", "nginx": "nginx"}[k], **d}
+
+
+def snap(p):
+    """A cpu_snap file: time, BPF programs' stats, processes' CPU (ns)."""
+    r = {"t": None, "bpf": {}, "sched": {}, "stat": {}}
+    hz = os.sysconf("SC_CLK_TCK")
+    with open(p) as f:
+        for line in f:
+            k, _, v = line.rstrip("\n").partition(" ")
+            if k == "t":
+                r["t"] = int(v)
+            elif k == "bpf" and v:
+                b = json.loads(v)
+                r["bpf"][b["id"]] = (b.get("run_time_ns", 0), b.get("run_cnt", 0))
+            elif k == "sched":
+                pid, tid, ns = v.split()[:3]
+                r["sched"][(pid, tid)] = int(ns)
+            elif k == "stat":
+                pid, st = v.split(" ", 1)
+                rest = st[st.rindex(")") + 2:].split()
+                r["stat"][pid] = (int(rest[11]) + int(rest[12])) * 1e9 / hz
+    mp = p + ".metrics"
+    r["metrics"] = {}
+    if os.path.exists(mp):
+        with open(mp) as f:
+            for line in f:
+                if line and not line.startswith("#") and " " in line:
+                    n, v = line.rsplit(" ", 1)
+                    try:
+                        r["metrics"][n] = float(v)
+                    except ValueError:
+                        pass
+    return r
+
+
+def metric(m, pred):
+    v = [x for n, x in m.items() if pred(n)]
+    return sum(v) if v else None
+
+
+def router_cpu(pol, f, sent):
+    """The router's CPU per request over the measured window (us), or None."""
+    if not os.path.exists(f + ".cpu0") or not os.path.exists(f + ".cpu1") or not sent:
+        return None
+    a, b = snap(f + ".cpu0"), snap(f + ".cpu1")
+    k = kind_of(pol)
+    r = {"window_s": (b["t"] - a["t"]) / 1e9, "requests": sent}
+    if k == "xdp":
+        ids = set(a["bpf"]) & set(b["bpf"])
+        if not ids:
+            return None
+        ns = sum(b["bpf"][i][0] - a["bpf"][i][0] for i in ids)
+        r.update(method="bpf_stats run_time_ns", us_per_request=ns / 1e3 / sent,
+                 runs_per_request=sum(b["bpf"][i][1] - a["bpf"][i][1] for i in ids) / sent)
+        return r
+    both = set(a["sched"]) & set(b["sched"])
+    proc_ns = sum(b["sched"][t] - a["sched"][t] for t in both)
+    r["proc_us_per_request"] = proc_ns / 1e3 / sent
+    r["proc_cores"] = proc_ns / 1e9 / r["window_s"] if r["window_s"] > 0 else None
+    pids = set(a["stat"]) & set(b["stat"])
+    r["stat_us_per_request"] = sum(b["stat"][p] - a["stat"][p] for p in pids) / 1e3 / sent
+    if k == "nginx":
+        r.update(method="schedstat of nginx's processes", us_per_request=r["proc_us_per_request"])
+        return r
+    busy = [metric(x["metrics"], lambda n: n.startswith("cpn_fwd_busy_seconds_total")) for x in (a, b)]
+    def delta(name):
+        v = [metric(x["metrics"], lambda n: n.startswith(name)) for x in (a, b)]
+        return v[1] - v[0] if None not in v else None
+
+    # Requests held for a slot; bound once held, bound early, refused after waiting.
+    r["held"] = delta('cpn_packets_total{action="req_held"')
+    if r["held"] is None:
+        r["held"] = delta("cpn_late_bound_total")
+    r["held_share"] = r["held"] / sent if r["held"] is not None else None
+    for k, n in (("late_bound", "cpn_late_bound_total"), ("late_early", "cpn_late_early_total"),
+                 ("late_timed_out", "cpn_late_timed_out_total")):
+        r[k] = delta(n)
+    if None not in busy:
+        r.update(method="cpn_fwd_busy_seconds_total", us_per_request=(busy[1] - busy[0]) * 1e6 / sent)
+    else:
+        r.update(method="none: cpn-fwd exports no cpn_fwd_busy_seconds_total (proc_us_per_request: "
+                        "its threads' CPU, busy polling)", us_per_request=None)
+    return r
 
 
 def load(p):
@@ -354,7 +688,7 @@ def run_record(kind, rho, pol, rep, rate, seed, f):
     d, st = load(f), load(f + ".status")
     lat = d["latency_us"]
     seen = st["services"][0]["policy"]
-    if seen != pol:
+    if pol not in SYSTEMS and seen != pol:
         raise SystemExit("bench-sched: %s: the router ran %s, not %s" % (f, seen, pol))
     unserved = (d["lost"] + d["busy"]) / d["sent"] if d["sent"] else 1.0
     rec = {"rep": rep, "seed": seed, "rate": rate, "send_rate": d["send_rate"], "sent": d["sent"],
@@ -363,6 +697,8 @@ def run_record(kind, rho, pol, rep, rate, seed, f):
            "share": {n: c / d["replied"] for n, c in sorted(d["share"].items(), key=lambda x: int(x[0]))}
            if d["replied"] else {},
            "router": router_view(st), "censored": []}
+    if kind == "homog":
+        rec["router_cpu"] = router_cpu(pol, f, d["sent"])
     mids = [f + ".mid%d" % m for m in (1, 2, 3) if os.path.exists(f + ".mid%d" % m)]
     if mids:
         rec["mid_svc_us"] = [statistics.mean(n["svc_us"] for n in load(m)["nodes"]) for m in mids]
@@ -399,7 +735,7 @@ if not occupancy:
 # the nodes, the snapshots and the runs at that rho.
 mid_svc = {}
 for key, rs in runs.items():
-    if key[0] == "homog":
+    if key[0] == "homog" and key[2] not in SYSTEMS:
         for r in rs:
             mid_svc.setdefault(key[1], []).extend(r["mid_svc_us"])
 cal = {
@@ -456,7 +792,8 @@ for (kind, rho, pol), rs in sorted(runs.items()):
     if kind != "homog":
         continue
     rs.sort(key=lambda r: r["rep"])
-    ent = {"rho": rho, "policy": pol, "rate": rs[0]["rate"], "runs": rs}
+    ent = {"rho": rho, "policy": pol, "rate": rs[0]["rate"], "runs": rs,
+           "system": system_setup(pol)["system"]}
     for q in QS:
         ent[q + "_us"] = spread([r[q + "_us"] for r in rs])
         ent[q] = spread([r[q + "_us"] / S for r in rs])  # units of the mean service time
@@ -467,6 +804,13 @@ for (kind, rho, pol), rs in sorted(runs.items()):
         th = theory[rho][basis]
         ent["vs_mmk_" + basis] = {q: ent[q + "_us"]["median"] / th["mmk"][q] for q in QS} if th else None
     ent["simulated"] = sim.get((rho, pol))
+    rc = [r["router_cpu"] for r in rs if r.get("router_cpu")]
+    ent["router_cpu_us_per_request"] = spread([c["us_per_request"] for c in rc])
+    ent["router_cpu_method"] = rc[0]["method"] if rc else None
+    if kind_of(pol) != "xdp":
+        ent["router_proc_cpu_us_per_request"] = spread([c["proc_us_per_request"] for c in rc])
+    if kind_of(pol) == "late":
+        ent["held_share"] = spread([c["held_share"] for c in rc])
     homog.append(ent)
     by[(rho, pol)] = ent
 for ent in homog:
@@ -497,6 +841,37 @@ if 0.8 in rhos:
             v = e["random_over_this"]["p99"]
             targets.append({"what": "random p99 >= 3 x %s p99 at rho 0.8" % pol, "limit": 3.0,
                             "ratio": v, "per_rep": e["random_over_this_p99_per_rep"], "met": v >= 3.0})
+
+# Late binding against the optimum (M/M/k at the measured service time) and
+# against nginx least_conn, in the same run, at every rho; per repeat the
+# arrivals are the same.
+late_ratios = []
+for rho in rhos:
+    ng = by.get((rho, "nginx"))
+    for pol in SYSTEMS:
+        e = by.get((rho, pol))
+        if not e or kind_of(pol) != "late":
+            continue
+        lr = {"rho": rho, "system": pol, "p99": e["p99"]["median"],
+              "vs_mmk_measured_p99": e["vs_mmk_measured"]["p99"] if e["vs_mmk_measured"] else None,
+              "vs_mmk_nominal_p99": e["vs_mmk_nominal"]["p99"],
+              "vs_nginx_p99": e["p99_us"]["median"] / ng["p99_us"]["median"] if ng else None}
+        if ng:
+            nr = {r["rep"]: r for r in ng["runs"]}
+            lr["vs_nginx_p99_per_rep"] = spread([r["p99_us"] / nr[r["rep"]]["p99_us"] for r in e["runs"]
+                                                 if r["rep"] in nr])
+        late_ratios.append(lr)
+        if rho != 0.8:
+            continue
+        t = {"what": "%s p99 <= 1.10 x M/M/k p99 at rho 0.8" % pol, "limit": 1.10,
+             "ratio_measured": lr["vs_mmk_measured_p99"], "ratio_nominal": lr["vs_mmk_nominal_p99"]}
+        t["met"] = t["ratio_measured"] is not None and t["ratio_measured"] <= 1.10
+        t["met_nominal"] = t["ratio_nominal"] <= 1.10
+        targets.append(t)
+        if ng:
+            targets.append({"what": "%s p99 <= 0.85 x nginx least_conn p99 at rho 0.8" % pol, "limit": 0.85,
+                            "ratio": lr["vs_nginx_p99"], "per_rep": lr["vs_nginx_p99_per_rep"],
+                            "met": lr["vs_nginx_p99"] <= 0.85})
 
 hetero = None
 if E["HETERO"] == "1":
@@ -545,7 +920,7 @@ out = {
                 "loadavg_start": E["LOADAVG0"], "loadavg_end": la1},
     "elapsed_s": int(E["ELAPSED"]),
     "params": {"workers": K, "svc": "exp:%d" % S, "capacity": 1, "max_batch": 1,
-               "rhos": rhos, "policies": E["POLICIES"].split(","), "reps": int(E["REPS"]),
+               "rhos": rhos, "policies": E["POLICIES"].split(","), "systems": SYSTEMS, "reps": int(E["REPS"]),
                "warmup_s": float(E["WARM"]), "duration_s": float(E["DUR"]),
                "arrivals": "poisson (open loop)", "session_keys": int(E["SESSION_KEYS"]),
                "timeout_ms": float(E["TIMEOUT_MS"]), "units": "latencies without _us: multiples of the "
@@ -556,6 +931,8 @@ out = {
     "targets_basis": "M/M/k p99 at the measured effective service time (calibration) and rho_eff = "
                      "rate x effective_svc_us / K; ratio_nominal: at the nominal 2 ms and rho",
     "targets": targets,
+    "systems": {"policies": system_setup(E["POLICIES"].split(",")[0]), **{p: system_setup(p) for p in SYSTEMS}},
+    "late_ratios": late_ratios,
     "disturbed_runs": {
         "what": "runs in which cpn-load sent some request more than 10 ms after its scheduled time "
                 "(the client was descheduled: other work on the cores); medians over repeats absorb them",
@@ -569,7 +946,7 @@ out = {
 
 # Plot data: per policy p99 and p99.9 (units of S) against rho; theory on a grid.
 P = os.path.join(TMP, "plot")
-pols = E["POLICIES"].split(",")
+pols = E["POLICIES"].split(",") + SYSTEMS
 with open(os.path.join(P, "homog.dat"), "w") as f:
     for pol in pols:
         f.write('"%s" 0 0 0 0 0 0 0 0\n' % pol)
@@ -620,8 +997,8 @@ print("calibration (fixed:%d): occupancy %.0f us/request (sleep overshoot %.0f, 
       % (S, occupancy, cal["sleep_overshoot_us"], cal["reply_handling_us"], lone["latency_us"]["mean"]))
 print("effective mean service time (exp:%d) by rho: %s" % (S, ", ".join(
     "%g: %.0f us" % (r, v) for r, v in sorted(s_eff.items()))))
-print("%-5s %-12s %16s %16s %16s %8s %8s %8s %8s" % ("rho", "policy", "p50 (x S)", "p99", "p99.9", "p99/opt",
-                                                      "(nom.)", "rnd/this", "sim p99"))
+print("%-5s %-12s %16s %16s %16s %8s %8s %8s %8s %9s" % ("rho", "policy", "p50 (x S)", "p99", "p99.9", "p99/opt",
+                                                           "(nom.)", "rnd/this", "sim p99", "cpu us/rq"))
 for rho in rhos:
     th = theory[rho]
     for lab, b in (("M/M/k", "measured"), ("M/M/1", "measured")):
@@ -636,9 +1013,21 @@ for rho in rhos:
         vm = e["vs_mmk_measured"]["p99"] if e["vs_mmk_measured"] else float("nan")
         rr = e.get("random_over_this", {}).get("p99", float("nan"))
         sp = e["simulated"]["p99"] if e["simulated"] else float("nan")
-        print("%-5g %-12s %16s %16s %16s %8.2f %8.2f %8.2f %8.2f" % (rho, pol, *cell, vm, e["vs_mmk_nominal"]["p99"],
-                                                                     rr, sp))
-print("(* theory at the measured effective service time; x S: multiples of %d us; sim: cpn-sim, nominal)" % S)
+        cu = e["router_cpu_us_per_request"]["median"] if e["router_cpu_us_per_request"] else float("nan")
+        print("%-5g %-12s %16s %16s %16s %8.2f %8.2f %8.2f %8.2f %9.2f" % (
+            rho, pol, *cell, vm, e["vs_mmk_nominal"]["p99"], rr, sp, cu))
+print("(* theory at the measured effective service time; x S: multiples of %d us; sim: cpn-sim, nominal;\n"
+      " cpu us/rq: the router's CPU per request: XDP run time, cpn-fwd's busy seconds, nginx's CPU)" % S)
+for e in homog:
+    if kind_of(e["policy"]) != "xdp" and e.get("router_proc_cpu_us_per_request"):
+        print("  rho %g %-9s process CPU %.1f us/request%s" % (
+            e["rho"], e["policy"], e["router_proc_cpu_us_per_request"]["median"],
+            ", held %.0f %%" % (100 * e["held_share"]["median"]) if e.get("held_share") else ""))
+for lr in late_ratios:
+    print("late: rho %g %-6s p99 %.2f x S: %.2f x M/M/k p99 (target <= 1.10 at rho 0.8), %s x nginx least_conn p99 "
+          "(target <= 0.85 at rho 0.8)" % (lr["rho"], lr["system"], lr["p99"],
+                                            lr["vs_mmk_measured_p99"] or float("nan"),
+                                            "%.2f" % lr["vs_nginx_p99"] if lr["vs_nginx_p99"] else "-"))
 for t in targets:
     v = t.get("ratio_measured", t.get("ratio"))
     print("target %-45s %6.2f  %s" % (t["what"], v if v is not None else float("nan"), "met" if t["met"] else "NOT met"))
@@ -655,7 +1044,7 @@ PY
 if [ -n "$PLOT_DIR" ]; then
 	mkdir -p "$PLOT_DIR" || die "cannot create $PLOT_DIR"
 	sub=$(cat "$TMP/plot/subtitle")
-	gnuplot -e "datadir='$TMP/plot'; outdir='$PLOT_DIR'; npol=${#pols[@]}; subtitle='$sub'" \
+	gnuplot -e "datadir='$TMP/plot'; outdir='$PLOT_DIR'; npol=$((${#pols[@]} + ${#syss[@]})); subtitle='$sub'" \
 		bench/plot/sched.gp >"$TMP/gnuplot.log" 2>&1 || die "gnuplot: $(cat "$TMP/gnuplot.log")"
 	if [ "$HETERO" -eq 1 ]; then
 		gnuplot -e "datadir='$TMP/plot'; outdir='$PLOT_DIR'; timeout_ms=$TIMEOUT_MS" \

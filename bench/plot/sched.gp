@@ -20,8 +20,8 @@ set key top left
 set xlabel "load rho (offered rate / total capacity)"
 set ylabel "response time / mean service time"
 set yrange [1:*]
-# One colour per policy, in the order of homog.dat's blocks.
-colors = "#9400d3 #009e73 #56b4e9 #e69f00 #d55e00 #000080 #808000"
+# One colour per policy or system, in the order of homog.dat's blocks.
+colors = "#9400d3 #009e73 #56b4e9 #e69f00 #d55e00 #000080 #808000 #cc79a7 #0072b2 #8b4513 #2f4f4f"
 th = datadir."/theory.dat"
 hd = datadir."/homog.dat"
 set title "p99"
