@@ -59,17 +59,19 @@
  *     group, as cpn-fwd does; every request is class 0. On arrival,
  *     cpn_late_admit: BIND sends it now to the node with a free slot of
  *     the n x capacity (cpn_late_sent, then as any request sent); HOLD
- *     pushes it (the handle: the simulated request); EARLY (no live
- *     candidate) binds it by the early policy, p2c through cpn_choose()
+ *     pushes it (the handle: the simulated request); EARLY (no candidate
+ *     to wait for) binds it by the early policy, p2c through cpn_choose()
  *     (a slot taken too: every answer frees one); BUSY refuses it (the
  *     queue at its limit, CPN_LATE_QUEUE_DEFAULT), counted as `busy`,
  *     its share as `refused`. When the reply reaches the router that sent
- *     the request, cpn_late_answered, then cpn_late_next until NONE. Where
- *     the router counts what it sends (modes outstanding and router: the
- *     clock of cpn_node_suspect), cpn_late_expire runs before every
- *     decision. A held request's response time counts from its arrival at
- *     the router. Each router's bound is its own: with R routers a node
- *     may have n x R requests.
+ *     the request, cpn_late_answered, then cpn_late_next until NONE. While
+ *     a router holds requests of a group, cpn_late_expire runs at its
+ *     decisions at most once a millisecond, as in cpn-fwd (in the modes
+ *     that count what a router sends: cpn_node_steered starts the clock of
+ *     a node's answer; the sim's nodes never die, but one may be slow long
+ *     enough to look stuck). A held request's response time counts from
+ *     its arrival at the router. Each router's bound is its own: with R
+ *     routers a node may have n x R requests.
  *   - The pseudo-policy `central` is one FCFS queue per group feeding its
  *     nodes (M/M/k): the ideal no router reaches, measured as a baseline.
  *
@@ -130,21 +132,22 @@ static inline struct cpn_tokens *sim_tokens_at(struct sim_view *v, __u32 svc_id)
 #include "mmk.h"
 #include "cpn_util.h"
 
-#define T0_NS	      1000000000000ULL /* the simulation starts at 1000 s of monotonic time */
-#define POL_CENTRAL   (CPN_POL_MAX + 1)
-#define POL_JIQ_RAND  (CPN_POL_MAX + 2) /* jiq, each token sent to a random router */
-#define POL_P2C_PROBE (CPN_POL_MAX + 3) /* p2c on two nodes probed at decision time */
-#define POL_LATE      (CPN_POL_MAX + 4) /* late1 .. late64: dispatch late, JBSQ(n) */
-#define N_POL	      (POL_LATE + CPN_LATE_BOUND_MAX)
-#define MAX_SPEEDS    16
-#define LIVE_TICKS    4 /* a suppressed heartbeat is considered 4 times per interval */
-#define MAX_ROUTERS   4096
-#define MAX_LIST      16
-#define HIST_SUB_BITS 9 /* 512 linear sub-buckets per octave: < 0.2 % error */
-#define HIST_SUB      (1 << HIST_SUB_BITS)
-#define HIST_MIN_EXP  (-24) /* values below 2^-24 mean service times: bucket 0 */
-#define HIST_OCTAVES  48
-#define HIST_N	      (HIST_OCTAVES * HIST_SUB)
+#define T0_NS	       1000000000000ULL /* the simulation starts at 1000 s of monotonic time */
+#define POL_CENTRAL    (CPN_POL_MAX + 1)
+#define POL_JIQ_RAND   (CPN_POL_MAX + 2) /* jiq, each token sent to a random router */
+#define POL_P2C_PROBE  (CPN_POL_MAX + 3) /* p2c on two nodes probed at decision time */
+#define POL_LATE       (CPN_POL_MAX + 4) /* late1 .. late64: dispatch late, JBSQ(n) */
+#define N_POL	       (POL_LATE + CPN_LATE_BOUND_MAX)
+#define MAX_SPEEDS     16
+#define LIVE_TICKS     4	  /* a suppressed heartbeat is considered 4 times per interval */
+#define LATE_EXPIRE_NS 1000000ULL /* cpn_late_expire at most this often, as cpn-fwd */
+#define MAX_ROUTERS    4096
+#define MAX_LIST       16
+#define HIST_SUB_BITS  9 /* 512 linear sub-buckets per octave: < 0.2 % error */
+#define HIST_SUB       (1 << HIST_SUB_BITS)
+#define HIST_MIN_EXP   (-24) /* values below 2^-24 mean service times: bucket 0 */
+#define HIST_OCTAVES   48
+#define HIST_N	       (HIST_OCTAVES * HIST_SUB)
 
 enum sim_mode {
 	MODE_REPORTS = 0,
@@ -185,7 +188,7 @@ static const char *pol_name(int p)
 }
 
 /* The policy of sched.h that a simulated one runs (late binding: its
- * early policy, for a request bound while no candidate is live).
+ * early policy, for a request late.h finds no candidate to wait for).
  */
 static int pol_core(int p)
 {
@@ -207,9 +210,9 @@ static int pol_load_aware(int p)
 }
 
 /* Run in every mode: the load-aware policies, and late binding, whose
- * count of a node's slots is its own but whose liveness (a node that
- * answers late is suspect, cpn_late_expire) needs what a router sends
- * counted (cpn_node_steered, not in mode reports).
+ * count of a node's slots is its own but whose liveness (a node that does
+ * not answer is stuck, cpn_late_expire) needs what a router sends counted
+ * (cpn_node_steered, not in mode reports).
  */
 static int pol_per_mode(int p)
 {
@@ -409,6 +412,7 @@ struct sim {
 	 */
 	__u32 *late_held;	       /* [R][CPN_MAX_NODES] */
 	struct cpn_late_queue *late_q; /* [R][G], entries allocated at the first hold */
+	__u64 *late_exp_ns;	       /* [R][G]: the last cpn_late_expire */
 	struct req *pool;
 	__u32 *pool_free;
 	__u32 pool_n, pool_cap, n_free;
@@ -838,7 +842,7 @@ static void late_bind(struct sim *s, struct sim_view *v, __u32 id, const struct 
 	send_req(s, v, id, r, now_ns);
 }
 
-/* No candidate is live: bound early, by the service's policy (p2c). */
+/* No candidate to wait for: bound early, by the service's policy (p2c). */
 static void late_early(struct sim *s, struct sim_view *v, struct cpn_service *svc,
 		       const struct req *r, __u32 flow_hash, __u64 now_ns)
 {
@@ -883,18 +887,21 @@ static void late_drain(struct sim *s, __u32 router, __u32 group, __u64 now_ns)
 	}
 }
 
-/* Slots of nodes that left what they were sent unanswered past their
- * deadline go back (cpn_late_expire), before every decision: only where
- * the router counts what it sends (the deadline's clock is started by
- * cpn_node_steered), and only the sim's nodes that are slow for a while
- * turn suspect, none dies. Returns the slots freed.
+/* Slots of stuck nodes go back (cpn_late_expire), as cpn-fwd gives them
+ * back: while requests are held, at most once every LATE_EXPIRE_NS. Only
+ * where the router counts what it sends (cpn_node_steered starts the
+ * clock of a node's answer; elsewhere none is ever stuck). Returns the
+ * slots freed.
  */
 static __u32 late_expire(struct sim *s, __u32 router, __u32 group, __u64 now_ns)
 {
-	if (s->c->mode < MODE_OUTSTANDING)
+	size_t i = (size_t)router * s->n_groups + group;
+
+	if (s->c->mode < MODE_OUTSTANDING || !s->late_q[i].len ||
+	    now_ns - s->late_exp_ns[i] < LATE_EXPIRE_NS)
 		return 0;
-	return cpn_late_expire(&s->views[router], &s->svcs[(size_t)router * s->n_groups + group],
-			       late_held(s, router), now_ns);
+	s->late_exp_ns[i] = now_ns;
+	return cpn_late_expire(&s->views[router], &s->svcs[i], late_held(s, router), now_ns);
 }
 
 /* A request of a late service reaches its router. */
@@ -1106,6 +1113,7 @@ static void sim_init(struct sim *s, const struct sim_cfg *c, struct hist *h)
 	if (pol_late(c->policy)) {
 		s->late_held = xcalloc((size_t)c->routers * CPN_MAX_NODES, sizeof(*s->late_held));
 		s->late_q = xcalloc((size_t)c->routers * s->n_groups, sizeof(*s->late_q));
+		s->late_exp_ns = xcalloc((size_t)c->routers * s->n_groups, sizeof(*s->late_exp_ns));
 	}
 	for (int r = 0; r < c->routers; r++) {
 		s->views[r].nodes = &s->view_mem[(size_t)r * (n + 1)];
@@ -1187,6 +1195,7 @@ static void sim_free(struct sim *s)
 	for (size_t i = 0; s->late_q && i < (size_t)s->c->routers * s->n_groups; i++)
 		free(s->late_q[i].ent);
 	free(s->late_q);
+	free(s->late_exp_ns);
 	free(s->late_held);
 	free(s->pool);
 	free(s->pool_free);
