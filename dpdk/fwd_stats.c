@@ -65,6 +65,27 @@ static void sum_svc(__u16 id, struct cpn_svc_stats *o)
 	}
 }
 
+/* dispatch: late, for the services that hold or held requests. */
+static void print_late(FILE *f)
+{
+	static struct fwd_late_stats ls;
+
+	fwd_late_read(&ls);
+	for (int id = 0; id < CPN_MAX_SERVICES; id++) {
+		const struct fwd_late_svc_stats *v = &ls.svc[id];
+
+		if (!ls.held[id] && !v->bound && !v->timed_out && !v->early && !v->gone)
+			continue;
+		fprintf(f,
+			"  late service %d: held %u bound %" PRIu64 " timed_out %" PRIu64
+			" early %" PRIu64 " gone %" PRIu64 "\n",
+			id, ls.held[id], (uint64_t)v->bound, (uint64_t)v->timed_out,
+			(uint64_t)v->early, (uint64_t)v->gone);
+	}
+	if (ls.slots_expired)
+		fprintf(f, "  late slots_expired %" PRIu64 "\n", (uint64_t)ls.slots_expired);
+}
+
 void fwd_print_counters(FILE *f, const char *title)
 {
 	__u64 st[CPN_STAT_MAX];
@@ -85,6 +106,7 @@ void fwd_print_counters(FILE *f, const char *title)
 			(uint64_t)ps.pass_drop, (uint64_t)ps.pass_fwd, (uint64_t)ps.neigh_miss,
 			(uint64_t)ps.neigh_learn);
 	}
+	print_late(f);
 	fflush(f);
 }
 
@@ -241,7 +263,9 @@ static void render_late(FILE *f, const struct fwd_snap *s)
 				  : fam[k] == CPN_M_LATE_EARLY	   ? v->early
 								   : v->gone;
 
-			if (!s->has_svc[id] || !(s->svc[id].flags & CPN_SVC_LATE))
+			/* Late services, and those that were (their counters). */
+			if (!(s->has_svc[id] && (s->svc[id].flags & CPN_SVC_LATE)) &&
+			    !ls.held[id] && !v->bound && !v->timed_out && !v->early && !v->gone)
 				continue;
 			cpn_prom_labels_reset(&l);
 			if (s->svc_name[id][0])

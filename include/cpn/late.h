@@ -105,6 +105,16 @@ static __always_inline int cpn_late_live(const struct cpn_node *n, __u64 now_ns,
 	return !cpn_late_stuck(n, now_ns) || cpn_node_answering(n, now_ns);
 }
 
+/* Still there: up, not draining, reported within stale_ms, not gone. A
+ * request waits for such a node (stuck for now, or every slot taken)
+ * rather than being bound early.
+ */
+static __always_inline int cpn_late_there(const struct cpn_node *n, __u64 now_ns, __u32 stale_ms)
+{
+	return cpn_node_up(n) && !(n->report_flags & CPN_REP_DRAINING) &&
+	       cpn_node_fresh(n, now_ns, stale_ms) && !cpn_node_gone(n, now_ns);
+}
+
 static __always_inline __u32 cpn_late_class(__u8 cls)
 {
 	return cls < CPN_LATE_CLASSES ? cls : CPN_LATE_CLASSES - 1;
@@ -166,15 +176,16 @@ static __always_inline __u32 cpn_late_ahead(const struct cpn_late_queue *q, __u3
 /* The live candidate with a free slot where a request would be answered
  * first: path_us + (held + 1) x svc_us / slots, the least of it, scanning
  * from `start` (random) so that ties go to any. 0 when every live
- * candidate's slots are taken. *live counts the live candidates and
- * *rate their answers per second with every slot busy (sum of slots x
- * 10^6 / svc_us), for the prediction of a held request's wait.
+ * candidate's slots are taken. *there counts the candidates still there
+ * (cpn_late_there: live ones, and stuck ones that report) and *rate their
+ * answers per second with every slot busy (sum of slots x 10^6 / svc_us),
+ * for the prediction of a held request's wait.
  */
 static __always_inline __u16 cpn_late_pick(CPN_CTX *ctx, const struct cpn_service *svc,
 					   const __u32 *held, __u32 start, __u64 now_ns,
-					   __u32 *live, __u64 *rate)
+					   __u32 *there, __u64 *rate)
 {
-	__u32 n = cpn_svc_n(svc), bound = cpn_late_bound(svc), nlive = 0;
+	__u32 n = cpn_svc_n(svc), bound = cpn_late_bound(svc), nthere = 0;
 	__u64 best = ~0ULL, r = 0;
 	__u16 best_id = 0;
 
@@ -185,12 +196,14 @@ static __always_inline __u16 cpn_late_pick(CPN_CTX *ctx, const struct cpn_servic
 		__u32 slots, h;
 		__u64 svc_us, score;
 
-		if (!nd || !cpn_late_live(nd, now_ns, svc->stale_ms))
+		if (!nd || !cpn_late_there(nd, now_ns, svc->stale_ms))
 			continue;
-		nlive++;
+		nthere++;
 		slots = cpn_late_slots(nd, bound);
 		svc_us = nd->svc_us ? nd->svc_us : 1;
 		r += (__u64)slots * 1000000ULL / svc_us;
+		if (!cpn_late_live(nd, now_ns, svc->stale_ms))
+			continue;
 		h = held[id & (CPN_MAX_NODES - 1)];
 		if (h >= slots)
 			continue;
@@ -200,8 +213,8 @@ static __always_inline __u16 cpn_late_pick(CPN_CTX *ctx, const struct cpn_servic
 			best_id = id;
 		}
 	}
-	if (live)
-		*live = nlive;
+	if (there)
+		*there = nthere;
 	if (rate)
 		*rate = r;
 	return best_id;
@@ -211,23 +224,24 @@ static __always_inline __u16 cpn_late_pick(CPN_CTX *ctx, const struct cpn_servic
  * more urgent one waits and a node has a free slot; else held, unless the
  * queue is full (BUSY, CPN_BUSY_QUEUE) or its predicted answer time is
  * above max_wait_us (BUSY, CPN_BUSY_WAIT: at once, not late): its wait is
- * (ahead + 1) / rate, then a mean service time. No live candidate: early
- * (the policy's own fallback, or BUSY no node).
+ * (ahead + 1) / rate, then a mean service time. No candidate there any
+ * more (cpn_late_there): early (the policy's own fallback, or BUSY no
+ * node).
  */
 static __always_inline void cpn_late_admit(CPN_CTX *ctx, const struct cpn_service *svc,
 					   const struct cpn_late_queue *q, const __u32 *held,
 					   __u8 cls, __u32 start, __u64 now_ns,
 					   struct cpn_late_result *out)
 {
-	__u32 c = cpn_late_class(cls), ahead = q ? cpn_late_ahead(q, c) : 0, live = 0;
+	__u32 c = cpn_late_class(cls), ahead = q ? cpn_late_ahead(q, c) : 0, there = 0;
 	__u64 rate = 0, est;
 	__u16 node;
 
 	out->busy = 0;
 	out->node = 0;
 	out->est_us = 0;
-	node = cpn_late_pick(ctx, svc, held, start, now_ns, &live, &rate);
-	if (!live || !rate) {
+	node = cpn_late_pick(ctx, svc, held, start, now_ns, &there, &rate);
+	if (!there || !rate) {
 		out->verdict = CPN_LATE_EARLY;
 		return;
 	}
@@ -251,7 +265,7 @@ static __always_inline void cpn_late_admit(CPN_CTX *ctx, const struct cpn_servic
 		for (__u32 i = 0; i < CPN_MAX_SVC_NODES && i < cpn_svc_n(svc); i++) {
 			struct cpn_node *nd = cpn_node_at(ctx, svc->nodes[i]);
 
-			if (nd && cpn_late_live(nd, now_ns, svc->stale_ms))
+			if (nd && cpn_late_there(nd, now_ns, svc->stale_ms))
 				slots += cpn_late_slots(nd, cpn_late_bound(svc));
 		}
 		est += slots * 1000000ULL / rate;
@@ -298,7 +312,7 @@ static __always_inline void cpn_late_pop(struct cpn_late_queue *q, int c, struct
 /* What to do next with the service's held requests: the head of the most
  * urgent class is refused (BUSY, CPN_BUSY_WAIT) once it has waited longer
  * than max_wait_us, bound where a node has a free slot (BIND), bound early
- * where no candidate is live any more (EARLY); either way it is taken off
+ * where no candidate is there any more (EARLY); either way it is taken off
  * the queue into out->ent. NONE: nothing waits, or every slot is taken.
  */
 static __always_inline void cpn_late_next(CPN_CTX *ctx, const struct cpn_service *svc,
@@ -306,7 +320,7 @@ static __always_inline void cpn_late_next(CPN_CTX *ctx, const struct cpn_service
 					  __u64 now_ns, struct cpn_late_result *out)
 {
 	int c = q ? cpn_late_first(q) : -1;
-	__u32 live = 0;
+	__u32 there = 0;
 	__u16 node;
 
 	out->busy = 0;
@@ -325,12 +339,12 @@ static __always_inline void cpn_late_next(CPN_CTX *ctx, const struct cpn_service
 			return;
 		}
 	}
-	node = cpn_late_pick(ctx, svc, held, start, now_ns, &live, 0);
+	node = cpn_late_pick(ctx, svc, held, start, now_ns, &there, 0);
 	if (node) {
 		cpn_late_pop(q, c, &out->ent);
 		out->verdict = CPN_LATE_BIND;
 		out->node = node;
-	} else if (!live) {
+	} else if (!there) {
 		cpn_late_pop(q, c, &out->ent);
 		out->verdict = CPN_LATE_EARLY;
 	}

@@ -1139,8 +1139,8 @@ static __always_inline int cpn_router_rx(struct cpn_env *env, void *data, void *
  * came): refused with BUSY for busy_reason, or sent to node_id, or with
  * node_id 0 to the policy's early choice (cpn_env_late must then answer
  * < 0). Judged against the configuration of now: a service that is gone
- * drops it (counted), a node no longer its candidate is not used. Its
- * admission (tenant, signature, rate) was done on arrival.
+ * is refused (BUSY, no node), a node no longer its candidate is not used.
+ * Its admission (tenant, signature, rate) was done on arrival.
  */
 static __always_inline int cpn_router_held(struct cpn_env *env, void *data, void *data_end,
 					   __u16 node_id, __u8 busy_reason, struct cpn_verdict *v)
@@ -1166,17 +1166,24 @@ static __always_inline int cpn_router_held(struct cpn_env *env, void *data, void
 	cpn_vip_key_of(&p, &vk);
 	svc = cpn_env_vip(env, &vk);
 	h = (struct cpn_hdr *)(p.udp + 1);
-	if (!svc || !cfg || p.len_err || (void *)(h + 1) > data_end ||
-	    cpn_ntohs(h->service_id) != svc->id || !(svc->flags & CPN_SVC_ACTIVE))
-		return cpn_verdict_set(env, v, CPN_ACT_DROP, CPN_STAT_DROP_BAD_SERVICE);
-	ss = cpn_env_svc_stats(env, svc->id);
-	if (busy_reason) {
-		__u32 bi = (__u32)busy_reason - 1;
+	if (p.len_err || (void *)(h + 1) > data_end)
+		return cpn_verdict_set(env, v, CPN_ACT_DROP, CPN_STAT_DROP_SHORT);
+	if (svc && (cpn_ntohs(h->service_id) != svc->id || !(svc->flags & CPN_SVC_ACTIVE)))
+		svc = 0;
+	/* Refused: the client hears so, whether or not its service is still
+	 * there (removed: BUSY no node).
+	 */
+	if (busy_reason || !svc || !cfg) {
+		__u32 bi;
 
+		busy_reason = busy_reason ? busy_reason : CPN_BUSY_NO_NODE;
+		bi = (__u32)busy_reason - 1;
+		ss = svc ? cpn_env_svc_stats(env, svc->id) : 0;
 		if (ss && bi < CPN_SVC_BUSY_REASONS)
 			ss->busy[bi]++;
 		return cpn_make_busy(env, data, data_end, &p, h, busy_reason, v);
 	}
+	ss = cpn_env_svc_stats(env, svc->id);
 	if (node_id && !cpn_svc_has_node(svc, node_id))
 		node_id = 0;
 	if (!node_id) {

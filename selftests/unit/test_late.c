@@ -422,6 +422,31 @@ static void test_central_queue_model(void **state)
 	assert_true(next_bind + q.len == arrivals);
 }
 
+/* Every candidate stuck for a moment (a host's stall) but reporting:
+ * requests wait for them rather than being bound early; a node that is
+ * gone (silent too) no longer counts.
+ */
+static void test_stuck_but_there_holds(void **state)
+{
+	struct cpn_late_result r;
+	__u64 t = NOW_NS + 60 * MS;
+
+	(void)state;
+	admit(0, 100, NOW_NS);
+	admit(0, 101, NOW_NS);
+	tbl[1].last_report_ns = tbl[2].last_report_ns = t;
+	assert_true(cpn_late_stuck(&tbl[1], t) && cpn_late_stuck(&tbl[2], t));
+	r = admit(0, 1, t);
+	assert_int_equal(r.verdict, CPN_LATE_HOLD);
+	cpn_late_next(tbl, &svc, &q, held, 0, t, &r);
+	assert_int_equal(r.verdict, CPN_LATE_NONE);
+	/* Silent since: gone, and the held one is bound early. */
+	tbl[1].last_report_ns = tbl[2].last_report_ns = NOW_NS;
+	cpn_late_next(tbl, &svc, &q, held, 0, t, &r);
+	assert_int_equal(r.verdict, CPN_LATE_EARLY);
+	assert_int_equal(r.ent.handle, 1);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -434,6 +459,7 @@ int main(void)
 	    cmocka_unit_test_setup(test_class_order, setup),
 	    cmocka_unit_test_setup(test_stuck_node_slots_expire, setup),
 	    cmocka_unit_test_setup(test_early_with_no_live_candidate, setup),
+	    cmocka_unit_test_setup(test_stuck_but_there_holds, setup),
 	    cmocka_unit_test_setup(test_central_queue_model, setup),
 	};
 
