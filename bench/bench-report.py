@@ -223,7 +223,72 @@ def sec_sim(d, plots, work):
                           "%.2f %%" % (100 * ch["rel_err"])] for ch in v.get("checks", [])]))
     if os.path.exists(os.path.join(plots, "sim_p99.png")):
         md.append("\n![cpn-sim p99 against routers](bench/sim_p99.png)")
+    if d.get("late_binding"):
+        md.append("\n" + sim_late(d["late_binding"]))
     return "\n".join(md), {"validation_pass": v.get("pass") if v else None}
+
+
+def sim_late(m):
+    """bench-sim's late-binding part: p50 / p99 per policy and point."""
+    t = m.get("table", [])
+    pols = []
+    for p in t:
+        if p["policy"] not in pols:
+            pols.append(p["policy"])
+
+    def cell(p):
+        return "%.2f / %.2f" % (p["p50"], p["p99"]) if p else None
+
+    def find(part, pol, **kw):
+        for p in t:
+            if p["part"] == part and p["policy"] == pol and \
+                    all(p.get(k) == v for k, v in kw.items()):
+                return p
+        return None
+
+    out = ["**Late binding** (`dispatch: late`, JBSQ(n) of include/cpn/late.h: late1, late2) "
+           "next to the central queue and early binding; p50 / p99 in mean service times, a "
+           "held request's from its arrival at the router. Commands:", ""]
+    out += ["    " + c for c in m.get("commands", [])]
+    rhos = sorted({p["rho"] for p in t if p["part"] == "k8"})
+    mmk = {x["rho"]: x for x in m.get("mmk", [])}
+    rows = [["M/M/8 (theory)", "–"] + ["%.2f / %.2f" % (mmk[r]["p50"], mmk[r]["p99"])
+                                       if r in mmk else None for r in rhos]]
+    for pol in pols:
+        for mode in (("none",) if pol == "central" else ("reports", "router")):
+            rows.append([pol, mode] + [cell(find("k8", pol, mode=mode, rho=r)) for r in rhos])
+    out += ["", "k = 8 nodes, one router, exact views (`--report-ms 0`):", "",
+            table(["policy", "mode"] + ["ρ %g" % r for r in rhos], rows)]
+    cols = sorted({(p["report_ms"], p["routers"]) for p in t
+                   if p["part"] == "routers" and p["routers"]})
+    if cols:
+        rows = []
+        for pol in pols:
+            row = [pol]
+            for rms, R in cols:
+                p = find("routers", pol, report_ms=rms,
+                         routers=None if pol == "central" else R)
+                row += [cell(p), p["max_queue"] if p else None]
+            rows.append(row)
+        head = ["policy"]
+        for rms, R in cols:
+            head += ["R=%d, %s" % (R, "exact" if not rms else "LOADs %g ms" % rms), "max queue"]
+        out += ["", "100 nodes, ρ 0.8, mode router (max queue: at a node; the central "
+                "queue's own):", "", table(head, rows)]
+    pus = sorted({p["path_us"] for p in t if p["part"] == "path"})
+    if pus:
+        rows = []
+        for pol in pols:
+            row = [pol]
+            for pu in pus:
+                p = find("path", pol, path_us=pu)
+                row += [cell(p), "%.3f" % p["refused"] if p else None]
+            rows.append(row)
+        head = ["policy"] + [x for pu in pus for x in ("round trips ≤ %g µs" % pu, "refused")]
+        out += ["", "k = 8, one router, exact views, ρ 0.8, node round trips uniform in "
+                "[0, X] (mean service time %g µs):" % m.get("params", {}).get("mean_us", 0), "",
+                table(head, rows)]
+    return "\n".join(out)
 
 
 def sec_sim_many(d, plots, work):
