@@ -526,7 +526,8 @@ struct cpn_svc_stats {
 	X(DROP_PROBE_COOKIE, "drop_probe_cookie") /* PROBE_ACK not of our PROBE, or too old */     \
 	X(DROP_STALE, "drop_stale")   /* signed without FRESH, or stamp out of window */           \
 	X(DROP_REPLAY, "drop_replay") /* signed message seen within the window */                  \
-	X(REQ_HELD, "req_held")	      /* dispatch: late, held by cpn-fwd for a free slot */
+	X(REQ_HELD, "req_held")	      /* dispatch: late, held by cpn-fwd for a free slot */        \
+	X(REPLY_DPDK, "reply_dpdk")   /* dispatch: late, an answer handed to cpn-fwd */
 
 enum cpn_stat {
 #define CPN_STAT_ENUM(name, str) CPN_STAT_##name,

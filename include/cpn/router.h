@@ -815,6 +815,13 @@ static __always_inline int cpn_reply(struct cpn_env *env, void *data_end, struct
 	int cont = h->type == CPN_T_REPLY && (h->flags & cpn_htons(CPN_F_FRAG | CPN_F_CONT)) ==
 						 cpn_htons(CPN_F_FRAG | CPN_F_CONT);
 
+	/* A late service of cpn-fwd (`dispatch: late`, `dataplane: dpdk`):
+	 * its answers free the slots that cpn-fwd counts, so they go to
+	 * cpn-fwd as its requests do, which checks them and relays them.
+	 */
+	if (svc && (svc->flags & (CPN_SVC_DPDK | CPN_SVC_LATE)) == (CPN_SVC_DPDK | CPN_SVC_LATE) &&
+	    cpn_env_xsk_ready(env))
+		return cpn_verdict_set(env, v, CPN_ACT_XSK, CPN_STAT_REPLY_DPDK);
 	if (!cpn_csum_ok(env, p, data_end,
 			 p->udp_len <= sizeof(struct udphdr) + CPN_CSUM_CHECK_MAX))
 		return cpn_verdict_set(env, v, CPN_ACT_DROP, CPN_STAT_DROP_BAD_CSUM);

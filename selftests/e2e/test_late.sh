@@ -18,7 +18,10 @@
 #     at most its bound lost;
 #   - reconfiguration with requests held: dispatch early lets them go at
 #     once (bound early), the service removed answers them BUSY; none lost;
-#   - SIGTERM with requests held: bound early before cpn-fwd exits.
+#   - SIGTERM with requests held: bound early before cpn-fwd exits;
+#   - the hand-off plane (--plane handoff: cpn_xdp on the ports, cpn-fwd
+#     behind AF_XDP): the late service's answers are handed to cpn-fwd as
+#     its requests are, so its slots free: JBSQ(1) there too.
 set -u
 cd "$(dirname "$0")/../.." || exit 1
 . selftests/e2e/lib.sh
@@ -33,11 +36,12 @@ need_cmd python3 ip nsenter curl timeout
 TMP=$(mktemp -d /tmp/cpn-late.XXXXXX)
 cleanup() {
 	$TB down --name $NAME >/dev/null 2>&1
+	$TB down --name lah >/dev/null 2>&1
 	[ -n "${KEEP_TMP:-}" ] || rm -rf "$TMP"
 }
 trap cleanup EXIT
 
-T=10
+T=12
 echo "1..$T"
 bail() {
 	bail_rest "$T" "$1 (not reached)"
@@ -251,3 +255,25 @@ term_ok() {
 	[ "${held:-x}" = 0 ] && [ "${early:-0}" -gt 0 ] && [ "${gone:-0}" -gt 0 ]
 }
 check "sigterm_binds_held_requests_early_before_exit" "$TMP/term.txt" term_ok
+
+# 11-12. The hand-off plane: requests and answers of the late service go
+# through cpn_xdp to cpn-fwd (reply_dpdk), which frees the slots.
+$TB down --name $NAME >/dev/null 2>&1
+if ! timeout 120 $TB up --name lah --plane handoff --policy least --dispatch late \
+	--worker "$W" --worker "$W" >"$TMP/uph.log" 2>&1; then
+	not_ok "testbed_up_handoff_late" "$TMP/uph.log"
+	bail_rest "$T" "handoff (not reached)"
+	exit 1
+fi
+ok "testbed_up_handoff_late"
+NAME=lah
+eval "$($TB info --name $NAME)"
+xdp_stat() { $TB cpnctl --name $NAME stats -j | python3 -c "import json,sys; print(json.load(sys.stdin)['$1'])"; }
+r0=$(xdp_stat reply_dpdk) q0=$(xdp_stat req_dpdk) nb0=$(node_busy) b0=$(metric 'cpn_late_bound_total{service_id="1"')
+load 8 400 "$TMP/h.json"
+read -r sent replied busy lost < <(summary "$TMP/h.json")
+r1=$(xdp_stat reply_dpdk) q1=$(xdp_stat req_dpdk) nb1=$(node_busy) b1=$(metric 'cpn_late_bound_total{service_id="1"')
+echo "handoff late n=1: sent $sent replied $replied busy $busy lost $lost; XDP handed off requests +$((q1 - q0)) answers +$((r1 - r0)); cpn-fwd node BUSY +$((nb1 - nb0)) bound later +$((b1 - b0))" >"$TMP/h.txt"
+check "handoff_late_answers_go_to_cpn_fwd_and_free_slots" "$TMP/h.txt" \
+	test "$sent" -eq 400 -a "$replied" -eq 400 -a $((q1 - q0)) -eq 400 \
+	-a $((r1 - r0)) -eq 400 -a $((nb1 - nb0)) -eq 0 -a $((b1 - b0)) -gt 0
