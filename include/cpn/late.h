@@ -173,60 +173,119 @@ static __always_inline __u32 cpn_late_ahead(const struct cpn_late_queue *q, __u3
 	return a;
 }
 
-/* The live candidate with a free slot where a request would be answered
- * first: path_us + (held + 1) x svc_us / slots, the least of it, scanning
- * from `start` (random) so that ties go to any. 0 when every live
- * candidate's slots are taken. *there counts the candidates still there
- * (cpn_late_there: live ones, and stuck ones that report) and *rate their
- * answers per second with every slot busy (sum of slots x 10^6 / svc_us),
- * for the prediction of a held request's wait.
+/* The first live candidate with a free slot scanning from `start` (at
+ * most CPN_SVC_SCAN_MAX candidates, as `least` does), other than `skip`;
+ * its score in *num / *den: path_us + (load + 1) x svc_us / slots, where
+ * load is what this router has there unanswered (held) or, where the
+ * router's view shows more (queue_depth + inflight + outstanding: other
+ * routers' requests), that. *there (may be NULL) counts the candidates
+ * scanned that are still there (cpn_late_there: live ones, and stuck ones
+ * that report).
  */
-static __always_inline __u16 cpn_late_pick(CPN_CTX *ctx, const struct cpn_service *svc,
-					   const __u32 *held, __u32 start, __u64 now_ns,
-					   __u32 *there, __u64 *rate)
+static __always_inline __u16 cpn_late_scan(CPN_CTX *ctx, const struct cpn_service *svc,
+					   const __u32 *held, __u32 start, __u16 skip, __u64 now_ns,
+					   __u64 *num, __u64 *den, __u32 *there)
 {
 	__u32 n = cpn_svc_n(svc), bound = cpn_late_bound(svc), nthere = 0;
-	__u64 best = ~0ULL, r = 0;
-	__u16 best_id = 0;
+	__u16 got = 0;
 
 	start = n ? start % n : 0;
-	for (__u32 i = 0; i < CPN_MAX_SVC_NODES && i < n; i++) {
+	for (__u32 i = 0; i < CPN_SVC_SCAN_MAX && i < n; i++) {
 		__u16 id = svc->nodes[cpn_wrap(start + i, n) & (CPN_MAX_SVC_NODES - 1)];
 		struct cpn_node *nd = cpn_node_at(ctx, id);
+		__u64 load, view;
 		__u32 slots, h;
-		__u64 svc_us, score;
 
 		if (!nd || !cpn_late_there(nd, now_ns, svc->stale_ms))
 			continue;
 		nthere++;
-		slots = cpn_late_slots(nd, bound);
-		svc_us = nd->svc_us ? nd->svc_us : 1;
-		r += (__u64)slots * 1000000ULL / svc_us;
-		if (!cpn_late_live(nd, now_ns, svc->stale_ms))
+		if (id == skip || !cpn_late_live(nd, now_ns, svc->stale_ms))
 			continue;
+		slots = cpn_late_slots(nd, bound);
 		h = held[id & (CPN_MAX_NODES - 1)];
 		if (h >= slots)
 			continue;
-		score = nd->path_us + ((__u64)h + 1) * svc_us / slots;
-		if (score < best) {
-			best = score;
-			best_id = id;
-		}
+		view = (__u64)nd->queue_depth + nd->inflight + nd->outstanding;
+		load = view > h ? view : h;
+		if (load > 0xffffff)
+			load = 0xffffff;
+		/* < 2^57: path_us < 2^32, slots < 2^24, load + 1 <= 2^24. */
+		*num = (__u64)nd->path_us * slots + (load + 1) * (nd->svc_us ? nd->svc_us : 1);
+		*den = slots;
+		got = id;
+		break;
 	}
 	if (there)
 		*there = nthere;
-	if (rate)
-		*rate = r;
-	return best_id;
+	return got;
+}
+
+/* A live candidate with a free slot: two are drawn (the first free one
+ * from each of two random places, `start`'s two halves) and the one where
+ * a request would be answered first is taken (cpn_late_scan's score,
+ * compared by cross-multiplying: no divide). Two at random, not the best
+ * of all: routers that each took the best free node would all send to the
+ * same fast one before their views show it full (measured with cpn-sim,
+ * 100 routers and nodes of two speeds); with one router every free node of
+ * equal speed is as good as another. 0 when no live candidate scanned has
+ * a free slot; *there as cpn_late_scan's (at least 1 where a node is
+ * returned).
+ */
+static __always_inline __u16 cpn_late_pick(CPN_CTX *ctx, const struct cpn_service *svc,
+					   const __u32 *held, __u32 start, __u64 now_ns,
+					   __u32 *there)
+{
+	__u64 an = 0, ad = 1, bn = 0, bd = 1;
+	__u16 a, b;
+
+	a = cpn_late_scan(ctx, svc, held, start & 0xffff, 0, now_ns, &an, &ad, there);
+	if (!a)
+		return 0;
+	b = cpn_late_scan(ctx, svc, held, start >> 16, a, now_ns, &bn, &bd, 0);
+	if (b && (unsigned __int128)bn * ad < (unsigned __int128)an * bd)
+		return b;
+	return a;
+}
+
+/* The candidates' answers per second with every slot busy (the sum of
+ * slots x 10^6 / svc_us over those still there, of CPN_SVC_SCAN_MAX
+ * scanned from `start`, scaled to all), and *slots_out their slots
+ * (likewise): the prediction of a held request's wait.
+ */
+static __always_inline __u64 cpn_late_rate(CPN_CTX *ctx, const struct cpn_service *svc, __u32 start,
+					   __u64 now_ns, __u64 *slots_out)
+{
+	__u32 n = cpn_svc_n(svc), bound = cpn_late_bound(svc), scanned = 0;
+	__u64 r = 0, slots = 0;
+
+	start = n ? start % n : 0;
+	for (__u32 i = 0; i < CPN_SVC_SCAN_MAX && i < n; i++) {
+		struct cpn_node *nd =
+		    cpn_node_at(ctx, svc->nodes[cpn_wrap(start + i, n) & (CPN_MAX_SVC_NODES - 1)]);
+		__u32 sl;
+
+		scanned++;
+		if (!nd || !cpn_late_there(nd, now_ns, svc->stale_ms))
+			continue;
+		sl = cpn_late_slots(nd, bound);
+		slots += sl;
+		r += (__u64)sl * 1000000ULL / (nd->svc_us ? nd->svc_us : 1);
+	}
+	if (scanned && scanned < n) {
+		r = r * n / scanned;
+		slots = slots * n / scanned;
+	}
+	*slots_out = slots;
+	return r;
 }
 
 /* A new request of class `cls`. Bound now if nothing of its class or a
  * more urgent one waits and a node has a free slot; else held, unless the
- * queue is full (BUSY, CPN_BUSY_QUEUE) or its predicted answer time is
- * above max_wait_us (BUSY, CPN_BUSY_WAIT: at once, not late): its wait is
- * (ahead + 1) / rate, then a mean service time. No candidate there any
- * more (cpn_late_there): early (the policy's own fallback, or BUSY no
- * node).
+ * queue is full (BUSY, CPN_BUSY_QUEUE) or, with max_wait_us, its predicted
+ * answer time (est_us) is above it (BUSY, CPN_BUSY_WAIT: at once, not
+ * late): its wait is (ahead + 1) / rate, then a mean service time (slots /
+ * rate). No candidate there any more (cpn_late_there): early (the policy's
+ * own fallback, or BUSY no node).
  */
 static __always_inline void cpn_late_admit(CPN_CTX *ctx, const struct cpn_service *svc,
 					   const struct cpn_late_queue *q, const __u32 *held,
@@ -234,14 +293,14 @@ static __always_inline void cpn_late_admit(CPN_CTX *ctx, const struct cpn_servic
 					   struct cpn_late_result *out)
 {
 	__u32 c = cpn_late_class(cls), ahead = q ? cpn_late_ahead(q, c) : 0, there = 0;
-	__u64 rate = 0, est;
+	__u64 rate, slots = 0, est;
 	__u16 node;
 
 	out->busy = 0;
 	out->node = 0;
 	out->est_us = 0;
-	node = cpn_late_pick(ctx, svc, held, start, now_ns, &there, &rate);
-	if (!there || !rate) {
+	node = cpn_late_pick(ctx, svc, held, start, now_ns, &there);
+	if (!there) {
 		out->verdict = CPN_LATE_EARLY;
 		return;
 	}
@@ -255,28 +314,18 @@ static __always_inline void cpn_late_admit(CPN_CTX *ctx, const struct cpn_servic
 		out->busy = CPN_BUSY_QUEUE;
 		return;
 	}
-	/* The mean service time of a slot is live x 10^6 / rate per node
-	 * only for equal slots; slots / rate is the mean over all of them.
-	 */
-	est = ((__u64)ahead + 1) * 1000000ULL / rate;
-	{
-		__u64 slots = 0;
-
-		for (__u32 i = 0; i < CPN_MAX_SVC_NODES && i < cpn_svc_n(svc); i++) {
-			struct cpn_node *nd = cpn_node_at(ctx, svc->nodes[i]);
-
-			if (nd && cpn_late_there(nd, now_ns, svc->stale_ms))
-				slots += cpn_late_slots(nd, cpn_late_bound(svc));
-		}
-		est += slots * 1000000ULL / rate;
-	}
+	out->verdict = CPN_LATE_HOLD;
+	if (!svc->max_wait_us)
+		return;
+	rate = cpn_late_rate(ctx, svc, start, now_ns, &slots);
+	if (!rate)
+		return;
+	est = (((__u64)ahead + 1) * 1000000ULL + slots * 1000000ULL) / rate;
 	out->est_us = est > 0xffffffffULL ? 0xffffffffU : (__u32)est;
-	if (svc->max_wait_us && est > svc->max_wait_us) {
+	if (est > svc->max_wait_us) {
 		out->verdict = CPN_LATE_BUSY;
 		out->busy = CPN_BUSY_WAIT;
-		return;
 	}
-	out->verdict = CPN_LATE_HOLD;
 }
 
 static __always_inline int cpn_late_push(struct cpn_late_queue *q, __u8 cls,
@@ -339,7 +388,7 @@ static __always_inline void cpn_late_next(CPN_CTX *ctx, const struct cpn_service
 			return;
 		}
 	}
-	node = cpn_late_pick(ctx, svc, held, start, now_ns, &there, 0);
+	node = cpn_late_pick(ctx, svc, held, start, now_ns, &there);
 	if (node) {
 		cpn_late_pop(q, c, &out->ent);
 		out->verdict = CPN_LATE_BIND;

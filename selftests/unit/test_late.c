@@ -131,6 +131,7 @@ static void test_bind_while_free_then_hold(void **state)
 	assert_int_not_equal(r1.node, r2.node);
 	assert_int_equal(held[1], 1);
 	assert_int_equal(held[2], 1);
+	svc.max_wait_us = 1000000; /* a prediction is made where there is a limit */
 	r3 = admit(0, 3, NOW_NS);
 	assert_int_equal(r3.verdict, CPN_LATE_HOLD);
 	/* Its prediction: one slot freeing (2 slots at 2 ms: 1 ms) and a

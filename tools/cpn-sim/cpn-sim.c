@@ -159,9 +159,9 @@ enum sim_mode {
 static const char *const mode_names[N_MODES] = {"reports", "outstanding", "router"};
 
 /* n of JBSQ(n) for a late binding policy (lateN), else 0. */
-static __u32 pol_late(int p)
+static int pol_late(int p)
 {
-	return p >= POL_LATE && p < N_POL ? (__u32)(p - POL_LATE + 1) : 0;
+	return p >= POL_LATE && p < N_POL ? p - POL_LATE + 1 : 0;
 }
 
 static const char *pol_name(int p)
@@ -233,10 +233,13 @@ static int pol_liveness_only(int p)
 	return pol_tokens(p) || p == POL_P2C_PROBE;
 }
 
-/* Scanning policies: services of at most CPN_SVC_SCAN_MAX nodes. */
+/* Scanning policies: services of at most CPN_SVC_SCAN_MAX nodes (late
+ * binding's pick scans as `least` does).
+ */
+static int pol_late(int p);
 static int pol_scans(int p)
 {
-	return p == CPN_POL_LEAST || p == CPN_POL_RR;
+	return p == CPN_POL_LEAST || p == CPN_POL_RR || pol_late(p);
 }
 
 /* ---- random numbers ------------------------------------------------------ */
