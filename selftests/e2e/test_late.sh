@@ -41,7 +41,7 @@ cleanup() {
 }
 trap cleanup EXIT
 
-T=12
+T=13
 echo "1..$T"
 bail() {
 	bail_rest "$T" "$1 (not reached)"
@@ -112,7 +112,16 @@ summary() { # out.json: sent replied busy lost
 	python3 -c "import json; d=json.load(open('$1')); print(d['sent'], d['replied'], d['busy'], d['lost'])"
 }
 
-# 2. JBSQ(1): nothing waits at a worker, so no worker refuses.
+# 2. cpnctl status says how the service dispatches.
+$TB cpnctl --name $NAME status -j >"$TMP/status.json" 2>&1
+$TB cpnctl --name $NAME status >"$TMP/status.txt" 2>&1
+check "status_shows_dispatch_late" "$TMP/status.json" python3 -c "
+import json, sys
+s = json.load(open('$TMP/status.json'))['services'][0]
+sys.exit(0 if s['dispatch'] == 'late' and s['late_bound'] == 1 and
+         'least/late1' in open('$TMP/status.txt').read() else 1)"
+
+# 3. JBSQ(1): nothing waits at a worker, so no worker refuses.
 nb0=$(node_busy) h0=$(metric 'cpn_packets_total{action="req_held"') b0=$(metric 'cpn_late_bound_total{service_id="1"')
 load 12 600 "$TMP/l1.json" &
 lp=$!
@@ -127,7 +136,7 @@ check "late_bound_1_no_request_waits_at_a_worker" "$TMP/l1.txt" \
 	test "$sent" -eq 600 -a "$replied" -eq 600 -a $((nb1 - nb0)) -eq 0 \
 	-a $((h1 - h0)) -gt 100 -a $((b1 - b0)) -eq $((h1 - h0)) -a "$ms" -eq 1
 
-# 3. Control: bound early, the same load overflows the workers' queues.
+# 4. Control: bound early, the same load overflows the workers' queues.
 svc "policy: least, max_queue: 0" || bail "apply"
 nb0=$(node_busy)
 load 12 300 "$TMP/early.json"
@@ -137,7 +146,7 @@ echo "early least: sent $sent replied $replied busy $busy lost $lost; node BUSY 
 check "control_early_binding_overflows_the_workers" "$TMP/early.txt" \
 	test $((nb1 - nb0)) -gt 0 -a "$busy" -gt 0
 
-# 4. JBSQ(2): two slots at each node, never more. (The workers' queue of
+# 5. JBSQ(2): two slots at each node, never more. (The workers' queue of
 # one may refuse one now and then: a worker sends its reply before it takes
 # the next waiting request, and the router's next may come in between.)
 svc "policy: least, dispatch: late, late_bound: 2" || bail "apply"
@@ -151,7 +160,7 @@ echo "late n=2: sent $sent replied $replied busy $busy lost $lost; most slots at
 check "late_bound_2_two_slots_per_node" "$TMP/l2.txt" \
 	test "$sent" -eq 600 -a "$lost" -eq 0 -a $((replied + busy)) -eq 600 -a "$ms" -eq 2
 
-# 5. The queue bound: 24 outstanding, 3 bound, at most 4 held.
+# 6. The queue bound: 24 outstanding, 3 bound, at most 4 held.
 svc "policy: least, dispatch: late, max_queue: 4" || bail "apply"
 q0=$(svc_busy queue)
 load 24 600 "$TMP/q.json"
@@ -163,7 +172,7 @@ check "late_queue_bound_refuses_with_busy_queue" "$TMP/q.txt" \
 	test "$sent" -eq 600 -a "$lost" -eq 0 -a $((replied + busy)) -eq 600 \
 	-a "$bq" -gt 0 -a $((q1 - q0)) -eq "$bq" -a "$replied" -gt 0
 
-# 6. max_wait_us: 3 slots of 5 ms free one every 1.7 ms; a request with
+# 7. max_wait_us: 3 slots of 5 ms free one every 1.7 ms; a request with
 # four or more before it would be answered after more than 12 ms.
 svc "policy: least, dispatch: late, max_wait_us: 12000" || bail "apply"
 w0=$(svc_busy wait) t0=$(metric 'cpn_late_timed_out_total{service_id="1"')
@@ -176,7 +185,7 @@ check "late_max_wait_refuses_with_busy_wait_at_once" "$TMP/w.txt" \
 	test "$sent" -eq 600 -a "$lost" -eq 0 -a $((replied + busy)) -eq 600 \
 	-a $((w1 - w0)) -gt 0 -a "$replied" -gt 0
 
-# 7. A node that stops: its slot times out, the others take the queue.
+# 8. A node that stops: its slot times out, the others take the queue.
 svc "policy: least, dispatch: late" || bail "apply"
 e0=$(metric cpn_late_slots_expired_total)
 wpid=$(cat "$STATE/w1.pid")
@@ -191,7 +200,7 @@ check "stopped_node_slot_times_out_and_others_serve" "$TMP/dead.txt" \
 	-a $((e1 - e0)) -ge 1 -a "$replied" -ge 290
 sleep 0.6 # worker 1 answers and reports again
 
-# 8. Reconfiguration with requests held: 24 outstanding, 3 bound, 21 held
+# 9. Reconfiguration with requests held: 24 outstanding, 3 bound, 21 held
 # (1500 requests: 2.5 s at 600/s, longer than cpn-fwd takes to read the
 # change); dispatch early lets the held ones go at once (least: to the
 # workers, whose queues of one refuse most: BUSY, not lost).
@@ -212,7 +221,7 @@ check "reconfigured_to_early_held_requests_are_bound_not_lost" "$TMP/rc.txt" \
 	test "$sent" -eq 1500 -a "$lost" -eq 0 -a $((replied + busy)) -eq 1500 \
 	-a $((early1 - early0)) -gt 0 -a "$held_then" -eq 0
 
-# 9. The service removed while requests are held: they are answered BUSY
+# 10. The service removed while requests are held: they are answered BUSY
 # (no node); what the client sends after is no longer a service's (lost).
 svc "policy: least, dispatch: late" || bail "apply"
 $TB exec --name $NAME client -- "$BUILD/cpn-load" --to "$VIP:$PORT" --service 1 \
@@ -230,7 +239,7 @@ echo "service removed while held: sent $sent replied $replied busy $busy (no nod
 check "removed_service_held_requests_answered_busy" "$TMP/gone.txt" \
 	test "$no_node" -gt 0 -a "$no_node" -le 24
 
-# 10. SIGTERM with requests held: bound early before cpn-fwd exits; the
+# 11. SIGTERM with requests held: bound early before cpn-fwd exits; the
 # final counters say how many (and that the service removed above had its
 # held requests answered: gone).
 svc "policy: least, dispatch: late" || bail "apply"
@@ -256,7 +265,7 @@ term_ok() {
 }
 check "sigterm_binds_held_requests_early_before_exit" "$TMP/term.txt" term_ok
 
-# 11-12. The hand-off plane: requests and answers of the late service go
+# 12-13. The hand-off plane: requests and answers of the late service go
 # through cpn_xdp to cpn-fwd (reply_dpdk), which frees the slots.
 $TB down --name $NAME >/dev/null 2>&1
 if ! timeout 120 $TB up --name lah --plane handoff --policy least --dispatch late \

@@ -273,6 +273,10 @@ static void show_services(struct cpn_maps *m, const struct cpn_cfg *cfg, const s
 			jkv_s("vip", vip, &f);
 			jkv_s("policy", cpn_policy_names[s->policy], &f);
 			jkv_s("dataplane", s->dpdk ? "dpdk" : "xdp", &f);
+			jkv_s("dispatch", s->late ? "late" : "early", &f);
+			if (s->late)
+				jkv_u("late_bound",
+				      s->late_bound ? s->late_bound : CPN_LATE_BOUND_DEFAULT, &f);
 			jkv_u("max_wait_us", s->max_wait_us, &f);
 			jkv_u("max_queue", s->max_queue, &f);
 			jkv_u("stale_ms", s->stale_ms, &f);
@@ -302,13 +306,19 @@ static void show_services(struct cpn_maps *m, const struct cpn_cfg *cfg, const s
 	for (int i = 0; i < cfg->n_services; i++) {
 		const struct cfg_service *s = &cfg->services[i];
 		struct cpn_svc_stats ss;
-		char ln[32];
+		char ln[32], pol[32];
 
 		cpn_maps_svc_stats(m, s->id, &ss);
 		service_vip(s, vip, sizeof(vip));
 		snprintf(ln, sizeof(ln), "%d/%d", live_nodes(s, nv, nn), s->n_nodes);
+		/* dispatch: late shows as the policy it falls back to, /lateN. */
+		if (s->late)
+			snprintf(pol, sizeof(pol), "%s/late%u", cpn_policy_names[s->policy],
+				 s->late_bound ? s->late_bound : CPN_LATE_BOUND_DEFAULT);
+		else
+			snprintf(pol, sizeof(pol), "%s", cpn_policy_names[s->policy]);
 		printf("%-16s %5u %-24s %-12s %-5s %-11s %10llu %8llu %8llu %10llu\n", s->name,
-		       s->id, vip, cpn_policy_names[s->policy], s->dpdk ? "dpdk" : "xdp", ln,
+		       s->id, vip, pol, s->dpdk ? "dpdk" : "xdp", ln,
 		       (unsigned long long)ss.requests, (unsigned long long)cpn_svc_busy_total(&ss),
 		       (unsigned long long)cpn_svc_refused_total(&ss),
 		       (unsigned long long)ss.replies);
