@@ -373,7 +373,10 @@ static void late_send(struct fwd_lcore *lc, const struct cpn_late_result *r)
 	struct cpn_verdict v;
 	int act;
 
-	lc->env.late_early = r->verdict == CPN_LATE_EARLY;
+	/* Never held again: with no node (EARLY, or the node no longer a
+	 * candidate) the policy's own choice.
+	 */
+	lc->env.late_early = 1;
 	act = cpn_router_held(&lc->env, data, data + len, r->verdict == CPN_LATE_BIND ? r->node : 0,
 			      r->verdict == CPN_LATE_BUSY ? r->busy : 0, &v);
 	lc->env.late_early = 0;
