@@ -648,8 +648,10 @@ def sec_sched(d, plots, work):
                 table(head, rows), ""]
     lr = d.get("late_ratios", [])
     if lr:
-        out += [table(["ρ", "late", "p99", "× M/M/k p99", "× nginx least_conn p99"],
-                      [[x["rho"], x["system"], x["p99"], x.get("vs_mmk_measured_p99"), x.get("vs_nginx_p99")]
+        out += [table(["ρ", "late", "p99", "× M/M/k p99", "× nginx least_conn p99",
+                       "undisturbed runs: × M/M/k", "× nginx"],
+                      [[x["rho"], x["system"], x["p99"], x.get("vs_mmk_measured_p99"), x.get("vs_nginx_p99"),
+                        x.get("vs_mmk_measured_p99_undisturbed"), x.get("vs_nginx_p99_undisturbed")]
                        for x in lr]), ""]
     tg = d.get("targets", [])
     if tg:
