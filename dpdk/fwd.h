@@ -171,6 +171,10 @@ struct cpn_env {
 };
 
 #define FWD_MAX_BURST 512
+/* Requests held by late services, all together: the mbuf pool has room for
+ * this many besides its rings; beyond, BUSY queue.
+ */
+#define FWD_LATE_HELD_MAX 16384
 
 /* A next hop: IPv4 / IPv6 address -> MAC and port. */
 struct neigh_key {

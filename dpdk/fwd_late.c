@@ -82,6 +82,12 @@ int fwd_late_admit(struct cpn_env *env, struct cpn_service *svc, const struct cp
 		return -1;
 	}
 	cpn_late_admit(env, svc, q, l->held, h->class, (__u32)cpn_env_rand(env), now, &r);
+	/* The mbuf pool holds FWD_LATE_HELD_MAX besides its rings. */
+	if (r.verdict == CPN_LATE_HOLD &&
+	    atomic_load_explicit(&l->total, memory_order_relaxed) >= FWD_LATE_HELD_MAX) {
+		r.verdict = CPN_LATE_BUSY;
+		r.busy = CPN_BUSY_QUEUE;
+	}
 	switch (r.verdict) {
 	case CPN_LATE_BIND:
 		rte_spinlock_unlock(&l->lock);
@@ -124,11 +130,11 @@ void fwd_late_sent(struct cpn_env *env, __u16 node)
 {
 	struct fwd_late *l = fwd.late;
 
-	(void)env;
 	if (!l)
 		return;
 	rte_spinlock_lock(&l->lock);
 	cpn_late_sent(l->held, node);
+	l->sent_ns[node & (CPN_MAX_NODES - 1)] = env->now;
 	rte_spinlock_unlock(&l->lock);
 }
 
@@ -142,6 +148,7 @@ void fwd_late_answered(struct cpn_env *env, __u16 node)
 	rte_spinlock_lock(&l->lock);
 	cpn_late_answered(l->held, node);
 	rte_spinlock_unlock(&l->lock);
+	atomic_store_explicit(&l->dirty, 1, memory_order_relaxed);
 }
 
 /* Take one request off its queue (the lock held). */
@@ -163,7 +170,23 @@ int fwd_late_next(struct cpn_env *env, int flush, struct cpn_late_result *out)
 
 	if (!l || !atomic_load_explicit(&l->total, memory_order_relaxed))
 		return 0;
-	rte_spinlock_lock(&l->lock);
+	/* Nothing can have changed: no slot freed, no new configuration,
+	 * and no expiry or max_wait_us due (looked at every millisecond).
+	 * Then no lock, no scan: this runs every poll round.
+	 */
+	if (!flush && !atomic_load_explicit(&l->dirty, memory_order_relaxed) &&
+	    env->now < atomic_load_explicit(&l->tick, memory_order_relaxed) &&
+	    env->snap->gen == atomic_load_explicit(&l->gen, memory_order_relaxed))
+		return 0;
+	if (flush)
+		rte_spinlock_lock(&l->lock);
+	else if (!rte_spinlock_trylock(&l->lock))
+		return 0; /* another lcore is at it */
+	atomic_store_explicit(&l->dirty, 0, memory_order_relaxed);
+	atomic_store_explicit(&l->gen, env->snap->gen, memory_order_relaxed);
+	if (env->now >= atomic_load_explicit(&l->tick, memory_order_relaxed))
+		atomic_store_explicit(&l->tick, env->now + FWD_LATE_EXPIRE_NS,
+				      memory_order_relaxed);
 	if (env->now - l->expired_ns >= FWD_LATE_EXPIRE_NS) {
 		l->expired_ns = env->now;
 		expire = 1;
@@ -190,7 +213,8 @@ int fwd_late_next(struct cpn_env *env, int flush, struct cpn_late_result *out)
 			found = 1;
 		} else {
 			if (expire)
-				l->slots_expired += cpn_late_expire(env, svc, l->held, env->now);
+				l->slots_expired +=
+				    cpn_late_expire(env, svc, l->held, l->sent_ns, env->now);
 			cpn_late_next(env, svc, q, l->held, (__u32)cpn_env_rand(env), env->now,
 				      out);
 			if (out->verdict != CPN_LATE_NONE) {
@@ -205,6 +229,8 @@ int fwd_late_next(struct cpn_env *env, int flush, struct cpn_late_result *out)
 		}
 		if (found) {
 			atomic_fetch_sub_explicit(&l->total, 1, memory_order_relaxed);
+			/* More may go: look again next round. */
+			atomic_store_explicit(&l->dirty, 1, memory_order_relaxed);
 			/* The next call starts with the next service: each
 			 * gets its turn.
 			 */

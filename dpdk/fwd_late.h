@@ -17,12 +17,17 @@
 #include "cpn/late.h"
 
 struct fwd_late {
-	rte_spinlock_t lock;
-	_Atomic __u32 total; /* held, every service: read without the lock */
-	__u32 cursor;	     /* the service fwd_late_next looks at first */
-	__u64 expired_ns;    /* the last cpn_late_expire pass */
+	/* Read without the lock, each poll round: on a line of their own. */
+	_Atomic __u32 total; /* held, every service */
+	_Atomic __u32 dirty; /* an answer freed a slot since the last look */
+	_Atomic __u64 tick;  /* the next look due anyway: expiry, max_wait_us */
+	_Atomic __u64 gen;   /* the snapshot of the last look */
+	rte_spinlock_t lock __rte_cache_aligned;
+	__u32 cursor;	  /* the service fwd_late_next looks at first */
+	__u64 expired_ns; /* the last cpn_late_expire pass */
 	__u64 slots_expired;
-	__u32 held[CPN_MAX_NODES]; /* slots taken at each node */
+	__u32 held[CPN_MAX_NODES];    /* slots taken at each node */
+	__u64 sent_ns[CPN_MAX_NODES]; /* the last late request sent there */
 	struct cpn_late_queue q[CPN_MAX_SERVICES];
 	struct fwd_late_svc_stats svc[CPN_MAX_SERVICES];
 };

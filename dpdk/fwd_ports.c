@@ -161,7 +161,8 @@ int fwd_ports_setup(void)
 	    "cpn_mbufs",
 	    RTE_MAX(8191U,
 		    fwd.nb_ports * ctl.nb_queues * (FWD_RX_DESC + FWD_TX_DESC + FWD_MAX_BURST) +
-			ctl.nb_queues * 512U),
+			ctl.nb_queues * 512U) +
+		FWD_LATE_HELD_MAX,
 	    256, 0, RTE_MBUF_DEFAULT_BUF_SIZE, (int)rte_socket_id());
 	if (!ctl.pool) {
 		fprintf(stderr, "cpn-fwd: cannot create the mbuf pool: %s\n",

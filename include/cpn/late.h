@@ -378,11 +378,15 @@ static __always_inline void cpn_late_next(CPN_CTX *ctx, const struct cpn_service
 	out->verdict = CPN_LATE_NONE;
 	if (c < 0)
 		return;
-	if (svc->max_wait_us) {
-		const struct cpn_late_ent *e = &q->ent[(size_t)c * q->cap + q->head[c]];
+	/* Every class's head: a less urgent class may wait behind a busy
+	 * one for longer than max_wait_us, and gets BUSY then too.
+	 */
+	for (int k = c; svc->max_wait_us && k < CPN_LATE_CLASSES; k++) {
+		const struct cpn_late_ent *e = &q->ent[(size_t)k * q->cap + q->head[k]];
 
-		if (now_ns > e->t_ns && now_ns - e->t_ns > (__u64)svc->max_wait_us * 1000) {
-			cpn_late_pop(q, c, &out->ent);
+		if (q->n[k] && now_ns > e->t_ns &&
+		    now_ns - e->t_ns > (__u64)svc->max_wait_us * 1000) {
+			cpn_late_pop(q, k, &out->ent);
 			out->verdict = CPN_LATE_BUSY;
 			out->busy = CPN_BUSY_WAIT;
 			return;
@@ -412,14 +416,21 @@ static __always_inline void cpn_late_sent(__u32 *held, __u16 id)
 	held[id & (CPN_MAX_NODES - 1)]++;
 }
 
-/* Slots that time out: a candidate stuck (cpn_late_stuck) gets its slots
- * back, counted lost, so that a node that died holds nothing; it is not
- * live meanwhile, so none is bound to it but the retries cpn_late_live
- * allows. An answer that still comes finds the count at zero and leaves
- * it there. Returns the slots freed.
+/* Slots that time out, and slots that drift. A candidate stuck
+ * (cpn_late_stuck) gets its slots back, counted lost, so that a node that
+ * died holds nothing; it is not live meanwhile, so none is bound to it but
+ * the retries cpn_late_live allows. An answer that still comes finds the
+ * count at zero and leaves it there.
+ * And where `sent_ns` (when this router last sent the node a late request;
+ * NULL: not kept) shows that the node reported after that, by more than
+ * its path and a millisecond (so the report counts what was sent), the
+ * count is no more than the node's own queue_depth + inflight: answers
+ * this router never saw as a late service's (the service changed or was
+ * removed meanwhile, a lost reply, a node that restarted) do not keep
+ * slots taken for ever. Returns the slots freed.
  */
 static __always_inline __u32 cpn_late_expire(CPN_CTX *ctx, const struct cpn_service *svc,
-					     __u32 *held, __u64 now_ns)
+					     __u32 *held, const __u64 *sent_ns, __u64 now_ns)
 {
 	__u32 n = cpn_svc_n(svc), freed = 0;
 
@@ -428,9 +439,19 @@ static __always_inline __u32 cpn_late_expire(CPN_CTX *ctx, const struct cpn_serv
 		struct cpn_node *nd = cpn_node_at(ctx, id);
 		__u32 *h = &held[id & (CPN_MAX_NODES - 1)];
 
-		if (*h && nd && cpn_late_stuck(nd, now_ns)) {
+		if (!*h || !nd)
+			continue;
+		if (cpn_late_stuck(nd, now_ns)) {
 			freed += *h;
 			*h = 0;
+		} else if (sent_ns && nd->last_report_ns > sent_ns[id & (CPN_MAX_NODES - 1)] +
+							       ((__u64)nd->path_us + 1000) * 1000) {
+			__u32 at = (__u32)nd->queue_depth + nd->inflight;
+
+			if (*h > at) {
+				freed += *h - at;
+				*h = at;
+			}
 		}
 	}
 	return freed;

@@ -817,9 +817,12 @@ static __always_inline int cpn_reply(struct cpn_env *env, void *data_end, struct
 
 	/* A late service of cpn-fwd (`dispatch: late`, `dataplane: dpdk`):
 	 * its answers free the slots that cpn-fwd counts, so they go to
-	 * cpn-fwd as its requests do, which checks them and relays them.
+	 * cpn-fwd as its requests do, which checks them and relays them. Not
+	 * those to this router's own address: full NAT of requests this
+	 * plane steered while cpn-fwd was away, whose flows are here.
 	 */
 	if (svc && (svc->flags & (CPN_SVC_DPDK | CPN_SVC_LATE)) == (CPN_SVC_DPDK | CPN_SVC_LATE) &&
+	    !((svc->flags & CPN_SVC_FULLNAT) && cpn_addr_eq(p->daddr, nc->src, p->family)) &&
 	    cpn_env_xsk_ready(env))
 		return cpn_verdict_set(env, v, CPN_ACT_XSK, CPN_STAT_REPLY_DPDK);
 	if (!cpn_csum_ok(env, p, data_end,
@@ -1193,14 +1196,26 @@ static __always_inline int cpn_router_held(struct cpn_env *env, void *data, void
 	ss = cpn_env_svc_stats(env, svc->id);
 	if (node_id && !cpn_svc_has_node(svc, node_id))
 		node_id = 0;
-	if (!node_id) {
-		__u32 aff_tenant = cpn_ntohl(h->tenant_id);
+	{
+		__u32 aff_tenant = cpn_ntohl(h->tenant_id), key = cpn_ntohl(h->session_key);
 		struct cpn_tenant *t = cpn_env_tenant(env, aff_tenant);
 
 		if (!t || !cpn_tenant_allows(t, svc->id))
 			aff_tenant = CPN_TENANT_ANY;
-		node_id =
-		    cpn_request_node(env, svc, h, &p, now, cfg->hop_key, aff_tenant, &busy, &n);
+		if (!node_id) {
+			node_id = cpn_request_node(env, svc, h, &p, now, cfg->hop_key, aff_tenant,
+						   &busy, &n);
+		} else if (key && (h->flags & cpn_htons(CPN_F_STICKY))) {
+			/* The session's first request, bound late: its node
+			 * from now on, as a choice on arrival would be.
+			 */
+			struct cpn_aff_key ak = {.tenant_id = h->tenant_id,
+						 .session_key = key,
+						 .service_id = cpn_ntohs(h->service_id)};
+			struct cpn_aff na = {.node_id = node_id, .last_ns = now};
+
+			cpn_env_aff_set(env, aff_tenant, &ak, &na);
+		}
 	}
 	return cpn_request_send(env, data, data_end, &p, svc, h, cfg, ss, node_id, n, busy, now, v);
 }

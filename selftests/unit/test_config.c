@@ -610,6 +610,10 @@ static const struct bad bad[] = {
      "out of range"},
     {BASE "  - {name: b, id: 2, vip: 10.0.0.2, port: 80,\n     late_bound: 2}\n", 7,
      "late_bound is the bound of dispatch: late"},
+    {BASE "  - {name: b, id: 2, vip: 10.0.0.2, port: 80, dispatch: late, liveness: reports}\n", 6,
+     "cannot go with liveness: reports"},
+    {BASE "  - {name: b, id: 2, vip: 10.0.0.2, port: 80, dispatch: late, max_queue: 70000}\n", 6,
+     "the most a dispatch: late service holds"},
 };
 
 static void gen_cases(void)

@@ -306,7 +306,7 @@ static void test_stuck_node_slots_expire(void **state)
 	tbl[2].unanswered = 0; /* answering, and busy with the next */
 	assert_true(cpn_node_suspect(&tbl[1], t));
 	assert_false(cpn_late_stuck(&tbl[1], t));
-	assert_int_equal(cpn_late_expire(tbl, &svc, held, t), 0);
+	assert_int_equal(cpn_late_expire(tbl, &svc, held, NULL, t), 0);
 	assert_int_equal(held[1], 1);
 	/* Past its deadlines: stuck. Its slot is given back, and nothing is
 	 * bound to it; node 2 takes the queue.
@@ -317,7 +317,7 @@ static void test_stuck_node_slots_expire(void **state)
 	tbl[2].unanswered = 0;
 	assert_true(cpn_late_stuck(&tbl[1], t));
 	assert_false(cpn_late_live(&tbl[1], t, svc.stale_ms));
-	assert_int_equal(cpn_late_expire(tbl, &svc, held, t), 1);
+	assert_int_equal(cpn_late_expire(tbl, &svc, held, NULL, t), 1);
 	assert_int_equal(held[1], 0);
 	cpn_late_next(tbl, &svc, &q, held, 0, t, &r);
 	assert_int_equal(r.verdict, CPN_LATE_NONE); /* node 2 still busy */
@@ -448,6 +448,36 @@ static void test_stuck_but_there_holds(void **state)
 	assert_int_equal(r.ent.handle, 1);
 }
 
+/* Slots that drift: an answer this router never counted (the service was
+ * early for a while, a reply lost) leaves a slot taken at an idle node. A
+ * report that came after the last late request sent there, by more than
+ * the node's path and a millisecond, bounds the count by what the node
+ * says it holds; an earlier one does not (it may not count that request).
+ */
+static void test_drifted_slots_follow_reports(void **state)
+{
+	__u64 sent[CPN_MAX_NODES] = {0};
+	__u64 t = NOW_NS + 10 * MS;
+
+	(void)state;
+	held[1] = 1; /* its answer went uncounted */
+	held[2] = 1; /* in service, and the node says so */
+	sent[1] = sent[2] = NOW_NS;
+	tbl[1].path_us = tbl[2].path_us = 200;
+	tbl[2].inflight = 1;
+	tbl[1].last_report_ns = tbl[2].last_report_ns = NOW_NS + 1 * MS; /* too soon */
+	assert_int_equal(cpn_late_expire(tbl, &svc, held, sent, t), 0);
+	assert_int_equal(held[1], 1);
+	tbl[1].last_report_ns = tbl[2].last_report_ns = NOW_NS + 2 * MS;
+	assert_int_equal(cpn_late_expire(tbl, &svc, held, sent, t), 1);
+	assert_int_equal(held[1], 0);
+	assert_int_equal(held[2], 1);
+	/* Without sent times (not kept), nothing but stuck nodes. */
+	held[1] = 1;
+	assert_int_equal(cpn_late_expire(tbl, &svc, held, NULL, t), 0);
+	assert_int_equal(held[1], 1);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -461,6 +491,7 @@ int main(void)
 	    cmocka_unit_test_setup(test_stuck_node_slots_expire, setup),
 	    cmocka_unit_test_setup(test_early_with_no_live_candidate, setup),
 	    cmocka_unit_test_setup(test_stuck_but_there_holds, setup),
+	    cmocka_unit_test_setup(test_drifted_slots_follow_reports, setup),
 	    cmocka_unit_test_setup(test_central_queue_model, setup),
 	};
 

@@ -904,7 +904,7 @@ static __u32 late_expire(struct sim *s, __u32 router, __u32 group, __u64 now_ns)
 	    now_ns - s->late_exp_ns[i] < LATE_EXPIRE_NS)
 		return 0;
 	s->late_exp_ns[i] = now_ns;
-	return cpn_late_expire(&s->views[router], &s->svcs[i], late_held(s, router), now_ns);
+	return cpn_late_expire(&s->views[router], &s->svcs[i], late_held(s, router), NULL, now_ns);
 }
 
 /* A request of a late service reaches its router. */

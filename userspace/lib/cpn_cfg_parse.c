@@ -549,6 +549,14 @@ static int parse_service(struct ctx *c, yaml_node_t *m, struct cfg_service *s, s
 		return fail(c, bound_line,
 			    "late_bound is the bound of dispatch: late: add dispatch: late to the "
 			    "service, or remove late_bound");
+	if (s->late && s->liveness_reports)
+		return fail(c, s->line,
+			    "dispatch: late counts the answers that free a node's slots: it cannot "
+			    "go with liveness: reports (answers this router does not see)");
+	if (s->late && s->max_queue > CPN_LATE_QUEUE_MAX)
+		return fail(c, s->line,
+			    "max_queue %u is above %u, the most a dispatch: late service holds",
+			    s->max_queue, CPN_LATE_QUEUE_MAX);
 	return need(c, m, "service", keys, seen,
 		    1UL << K_NAME | 1UL << K_ID | 1UL << K_VIP | 1UL << K_PORT,
 		    "name, id, vip and port");
