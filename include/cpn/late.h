@@ -105,14 +105,19 @@ static __always_inline int cpn_late_live(const struct cpn_node *n, __u64 now_ns,
 	return !cpn_late_stuck(n, now_ns) || cpn_node_answering(n, now_ns);
 }
 
-/* Still there: up, not draining, reported within stale_ms, not gone. A
- * request waits for such a node (stuck for now, or every slot taken)
- * rather than being bound early.
+/* Still there: up, not draining, reported within stale_ms. A request
+ * waits for such a node (stuck for now, or every slot taken) rather than
+ * being bound early. Not the early policies' "gone" (silent for 20 ms
+ * since it turned suspect): a router that was itself descheduled finds
+ * its nodes' reports still in its receive rings, behind the requests it
+ * reads first, and would bind early (or refuse, no node) what it should
+ * hold for a moment; a node that died is out after stale_ms, and not
+ * bound to meanwhile (stuck).
  */
 static __always_inline int cpn_late_there(const struct cpn_node *n, __u64 now_ns, __u32 stale_ms)
 {
 	return cpn_node_up(n) && !(n->report_flags & CPN_REP_DRAINING) &&
-	       cpn_node_fresh(n, now_ns, stale_ms) && !cpn_node_gone(n, now_ns);
+	       cpn_node_fresh(n, now_ns, stale_ms);
 }
 
 static __always_inline __u32 cpn_late_class(__u8 cls)
