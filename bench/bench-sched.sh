@@ -58,6 +58,10 @@
 # its threads' time on CPU (busy polling: up to a whole core); nginx, its
 # processes' time on CPU (/proc/PID/task/*/schedstat, the ns-resolution
 # form of utime + stime; utime + stime from /proc/PID/stat are kept too).
+# CPUs, for every row: CPU 1 is the router's (cpn-fwd's forwarding lcore,
+# nginx); the client, the workers and the daemons are pinned to the others
+# (taskset), so that a polling cpn-fwd has a core to itself, as it would
+# in production. The XDP program runs in the senders' softirqs.
 #
 # Heterogeneous: 4 workers on `testbed --name sqh`: exp:1000, exp:2000,
 # exp:4000 and exp:2000 with --delay-us 2000 (2 ms of emulated path delay),
@@ -251,12 +255,33 @@ T0=$SECONDS
 LOADAVG0=$(cut -d' ' -f1-3 /proc/loadavg)
 
 tb() { "$TB" "$@"; }
+# CPUs: the router's is CPU 1 (cpn-fwd's forwarding lcore, -l 0-1; nginx);
+# the client, the workers and the daemons run on the others, so that a
+# polling cpn-fwd has its core to itself and shares it with nobody's
+# latency. The XDP program runs in the softirqs of the senders' CPUs.
+NCPU=$(nproc)
+ROUTER_CPU=1 REST_CPUS=0
+[ "$NCPU" -gt 2 ] && REST_CPUS="0,2-$((NCPU - 1))"
+pin_tb() { # name: its workers and daemon on REST_CPUS
+	local st f
+	[ "$NCPU" -ge 2 ] || return 0
+	st=$(tb info --name "$1" | sed -n 's/.* STATE=\([^ ]*\) .*/\1/p')
+	for f in "$st"/w*.pid "$st"/daemon.pid; do
+		[ -e "$f" ] || continue
+		taskset -a -p -c "$REST_CPUS" "$(cat "$f")" >/dev/null ||
+			die "cannot pin $(basename "$f" .pid) of $1 to CPUs $REST_CPUS"
+	done
+}
+pin_cmd() { # the prefix that runs a command on CPUS
+	[ "$NCPU" -ge 2 ] && echo taskset -c "$1"
+}
 # cpn-load in NAME's client namespace, JSON to OUT:
 #   load name out duration warmup seed (--rate R | --concurrency C)
 load() {
 	local name=$1 out=$2 dur=$3 warm=$4 seed=$5
 	shift 5
-	tb exec --name "$name" client -- "$LOAD" --to "$VIP" --service 1 --tenant 42 \
+	# shellcheck disable=SC2046
+	tb exec --name "$name" client -- $(pin_cmd "$REST_CPUS") "$LOAD" --to "$VIP" --service 1 --tenant 42 \
 		--kernel synthetic --session-keys "$SESSION_KEYS" --timeout "$TIMEOUT_MS" \
 		--duration "$dur" --warmup "$warm" --seed "$seed" --json "$@" >"$out" 2>"$out.err" ||
 		die "cpn-load on $name failed: $(cat "$out.err")"
@@ -279,6 +304,7 @@ up() { # name policy worker-args...
 	for w in "$@"; do a+=(--worker "$w"); done
 	tb up --name "$name" --policy "$pol" "${a[@]}" >"$TMP/up.log" 2>&1 ||
 		die "testbed up $name failed: $(cat "$TMP/up.log")"
+	pin_tb "$name"
 }
 py() { python3 -c "$@"; }
 
@@ -291,6 +317,7 @@ up_sqd() { # worker-args...
 	tb up --name "$DNAME" --plane dpdk --policy least --dispatch late --late-bound 1 "${a[@]}" \
 		>"$TMP/up.log" 2>&1 || die "testbed up $DNAME (plane dpdk, dispatch late) failed: $(cat "$TMP/up.log")"
 	tb stop-fwd --name "$DNAME" >/dev/null 2>&1 || die "cannot stop cpn-fwd on $DNAME"
+	pin_tb "$DNAME"
 	DSTATE=$(tb info --name "$DNAME" | sed -n 's/.* STATE=\([^ ]*\) .*/\1/p')
 	FWD_METRICS=$(tb info --name "$DNAME" | sed -n 's/^FWD_METRICS=//p')
 	if [ -z "$DSTATE" ] || [ -z "$FWD_METRICS" ]; then die "testbed $DNAME: no state or metrics address"; fi
@@ -341,7 +368,9 @@ nginx_start() { # nginx | nginx-r2
 	} >"$d/nginx.conf"
 	ip -n "$DNAME-router" addr add "${VIP%:*}/32" dev lo || die "cannot add the VIP to $DNAME-router's lo"
 	# nsenter execs nginx: $! is nginx's master itself.
-	nsenter --net="/run/netns/$DNAME-router" nginx -c "$d/nginx.conf" -p "$d/" -e "$d/logs/error.log" \
+	# shellcheck disable=SC2046
+	nsenter --net="/run/netns/$DNAME-router" $(pin_cmd "$ROUTER_CPU") nginx -c "$d/nginx.conf" \
+		-p "$d/" -e "$d/logs/error.log" \
 		-g 'daemon off;' >"$d/out.log" 2>&1 &
 	NGX_PID=$!
 	for _ in $(seq 100); do
