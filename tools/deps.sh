@@ -76,6 +76,14 @@ if ! $check_only; then
 		done
 	fi
 	hash -r
+	# Debian starts and enables nginx's own service on port 80 when it
+	# installs the package; cpn's benchmark runs its own nginx, on the
+	# testbed's addresses only. A service this run brought up goes again.
+	if [[ " $pkgs " == *" nginx "* ]] && command -v systemctl >/dev/null &&
+		systemctl is-enabled nginx >/dev/null 2>&1; then
+		echo "deps: nginx is for bench-sched's baseline: its system service is stopped and disabled"
+		$SUDO systemctl disable --now nginx >/dev/null 2>&1 || true
+	fi
 	miss=$(missing) || exit 1
 	[ -z "$miss" ] && exit 0
 fi
