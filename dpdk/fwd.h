@@ -174,7 +174,7 @@ struct cpn_env {
 /* Requests held by late services, all together: the mbuf pool has room for
  * this many besides its rings; beyond, BUSY queue.
  */
-#define FWD_LATE_HELD_MAX 16384
+#define FWD_LATE_HELD_MAX 4096
 
 /* A next hop: IPv4 / IPv6 address -> MAC and port. */
 struct neigh_key {

@@ -236,8 +236,9 @@ static int tel_lcores(const char *cmd, const char *params, struct rte_tel_data *
 	return 0;
 }
 
-/* cpn-fwd's own: the lcores' busy time, and dispatch: late by service
- * (the late ones) and node (slots taken).
+/* cpn-fwd's own families (cpn_fwd_*, cpn_late_*; no daemon has them):
+ * the lcores' busy time, and dispatch: late by service (the late ones and
+ * those that were) and node (slots taken); plane="dpdk" as every series.
  */
 static void render_late(FILE *f, const struct fwd_snap *s)
 {
@@ -250,8 +251,10 @@ static void render_late(FILE *f, const struct fwd_snap *s)
 
 	for (unsigned int i = 0; i < ctl.n_lc; i++)
 		tsc += __atomic_load_n(&ctl.lc[i]->cnt->busy_tsc, __ATOMIC_RELAXED);
+	cpn_prom_labels_reset(&l);
+	cpn_prom_label(&l, "plane", "dpdk");
 	cpn_prom_family(f, CPN_M_F_BUSY);
-	cpn_prom_double(f, CPN_M_F_BUSY, NULL, NULL, hz ? (double)tsc / (double)hz : 0.0);
+	cpn_prom_double(f, CPN_M_F_BUSY, NULL, &l, hz ? (double)tsc / (double)hz : 0.0);
 	fwd_late_read(&ls);
 	for (unsigned int k = 0; k < sizeof(fam) / sizeof(fam[0]); k++) {
 		cpn_prom_family(f, fam[k]);
@@ -271,6 +274,7 @@ static void render_late(FILE *f, const struct fwd_snap *s)
 			if (s->svc_name[id][0])
 				cpn_prom_label(&l, "service", s->svc_name[id]);
 			cpn_prom_labelu(&l, "service_id", id);
+			cpn_prom_label(&l, "plane", "dpdk");
 			cpn_prom_u64(f, fam[k], NULL, &l, x);
 		}
 	}
@@ -280,10 +284,13 @@ static void render_late(FILE *f, const struct fwd_snap *s)
 			continue;
 		cpn_prom_labels_reset(&l);
 		cpn_prom_labelu(&l, "node", id);
+		cpn_prom_label(&l, "plane", "dpdk");
 		cpn_prom_u64(f, CPN_M_LATE_SLOTS, NULL, &l, ls.slots[id]);
 	}
+	cpn_prom_labels_reset(&l);
+	cpn_prom_label(&l, "plane", "dpdk");
 	cpn_prom_family(f, CPN_M_LATE_SLOTS_EXPIRED);
-	cpn_prom_u64(f, CPN_M_LATE_SLOTS_EXPIRED, NULL, NULL, ls.slots_expired);
+	cpn_prom_u64(f, CPN_M_LATE_SLOTS_EXPIRED, NULL, &l, ls.slots_expired);
 }
 
 /* The families both data planes export (cpn_prom.h), with plane="dpdk":
