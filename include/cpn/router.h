@@ -1072,6 +1072,17 @@ static __always_inline int cpn_parse(struct cpn_env *env, void *data, void *data
 	return cpn_parse_stop(env, v, CPN_ACT_PASS, CPN_STAT_PASS_NOT_CPN);
 }
 
+/* A verdict before anything is decided: PASS. */
+static __always_inline void cpn_verdict_reset(struct cpn_verdict *v)
+{
+	v->action = CPN_ACT_PASS;
+	v->family = 0;
+	v->l3_off = 0;
+	v->trim = 0;
+	v->node_id = 0;
+	v->now_ns = 0;
+}
+
 /* The VIP key a datagram is sent to (vk zeroed by the caller). */
 static __always_inline void cpn_vip_key_of(const struct cpn_l34 *p, struct cpn_vip_key *vk)
 {
@@ -1106,12 +1117,7 @@ static __always_inline int cpn_router_rx(struct cpn_env *env, void *data, void *
 	struct cpn_hdr *h;
 	struct cpn_node_cfg *nc;
 
-	v->action = CPN_ACT_PASS;
-	v->family = 0;
-	v->l3_off = 0;
-	v->trim = 0;
-	v->node_id = 0;
-	v->now_ns = 0;
+	cpn_verdict_reset(v);
 	cpn_env_count(env, CPN_STAT_RX);
 	if (cpn_parse(env, data, data_end, &p, v))
 		return v->action;
@@ -1165,12 +1171,7 @@ static __always_inline int cpn_router_held(struct cpn_env *env, void *data, void
 	__u64 now = cpn_env_now_ns(env);
 	__u8 busy = 0;
 
-	v->action = CPN_ACT_PASS;
-	v->family = 0;
-	v->l3_off = 0;
-	v->trim = 0;
-	v->node_id = 0;
-	v->now_ns = 0;
+	cpn_verdict_reset(v);
 	if (cpn_parse(env, data, data_end, &p, v))
 		return cpn_verdict_set(env, v, CPN_ACT_DROP, CPN_STAT_DROP_SHORT);
 	cpn_vip_key_of(&p, &vk);
