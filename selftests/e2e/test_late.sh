@@ -108,6 +108,13 @@ max_slots() {
 	done
 	echo "$m" >"$2"
 }
+# load_bg out.json timeout_ms: 24 outstanding, 1500 requests (2.5 s at
+# 600/s: longer than cpn-fwd takes to read a change), in the background.
+load_bg() {
+	$TB exec --name $NAME client -- "$BUILD/cpn-load" --to "$VIP:$PORT" --service 1 \
+		--tenant "$TENANT" --concurrency 24 --count 1500 --timeout "$2" --kernel synthetic \
+		--json >"$1" 2>"$1.err" &
+}
 summary() { # out.json: sent replied busy lost
 	python3 -c "import json; d=json.load(open('$1')); print(d['sent'], d['replied'], d['busy'], d['lost'])"
 }
@@ -207,9 +214,7 @@ sleep 0.6 # worker 1 answers and reports again
 # workers, whose queues of one refuse most: BUSY, not lost).
 svc "policy: least, dispatch: late" || bail "apply"
 early0=$(metric 'cpn_late_early_total{service_id="1"')
-$TB exec --name $NAME client -- "$BUILD/cpn-load" --to "$VIP:$PORT" --service 1 \
-	--tenant "$TENANT" --concurrency 24 --count 1500 --timeout 1500 --kernel synthetic \
-	--json >"$TMP/rc.json" 2>"$TMP/rc.err" &
+load_bg "$TMP/rc.json" 1500
 lp=$!
 sleep 0.3
 svc "policy: least" >/dev/null
@@ -225,9 +230,7 @@ check "reconfigured_to_early_held_requests_are_bound_not_lost" "$TMP/rc.txt" \
 # 10. The service removed while requests are held: they are answered BUSY
 # (no node); what the client sends after is no longer a service's (lost).
 svc "policy: least, dispatch: late" || bail "apply"
-$TB exec --name $NAME client -- "$BUILD/cpn-load" --to "$VIP:$PORT" --service 1 \
-	--tenant "$TENANT" --concurrency 24 --count 1500 --timeout 300 --kernel synthetic \
-	--json >"$TMP/gone.json" 2>"$TMP/gone.err" &
+load_bg "$TMP/gone.json" 300
 lp=$!
 sleep 0.3
 grep -v "name: svc\|max_wait_us:.*nodes:" "$STATE/cpn.yaml" |
@@ -246,9 +249,7 @@ check "removed_service_held_requests_answered_busy" "$TMP/gone.txt" \
 # final counters say how many (and that the service removed above had its
 # held requests answered: gone).
 svc "policy: least, dispatch: late" || bail "apply"
-$TB exec --name $NAME client -- "$BUILD/cpn-load" --to "$VIP:$PORT" --service 1 \
-	--tenant "$TENANT" --concurrency 24 --count 1500 --timeout 300 --kernel synthetic \
-	--json >"$TMP/term.json" 2>"$TMP/term.err" &
+load_bg "$TMP/term.json" 300
 lp=$!
 sleep 0.3
 pid=$(cat "$STATE/fwd.pid")
