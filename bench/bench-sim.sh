@@ -119,13 +119,18 @@ if [ "$SMOKE" -eq 1 ]; then
 	RULES=(idle adapt)
 fi
 : >"$W/cmds"
-run_many() { # name, cpn-sim options...
-	local name=$1
-	shift
-	echo "$name	$SIM ${m_base[*]} $*" >>"$W/cmds"
-	"$SIM" "${m_base[@]}" "$@" --json-out "$W/many-$name.json" 2>>"$W/many.log" ||
-		die "cpn-sim failed: $SIM ${m_base[*]} $* (see below)$(tail -5 "$W/many.log")"
+# One cpn-sim command of a part (many, late): its options after the part's
+# own (the array named BASE), its JSON in $W/PART-NAME.json, the command
+# appended to CMDS, its errors to $W/PART.log.
+run_sim() { # cmds part base name, cpn-sim options...
+	local cmds=$1 part=$2 name=$4
+	local -n base=$3
+	shift 4
+	echo "$name	$SIM ${base[*]} $*" >>"$cmds"
+	"$SIM" "${base[@]}" "$@" --json-out "$W/$part-$name.json" 2>>"$W/$part.log" ||
+		die "cpn-sim failed: $SIM ${base[*]} $* (see below)$(tail -5 "$W/$part.log")"
 }
+run_many() { run_sim "$W/cmds" many m_base "$@"; } # name, cpn-sim options...
 for rho in "${RHOS[@]}"; do
 	run_many "main-$rho-uniform" --policies "$MANY_POL" --routers "$m_routers" --rho "$rho" \
 		--repeats "$m_reps"
@@ -320,13 +325,7 @@ if [ "$SMOKE" -eq 1 ]; then
 	L_RHOS=(0.8 0.9)
 fi
 : >"$W/late-cmds"
-run_late() { # name, cpn-sim options...
-	local name=$1
-	shift
-	echo "$name	$SIM ${l_base[*]} $*" >>"$W/late-cmds"
-	"$SIM" "${l_base[@]}" "$@" --json-out "$W/late-$name.json" 2>>"$W/late.log" ||
-		die "cpn-sim failed: $SIM ${l_base[*]} $* (see below)$(tail -5 "$W/late.log")"
-}
+run_late() { run_sim "$W/late-cmds" late l_base "$@"; } # name, cpn-sim options...
 for rho in "${L_RHOS[@]}"; do
 	run_late "k8-$rho" --nodes 8 --routers 1 --report-ms 0 --modes reports,router --rho "$rho" \
 		--repeats "$l_reps"
