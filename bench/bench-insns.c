@@ -418,12 +418,10 @@ static void usage(void)
 
 int main(int argc, char **argv)
 {
-	static const struct option opts[] = {{"json", no_argument, 0, 'j'},
-					     {"packets", required_argument, 0, 'n'},
-					     {"no-nh-cache", no_argument, 0, 'C'},
-					     {"profile", required_argument, 0, 'p'},
-					     {"help", no_argument, 0, 'h'},
-					     {0, 0, 0, 0}};
+	static const struct option opts[] = {
+	    {"json", no_argument, 0, 'j'},	  {"packets", required_argument, 0, 'n'},
+	    {"no-nh-cache", no_argument, 0, 'C'}, {"profile", required_argument, 0, 'p'},
+	    {"help", no_argument, 0, 'h'},	  {0, 0, 0, 0}};
 	int json = 0, nocache = 0, c, if_in = 0, if_out = 0, cpu, ncpus, bad = 0, rc = 1,
 	    opened = 0;
 	__u32 packets = 3;
@@ -660,7 +658,8 @@ int main(int argc, char **argv)
 			const struct bpf_insn *in = &progs[0].insns[pc];
 
 			if (in->code == (BPF_JMP | BPF_CALL) && in->src_reg == BPF_PSEUDO_CALL)
-				printf("profile-call %zu %zu\n", pc, pc + 1 + (size_t)(long)in->imm);
+				printf("profile-call %zu %zu\n", pc,
+				       pc + 1 + (size_t)(long)in->imm);
 			if (profile_hits[pc])
 				printf("profile %s %zu %u\n", path_names[profile_path], pc,
 				       profile_hits[pc]);
