@@ -286,6 +286,11 @@ struct fwd_late_stats {
 struct fwd_late *fwd_late_new(void);
 void fwd_late_free(struct fwd_late *l);
 void fwd_late_read(struct fwd_late_stats *out);
+/* The control thread, before it publishes `snap` (and every second): a
+ * ring for each late service, of its limit; a ring whose limit changed is
+ * replaced once it holds nothing.
+ */
+void fwd_late_prepare(const struct fwd_snap *snap);
 
 /* ---- neighbours (fwd_loop.c) ----------------------------------------- */
 

@@ -13,10 +13,14 @@
  *
  * Slots are counted where a late service's request is sent (router.h's
  * cpn_env_late_sent, after every check) and given back by the node's REPLY
- * or BUSY, or when the node turns suspect (cpn_late_expire: what it was
- * sent is counted lost). With several lcores, two of them may bind to the
- * same last slot at once: a node may then hold one more than its bound for
- * a moment.
+ * or BUSY, when the node is stuck (cpn_late_expire: what it was sent is
+ * counted lost), or down to what the node's own report says it holds. With
+ * several lcores, lcores that bind at the same moment may each take a
+ * node's last free slot: up to (lcores - 1) over its bound for a moment.
+ *
+ * The queues' rings are allocated by the control thread
+ * (fwd_late_prepare), before a snapshot with a new late service or a new
+ * limit is published: nothing is allocated on the packet path.
  */
 #include "fwd_late.h"
 
@@ -47,23 +51,41 @@ void fwd_late_free(struct fwd_late *l)
 	free(l);
 }
 
-/* The service's queue with room for its limit: (re)allocated while empty
- * when the limit changed. NULL when out of memory.
- */
-static struct cpn_late_queue *queue_of(struct fwd_late *l, const struct cpn_service *svc)
+void fwd_late_prepare(const struct fwd_snap *snap)
 {
-	struct cpn_late_queue *q = &l->q[svc->id & (CPN_MAX_SERVICES - 1)];
-	__u32 cap = cpn_late_cap(svc);
+	struct fwd_late *l = fwd.late;
 
-	if (q->ent && (q->cap == cap || q->len))
-		return q;
-	free(q->ent);
-	memset(q, 0, sizeof(*q));
-	q->ent = calloc((size_t)cap * CPN_LATE_CLASSES, sizeof(*q->ent));
-	if (!q->ent)
-		return NULL;
-	q->cap = cap;
-	return q;
+	if (!l || !snap)
+		return;
+	for (int id = 0; id < CPN_MAX_SERVICES; id++) {
+		const struct cpn_service *svc = &snap->svc[id];
+		struct cpn_late_queue *q = &l->q[id];
+		struct cpn_late_ent *ent, *old = NULL;
+		__u32 cap;
+
+		if (!snap->has_svc[id] || !(svc->flags & CPN_SVC_LATE))
+			continue;
+		cap = cpn_late_cap(svc);
+		/* q->ent and q->cap change only here (this thread): read
+		 * without the lock.
+		 */
+		if (q->ent && q->cap == cap)
+			continue;
+		ent = calloc((size_t)cap * CPN_LATE_CLASSES, sizeof(*ent));
+		if (!ent)
+			continue; /* the old ring, or early binding, until it can */
+		rte_spinlock_lock(&l->lock);
+		if (!q->len) {
+			old = q->ent;
+			memset(q, 0, sizeof(*q));
+			q->ent = ent;
+			q->cap = cap;
+			ent = NULL;
+		}
+		rte_spinlock_unlock(&l->lock);
+		free(old);
+		free(ent); /* requests held: resized once they are gone */
+	}
 }
 
 int fwd_late_admit(struct cpn_env *env, struct cpn_service *svc, const struct cpn_hdr *h, __u64 now,
@@ -75,9 +97,9 @@ int fwd_late_admit(struct cpn_env *env, struct cpn_service *svc, const struct cp
 
 	if (!l || env->late_early)
 		return -1;
+	q = &l->q[svc->id & (CPN_MAX_SERVICES - 1)];
 	rte_spinlock_lock(&l->lock);
-	q = queue_of(l, svc);
-	if (!q) {
+	if (!q->ent) { /* not prepared yet (fwd_late_prepare): bound early */
 		rte_spinlock_unlock(&l->lock);
 		return -1;
 	}
@@ -114,7 +136,7 @@ int fwd_late_hold(struct cpn_env *env, struct rte_mbuf *m, __u16 port)
 {
 	struct fwd_late *l = fwd.late;
 	struct cpn_late_ent e = {.handle = (__u64)(uintptr_t)m, .t_ns = env->now, .aux = port};
-	int rc = -1;
+	int rc;
 
 	if (!env->late_locked)
 		return -1;

@@ -80,6 +80,7 @@ static int reload(void)
 		fprintf(stderr, "cpn-fwd: configuration not reloaded: %s\n", err);
 		return -1;
 	}
+	fwd_late_prepare(s);
 	pthread_mutex_lock(&ctl.ctl_lock);
 	atomic_store_explicit(&fwd.snap, s, memory_order_release);
 	rte_rcu_qsbr_synchronize(fwd.qsv, RTE_QSBR_THRID_INVALID);
@@ -177,6 +178,7 @@ int main(int argc, char **argv)
 		fprintf(stderr, "cpn-fwd: %s\n", err);
 		goto out;
 	}
+	fwd_late_prepare(fwd.snap);
 
 	qsz = rte_rcu_qsbr_get_memsize(RTE_MAX_LCORE);
 	fwd.qsv = aligned_alloc(RTE_CACHE_LINE_SIZE, RTE_ALIGN(qsz, RTE_CACHE_LINE_SIZE));
@@ -242,6 +244,10 @@ int main(int argc, char **argv)
 				printf("cpn-fwd: configuration %" PRIu64 " in use\n",
 				       (uint64_t)ctl.gen);
 			fflush(stdout);
+			next_reload = t + 1000000000ULL;
+		} else if (t >= next_reload) {
+			/* A late ring resized once its requests are gone. */
+			fwd_late_prepare(atomic_load(&fwd.snap));
 			next_reload = t + 1000000000ULL;
 		}
 		if (ctl.stats_interval && t >= next_stats) {

@@ -178,32 +178,29 @@ static __always_inline __u32 cpn_late_ahead(const struct cpn_late_queue *q, __u3
 	return a;
 }
 
-/* Of the first CPN_LATE_LOOK live candidates with a free slot found
- * scanning from `start` (at most CPN_SVC_SCAN_MAX scanned, as `least`
- * does), other than `skip`, the least loaded, the first on a tie; the scan
- * stops at the first idle one. The first one, not the least loaded of
- * many: that is too often a node whose load this router last heard of long
- * ago (cpn-sim, 100 routers over 100 nodes of two speeds, p99 in mean
- * service times: the first 37, the least loaded of 4 70, of all 92, p2c
- * 36); with one router over 100 nodes of one speed, late2's p99 is 6.0
- * against 5.4 with 4 (the central queue: 4.6). Load is what this router has there unanswered (held)
- * or, where the router's view shows more (queue_depth + inflight + outstanding: other routers'
- * requests), that. Its score in *num / *den: when a request sent there would be answered, path_us +
- * (load + 1) x svc_us / slots. *there (may be NULL) counts the candidates scanned that are still
- * there (cpn_late_there: live ones, and stuck ones that report).
+/* The first live candidate with a free slot scanning from `start` (at most
+ * CPN_SVC_SCAN_MAX scanned, as `least` does), other than `skip`. The
+ * first, not the least loaded of many: that is too often a node whose load
+ * this router last heard of long ago (cpn-sim, 100 routers over 100 nodes
+ * of two speeds, p99 in mean service times: the first 37, the least loaded
+ * of 4 70, of all 92, p2c 36); with one router over 100 nodes of one speed,
+ * late2's p99 is 6.0 against 5.4 with 4 (the central queue: 4.6). Its
+ * score in *num / *den: when a request sent there would be answered,
+ * path_us + (load + 1) x svc_us / slots, load being what this router has
+ * there unanswered (held) or, where the router's view shows more
+ * (queue_depth + inflight + outstanding: other routers' requests), that.
+ * *there (may be NULL) counts the candidates scanned that are still there
+ * (cpn_late_there: live ones, and stuck ones that report).
  */
-#define CPN_LATE_LOOK 1
-
 static __always_inline __u16 cpn_late_scan(CPN_CTX *ctx, const struct cpn_service *svc,
 					   const __u32 *held, __u32 start, __u16 skip, __u64 now_ns,
 					   __u64 *num, __u64 *den, __u32 *there)
 {
-	__u32 n = cpn_svc_n(svc), bound = cpn_late_bound(svc), nthere = 0, free = 0;
-	__u64 best = ~0ULL;
+	__u32 n = cpn_svc_n(svc), bound = cpn_late_bound(svc), nthere = 0;
 	__u16 got = 0;
 
 	start = n ? start % n : 0;
-	for (__u32 i = 0; i < CPN_SVC_SCAN_MAX && i < n && free < CPN_LATE_LOOK; i++) {
+	for (__u32 i = 0; i < CPN_SVC_SCAN_MAX && i < n; i++) {
 		__u16 id = svc->nodes[cpn_wrap(start + i, n) & (CPN_MAX_SVC_NODES - 1)];
 		struct cpn_node *nd = cpn_node_at(ctx, id);
 		__u64 load, view;
@@ -220,18 +217,13 @@ static __always_inline __u16 cpn_late_scan(CPN_CTX *ctx, const struct cpn_servic
 			continue;
 		view = (__u64)nd->queue_depth + nd->inflight + nd->outstanding;
 		load = view > h ? view : h;
-		free++;
-		if (load >= best)
-			continue;
-		best = load;
-		got = id;
 		if (load > 0xffffff)
 			load = 0xffffff;
 		/* < 2^57: path_us < 2^32, slots < 2^24, load + 1 <= 2^24. */
 		*num = (__u64)nd->path_us * slots + (load + 1) * (nd->svc_us ? nd->svc_us : 1);
 		*den = slots;
-		if (!load)
-			break;
+		got = id;
+		break;
 	}
 	if (there)
 		*there = nthere;

@@ -59,7 +59,7 @@
  *   void  cpn_env_late_answered(struct cpn_env *, __u16 node)  a REPLY or BUSY
  *         of the node for a late service
  *
- * and calls cpn_router_bind() / cpn_router_refuse() for a held request.
+ * and calls cpn_router_held() for a request it held.
  *
  * All of them may return NULL where a pointer is returned.
  */
@@ -435,7 +435,7 @@ static __always_inline __u16 cpn_request_node(struct cpn_env *env, struct cpn_se
 #ifdef CPN_ENV_LATE
 	/* dispatch: late — bound now where a node has a free slot and nothing
 	 * waits before it, else held (or refused); early where no candidate is
-	 * live (the policy's fallback below).
+	 * there any more (the policy's fallback below).
 	 */
 	if (svc->flags & CPN_SVC_LATE) {
 		int r = cpn_env_late(env, svc, h, now, busy);
