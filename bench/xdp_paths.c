@@ -21,7 +21,7 @@ const char *xdp_paths_prog = "bench-xdp";
 
 const char *const path_names[P_MAX] = {"trivial",    "floor",	    "pass-through", "request",
 				       "reply",	     "load",	    "request-jiq",  "request-fnat",
-				       "reply-fnat", "request-chk", "reply-chk"};
+				       "reply-fnat", "request-chk", "reply-chk",    "request-open"};
 const char *const path_desc[P_MAX] = {
     "XDP_PASS program (baseline)",
     "parse, rewrite dst + checksums, swap MACs, XDP_TX (the floor)",
@@ -33,7 +33,8 @@ const char *const path_desc[P_MAX] = {
     "REQUEST, full NAT: + the flow recorded, the source rewritten",
     "REPLY, full NAT: + the flow found and forgotten, the client restored",
     "REQUEST, reply_check (DNAT): + the flow recorded",
-    "REPLY, reply_check (DNAT): + the flow found, its client checked, forgotten"};
+    "REPLY, reply_check (DNAT): + the flow found, its client checked, forgotten",
+    "REQUEST to a service open to every tenant: no tenant lookup"};
 
 /* veth in0 (clients, 10.0.0.254/24) and veth out0 (nodes, 10.1.0.254/24),
  * each with a peer carrying an XDP_PASS program; neighbours permanent.
@@ -197,6 +198,22 @@ int xdp_paths_config(struct router *r, int if_in, int if_out, int nocache)
 		if (cpn_maps_set_service(&r->maps, id, &svc) ||
 		    t_add_tenant(r, T_TENANT, (__u16[]){T_SVC, 2, 3, 4}, 4, 0, 0, NULL)) {
 			fprintf(stderr, "%s: cannot configure services 2 to 4\n", xdp_paths_prog);
+			return -1;
+		}
+	}
+	/* Service 5 (VIP .104): REQUEST's service, open to every tenant:
+	 * only `any` names it, with no key and no rate (CPN_SVC_OPEN, as
+	 * cpn_cfg_service_open() would set it).
+	 */
+	{
+		struct cpn_service svc;
+
+		cpn_maps_get_service(&r->maps, T_SVC, &svc);
+		svc.vip[0] = htonl(ntohl(svc.vip[0]) + 4);
+		svc.flags |= CPN_SVC_OPEN;
+		if (cpn_maps_set_service(&r->maps, 5, &svc) ||
+		    t_add_tenant(r, CPN_TENANT_ANY, (__u16[]){5}, 1, 0, 0, NULL)) {
+			fprintf(stderr, "%s: cannot configure service 5\n", xdp_paths_prog);
 			return -1;
 		}
 	}
@@ -367,4 +384,17 @@ void xdp_paths_build(struct path_run p[P_MAX], struct router *r, int pass_fd, in
 					.service_id = htons(4),
 					.node_id = htons(1),
 					.cport = htons(40000)};
+
+	/* REQUEST's frame to the open service 5, of a tenant nobody names. */
+	cpn_pkt_default(&s, CPN_AF_INET);
+	s.dst = "10.0.0.104";
+	s.msg.service_id = 5;
+	s.msg.tenant_id = 4242;
+	p[P_REQ_OPEN].in_len = cpn_pkt_build(&s, p[P_REQ_OPEN].in, CPN_PKT_MAX);
+	p[P_REQ_OPEN].want = XDP_REDIRECT;
+	p[P_REQ_OPEN].ifindex = if_in;
+	cpn_pkt_locate(p[P_REQ_OPEN].in, p[P_REQ_OPEN].in_len, &v);
+	p[P_REQ_OPEN].check_off = v.l3 + 16;
+	memcpy(p[P_REQ_OPEN].check, (__u8[]){10, 1, 0}, 3);
+	p[P_REQ_OPEN].check_len = 3;
 }

@@ -28,6 +28,7 @@ enum path {
 	P_REPLY_FNAT,
 	P_REQ_CHECK,
 	P_REPLY_CHECK,
+	P_REQ_OPEN,
 	P_MAX
 };
 extern const char *const path_names[P_MAX];

@@ -201,8 +201,8 @@ struct fwd_snap *fwd_snap_from_cfg(const struct cpn_cfg *cfg, struct cpn_node *s
 		/* As cpnctl does for the pinned state: admin and weight are
 		 * the controller's, the rest is learned and kept.
 		 */
-		__atomic_store_n(&state[c->id].weight, c->weight ? c->weight : CPN_DEFAULT_WEIGHT,
-				 __ATOMIC_RELEASE);
+		cpn_node_set_weight(&state[c->id],
+				    (__u16)(c->weight ? c->weight : CPN_DEFAULT_WEIGHT));
 		__atomic_store_n(&state[c->id].admin, admin, __ATOMIC_RELEASE);
 	}
 	if (old)
@@ -218,7 +218,7 @@ struct fwd_snap *fwd_snap_from_cfg(const struct cpn_cfg *cfg, struct cpn_node *s
 
 		if (c->id >= CPN_MAX_SERVICES)
 			continue;
-		cpn_cfg_to_service(c, &svc);
+		cpn_cfg_to_service(cfg, c, &svc);
 		own_service(&svc);
 		s->svc[c->id] = svc;
 		s->has_svc[c->id] = true;

@@ -148,6 +148,11 @@ enum cpn_service_flags {
 	 * plane binds early, by `policy`, as for any service.
 	 */
 	CPN_SVC_LATE = 0x20,
+	/* Open to every tenant (cpn_cfg_service_open: only `any` names it,
+	 * with no key and no rate limit): the tenant's ACL, signature and
+	 * rate would admit any request as `any`, so they are not looked up.
+	 */
+	CPN_SVC_OPEN = 0x40,
 };
 
 /* dispatch: late (include/cpn/late.h): n of JBSQ(n) where the service
@@ -313,7 +318,8 @@ enum cpn_report_flags {
  */
 struct cpn_node {
 	__u32 admin;
-	__u32 weight; /* percent of nominal capacity, 1..1000 */
+	__u16 weight;	/* percent of nominal capacity, 1..1000 */
+	__u16 capacity; /* as reported: 16 bits on the wire */
 	__u16 queue_depth;
 	__u16 inflight;
 	/* How long the unanswered may wait for an answer before the node is
@@ -321,7 +327,12 @@ struct cpn_node {
 	 * node's state then predicts (cpn_node_steered).
 	 */
 	__u32 deadline_us;
-	__u32 capacity;
+	/* What one more request waiting here adds to its answer time, in
+	 * 1/256 µs: svc_us / (capacity x weight / 100), scaled by overclaim,
+	 * kept by whoever changes one of those (cpn_node_cost), so that
+	 * est_us takes no divide. 0: not known, est_us divides.
+	 */
+	__u32 slot_cost;
 	__u8 util;
 	__u8 pad;
 	/* How far the node's answers fall short of the capacity it reports:

@@ -688,6 +688,14 @@ static __always_inline int cpn_request(struct cpn_env *env, void *data, void *da
 	if (h->hops >= max_hops)
 		return cpn_refuse(env, ss, v, CPN_STAT_DROP_HOPS, CPN_REFUSE_HOPS);
 
+	cont =
+	    (h->flags & cpn_htons(CPN_F_FRAG | CPN_F_CONT)) == cpn_htons(CPN_F_FRAG | CPN_F_CONT);
+	/* A service open to every tenant admits the request as `any`, with
+	 * no key and no rate to check.
+	 */
+	aff_tenant = CPN_TENANT_ANY;
+	if (svc->flags & CPN_SVC_OPEN)
+		goto admitted;
 	/* Tenant: ACL, authentication, rate. A tenant that is unknown, or not
 	 * allowed the service, may still be let in by the `any` entry.
 	 */
@@ -699,8 +707,6 @@ static __always_inline int cpn_request(struct cpn_env *env, void *data, void *da
 		if (!t || !cpn_tenant_allows(t, svc->id))
 			return cpn_refuse(env, ss, v, CPN_STAT_DROP_ACL, CPN_REFUSE_ACL);
 	}
-	cont =
-	    (h->flags & cpn_htons(CPN_F_FRAG | CPN_F_CONT)) == cpn_htons(CPN_F_FRAG | CPN_F_CONT);
 	/* With a key: signed (with FRESH, the stamp too) under the key or,
 	 * while it rotates, the next one; fresh, and not a replay.
 	 */
@@ -722,6 +728,7 @@ static __always_inline int cpn_request(struct cpn_env *env, void *data, void *da
 	if (!cont && !cpn_env_tenant_admit(env, t, now))
 		return cpn_refuse(env, ss, v, CPN_STAT_DROP_RATE, CPN_REFUSE_RATE);
 
+admitted:
 	/* A `dataplane: dpdk` service goes to cpn-fwd while it has a socket on
 	 * this queue; without one (cpn-fwd stopped or not yet started) this
 	 * data plane steers the request itself rather than lose it.
@@ -1198,11 +1205,14 @@ static __always_inline int cpn_router_held(struct cpn_env *env, void *data, void
 	if (node_id && !cpn_svc_has_node(svc, node_id))
 		node_id = 0;
 	{
-		__u32 aff_tenant = cpn_ntohl(h->tenant_id), key = cpn_ntohl(h->session_key);
-		struct cpn_tenant *t = cpn_env_tenant(env, aff_tenant);
+		__u32 aff_tenant = CPN_TENANT_ANY, key = cpn_ntohl(h->session_key);
 
-		if (!t || !cpn_tenant_allows(t, svc->id))
-			aff_tenant = CPN_TENANT_ANY;
+		if (!(svc->flags & CPN_SVC_OPEN)) {
+			struct cpn_tenant *t = cpn_env_tenant(env, cpn_ntohl(h->tenant_id));
+
+			if (t && cpn_tenant_allows(t, svc->id))
+				aff_tenant = cpn_ntohl(h->tenant_id);
+		}
 		if (!node_id) {
 			node_id = cpn_request_node(env, svc, h, &p, now, cfg->hop_key, aff_tenant,
 						   &busy, &n);

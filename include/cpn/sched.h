@@ -81,6 +81,7 @@ static __always_inline struct cpn_node *cpn_node_at_flat(void *tbl, __u32 id)
  * that idle nodes look far faster than they are when load returns.
  */
 #define CPN_DECAY_FLOOR	  4
+#define CPN_SLOT_SHIFT	  8	   /* cpn_node.slot_cost is in 1/256 µs */
 #define CPN_MAGLEV_PROBES 8	   /* entries tried past a dead Maglev entry */
 #define CPN_PATH_MAX_US	  10000000 /* a path sample above 10 s is discarded */
 
@@ -240,27 +241,79 @@ static __always_inline __u32 cpn_node_queue(const struct cpn_node *n)
 	return n->queue_depth + n->outstanding;
 }
 
-/* est_us(n) = path_us + (queue_depth + inflight + outstanding + 1) * svc_us
- *                       / (capacity * weight / 100)
- * with the capacity scaled down by overclaim / CPN_OVERCLAIM_OK where the
- * node's answers show less than it reports.
+/* The capacity a node serves at, over 100 µs: capacity x weight / 100,
+ * scaled down by overclaim / CPN_OVERCLAIM_OK where the node's answers
+ * show less than it reports. Never 0.
  */
-static __always_inline __u64 cpn_est_us(const struct cpn_node *n)
+static __always_inline __u64 cpn_node_den(const struct cpn_node *n)
 {
 	__u64 cap = n->capacity ? n->capacity : 1;
 	__u64 w = n->weight ? n->weight : 100;
-	__u64 svc = n->svc_us ? n->svc_us : 1;
-	__u64 depth = (__u64)n->queue_depth + n->inflight + n->outstanding + 1;
-	__u64 num = depth * svc * 100, den = cap * w;
+	__u64 den = cap * w;
 
 	if (n->overclaim > CPN_OVERCLAIM_OK) {
 		den = den * CPN_OVERCLAIM_OK / n->overclaim;
 		if (!den)
 			den = 1;
 	}
+	return den;
+}
 
-	/* The same quotient; a 32-bit divide where both fit (nearly always),
-	 * several times cheaper than a 64-bit one on many CPUs.
+/* cpn_node.slot_cost as the node's state gives it: svc_us x 100 / den in
+ * 1/2^CPN_SLOT_SHIFT µs; 0 (est_us divides) where that is 0 or 2^31 or
+ * more, so that a queue of up to 2^33 times it stays within 64 bits.
+ */
+static __always_inline __u32 cpn_slot_cost(const struct cpn_node *n)
+{
+	__u64 svc = n->svc_us ? n->svc_us : 1;
+	__u64 q = ((svc * 100) << CPN_SLOT_SHIFT) / cpn_node_den(n);
+
+	return q >> 31 ? 0 : (__u32)q;
+}
+
+/* Called by every writer of svc_us, capacity, weight or overclaim, after
+ * the write: the one divide that est_us no longer takes. The learning
+ * paths call it only when one of them changed, so a REPLY whose load
+ * leaves them as they were takes no divide either.
+ */
+static __always_inline void cpn_node_cost(struct cpn_node *n)
+{
+	n->slot_cost = cpn_slot_cost(n);
+}
+
+#ifndef __bpf__
+/* The controller's weight for a node whose state the data path is
+ * writing: the weight, then its slot_cost from the state as read. A
+ * report that lands in between is corrected by the next one.
+ */
+static inline void cpn_node_set_weight(struct cpn_node *n, __u16 weight)
+{
+	struct cpn_node snap;
+
+	__atomic_store_n(&n->weight, weight, __ATOMIC_RELEASE);
+	snap = *n;
+	__atomic_store_n(&n->slot_cost, cpn_slot_cost(&snap), __ATOMIC_RELEASE);
+}
+#endif
+
+/* est_us(n) = path_us + (queue_depth + inflight + outstanding + 1) * svc_us
+ *                       / (capacity * weight / 100)
+ * with the capacity scaled down by overclaim / CPN_OVERCLAIM_OK where the
+ * node's answers show less than it reports. A multiply and a shift by the
+ * node's slot_cost (within queue / 256 µs of the quotient); the quotient
+ * itself only where slot_cost is not known.
+ */
+static __always_inline __u64 cpn_est_us(const struct cpn_node *n)
+{
+	__u64 depth = (__u64)n->queue_depth + n->inflight + n->outstanding + 1;
+	__u64 num, den;
+
+	if (n->slot_cost)
+		return (__u64)n->path_us + ((depth * n->slot_cost) >> CPN_SLOT_SHIFT);
+	num = depth * (n->svc_us ? n->svc_us : 1) * 100;
+	den = cpn_node_den(n);
+	/* a 32-bit divide where both fit (nearly always), several times
+	 * cheaper than a 64-bit one on many CPUs
 	 */
 	if (!((num | den) >> 32))
 		return (__u64)n->path_us + (__u32)num / (__u32)den;
@@ -904,9 +957,14 @@ static __always_inline __u32 cpn_ewma(__u32 old, __u32 sample, int valid)
 static __always_inline void cpn_learn_load(struct cpn_node *n, const struct cpn_hdr *h,
 					   __u64 now_ns)
 {
+	__u16 cap = cpn_ntohs(h->capacity);
+
 	n->queue_depth = cpn_ntohs(h->queue_depth);
 	n->inflight = cpn_ntohs(h->inflight);
-	n->capacity = cpn_ntohs(h->capacity);
+	if (n->capacity != cap) {
+		n->capacity = cap;
+		cpn_node_cost(n);
+	}
 	n->util = h->util;
 	if (h->flags & cpn_htons(CPN_F_DRAINING))
 		n->report_flags |= CPN_REP_DRAINING;
@@ -923,6 +981,7 @@ static __always_inline void cpn_learn_svc(struct cpn_node *n, __u32 svc_us)
 {
 	n->svc_us = cpn_ewma(n->svc_us, svc_us, n->report_flags & CPN_REP_SVC_VALID);
 	n->report_flags |= CPN_REP_SVC_VALID;
+	cpn_node_cost(n);
 }
 
 /* A LOAD or PROBE_ACK (already authenticated): its load, and its mean
@@ -959,6 +1018,7 @@ static __always_inline void cpn_learn_report(struct cpn_node *n, const struct cp
 	if (n->svc_us > floor)
 		n->svc_us = n->svc_us - step > floor ? n->svc_us - step : floor;
 	n->overclaim -= n->overclaim >> CPN_EWMA_SHIFT;
+	cpn_node_cost(n);
 }
 
 /* A REPLY or BUSY of the node (already authenticated, and the answer to a
@@ -971,7 +1031,7 @@ static __always_inline void cpn_learn_report(struct cpn_node *n, const struct cp
 static __always_inline void cpn_learn_answer(struct cpn_node *n, __u32 inside_us, int reply)
 {
 	__u64 depth, pred, r;
-	__u32 old;
+	__u32 old, prev;
 
 	n->unanswered = 0;
 	n->report_flags &= ~CPN_REP_IDLE;
@@ -986,9 +1046,13 @@ static __always_inline void cpn_learn_answer(struct cpn_node *n, __u32 inside_us
 	r = pred ? r / pred : 0;
 	if (r > 0xffff)
 		r = 0xffff;
-	old = n->overclaim ? n->overclaim : CPN_OVERCLAIM_ONE;
+	prev = n->overclaim;
+	old = prev ? prev : CPN_OVERCLAIM_ONE;
 	old = cpn_ewma(old, (__u32)r, 1);
 	n->overclaim = (__u16)(old > 0xffff ? 0xffff : old);
+	/* est_us reads overclaim only above CPN_OVERCLAIM_OK */
+	if (n->overclaim != prev && (n->overclaim > CPN_OVERCLAIM_OK || prev > CPN_OVERCLAIM_OK))
+		cpn_node_cost(n);
 }
 
 /* One path sample from a router_ts echo: reply time minus time spent inside

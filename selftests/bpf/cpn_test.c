@@ -14,6 +14,7 @@
 #include <bpf/bpf.h>
 #include <bpf/libbpf.h>
 
+#include "cpn/sched.h"
 #include "cpn/siphash.h"
 #include "cpn_router.skel.h"
 #include "cpn_test.h"
@@ -141,6 +142,7 @@ void t_report(struct router *r, __u16 id, __u32 queue, __u32 inflight, __u32 cap
 	n->outstanding = 0;
 	n->report_flags = CPN_REP_SVC_VALID | CPN_REP_PATH_VALID;
 	n->last_report_ns = cpn_now_ns();
+	cpn_node_cost(n);
 }
 
 const __u64 t_hop_key[2] = {0x0706050403020100ULL, 0x0f0e0d0c0b0a0908ULL};

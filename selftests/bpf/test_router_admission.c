@@ -445,6 +445,39 @@ static void test_tenant_not_allowed_on_service_is_dropped_by_acl(void **state)
 	}
 }
 
+/* A service open to every tenant (CPN_SVC_OPEN, set by the configuration
+ * where only `any` names it, with no key and no rate) is admitted without
+ * looking a tenant up: with no tenant entry at all, requests of any tenant
+ * id are steered. The same service without the flag is refused by the ACL.
+ */
+static void test_open_service_skips_the_tenant_lookups(void **state)
+{
+	struct router *r = *state;
+
+	for (int i = 0; i < RT_NFRAMINGS; i++) {
+		struct cpn_service svc;
+		struct cpn_pkt s;
+		__u8 in[CPN_PKT_MAX];
+		size_t len;
+
+		assert_int_equal(t_topology(r, rt_framings[i].family, CPN_POL_P2C, 2), 0);
+		assert_int_equal(cpn_maps_get_service(&r->maps, T_SVC, &svc), 0);
+		svc.flags |= CPN_SVC_OPEN;
+		assert_int_equal(cpn_maps_set_service(&r->maps, T_SVC, &svc), 0);
+		assert_int_equal(cpn_maps_del_tenant(&r->maps, T_TENANT), 0);
+		cpn_pkt_default(&s, rt_framings[i].family);
+		s.vlan = rt_framings[i].vlan;
+		for (int k = 0; k < 2; k++) {
+			s.msg.tenant_id = k ? T_TENANT : 4242;
+			assert_in_range(rt_steer(r, &s), 1, 2);
+		}
+		svc.flags &= ~CPN_SVC_OPEN;
+		assert_int_equal(cpn_maps_set_service(&r->maps, T_SVC, &svc), 0);
+		len = cpn_pkt_build(&s, in, sizeof(in));
+		rt_assert_untouched(r, in, len, XDP_DROP, CPN_STAT_DROP_ACL);
+	}
+}
+
 /* The `any` tenant: a request whose tenant is unknown, or not allowed the
  * service, is judged by it; a tenant allowed the service keeps its own
  * terms. Its key is one key for all it admits, its rate one shared budget.
@@ -881,6 +914,7 @@ int main(void)
 	    T(test_unknown_tenant_is_dropped_by_acl),
 	    T(test_tenant_not_allowed_on_service_is_dropped_by_acl),
 	    T(test_any_tenant_opens_a_service_to_every_tenant),
+	    T(test_open_service_skips_the_tenant_lookups),
 	    T(test_tenant_rate_limit_passes_burst_then_drops),
 	    T(test_tenant_rate_limit_refills_at_its_rate),
 	    T(test_tenant_key_accepts_correct_tag),

@@ -53,6 +53,8 @@ static void unlearned_node2(struct router *r, int family)
 	n->svc_us = 0;
 	n->path_us = 0;
 	n->outstanding = 5;
+	n->overclaim = 0;
+	n->slot_cost = 0;
 	n->report_flags = 0;
 	n->last_report_ns = cpn_now_ns() - 100 * MS_NS;
 }
@@ -130,6 +132,8 @@ static void check_reply_learning(struct router *r, int family, int vlan)
 	assert_int_equal(n->svc_us, 300);
 	assert_true(n->report_flags & CPN_REP_SVC_VALID);
 	assert_false(n->report_flags & CPN_REP_DRAINING);
+	/* est_us's cost of a queue slot: 300 µs over capacity 8, in 1/256 µs */
+	assert_int_equal(n->slot_cost, 300 * 256 / 8);
 	/* First path sample: (reply time - router_ts) - worker_us. */
 	assert_true(n->report_flags & CPN_REP_PATH_VALID);
 	lo = 1500 - 300;
@@ -322,6 +326,14 @@ static void check_load_learning(struct router *r, int family, int vlan)
 	assert_int_equal(o.act, XDP_DROP);
 	assert_int_equal(n->svc_us, ewma(800, 1600));
 	assert_int_equal(n->queue_depth, 0);
+	assert_int_equal(n->slot_cost, ewma(800, 1600) * 256 / 4);
+
+	/* A new capacity alone is a new cost per slot. */
+	s.msg.capacity = 2;
+	s.msg.queue_depth = 3;
+	len = cpn_pkt_build(&s, in, sizeof(in));
+	rt_run(r, in, len, &o);
+	assert_int_equal(n->slot_cost, n->svc_us * 256 / 2);
 }
 
 static void test_load_to_control_port_is_learned_and_consumed(void **state)

@@ -800,7 +800,7 @@ static int configure(struct gen *g)
 	for (int i = 0; i < g->cfg.n_services; i++) {
 		struct cpn_service s;
 
-		cpn_cfg_to_service(&g->cfg.services[i], &s);
+		cpn_cfg_to_service(&g->cfg, &g->cfg.services[i], &s);
 		if ((rc = cpn_maps_set_service(&g->r.maps, g->cfg.services[i].id, &s)))
 			return rc;
 	}

@@ -42,7 +42,7 @@ PY
 check_json every_path_agrees_with_the_kernel '
 names = [p["path"] for p in d["paths"]]
 assert names == ["trivial", "floor", "pass-through", "request", "reply", "load", "request-jiq",
-                 "request-fnat", "reply-fnat", "request-chk", "reply-chk"], names
+                 "request-fnat", "reply-fnat", "request-chk", "reply-chk", "request-open"], names
 for p in d["paths"] + e["paths"]:
     assert p["kernel_match"] is True and p["stable"] is True, p
 assert d["summary"]["all_match_kernel"] is True'
@@ -56,7 +56,8 @@ for n, p in by.items():
         continue
     assert p["map_lookups"] > 0 and p["helper_calls"] >= p["map_lookups"], p
     assert p["insns"] > by["floor"]["insns"], p
-for n in ("request", "reply", "request-jiq", "request-fnat", "reply-fnat", "request-chk", "reply-chk"):
+for n in ("request", "reply", "request-jiq", "request-fnat", "reply-fnat", "request-chk", "reply-chk",
+          "request-open"):
     assert by[n]["retval"] == 4 and by[n]["helpers"].get("redirect_map") == 1, by[n]
     assert by[n]["helpers"].get("ktime_get_ns", 0) >= 1, by[n]
 assert by["request-fnat"]["map_updates"] >= 1 and by["reply-fnat"]["map_deletes"] >= 1

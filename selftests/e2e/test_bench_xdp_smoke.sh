@@ -22,7 +22,7 @@ import json, sys
 d = json.load(sys.stdin)
 names = [p["path"] for p in d["paths"]]
 assert names == ["trivial", "floor", "pass-through", "request", "reply", "load", "request-jiq",
-                 "request-fnat", "reply-fnat", "request-chk", "reply-chk"], names
+                 "request-fnat", "reply-fnat", "request-chk", "reply-chk", "request-open"], names
 for p in d["paths"]:
     assert p["ns_per_pkt_median"] > 0 and p["ratio_to_trivial"] > 0, p
 ' 2>/dev/null; then

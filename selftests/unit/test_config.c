@@ -842,14 +842,14 @@ static void test_trust_keys(void **state)
 	assert_false(cfg.tenants[1].fresh_optional);
 
 	/* The map values: flags and second keys where the config says. */
-	cpn_cfg_to_service(&cfg.services[0], &s);
+	cpn_cfg_to_service(&cfg, &cfg.services[0], &s);
 	assert_false(s.flags & CPN_SVC_REPLY_CHECK);
 	assert_false(s.flags & CPN_SVC_LIVENESS_REPORTS);
-	cpn_cfg_to_service(&cfg.services[1], &s);
+	cpn_cfg_to_service(&cfg, &cfg.services[1], &s);
 	assert_true(s.flags & CPN_SVC_REPLY_CHECK);
 	assert_true(s.flags & CPN_SVC_LIVENESS_REPORTS);
 	cfg.services[1].dpdk = true; /* cpn-fwd keeps no flows */
-	cpn_cfg_to_service(&cfg.services[1], &s);
+	cpn_cfg_to_service(&cfg, &cfg.services[1], &s);
 	assert_false(s.flags & CPN_SVC_REPLY_CHECK);
 	cpn_cfg_to_node(&cfg.nodes[0], &n, &admin);
 	assert_int_equal(n.flags & (CPN_NODE_CFG_KEY | CPN_NODE_CFG_KEY_NEXT | CPN_NODE_CFG_FRESH),
@@ -899,17 +899,68 @@ static void test_dispatch_late(void **state)
 		 "  - {name: c, id: 3, vip: 10.0.0.3, port: 80, dispatch: early}\n"
 		 "  - {name: d, id: 4, vip: 10.0.0.4, port: 80}\n",
 		 &cfg);
-	cpn_cfg_to_service(&cfg.services[0], &s);
+	cpn_cfg_to_service(&cfg, &cfg.services[0], &s);
 	assert_true(s.flags & CPN_SVC_LATE);
 	assert_int_equal(s.late_bound, 2);
-	cpn_cfg_to_service(&cfg.services[1], &s);
+	cpn_cfg_to_service(&cfg, &cfg.services[1], &s);
 	assert_true(s.flags & CPN_SVC_LATE);
 	assert_int_equal(s.late_bound, 0); /* the default, CPN_LATE_BOUND_DEFAULT */
 	for (int i = 2; i < 4; i++) {
-		cpn_cfg_to_service(&cfg.services[i], &s);
+		cpn_cfg_to_service(&cfg, &cfg.services[i], &s);
 		assert_false(s.flags & CPN_SVC_LATE);
 		assert_int_equal(s.late_bound, 0);
 	}
+	cpn_cfg_free(&cfg);
+}
+
+/* CPN_SVC_OPEN: only `any` names the service, with no key and no rate.
+ * Anything that would judge a request otherwise (a tenant of its own, a
+ * key, a rate, nobody admitting it) keeps the tenant lookups.
+ */
+static void test_service_open(void **state)
+{
+	static const struct {
+		const char *name;
+		bool open;
+	} want[] = {{"open", true},	{"keyed", false},  {"rated", false},
+		    {"anyrate", false}, {"nobody", false}, {"open2", true}};
+	struct cpn_cfg cfg;
+	struct cpn_service s;
+
+	(void)state;
+	parse_ok("services:\n"
+		 "  - {name: open, id: 1, vip: 10.0.0.1, port: 80}\n"
+		 "  - {name: keyed, id: 2, vip: 10.0.0.2, port: 80}\n"
+		 "  - {name: rated, id: 3, vip: 10.0.0.3, port: 80}\n"
+		 "  - {name: anyrate, id: 4, vip: 10.0.0.4, port: 80}\n"
+		 "  - {name: nobody, id: 5, vip: 10.0.0.5, port: 80}\n"
+		 "  - {name: open2, id: 6, vip: 10.0.0.6, port: 80}\n"
+		 "tenants:\n"
+		 "  - {id: any, services: [open, keyed, rated, open2]}\n"
+		 "  - {id: 7, services: [keyed], key: \"" KEY2 "\"}\n"
+		 "  - {id: 8, services: [rated]}\n"
+		 "  - {id: 9, services: [anyrate], rate: 100}\n",
+		 &cfg);
+	for (size_t i = 0; i < sizeof(want) / sizeof(want[0]); i++) {
+		const struct cfg_service *c = &cfg.services[i];
+
+		assert_string_equal(c->name, want[i].name);
+		cpn_cfg_to_service(&cfg, c, &s);
+		assert_int_equal(!!(s.flags & CPN_SVC_OPEN), want[i].open);
+		assert_int_equal(cpn_cfg_service_open(&cfg, c->id), want[i].open);
+	}
+	cpn_cfg_free(&cfg);
+
+	/* `any` with a rate or a key opens nothing. */
+	parse_ok("services:\n  - {name: a, id: 1, vip: 10.0.0.1, port: 80}\n"
+		 "tenants:\n  - {id: any, services: [a], rate: 5}\n",
+		 &cfg);
+	assert_false(cpn_cfg_service_open(&cfg, 1));
+	cpn_cfg_free(&cfg);
+	parse_ok("services:\n  - {name: a, id: 1, vip: 10.0.0.1, port: 80}\n"
+		 "tenants:\n  - {id: any, services: [a], key: \"" KEY2 "\"}\n",
+		 &cfg);
+	assert_false(cpn_cfg_service_open(&cfg, 1));
 	cpn_cfg_free(&cfg);
 }
 
@@ -1155,6 +1206,7 @@ int main(void)
 	    cmocka_unit_test(test_round_trip),
 	    cmocka_unit_test(test_trust_keys),
 	    cmocka_unit_test(test_dispatch_late),
+	    cmocka_unit_test(test_service_open),
 	    cmocka_unit_test(test_join_past_a_full_service_refused),
 	    cmocka_unit_test(test_write_keys),
 	    cmocka_unit_test(test_copy),

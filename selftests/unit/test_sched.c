@@ -196,10 +196,128 @@ static void test_est_us_is_exact_past_32_bits(void **state)
 	assert_true(cpn_est_us(&n) == 4294967200ULL / 300);
 	n.outstanding = 1; /* depth 2: 8589934400 > 2^32 */
 	assert_true(cpn_est_us(&n) == 8589934400ULL / 300);
-	/* A denominator past 32 bits. */
-	n.capacity = 0xffffffffU;
-	n.weight = 0xffffffffU;
-	assert_true(cpn_est_us(&n) == 8589934400ULL / (0xffffffffULL * 0xffffffffULL));
+	/* The largest denominator capacity and weight can make. */
+	n.capacity = 0xffff;
+	n.weight = 0xffff;
+	assert_true(cpn_est_us(&n) == 8589934400ULL / (0xffffULL * 0xffffULL));
+}
+
+/* est_us by the node's slot_cost (a multiply and a shift) is the quotient
+ * to within depth / 256 µs, never above it, over random nodes and queues,
+ * with and without an overclaim past CPN_OVERCLAIM_OK.
+ */
+static void test_est_us_by_slot_cost_matches_quotient(void **state)
+{
+	struct cpn_node n;
+	__u64 exact, fast, depth;
+	int fastpaths = 0;
+
+	(void)state;
+	for (int i = 0; i < 200000; i++) {
+		memset(&n, 0, sizeof(n));
+		n.capacity = (__u16)(1 + rng() % 64);
+		n.weight = (__u16)(1 + rng() % 1000);
+		n.svc_us = 1 + rng() % (i & 1 ? 5000 : 2000000);
+		n.path_us = rng() % 1000;
+		n.queue_depth = (__u16)(rng() % 300);
+		n.inflight = (__u16)(rng() % 64);
+		n.outstanding = rng() % 100;
+		if (i % 3 == 0)
+			n.overclaim = (__u16)(CPN_OVERCLAIM_ONE + rng() % 200);
+		exact = cpn_est_us(&n);
+		cpn_node_cost(&n);
+		fast = cpn_est_us(&n);
+		depth = (__u64)n.queue_depth + n.inflight + n.outstanding + 1;
+		if (n.slot_cost)
+			fastpaths++;
+		assert_true(fast <= exact);
+		assert_true(exact - fast <= depth / 256 + 1);
+	}
+	/* nearly every one of those takes the fast path */
+	assert_true(fastpaths > 190000);
+}
+
+/* Where svc_us x 100 / den is 2^31 / 256 µs or more, slot_cost is 0 and
+ * est_us divides: a queue of 2^33 times it would not fit in 64 bits.
+ */
+static void test_slot_cost_falls_back_where_too_large(void **state)
+{
+	struct cpn_node n = {0};
+
+	(void)state;
+	n.capacity = 1;
+	n.weight = 100;
+	n.svc_us = (1u << 23) - 1; /* x 256 just below 2^31 */
+	cpn_node_cost(&n);
+	assert_int_equal(n.slot_cost, ((1u << 23) - 1) << 8);
+	n.svc_us = 1u << 23;
+	cpn_node_cost(&n);
+	assert_int_equal(n.slot_cost, 0);
+	n.queue_depth = 65535;
+	n.inflight = 65535;
+	n.outstanding = 0xffffffffU - 1;
+	n.svc_us = 0xffffffffU;
+	n.weight = 1;
+	cpn_node_cost(&n);
+	assert_int_equal(n.slot_cost, 0);
+	assert_true(
+	    cpn_est_us(&n) ==
+	    (__u64)((unsigned __int128)(65535ULL + 65535 + 0xffffffffULL) * 0xffffffffU * 100));
+}
+
+/* Every writer of svc_us, capacity, weight or overclaim leaves slot_cost as
+ * the state gives it: reports (fresh and stale means, capacity changes),
+ * REPLYs (load, first mean, overclaim up and back down) and the
+ * controller's weight, in random order.
+ */
+static void test_slot_cost_kept_by_every_writer(void **state)
+{
+	struct cpn_node n = {0};
+	struct cpn_hdr h;
+	int changed = 0;
+	__u32 prev = 0;
+
+	(void)state;
+	n.admin = 1;
+	cpn_node_set_weight(&n, 100);
+	for (int i = 0; i < 20000; i++) {
+		memset(&h, 0, sizeof(h));
+		h.queue_depth = cpn_htons((__u16)(rng() % 4 ? rng() % 40 : 0));
+		h.inflight = cpn_htons((__u16)(rng() % 4));
+		h.capacity = cpn_htons((__u16)(rng() % 8 ? 4 : 1 + rng() % 8));
+		h.worker_us = cpn_htonl(rng() % 4 ? 2000 : 500 + rng() % 8000);
+		switch (rng() % 5) {
+		case 0:
+			cpn_learn_report(&n, &h, NOW_NS);
+			break;
+		case 1:
+			cpn_learn_load(&n, &h, NOW_NS);
+			if (!(n.report_flags & CPN_REP_SVC_VALID))
+				cpn_learn_svc(&n, cpn_ntohl(h.worker_us));
+			/* answers far slower than the load predicts: overclaim climbs */
+			cpn_learn_answer(&n, (rng() % 2 ? 40 : 1) * cpn_ntohl(h.worker_us), 1);
+			break;
+		case 2:
+			cpn_learn_answer(&n, 0, 0);
+			break;
+		case 3:
+			if (rng() % 8 == 0)
+				cpn_node_set_weight(&n, (__u16)(1 + rng() % 1000));
+			break;
+		default:
+			/* the same report again, idle: the stale-mean decay */
+			h.queue_depth = h.inflight = 0;
+			n.outstanding = n.unanswered = 0;
+			cpn_learn_report(&n, &h, NOW_NS);
+			cpn_learn_report(&n, &h, NOW_NS);
+			break;
+		}
+		assert_int_equal(n.slot_cost, cpn_slot_cost(&n));
+		changed += n.slot_cost != prev;
+		prev = n.slot_cost;
+	}
+	assert_true(n.overclaim || changed);
+	assert_true(changed > 100);
 }
 
 static void test_est_us_each_queue_term_counts_once(void **state)
@@ -272,6 +390,8 @@ static void test_est_us_large_values_do_not_overflow(void **state)
 	n.path_us = 0xffffffffU;
 	want =
 	    (unsigned __int128)(65535 + 65535 + 100000 + 1) * 0xffffffffU * 100 / 1 + 0xffffffffU;
+	assert_true(cpn_est_us(&n) == (__u64)want);
+	cpn_node_cost(&n); /* too large for a slot_cost: still the quotient */
 	assert_true(cpn_est_us(&n) == (__u64)want);
 	assert_int_equal(cpn_sat32(cpn_est_us(&n)), 0xffffffffU);
 	assert_int_equal(cpn_sat32(12345), 12345);
@@ -2425,6 +2545,9 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 	    T(test_est_us_follows_formula),
 	    T(test_est_us_is_exact_past_32_bits),
+	    T(test_est_us_by_slot_cost_matches_quotient),
+	    T(test_slot_cost_falls_back_where_too_large),
+	    T(test_slot_cost_kept_by_every_writer),
 	    T(test_est_us_each_queue_term_counts_once),
 	    T(test_est_us_zero_capacity_weight_svc_use_defaults),
 	    T(test_est_us_large_values_do_not_overflow),

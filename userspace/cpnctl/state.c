@@ -35,6 +35,7 @@
 
 #include <bpf/bpf.h>
 
+#include "cpn/sched.h"
 #include "cpnctl.h"
 
 static int errf(struct cpn_err *err, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
@@ -224,8 +225,7 @@ static int reconcile(struct cpn_maps *m, const struct cpn_cfg *cfg, struct cpn_e
 			/* Same address: only admin state and weight may differ. */
 			if (m->state[c->id].weight != c->weight) {
 				weight_changed[c->id] = true;
-				__atomic_store_n(&m->state[c->id].weight, c->weight,
-						 __ATOMIC_RELEASE);
+				cpn_node_set_weight(&m->state[c->id], (__u16)c->weight);
 			}
 			if (m->state[c->id].admin != admin)
 				__atomic_store_n(&m->state[c->id].admin, admin, __ATOMIC_RELEASE);
@@ -245,7 +245,7 @@ static int reconcile(struct cpn_maps *m, const struct cpn_cfg *cfg, struct cpn_e
 		const struct cfg_service *c = &cfg->services[i];
 		bool rebuild = false;
 
-		cpn_cfg_to_service(c, &s);
+		cpn_cfg_to_service(cfg, c, &s);
 		for (int k = 0; k < c->n_nodes; k++)
 			rebuild |= weight_changed[c->nodes[k]];
 		if (!rebuild && !cpn_maps_get_service(m, c->id, &old_s) && same_service(&s, &old_s))

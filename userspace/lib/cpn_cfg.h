@@ -219,7 +219,10 @@ int cpn_cfg_add_joined(struct cpn_cfg *cfg, const struct cfg_node *n);
 
 /* ---- the values of the router's maps ------------------------------------- */
 
-void cpn_cfg_to_service(const struct cfg_service *c, struct cpn_service *s);
+/* The service's entry; its flags depend on the tenants (CPN_SVC_OPEN). */
+void cpn_cfg_to_service(const struct cpn_cfg *cfg, const struct cfg_service *c,
+			struct cpn_service *s);
+bool cpn_cfg_service_open(const struct cpn_cfg *cfg, __u16 id);
 /* The node's address entry and its admin flags (cpn_node_state.admin). */
 void cpn_cfg_to_node(const struct cfg_node *c, struct cpn_node_cfg *n, __u32 *admin);
 void cpn_cfg_to_tenant(const struct cfg_tenant *c, struct cpn_tenant *t);

@@ -5,11 +5,43 @@
 #include "cpn_addr.h"
 #include "cpn_cfg.h"
 
-void cpn_cfg_to_service(const struct cfg_service *c, struct cpn_service *s)
+static bool tenant_allows(const struct cfg_tenant *t, __u16 id)
+{
+	for (int i = 0; i < t->n_services; i++)
+		if (t->services[i] == id)
+			return true;
+	return false;
+}
+
+/* Open to every tenant: `any` admits the service with no key and no rate
+ * limit, and no other tenant names it. Every request is then judged by
+ * `any` whatever its tenant id, and admitted, so the data planes skip the
+ * tenant lookups (CPN_SVC_OPEN).
+ */
+bool cpn_cfg_service_open(const struct cpn_cfg *cfg, __u16 id)
+{
+	bool any = false;
+
+	for (int i = 0; i < cfg->n_tenants; i++) {
+		const struct cfg_tenant *t = &cfg->tenants[i];
+
+		if (!tenant_allows(t, id))
+			continue;
+		if (t->id != CPN_TENANT_ANY || t->has_key || t->rate)
+			return false;
+		any = true;
+	}
+	return any;
+}
+
+void cpn_cfg_to_service(const struct cpn_cfg *cfg, const struct cfg_service *c,
+			struct cpn_service *s)
 {
 	memset(s, 0, sizeof(*s));
 	s->flags =
 	    CPN_SVC_ACTIVE | (c->dpdk ? CPN_SVC_DPDK : 0) | (c->fullnat ? CPN_SVC_FULLNAT : 0);
+	if (cpn_cfg_service_open(cfg, c->id))
+		s->flags |= CPN_SVC_OPEN;
 	/* cpn-fwd keeps no flows: a `dataplane: dpdk` service is not bound. */
 	if (!c->reply_unchecked && !c->dpdk)
 		s->flags |= CPN_SVC_REPLY_CHECK;

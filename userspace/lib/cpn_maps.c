@@ -186,7 +186,7 @@ int cpn_maps_set_node(struct cpn_maps *m, __u16 id, const struct cpn_node_cfg *c
 		err = flush_nexthop(m, id);
 	if (err)
 		return err;
-	__atomic_store_n(&m->state[id].weight, weight, __ATOMIC_RELEASE);
+	cpn_node_set_weight(&m->state[id], (__u16)weight);
 	__atomic_store_n(&m->state[id].admin, admin, __ATOMIC_RELEASE);
 	return 0;
 }
