@@ -621,12 +621,14 @@ def sec_sched(d, plots, work):
         cens = e.get(q + "_censored_runs", 0)
         return "%.2f (%.2f..%.2f)%s" % (v["median"], v["min"], v["max"],
                                         " ≥timeout×%d" % cens if cens else "")
+    tr = d.get("params", {}).get("target_reps")
+    treps = " (late1 and nginx: %s)" % tr if tr and tr != d.get("params", {}).get("reps") else ""
     out = ["k = %s workers, `synthetic` exp(%s), capacity 1, open-loop Poisson from cpn-load; "
-           "response times in units of the mean service time, median of %s runs (min..max). "
+           "response times in units of the mean service time, median of %s runs%s (min..max). "
            "M/M/k: one central FCFS queue (Erlang C, `cpn-mmk`) at the measured service time; "
            "M/M/1: random assignment." % (d.get("params", {}).get("workers"),
                                           d.get("params", {}).get("svc"),
-                                          d.get("params", {}).get("reps")), ""]
+                                          d.get("params", {}).get("reps"), treps), ""]
     for q, title in (("p99", "p99"), ("p50", "p50"), ("p99.9", "p99.9")):
         head = ["ρ", "M/M/k"] + pols + ["M/M/1"]
         rows = []

@@ -79,11 +79,14 @@
 #
 # usage: bench/bench-sched.sh [--json-out FILE] [--plot-dir DIR] [--quick] [--smoke]
 #                             [--workers K] [--rhos LIST] [--policies LIST] [--reps R]
-#                             [--systems LIST|none] [--duration S] [--warmup S] [--hetero-rho RHO]
+#                             [--target-reps R] [--systems LIST|none] [--duration S] [--warmup S]
+#                             [--hetero-rho RHO]
 #                             [--hetero-policies LIST] [--hetero-reps R]
 #                             [--hetero-duration S] [--no-hetero] [--keep]
 #   full: rho 0.5,0.7,0.8,0.9, 5 policies and late1,late2,nginx,nginx-r2,
-#   3 repeats of 1 + 4 s, hetero 2 repeats of 1 + 5 s (~13 min); --quick (or
+#   3 repeats of 1 + 4 s (late1 and nginx, the rows the late-binding
+#   targets compare: 5, --target-reps), hetero 2 repeats of 1 + 5 s
+#   (~15 min); --quick (or
 #   BENCH_QUICK=1): rho 0.8, 1 repeat of 1 + 3 s, hetero 1 + 3 s (~90 s);
 #   --smoke: 3 workers, rho 0.8, random, least, late1 and nginx, 0.5 + 1.5 s
 #   (~35 s). Testbeds: sq, sqd, sqh (removed on exit).
@@ -108,7 +111,7 @@ ALL_SYSTEMS=late1,late2,nginx,nginx-r2
 NGINX_MOD=${NGINX_STREAM_MODULE:-/usr/lib/nginx/modules/ngx_stream_module.so}
 
 MODE=full HETERO=1 KEEP=0
-K='' RHOS='' POLICIES='' SYSTEMS='' REPS='' DUR='' WARM='' HRHO='' HPOLICIES='' HREPS='' HDUR=''
+K='' RHOS='' POLICIES='' SYSTEMS='' REPS='' TREPS='' DUR='' WARM='' HRHO='' HPOLICIES='' HREPS='' HDUR=''
 JSON_OUT='' PLOT_DIR=''
 [ "${BENCH_QUICK:-}" = 1 ] && MODE=quick
 usage() {
@@ -124,6 +127,7 @@ while [ $# -gt 0 ]; do
 	--policies) POLICIES=${2:-}; shift 2 || usage ;;
 	--systems) SYSTEMS=${2:-}; shift 2 || usage ;;
 	--reps) REPS=${2:-}; shift 2 || usage ;;
+	--target-reps) TREPS=${2:-}; shift 2 || usage ;;
 	--duration) DUR=${2:-}; shift 2 || usage ;;
 	--warmup) WARM=${2:-}; shift 2 || usage ;;
 	--hetero-rho) HRHO=${2:-}; shift 2 || usage ;;
@@ -153,6 +157,7 @@ dflt() { [ -n "${!1}" ] || printf -v "$1" '%s' "$2"; }
 case "$MODE" in
 full)
 	dflt K 8; dflt RHOS "0.5,0.7,0.8,0.9"; dflt POLICIES "$ALL_POLICIES"; dflt SYSTEMS "$ALL_SYSTEMS"; dflt REPS 3
+	dflt TREPS 5
 	dflt DUR 4; dflt WARM 1; dflt HPOLICIES "$ALL_POLICIES"; dflt HREPS 2; dflt HDUR 5
 	CAL=3 SIMREQ=400000 ;;
 quick)
@@ -165,10 +170,14 @@ smoke)
 	CAL=1 SIMREQ=20000 ;;
 esac
 dflt HRHO 0.7
+dflt TREPS "$REPS"
 
 num='^[0-9]+([.][0-9]+)?$'
 if ! [[ "$K" =~ ^[0-9]+$ ]] || [ "$K" -lt 1 ] || [ "$K" -gt 64 ]; then die "--workers: 1..64"; fi
-if ! [[ "$REPS" =~ ^[1-9][0-9]*$ && "$HREPS" =~ ^[1-9][0-9]*$ ]]; then die "--reps, --hetero-reps: >= 1"; fi
+if ! [[ "$REPS" =~ ^[1-9][0-9]*$ && "$TREPS" =~ ^[1-9][0-9]*$ && "$HREPS" =~ ^[1-9][0-9]*$ ]]; then
+	die "--reps, --target-reps, --hetero-reps: >= 1"
+fi
+[ "$TREPS" -ge "$REPS" ] || TREPS=$REPS
 for v in "$DUR" "$WARM" "$HDUR" "$HRHO"; do [[ "$v" =~ $num ]] || die "not a number: $v"; done
 IFS=, read -r -a rhos <<<"$RHOS"
 IFS=, read -r -a pols <<<"$POLICIES"
@@ -430,10 +439,16 @@ XDP_IDS=$(tb exec --name "$NAME" router -- bpftool net show -j |
 [ -n "$XDP_IDS" ] || die "no XDP program on $NAME's router ports"
 [ ${#syss[@]} -eq 0 ] || up_sqd "${w[@]}"
 items=("${pols[@]}" "${syss[@]}")
-np=${#items[@]} nr=${#rhos[@]} i=0 total=$((REPS * ${#rhos[@]} * ${#items[@]}))
+# late1 and nginx, the two rows the late-binding targets compare, are
+# repeated TREPS times; the others REPS times.
+is_target() { [ "$1" = late1 ] || [ "$1" = nginx ]; }
+nt=0
+for p in "${items[@]}"; do is_target "$p" && nt=$((nt + 1)); done
+np=${#items[@]} nr=${#rhos[@]} i=0
+total=$((REPS * nr * np + (TREPS - REPS) * nr * nt))
 Q=$(py "print($DUR / 4)")
-log "homogeneous: $K x exp:$SVC_US, rho $RHOS, ${items[*]}, $REPS x ($WARM + $DUR) s"
-for rep in $(seq "$REPS"); do
+log "homogeneous: $K x exp:$SVC_US, rho $RHOS, ${items[*]}, $REPS x ($WARM + $DUR) s (late1, nginx: $TREPS x)"
+for rep in $(seq "$TREPS"); do
 	for ((ri = 0; ri < nr; ri++)); do
 		rho=${rhos[$ri]}
 		rate=$(py "print(round($rho * $K * 1e6 / $SVC_US, 3))")
@@ -441,6 +456,7 @@ for rep in $(seq "$REPS"); do
 		for ((j = 0; j < np; j++)); do
 			# A rotating order: no policy or system always runs first or last.
 			pol=${items[$(((j + rep + ri) % np))]}
+			[ "$rep" -le "$REPS" ] || is_target "$pol" || continue
 			i=$((i + 1))
 			f=$TMP/runs/homog-$rho-$pol-$rep.json
 			case "$pol" in
@@ -534,7 +550,7 @@ fi
 # ---- results: JSON, table, plots ------------------------------------------
 NGINX_VERSION=''
 [ "$want_nginx" = 1 ] && NGINX_VERSION=$(nginx -v 2>&1 | sed -n 's/^nginx version: //p')
-export TMP JSON_OUT PLOT_DIR CMDLINE MODE K SVC_US RHOS POLICIES SYSTEMS REPS DUR WARM HRHO HPOLICIES HREPS \
+export TMP JSON_OUT PLOT_DIR CMDLINE MODE K SVC_US RHOS POLICIES SYSTEMS REPS TREPS DUR WARM HRHO HPOLICIES HREPS \
 	HDUR HETERO SESSION_KEYS TIMEOUT_MS LOADAVG0 CAL NGINX_VERSION NGINX_MOD
 export HSVC_LIST="${HSVC[*]}" HDELAY_LIST="${HDELAY[*]}" MMK=$BUILD/cpn-mmk ELAPSED=$((SECONDS - T0))
 mkdir -p "$TMP/plot"
@@ -965,6 +981,7 @@ out = {
     "elapsed_s": int(E["ELAPSED"]),
     "params": {"workers": K, "svc": "exp:%d" % S, "capacity": 1, "max_batch": 1,
                "rhos": rhos, "policies": E["POLICIES"].split(","), "systems": SYSTEMS, "reps": int(E["REPS"]),
+               "target_reps": int(E["TREPS"]),
                "warmup_s": float(E["WARM"]), "duration_s": float(E["DUR"]),
                "arrivals": "poisson (open loop)", "session_keys": int(E["SESSION_KEYS"]),
                "timeout_ms": float(E["TIMEOUT_MS"]), "units": "latencies without _us: multiples of the "
@@ -1032,8 +1049,10 @@ if hetero:
             f.write('"%s" %g %g %g %g\n' % (e["policy"], e["p99_us"]["median"] / 1000, e["p99_us"]["min"] / 1000,
                                             e["p99_us"]["max"] / 1000, 100 * e["unserved_share"]["median"]))
 with open(os.path.join(P, "subtitle"), "w") as f:
-    f.write("%d x exp:%d us workers, open-loop Poisson, median of %s runs (bars min..max); %s, %d CPUs, "
+    f.write("%d x exp:%d us workers, open-loop Poisson, median of %s runs%s (bars min..max); %s, %d CPUs, "
             "load average %s at the start" % (K, S, E["REPS"],
+                                               "" if E["TREPS"] == E["REPS"] else
+                                               " (late1, nginx: %s)" % E["TREPS"],
                                                # gnuplot's enhanced text: "_" would subscript
                                                out["machine"]["uname"].replace("_", "\\_"),
                                                out["machine"]["nproc"], E["LOADAVG0"].split()[0]))

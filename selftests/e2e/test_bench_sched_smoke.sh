@@ -2,7 +2,8 @@
 # e2e: bench/bench-sched.sh's plumbing, not its numbers: a --smoke run (3
 # workers on testbed sq, rho 0.8, random and least; late1 (cpn-fwd, dispatch:
 # late) and nginx least_conn on testbed sqd; the heterogeneous fleet on
-# testbed sqh with the same two policies; a few seconds each) must exit 0,
+# testbed sqh with the same two policies; a few seconds each; late1 and
+# nginx repeated twice, --target-reps) must exit 0,
 # write a JSON with every field (command, machine, calibration, theory from
 # cpn-mmk, per policy and system p50/p99/p99.9 with spread and ratios, the
 # router's CPU per request of each, late1 against M/M/k and nginx, targets,
@@ -36,7 +37,7 @@ trap 'exit 130' INT TERM
 echo "1..7"
 
 stats0=$(sysctl -n kernel.bpf_stats_enabled)
-timeout 90 bench/bench-sched.sh --smoke --rhos 0.8 --json-out "$TMP/out/s.json" \
+timeout 120 bench/bench-sched.sh --smoke --rhos 0.8 --target-reps 2 --json-out "$TMP/out/s.json" \
 	--plot-dir "$TMP/plots" >"$TMP/stdout" 2>"$TMP/stderr" &
 bpid=$!
 wait "$bpid"
@@ -55,6 +56,11 @@ if python3 - "$TMP/out/s.json" >"$TMP/check" 2>&1 <<'PY'; then
 import json, sys
 d = json.load(open(sys.argv[1]))
 assert d["benchmark"] == "sched" and "bench-sched.sh" in d["command"] and "--smoke" in d["command"], d["command"]
+# --target-reps 2: late1 and nginx twice, the policies once
+assert d["params"]["reps"] == 1 and d["params"]["target_reps"] == 2, d["params"]
+for e in d["homogeneous"]:
+    want = 2 if e["policy"] in ("late1", "nginx") else 1
+    assert e["p99_us"]["n"] == want, (e["policy"], e["p99_us"])
 m = d["machine"]
 assert m["uname"] and m["nproc"] >= 1 and m["cpu"], m
 c = d["calibration"]
@@ -108,7 +114,8 @@ tw = {t["what"]: t for t in d["targets"]}
 assert isinstance(tw["late1 p99 <= 1.10 x M/M/k p99 at rho 0.8"]["met"], bool), tw
 assert isinstance(tw["late1 p99 <= 0.85 x nginx least_conn p99 at rho 0.8"]["met"], bool), tw
 for e in h.values():
-    assert len(e["runs"]) == 1 and e["runs"][0]["replied"] > 0, e["runs"]
+    assert len(e["runs"]) == (2 if e["policy"] in ("late1", "nginx") else 1), e["runs"]
+    assert all(r["replied"] > 0 for r in e["runs"]), e["runs"]
     for q in ("p50", "p99", "p99.9"):
         s = e[q]
         assert s["min"] <= s["median"] <= s["max"] and s["median"] > 0, (q, s)
