@@ -151,6 +151,12 @@ int main(int argc, char **argv)
 	/* Node state: the XDP routers' mmaped array, or our own. */
 	if (ctl.pin_dir) {
 		rc = cpn_maps_open_pinned(&ctl.maps, ctl.pin_dir);
+		if (rc == -EPROTO) {
+			fprintf(stderr,
+				"cpn-fwd: the router pinned at %s: " CPN_MAPS_LAYOUT_HINT "\n",
+				ctl.pin_dir);
+			goto out;
+		}
 		if (rc) {
 			fprintf(stderr, "cpn-fwd: no cpn router pinned at %s: %s\n", ctl.pin_dir,
 				strerror(-rc));

@@ -306,11 +306,16 @@ static inline void cpn_node_set_weight(struct cpn_node *n, __u16 weight)
 static __always_inline __u64 cpn_est_us(const struct cpn_node *n)
 {
 	__u64 depth = (__u64)n->queue_depth + n->inflight + n->outstanding + 1;
-	__u64 num, den;
+	__u32 sc = n->slot_cost; /* read once: another CPU may write it */
+	__u64 num, den, svc100;
 
-	if (n->slot_cost)
-		return (__u64)n->path_us + ((depth * n->slot_cost) >> CPN_SLOT_SHIFT);
-	num = depth * (n->svc_us ? n->svc_us : 1) * 100;
+	if (sc)
+		return (__u64)n->path_us + ((depth * sc) >> CPN_SLOT_SHIFT);
+	/* within 64 bits while depth < 2^25: queue_depth and inflight are
+	 * 16-bit, and every report sets outstanding back to 0
+	 */
+	svc100 = (__u64)(n->svc_us ? n->svc_us : 1) * 100;
+	num = depth * svc100;
 	den = cpn_node_den(n);
 	/* a 32-bit divide where both fit (nearly always), several times
 	 * cheaper than a 64-bit one on many CPUs

@@ -177,7 +177,11 @@ static int load_or_adopt(const char *pin_dir, const char *object, bool *loaded, 
 	int rc;
 
 	*loaded = false;
-	if (!cpn_maps_open_pinned(&m, pin_dir)) {
+	rc = cpn_maps_open_pinned(&m, pin_dir);
+	if (rc == -EPROTO)
+		return errf(err, CPN_EXIT_FAIL, "the router pinned at %s: " CPN_MAPS_LAYOUT_HINT,
+			    pin_dir);
+	if (!rc) {
 		cpn_maps_close(&m);
 		int fd = cpn_pinned_prog_fd(pin_dir);
 

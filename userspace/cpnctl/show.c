@@ -253,6 +253,14 @@ static void by_reason_json(const __u64 *c, int n, const char *const *names)
 	printf("}");
 }
 
+/* Open to every tenant, as the router's map says (CPN_SVC_OPEN). */
+static bool svc_open(struct cpn_maps *m, __u16 id)
+{
+	struct cpn_service s;
+
+	return !cpn_maps_get_service(m, id, &s) && (s.flags & CPN_SVC_OPEN);
+}
+
 static void show_services(struct cpn_maps *m, const struct cpn_cfg *cfg, const struct node_view *nv,
 			  int nn, bool json)
 {
@@ -287,6 +295,7 @@ static void show_services(struct cpn_maps *m, const struct cpn_cfg *cfg, const s
 			printf("]");
 			jkv_u("live_nodes", (unsigned)live_nodes(s, nv, nn), &f);
 			jkv_b("tenants_allowed", cpn_cfg_service_usable(cfg, s->id), &f);
+			jkv_b("open", svc_open(m, s->id), &f);
 			jkv_u("requests", ss.requests, &f);
 			jkv_u("busy", cpn_svc_busy_total(&ss), &f);
 			jkey("busy_by_reason", &f);
@@ -332,6 +341,8 @@ static void show_services(struct cpn_maps *m, const struct cpn_cfg *cfg, const s
 			printf("%16s nodes %s\n", "", list);
 		by_reason_text("busy", ss.busy, CPN_SVC_BUSY_REASONS, cpn_svc_busy_names);
 		by_reason_text("refused", ss.refused, CPN_REFUSE_MAX, cpn_refusal_names);
+		if (svc_open(m, s->id))
+			printf("%16s open to every tenant (no tenant looked up)\n", "");
 		if (!cpn_cfg_service_usable(cfg, s->id))
 			printf("%16s warning: no tenant may use this service: every request is "
 			       "refused (acl)\n",

@@ -91,6 +91,11 @@ int cpn_ctl_open(struct cpn_ctl *ctl, const char *pin_dir, const char *state_dir
 	if (ctl->lock_fd < 0)
 		return errf(err, "cannot open %s: %s", lock, strerror(errno));
 	rc = cpn_maps_open_pinned(&ctl->maps, pin_dir);
+	if (rc == -EPROTO) {
+		close(ctl->lock_fd);
+		ctl->lock_fd = -1;
+		return errf(err, "the router pinned at %s: " CPN_MAPS_LAYOUT_HINT, pin_dir);
+	}
 	if (rc) {
 		close(ctl->lock_fd);
 		ctl->lock_fd = -1;
@@ -190,6 +195,7 @@ static int reconcile(struct cpn_maps *m, const struct cpn_cfg *cfg, struct cpn_e
 	struct cpn_service s, old_s;
 	struct cpn_tenant t, old_t;
 	bool weight_changed[CPN_MAX_NODES] = {false};
+	bool opening[CPN_MAX_SERVICES] = {false};
 	__u32 key, next, *prev;
 	__u32 admin;
 	int rc;
@@ -243,12 +249,22 @@ static int reconcile(struct cpn_maps *m, const struct cpn_cfg *cfg, struct cpn_e
 	/* 3. services new or changed (a weight change rebuilds the Maglev table) */
 	for (int i = 0; i < cfg->n_services; i++) {
 		const struct cfg_service *c = &cfg->services[i];
-		bool rebuild = false;
+		bool rebuild = false, exists;
 
 		cpn_cfg_to_service(cfg, c, &s);
 		for (int k = 0; k < c->n_nodes; k++)
 			rebuild |= weight_changed[c->nodes[k]];
-		if (!rebuild && !cpn_maps_get_service(m, c->id, &old_s) && same_service(&s, &old_s))
+		exists = !cpn_maps_get_service(m, c->id, &old_s);
+		/* A service is opened to every tenant (CPN_SVC_OPEN: no tenant
+		 * looked up) only once the tenants are as the configuration
+		 * says (step 6): should writing them fail, no tenant's key or
+		 * rate is left unchecked. Closing it is safe at once.
+		 */
+		if ((s.flags & CPN_SVC_OPEN) && !(exists && (old_s.flags & CPN_SVC_OPEN))) {
+			s.flags &= ~CPN_SVC_OPEN;
+			opening[c->id] = true;
+		}
+		if (!rebuild && exists && same_service(&s, &old_s))
 			continue;
 		rc = cpn_maps_set_service(m, c->id, &s);
 		if (rc)
@@ -286,7 +302,19 @@ static int reconcile(struct cpn_maps *m, const struct cpn_cfg *cfg, struct cpn_e
 		prev = &key;
 	}
 
-	/* 6. nodes that are gone: retired, deleted later by the daemon */
+	/* 6. services open to every tenant, now that the tenants are written */
+	for (__u16 id = 0; id < CPN_MAX_SERVICES; id++) {
+		if (!opening[id])
+			continue;
+		if (cpn_maps_get_service(m, id, &s))
+			continue;
+		s.flags |= CPN_SVC_OPEN;
+		rc = cpn_maps_set_service(m, id, &s);
+		if (rc)
+			return errf(err, "cannot open service %u: %s", id, strerror(-rc));
+	}
+
+	/* 7. nodes that are gone: retired, deleted later by the daemon */
 	for (__u16 id = 1; id < CPN_MAX_NODES; id++) {
 		if (cpn_cfg_node(cfg, id) || cpn_maps_get_node(m, id, &old_nc))
 			continue;

@@ -3,6 +3,7 @@
 #include <arpa/inet.h>
 #include <errno.h>
 #include <limits.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -11,6 +12,7 @@
 #include <unistd.h>
 
 #include <bpf/bpf.h>
+#include <bpf/btf.h>
 #include <bpf/libbpf.h>
 
 #include "cpn/sched.h"
@@ -46,6 +48,70 @@ static int map_state(struct cpn_maps *m)
 	return m->ncpus > 0 ? 0 : m->ncpus;
 }
 
+/* The layout of struct cpn_node that this build reads and writes, member by
+ * member: the pinned cpn_node_state of another build must have the same,
+ * or its nodes would be read and written wrong (an upgrade that keeps the
+ * maps of a running router, across a change of the struct).
+ */
+#define NODE_FIELD(f)                                                                              \
+	{                                                                                          \
+#f, offsetof(struct cpn_node, f), sizeof(((struct cpn_node *)0)->f)                \
+	}
+static const struct {
+	const char *name;
+	size_t off, size;
+} node_layout[] = {
+    NODE_FIELD(admin),		NODE_FIELD(weight),	 NODE_FIELD(capacity),
+    NODE_FIELD(queue_depth),	NODE_FIELD(inflight),	 NODE_FIELD(deadline_us),
+    NODE_FIELD(slot_cost),	NODE_FIELD(util),	 NODE_FIELD(pad),
+    NODE_FIELD(overclaim),	NODE_FIELD(svc_us),	 NODE_FIELD(path_us),
+    NODE_FIELD(last_report_ns), NODE_FIELD(outstanding), NODE_FIELD(report_flags),
+    NODE_FIELD(unanswered),	NODE_FIELD(reported_us), NODE_FIELD(since_ns),
+};
+
+int cpn_maps_check_layout(int node_state_fd)
+{
+	struct bpf_map_info info = {0};
+	__u32 len = sizeof(info);
+	const struct btf_member *mb;
+	const struct btf_type *t;
+	struct btf *btf;
+	int err = 0, n;
+
+	if (bpf_obj_get_info_by_fd(node_state_fd, &info, &len))
+		return -errno;
+	if (info.value_size != sizeof(struct cpn_node))
+		return -EPROTO;
+	if (!info.btf_id || !info.btf_value_type_id)
+		return 0; /* nothing to compare: the size must do */
+	btf = btf__load_from_kernel_by_id(info.btf_id);
+	if (!btf)
+		return -errno;
+	t = btf__type_by_id(btf, info.btf_value_type_id);
+	while (t && (btf_is_typedef(t) || btf_is_mod(t)))
+		t = btf__type_by_id(btf, t->type);
+	n = (int)(sizeof(node_layout) / sizeof(node_layout[0]));
+	if (!t || !btf_is_struct(t) || btf_vlen(t) != n) {
+		err = -EPROTO;
+		goto out;
+	}
+	mb = btf_members(t);
+	for (int i = 0; i < n; i++, mb++) {
+		const char *name = btf__name_by_offset(btf, mb->name_off);
+		__s64 size = btf__resolve_size(btf, mb->type);
+
+		if (!name || strcmp(name, node_layout[i].name) ||
+		    btf_member_bit_offset(t, (__u32)i) != node_layout[i].off * 8 ||
+		    size != (__s64)node_layout[i].size) {
+			err = -EPROTO;
+			break;
+		}
+	}
+out:
+	btf__free(btf);
+	return err;
+}
+
 int cpn_maps_open_pinned(struct cpn_maps *m, const char *pin_dir)
 {
 	char path[PATH_MAX];
@@ -64,7 +130,9 @@ int cpn_maps_open_pinned(struct cpn_maps *m, const char *pin_dir)
 			return err;
 		}
 	}
-	err = map_state(m);
+	err = cpn_maps_check_layout(m->node_state);
+	if (!err)
+		err = map_state(m);
 	if (err)
 		cpn_maps_close(m);
 	return err;

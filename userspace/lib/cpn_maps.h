@@ -36,7 +36,15 @@ enum {
 /* Map names as pinned, in the order of CPN_MAPS. */
 extern const char *const cpn_map_names[CPN_NR_MAPS];
 
+/* -EPROTO: the pinned node state is another build's struct cpn_node
+ * (cpn_maps_check_layout: member names, offsets and sizes from its BTF, or
+ * its value size where it has none).
+ */
 int cpn_maps_open_pinned(struct cpn_maps *m, const char *pin_dir);
+int cpn_maps_check_layout(int node_state_fd);
+#define CPN_MAPS_LAYOUT_HINT                                                                       \
+	"its node state is laid out by another version of cpn: 'cpnctl down' and 'cpnctl up' "     \
+	"load this one (the router restarts: requests in flight through it are lost)"
 
 /* bpffs under a pin directory (cpn_bpffs.c). cpn_on_bpffs: is PATH on it.
  * cpn_bpffs_prepare: make sure the pin directory (or the directory it will
