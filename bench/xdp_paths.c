@@ -230,6 +230,20 @@ int xdp_paths_config(struct router *r, int if_in, int if_out, int nocache)
 	return 0;
 }
 
+/* A REQUEST from the client on if_in: redirected to a node, 10.1.0.x. */
+static void request_path(struct path_run *pr, struct cpn_pkt *s, int if_in)
+{
+	struct cpn_pkt_view v;
+
+	pr->in_len = cpn_pkt_build(s, pr->in, CPN_PKT_MAX);
+	pr->want = XDP_REDIRECT;
+	pr->ifindex = if_in;
+	cpn_pkt_locate(pr->in, pr->in_len, &v);
+	pr->check_off = v.l3 + 16; /* destination: 10.1.0.x */
+	memcpy(pr->check, (__u8[]){10, 1, 0}, 3);
+	pr->check_len = 3;
+}
+
 void xdp_paths_build(struct path_run p[P_MAX], struct router *r, int pass_fd, int floor_fd,
 		     int if_in, int if_out)
 {
@@ -242,13 +256,7 @@ void xdp_paths_build(struct path_run p[P_MAX], struct router *r, int pass_fd, in
 	}
 	/* REQUEST from the client to the VIP: redirected to a node on out0. */
 	cpn_pkt_default(&s, CPN_AF_INET);
-	p[P_REQUEST].in_len = cpn_pkt_build(&s, p[P_REQUEST].in, CPN_PKT_MAX);
-	p[P_REQUEST].want = XDP_REDIRECT;
-	p[P_REQUEST].ifindex = if_in;
-	cpn_pkt_locate(p[P_REQUEST].in, p[P_REQUEST].in_len, &v);
-	p[P_REQUEST].check_off = v.l3 + 16; /* destination: 10.1.0.x */
-	memcpy(p[P_REQUEST].check, (__u8[]){10, 1, 0}, 3);
-	p[P_REQUEST].check_len = 3;
+	request_path(&p[P_REQUEST], &s, if_in);
 
 	/* The trivial program on the same frame. */
 	memcpy(p[P_TRIVIAL].in, p[P_REQUEST].in, p[P_REQUEST].in_len);
@@ -363,13 +371,7 @@ void xdp_paths_build(struct path_run p[P_MAX], struct router *r, int pass_fd, in
 	cpn_pkt_default(&s, CPN_AF_INET);
 	s.dst = "10.0.0.103";
 	s.msg.service_id = 4;
-	p[P_REQ_CHECK].in_len = cpn_pkt_build(&s, p[P_REQ_CHECK].in, CPN_PKT_MAX);
-	p[P_REQ_CHECK].want = XDP_REDIRECT;
-	p[P_REQ_CHECK].ifindex = if_in;
-	cpn_pkt_locate(p[P_REQ_CHECK].in, p[P_REQ_CHECK].in_len, &v);
-	p[P_REQ_CHECK].check_off = v.l3 + 16;
-	memcpy(p[P_REQ_CHECK].check, (__u8[]){10, 1, 0}, 3);
-	p[P_REQ_CHECK].check_len = 3;
+	request_path(&p[P_REQ_CHECK], &s, if_in);
 	node1_reply(&s, T_CLIENT4, 4, 88);
 	p[P_REPLY_CHECK].in_len = cpn_pkt_build(&s, p[P_REPLY_CHECK].in, CPN_PKT_MAX);
 	p[P_REPLY_CHECK].want = XDP_REDIRECT;
@@ -390,11 +392,5 @@ void xdp_paths_build(struct path_run p[P_MAX], struct router *r, int pass_fd, in
 	s.dst = "10.0.0.104";
 	s.msg.service_id = 5;
 	s.msg.tenant_id = 4242;
-	p[P_REQ_OPEN].in_len = cpn_pkt_build(&s, p[P_REQ_OPEN].in, CPN_PKT_MAX);
-	p[P_REQ_OPEN].want = XDP_REDIRECT;
-	p[P_REQ_OPEN].ifindex = if_in;
-	cpn_pkt_locate(p[P_REQ_OPEN].in, p[P_REQ_OPEN].in_len, &v);
-	p[P_REQ_OPEN].check_off = v.l3 + 16;
-	memcpy(p[P_REQ_OPEN].check, (__u8[]){10, 1, 0}, 3);
-	p[P_REQ_OPEN].check_len = 3;
+	request_path(&p[P_REQ_OPEN], &s, if_in);
 }

@@ -112,6 +112,17 @@ int t_add_service(struct router *r, __u16 id, int family, int policy, const __u1
 	return cpn_maps_set_service(&r->maps, id, &s);
 }
 
+int t_service_flags(struct router *r, __u16 id, __u32 set, __u32 clear)
+{
+	struct cpn_service s;
+	int err = cpn_maps_get_service(&r->maps, id, &s);
+
+	if (err)
+		return err;
+	s.flags = (s.flags | set) & ~clear;
+	return cpn_maps_set_service(&r->maps, id, &s);
+}
+
 int t_add_tenant(struct router *r, __u32 id, const __u16 *svcs, int n, __u64 rate, __u64 burst,
 		 const __u64 *key)
 {

@@ -54,6 +54,8 @@ int t_add_node(struct router *r, __u16 id, int family, __u32 weight);
 /* A service on the default VIP of the family with the given policy and nodes. */
 int t_add_service(struct router *r, __u16 id, int family, int policy, const __u16 *nodes, int n);
 /* A tenant allowed on service ids[]; rate 0 = unlimited; key NULL = no AUTH. */
+/* Service id's flags: `set` added, `clear` taken away. */
+int t_service_flags(struct router *r, __u16 id, __u32 set, __u32 clear);
 int t_add_tenant(struct router *r, __u32 id, const __u16 *svcs, int n, __u64 rate, __u64 burst,
 		 const __u64 *key);
 /* Mark a node as freshly reported with this load. */

@@ -329,16 +329,13 @@ static void test_unanswered_node_is_avoided_until_it_answers(void **state)
 static void test_liveness_reports_service_counts_no_unanswered(void **state)
 {
 	struct router *r = *state;
-	struct cpn_service svc;
 	struct cpn_pkt s;
 	struct rt_out o;
 	__u8 in[CPN_PKT_MAX];
 	size_t len;
 
 	assert_int_equal(t_topology(r, CPN_AF_INET, CPN_POL_P2C, 2), 0);
-	assert_int_equal(cpn_maps_get_service(&r->maps, T_SVC, &svc), 0);
-	svc.flags |= CPN_SVC_LIVENESS_REPORTS;
-	assert_int_equal(cpn_maps_set_service(&r->maps, T_SVC, &svc), 0);
+	assert_int_equal(t_service_flags(r, T_SVC, CPN_SVC_LIVENESS_REPORTS, 0), 0);
 	r->maps.state[1].unanswered = r->maps.state[2].unanswered = 0;
 	r->silent_nodes = 1;
 	cpn_pkt_default(&s, CPN_AF_INET);
@@ -455,15 +452,12 @@ static void test_open_service_skips_the_tenant_lookups(void **state)
 	struct router *r = *state;
 
 	for (int i = 0; i < RT_NFRAMINGS; i++) {
-		struct cpn_service svc;
 		struct cpn_pkt s;
 		__u8 in[CPN_PKT_MAX];
 		size_t len;
 
 		assert_int_equal(t_topology(r, rt_framings[i].family, CPN_POL_P2C, 2), 0);
-		assert_int_equal(cpn_maps_get_service(&r->maps, T_SVC, &svc), 0);
-		svc.flags |= CPN_SVC_OPEN;
-		assert_int_equal(cpn_maps_set_service(&r->maps, T_SVC, &svc), 0);
+		assert_int_equal(t_service_flags(r, T_SVC, CPN_SVC_OPEN, 0), 0);
 		assert_int_equal(cpn_maps_del_tenant(&r->maps, T_TENANT), 0);
 		cpn_pkt_default(&s, rt_framings[i].family);
 		s.vlan = rt_framings[i].vlan;
@@ -471,8 +465,7 @@ static void test_open_service_skips_the_tenant_lookups(void **state)
 			s.msg.tenant_id = k ? T_TENANT : 4242;
 			assert_in_range(rt_steer(r, &s), 1, 2);
 		}
-		svc.flags &= ~CPN_SVC_OPEN;
-		assert_int_equal(cpn_maps_set_service(&r->maps, T_SVC, &svc), 0);
+		assert_int_equal(t_service_flags(r, T_SVC, 0, CPN_SVC_OPEN), 0);
 		len = cpn_pkt_build(&s, in, sizeof(in));
 		rt_assert_untouched(r, in, len, XDP_DROP, CPN_STAT_DROP_ACL);
 	}
@@ -753,7 +746,6 @@ static void test_dpdk_service_without_socket_is_steered_by_xdp(void **state)
 	struct router *r = *state;
 
 	for (int i = 0; i < RT_NFRAMINGS; i++) {
-		struct cpn_service svc;
 		struct cpn_pkt s;
 		struct cpn_pkt_view v;
 		struct cpn_hdr h;
@@ -762,9 +754,7 @@ static void test_dpdk_service_without_socket_is_steered_by_xdp(void **state)
 		size_t len;
 
 		assert_int_equal(t_topology(r, rt_framings[i].family, CPN_POL_P2C, 2), 0);
-		assert_int_equal(cpn_maps_get_service(&r->maps, T_SVC, &svc), 0);
-		svc.flags |= CPN_SVC_DPDK;
-		assert_int_equal(cpn_maps_set_service(&r->maps, T_SVC, &svc), 0);
+		assert_int_equal(t_service_flags(r, T_SVC, CPN_SVC_DPDK, 0), 0);
 		cpn_pkt_default(&s, rt_framings[i].family);
 		s.vlan = rt_framings[i].vlan;
 		len = cpn_pkt_build(&s, in, sizeof(in));
