@@ -649,6 +649,26 @@ sent:
 	return CPN_ACT_FWD;
 }
 
+/* The tenant entry that judges a request for svc: the request's own
+ * tenant where it is allowed the service, else `any` where that is; NULL
+ * when neither is (the ACL refuses it). *aff: the entry's id, whose
+ * affinity map keeps the request's session.
+ */
+static __always_inline struct cpn_tenant *cpn_request_tenant(struct cpn_env *env,
+							     const struct cpn_service *svc,
+							     const struct cpn_hdr *h, __u32 *aff)
+{
+	struct cpn_tenant *t;
+
+	*aff = cpn_ntohl(h->tenant_id);
+	t = cpn_env_tenant(env, *aff);
+	if (t && cpn_tenant_allows(t, svc->id))
+		return t;
+	*aff = CPN_TENANT_ANY;
+	t = cpn_env_tenant(env, CPN_TENANT_ANY);
+	return t && cpn_tenant_allows(t, svc->id) ? t : 0;
+}
+
 static __always_inline int cpn_request(struct cpn_env *env, void *data, void *data_end,
 				       struct cpn_l34 *p, struct cpn_service *svc,
 				       struct cpn_verdict *v)
@@ -696,17 +716,10 @@ static __always_inline int cpn_request(struct cpn_env *env, void *data, void *da
 	aff_tenant = CPN_TENANT_ANY;
 	if (svc->flags & CPN_SVC_OPEN)
 		goto admitted;
-	/* Tenant: ACL, authentication, rate. A tenant that is unknown, or not
-	 * allowed the service, may still be let in by the `any` entry.
-	 */
-	aff_tenant = cpn_ntohl(h->tenant_id);
-	t = cpn_env_tenant(env, aff_tenant);
-	if (!t || !cpn_tenant_allows(t, svc->id)) {
-		aff_tenant = CPN_TENANT_ANY;
-		t = cpn_env_tenant(env, CPN_TENANT_ANY);
-		if (!t || !cpn_tenant_allows(t, svc->id))
-			return cpn_refuse(env, ss, v, CPN_STAT_DROP_ACL, CPN_REFUSE_ACL);
-	}
+	/* Tenant: ACL, authentication, rate. */
+	t = cpn_request_tenant(env, svc, h, &aff_tenant);
+	if (!t)
+		return cpn_refuse(env, ss, v, CPN_STAT_DROP_ACL, CPN_REFUSE_ACL);
 	/* With a key: signed (with FRESH, the stamp too) under the key or,
 	 * while it rotates, the next one; fresh, and not a replay.
 	 */
@@ -1207,12 +1220,9 @@ static __always_inline int cpn_router_held(struct cpn_env *env, void *data, void
 	{
 		__u32 aff_tenant = CPN_TENANT_ANY, key = cpn_ntohl(h->session_key);
 
-		if (!(svc->flags & CPN_SVC_OPEN)) {
-			struct cpn_tenant *t = cpn_env_tenant(env, cpn_ntohl(h->tenant_id));
-
-			if (t && cpn_tenant_allows(t, svc->id))
-				aff_tenant = cpn_ntohl(h->tenant_id);
-		}
+		/* admitted on arrival: only the session's tenant entry is wanted */
+		if (!(svc->flags & CPN_SVC_OPEN))
+			cpn_request_tenant(env, svc, h, &aff_tenant);
 		if (!node_id) {
 			node_id = cpn_request_node(env, svc, h, &p, now, cfg->hop_key, aff_tenant,
 						   &busy, &n);

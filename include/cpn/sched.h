@@ -288,11 +288,8 @@ static __always_inline void cpn_node_cost(struct cpn_node *n)
  */
 static inline void cpn_node_set_weight(struct cpn_node *n, __u16 weight)
 {
-	struct cpn_node snap;
-
 	__atomic_store_n(&n->weight, weight, __ATOMIC_RELEASE);
-	snap = *n;
-	__atomic_store_n(&n->slot_cost, cpn_slot_cost(&snap), __ATOMIC_RELEASE);
+	__atomic_store_n(&n->slot_cost, cpn_slot_cost(n), __ATOMIC_RELEASE);
 }
 #endif
 

@@ -89,12 +89,19 @@ const struct cfg_tenant *cpn_cfg_tenant(const struct cpn_cfg *cfg, __u32 id)
 	return NULL;
 }
 
+bool cpn_cfg_tenant_lists(const struct cfg_tenant *t, __u16 id)
+{
+	for (int k = 0; k < t->n_services; k++)
+		if (t->services[k] == id)
+			return true;
+	return false;
+}
+
 bool cpn_cfg_service_usable(const struct cpn_cfg *cfg, __u16 id)
 {
 	for (int i = 0; i < cfg->n_tenants; i++)
-		for (int k = 0; k < cfg->tenants[i].n_services; k++)
-			if (cfg->tenants[i].services[k] == id)
-				return true;
+		if (cpn_cfg_tenant_lists(&cfg->tenants[i], id))
+			return true;
 	return false;
 }
 

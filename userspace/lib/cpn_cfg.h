@@ -175,6 +175,8 @@ const struct cfg_service *cpn_cfg_service(const struct cpn_cfg *cfg, __u16 id);
 const struct cfg_service *cpn_cfg_service_by_name(const struct cpn_cfg *cfg, const char *name);
 const struct cfg_node *cpn_cfg_node(const struct cpn_cfg *cfg, __u16 id);
 const struct cfg_tenant *cpn_cfg_tenant(const struct cpn_cfg *cfg, __u32 id);
+/* Does tenant T list service ID among its services? */
+bool cpn_cfg_tenant_lists(const struct cfg_tenant *t, __u16 id);
 /* May any tenant (the `any` entry included) use service ID? Requests of a
  * service that none may use are all refused (drop_acl): default deny.
  */

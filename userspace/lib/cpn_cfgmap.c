@@ -5,14 +5,6 @@
 #include "cpn_addr.h"
 #include "cpn_cfg.h"
 
-static bool tenant_allows(const struct cfg_tenant *t, __u16 id)
-{
-	for (int i = 0; i < t->n_services; i++)
-		if (t->services[i] == id)
-			return true;
-	return false;
-}
-
 /* Open to every tenant: `any` admits the service with no key and no rate
  * limit, and no other tenant names it. Every request is then judged by
  * `any` whatever its tenant id, and admitted, so the data planes skip the
@@ -25,7 +17,7 @@ bool cpn_cfg_service_open(const struct cpn_cfg *cfg, __u16 id)
 	for (int i = 0; i < cfg->n_tenants; i++) {
 		const struct cfg_tenant *t = &cfg->tenants[i];
 
-		if (!tenant_allows(t, id))
+		if (!cpn_cfg_tenant_lists(t, id))
 			continue;
 		if (t->id != CPN_TENANT_ANY || t->has_key || t->rate)
 			return false;
