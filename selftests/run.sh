@@ -17,6 +17,7 @@ suites=("$@")
 [ ${#suites[@]} -eq 0 ] && suites=(unit bpf e2e)
 
 pass=0 fail=0 skip=0
+failed=() # every failure and the first lines it printed, repeated above the closing line
 log_dir=$(mktemp -d /tmp/cpn-test.XXXXXX)
 trap 'rm -rf "$log_dir"' EXIT
 
@@ -41,6 +42,15 @@ run_one() { # name, command...
 	fi
 	pass=$((pass + p)) fail=$((fail + f)) skip=$((skip + s))
 	printf '%-40s %4d passed %4d failed %4d skipped  (%ds)\n' "$name" "$p" "$f" "$s" $((SECONDS - t0))
+	if [ "$f" -gt 0 ]; then
+		local line
+		while IFS= read -r line; do
+			failed+=("$name: $line")
+		done < <(awk '/^(not )?ok [0-9]+/ && !/# *(SKIP|skip)/ { n = 0 }
+			/^not ok/ && !/# *(SKIP|skip)/ { print; n = 6; next }
+			/^(not )?ok/ { n = 0; next }
+			n > 0 { print "    " $0; n-- }' "$out")
+	fi
 	if [ "$f" -gt 0 ] || [ -n "${VERBOSE:-}" ]; then
 		sed 's/^/    | /' "$out"
 	else
@@ -73,5 +83,10 @@ for suite in "${suites[@]}"; do
 	esac
 done
 
+# The failures again, where a reader of the last lines finds them.
+if [ ${#failed[@]} -gt 0 ]; then
+	echo "failed:"
+	printf '  %s\n' "${failed[@]}"
+fi
 echo "$pass passed, $fail failed, $skip skipped"
 [ "$fail" -eq 0 ]
