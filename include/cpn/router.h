@@ -882,7 +882,8 @@ static __always_inline int cpn_reply(struct cpn_env *env, void *data_end, struct
 		cpn_learn_load(n, h, now);
 		if (!(n->report_flags & CPN_REP_SVC_VALID))
 			cpn_learn_svc(n, cpn_ntohl(h->worker_us));
-		cpn_learn_answer(n, cpn_ntohl(h->worker_us), 1);
+		cpn_learn_answer(n, cpn_ntohl(h->worker_us), 1, (__u32)n->queue_depth + n->inflight,
+				 now);
 		cpn_learn_path_sample(n, ns, (__u32)(now / 1000), cpn_ntohl(h->router_ts),
 				      cpn_ntohl(h->worker_us));
 		/* jiq: the node is idle and asks this router for work. */
@@ -891,7 +892,8 @@ static __always_inline int cpn_reply(struct cpn_env *env, void *data_end, struct
 			cpn_env_count(env, CPN_STAT_TOKEN_IN);
 		}
 	} else if (n) /* a BUSY: the node is there, and says so */
-		cpn_learn_answer(n, 0, 0);
+		cpn_learn_answer(n, 0, 0, (__u32)cpn_ntohs(h->queue_depth) + cpn_ntohs(h->inflight),
+				 cpn_env_now_ns(env));
 #ifdef CPN_ENV_LATE
 	if (svc->flags & CPN_SVC_LATE)
 		cpn_env_late_answered(env, id);

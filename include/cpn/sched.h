@@ -1024,18 +1024,43 @@ static __always_inline void cpn_learn_report(struct cpn_node *n, const struct cp
 }
 
 /* A REPLY or BUSY of the node (already authenticated, and the answer to a
- * request of this router where it keeps flows): it answers. With its load
- * (after cpn_learn_load), a REPLY that left requests waiting also measures
- * the node against its report: the time it spent inside, over what its
- * queue, in flight and capacity predict. The node that reports more
- * capacity than it serves answers slower than its reports say.
+ * request of this router where it keeps flows): it answers. `held` is what
+ * the answer says the node still holds (its queue_depth + inflight, which
+ * leave out the requests it answers). Holding nothing, it has answered
+ * everything steered to it before (or it is on its way): `unanswered` is 0.
+ * Holding some, those of this router wait still, and the node owes its
+ * next answer within a deadline from this one: `unanswered` counts them
+ * (no more than it holds) and the clock starts again now. A node killed
+ * with a queue is then suspect a deadline after its last answer, not only
+ * once a request steered after its death has waited a deadline.
  */
-static __always_inline void cpn_learn_answer(struct cpn_node *n, __u32 inside_us, int reply)
+static __always_inline void cpn_node_answered(struct cpn_node *n, __u32 held, __u64 now_ns)
+{
+	__u32 u = n->unanswered;
+
+	if (u > 1 && held) {
+		u--;
+		n->unanswered = u < held ? u : held;
+		n->deadline_us = cpn_answer_deadline_us(n);
+		n->since_ns = now_ns;
+	} else {
+		n->unanswered = 0;
+	}
+}
+
+/* With its load (after cpn_learn_load), a REPLY that left requests waiting
+ * also measures the node against its report: the time it spent inside,
+ * over what its queue, in flight and capacity predict. The node that
+ * reports more capacity than it serves answers slower than its reports
+ * say.
+ */
+static __always_inline void cpn_learn_answer(struct cpn_node *n, __u32 inside_us, int reply,
+					     __u32 held, __u64 now_ns)
 {
 	__u64 depth, pred, r;
 	__u32 old, prev;
 
-	n->unanswered = 0;
+	cpn_node_answered(n, held, now_ns);
 	n->report_flags &= ~CPN_REP_IDLE;
 	if (!reply || !n->queue_depth || !n->svc_us || inside_us > CPN_PATH_MAX_US)
 		return;

@@ -103,7 +103,8 @@ static void check_reply_learning(struct router *r, int family, int vlan)
 
 	print_message("# reply learning: %s vlan %d\n", RT_FAMILY_STR(family), vlan);
 	unlearned_node2(r, family);
-	n->unanswered = 3; /* steered here, not yet answered */
+	r->silent_nodes = 1; /* the harness leaves unanswered as the run did */
+	n->unanswered = 3;   /* steered here, not yet answered */
 	cpn_pkt_reply(&s, family, 2);
 	s.vlan = vlan;
 	s.msg.queue_depth = 7;
@@ -125,7 +126,15 @@ static void check_reply_learning(struct router *r, int family, int vlan)
 	assert_int_equal(n->util, 200);
 	assert_int_equal(n->outstanding, 0);
 	assert_in_range(n->last_report_ns, t0, t1);
-	assert_int_equal(n->unanswered, 0); /* an answer */
+	/* One of the three answered; the node still holds 10 (7 + 3): the two
+	 * others wait, their clock from this answer on.
+	 */
+	assert_int_equal(n->unanswered, 2);
+	assert_in_range(n->since_ns, t0, t1);
+	/* twice the 300 µs between answers, 2 ms, and the path known before
+	 * this reply (none)
+	 */
+	assert_int_equal(n->deadline_us, 2 * 300 + 2000);
 	assert_int_equal(n->admin, CPN_ADMIN_UP);
 	assert_int_equal(n->weight, 100);
 	/* No mean service time yet: the reply's worker_us stands in. */
@@ -161,6 +170,7 @@ static void check_reply_learning(struct router *r, int family, int vlan)
 	assert_int_equal(o.act, XDP_PASS);
 	assert_int_equal(n->queue_depth, 1);
 	assert_int_equal(n->outstanding, 0);
+	assert_int_equal(n->unanswered, 1); /* it holds 4 (1 + 3) */
 	assert_int_equal(n->svc_us, 300);
 	lo = 20000 - 900;
 	hi = (__u32)(t1 / 1000) - ts - 900;
@@ -174,6 +184,30 @@ static void check_reply_learning(struct router *r, int family, int vlan)
 			in_range += ns0.lat_hist[b] - ns1.lat_hist[b];
 		assert_int_equal(in_range, 1);
 	}
+
+	/* A BUSY that leaves the node holding requests does likewise; one
+	 * that leaves it holding none, as a REPLY, clears the count.
+	 */
+	n->unanswered = 3;
+	s.msg.type = CPN_T_BUSY;
+	s.msg.status = CPN_BUSY_OVERLOAD;
+	s.msg.queue_depth = 1;
+	s.msg.inflight = 0;
+	len = cpn_pkt_build(&s, in, sizeof(in));
+	run_timed(r, in, len, &o, &t0, &t1);
+	assert_int_equal(o.act, XDP_PASS);
+	assert_int_equal(n->unanswered, 1);
+	assert_in_range(n->since_ns, t0, t1);
+	s.msg.type = CPN_T_REPLY;
+	s.msg.status = 0;
+	s.msg.queue_depth = 0;
+	s.msg.router_ts = t_now_us() - 1000;
+	n->unanswered = 3;
+	len = cpn_pkt_build(&s, in, sizeof(in));
+	rt_run(r, in, len, &o);
+	assert_int_equal(o.act, XDP_PASS);
+	assert_int_equal(n->unanswered, 0);
+	r->silent_nodes = 0;
 }
 
 static void test_reply_updates_node_load_and_path_latency(void **state)

@@ -23,7 +23,9 @@
 #      its LOADs to the router still going: from 100 ms after the rule the
 #      node gets at most 5 % of its fair share (the 200 ms retries).
 #   c. every worker killed: each request sent 50 ms or more after the kills
-#      is answered BUSY no_node by the router, none lost.
+#      is answered BUSY no_node by the router, none lost; at the end every
+#      node with requests unanswered has had them longer than the deadline
+#      the router gave them (`cpnctl status -j`: unanswered_ms, deadline_ms).
 #   d. one worker 4x slower (--svc-phase 3000:exp:8000) for its first 3 s:
 #      in [its recovery + 1 s, + 2 s] it gets at least 80 % of a fair share.
 #   e. a capacity liar: 3 workers --capacity 2, one --capacity 1
@@ -114,8 +116,10 @@ elif cmd == "started":  # started PID: the process's start, CLOCK_MONOTONIC ns
     # with no suspend since boot that is CLOCK_MONOTONIC.
     st = open("/proc/%s/stat" % sys.argv[2]).read().rsplit(")", 1)[1].split()
     print(int(st[19]) * 10**9 // os.sysconf("SC_CLK_TCK"))
-elif cmd == "status":  # status OUT NAME
+elif cmd == "status":  # status OUT NAME (and OUT.t: when it was read)
+    t = time.monotonic_ns()
     save(sys.argv[2], status(sys.argv[3]))
+    save(sys.argv[2] + ".t", {"t": t})
 elif cmd == "kill1":  # kill1 RECS KILL.json END.json NODE S_US SLACK_MS
     r = records(sys.argv[2])
     k = json.load(open(sys.argv[3]))
@@ -149,6 +153,19 @@ elif cmd == "kill1":  # kill1 RECS KILL.json END.json NODE S_US SLACK_MS
     if bad:
         print("# %d lost requests were sent after the bound, the last %.2f ms after "
               "the kill" % (len(bad), (max(x[0] for x in bad) - t) / 1e6))
+        # What the router held of the dead node at the end: since when its
+        # requests went unanswered, and the deadline it gave them.
+        te = json.load(open(sys.argv[4] + ".t"))["t"]
+        if e.get("unanswered_ms") is not None:
+            first = te - int(e["unanswered_ms"] * 1e6)
+            print("# the router: %d unanswered, the first steered at kill %+.2f ms, deadline "
+                  "%.2f ms: suspect from kill %+.2f ms; svc_us %d, path_us %d, inflight %d, "
+                  "capacity %d (before the kill: svc_us %d, inflight %d, unanswered %d)"
+                  % (e["unanswered"], (first - t) / 1e6, e["deadline_ms"],
+                     (first - t) / 1e6 + e["deadline_ms"], e["svc_us"], e["path_us"],
+                     e["inflight"], e["capacity"], b["svc_us"], b["inflight"], b["unanswered"]))
+        print("# lost, sent at (ms from the kill): " +
+              " ".join("%+.2f" % ((x[0] - t) / 1e6) for x in lost))
     sys.exit(1 if bad else 0)
 elif cmd == "reply":  # reply RECS RULE.json NODE NODES
     r = records(sys.argv[2])
@@ -189,7 +206,14 @@ elif cmd == "allgone":  # allgone RECS KILL.json END.json
         "%s: steered after the kills %d, unanswered %d, suspect %s, live %s"
         % (i, n["requests"] - k["before"][i]["requests"], n["unanswered"], n["suspect"],
            n["live"]) for i, n in sorted(end.items())))
-    sys.exit(0 if after and no_node == len(after) else 1)
+    # Every node dead: those with requests unanswered have had them so
+    # for longer than the deadline the router gave them (cpnctl status -j).
+    clocks = [(i, n["unanswered_ms"], n["deadline_ms"]) for i, n in sorted(end.items())
+              if n["unanswered"]]
+    print("# unanswered for / deadline (ms): " +
+          ", ".join("%s: %.1f / %.1f" % c for c in clocks))
+    ok_clocks = clocks and all(u is not None and d is not None and 0 < d < u for _, u, d in clocks)
+    sys.exit(0 if after and no_node == len(after) and ok_clocks else 1)
 elif cmd == "recover":  # recover RECS REC_NS NODE NODES
     r = records(sys.argv[2])
     rec, node, nodes = int(sys.argv[3]), int(sys.argv[4]), int(sys.argv[5])

@@ -295,10 +295,11 @@ static void test_slot_cost_kept_by_every_writer(void **state)
 			if (!(n.report_flags & CPN_REP_SVC_VALID))
 				cpn_learn_svc(&n, cpn_ntohl(h.worker_us));
 			/* answers far slower than the load predicts: overclaim climbs */
-			cpn_learn_answer(&n, (rng() % 2 ? 40 : 1) * cpn_ntohl(h.worker_us), 1);
+			cpn_learn_answer(&n, (rng() % 2 ? 40 : 1) * cpn_ntohl(h.worker_us), 1, 0,
+					 NOW_NS);
 			break;
 		case 2:
-			cpn_learn_answer(&n, 0, 0);
+			cpn_learn_answer(&n, 0, 0, 0, NOW_NS);
 			break;
 		case 3:
 			if (rng() % 8 == 0)
@@ -2063,13 +2064,60 @@ static void test_only_answers_clear_suspicion(void **state)
 	cpn_learn_report(n, &h, t);
 	assert_true(cpn_node_suspect(n, t + 1));
 	assert_int_equal(n->unanswered, 1);
-	cpn_learn_answer(n, 0, 0); /* a BUSY */
+	cpn_learn_answer(n, 0, 0, 0, t); /* a BUSY */
 	assert_int_equal(n->unanswered, 0);
 	assert_false(cpn_node_suspect(n, t + 1));
 	cpn_node_steered(n, t);
 	assert_true(cpn_node_suspect(n, t + 100 * MS));
-	cpn_learn_answer(n, 90, 1); /* a REPLY */
+	cpn_learn_answer(n, 90, 1, 0, t + 100 * MS); /* a REPLY */
 	assert_false(cpn_node_suspect(n, t + 100 * MS));
+}
+
+/* An answer that leaves the node holding requests (its queue_depth +
+ * inflight, which leave out what it answers) starts the clock again for
+ * those of this router: a node killed with a queue, after answering the
+ * head of it, is suspect a deadline after that answer. An answer that
+ * leaves it holding nothing clears the count, as does one that answers
+ * this router's only request (what it holds is another router's).
+ */
+static void test_answer_leaving_a_queue_restarts_the_clock(void **state)
+{
+	struct cpn_node *n = live_node(1);
+	__u64 t0 = NOW_NS, t1 = NOW_NS + 3 * MS, dl;
+	struct cpn_hdr h;
+
+	(void)state;
+	cpn_node_steered(n, t0);
+	cpn_node_steered(n, t0 + MS);
+	cpn_node_steered(n, t0 + 2 * MS);
+	assert_int_equal(n->unanswered, 3);
+	/* the first answered: the two behind it still held */
+	load_hdr(&h, 1, 1, 1, 0, 0);
+	cpn_learn_load(n, &h, t1);
+	cpn_learn_answer(n, 100, 1, (__u32)n->queue_depth + n->inflight, t1);
+	assert_int_equal(n->unanswered, 2);
+	assert_true(n->since_ns == t1);
+	dl = (__u64)n->deadline_us * 1000;
+	assert_true(dl == (__u64)cpn_answer_deadline_us(n) * 1000);
+	assert_false(cpn_node_suspect(n, t1 + dl));
+	assert_true(cpn_node_suspect(n, t1 + dl + 1)); /* it died after that answer */
+	/* the count is never above what the node says it holds */
+	cpn_node_steered(n, t1 + MS);
+	cpn_node_steered(n, t1 + MS);
+	assert_int_equal(n->unanswered, 4);
+	cpn_learn_answer(n, 0, 0, 1, t1 + 2 * MS); /* a BUSY, one held */
+	assert_int_equal(n->unanswered, 1);
+	assert_true(n->since_ns == t1 + 2 * MS);
+	/* this router's last one answered: what the node holds is not its */
+	cpn_learn_answer(n, 100, 1, 7, t1 + 3 * MS);
+	assert_int_equal(n->unanswered, 0);
+	assert_false(cpn_node_suspect(n, t1 + 100 * MS));
+	/* holding nothing: every one answered (or on its way) */
+	cpn_node_steered(n, t1 + 4 * MS);
+	cpn_node_steered(n, t1 + 4 * MS);
+	cpn_learn_answer(n, 100, 1, 0, t1 + 5 * MS);
+	assert_int_equal(n->unanswered, 0);
+	assert_false(cpn_node_suspect(n, t1 + 100 * MS));
 }
 
 /* A suspect node that still reports is tried again once every
@@ -2107,7 +2155,7 @@ static void test_suspect_node_tried_again_only_while_reporting(void **state)
 	assert_false(cpn_node_answering(n, t + CPN_SUSPECT_RETRY_NS - 3 * MS));
 	assert_true(cpn_node_answering(n, t + CPN_SUSPECT_RETRY_NS));
 	/* an answer clears it */
-	cpn_learn_answer(n, 100, 1);
+	cpn_learn_answer(n, 100, 1, 0, t + MS);
 	assert_true(cpn_node_answering(n, t + 2 * MS));
 }
 
@@ -2131,7 +2179,7 @@ static void test_gone_takes_deadlines_and_silence(void **state)
 	assert_false(cpn_node_gone(n, NOW_NS + CPN_GONE_MIN_NS));
 	assert_true(cpn_node_gone(n, NOW_NS + CPN_GONE_MIN_NS + 1));
 	n->svc_us = 5000; /* a slow node: its 4 deadlines are more than 20 ms */
-	cpn_learn_answer(n, 0, 0);
+	cpn_learn_answer(n, 0, 0, 0, NOW_NS);
 	cpn_node_steered(n, NOW_NS);
 	dl = (__u64)n->deadline_us * 1000;
 	assert_false(cpn_node_gone(n, NOW_NS + CPN_GONE_DEADLINES * dl));
@@ -2145,7 +2193,7 @@ static void test_gone_takes_deadlines_and_silence(void **state)
 	cpn_node_steered(n, NOW_NS + 100 * dl);
 	assert_true(n->since_ns == NOW_NS);
 	assert_true(cpn_node_gone(n, NOW_NS + 100 * dl));
-	cpn_learn_answer(n, 0, 0);
+	cpn_learn_answer(n, 0, 0, 0, NOW_NS + 100 * dl);
 	assert_false(cpn_node_gone(n, NOW_NS + 100 * dl));
 }
 
@@ -2314,7 +2362,7 @@ static void test_overclaim_scales_reported_capacity(void **state)
 	liar->inflight = 1;
 	e0 = cpn_est_us(liar);
 	for (int i = 0; i < 64; i++)
-		cpn_learn_answer(liar, 32 * 2000, 1); /* 31 ahead of it, one at a time */
+		cpn_learn_answer(liar, 32 * 2000, 1, 0, NOW_NS); /* 31 ahead of it, one at a time */
 	assert_true(liar->overclaim > 40 * CPN_OVERCLAIM_ONE);
 	e1 = cpn_est_us(liar);
 	assert_true(e1 > e0 * 30);
@@ -2323,12 +2371,13 @@ static void test_overclaim_scales_reported_capacity(void **state)
 	honest->queue_depth = 8;
 	honest->inflight = 4;
 	for (int i = 0; i < 64; i++)
-		cpn_learn_answer(honest, (8 / 4 + 1) * 2000, 1); /* 2 batches ahead + its own */
+		cpn_learn_answer(honest, (8 / 4 + 1) * 2000, 1, 0,
+				 NOW_NS); /* 2 batches ahead + its own */
 	assert_true(honest->overclaim <= CPN_OVERCLAIM_OK);
 	/* no queue: no sample */
 	honest->queue_depth = 0;
 	honest->overclaim = 0;
-	cpn_learn_answer(honest, 1000000, 1);
+	cpn_learn_answer(honest, 1000000, 1, 0, NOW_NS);
 	assert_int_equal(honest->overclaim, 0);
 }
 
@@ -2610,6 +2659,7 @@ int main(void)
 	    T(test_learn_load_sets_fields_and_resets_outstanding),
 	    T(test_unanswered_node_becomes_suspect),
 	    T(test_only_answers_clear_suspicion),
+	    T(test_answer_leaving_a_queue_restarts_the_clock),
 	    T(test_suspect_node_tried_again_only_while_reporting),
 	    T(test_gone_takes_deadlines_and_silence),
 	    T(test_fallback_prefers_reporting_suspect_over_stale),

@@ -388,6 +388,19 @@ static void show_nodes(struct cpn_maps *m, const struct node_view *nv, int nn, b
 				printf("null");
 			jkv_u("reports", v->ns.reports, &f);
 			jkv_u("unanswered", v->st.unanswered, &f);
+			/* Since the first of them was steered, and how long the
+			 * node had to answer it (cpn_node_suspect).
+			 */
+			jkey("unanswered_ms", &f);
+			if (v->st.unanswered && now >= v->st.since_ns)
+				printf("%.3f", (double)(now - v->st.since_ns) / 1e6);
+			else
+				printf("null");
+			jkey("deadline_ms", &f);
+			if (v->st.unanswered)
+				printf("%.3f", v->st.deadline_us / 1e3);
+			else
+				printf("null");
 			jkv_b("suspect", cpn_node_suspect(&v->st, now), &f);
 			jkv_f("overclaim",
 			      (v->st.overclaim ? v->st.overclaim : CPN_OVERCLAIM_ONE) /
