@@ -324,7 +324,8 @@ struct cpn_node {
 	__u16 inflight;
 	/* How long the unanswered may wait for an answer before the node is
 	 * suspect, µs: set when the first of them is steered, from what the
-	 * node's state then predicts (cpn_node_steered).
+	 * node's state then predicts (cpn_node_steered), or by an answer that
+	 * leaves some waiting (cpn_node_answered).
 	 */
 	__u32 deadline_us;
 	/* What one more request waiting here adds to its answer time, in
@@ -346,9 +347,9 @@ struct cpn_node {
 	__u64 last_report_ns;
 	__u32 outstanding; /* steered here since the last report */
 	__u32 report_flags;
-	__u32 unanswered;  /* steered here since its last REPLY or BUSY */
+	__u32 unanswered;  /* steered here, not known answered (cpn_node_answered) */
 	__u32 reported_us; /* the mean service time of its last report, as sent */
-	__u64 since_ns;	   /* when the first of those unanswered was steered */
+	__u64 since_ns;	   /* the clock of those: the first steered, or the last answer */
 };
 CPN_STATIC_ASSERT(sizeof(struct cpn_node) == 64, "cpn_node is one cache line");
 

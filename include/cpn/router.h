@@ -883,7 +883,7 @@ static __always_inline int cpn_reply(struct cpn_env *env, void *data_end, struct
 		if (!(n->report_flags & CPN_REP_SVC_VALID))
 			cpn_learn_svc(n, cpn_ntohl(h->worker_us));
 		cpn_learn_answer(n, cpn_ntohl(h->worker_us), 1, (__u32)n->queue_depth + n->inflight,
-				 now);
+				 (__u32)(now / 1000) - cpn_ntohl(h->router_ts), now);
 		cpn_learn_path_sample(n, ns, (__u32)(now / 1000), cpn_ntohl(h->router_ts),
 				      cpn_ntohl(h->worker_us));
 		/* jiq: the node is idle and asks this router for work. */
@@ -891,9 +891,11 @@ static __always_inline int cpn_reply(struct cpn_env *env, void *data_end, struct
 			cpn_token_push(cpn_tokens_at(env, svc->id), id, now);
 			cpn_env_count(env, CPN_STAT_TOKEN_IN);
 		}
-	} else if (n) /* a BUSY: the node is there, and says so */
+	} else if (n) { /* a BUSY: the node is there, and says so */
+		now = cpn_env_now_ns(env);
 		cpn_learn_answer(n, 0, 0, (__u32)cpn_ntohs(h->queue_depth) + cpn_ntohs(h->inflight),
-				 cpn_env_now_ns(env));
+				 (__u32)(now / 1000) - cpn_ntohl(h->router_ts), now);
+	}
 #ifdef CPN_ENV_LATE
 	if (svc->flags & CPN_SVC_LATE)
 		cpn_env_late_answered(env, id);

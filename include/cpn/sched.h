@@ -62,8 +62,8 @@ static __always_inline struct cpn_node *cpn_node_at_flat(void *tbl, __u32 id)
  * unanswered for longer than its answers should take (CPN_SUSPECT_SVC times
  * the time between its answers, plus its path and CPN_SUSPECT_MIN_US) is
  * suspect and not chosen; while it still reports, one is tried again every
- * CPN_SUSPECT_RETRY_NS. Only a REPLY or BUSY of it clears this: a
- * heartbeat does not.
+ * CPN_SUSPECT_RETRY_NS. Only a REPLY or BUSY of it clears this, or starts
+ * the clock again (cpn_node_answered): a heartbeat does not.
  */
 #define CPN_SUSPECT_SVC	     2
 #define CPN_SUSPECT_MIN_US   2000
@@ -139,26 +139,35 @@ static __always_inline int cpn_node_up(const struct cpn_node *n)
 	return (n->admin & CPN_ADMIN_UP) && !(n->admin & CPN_ADMIN_DRAIN);
 }
 
-/* How long the node may take to answer anything, µs: CPN_SUSPECT_SVC
- * times the time between its answers, plus its path and
- * CPN_SUSPECT_MIN_US. Any answer counts (it clears `unanswered`), so a
- * queue does not lengthen this: a node that has work answers one request
- * each service time, or one batch, when more than its slots are in flight
- * (inflight x svc_us / capacity).
+/* How long the node may take to answer anything, µs, while it holds
+ * `held`: CPN_SUSPECT_SVC times the time between its answers, plus its
+ * path and CPN_SUSPECT_MIN_US. Any answer counts, so a queue does not
+ * lengthen this: a node that has work answers one request each service
+ * time, or one batch, when it holds more than its slots
+ * (held x svc_us / capacity).
  */
-static __always_inline __u32 cpn_answer_deadline_us(const struct cpn_node *n)
+static __always_inline __u32 cpn_deadline_us(const struct cpn_node *n, __u32 held)
 {
 	__u64 gap = n->svc_us, dl;
 	__u32 cap = n->capacity ? n->capacity : 1;
 
-	if (n->inflight > cap)
-		gap = (__u64)n->inflight * n->svc_us / cap;
+	if (held > cap)
+		gap = (__u64)held * n->svc_us / cap;
 	dl = (__u64)n->path_us + CPN_SUSPECT_MIN_US + CPN_SUSPECT_SVC * gap;
 	return dl > 0xffffffffULL ? 0xffffffffU : (__u32)dl;
 }
 
+/* The deadline of a request steered now: from what the node last said it
+ * has in flight (a batch).
+ */
+static __always_inline __u32 cpn_answer_deadline_us(const struct cpn_node *n)
+{
+	return cpn_deadline_us(n, n->inflight);
+}
+
 /* Suspect: requests steered here have gone unanswered for longer than the
- * deadline set when the first of them was.
+ * deadline set when the first of them was steered, or by the answer that
+ * left them waiting (cpn_node_answered).
  */
 static __always_inline int cpn_node_suspect(const struct cpn_node *n, __u64 now_ns)
 {
@@ -1026,22 +1035,41 @@ static __always_inline void cpn_learn_report(struct cpn_node *n, const struct cp
 /* A REPLY or BUSY of the node (already authenticated, and the answer to a
  * request of this router where it keeps flows): it answers. `held` is what
  * the answer says the node still holds (its queue_depth + inflight, which
- * leave out the requests it answers). Holding nothing, it has answered
- * everything steered to it before (or it is on its way): `unanswered` is 0.
- * Holding some, those of this router wait still, and the node owes its
- * next answer within a deadline from this one: `unanswered` counts them
- * (no more than it holds) and the clock starts again now. A node killed
- * with a queue is then suspect a deadline after its last answer, not only
- * once a request steered after its death has waited a deadline.
+ * leave out the requests it answers); `ago_us` how long ago this router
+ * steered the request answered (its router_ts echoed), ~0 if not known.
+ *
+ * - Holding nothing, the node has answered everything steered to it before
+ *   (or it is on its way); this was the router's only request; or the
+ *   answered request was steered after the clock started, so that all the
+ *   router counted then is answered or lost (a node serves in order):
+ *   `unanswered` is 0, and the next request steered starts the clock.
+ * - Else the router's others wait behind it, and the node owes its next
+ *   answer within a deadline from this one, for all it holds:
+ *   `unanswered` counts them (one less, and no more than it holds), the
+ *   clock starts again now. A node killed with a queue is then suspect a
+ *   deadline after its last answer, not once a request steered after its
+ *   death has waited a deadline.
+ *
+ * Not atomic against the CPUs that count steered requests in: a count
+ * one too high (or a request lost on its way to the node) lasts until an
+ * answer to a request steered after the clock started, or one that
+ * leaves the node empty; one too low is the old rule's blind spot.
  */
-static __always_inline void cpn_node_answered(struct cpn_node *n, __u32 held, __u64 now_ns)
+static __always_inline void cpn_node_answered(struct cpn_node *n, __u32 held, __u32 ago_us,
+					      __u64 now_ns)
 {
 	__u32 u = n->unanswered;
+	__u64 age = now_ns > n->since_ns ? now_ns - n->since_ns : 0;
 
+	/* steered at least 1 µs after the clock started (router_ts is in
+	 * whole µs of the same clock)
+	 */
+	if (ago_us <= CPN_PATH_MAX_US && ((__u64)ago_us + 1) * 1000 < age)
+		u = 0;
 	if (u > 1 && held) {
 		u--;
 		n->unanswered = u < held ? u : held;
-		n->deadline_us = cpn_answer_deadline_us(n);
+		n->deadline_us = cpn_deadline_us(n, held);
 		n->since_ns = now_ns;
 	} else {
 		n->unanswered = 0;
@@ -1055,12 +1083,12 @@ static __always_inline void cpn_node_answered(struct cpn_node *n, __u32 held, __
  * say.
  */
 static __always_inline void cpn_learn_answer(struct cpn_node *n, __u32 inside_us, int reply,
-					     __u32 held, __u64 now_ns)
+					     __u32 held, __u32 ago_us, __u64 now_ns)
 {
 	__u64 depth, pred, r;
 	__u32 old, prev;
 
-	cpn_node_answered(n, held, now_ns);
+	cpn_node_answered(n, held, ago_us, now_ns);
 	n->report_flags &= ~CPN_REP_IDLE;
 	if (!reply || !n->queue_depth || !n->svc_us || inside_us > CPN_PATH_MAX_US)
 		return;

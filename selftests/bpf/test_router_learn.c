@@ -103,8 +103,9 @@ static void check_reply_learning(struct router *r, int family, int vlan)
 
 	print_message("# reply learning: %s vlan %d\n", RT_FAMILY_STR(family), vlan);
 	unlearned_node2(r, family);
-	r->silent_nodes = 1; /* the harness leaves unanswered as the run did */
-	n->unanswered = 3;   /* steered here, not yet answered */
+	r->silent_nodes = 1;		    /* the harness leaves unanswered as the run did */
+	n->unanswered = 3;		    /* steered here, not yet answered */
+	n->since_ns = cpn_now_ns() - MS_NS; /* the first of them: after the one answered */
 	cpn_pkt_reply(&s, family, 2);
 	s.vlan = vlan;
 	s.msg.queue_depth = 7;
@@ -131,10 +132,10 @@ static void check_reply_learning(struct router *r, int family, int vlan)
 	 */
 	assert_int_equal(n->unanswered, 2);
 	assert_in_range(n->since_ns, t0, t1);
-	/* twice the 300 µs between answers, 2 ms, and the path known before
-	 * this reply (none)
+	/* 2 ms, the path known before this reply (none), and twice what the
+	 * 10 it holds take on its 8 slots at 300 µs
 	 */
-	assert_int_equal(n->deadline_us, 2 * 300 + 2000);
+	assert_int_equal(n->deadline_us, 2000 + 2 * (10 * 300 / 8));
 	assert_int_equal(n->admin, CPN_ADMIN_UP);
 	assert_int_equal(n->weight, 100);
 	/* No mean service time yet: the reply's worker_us stands in. */
@@ -201,12 +202,34 @@ static void check_reply_learning(struct router *r, int family, int vlan)
 	s.msg.type = CPN_T_REPLY;
 	s.msg.status = 0;
 	s.msg.queue_depth = 0;
+	s.msg.inflight = 0;
 	s.msg.router_ts = t_now_us() - 1000;
 	n->unanswered = 3;
+	n->since_ns = cpn_now_ns() - 2 * MS_NS;
 	len = cpn_pkt_build(&s, in, sizeof(in));
 	rt_run(r, in, len, &o);
 	assert_int_equal(o.act, XDP_PASS);
 	assert_int_equal(n->unanswered, 0);
+	/* The node holds 5, but the request answered was steered (its
+	 * router_ts) 1 ms ago, after the clock started 5 ms ago: what was
+	 * counted then is answered or lost, the count cleared. One steered
+	 * before the clock started leaves the rest counted.
+	 */
+	s.msg.queue_depth = 5;
+	s.msg.router_ts = t_now_us() - 1000;
+	n->unanswered = 2;
+	n->since_ns = cpn_now_ns() - 5 * MS_NS;
+	len = cpn_pkt_build(&s, in, sizeof(in));
+	rt_run(r, in, len, &o);
+	assert_int_equal(o.act, XDP_PASS);
+	assert_int_equal(n->unanswered, 0);
+	s.msg.router_ts = t_now_us() - 8000;
+	n->unanswered = 2;
+	n->since_ns = cpn_now_ns() - 5 * MS_NS;
+	len = cpn_pkt_build(&s, in, sizeof(in));
+	rt_run(r, in, len, &o);
+	assert_int_equal(o.act, XDP_PASS);
+	assert_int_equal(n->unanswered, 1);
 	r->silent_nodes = 0;
 }
 

@@ -61,6 +61,9 @@ static int reset_tables(void **state)
 }
 
 /* A live, idle node: up, weight 100, capacity 1, 100 µs per request. */
+/* cpn_learn_answer: how long ago the answered request was steered, not known */
+#define NO_AGO (~0u)
+
 static struct cpn_node *live_node(__u16 id)
 {
 	struct cpn_node *n = &tbl[id];
@@ -296,10 +299,10 @@ static void test_slot_cost_kept_by_every_writer(void **state)
 				cpn_learn_svc(&n, cpn_ntohl(h.worker_us));
 			/* answers far slower than the load predicts: overclaim climbs */
 			cpn_learn_answer(&n, (rng() % 2 ? 40 : 1) * cpn_ntohl(h.worker_us), 1, 0,
-					 NOW_NS);
+					 NO_AGO, NOW_NS);
 			break;
 		case 2:
-			cpn_learn_answer(&n, 0, 0, 0, NOW_NS);
+			cpn_learn_answer(&n, 0, 0, 0, NO_AGO, NOW_NS);
 			break;
 		case 3:
 			if (rng() % 8 == 0)
@@ -2064,26 +2067,28 @@ static void test_only_answers_clear_suspicion(void **state)
 	cpn_learn_report(n, &h, t);
 	assert_true(cpn_node_suspect(n, t + 1));
 	assert_int_equal(n->unanswered, 1);
-	cpn_learn_answer(n, 0, 0, 0, t); /* a BUSY */
+	cpn_learn_answer(n, 0, 0, 0, NO_AGO, t); /* a BUSY */
 	assert_int_equal(n->unanswered, 0);
 	assert_false(cpn_node_suspect(n, t + 1));
 	cpn_node_steered(n, t);
 	assert_true(cpn_node_suspect(n, t + 100 * MS));
-	cpn_learn_answer(n, 90, 1, 0, t + 100 * MS); /* a REPLY */
+	cpn_learn_answer(n, 90, 1, 0, NO_AGO, t + 100 * MS); /* a REPLY */
 	assert_false(cpn_node_suspect(n, t + 100 * MS));
 }
 
 /* An answer that leaves the node holding requests (its queue_depth +
  * inflight, which leave out what it answers) starts the clock again for
- * those of this router: a node killed with a queue, after answering the
- * head of it, is suspect a deadline after that answer. An answer that
- * leaves it holding nothing clears the count, as does one that answers
- * this router's only request (what it holds is another router's).
+ * those of this router, with a deadline for all the node holds: a node
+ * killed with a queue, after answering the head of it, is suspect a
+ * deadline after that answer. The count is cleared by an answer that
+ * leaves the node empty, by one to the router's only request, and by one
+ * to a request steered after the clock started (what was counted before
+ * it is answered or lost): a count one too high heals.
  */
 static void test_answer_leaving_a_queue_restarts_the_clock(void **state)
 {
-	struct cpn_node *n = live_node(1);
-	__u64 t0 = NOW_NS, t1 = NOW_NS + 3 * MS, dl;
+	struct cpn_node *n = live_node(1); /* capacity 1, svc_us 100, no path */
+	__u64 t0 = NOW_NS, t1 = NOW_NS + 3 * MS;
 	struct cpn_hdr h;
 
 	(void)state;
@@ -2091,33 +2096,70 @@ static void test_answer_leaving_a_queue_restarts_the_clock(void **state)
 	cpn_node_steered(n, t0 + MS);
 	cpn_node_steered(n, t0 + 2 * MS);
 	assert_int_equal(n->unanswered, 3);
-	/* the first answered: the two behind it still held */
-	load_hdr(&h, 1, 1, 1, 0, 0);
+	/* the first answered (steered 3 ms ago, when the clock started): the
+	 * two behind it still held
+	 */
+	load_hdr(&h, 2, 0, 1, 0, 0);
 	cpn_learn_load(n, &h, t1);
-	cpn_learn_answer(n, 100, 1, (__u32)n->queue_depth + n->inflight, t1);
+	cpn_learn_answer(n, 100, 1, (__u32)n->queue_depth + n->inflight, 3000, t1);
 	assert_int_equal(n->unanswered, 2);
 	assert_true(n->since_ns == t1);
-	dl = (__u64)n->deadline_us * 1000;
-	assert_true(dl == (__u64)cpn_answer_deadline_us(n) * 1000);
-	assert_false(cpn_node_suspect(n, t1 + dl));
-	assert_true(cpn_node_suspect(n, t1 + dl + 1)); /* it died after that answer */
-	/* the count is never above what the node says it holds */
+	/* 2 ms + twice the 2 x 100 µs its queue of two takes */
+	assert_int_equal(n->deadline_us, 2000 + 2 * 200);
+	assert_false(cpn_node_suspect(n, t1 + 2400 * 1000ULL));
+	assert_true(cpn_node_suspect(n, t1 + 2400 * 1000ULL + 1)); /* it died after that answer */
+
+	/* the count is never above what the node says it holds: a BUSY to a
+	 * request steered before the clock started (2 ms before t0 + 3 ms)
+	 */
 	cpn_node_steered(n, t1 + MS);
 	cpn_node_steered(n, t1 + MS);
 	assert_int_equal(n->unanswered, 4);
-	cpn_learn_answer(n, 0, 0, 1, t1 + 2 * MS); /* a BUSY, one held */
+	cpn_learn_answer(n, 0, 0, 1, 4000, t1 + 2 * MS);
 	assert_int_equal(n->unanswered, 1);
 	assert_true(n->since_ns == t1 + 2 * MS);
-	/* this router's last one answered: what the node holds is not its */
-	cpn_learn_answer(n, 100, 1, 7, t1 + 3 * MS);
+	assert_int_equal(n->deadline_us, 2000 + 2 * 100);
+
+	/* this router's last one answered: what the node holds is another's */
+	cpn_learn_answer(n, 100, 1, 7, 4000, t1 + 3 * MS);
 	assert_int_equal(n->unanswered, 0);
 	assert_false(cpn_node_suspect(n, t1 + 100 * MS));
+
 	/* holding nothing: every one answered (or on its way) */
 	cpn_node_steered(n, t1 + 4 * MS);
 	cpn_node_steered(n, t1 + 4 * MS);
-	cpn_learn_answer(n, 100, 1, 0, t1 + 5 * MS);
+	cpn_learn_answer(n, 100, 1, 0, 1000, t1 + 5 * MS);
 	assert_int_equal(n->unanswered, 0);
-	assert_false(cpn_node_suspect(n, t1 + 100 * MS));
+
+	/* one too many (a request lost on its way): an answer to a request
+	 * steered after the clock started clears it although the node still
+	 * holds other routers' requests; one to the request that started the
+	 * clock does not
+	 */
+	t0 = t1 + 10 * MS;
+	cpn_node_steered(n, t0);	  /* lost */
+	cpn_node_steered(n, t0 + 2 * MS); /* answered below */
+	assert_int_equal(n->unanswered, 2);
+	cpn_learn_answer(n, 100, 1, 5, 2000, t0 + 4 * MS); /* steered at t0 + 2 ms: ago 2000 */
+	assert_int_equal(n->unanswered, 0);
+	cpn_node_steered(n, t0 + 10 * MS);
+	cpn_node_steered(n, t0 + 10 * MS);
+	/* steered at the clock's start, to the µs (router_ts whole µs) */
+	cpn_learn_answer(n, 100, 1, 5, 1000, t0 + 11 * MS - 999);
+	assert_int_equal(n->unanswered, 1);
+	/* an age not known, or implausible: no clearing by it */
+	cpn_node_steered(n, t0 + 12 * MS);
+	cpn_learn_answer(n, 100, 1, 5, ~0u, t0 + 20 * MS);
+	assert_int_equal(n->unanswered, 1);
+
+	/* a batch: held 8 on one slot, svc_us 100 a request: the next answer
+	 * comes after the whole batch, 800 µs
+	 */
+	cpn_node_steered(n, t0 + 21 * MS);
+	cpn_node_steered(n, t0 + 21 * MS);
+	cpn_learn_answer(n, 100, 1, 8, ~0u, t0 + 22 * MS);
+	assert_int_equal(n->unanswered, 2);
+	assert_int_equal(n->deadline_us, 2000 + 2 * 800);
 }
 
 /* A suspect node that still reports is tried again once every
@@ -2155,7 +2197,7 @@ static void test_suspect_node_tried_again_only_while_reporting(void **state)
 	assert_false(cpn_node_answering(n, t + CPN_SUSPECT_RETRY_NS - 3 * MS));
 	assert_true(cpn_node_answering(n, t + CPN_SUSPECT_RETRY_NS));
 	/* an answer clears it */
-	cpn_learn_answer(n, 100, 1, 0, t + MS);
+	cpn_learn_answer(n, 100, 1, 0, NO_AGO, t + MS);
 	assert_true(cpn_node_answering(n, t + 2 * MS));
 }
 
@@ -2179,7 +2221,7 @@ static void test_gone_takes_deadlines_and_silence(void **state)
 	assert_false(cpn_node_gone(n, NOW_NS + CPN_GONE_MIN_NS));
 	assert_true(cpn_node_gone(n, NOW_NS + CPN_GONE_MIN_NS + 1));
 	n->svc_us = 5000; /* a slow node: its 4 deadlines are more than 20 ms */
-	cpn_learn_answer(n, 0, 0, 0, NOW_NS);
+	cpn_learn_answer(n, 0, 0, 0, NO_AGO, NOW_NS);
 	cpn_node_steered(n, NOW_NS);
 	dl = (__u64)n->deadline_us * 1000;
 	assert_false(cpn_node_gone(n, NOW_NS + CPN_GONE_DEADLINES * dl));
@@ -2193,7 +2235,7 @@ static void test_gone_takes_deadlines_and_silence(void **state)
 	cpn_node_steered(n, NOW_NS + 100 * dl);
 	assert_true(n->since_ns == NOW_NS);
 	assert_true(cpn_node_gone(n, NOW_NS + 100 * dl));
-	cpn_learn_answer(n, 0, 0, 0, NOW_NS + 100 * dl);
+	cpn_learn_answer(n, 0, 0, 0, NO_AGO, NOW_NS + 100 * dl);
 	assert_false(cpn_node_gone(n, NOW_NS + 100 * dl));
 }
 
@@ -2362,7 +2404,8 @@ static void test_overclaim_scales_reported_capacity(void **state)
 	liar->inflight = 1;
 	e0 = cpn_est_us(liar);
 	for (int i = 0; i < 64; i++)
-		cpn_learn_answer(liar, 32 * 2000, 1, 0, NOW_NS); /* 31 ahead of it, one at a time */
+		cpn_learn_answer(liar, 32 * 2000, 1, 0, NO_AGO,
+				 NOW_NS); /* 31 ahead of it, one at a time */
 	assert_true(liar->overclaim > 40 * CPN_OVERCLAIM_ONE);
 	e1 = cpn_est_us(liar);
 	assert_true(e1 > e0 * 30);
@@ -2371,13 +2414,13 @@ static void test_overclaim_scales_reported_capacity(void **state)
 	honest->queue_depth = 8;
 	honest->inflight = 4;
 	for (int i = 0; i < 64; i++)
-		cpn_learn_answer(honest, (8 / 4 + 1) * 2000, 1, 0,
+		cpn_learn_answer(honest, (8 / 4 + 1) * 2000, 1, 0, NO_AGO,
 				 NOW_NS); /* 2 batches ahead + its own */
 	assert_true(honest->overclaim <= CPN_OVERCLAIM_OK);
 	/* no queue: no sample */
 	honest->queue_depth = 0;
 	honest->overclaim = 0;
-	cpn_learn_answer(honest, 1000000, 1, 0, NOW_NS);
+	cpn_learn_answer(honest, 1000000, 1, 0, NO_AGO, NOW_NS);
 	assert_int_equal(honest->overclaim, 0);
 }
 

@@ -616,7 +616,8 @@ static void reply_at_router(struct sim *s, __u32 id, const struct req *r, __u32 
 	if (s->c->policy == POL_CENTRAL)
 		return;
 	/* The router sees the answer go by: the node is answering. */
-	cpn_learn_answer(&s->views[r->router].nodes[id], 0, 0, qd + infl, sim_ns(s->now));
+	cpn_learn_answer(&s->views[r->router].nodes[id], 0, 0, qd + infl,
+			 (__u32)(s->now > r->t0 ? s->now - r->t0 : 0), sim_ns(s->now));
 	if (s->c->mode == MODE_ROUTER)
 		learn_load(&s->views[r->router].nodes[id], qd, infl, sim_ns(s->now));
 	if (token)

@@ -388,8 +388,9 @@ static void show_nodes(struct cpn_maps *m, const struct node_view *nv, int nn, b
 				printf("null");
 			jkv_u("reports", v->ns.reports, &f);
 			jkv_u("unanswered", v->st.unanswered, &f);
-			/* Since the first of them was steered, and how long the
-			 * node had to answer it (cpn_node_suspect).
+			/* How long their clock has run (from the first of them
+			 * steered, or the last answer that left some waiting),
+			 * and the deadline it runs to (cpn_node_suspect).
 			 */
 			jkey("unanswered_ms", &f);
 			if (v->st.unanswered && now >= v->st.since_ns)

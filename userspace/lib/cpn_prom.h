@@ -67,7 +67,7 @@
 	X(NODE_OUTSTANDING, "cpn_node_outstanding", "gauge",                                       \
 	  "Requests steered to the node since its last report.")                                   \
 	X(NODE_UNANSWERED, "cpn_node_unanswered", "gauge",                                         \
-	  "Requests steered to the node since its last REPLY or BUSY.")                            \
+	  "Requests steered to the node and not known to be answered.")                            \
 	X(NODE_SUSPECT, "cpn_node_suspect", "gauge",                                               \
 	  "1 while requests steered to the node have gone unanswered past its deadline: it is "    \
 	  "not chosen (tried again while it still reports).")                                      \
