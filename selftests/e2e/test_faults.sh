@@ -158,7 +158,7 @@ elif cmd == "kill1":  # kill1 RECS KILL.json END.json NODE S_US SLACK_MS
         te = json.load(open(sys.argv[4] + ".t"))["t"]
         if e.get("unanswered_ms") is not None:
             first = te - int(e["unanswered_ms"] * 1e6)
-            print("# the router: %d unanswered, the first steered at kill %+.2f ms, deadline "
+            print("# the router: %d unanswered, their clock started at kill %+.2f ms, deadline "
                   "%.2f ms: suspect from kill %+.2f ms; svc_us %d, path_us %d, inflight %d, "
                   "capacity %d (before the kill: svc_us %d, inflight %d, unanswered %d)"
                   % (e["unanswered"], (first - t) / 1e6, e["deadline_ms"],
