@@ -90,6 +90,28 @@ static __u64 hist_total(const struct cpn_node_stats *ns)
 
 /* ---- REPLY ----------------------------------------------------------- */
 
+/* The node's answer `s`, saying it holds `queue`, to a request steered
+ * `ago_us` ago, while the router counts `unanswered` on a clock started
+ * `since_ms` ago: what the router counts after it.
+ */
+static __u32 answer_leaves(struct router *r, struct cpn_pkt *s, __u16 queue, __u32 ago_us,
+			   __u32 unanswered, __u64 since_ms)
+{
+	struct cpn_node *n = &r->maps.state[2];
+	__u8 in[CPN_PKT_MAX];
+	struct rt_out o;
+	size_t len;
+
+	s->msg.queue_depth = queue;
+	s->msg.router_ts = t_now_us() - ago_us;
+	n->unanswered = unanswered;
+	n->since_ns = cpn_now_ns() - since_ms * MS_NS;
+	len = cpn_pkt_build(s, in, sizeof(in));
+	rt_run(r, in, len, &o);
+	assert_int_equal(o.act, XDP_PASS);
+	return n->unanswered;
+}
+
 static void check_reply_learning(struct router *r, int family, int vlan)
 {
 	struct cpn_node *n = &r->maps.state[2];
@@ -201,35 +223,15 @@ static void check_reply_learning(struct router *r, int family, int vlan)
 	assert_in_range(n->since_ns, t0, t1);
 	s.msg.type = CPN_T_REPLY;
 	s.msg.status = 0;
-	s.msg.queue_depth = 0;
 	s.msg.inflight = 0;
-	s.msg.router_ts = t_now_us() - 1000;
-	n->unanswered = 3;
-	n->since_ns = cpn_now_ns() - 2 * MS_NS;
-	len = cpn_pkt_build(&s, in, sizeof(in));
-	rt_run(r, in, len, &o);
-	assert_int_equal(o.act, XDP_PASS);
-	assert_int_equal(n->unanswered, 0);
+	assert_int_equal(answer_leaves(r, &s, 0, 1000, 3, 2), 0);
 	/* The node holds 5, but the request answered was steered (its
 	 * router_ts) 1 ms ago, after the clock started 5 ms ago: what was
 	 * counted then is answered or lost, the count cleared. One steered
 	 * before the clock started leaves the rest counted.
 	 */
-	s.msg.queue_depth = 5;
-	s.msg.router_ts = t_now_us() - 1000;
-	n->unanswered = 2;
-	n->since_ns = cpn_now_ns() - 5 * MS_NS;
-	len = cpn_pkt_build(&s, in, sizeof(in));
-	rt_run(r, in, len, &o);
-	assert_int_equal(o.act, XDP_PASS);
-	assert_int_equal(n->unanswered, 0);
-	s.msg.router_ts = t_now_us() - 8000;
-	n->unanswered = 2;
-	n->since_ns = cpn_now_ns() - 5 * MS_NS;
-	len = cpn_pkt_build(&s, in, sizeof(in));
-	rt_run(r, in, len, &o);
-	assert_int_equal(o.act, XDP_PASS);
-	assert_int_equal(n->unanswered, 1);
+	assert_int_equal(answer_leaves(r, &s, 5, 1000, 2, 5), 0);
+	assert_int_equal(answer_leaves(r, &s, 5, 8000, 2, 5), 1);
 	r->silent_nodes = 0;
 }
 
