@@ -21,6 +21,9 @@
 #   bail_rest N REASON       not_ok for every test up to N (an earlier step
 #                            that the rest needed failed)
 #   tap_ran N                a comment when fewer than N tests reported
+#   cpnctl_sandbox NAME      a router pinned under /sys/fs/bpf/cpn-NAME-PID,
+#                            state in TMP, `ctl ARGS...` to drive it; all
+#                            removed on exit
 #
 # `tap_n` counts the tests reported so far.
 tap_n=0
@@ -106,4 +109,26 @@ skip_one() {
 
 tap_ran() {
 	[ "$tap_n" -eq "$1" ] || echo "# ran $tap_n of $1 tests"
+}
+
+# cpnctl_sandbox NAME: a router of the test's own, loaded by cpnctl and not
+# attached: CPNCTL, PIN (/sys/fs/bpf/cpn-NAME-PID), TMP (its state dir's
+# parent), and ctl ARGS... to run cpnctl on them. Needs root, cpnctl and
+# python3 (a failure naming what is missing); mounts bpffs if need be; on
+# exit `cpnctl down` and every pin and file removed.
+cpnctl_sandbox() {
+	CPNCTL=$(pwd)/${BUILD:-build}/cpnctl
+	need_root
+	need_file "$CPNCTL"
+	need_cmd python3
+	PIN=/sys/fs/bpf/cpn-$1-$$
+	TMP=$(mktemp -d "/tmp/cpn-$1.XXXXXX")
+	trap cpnctl_sandbox_down EXIT
+	trap 'exit 130' INT TERM
+	mountpoint -q /sys/fs/bpf || mount -t bpf bpf /sys/fs/bpf
+	ctl() { timeout 20 "$CPNCTL" --pin-dir "$PIN" --state-dir "$TMP/state" "$@"; }
+}
+cpnctl_sandbox_down() {
+	"$CPNCTL" --pin-dir "$PIN" --state-dir "$TMP/state" down >/dev/null 2>&1
+	rm -rf "$PIN" "$TMP"
 }

@@ -7,22 +7,7 @@
 set -u
 cd "$(dirname "$0")/../.." || exit 1
 . selftests/e2e/lib.sh
-CPNCTL=$(pwd)/${BUILD:-build}/cpnctl
-
-need_root
-need_file "$CPNCTL"
-need_cmd python3
-
-PIN=/sys/fs/bpf/cpn-cfg-$$
-TMP=$(mktemp -d /tmp/cpn-cfg.XXXXXX)
-cleanup() {
-	"$CPNCTL" --pin-dir "$PIN" --state-dir "$TMP/state" down >/dev/null 2>&1
-	rm -rf "$PIN" "$TMP"
-}
-trap cleanup EXIT
-trap 'exit 130' INT TERM
-mountpoint -q /sys/fs/bpf || mount -t bpf bpf /sys/fs/bpf
-ctl() { timeout 20 "$CPNCTL" --pin-dir "$PIN" --state-dir "$TMP/state" "$@"; }
+cpnctl_sandbox cfg
 
 # The good config. Each broken one below is this with one change; the line
 # that is wrong carries the marker `#<-` so that its number is known.

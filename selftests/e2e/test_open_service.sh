@@ -8,22 +8,7 @@
 set -u
 cd "$(dirname "$0")/../.." || exit 1
 . selftests/e2e/lib.sh
-CPNCTL=$(pwd)/${BUILD:-build}/cpnctl
-
-need_root
-need_file "$CPNCTL"
-need_cmd python3
-
-PIN=/sys/fs/bpf/cpn-open-$$
-TMP=$(mktemp -d /tmp/cpn-open.XXXXXX)
-cleanup() {
-	"$CPNCTL" --pin-dir "$PIN" --state-dir "$TMP/state" down >/dev/null 2>&1
-	rm -rf "$PIN" "$TMP"
-}
-trap cleanup EXIT
-trap 'exit 130' INT TERM
-mountpoint -q /sys/fs/bpf || mount -t bpf bpf /sys/fs/bpf
-ctl() { timeout 20 "$CPNCTL" --pin-dir "$PIN" --state-dir "$TMP/state" "$@"; }
+cpnctl_sandbox open
 KEY=000102030405060708090a0b0c0d0e0f
 
 # TENANTS lines go under `tenants:`.
