@@ -126,6 +126,7 @@ cpnctl_sandbox() {
 	trap cpnctl_sandbox_down EXIT
 	trap 'exit 130' INT TERM
 	mountpoint -q /sys/fs/bpf || mount -t bpf bpf /sys/fs/bpf
+	# shellcheck disable=SC2317 # called by the test that set it up
 	ctl() { timeout 20 "$CPNCTL" --pin-dir "$PIN" --state-dir "$TMP/state" "$@"; }
 }
 cpnctl_sandbox_down() {
